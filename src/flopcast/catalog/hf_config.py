@@ -1,0 +1,121 @@
+"""Build a Model from a Hugging Face ``config.json`` (llama, mistral, mixtral, qwen2/3(-moe),
+deepseek_v3, gpt2, gptj, falcon, bloom, llama4, gpt_oss)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from flopcast.errors import FlopcastError
+from flopcast.specs.model import Model
+
+_LLAMA_LIKE = {"llama", "mistral", "mixtral", "qwen2", "qwen3", "qwen2_moe", "qwen3_moe"}
+
+
+def model_from_hf_config(config: dict[str, Any] | str | Path, name: str | None = None) -> Model:
+    """A Model from a HF config dict or a path to ``config.json``.
+
+    >>> cfg = {"model_type": "llama", "num_hidden_layers": 2, "hidden_size": 64,
+    ...        "num_attention_heads": 4, "intermediate_size": 128, "vocab_size": 100}
+    >>> model_from_hf_config(cfg).mlp
+    'swiglu'
+    """
+    if not isinstance(config, dict):
+        config = json.loads(Path(config).read_text())
+    if "text_config" in config:  # multimodal wrappers (llama4): the language model's config
+        config = {**config["text_config"], "model_type": config.get("model_type", "")}
+    mt = config.get("model_type", "")
+    name = name or config.get("_name_or_path") or mt or "hf-model"
+    try:
+        fields = _fields(mt, config)
+    except KeyError as e:
+        raise FlopcastError(f"config.json ({mt}): missing key {e.args[0]}") from None
+    return Model.model_validate({"name": name, "source": "Hugging Face config.json", **fields})
+
+
+def _fields(mt: str, c: dict[str, Any]) -> dict[str, Any]:
+    if mt in _LLAMA_LIKE or mt in ("llama4", "llama4_text", "deepseek_v3", "deepseek_v2", "gpt_oss"):
+        return _llama_family(mt, c)
+    if mt == "gpt2":
+        return dict(
+            num_layers=c["n_layer"], hidden_size=c["n_embd"], num_attention_heads=c["n_head"],
+            ffn_hidden_size=c.get("n_inner"), vocab_size=c["vocab_size"],
+            max_position_embeddings=c.get("n_positions", 1024), mlp="gelu", norm="layernorm",
+            position_embedding="learned", tied_embeddings=True, linear_bias=True, dropout=True,
+        )
+    if mt == "gptj":
+        return dict(
+            num_layers=c["n_layer"], hidden_size=c["n_embd"], num_attention_heads=c["n_head"],
+            ffn_hidden_size=c.get("n_inner"), vocab_size=c["vocab_size"],
+            max_position_embeddings=c.get("n_positions", 2048), mlp="gelu", norm="layernorm",
+            position_embedding="rotary", parallel_attention=True,
+        )
+    if mt in ("falcon", "RefinedWeb", "RefinedWebModel"):
+        new_arch = c.get("new_decoder_architecture", False)
+        kv = c.get("num_kv_heads") if new_arch else (1 if c.get("multi_query", True) else None)
+        return dict(
+            num_layers=c.get("num_hidden_layers", c.get("n_layer")),
+            hidden_size=c["hidden_size"], num_attention_heads=c.get("num_attention_heads", c.get("n_head")),
+            num_kv_heads=kv, vocab_size=c["vocab_size"], mlp="gelu", norm="layernorm",
+            position_embedding="alibi" if c.get("alibi") else "rotary",
+            parallel_attention=c.get("parallel_attn", True) and not new_arch,
+            linear_bias=c.get("bias", False), tied_embeddings=c.get("tie_word_embeddings", False),
+        )
+    if mt == "bloom":
+        return dict(
+            num_layers=c["n_layer"], hidden_size=c["hidden_size"], num_attention_heads=c["n_head"],
+            vocab_size=c["vocab_size"], mlp="gelu", norm="layernorm", position_embedding="alibi",
+            tied_embeddings=True, linear_bias=True, embedding_norm=True,
+        )
+    raise FlopcastError(
+        f"config.json: model_type {mt!r} is not supported (llama, mistral, mixtral, qwen2, qwen3, "
+        "qwen2_moe, qwen3_moe, deepseek_v3, llama4, gpt_oss, gpt2, gptj, falcon, bloom)"
+    )
+
+
+def _llama_family(mt: str, c: dict[str, Any]) -> dict[str, Any]:
+    f: dict[str, Any] = dict(
+        num_layers=c["num_hidden_layers"], hidden_size=c["hidden_size"],
+        num_attention_heads=c["num_attention_heads"], num_kv_heads=c.get("num_key_value_heads"),
+        head_dim=c.get("head_dim"), ffn_hidden_size=c.get("intermediate_size"),
+        vocab_size=c["vocab_size"], max_position_embeddings=c.get("max_position_embeddings", 4096),
+        mlp="swiglu", norm="rmsnorm", position_embedding="rotary",
+        tied_embeddings=c.get("tie_word_embeddings", False),
+        qkv_bias=c.get("attention_bias", mt == "qwen2" or mt == "qwen2_moe"),
+        qk_norm=mt in ("qwen3", "qwen3_moe"),
+    )
+    if c.get("sliding_window") and c.get("use_sliding_window", mt == "mistral"):
+        f["sliding_window"] = c["sliding_window"]
+    experts = c.get("num_local_experts") or c.get("num_experts") or c.get("n_routed_experts")
+    if experts:
+        f.update(
+            num_experts=experts,
+            moe_top_k=c.get("num_experts_per_tok") or c.get("num_experts_per_token", 2),
+            moe_ffn_hidden_size=c.get("moe_intermediate_size") or c.get("intermediate_size"),
+            num_shared_experts=c.get("n_shared_experts") or 0,
+        )
+        if c.get("shared_expert_intermediate_size"):  # qwen2_moe: one wide shared expert
+            f.update(num_shared_experts=1,
+                     shared_expert_ffn_hidden_size=c["shared_expert_intermediate_size"])
+    if mt.startswith("deepseek"):
+        f.update(
+            q_lora_rank=c.get("q_lora_rank"), kv_lora_rank=c["kv_lora_rank"],
+            qk_nope_head_dim=c["qk_nope_head_dim"], qk_rope_head_dim=c["qk_rope_head_dim"],
+            v_head_dim=c["v_head_dim"], first_k_dense_layers=c.get("first_k_dense_replace", 0),
+            moe_layer_every=c.get("moe_layer_freq", 1),
+            moe_router_bias=c.get("topk_method") == "noaux_tc", head_dim=None, qkv_bias=False,
+        )
+    if mt.startswith("llama4"):
+        f.update(
+            ffn_hidden_size=c.get("intermediate_size_mlp", c.get("intermediate_size")),
+            moe_ffn_hidden_size=c.get("intermediate_size"), num_shared_experts=1,
+            moe_layer_every=c.get("interleave_moe_layer_step", 1),
+        )
+    if mt == "gpt_oss":
+        f.update(
+            linear_bias=True, qkv_bias=False, attention_sinks=True, moe_router_bias=True,
+            moe_expert_bias=True, sliding_window=c.get("sliding_window", 128),
+            sliding_window_every=2,
+        )
+    return f

@@ -1,0 +1,122 @@
+"""Read catalog YAML files into specs, converting people's units to SI on the way in."""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from flopcast.errors import FlopcastError
+from flopcast.specs.efficiency import Efficiency
+from flopcast.specs.gpu import GPU
+from flopcast.specs.model import Model
+
+CATALOG_DIR = Path(__file__).parent
+GPU_DIR = CATALOG_DIR / "gpus"
+MODEL_DIR = CATALOG_DIR / "models"
+CALIBRATION_FILE = CATALOG_DIR.parent / "calibration" / "default.yaml"
+
+GIB = 2**30
+GB = 1e9
+
+
+def gpu_ids() -> list[str]:
+    return sorted(p.stem for p in GPU_DIR.glob("*.yaml"))
+
+
+def model_ids() -> list[str]:
+    return sorted(p.stem for p in MODEL_DIR.glob("*.yaml"))
+
+
+def load_calibration(path: str | Path | None = None) -> dict[str, dict[str, float]]:
+    """Efficiency values per GPU family from a calibration file (default: the shipped one)."""
+    path = Path(path) if path else CALIBRATION_FILE
+    if not path.exists():
+        if path == CALIBRATION_FILE:
+            return {}
+        raise FlopcastError(f"calibration: file not found: {path}")
+    data = yaml.safe_load(path.read_text()) or {}
+    families = data.get("families", {})
+    if not isinstance(families, dict):
+        raise FlopcastError(f"calibration: {path} has no 'families' mapping")
+    return {fam: dict(values.get("efficiency", values)) for fam, values in families.items()}
+
+
+def gpu_from_yaml(data: dict, calibration: dict[str, dict[str, float]] | None = None) -> GPU:
+    """A GPU spec from a catalog entry (dense TFLOP/s, GiB, GB/s, Gb/s) in SI units.
+
+    Efficiency = Efficiency() defaults, then the calibration of the GPU's family, then any
+    ``efficiency:`` values written in the entry itself.
+    """
+    d = dict(data)
+    calibration = load_calibration() if calibration is None else calibration
+    eff = {**calibration.get(d["family"], {}), **d.pop("efficiency", {})}
+    try:
+        return GPU(
+            id=d["id"], name=d["name"], vendor=d["vendor"], family=d["family"],
+            peak_flops={k: v * 1e12 for k, v in d["dense_tflops"].items()},
+            hbm_bytes=d["hbm_gib"] * GIB,
+            hbm_bandwidth=d["hbm_bandwidth_gb_s"] * GB,
+            nvlink_bandwidth=d["nvlink_bandwidth_gb_s"] * GB,
+            pcie_bandwidth=d["pcie_bandwidth_gb_s"] * GB,
+            gpus_per_node=d["gpus_per_node"],
+            network_bandwidth=d["network_gbit_s"] * 1e9 / 8,
+            tdp_watts=d["tdp_watts"],
+            price_per_gpu_hour_usd=d["price_per_gpu_hour_usd"],
+            price_date=str(d["price_date"]),
+            efficiency=Efficiency.model_validate(eff),
+            sources=d.get("sources", []),
+        )
+    except KeyError as e:
+        raise FlopcastError(f"gpu entry {d.get('id', '?')}: missing field {e.args[0]}") from None
+
+
+@lru_cache(maxsize=None)
+def _gpu_cached(gpu_id: str, calibration_path: str | None) -> GPU:
+    path = GPU_DIR / f"{gpu_id}.yaml"
+    if not path.exists():
+        raise FlopcastError(f"gpu: unknown id {gpu_id!r}; known: {', '.join(gpu_ids())}")
+    calibration = load_calibration(calibration_path)
+    return gpu_from_yaml(yaml.safe_load(path.read_text()), calibration)
+
+
+def load_gpu(gpu_id: str, calibration: str | Path | None = None) -> GPU:
+    """The catalog GPU ``gpu_id`` with the calibration applied (default: shipped calibration)."""
+    return _gpu_cached(gpu_id, str(calibration) if calibration else None)
+
+
+@lru_cache(maxsize=None)
+def load_model(model_id: str) -> Model:
+    """The catalog model ``model_id``."""
+    path = MODEL_DIR / f"{model_id}.yaml"
+    if not path.exists():
+        raise FlopcastError(f"model: unknown id {model_id!r}; known: {', '.join(model_ids())}")
+    return _model_from_mapping(yaml.safe_load(path.read_text()), str(path))
+
+
+def _model_from_mapping(data: dict, where: str) -> Model:
+    try:
+        return Model.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = ".".join(str(x) for x in err["loc"]) or "model"
+        raise FlopcastError(f"{where}: {loc}: {err['msg']}") from None
+
+
+def resolve_model(ref: str) -> Model:
+    """A model from a catalog id, a HF ``config.json`` path, or a flopcast model YAML path."""
+    path = Path(ref)
+    if path.suffix in (".json", ".yaml", ".yml") or path.is_dir():
+        if path.is_dir():
+            path = path / "config.json"
+        if not path.exists():
+            raise FlopcastError(f"model: file not found: {path}")
+        if path.suffix == ".json":
+            from flopcast.catalog.hf_config import model_from_hf_config
+
+            return model_from_hf_config(json.loads(path.read_text()), name=path.parent.name)
+        return _model_from_mapping(yaml.safe_load(path.read_text()), str(path))
+    return load_model(ref)

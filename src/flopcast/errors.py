@@ -1,0 +1,9 @@
+"""Errors a user can cause; the CLI turns them into one line and exit status 2."""
+
+
+class FlopcastError(ValueError):
+    """Bad input or a question flopcast has no model for; the message says which and why."""
+
+
+class UnsupportedError(FlopcastError):
+    """flopcast has no model for this case; the message gives the reason."""

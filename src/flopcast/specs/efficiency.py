@@ -1,0 +1,68 @@
+"""Achieved-fraction-of-peak parameters: where judgement enters the cost model.
+
+Counting (FLOPs, bytes) is exact; how fast the hardware runs them is not. Every such factor
+is a named field here, with its default and why. Defaults are priors; `flopcast calibrate`
+fits a handful of them per GPU family to published measurements and writes them to
+``flopcast/calibration/default.yaml``, which the catalog applies on load.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Efficiency(BaseModel):
+    """Achieved fractions of datasheet peaks and fixed overheads for one GPU family."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    gemm_peak_fraction: float = Field(
+        0.75, gt=0, le=1,
+        description="Fraction of dense tensor-core peak a large, well-shaped GEMM achieves "
+        "(cuBLAS on A100/H100 reaches ~0.7-0.85 on 8k-sized bf16 GEMMs).",
+    )
+    gemm_half_dim: float = Field(
+        96.0, ge=0,
+        description="GEMM dimension (elements) at which that dimension's saturation factor "
+        "d/(d+half) is 1/2: small dimensions under-fill tiles and waves.",
+    )
+    low_precision_gemm_fraction: float = Field(
+        0.7, gt=0, le=1,
+        description="Efficiency of fp8/fp4 GEMMs relative to bf16 ones at the same shape "
+        "(scaling, casts and less mature kernels: fp8 training is ~1.3-1.5x, not 2x, bf16).",
+    )
+    attention_peak_fraction: float = Field(
+        0.45, gt=0, le=1,
+        description="Fraction of bf16 peak that fused (FlashAttention-2/3) attention "
+        "achieves, forward and backward alike.",
+    )
+    hbm_fraction: float = Field(
+        0.8, gt=0, le=1,
+        description="Fraction of datasheet HBM bandwidth achieved by memory-bound kernels.",
+    )
+    nvlink_fraction: float = Field(
+        0.8, gt=0, le=1,
+        description="Fraction of NVLink/xGMI per-direction bandwidth NCCL collectives achieve.",
+    )
+    network_fraction: float = Field(
+        0.8, gt=0, le=1,
+        description="Fraction of inter-node per-GPU bandwidth NCCL collectives achieve.",
+    )
+    layer_overhead_s: float = Field(
+        2.0e-5, ge=0,
+        description="Fixed time per transformer layer per forward-pass equivalent (kernel "
+        "launches, host scheduling, small un-modelled kernels); backward counts twice.",
+    )
+    step_overhead_s: float = Field(
+        0.0, ge=0,
+        description="Fixed time per optimizer step outside the layers (data loading, "
+        "logging, gradient clipping, host sync).",
+    )
+    power_fraction_of_tdp: float = Field(
+        0.8, gt=0, le=1.2,
+        description="Average board power during training as a fraction of TDP, for energy.",
+    )
+
+    def updated(self, **values: float) -> Efficiency:
+        """A copy with some fields replaced (validated)."""
+        return Efficiency.model_validate({**self.model_dump(), **values})

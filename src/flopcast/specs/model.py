@@ -1,0 +1,164 @@
+"""Transformer model spec: dense GPT, Llama-style (GQA, SwiGLU) and MoE (incl. MLA attention)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class Model(BaseModel):
+    """The shape of a decoder-only transformer; enough to count its FLOPs and bytes exactly.
+
+    Names follow Megatron-LM where it has one (num_layers, hidden_size, ffn_hidden_size,
+    num_attention_heads, num_query_groups is ``num_kv_heads`` here).
+
+    >>> m = Model(name="tiny", num_layers=2, hidden_size=64, num_attention_heads=4, vocab_size=100)
+    >>> m.kv_heads, m.head_dim, m.ffn_hidden
+    (4, 16, 256)
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    source: str = ""
+    published_params: float | None = Field(None, description="Published total parameter count.")
+    published_active_params: float | None = None
+
+    num_layers: int = Field(ge=1)
+    hidden_size: int = Field(ge=1)
+    num_attention_heads: int = Field(ge=1)
+    num_kv_heads: int | None = Field(None, ge=1, description="GQA groups; None = heads (MHA).")
+    head_dim: int | None = Field(None, ge=1, description="None = hidden_size / heads.")
+    ffn_hidden_size: int | None = Field(None, ge=1, description="None = 4 * hidden_size.")
+    vocab_size: int = Field(ge=1)
+    max_position_embeddings: int = Field(2048, ge=1)
+
+    mlp: Literal["gelu", "swiglu"] = Field("gelu", description="swiglu = gated MLP (3 matrices).")
+    position_embedding: Literal["learned", "rotary", "alibi"] = "learned"
+    tied_embeddings: bool = False
+    norm: Literal["layernorm", "rmsnorm"] = "layernorm"
+    linear_bias: bool = Field(False, description="Biases on all linear layers (GPT-2/3, BLOOM).")
+    qkv_bias: bool = Field(False, description="Bias on Q/K/V only (Qwen2).")
+    qk_norm: bool = Field(False, description="RMSNorm on q and k per head (Qwen3).")
+    parallel_attention: bool = Field(False, description="Attention and MLP share one input norm.")
+    embedding_norm: bool = Field(False, description="LayerNorm after the embedding (BLOOM).")
+    dropout: bool = Field(False, description="Dropout in training (stores masks).")
+    sliding_window: int | None = Field(None, ge=1, description="Window of local-attention layers.")
+    sliding_window_every: int = Field(
+        0, ge=0, description="Every n-th layer is global, others local; 0 = all local "
+        "when sliding_window is set, 2 = alternate (gpt-oss)."
+    )
+    attention_sinks: bool = Field(False, description="Learned per-head sink logits (gpt-oss).")
+
+    # Mixture of experts
+    num_experts: int = Field(0, ge=0, description="Routed experts per MoE layer; 0 = dense.")
+    moe_top_k: int = Field(0, ge=0)
+    moe_ffn_hidden_size: int | None = Field(None, ge=1, description="Routed expert FFN width.")
+    num_shared_experts: int = Field(0, ge=0)
+    shared_expert_ffn_hidden_size: int | None = Field(
+        None, ge=1, description="Width of each shared expert; None = moe_ffn_hidden_size."
+    )
+    first_k_dense_layers: int = Field(0, ge=0, description="Leading layers with a dense MLP.")
+    moe_layer_every: int = Field(1, ge=1, description="Every n-th layer (after the dense ones) is MoE.")
+    moe_router_bias: bool = False
+    moe_expert_bias: bool = Field(False, description="Biases inside expert MLPs (gpt-oss).")
+
+    # Multi-head latent attention (DeepSeek-V2/V3)
+    q_lora_rank: int | None = None
+    kv_lora_rank: int | None = None
+    qk_nope_head_dim: int | None = None
+    qk_rope_head_dim: int | None = None
+    v_head_dim: int | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Model:
+        if self.kv_lora_rank is None and self.head_dim is None:
+            if self.hidden_size % self.num_attention_heads:
+                raise ValueError(
+                    f"hidden_size ({self.hidden_size}) must be divisible by "
+                    f"num_attention_heads ({self.num_attention_heads}), or give head_dim"
+                )
+        if self.num_attention_heads % self.kv_heads:
+            raise ValueError(
+                f"num_attention_heads ({self.num_attention_heads}) must be a multiple of "
+                f"num_kv_heads ({self.kv_heads})"
+            )
+        if self.num_experts:
+            if not 1 <= self.moe_top_k <= self.num_experts:
+                raise ValueError(f"moe_top_k must be in 1..num_experts ({self.num_experts})")
+            if self.moe_ffn_hidden_size is None:
+                raise ValueError("moe_ffn_hidden_size is required when num_experts > 0")
+        mla = (self.kv_lora_rank, self.qk_nope_head_dim, self.qk_rope_head_dim, self.v_head_dim)
+        if any(v is not None for v in mla) and any(v is None for v in mla):
+            raise ValueError(
+                "MLA needs kv_lora_rank, qk_nope_head_dim, qk_rope_head_dim and v_head_dim"
+            )
+        return self
+
+    # Derived shape -------------------------------------------------------------------------
+    @property
+    def kv_heads(self) -> int:
+        return self.num_kv_heads or self.num_attention_heads
+
+    @property
+    def is_mla(self) -> bool:
+        return self.kv_lora_rank is not None
+
+    @property
+    def head_dim_qk(self) -> int:
+        """Per-head width of queries and keys."""
+        if self.is_mla:
+            return self.qk_nope_head_dim + self.qk_rope_head_dim
+        return self.head_dim or self.hidden_size // self.num_attention_heads
+
+    @property
+    def head_dim_v(self) -> int:
+        if self.is_mla:
+            return self.v_head_dim
+        return self.head_dim_qk
+
+    @property
+    def ffn_hidden(self) -> int:
+        return self.ffn_hidden_size or 4 * self.hidden_size
+
+    @property
+    def is_moe(self) -> bool:
+        return self.num_experts > 0
+
+    @property
+    def num_moe_layers(self) -> int:
+        """MoE layers: after ``first_k_dense_layers``, every ``moe_layer_every``-th layer."""
+        if not self.is_moe:
+            return 0
+        rest = self.num_layers - self.first_k_dense_layers
+        return rest // self.moe_layer_every
+
+    @property
+    def num_dense_layers(self) -> int:
+        return self.num_layers - self.num_moe_layers
+
+    @property
+    def shared_expert_ffn(self) -> int:
+        return self.shared_expert_ffn_hidden_size or self.moe_ffn_hidden_size or 0
+
+    @property
+    def num_local_attention_layers(self) -> int:
+        """Layers whose attention is limited to ``sliding_window`` tokens."""
+        if self.sliding_window is None:
+            return 0
+        if self.sliding_window_every == 0:
+            return self.num_layers
+        return self.num_layers - self.num_layers // self.sliding_window_every
+
+    def num_parameters(self) -> float:
+        """Total parameters (see :mod:`flopcast.physics.params`)."""
+        from flopcast.physics.params import total_parameters
+
+        return total_parameters(self)
+
+    def num_active_parameters(self) -> float:
+        """Parameters a token passes through (routed experts: top-k of them)."""
+        from flopcast.physics.params import active_parameters
+
+        return active_parameters(self)

@@ -1,0 +1,50 @@
+"""How a training job is split: Megatron-LM's parallel sizes, batch sizes and memory options."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Recompute = Literal["none", "selective", "full"]
+Schedule = Literal["1f1b", "interleaved", "gpipe"]
+
+
+class Parallelism(BaseModel):
+    """Parallel layout and batch of one training job (Megatron-LM option names in brackets).
+
+    - tp [tensor-model-parallel-size], pp [pipeline-model-parallel-size], vp [virtual
+      pipeline stages per device, i.e. num-layers / (pp · num-layers-per-virtual-pipeline-stage)],
+      cp [context-parallel-size], ep [expert-model-parallel-size], dp (None = GPUs/(tp·pp·cp)).
+    - sp [sequence-parallel]: None = on whenever tp > 1 (Megatron/NeMo recommended setting).
+    - zero_stage: 0 DDP, 1 sharded optimizer states (Megatron distributed optimizer),
+      2 + gradients, 3 + parameters (FSDP FULL_SHARD).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tp: int = Field(1, ge=1)
+    pp: int = Field(1, ge=1)
+    vp: int = Field(1, ge=1)
+    cp: int = Field(1, ge=1)
+    ep: int = Field(1, ge=1)
+    dp: int | None = Field(None, ge=1)
+    sp: bool | None = None
+    zero_stage: int = Field(1, ge=0, le=3)
+    micro_batch: int = Field(1, ge=1)
+    global_batch: int | None = Field(None, ge=1, description="None = micro_batch · dp.")
+    recompute: Recompute = "none"
+    schedule: Schedule | None = Field(None, description="None = interleaved if vp > 1 else 1f1b.")
+    tp_comm_overlap: bool = False
+    dp_comm_overlap: bool = True
+    cpu_offload_optimizer: bool = False
+
+    @property
+    def sequence_parallel(self) -> bool:
+        return (self.tp > 1) if self.sp is None else (self.sp and self.tp > 1)
+
+    @property
+    def pipeline_schedule(self) -> str:
+        if self.schedule is not None:
+            return self.schedule
+        return "interleaved" if self.vp > 1 else "1f1b"

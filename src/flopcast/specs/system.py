@@ -1,0 +1,38 @@
+"""A cluster: GPUs of one kind, a scale-up (NVLink) domain and a scale-out network."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from flopcast.specs.gpu import GPU
+
+
+class System(BaseModel):
+    """``num_gpus`` GPUs, ``gpus_per_node`` of them per NVLink domain.
+
+    ``network_bandwidth`` is per GPU per direction (bytes/s) between domains; it defaults to
+    the GPU entry's typical NIC (e.g. 400 Gb/s = 50 GB/s per H100).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    gpu: GPU
+    num_gpus: int = Field(ge=1)
+    gpus_per_node: int | None = Field(None, ge=1)
+    network_bandwidth: float | None = Field(None, gt=0)
+    network_latency_s: float | None = Field(None, ge=0)
+
+    @model_validator(mode="after")
+    def _fill(self) -> System:
+        if self.gpus_per_node is None:
+            object.__setattr__(self, "gpus_per_node", self.gpu.gpus_per_node)
+        if self.network_bandwidth is None:
+            object.__setattr__(self, "network_bandwidth", self.gpu.network_bandwidth)
+        if self.network_latency_s is None:
+            object.__setattr__(self, "network_latency_s", self.gpu.network_latency_s)
+        return self
+
+    @property
+    def domain_size(self) -> int:
+        """GPUs that share the fast domain (never more than the job has)."""
+        return min(self.gpus_per_node, self.num_gpus)
