@@ -58,6 +58,16 @@ class Efficiency(BaseModel):
         description="Fixed time per optimizer step outside the layers (data loading, "
         "logging, gradient clipping, host sync).",
     )
+    runtime_reserved_bytes: float = Field(
+        2.5 * 2**30, ge=0,
+        description="GPU memory not available to tensors: CUDA context, NCCL buffers, "
+        "cuBLAS workspaces and allocator fragmentation (typically 1.5-4 GiB).",
+    )
+    cpu_adam_params_per_s: float = Field(
+        1.0e9, gt=0,
+        description="Parameters per second a host CPU updates per GPU when the optimizer is "
+        "offloaded (ZeRO-Offload's CPU-Adam, Ren et al. 2021 §4.1).",
+    )
     power_fraction_of_tdp: float = Field(
         0.8, gt=0, le=1.2,
         description="Average board power during training as a fraction of TDP, for energy.",

@@ -1,0 +1,152 @@
+"""Bytes per GPU: weights, gradients, optimizer states, activations.
+
+- Model states: mixed-precision Adam keeps 2 (weights) + 2 (gradients) + 12 (fp32 master
+  weights, momentum, variance) = 16 bytes per parameter (Rajbhandari et al. 2020, ZeRO §3.1,
+  K = 12). ZeRO-1 shards the 12 over data-parallel ranks, ZeRO-2 also the gradients,
+  ZeRO-3 (FSDP FULL_SHARD) also the weights (ZeRO §5, Figure 1).
+- Activations per layer: Korthikanti et al. 2022 ("Reducing Activation Recomputation in Large
+  Transformer Models") §4: s·b·h·(34 + 5·a·s/h) bytes in 16-bit, of which 10·s·b·h stays
+  replicated under tensor parallelism unless sequence parallelism splits it too (Eq. 2-4);
+  full recomputation keeps only each layer's 2·s·b·h input (§4.3); FlashAttention (Dao et al.
+  2022) never stores the a·s² softmax terms. Written here per token in terms of the actual
+  projection widths, so GQA, SwiGLU and MoE follow from the same counting.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from flopcast.physics import params as P
+from flopcast.specs.model import Model
+from flopcast.specs.precision import Precision
+
+#: ZeRO §3.1: Adam in mixed precision keeps fp32 weights, momentum and variance (4+4+4 bytes).
+ADAM_STATE_BYTES_MIXED = 12
+#: Adam in pure fp32 needs no separate master copy: momentum and variance only.
+ADAM_STATE_BYTES_FP32 = 8
+#: Bytes of a dropout mask element (PyTorch stores masks as uint8/bool).
+DROPOUT_MASK_BYTES = 1
+#: The cross-entropy loss works on fp32 logits (Megatron vocab-parallel cross entropy).
+LOGIT_LOSS_BYTES = 4
+
+
+def _dims(model: Model):
+    q_dim = model.num_attention_heads * model.head_dim_qk
+    k_dim = (model.num_attention_heads if model.is_mla else model.kv_heads) * model.head_dim_qk
+    v_dim = (model.num_attention_heads if model.is_mla else model.kv_heads) * model.head_dim_v
+    o_dim = model.num_attention_heads * model.head_dim_v
+    return q_dim, k_dim, v_dim, o_dim
+
+
+def activation_bytes_per_token_layer(model: Model, seq_len, tp, sp, recompute,
+                                     act_bytes: float = 2.0, flash_attention: bool = True,
+                                     moe_layer: bool = False):
+    """Activation bytes one token leaves behind in one layer for the backward pass.
+
+    Korthikanti et al. 2022 §4 per token (s·b = 1): replicated part 4h (two norm inputs) +
+    2h (QKV input) + 2h (MLP input) + 2·h mask bytes (dropout) = 10h for GPT-3; split part
+    Q,K,V (6h), attention output (2h), MLP (2·4h + 2·4h), = 24h, plus 5·a·s without flash.
+    With sequence parallelism the replicated part is split by tp too (Eq. 4). Full
+    recompute keeps just the layer input, 2h (split with SP). ``recompute``: 0/1/2 codes.
+
+    >>> from flopcast.specs.model import Model
+    >>> gpt = Model(name="g", num_layers=1, hidden_size=1, num_attention_heads=1, vocab_size=1,
+    ...             dropout=True)
+    >>> float(activation_bytes_per_token_layer(gpt, 1, 1, False, 0))  # 34·h with h = 1
+    34.0
+    """
+    h = model.hidden_size
+    tp = np.asarray(tp, dtype=float)
+    sp = np.asarray(sp, dtype=bool)
+    recompute = np.asarray(recompute)
+    q_dim, k_dim, v_dim, o_dim = _dims(model)
+    mask = DROPOUT_MASK_BYTES * h if model.dropout else 0.0
+    norms = (1 if model.parallel_attention else 2) * act_bytes * h
+    replicated = norms + 2 * act_bytes * h + 2 * mask
+    attention = act_bytes * (q_dim + k_dim + v_dim + o_dim)
+    if not flash_attention:
+        per_score = act_bytes + (DROPOUT_MASK_BYTES + act_bytes if model.dropout else 0)
+        attention = attention + per_score * model.num_attention_heads * np.asarray(seq_len)
+    if moe_layer:
+        f = model.moe_ffn_hidden_size
+        up = 2 * f if model.mlp == "swiglu" else f
+        mlp = model.moe_top_k * act_bytes * (h + up + f)  # dispatched input, act in/out
+        shared = model.num_shared_experts * model.shared_expert_ffn
+        shared_up = 2 * shared if model.mlp == "swiglu" else shared
+        mlp = mlp + act_bytes * (shared_up + shared) + LOGIT_LOSS_BYTES * model.num_experts
+    else:
+        f = model.ffn_hidden
+        up = 2 * f if model.mlp == "swiglu" else f
+        mlp = act_bytes * (up + f)
+    split = attention + mlp
+    no_recompute = np.where(sp, (replicated + split) / tp, replicated + split / tp)
+    full = np.where(sp, act_bytes * h / tp, act_bytes * h)
+    return np.where(recompute == 2, full, no_recompute)
+
+
+def layer_param_counts(model: Model) -> tuple[float, float]:
+    """(non-expert, routed-expert) parameters of an average layer."""
+    dense = P.dense_layer_params(model)
+    if not model.is_moe:
+        return float(dense), 0.0
+    moe_total, _ = P.moe_layer_params(model)
+    expert = model.num_experts * P.mlp_params(model, model.moe_ffn_hidden_size,
+                                              bias=model.moe_expert_bias)
+    moe_other = moe_total - expert
+    n_moe, n = model.num_moe_layers, model.num_layers
+    return ((n - n_moe) * dense + n_moe * moe_other) / n, n_moe * expert / n
+
+
+def stage_param_counts(model: Model, tp, pp, ep):
+    """Per-GPU (non-expert, expert) parameters on the first and on the last pipeline stage.
+
+    Layers are split ⌈L/p⌉ per stage at most; the first stage also holds the embedding, the
+    last the final norm and LM head (and, when embeddings are tied and p > 1, its own copy of
+    the embedding matrix, as Megatron does). TP shards everything, EP the routed experts.
+    """
+    tp = np.asarray(tp, dtype=float)
+    pp = np.asarray(pp, dtype=float)
+    ep = np.asarray(ep, dtype=float)
+    layers = np.ceil(model.num_layers / pp)
+    other, expert = layer_param_counts(model)
+    layer_other = layers * other / tp
+    layer_expert = layers * expert / (tp * ep)
+    embed = P.embedding_params(model) / tp
+    head = P.head_params(model) / tp
+    tied_copy = np.where(
+        model.tied_embeddings & (pp > 1), model.vocab_size * model.hidden_size / tp, 0.0
+    )
+    single = pp == 1
+    first_other = layer_other + embed + np.where(single, head, 0.0)
+    last_other = layer_other + head + tied_copy + np.where(single, embed, 0.0)
+    return first_other, last_other, layer_expert
+
+
+def model_state_bytes(non_expert, expert, precision: Precision, zero_stage, dense_shards,
+                      expert_shards, offload_optimizer=False):
+    """(weights, gradients, optimizer) bytes per GPU under a ZeRO stage.
+
+    ``dense_shards`` = dp·cp ranks share the non-expert states (Megatron's distributed
+    optimizer shards over the data-parallel-with-context group); ``expert_shards`` = dp·cp/ep.
+    """
+    zero = np.asarray(zero_stage)
+    wb = precision.weight_bytes + precision.low_precision_weight_bytes
+    gb = precision.weight_bytes
+    ob = ADAM_STATE_BYTES_FP32 if precision.weight_bytes >= 4 else ADAM_STATE_BYTES_MIXED
+
+    def sharded(count, shards, applies):
+        return np.where(applies, count / shards, count)
+
+    weights = wb * (sharded(non_expert, dense_shards, zero >= 3)
+                    + sharded(expert, expert_shards, zero >= 3))
+    grads = gb * (sharded(non_expert, dense_shards, zero >= 2)
+                  + sharded(expert, expert_shards, zero >= 2))
+    optim = ob * (sharded(non_expert, dense_shards, zero >= 1)
+                  + sharded(expert, expert_shards, zero >= 1))
+    optim = np.where(np.asarray(offload_optimizer), 0.0, optim)
+    return weights, grads, optim
+
+
+def logits_bytes_per_token(model: Model, tp, act_bytes: float = 2.0):
+    """LM-head output kept for the loss: 16-bit logits plus their fp32 copy, split over tp."""
+    return (act_bytes + LOGIT_LOSS_BYTES) * model.vocab_size / np.asarray(tp, dtype=float)

@@ -1,0 +1,1 @@
+"""Workloads built on the shared physics: training (estimate), later inference and serving."""

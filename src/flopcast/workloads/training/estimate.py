@@ -1,0 +1,108 @@
+"""estimate_training(job): the step model on a batch of one, in people's terms."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from flopcast.specs.training import TrainingJob
+from flopcast.workloads.training.layout import Layout
+from flopcast.workloads.training.step import training_step
+
+SECONDS_PER_DAY = 86400.0
+JOULES_PER_MWH = 3.6e9
+
+TIME_PARTS = ("compute_s", "tp_comm_s", "cp_comm_s", "ep_comm_s", "pp_comm_s", "bubble_s",
+              "dp_comm_exposed_s", "optimizer_s", "overhead_s")
+MEMORY_KINDS = ("weights", "gradients", "optimizer", "activations", "temporary")
+
+
+@dataclass(frozen=True)
+class TrainingEstimate:
+    """What one training configuration costs. Times in s, memory in bytes, energy in MWh."""
+
+    step_time_s: float
+    tokens_per_s: float
+    tokens_per_s_per_gpu: float
+    model_tflops_per_gpu: float
+    hardware_tflops_per_gpu: float
+    mfu: float
+    hfu: float
+    fits: bool
+    memory: dict[str, float]
+    memory_largest_stage: int
+    breakdown_s: dict[str, float]
+    num_gpus: int
+    tokens: float | None
+    time_to_train_days: float | None
+    gpu_hours: float | None
+    cost_usd: float | None
+    energy_mwh: float | None
+    config: dict
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def estimate_training(job: TrainingJob) -> TrainingEstimate:
+    """Estimate one training job.
+
+    >>> from flopcast.catalog import load_gpu, load_model
+    >>> from flopcast.specs import Parallelism, System, TrainingJob
+    >>> job = TrainingJob(model=load_model("llama-3.1-8b"),
+    ...                   system=System(gpu=load_gpu("h100-sxm"), num_gpus=8),
+    ...                   parallelism=Parallelism(micro_batch=1, global_batch=64), seq_len=8192)
+    >>> est = estimate_training(job)
+    >>> est.fits, 0.2 < est.mfu < 0.7
+    (True, True)
+    """
+    r = training_step(job.model, job.system, job.precision, job.seq_len, Layout.from_job(job))
+    v = {k: float(np.asarray(a).reshape(-1)[0]) for k, a in r.items()}
+    gpu = job.system.gpu
+    n = job.system.num_gpus
+    step = v["step_time_s"]
+    peak = gpu.peak(job.precision.gemm_dtype)
+    model_tflops = v["model_flops_per_step"] / step / n
+    hardware_tflops = v["hardware_flops_per_step"] / step / n
+    tokens_per_s = v["tokens_per_step"] / step
+    memory = {k: v[f"memory_{k}_bytes"] for k in MEMORY_KINDS}
+    memory["total"] = v["memory_total_bytes"]
+    memory["capacity"] = v["memory_capacity_bytes"]
+    budget = job.tokens
+    if budget:
+        seconds = budget / tokens_per_s
+        gpu_hours = seconds * n / 3600
+        cost = gpu_hours * gpu.price_per_gpu_hour_usd
+        energy = n * gpu.tdp_watts * gpu.efficiency.power_fraction_of_tdp * seconds / JOULES_PER_MWH
+        days = seconds / SECONDS_PER_DAY
+    else:
+        days = gpu_hours = cost = energy = None
+    p = job.parallelism
+    return TrainingEstimate(
+        step_time_s=step,
+        tokens_per_s=tokens_per_s,
+        tokens_per_s_per_gpu=tokens_per_s / n,
+        model_tflops_per_gpu=model_tflops / 1e12,
+        hardware_tflops_per_gpu=hardware_tflops / 1e12,
+        mfu=model_tflops / peak,
+        hfu=hardware_tflops / peak,
+        fits=bool(memory["total"] <= memory["capacity"]),
+        memory=memory,
+        memory_largest_stage=int(v["memory_largest_stage"]),
+        breakdown_s={k: v[k] for k in TIME_PARTS} | {"recompute_s": v["recompute_s"]},
+        num_gpus=n,
+        tokens=budget,
+        time_to_train_days=days,
+        gpu_hours=gpu_hours,
+        cost_usd=cost,
+        energy_mwh=energy,
+        config=dict(
+            model=job.model.name, gpu=gpu.id, num_gpus=n, gpus_per_node=job.system.gpus_per_node,
+            precision=job.precision.name, seq_len=job.seq_len, tp=p.tp, pp=p.pp, vp=p.vp,
+            cp=p.cp, ep=p.ep, dp=p.dp, sp=p.sequence_parallel, zero_stage=p.zero_stage,
+            micro_batch=p.micro_batch, global_batch=p.global_batch,
+            num_micro_batches=job.num_micro_batches, recompute=p.recompute,
+            schedule=p.pipeline_schedule,
+        ),
+    )

@@ -1,0 +1,54 @@
+"""Layout: a batch of parallel configurations as NumPy arrays (one element per configuration)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from flopcast.physics.flops import RECOMPUTE_CODES
+from flopcast.physics.pipeline import SCHEDULE_CODES
+from flopcast.specs.training import TrainingJob
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Parallel sizes, batch and options, each an array broadcastable against the others.
+
+    Codes: recompute 0 none / 1 selective / 2 full; schedule 0 1f1b / 1 interleaved / 2 gpipe.
+    """
+
+    tp: np.ndarray
+    pp: np.ndarray
+    vp: np.ndarray
+    cp: np.ndarray
+    ep: np.ndarray
+    dp: np.ndarray
+    micro_batch: np.ndarray
+    num_micro_batches: np.ndarray
+    sp: np.ndarray
+    zero: np.ndarray
+    recompute: np.ndarray
+    schedule: np.ndarray
+    tp_overlap: np.ndarray
+    dp_overlap: np.ndarray
+    offload: np.ndarray
+
+    @classmethod
+    def from_job(cls, job: TrainingJob) -> Layout:
+        p = job.parallelism
+        values = dict(
+            tp=p.tp, pp=p.pp, vp=p.vp, cp=p.cp, ep=p.ep, dp=p.dp, micro_batch=p.micro_batch,
+            num_micro_batches=job.num_micro_batches, sp=p.sequence_parallel,
+            zero=p.zero_stage, recompute=RECOMPUTE_CODES[p.recompute],
+            schedule=SCHEDULE_CODES[p.pipeline_schedule], tp_overlap=p.tp_comm_overlap,
+            dp_overlap=p.dp_comm_overlap, offload=p.cpu_offload_optimizer,
+        )
+        return cls(**{k: np.atleast_1d(np.asarray(v)) for k, v in values.items()})
+
+    def __len__(self) -> int:
+        return int(np.broadcast(*(getattr(self, f.name) for f in fields(self))).size)
+
+    @property
+    def global_batch(self) -> np.ndarray:
+        return self.micro_batch * self.dp * self.num_micro_batches
