@@ -1,0 +1,143 @@
+"""Least-squares fit of per-family efficiency parameters (see package docstring)."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from flopcast.errors import FlopcastError
+from flopcast.specs.efficiency import Efficiency
+from flopcast.validate.report import ape_pct
+from flopcast.validate.training import TrainingCase, predict_case, prepare_training_rows, read_rows
+
+#: Fitted parameters with their bounds. Everything else keeps its documented default.
+FITTED_PARAMETERS: dict[str, tuple[float, float]] = {
+    "gemm_peak_fraction": (0.3, 0.95),
+    "gemm_half_dim": (0.0, 2048.0),
+    "attention_peak_fraction": (0.1, 0.9),
+    "hbm_fraction": (0.3, 0.95),
+    "nvlink_fraction": (0.2, 1.0),
+    "network_fraction": (0.2, 1.0),
+    "layer_overhead_s": (0.0, 1e-3),
+    "low_precision_gemm_fraction": (0.3, 1.0),
+}
+
+#: Weight of the pull toward the prior, per parameter, on log(value/prior).
+PRIOR_WEIGHT = 0.05
+#: Robust loss scale: residuals (log errors) beyond ~0.15 count linearly, not quadratically.
+ROBUST_SCALE = 0.15
+
+
+def _scaled_bounds(names, prior):
+    lo = np.array([FITTED_PARAMETERS[n][0] for n in names])
+    hi = np.array([FITTED_PARAMETERS[n][1] for n in names])
+    x0 = np.clip(np.array([getattr(prior, n) for n in names]), lo, hi)
+    scale = np.where(hi > 0, hi, 1.0)
+    return x0 / scale, lo / scale, hi / scale, scale
+
+
+def _family_parameters(cases: list[TrainingCase]) -> list[str]:
+    """Parameters the family's rows can inform (fp8 only with low-precision rows, etc.)."""
+    names = [n for n in FITTED_PARAMETERS if n != "low_precision_gemm_fraction"]
+    if any(c.job.precision.is_low_precision for c in cases):
+        names.append("low_precision_gemm_fraction")
+    if not any(c.job.system.num_gpus > c.job.system.gpus_per_node for c in cases):
+        names.remove("network_fraction")
+    return names
+
+
+def fit_family(cases: list[TrainingCase], prior: Efficiency | None = None) -> Efficiency:
+    """Fit one family's parameters to its cases (all must have a job)."""
+    try:
+        from scipy.optimize import least_squares
+    except ImportError:  # pragma: no cover - exercised only without the extra
+        raise FlopcastError(
+            "calibrate needs scipy: pip install 'flopcast[calibrate]'"
+        ) from None
+    prior = prior or Efficiency()
+    names = _family_parameters(cases)
+    x0, lo, hi, scale = _scaled_bounds(names, prior)
+    measured = np.array([c.measured for c in cases])
+    prior_values = np.array([max(getattr(prior, n), 1e-9) for n in names])
+
+    def efficiency(x):
+        return prior.updated(**dict(zip(names, (x * scale).tolist())))
+
+    def residuals(x):
+        eff = efficiency(x)
+        predicted = np.array([predict_case(c, eff) for c in cases])
+        rows = np.log(predicted / measured)
+        values = np.maximum(x * scale, 1e-9)
+        pull = PRIOR_WEIGHT * np.log(values / prior_values)
+        return np.concatenate([rows, pull])
+
+    result = least_squares(residuals, x0, bounds=(lo, hi), loss="soft_l1", f_scale=ROBUST_SCALE,
+                           diff_step=1e-3, max_nfev=200)
+    return efficiency(result.x)
+
+
+def _by_family(cases: list[TrainingCase]) -> dict[str, list[TrainingCase]]:
+    groups: dict[str, list[TrainingCase]] = defaultdict(list)
+    for c in cases:
+        if c.job is not None:
+            groups[c.job.system.gpu.family].append(c)
+    return dict(groups)
+
+
+def _score(cases, fits: dict[str, Efficiency]) -> dict:
+    errors = [ape_pct(predict_case(c, fits.get(c.job.system.gpu.family)), c.measured)
+              for c in cases if c.job is not None]
+    return {
+        "rows": len(errors),
+        "median_ape_pct": round(float(np.median(errors)), 2) if errors else None,
+        "p90_ape_pct": round(float(np.percentile(errors, 90)), 2) if errors else None,
+    }
+
+
+def calibrate(path: str | Path, out: str | Path | None = None) -> dict:
+    """Fit every GPU family present in ``path``; write the calibration YAML to ``out``."""
+    path = Path(path)
+    cases = prepare_training_rows(read_rows(path))
+    groups = _by_family(cases)
+    if not groups:
+        raise FlopcastError(f"{path}: no row could be modelled, nothing to fit")
+    fits = {fam: fit_family(cs) for fam, cs in sorted(groups.items())}
+    families = {}
+    for fam, eff in fits.items():
+        names = _family_parameters(groups[fam])
+        families[fam] = {
+            "fitted": names,
+            "efficiency": {n: float(f"{getattr(eff, n):.6g}") for n in names},
+            "fit": _score(groups[fam], fits),
+        }
+    doc = {
+        "description": "Efficiency parameters per GPU family, fitted by `flopcast calibrate`. "
+                       "Families not listed keep the priors documented in specs/efficiency.py.",
+        "fitted_on": path.name,
+        "fitted_on_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "date": _dt.date.today().isoformat(),
+        "parameters_fitted": sum(len(f["fitted"]) for f in families.values()),
+        "summary": _score(cases, fits),
+        "families": families,
+    }
+    if out is not None:
+        Path(out).write_text(yaml.safe_dump(doc, sort_keys=False, width=100))
+    return doc
+
+
+def leave_one_source_out(path: str | Path) -> dict[str, dict]:
+    """For each source: fit on the other sources' rows, score this source's rows."""
+    cases = [c for c in prepare_training_rows(read_rows(path)) if c.job is not None]
+    sources = sorted({c.id.split(":")[0] for c in cases})
+    result = {}
+    for source in sources:
+        held_out = [c for c in cases if c.id.split(":")[0] == source]
+        rest = [c for c in cases if c.id.split(":")[0] != source]
+        fits = {fam: fit_family(cs) for fam, cs in _by_family(rest).items()}
+        result[source] = _score(held_out, fits)
+    return result

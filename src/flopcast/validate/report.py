@@ -1,0 +1,78 @@
+"""Scoring: absolute percentage error per row, median and p90 over the predicted rows."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from flopcast.errors import FlopcastError
+from flopcast.validate.training import predict_case, prepare_training_rows, read_rows
+
+
+def ape_pct(predicted: float, measured: float) -> float:
+    """Absolute percentage error, 100·|p - m|/m."""
+    return 100.0 * abs(predicted - measured) / abs(measured)
+
+
+def summarize(rows: list[dict]) -> dict:
+    """rows, predicted, median and p90 APE over the rows that have a prediction."""
+    errors = [r["ape_pct"] for r in rows if r["predicted"] is not None]
+    return {
+        "rows": len(rows),
+        "predicted": len(errors),
+        "median_ape_pct": float(np.median(errors)) if errors else None,
+        "p90_ape_pct": float(np.percentile(errors, 90)) if errors else None,
+    }
+
+
+def detect_kind(rows: list[dict]) -> str:
+    if not rows:
+        raise FlopcastError("the file has no rows")
+    columns = set(rows[0])
+    if "input_len" in columns or "engine" in columns:
+        return "inference"
+    if {"metric", "value", "gpu", "num_gpus"} <= columns:
+        return "training"
+    raise FlopcastError(
+        "file: columns match neither the training nor the inference measurement schema"
+    )
+
+
+def validate_file(path: str | Path, calibration: str | None = None) -> dict:
+    """Score every row of a measurement CSV: {"kind", "rows": [...], "summary", "by_source"}."""
+    raw = read_rows(path)
+    kind = detect_kind(raw)
+    if kind == "inference":
+        reason = "no inference model yet: flopcast predicts training only (inference is issue 4)"
+        out_rows = [
+            {"id": r.get("id", ""), "metric": r.get("metric", ""), "measured": _num(r.get("value")),
+             "predicted": None, "skipped": reason, "source": r.get("source", "")}
+            for r in raw
+        ]
+    else:
+        out_rows = []
+        for case in prepare_training_rows(raw, calibration):
+            predicted = predict_case(case)
+            row = {"id": case.id, "metric": case.metric, "measured": case.measured,
+                   "predicted": predicted, "skipped": case.skipped, "source": case.source}
+            if predicted is not None:
+                row["ape_pct"] = ape_pct(predicted, case.measured)
+            out_rows.append(row)
+    by_source: dict[str, list[dict]] = defaultdict(list)
+    for r in out_rows:
+        by_source[r["id"].split(":")[0]].append(r)
+    return {
+        "kind": kind,
+        "rows": out_rows,
+        "summary": summarize(out_rows),
+        "by_source": {s: summarize(rs) for s, rs in sorted(by_source.items())},
+    }
+
+
+def _num(value) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None

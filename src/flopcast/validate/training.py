@@ -1,0 +1,171 @@
+"""Rows of the training measurement schema (../shared/measurements/README.md) as jobs.
+
+Nothing here knows a row's id, source or value: every row is read the same way, and a row
+flopcast cannot model is skipped with the reason.
+
+Defaults for unstated fields: dp = gpus/(tp·pp·cp); pp, cp, ep, vp = 1; sp = on when tp > 1
+(Megatron/NeMo's recommended setting); zero_stage = 1 (Megatron's distributed optimizer);
+micro_batch = 1 (Megatron's default); global_batch = micro_batch·dp; recompute = none
+(Megatron's default); gpus_per_node = the GPU entry's NVLink domain. An empty vocab takes
+the vocabulary of the catalog model with the same shape (layers, hidden, heads, KV heads,
+FFN), else GPT-2's 50,257-token BPE, which Megatron's and NeMo's GPT recipes use.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from flopcast.catalog import load_gpu, load_model, model_ids, resolve_model
+from flopcast.errors import FlopcastError
+from flopcast.specs import Model, Parallelism, System, TrainingJob
+from flopcast.specs.efficiency import Efficiency
+from flopcast.workloads.training import training_step
+from flopcast.workloads.training.layout import Layout
+
+TRAINING_METRICS = ("tokens_per_s_per_gpu", "step_time_s", "tflops_per_gpu", "mfu_pct")
+DEFAULT_VOCAB = 50257  # GPT-2 BPE (Radford et al. 2019), Megatron's GPT default tokenizer
+
+
+@dataclass(frozen=True)
+class TrainingCase:
+    """One CSV row: its job (None when skipped), metric, measured value and convention."""
+
+    id: str
+    source: str
+    metric: str
+    measured: float
+    convention: str
+    job: TrainingJob | None
+    skipped: str | None
+
+
+def _int(row: dict, key: str, default: int | None = None) -> int | None:
+    value = (row.get(key) or "").strip()
+    if not value:
+        return default
+    return int(float(value))
+
+
+def _same_shape_vocab(layers, hidden, heads, kv_heads, ffn) -> int | None:
+    for mid in model_ids():
+        m = load_model(mid)
+        if (m.num_layers, m.hidden_size, m.num_attention_heads, m.kv_heads, m.ffn_hidden) == (
+            layers, hidden, heads, kv_heads or heads, ffn or 4 * hidden
+        ):
+            return m.vocab_size
+    return None
+
+
+def model_from_row(row: dict) -> Model:
+    """The row's model: from its shape columns, or its catalog id when they are empty."""
+    layers, hidden, heads = _int(row, "layers"), _int(row, "hidden"), _int(row, "heads")
+    if layers is None or hidden is None or heads is None:
+        return resolve_model(row["model"].strip())
+    kv_heads, ffn = _int(row, "kv_heads"), _int(row, "ffn_hidden")
+    vocab = _int(row, "vocab") or _same_shape_vocab(layers, hidden, heads, kv_heads, ffn)
+    experts = _int(row, "moe_experts", 0)
+    gated = ffn is not None and kv_heads is not None  # the schema's rule for SwiGLU
+    fields = dict(
+        name=row["model"].strip() or "model", num_layers=layers, hidden_size=hidden,
+        num_attention_heads=heads, num_kv_heads=kv_heads, ffn_hidden_size=ffn,
+        vocab_size=vocab or DEFAULT_VOCAB, max_position_embeddings=_int(row, "seq_len", 2048),
+        mlp="swiglu" if gated else "gelu",
+        position_embedding="rotary" if gated else "learned",
+        norm="rmsnorm" if gated else "layernorm",
+    )
+    if experts:
+        fields.update(num_experts=experts, moe_top_k=_int(row, "moe_topk", 1),
+                      moe_ffn_hidden_size=ffn or 4 * hidden)
+    return Model.model_validate(fields)
+
+
+def job_from_row(row: dict, calibration: str | None = None) -> TrainingJob:
+    """The training job a row describes (module docstring lists the defaults)."""
+    model = model_from_row(row)
+    gpu = load_gpu(row["gpu"].strip(), calibration)
+    system = System(gpu=gpu, num_gpus=_int(row, "num_gpus"),
+                    gpus_per_node=_int(row, "gpus_per_node"))
+    sp = _int(row, "sp")
+    parallel = dict(
+        tp=_int(row, "tp", 1), pp=_int(row, "pp", 1), cp=_int(row, "cp", 1),
+        ep=_int(row, "ep", 1), vp=_int(row, "vp", 1), dp=_int(row, "dp"),
+        sp=None if sp is None else bool(sp), zero_stage=_int(row, "zero_stage", 1),
+        micro_batch=_int(row, "micro_batch", 1), global_batch=_int(row, "global_batch"),
+        recompute=(row.get("recompute") or "none").strip(),
+    )
+    return TrainingJob(
+        model=model, system=system, parallelism=Parallelism(**parallel),
+        seq_len=_int(row, "seq_len", 2048), precision=(row.get("precision") or "bf16").strip(),
+    )
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        err = exc.errors()[0]
+        loc = ".".join(str(x) for x in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        return f"{loc}: {msg}" if loc else msg
+    return str(exc)
+
+
+def prepare_training_rows(rows: list[dict], calibration: str | None = None) -> list[TrainingCase]:
+    """Build each row's job once (validation is the slow part); skip what cannot be modelled."""
+    cases = []
+    for i, row in enumerate(rows):
+        rid = row.get("id") or f"row{i + 1}"
+        metric = (row.get("metric") or "").strip()
+        convention = (row.get("flops_convention") or "model").strip() or "model"
+        try:
+            measured = float(row["value"])
+        except (KeyError, TypeError, ValueError):
+            cases.append(TrainingCase(rid, row.get("source", ""), metric, float("nan"),
+                                      convention, None, "value is not a number"))
+            continue
+        job, skipped = None, None
+        if metric not in TRAINING_METRICS:
+            skipped = f"metric {metric!r} is not a training metric ({', '.join(TRAINING_METRICS)})"
+        elif convention not in ("model", "hardware"):
+            skipped = f"flops_convention {convention!r} is not 'model' or 'hardware'"
+        else:
+            try:
+                job = job_from_row(row, calibration)
+            except (FlopcastError, ValidationError, ValueError, TypeError) as e:
+                skipped = _reason(e)
+        cases.append(TrainingCase(rid, row.get("source", ""), metric, measured, convention, job,
+                                  skipped))
+    return cases
+
+
+def predict_case(case: TrainingCase, efficiency: Efficiency | None = None) -> float | None:
+    """Predict the case's metric in its convention (``efficiency`` overrides the GPU's)."""
+    if case.job is None:
+        return None
+    job = case.job
+    system = job.system
+    if efficiency is not None:
+        system = system.model_copy(update={"gpu": system.gpu.model_copy(
+            update={"efficiency": efficiency})})
+    r = training_step(job.model, system, job.precision, job.seq_len, Layout.from_job(job))
+    step = float(r["step_time_s"][0])
+    n = system.num_gpus
+    flops = r["model_flops_per_step" if case.convention == "model" else "hardware_flops_per_step"]
+    flops_per_gpu = float(flops[0]) / step / n
+    if case.metric == "tokens_per_s_per_gpu":
+        return float(r["tokens_per_step"][0]) / step / n
+    if case.metric == "step_time_s":
+        return step
+    if case.metric == "tflops_per_gpu":
+        return flops_per_gpu / 1e12
+    return 100 * flops_per_gpu / system.gpu.peak(job.precision.gemm_dtype)  # mfu_pct
+
+
+def read_rows(path: str | Path) -> list[dict]:
+    path = Path(path)
+    if not path.exists():
+        raise FlopcastError(f"file not found: {path}")
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
