@@ -1,0 +1,389 @@
+"""flopcast command line: train, validate, calibrate, catalog.
+
+Every user error ends as one line on stderr naming the option and what is allowed, with exit
+status 2 and no traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from flopcast.errors import FlopcastError
+
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+    help="Predict LLM training time, memory, cost and energy; check the predictions against "
+         "published measurements.",
+)
+console = Console()
+
+GIB = 2**30
+
+
+class RecomputeChoice(str, Enum):
+    none = "none"
+    selective = "selective"
+    full = "full"
+
+
+class ScheduleChoice(str, Enum):
+    one_f_one_b = "1f1b"
+    interleaved = "interleaved"
+    gpipe = "gpipe"
+
+
+class PrecisionChoice(str, Enum):
+    fp32 = "fp32"
+    bf16 = "bf16"
+    fp16 = "fp16"
+    fp8 = "fp8"
+    mxfp8 = "mxfp8"
+    nvfp4 = "nvfp4"
+
+
+_SUFFIX = {"k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12}
+
+
+def parse_count(text: str) -> float:
+    """'15T' → 1.5e13, '300B' → 3e11, '1e12' → 1e12."""
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[+-]?\d+)?)\s*([kmbgtKMBGT]?)\s*", text)
+    if not m:
+        raise FlopcastError(f"tokens: expected a number such as 15T, 300B or 1e12; got {text!r}")
+    return float(m.group(1)) * _SUFFIX.get(m.group(2).lower(), 1.0)
+
+
+def _model(model: str | None, layers, hidden, heads, kv_heads, ffn_hidden, vocab, swiglu):
+    from flopcast.catalog import resolve_model
+    from flopcast.specs import Model
+
+    shape = [layers, hidden, heads]
+    if any(v is not None for v in shape):
+        if any(v is None for v in shape):
+            raise FlopcastError("shape flags: --layers, --hidden and --heads go together")
+        if model is not None:
+            raise FlopcastError("model: give --model or shape flags, not both")
+        gated = swiglu if swiglu is not None else kv_heads is not None
+        return Model(
+            name=f"custom-{layers}x{hidden}", num_layers=layers, hidden_size=hidden,
+            num_attention_heads=heads, num_kv_heads=kv_heads, ffn_hidden_size=ffn_hidden,
+            vocab_size=vocab or 50257, mlp="swiglu" if gated else "gelu",
+            norm="rmsnorm" if gated else "layernorm",
+            position_embedding="rotary" if gated else "learned",
+        )
+    if model is None:
+        raise FlopcastError("model: give --model (catalog id or config path) or shape flags")
+    return resolve_model(model)
+
+
+@app.command()
+def train(
+    model: Optional[str] = typer.Option(
+        None, "--model", "-m", help="Catalog id (see `flopcast catalog models`), a HF "
+        "config.json / model directory, or a flopcast model YAML."),
+    gpu: str = typer.Option("h100-sxm", "--gpu", help="GPU catalog id (`flopcast catalog gpus`)."),
+    gpus: int = typer.Option(8, "--gpus", help="Number of GPUs in the job."),
+    gpus_per_node: Optional[int] = typer.Option(
+        None, "--gpus-per-node", help="GPUs per NVLink domain [default: the GPU entry's, "
+        "8 for HGX, 72 for NVL72]."),
+    network_gbps: Optional[float] = typer.Option(
+        None, "--network-gbps", help="Inter-node bandwidth per GPU per direction, Gb/s "
+        "[default: the GPU entry's NIC, e.g. 400]."),
+    tp: int = typer.Option(1, "--tp", "--tensor-model-parallel-size", help="Tensor parallel size."),
+    pp: int = typer.Option(1, "--pp", "--pipeline-model-parallel-size",
+                           help="Pipeline parallel size."),
+    vp: int = typer.Option(1, "--vp", "--virtual-pipeline-model-parallel-size",
+                           help="Model chunks per pipeline rank (interleaved 1F1B when > 1)."),
+    cp: int = typer.Option(1, "--cp", "--context-parallel-size", help="Context parallel size."),
+    ep: int = typer.Option(1, "--ep", "--expert-model-parallel-size",
+                           help="Expert parallel size (MoE models)."),
+    dp: Optional[int] = typer.Option(None, "--dp", help="Data parallel size [default: "
+                                     "gpus / (tp·pp·cp)]."),
+    sp: Optional[bool] = typer.Option(None, "--sp/--no-sp", "--sequence-parallel",
+                                      help="Megatron sequence parallelism [default: on when "
+                                      "tp > 1]."),
+    micro_batch: int = typer.Option(1, "--micro-batch", "--micro-batch-size",
+                                    help="Sequences per micro-batch."),
+    global_batch: Optional[int] = typer.Option(
+        None, "--global-batch", "--global-batch-size", help="Sequences per optimizer step "
+        "[default: micro-batch · dp]."),
+    seq_len: int = typer.Option(4096, "--seq-len", "--seq-length", help="Tokens per sequence."),
+    zero: int = typer.Option(1, "--zero", help="ZeRO stage: 0 DDP, 1 sharded optimizer "
+                             "(Megatron distributed optimizer), 2 + gradients, 3 + weights "
+                             "(FSDP)."),
+    recompute: RecomputeChoice = typer.Option(
+        RecomputeChoice.none, "--recompute", "--recompute-granularity",
+        help="Activation recomputation."),
+    schedule: Optional[ScheduleChoice] = typer.Option(
+        None, "--schedule", help="Pipeline schedule [default: interleaved if vp > 1 else 1f1b]."),
+    precision: PrecisionChoice = typer.Option(PrecisionChoice.bf16, "--precision",
+                                              help="Training number format."),
+    tp_comm_overlap: bool = typer.Option(False, "--tp-comm-overlap",
+                                         help="Overlap TP communication with GEMMs."),
+    dp_overlap: bool = typer.Option(True, "--dp-overlap/--no-dp-overlap",
+                                    help="Overlap DP gradient/parameter communication."),
+    cpu_offload: bool = typer.Option(False, "--cpu-offload",
+                                     help="Keep optimizer states on the host (ZeRO-Offload)."),
+    tokens: Optional[str] = typer.Option(
+        None, "--tokens", help="Training budget in tokens, e.g. 15T, 300B, 1e12 (adds days, "
+        "GPU-hours, $ and energy)."),
+    price: Optional[float] = typer.Option(None, "--price", help="$ per GPU-hour [default: "
+                                          "the GPU entry's indicative price]."),
+    calibration: Optional[Path] = typer.Option(
+        None, "--calibration", help="Calibration YAML from `flopcast calibrate` [default: "
+        "the shipped one]."),
+    layers: Optional[int] = typer.Option(None, "--layers", "--num-layers",
+                                         help="Ad-hoc model: transformer layers."),
+    hidden: Optional[int] = typer.Option(None, "--hidden", "--hidden-size",
+                                         help="Ad-hoc model: hidden size."),
+    heads: Optional[int] = typer.Option(None, "--heads", "--num-attention-heads",
+                                        help="Ad-hoc model: attention heads."),
+    kv_heads: Optional[int] = typer.Option(None, "--kv-heads", "--num-query-groups",
+                                           help="Ad-hoc model: KV heads (GQA) [default: heads]."),
+    ffn_hidden: Optional[int] = typer.Option(None, "--ffn-hidden", "--ffn-hidden-size",
+                                             help="Ad-hoc model: MLP width [default: 4·hidden]."),
+    vocab: Optional[int] = typer.Option(None, "--vocab", "--vocab-size",
+                                        help="Ad-hoc model: vocabulary [default: 50257]."),
+    swiglu: Optional[bool] = typer.Option(None, "--swiglu/--gelu", help="Ad-hoc model: gated "
+                                          "MLP [default: SwiGLU when --kv-heads is given]."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Estimate one training configuration: memory per GPU, step time, throughput, MFU, cost.
+
+    Units: times in seconds, memory in GiB (bytes in --json), energy in MWh.
+    """
+    from flopcast.catalog import load_gpu
+    from flopcast.specs import Parallelism, System, TrainingJob
+    from flopcast.workloads.training import estimate_training
+
+    the_model = _model(model, layers, hidden, heads, kv_heads, ffn_hidden, vocab, swiglu)
+    the_gpu = load_gpu(gpu, calibration)
+    if price is not None:
+        the_gpu = the_gpu.model_copy(update={"price_per_gpu_hour_usd": price})
+    system = System(gpu=the_gpu, num_gpus=gpus, gpus_per_node=gpus_per_node,
+                    network_bandwidth=None if network_gbps is None else network_gbps * 1e9 / 8)
+    parallel = Parallelism(
+        tp=tp, pp=pp, vp=vp, cp=cp, ep=ep, dp=dp, sp=sp, zero_stage=zero,
+        micro_batch=micro_batch, global_batch=global_batch, recompute=recompute.value,
+        schedule=schedule.value if schedule else None, tp_comm_overlap=tp_comm_overlap,
+        dp_comm_overlap=dp_overlap, cpu_offload_optimizer=cpu_offload,
+    )
+    job = TrainingJob(model=the_model, system=system, parallelism=parallel, seq_len=seq_len,
+                      precision=precision.value,
+                      tokens=parse_count(tokens) if tokens else None)
+    est = estimate_training(job)
+    if as_json:
+        print(json.dumps(est.to_dict(), indent=2))
+        return
+    _print_training(est)
+
+
+def _print_training(est) -> None:
+    c = est.config
+    console.print(
+        f"[bold]{c['model']}[/] on {c['num_gpus']}× {c['gpu']} ({c['precision']}, seq {c['seq_len']}): "
+        f"tp={c['tp']} pp={c['pp']} vp={c['vp']} cp={c['cp']} ep={c['ep']} dp={c['dp']} "
+        f"sp={'on' if c['sp'] else 'off'} zero={c['zero_stage']} mb={c['micro_batch']} "
+        f"gb={c['global_batch']} ({c['num_micro_batches']} micro-batches) "
+        f"recompute={c['recompute']} schedule={c['schedule']}"
+    )
+    mem = Table(title=f"Memory per GPU, largest stage (stage {est.memory_largest_stage})")
+    mem.add_column("kind")
+    mem.add_column("GiB", justify="right")
+    for k in ("weights", "gradients", "optimizer", "activations", "temporary", "total"):
+        mem.add_row(k, f"{est.memory[k] / GIB:,.1f}")
+    verdict = "[green]fits[/]" if est.fits else "[red]does not fit[/]"
+    mem.add_row("capacity", f"{est.memory['capacity'] / GIB:,.1f} ({verdict})")
+    console.print(mem)
+    step = Table(title="Step time")
+    step.add_column("part")
+    step.add_column("s", justify="right")
+    step.add_column("share", justify="right")
+    for k, v in est.breakdown_s.items():
+        if k == "recompute_s":
+            continue
+        step.add_row(k.removesuffix("_s"), f"{v:,.4f}", f"{100 * v / est.step_time_s:.1f}%")
+    step.add_row("[bold]step[/]", f"[bold]{est.step_time_s:,.4f}[/]", "100%")
+    console.print(step)
+    thr = Table(title="Throughput")
+    thr.add_column("metric")
+    thr.add_column("value", justify="right")
+    thr.add_row("tokens/s (job)", f"{est.tokens_per_s:,.0f}")
+    thr.add_row("tokens/s per GPU", f"{est.tokens_per_s_per_gpu:,.1f}")
+    thr.add_row("model TFLOP/s per GPU", f"{est.model_tflops_per_gpu:,.1f}")
+    thr.add_row("MFU / HFU", f"{100 * est.mfu:.1f}% / {100 * est.hfu:.1f}%")
+    if est.tokens:
+        thr.add_row("tokens to train", f"{est.tokens:.3g}")
+        thr.add_row("time to train", f"{est.time_to_train_days:,.1f} days")
+        thr.add_row("GPU-hours", f"{est.gpu_hours:,.0f}")
+        thr.add_row("cost", f"${est.cost_usd:,.0f}")
+        thr.add_row("energy (GPUs only)", f"{est.energy_mwh:,.1f} MWh")
+    console.print(thr)
+
+
+@app.command()
+def validate(
+    file: Path = typer.Argument(..., help="Measurement CSV (schema: "
+                                "../shared/measurements/README.md)."),
+    calibration: Optional[Path] = typer.Option(None, "--calibration",
+                                               help="Calibration YAML [default: shipped]."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Predict every row of a measurement CSV and report the error (APE) per row and overall."""
+    from flopcast.validate import validate_file
+
+    result = validate_file(file, str(calibration) if calibration else None)
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    table = Table(title=f"{file.name}: {result['kind']} rows")
+    for col in ("id", "metric", "measured", "predicted", "error"):
+        table.add_column(col, justify="left" if col in ("id", "metric") else "right")
+    for r in result["rows"]:
+        if r["predicted"] is None:
+            table.add_row(r["id"], r["metric"], _fmt(r["measured"]), "—", f"skipped: {r['skipped']}")
+        else:
+            signed = 100 * (r["predicted"] / r["measured"] - 1)
+            table.add_row(r["id"], r["metric"], _fmt(r["measured"]), _fmt(r["predicted"]),
+                          f"{signed:+.1f}%")
+    console.print(table)
+    src = Table(title="By source")
+    for col in ("source", "rows", "predicted", "median APE", "p90 APE"):
+        src.add_column(col, justify="left" if col == "source" else "right")
+    for name, s in result["by_source"].items():
+        src.add_row(name, str(s["rows"]), str(s["predicted"]), _pct(s["median_ape_pct"]),
+                    _pct(s["p90_ape_pct"]))
+    s = result["summary"]
+    src.add_row("[bold]all[/]", str(s["rows"]), str(s["predicted"]), _pct(s["median_ape_pct"]),
+                _pct(s["p90_ape_pct"]))
+    console.print(src)
+
+
+def _fmt(v) -> str:
+    return "—" if v is None else f"{v:,.4g}"
+
+
+def _pct(v) -> str:
+    return "—" if v is None else f"{v:.1f}%"
+
+
+@app.command()
+def calibrate(
+    file: Path = typer.Argument(..., help="Training measurement CSV to fit."),
+    out: Path = typer.Option(Path("calibration.yaml"), "--out", "-o",
+                             help="Where to write the calibration YAML."),
+    loso: bool = typer.Option(False, "--leave-one-source-out",
+                              help="Also fit without each source and score it (slow)."),
+) -> None:
+    """Fit per-GPU-family efficiency parameters to measurements; write a calibration YAML.
+
+    Later commands take it with --calibration FILE. The shipped calibration was made with
+    `flopcast calibrate ../shared/measurements/training.csv -o
+    src/flopcast/calibration/default.yaml`.
+    """
+    from flopcast.calibration import calibrate as fit
+    from flopcast.calibration import leave_one_source_out
+
+    doc = fit(file, out)
+    console.print(f"wrote {out}: {doc['parameters_fitted']} parameters over "
+                  f"{len(doc['families'])} GPU families")
+    table = Table(title="Fit (in-sample)")
+    for col in ("family", "rows", "median APE", "p90 APE", "parameters"):
+        table.add_column(col)
+    for fam, f in doc["families"].items():
+        params = ", ".join(f"{k}={v:.4g}" for k, v in f["efficiency"].items())
+        table.add_row(fam, str(f["fit"]["rows"]), _pct(f["fit"]["median_ape_pct"]),
+                      _pct(f["fit"]["p90_ape_pct"]), params)
+    console.print(table)
+    if loso:
+        held = Table(title="Leave one source out (fit without it, score it)")
+        for col in ("source", "rows", "median APE", "p90 APE"):
+            held.add_column(col)
+        for source, s in leave_one_source_out(file).items():
+            held.add_row(source, str(s["rows"]), _pct(s["median_ape_pct"]),
+                         _pct(s["p90_ape_pct"]))
+        console.print(held)
+
+
+@app.command()
+def catalog(
+    kind: str = typer.Argument("gpus", help="gpus or models."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """List the built-in GPUs or models."""
+    from flopcast.catalog import gpu_ids, load_gpu, load_model, model_ids
+
+    if kind not in ("gpus", "models"):
+        raise FlopcastError(f"catalog: kind must be 'gpus' or 'models'; got {kind!r}")
+    if kind == "gpus":
+        rows = [load_gpu(g) for g in gpu_ids()]
+        data = [{"id": g.id, "name": g.name, "bf16_tflops": g.peak_flops.get("bf16", 0) / 1e12,
+                 "fp8_tflops": g.peak_flops.get("fp8", 0) / 1e12,
+                 "hbm_gib": g.hbm_bytes / GIB, "hbm_tb_s": g.hbm_bandwidth / 1e12,
+                 "usd_per_hour": g.price_per_gpu_hour_usd} for g in rows]
+    else:
+        models = [load_model(m) for m in model_ids()]
+        data = [{"id": m.name, "params_b": m.num_parameters() / 1e9,
+                 "active_params_b": m.num_active_parameters() / 1e9, "layers": m.num_layers,
+                 "hidden": m.hidden_size, "experts": m.num_experts} for m in models]
+    if as_json:
+        print(json.dumps(data, indent=2))
+        return
+    table = Table()
+    for col in data[0]:
+        table.add_column(col)
+    for d in data:
+        table.add_row(*(f"{v:,.4g}" if isinstance(v, float) else str(v) for v in d.values()))
+    console.print(table)
+
+
+def _is_usage_error(exc: BaseException) -> bool:
+    """Click/typer usage errors (bad option value, unknown option) carry ``format_message``."""
+    return hasattr(exc, "format_message") and hasattr(exc, "exit_code")
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, ValidationError):
+        err = exc.errors()[0]
+        loc = ".".join(str(x) for x in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        return f"{loc}: {msg}" if loc else msg
+    if _is_usage_error(exc):
+        return " ".join(exc.format_message().split())
+    return " ".join(str(exc).split())
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: runs the app, turns user errors into one line and exit status 2."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args:
+        args = ["--help"]
+    try:
+        code = app(args=args, standalone_mode=False)
+    except (FlopcastError, ValidationError) as exc:
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        sys.exit(2)
+    except typer.Exit as exc:
+        sys.exit(getattr(exc, "exit_code", 0))
+    except typer.Abort:
+        print("aborted", file=sys.stderr)
+        sys.exit(130)
+    except Exception as exc:
+        if not _is_usage_error(exc):
+            raise
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        sys.exit(2)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()
