@@ -11,7 +11,6 @@ import re
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Optional
 
 import typer
 from pydantic import ValidationError
@@ -87,17 +86,17 @@ def _model(model: str | None, layers, hidden, heads, kv_heads, ffn_hidden, vocab
 
 @app.command()
 def train(
-    model: Optional[str] = typer.Option(
+    model: str | None = typer.Option(
         None, "--model", "-m", help="Catalog id (see `flopcast catalog models`), a HF "
         "config.json / model directory, or a flopcast model YAML."),
     gpu: str = typer.Option("h100-sxm", "--gpu", help="GPU catalog id (`flopcast catalog gpus`)."),
     gpus: int = typer.Option(8, "--gpus", help="Number of GPUs in the job."),
-    gpus_per_node: Optional[int] = typer.Option(
-        None, "--gpus-per-node", help="GPUs per NVLink domain [default: the GPU entry's, "
-        "8 for HGX, 72 for NVL72]."),
-    network_gbps: Optional[float] = typer.Option(
+    gpus_per_node: int | None = typer.Option(
+        None, "--gpus-per-node", help="GPUs per NVLink domain (default: the GPU entry's, "
+        "8 for HGX, 72 for NVL72)."),
+    network_gbps: float | None = typer.Option(
         None, "--network-gbps", help="Inter-node bandwidth per GPU per direction, Gb/s "
-        "[default: the GPU entry's NIC, e.g. 400]."),
+        "(default: the GPU entry's NIC, e.g. 400)."),
     tp: int = typer.Option(1, "--tp", "--tensor-model-parallel-size", help="Tensor parallel size."),
     pp: int = typer.Option(1, "--pp", "--pipeline-model-parallel-size",
                            help="Pipeline parallel size."),
@@ -106,16 +105,16 @@ def train(
     cp: int = typer.Option(1, "--cp", "--context-parallel-size", help="Context parallel size."),
     ep: int = typer.Option(1, "--ep", "--expert-model-parallel-size",
                            help="Expert parallel size (MoE models)."),
-    dp: Optional[int] = typer.Option(None, "--dp", help="Data parallel size [default: "
-                                     "gpus / (tp·pp·cp)]."),
-    sp: Optional[bool] = typer.Option(None, "--sp/--no-sp", "--sequence-parallel",
-                                      help="Megatron sequence parallelism [default: on when "
-                                      "tp > 1]."),
+    dp: int | None = typer.Option(None, "--dp", help="Data parallel size (default: "
+                                     "gpus / (tp·pp·cp))."),
+    sp: bool | None = typer.Option(None, "--sp/--no-sp", "--sequence-parallel",
+                                      help="Megatron sequence parallelism (default: on when "
+                                      "tp > 1)."),
     micro_batch: int = typer.Option(1, "--micro-batch", "--micro-batch-size",
                                     help="Sequences per micro-batch."),
-    global_batch: Optional[int] = typer.Option(
+    global_batch: int | None = typer.Option(
         None, "--global-batch", "--global-batch-size", help="Sequences per optimizer step "
-        "[default: micro-batch · dp]."),
+        "(default: micro-batch · dp)."),
     seq_len: int = typer.Option(4096, "--seq-len", "--seq-length", help="Tokens per sequence."),
     zero: int = typer.Option(1, "--zero", help="ZeRO stage: 0 DDP, 1 sharded optimizer "
                              "(Megatron distributed optimizer), 2 + gradients, 3 + weights "
@@ -123,8 +122,8 @@ def train(
     recompute: RecomputeChoice = typer.Option(
         RecomputeChoice.none, "--recompute", "--recompute-granularity",
         help="Activation recomputation."),
-    schedule: Optional[ScheduleChoice] = typer.Option(
-        None, "--schedule", help="Pipeline schedule [default: interleaved if vp > 1 else 1f1b]."),
+    schedule: ScheduleChoice | None = typer.Option(
+        None, "--schedule", help="Pipeline schedule (default: interleaved if vp > 1 else 1f1b)."),
     precision: PrecisionChoice = typer.Option(PrecisionChoice.bf16, "--precision",
                                               help="Training number format."),
     tp_comm_overlap: bool = typer.Option(False, "--tp-comm-overlap",
@@ -133,28 +132,28 @@ def train(
                                     help="Overlap DP gradient/parameter communication."),
     cpu_offload: bool = typer.Option(False, "--cpu-offload",
                                      help="Keep optimizer states on the host (ZeRO-Offload)."),
-    tokens: Optional[str] = typer.Option(
+    tokens: str | None = typer.Option(
         None, "--tokens", help="Training budget in tokens, e.g. 15T, 300B, 1e12 (adds days, "
         "GPU-hours, $ and energy)."),
-    price: Optional[float] = typer.Option(None, "--price", help="$ per GPU-hour [default: "
-                                          "the GPU entry's indicative price]."),
-    calibration: Optional[Path] = typer.Option(
-        None, "--calibration", help="Calibration YAML from `flopcast calibrate` [default: "
-        "the shipped one]."),
-    layers: Optional[int] = typer.Option(None, "--layers", "--num-layers",
+    price: float | None = typer.Option(None, "--price", help="$ per GPU-hour (default: "
+                                          "the GPU entry's indicative price)."),
+    calibration: Path | None = typer.Option(
+        None, "--calibration", help="Calibration YAML from `flopcast calibrate` (default: "
+        "the shipped one)."),
+    layers: int | None = typer.Option(None, "--layers", "--num-layers",
                                          help="Ad-hoc model: transformer layers."),
-    hidden: Optional[int] = typer.Option(None, "--hidden", "--hidden-size",
+    hidden: int | None = typer.Option(None, "--hidden", "--hidden-size",
                                          help="Ad-hoc model: hidden size."),
-    heads: Optional[int] = typer.Option(None, "--heads", "--num-attention-heads",
+    heads: int | None = typer.Option(None, "--heads", "--num-attention-heads",
                                         help="Ad-hoc model: attention heads."),
-    kv_heads: Optional[int] = typer.Option(None, "--kv-heads", "--num-query-groups",
-                                           help="Ad-hoc model: KV heads (GQA) [default: heads]."),
-    ffn_hidden: Optional[int] = typer.Option(None, "--ffn-hidden", "--ffn-hidden-size",
-                                             help="Ad-hoc model: MLP width [default: 4·hidden]."),
-    vocab: Optional[int] = typer.Option(None, "--vocab", "--vocab-size",
-                                        help="Ad-hoc model: vocabulary [default: 50257]."),
-    swiglu: Optional[bool] = typer.Option(None, "--swiglu/--gelu", help="Ad-hoc model: gated "
-                                          "MLP [default: SwiGLU when --kv-heads is given]."),
+    kv_heads: int | None = typer.Option(None, "--kv-heads", "--num-query-groups",
+                                           help="Ad-hoc model: KV heads (GQA) (default: heads)."),
+    ffn_hidden: int | None = typer.Option(None, "--ffn-hidden", "--ffn-hidden-size",
+                                             help="Ad-hoc model: MLP width (default: 4·hidden)."),
+    vocab: int | None = typer.Option(None, "--vocab", "--vocab-size",
+                                        help="Ad-hoc model: vocabulary (default: 50257)."),
+    swiglu: bool | None = typer.Option(None, "--swiglu/--gelu", help="Ad-hoc model: gated "
+                                          "MLP (default: SwiGLU when --kv-heads is given)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Estimate one training configuration: memory per GPU, step time, throughput, MFU, cost.
@@ -190,7 +189,8 @@ def train(
 def _print_training(est) -> None:
     c = est.config
     console.print(
-        f"[bold]{c['model']}[/] on {c['num_gpus']}× {c['gpu']} ({c['precision']}, seq {c['seq_len']}): "
+        f"[bold]{c['model']}[/] on {c['num_gpus']}× {c['gpu']} "
+        f"({c['precision']}, seq {c['seq_len']}): "
         f"tp={c['tp']} pp={c['pp']} vp={c['vp']} cp={c['cp']} ep={c['ep']} dp={c['dp']} "
         f"sp={'on' if c['sp'] else 'off'} zero={c['zero_stage']} mb={c['micro_batch']} "
         f"gb={c['global_batch']} ({c['num_micro_batches']} micro-batches) "
@@ -234,8 +234,8 @@ def _print_training(est) -> None:
 def validate(
     file: Path = typer.Argument(..., help="Measurement CSV (schema: "
                                 "../shared/measurements/README.md)."),
-    calibration: Optional[Path] = typer.Option(None, "--calibration",
-                                               help="Calibration YAML [default: shipped]."),
+    calibration: Path | None = typer.Option(None, "--calibration",
+                                               help="Calibration YAML (default: shipped)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Predict every row of a measurement CSV and report the error (APE) per row and overall."""
@@ -250,7 +250,8 @@ def validate(
         table.add_column(col, justify="left" if col in ("id", "metric") else "right")
     for r in result["rows"]:
         if r["predicted"] is None:
-            table.add_row(r["id"], r["metric"], _fmt(r["measured"]), "—", f"skipped: {r['skipped']}")
+            table.add_row(r["id"], r["metric"], _fmt(r["measured"]), "—",
+                          f"skipped: {r['skipped']}")
         else:
             signed = 100 * (r["predicted"] / r["measured"] - 1)
             table.add_row(r["id"], r["metric"], _fmt(r["measured"]), _fmt(r["predicted"]),

@@ -66,7 +66,7 @@ def fit_family(cases: list[TrainingCase], prior: Efficiency | None = None) -> Ef
     prior_values = np.array([max(getattr(prior, n), 1e-9) for n in names])
 
     def efficiency(x):
-        return prior.updated(**dict(zip(names, (x * scale).tolist())))
+        return prior.updated(**dict(zip(names, (x * scale).tolist(), strict=True)))
 
     def residuals(x):
         eff = efficiency(x)

@@ -10,7 +10,8 @@ from typing import Any
 from flopcast.errors import FlopcastError
 from flopcast.specs.model import Model
 
-_LLAMA_LIKE = {"llama", "mistral", "mixtral", "qwen2", "qwen3", "qwen2_moe", "qwen3_moe"}
+_LLAMA_LIKE = {"llama", "mistral", "mixtral", "qwen2", "qwen3", "qwen2_moe", "qwen3_moe", "llama4",
+               "llama4_text", "deepseek_v3", "deepseek_v2", "gpt_oss"}
 
 
 def model_from_hf_config(config: dict[str, Any] | str | Path, name: str | None = None) -> Model:
@@ -35,7 +36,7 @@ def model_from_hf_config(config: dict[str, Any] | str | Path, name: str | None =
 
 
 def _fields(mt: str, c: dict[str, Any]) -> dict[str, Any]:
-    if mt in _LLAMA_LIKE or mt in ("llama4", "llama4_text", "deepseek_v3", "deepseek_v2", "gpt_oss"):
+    if mt in _LLAMA_LIKE:
         return _llama_family(mt, c)
     if mt == "gpt2":
         return dict(
@@ -56,7 +57,8 @@ def _fields(mt: str, c: dict[str, Any]) -> dict[str, Any]:
         kv = c.get("num_kv_heads") if new_arch else (1 if c.get("multi_query", True) else None)
         return dict(
             num_layers=c.get("num_hidden_layers", c.get("n_layer")),
-            hidden_size=c["hidden_size"], num_attention_heads=c.get("num_attention_heads", c.get("n_head")),
+            hidden_size=c["hidden_size"],
+            num_attention_heads=c.get("num_attention_heads", c.get("n_head")),
             num_kv_heads=kv, vocab_size=c["vocab_size"], mlp="gelu", norm="layernorm",
             position_embedding="alibi" if c.get("alibi") else "rotary",
             parallel_attention=c.get("parallel_attn", True) and not new_arch,

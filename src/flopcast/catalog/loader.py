@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import yaml
@@ -74,7 +74,7 @@ def gpu_from_yaml(data: dict, calibration: dict[str, dict[str, float]] | None = 
         raise FlopcastError(f"gpu entry {d.get('id', '?')}: missing field {e.args[0]}") from None
 
 
-@lru_cache(maxsize=None)
+@cache
 def _gpu_cached(gpu_id: str, calibration_path: str | None) -> GPU:
     path = GPU_DIR / f"{gpu_id}.yaml"
     if not path.exists():
@@ -88,7 +88,7 @@ def load_gpu(gpu_id: str, calibration: str | Path | None = None) -> GPU:
     return _gpu_cached(gpu_id, str(calibration) if calibration else None)
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_model(model_id: str) -> Model:
     """The catalog model ``model_id``."""
     path = MODEL_DIR / f"{model_id}.yaml"

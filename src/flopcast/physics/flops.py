@@ -110,10 +110,7 @@ def attention_context(model: Model, seq_len, causal: bool):
     """
     s = np.asarray(seq_len, dtype=float)
     n_local = model.num_local_attention_layers
-    if causal:
-        full = (s + 1) / 2
-    else:
-        full = s
+    full = (s + 1) / 2 if causal else s
     if n_local == 0:
         return full
     w = float(model.sliding_window)
@@ -163,7 +160,7 @@ def training_flops_per_token(model: Model, seq_len, convention: str = "model", r
     >>> m = load_model("gpt-3-175b")
     >>> f = training_flops_per_token(m, 2048)
     >>> round(float(f) / (6 * m.num_parameters()), 3)  # 6·N plus attention and head extras
-    1.058
+    1.027
     """
     fwd = forward_flops_per_token(model, seq_len, causal=False)
     total = 3 * fwd

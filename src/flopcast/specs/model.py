@@ -14,7 +14,7 @@ class Model(BaseModel):
     num_attention_heads, num_query_groups is ``num_kv_heads`` here).
 
     >>> m = Model(name="tiny", num_layers=2, hidden_size=64, num_attention_heads=4, vocab_size=100)
-    >>> m.kv_heads, m.head_dim, m.ffn_hidden
+    >>> m.kv_heads, m.head_dim_qk, m.ffn_hidden
     (4, 16, 256)
     """
 
@@ -60,7 +60,9 @@ class Model(BaseModel):
         None, ge=1, description="Width of each shared expert; None = moe_ffn_hidden_size."
     )
     first_k_dense_layers: int = Field(0, ge=0, description="Leading layers with a dense MLP.")
-    moe_layer_every: int = Field(1, ge=1, description="Every n-th layer (after the dense ones) is MoE.")
+    moe_layer_every: int = Field(
+        1, ge=1, description="Every n-th layer (after the dense ones) is MoE."
+    )
     moe_router_bias: bool = False
     moe_expert_bias: bool = Field(False, description="Biases inside expert MLPs (gpt-oss).")
 
@@ -73,12 +75,12 @@ class Model(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> Model:
-        if self.kv_lora_rank is None and self.head_dim is None:
-            if self.hidden_size % self.num_attention_heads:
-                raise ValueError(
-                    f"hidden_size ({self.hidden_size}) must be divisible by "
-                    f"num_attention_heads ({self.num_attention_heads}), or give head_dim"
-                )
+        no_head_dim = self.kv_lora_rank is None and self.head_dim is None
+        if no_head_dim and self.hidden_size % self.num_attention_heads:
+            raise ValueError(
+                f"hidden_size ({self.hidden_size}) must be divisible by "
+                f"num_attention_heads ({self.num_attention_heads}), or give head_dim"
+            )
         if self.num_attention_heads % self.kv_heads:
             raise ValueError(
                 f"num_attention_heads ({self.num_attention_heads}) must be a multiple of "

@@ -1,4 +1,4 @@
-"""Training/inference number formats: which peak each GEMM runs at and how many bytes things take."""
+"""Number formats: which peak each GEMM runs at and how many bytes things take."""
 
 from __future__ import annotations
 

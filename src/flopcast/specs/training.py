@@ -40,6 +40,14 @@ class TrainingJob(BaseModel):
     @model_validator(mode="after")
     def _check(self) -> TrainingJob:
         m, p, n = self.model, self.parallelism, self.system.num_gpus
+        gpu = self.system.gpu
+        for dtype in (self.precision.gemm_dtype, self.precision.compute_dtype):
+            if dtype not in gpu.peak_flops:
+                have = ", ".join(sorted(gpu.peak_flops))
+                raise ValueError(
+                    f"precision {self.precision.name}: gpu {gpu.id} has no {dtype} tensor cores "
+                    f"(it has: {have})"
+                )
         if m.num_attention_heads % p.tp:
             raise ValueError(
                 f"tp ({p.tp}) must divide num_attention_heads ({m.num_attention_heads})"

@@ -52,7 +52,7 @@ def estimate_training(job: TrainingJob) -> TrainingEstimate:
     >>> from flopcast.specs import Parallelism, System, TrainingJob
     >>> job = TrainingJob(model=load_model("llama-3.1-8b"),
     ...                   system=System(gpu=load_gpu("h100-sxm"), num_gpus=8),
-    ...                   parallelism=Parallelism(micro_batch=1, global_batch=64), seq_len=8192)
+    ...                   parallelism=Parallelism(micro_batch=1, global_batch=64), seq_len=4096)
     >>> est = estimate_training(job)
     >>> est.fits, 0.2 < est.mfu < 0.7
     (True, True)

@@ -1,0 +1,108 @@
+import pytest
+
+from flopcast.catalog import gpu_ids, load_gpu, load_model, model_from_hf_config, model_ids
+from flopcast.errors import FlopcastError
+
+REQUIRED_GPUS = {"a100-40gb", "a100-80gb", "h100-sxm", "h100-pcie", "h200", "b200", "gb200",
+                 "gb300", "mi250x", "mi300x", "l40s", "rtx-pro-6000", "rtx-4090"}
+REQUIRED_MODELS = {"gpt-3-175b", "gpt-j-6b", "llama-2-7b", "llama-2-13b", "llama-2-70b",
+                   "llama-3.1-8b", "llama-3.1-70b", "llama-3.1-405b", "llama-3.3-70b", "mistral-7b",
+                   "mixtral-8x7b", "mixtral-8x22b", "falcon-180b", "qwen2.5-7b", "qwen2.5-72b",
+                   "qwen3-30b-a3b", "qwen3-235b-a22b", "llama-4-scout", "llama-4-maverick",
+                   "deepseek-v3", "gpt-oss-120b", "bloom-176b"}
+
+# Llama 4 Scout's published 109B counts the vision encoder, which flopcast's text model omits.
+TOLERANCE = {"llama-4-scout": 0.015}
+
+
+def test_catalogs_have_required_entries():
+    assert set(gpu_ids()) >= REQUIRED_GPUS
+    assert set(model_ids()) >= REQUIRED_MODELS
+
+
+@pytest.mark.parametrize("model_id", sorted(REQUIRED_MODELS))
+def test_parameter_count_matches_published(model_id):
+    m = load_model(model_id)
+    assert m.published_params, f"{model_id} lacks its published count"
+    rel = abs(m.num_parameters() / m.published_params - 1)
+    assert rel <= TOLERANCE.get(model_id, 0.01), f"{model_id}: {m.num_parameters():.4g}"
+
+
+@pytest.mark.parametrize("model_id", ["mixtral-8x7b", "mixtral-8x22b", "qwen3-235b-a22b",
+                                      "deepseek-v3", "llama-4-maverick"])
+def test_active_parameters_match_published(model_id):
+    m = load_model(model_id)
+    assert abs(m.num_active_parameters() / m.published_active_params - 1) <= 0.02
+
+
+@pytest.mark.parametrize("gpu_id", sorted(REQUIRED_GPUS))
+def test_gpu_entries_are_dense_and_sourced(gpu_id):
+    g = load_gpu(gpu_id)
+    assert g.sources and g.price_date
+    assert g.hbm_bytes > 16 * 2**30 and g.hbm_bandwidth > 5e11
+    # dense peaks: fp16 never above 2.6 PF per GPU for any part in the catalog (sparsity
+    # figures would show up as 2x the datasheet's dense numbers)
+    assert g.peak("bf16") < 2.6e15
+    if "fp8" in g.peak_flops:
+        assert g.peak("fp8") == pytest.approx(2 * g.peak("bf16"), rel=0.02)
+
+
+def test_h100_datasheet_numbers():
+    g = load_gpu("h100-sxm")
+    assert g.peak("bf16") == pytest.approx(989.4e12)
+    assert g.hbm_bandwidth == pytest.approx(3.35e12)
+    assert g.network_bandwidth == pytest.approx(50e9)
+
+
+def test_unknown_ids_are_refused():
+    with pytest.raises(FlopcastError, match="unknown id"):
+        load_gpu("h1000")
+    with pytest.raises(FlopcastError, match="unknown id"):
+        load_model("llama-9")
+
+
+HF_CONFIGS = {
+    "llama-3.1-8b": {"model_type": "llama", "num_hidden_layers": 32, "hidden_size": 4096,
+                     "num_attention_heads": 32, "num_key_value_heads": 8,
+                     "intermediate_size": 14336, "vocab_size": 128256,
+                     "tie_word_embeddings": False},
+    "mixtral-8x7b": {"model_type": "mixtral", "num_hidden_layers": 32, "hidden_size": 4096,
+                     "num_attention_heads": 32, "num_key_value_heads": 8,
+                     "intermediate_size": 14336, "vocab_size": 32000, "num_local_experts": 8,
+                     "num_experts_per_tok": 2},
+    "qwen3-30b-a3b": {"model_type": "qwen3_moe", "num_hidden_layers": 48, "hidden_size": 2048,
+                      "num_attention_heads": 32, "num_key_value_heads": 4, "head_dim": 128,
+                      "intermediate_size": 6144, "moe_intermediate_size": 768,
+                      "num_experts": 128, "num_experts_per_tok": 8, "vocab_size": 151936,
+                      "tie_word_embeddings": False},
+    "deepseek-v3": {"model_type": "deepseek_v3", "num_hidden_layers": 61, "hidden_size": 7168,
+                    "num_attention_heads": 128, "num_key_value_heads": 128,
+                    "intermediate_size": 18432, "moe_intermediate_size": 2048,
+                    "n_routed_experts": 256, "n_shared_experts": 1, "num_experts_per_tok": 8,
+                    "first_k_dense_replace": 3, "q_lora_rank": 1536, "kv_lora_rank": 512,
+                    "qk_nope_head_dim": 128, "qk_rope_head_dim": 64, "v_head_dim": 128,
+                    "vocab_size": 129280, "topk_method": "noaux_tc", "moe_layer_freq": 1},
+    "gpt-j-6b": {"model_type": "gptj", "n_layer": 28, "n_embd": 4096, "n_head": 16,
+                 "vocab_size": 50400, "n_positions": 2048},
+    "bloom-176b": {"model_type": "bloom", "n_layer": 70, "hidden_size": 14336, "n_head": 112,
+                   "vocab_size": 250880},
+}
+
+
+@pytest.mark.parametrize("model_id", sorted(HF_CONFIGS))
+def test_hf_config_reader_matches_catalog(model_id):
+    from_hf = model_from_hf_config(HF_CONFIGS[model_id])
+    # gpt-j's head dim is 256 with 16 heads: hidden/heads, so the reader needs nothing more
+    assert from_hf.num_parameters() == pytest.approx(load_model(model_id).num_parameters(),
+                                                     rel=2e-3)
+
+
+def test_hf_config_reader_refuses_unknown_type():
+    with pytest.raises(FlopcastError, match="not supported"):
+        model_from_hf_config({"model_type": "mamba"})
+
+
+def test_gpt2_config():
+    m = model_from_hf_config({"model_type": "gpt2", "n_layer": 12, "n_embd": 768, "n_head": 12,
+                              "vocab_size": 50257, "n_positions": 1024})
+    assert m.num_parameters() == pytest.approx(124_439_808, rel=1e-4)  # GPT-2 small

@@ -1,0 +1,77 @@
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+def run(*args):
+    env = {**os.environ, "COLUMNS": "160", "TERM": "dumb"}
+    return subprocess.run([sys.executable, "-m", "flopcast.cli", *args], capture_output=True,
+                          text=True, env=env)
+
+
+def test_train_json_has_documented_keys():
+    p = run("train", "--model", "llama-3.1-70b", "--gpus", "64", "--tp", "8", "--pp", "2",
+            "--global-batch", "256", "--seq-len", "8192", "--tokens", "15T", "--json")
+    assert p.returncode == 0, p.stderr
+    d = json.loads(p.stdout)
+    for key in ("tokens_per_s", "tokens_per_s_per_gpu", "step_time_s", "mfu", "memory", "fits"):
+        assert key in d
+    assert set(d["memory"]) >= {"weights", "gradients", "optimizer", "activations", "total"}
+    assert d["cost_usd"] > 0 and d["time_to_train_days"] > 0
+
+
+def test_megatron_long_names_and_shape_flags():
+    p = run("train", "--num-layers", "24", "--hidden-size", "2048", "--num-attention-heads", "16",
+            "--tensor-model-parallel-size", "2", "--micro-batch-size", "2",
+            "--global-batch-size", "64", "--seq-length", "2048", "--json")
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["config"]["tp"] == 2
+
+
+def test_train_reads_hf_config(tmp_path):
+    cfg = {"model_type": "llama", "num_hidden_layers": 4, "hidden_size": 512,
+           "num_attention_heads": 8, "intermediate_size": 1024, "vocab_size": 1000}
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    p = run("train", "--model", str(tmp_path / "config.json"), "--json")
+    assert p.returncode == 0, p.stderr
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["train", "--model", "llama-3.1-70b", "--gpus", "64", "--tp", "3"], "tp (3) must divide"),
+    (["train", "--model", "nope"], "unknown id 'nope'"),
+    (["train", "--model", "llama-3.1-8b", "--gpu", "h1000"], "unknown id 'h1000'"),
+    (["train", "--model", "llama-3.1-8b", "--tp", "abc"], "--tp"),
+    (["train", "--model", "llama-3.1-8b", "--gpus", "0"], "num_gpus"),
+    (["train", "--model", "llama-3.1-8b", "--tokens", "lots"], "tokens"),
+    (["train", "--model", "llama-3.1-8b", "--gpu", "a100-80gb", "--precision", "fp8"], "no fp8"),
+    (["train", "--layers", "4"], "--layers, --hidden and --heads go together"),
+    (["validate", "/no/such/file.csv"], "file not found"),
+])
+def test_bad_input_is_one_line_exit_2(args, fragment):
+    p = run(*args)
+    assert p.returncode == 2
+    assert "Traceback" not in p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and fragment in lines[0]
+
+
+def test_train_help_documents_units_and_defaults():
+    p = run("train", "--help")
+    assert p.returncode == 0
+    text = " ".join(p.stdout.split())
+    for option in ("--tp", "--pp", "--vp", "--cp", "--ep", "--dp", "--micro-batch",
+                   "--global-batch", "--seq-len", "--zero", "--recompute", "--precision",
+                   "--gpu", "--gpus", "--tokens", "--tensor-model-parallel-size"):
+        assert option in text
+    assert "default" in text and "Gb/s" in text
+
+
+def test_validate_json_shape(training_csv):
+    p = run("validate", str(training_csv), "--json")
+    assert p.returncode == 0, p.stderr
+    d = json.loads(p.stdout)
+    assert d["kind"] == "training"
+    assert set(d["summary"]) >= {"rows", "predicted", "median_ape_pct", "p90_ape_pct"}

@@ -1,0 +1,79 @@
+import csv
+import math
+
+import pytest
+
+from flopcast.validate import validate_file
+
+COLUMNS = ["id", "source", "url", "model", "layers", "hidden", "heads", "kv_heads", "ffn_hidden",
+           "vocab", "seq_len", "moe_experts", "moe_topk", "gpu", "num_gpus", "gpus_per_node",
+           "precision", "tp", "pp", "dp", "cp", "ep", "vp", "sp", "zero_stage", "micro_batch",
+           "global_batch", "recompute", "metric", "value", "flops_convention", "notes"]
+
+
+def write(tmp_path, rows):
+    path = tmp_path / "t.csv"
+    with path.open("w", newline="") as f:
+        w = csv.DictWriter(f, COLUMNS)
+        w.writeheader()
+        for r in rows:
+            w.writerow({c: r.get(c, "") for c in COLUMNS})
+    return path
+
+
+def test_published_training_rows_meet_acceptance(training_csv):
+    result = validate_file(training_csv)
+    s = result["summary"]
+    assert result["kind"] == "training"
+    assert s["predicted"] >= 0.95 * s["rows"]
+    assert s["median_ape_pct"] <= 10
+    assert s["p90_ape_pct"] <= 25
+    for row in result["rows"]:
+        assert set(row) >= {"id", "metric", "measured", "predicted", "skipped"}
+        assert (row["predicted"] is None) == (row["skipped"] is not None)
+
+
+def test_rows_it_cannot_model_are_skipped_with_reason(tmp_path):
+    base = dict(layers=24, hidden=2048, heads=16, seq_len=2048, num_gpus=8, gpu="h100-sxm",
+                precision="bf16", metric="tokens_per_s_per_gpu", value=1000, global_batch=64)
+    rows = [
+        dict(base, id="X:1"),
+        dict(base, id="X:2", gpu="tpu-v9"),
+        dict(base, id="X:3", tp=3),
+        dict(base, id="X:4", metric="loss"),
+        dict(base, id="X:5", precision="fp8", gpu="a100-80gb"),
+        dict(id="X:6", model="not-a-model", seq_len=2048, num_gpus=8, gpu="h100-sxm",
+             metric="step_time_s", value=1),
+    ]
+    result = validate_file(write(tmp_path, rows))
+    by_id = {r["id"]: r for r in result["rows"]}
+    assert by_id["X:1"]["predicted"] > 0
+    assert "unknown id 'tpu-v9'" in by_id["X:2"]["skipped"]
+    assert "tp (3) must divide" in by_id["X:3"]["skipped"]
+    assert "not a training metric" in by_id["X:4"]["skipped"]
+    assert "no fp8" in by_id["X:5"]["skipped"]
+    assert "unknown id 'not-a-model'" in by_id["X:6"]["skipped"]
+    assert result["summary"] == {"rows": 6, "predicted": 1,
+                                 "median_ape_pct": by_id["X:1"]["ape_pct"],
+                                 "p90_ape_pct": pytest.approx(by_id["X:1"]["ape_pct"])}
+
+
+def test_catalog_model_rows_and_conventions(tmp_path):
+    base = dict(model="llama-3.1-8b", seq_len=8192, num_gpus=8, gpu="h100-sxm", precision="bf16",
+                global_batch=64, recompute="full")
+    rows = [dict(base, id="Y:1", metric="tflops_per_gpu", value=400, flops_convention="model"),
+            dict(base, id="Y:2", metric="tflops_per_gpu", value=400, flops_convention="hardware"),
+            dict(base, id="Y:3", metric="mfu_pct", value=40, flops_convention="model")]
+    r = {x["id"]: x for x in validate_file(write(tmp_path, rows))["rows"]}
+    # full recompute: hardware FLOPs = model FLOPs + one more forward of every layer
+    assert r["Y:2"]["predicted"] > 1.25 * r["Y:1"]["predicted"]
+    assert r["Y:3"]["predicted"] == pytest.approx(100 * r["Y:1"]["predicted"] / 989.4)
+
+
+def test_inference_file_is_recognised_and_skipped_honestly(inference_csv):
+    result = validate_file(inference_csv)
+    assert result["kind"] == "inference"
+    assert result["summary"]["predicted"] == 0
+    assert all(r["skipped"] for r in result["rows"])
+    assert not any(isinstance(r["measured"], float) and math.isnan(r["measured"])
+                   for r in result["rows"])
