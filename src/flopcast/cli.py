@@ -126,8 +126,9 @@ def train(
         None, "--schedule", help="Pipeline schedule (default: interleaved if vp > 1 else 1f1b)."),
     precision: PrecisionChoice = typer.Option(PrecisionChoice.bf16, "--precision",
                                               help="Training number format."),
-    tp_comm_overlap: bool = typer.Option(False, "--tp-comm-overlap",
-                                         help="Overlap TP communication with GEMMs."),
+    tp_comm_overlap: bool | None = typer.Option(
+        None, "--tp-comm-overlap/--no-tp-comm-overlap",
+        help="Overlap TP communication with GEMMs (default: on when sequence parallelism is)."),
     dp_overlap: bool = typer.Option(True, "--dp-overlap/--no-dp-overlap",
                                     help="Overlap DP gradient/parameter communication."),
     cpu_offload: bool = typer.Option(False, "--cpu-offload",

@@ -24,6 +24,7 @@ FITTED_PARAMETERS: dict[str, tuple[float, float]] = {
     "nvlink_fraction": (0.2, 1.0),
     "network_fraction": (0.2, 1.0),
     "layer_overhead_s": (0.0, 1e-3),
+    "tp_overlap_exposed_fraction": (0.0, 1.0),
     "low_precision_gemm_fraction": (0.3, 1.0),
 }
 
@@ -48,6 +49,8 @@ def _family_parameters(cases: list[TrainingCase]) -> list[str]:
         names.append("low_precision_gemm_fraction")
     if not any(c.job.system.num_gpus > c.job.system.gpus_per_node for c in cases):
         names.remove("network_fraction")
+    if not any(c.job.parallelism.tp_overlap for c in cases):
+        names.remove("tp_overlap_exposed_fraction")
     return names
 
 

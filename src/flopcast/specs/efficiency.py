@@ -36,6 +36,13 @@ class Efficiency(BaseModel):
         description="Fraction of bf16 peak that fused (FlashAttention-2/3) attention "
         "achieves, forward and backward alike.",
     )
+    tp_overlap_exposed_fraction: float = Field(
+        0.3, ge=0, le=1,
+        description="Share of tensor-parallel communication still exposed when it is "
+        "overlapped with GEMMs (Transformer Engine userbuffers / PyTorch async TP split each "
+        "GEMM into chunks: the first chunk's transfer waits, and communication kernels take "
+        "SMs from the GEMMs).",
+    )
     hbm_fraction: float = Field(
         0.8, gt=0, le=1,
         description="Fraction of datasheet HBM bandwidth achieved by memory-bound kernels.",

@@ -35,13 +35,22 @@ class Parallelism(BaseModel):
     global_batch: int | None = Field(None, ge=1, description="None = micro_batch · dp.")
     recompute: Recompute = "none"
     schedule: Schedule | None = Field(None, description="None = interleaved if vp > 1 else 1f1b.")
-    tp_comm_overlap: bool = False
+    tp_comm_overlap: bool | None = Field(
+        None, description="None = on whenever sequence parallelism is (Megatron requires SP "
+        "for --tp-comm-overlap; NeMo's performance recipes enable it)."
+    )
     dp_comm_overlap: bool = True
     cpu_offload_optimizer: bool = False
 
     @property
     def sequence_parallel(self) -> bool:
         return (self.tp > 1) if self.sp is None else (self.sp and self.tp > 1)
+
+    @property
+    def tp_overlap(self) -> bool:
+        if self.tp_comm_overlap is None:
+            return self.sequence_parallel
+        return self.tp_comm_overlap and self.tp > 1
 
     @property
     def pipeline_schedule(self) -> str:

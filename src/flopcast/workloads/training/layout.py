@@ -41,7 +41,7 @@ class Layout:
             tp=p.tp, pp=p.pp, vp=p.vp, cp=p.cp, ep=p.ep, dp=p.dp, micro_batch=p.micro_batch,
             num_micro_batches=job.num_micro_batches, sp=p.sequence_parallel,
             zero=p.zero_stage, recompute=RECOMPUTE_CODES[p.recompute],
-            schedule=SCHEDULE_CODES[p.pipeline_schedule], tp_overlap=p.tp_comm_overlap,
+            schedule=SCHEDULE_CODES[p.pipeline_schedule], tp_overlap=p.tp_overlap,
             dp_overlap=p.dp_comm_overlap, offload=p.cpu_offload_optimizer,
         )
         return cls(**{k: np.atleast_1d(np.asarray(v)) for k, v in values.items()})

@@ -118,9 +118,12 @@ def _layer_times(model: Model, system: System, precision: Precision, seq_len, la
                                  system.network_bandwidth, eff)
     tp_lat = comm.group_latency(lay.tp, 1, domain, gpu.nvlink_latency_s, system.network_latency_s)
     tp_one = comm.all_reduce_time(tokens * model.hidden_size * ab, lay.tp, tp_bw, tp_lat)
-    tp_fwd = 2 * tp_one
-    tp_fwd = np.where(lay.tp_overlap, np.maximum(tp_fwd - gemm, 0.0), tp_fwd)
-    tp_bwd = np.where(lay.tp_overlap, np.maximum(2 * tp_one - 2 * gemm, 0.0), 2 * tp_one)
+    # Overlapped (chunked GEMM + transfer), at least tp_overlap_exposed_fraction stays exposed.
+    exposed = eff.tp_overlap_exposed_fraction
+    tp_fwd = np.where(lay.tp_overlap,
+                      np.maximum(2 * tp_one - gemm, exposed * 2 * tp_one), 2 * tp_one)
+    tp_bwd = np.where(lay.tp_overlap,
+                      np.maximum(2 * tp_one - 2 * gemm, exposed * 2 * tp_one), 2 * tp_one)
     # Context parallel: ring exchange of K and V chunks, cp-1 steps forward, K,V and their
     # gradients backward, hidden behind the attention it feeds (Liu et al. 2023, Ring
     # Attention §3; Megatron-Core context parallelism).
