@@ -47,7 +47,7 @@ def test_array_evaluation_equals_one_by_one():
         micro_batch=np.ones(4), num_micro_batches=np.array([256 / c["dp"] for c in configs]),
         sp=np.array([c["tp"] > 1 for c in configs]), zero=np.ones(4, dtype=int),
         recompute=np.zeros(4, dtype=int), schedule=np.zeros(4, dtype=int),
-        tp_overlap=np.zeros(4, dtype=bool), dp_overlap=np.ones(4, dtype=bool),
+        tp_overlap=np.array([c["tp"] > 1 for c in configs]), dp_overlap=np.ones(4, dtype=bool),
         offload=np.zeros(4, dtype=bool),
     )
     batch = training_step(m, system, j.precision, 4096, lay)
