@@ -195,7 +195,8 @@ def _print_training(est) -> None:
         f"tp={c['tp']} pp={c['pp']} vp={c['vp']} cp={c['cp']} ep={c['ep']} dp={c['dp']} "
         f"sp={'on' if c['sp'] else 'off'} zero={c['zero_stage']} mb={c['micro_batch']} "
         f"gb={c['global_batch']} ({c['num_micro_batches']} micro-batches) "
-        f"recompute={c['recompute']} schedule={c['schedule']}"
+        f"recompute={c['recompute']} schedule={c['schedule']}; "
+        f"efficiency from {c['efficiency_source']}"
     )
     mem = Table(title=f"Memory per GPU, largest stage (stage {est.memory_largest_stage})")
     mem.add_column("kind")

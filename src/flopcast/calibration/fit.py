@@ -28,8 +28,14 @@ FITTED_PARAMETERS: dict[str, tuple[float, float]] = {
     "low_precision_gemm_fraction": (0.3, 1.0),
 }
 
-#: Weight of the pull toward the prior, per parameter, on log(value/prior).
-PRIOR_WEIGHT = 0.05
+#: Weight of the pull toward the prior, per parameter, on log(value/prior): halving a
+#: parameter costs as much as about two rows off by 20%, so a parameter the rows do not
+#: inform stays near its documented prior, while one that a hundred rows inform moves freely.
+PRIOR_WEIGHT = 0.3
+#: Rows are weighted 1/√(rows from the same source)^SOURCE_BALANCE, so one framework's
+#: 200-row benchmark does not outvote four others' handful (0 = every row counts the same).
+SOURCE_BALANCE = 1.0
+
 #: Robust loss scale: residuals (log errors) beyond ~0.15 count linearly, not quadratically.
 ROBUST_SCALE = 0.15
 
@@ -66,6 +72,7 @@ def fit_family(cases: list[TrainingCase], prior: Efficiency | None = None) -> Ef
     names = _family_parameters(cases)
     x0, lo, hi, scale = _scaled_bounds(names, prior)
     measured = np.array([c.measured for c in cases])
+    weights = _source_weights(cases)
     prior_values = np.array([max(getattr(prior, n), 1e-9) for n in names])
 
     def efficiency(x):
@@ -74,7 +81,7 @@ def fit_family(cases: list[TrainingCase], prior: Efficiency | None = None) -> Ef
     def residuals(x):
         eff = efficiency(x)
         predicted = np.array([predict_case(c, eff) for c in cases])
-        rows = np.log(predicted / measured)
+        rows = weights * np.log(predicted / measured)
         values = np.maximum(x * scale, 1e-9)
         pull = PRIOR_WEIGHT * np.log(values / prior_values)
         return np.concatenate([rows, pull])
@@ -82,6 +89,15 @@ def fit_family(cases: list[TrainingCase], prior: Efficiency | None = None) -> Ef
     result = least_squares(residuals, x0, bounds=(lo, hi), loss="soft_l1", f_scale=ROBUST_SCALE,
                            diff_step=1e-3, max_nfev=200)
     return efficiency(result.x)
+
+
+def _source_weights(cases: list[TrainingCase]) -> np.ndarray:
+    """Per-row weights 1/√n_source^SOURCE_BALANCE, scaled to a mean square of one."""
+    counts: dict[str, int] = defaultdict(int)
+    for c in cases:
+        counts[c.source] += 1
+    w = np.array([counts[c.source] ** (-0.5 * SOURCE_BALANCE) for c in cases])
+    return w / np.sqrt(np.mean(w**2))
 
 
 def _by_family(cases: list[TrainingCase]) -> dict[str, list[TrainingCase]]:
@@ -121,6 +137,9 @@ def calibrate(path: str | Path, out: str | Path | None = None) -> dict:
     doc = {
         "description": "Efficiency parameters per GPU family, fitted by `flopcast calibrate`. "
                        "Families not listed keep the priors documented in specs/efficiency.py.",
+        "method": f"robust (soft-L1, scale {ROBUST_SCALE}) least squares on log(predicted/"
+                  f"measured); rows weighted 1/sqrt(rows per source)^{SOURCE_BALANCE}; pull "
+                  f"{PRIOR_WEIGHT}·log(value/prior) toward the priors of specs/efficiency.py",
         "fitted_on": path.name,
         "fitted_on_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
         "date": _dt.date.today().isoformat(),

@@ -48,12 +48,20 @@ def load_calibration(path: str | Path | None = None) -> dict[str, dict[str, floa
 def gpu_from_yaml(data: dict, calibration: dict[str, dict[str, float]] | None = None) -> GPU:
     """A GPU spec from a catalog entry (dense TFLOP/s, GiB, GB/s, Gb/s) in SI units.
 
-    Efficiency = Efficiency() defaults, then the calibration of the GPU's family, then any
-    ``efficiency:`` values written in the entry itself.
+    Efficiency = Efficiency() defaults, then the calibration of the GPU's family (or, when
+    that family has none, of the entry's ``calibration_fallback`` family: the nearest family
+    on the same software stack), then any ``efficiency:`` values written in the entry itself.
     """
     d = dict(data)
     calibration = load_calibration() if calibration is None else calibration
-    eff = {**calibration.get(d["family"], {}), **d.pop("efficiency", {})}
+    fallback = d.pop("calibration_fallback", None)
+    if d["family"] in calibration:
+        fitted, source = calibration[d["family"]], f"calibration:{d['family']}"
+    elif fallback in calibration:
+        fitted, source = calibration[fallback], f"calibration:{fallback} (fallback)"
+    else:
+        fitted, source = {}, "priors"
+    eff = {**fitted, **d.pop("efficiency", {})}
     try:
         return GPU(
             id=d["id"], name=d["name"], vendor=d["vendor"], family=d["family"],
@@ -68,6 +76,7 @@ def gpu_from_yaml(data: dict, calibration: dict[str, dict[str, float]] | None = 
             price_per_gpu_hour_usd=d["price_per_gpu_hour_usd"],
             price_date=str(d["price_date"]),
             efficiency=Efficiency.model_validate(eff),
+            efficiency_source=source,
             sources=d.get("sources", []),
         )
     except KeyError as e:

@@ -17,14 +17,15 @@ class Efficiency(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     gemm_peak_fraction: float = Field(
-        0.75, gt=0, le=1,
+        0.8, gt=0, le=1,
         description="Fraction of dense tensor-core peak a large, well-shaped GEMM achieves "
-        "(cuBLAS on A100/H100 reaches ~0.7-0.85 on 8k-sized bf16 GEMMs).",
+        "(cuBLAS on A100/H100 reaches ~0.75-0.85 on 8k-sized bf16 GEMMs).",
     )
     gemm_half_dim: float = Field(
-        96.0, ge=0,
+        192.0, ge=0,
         description="GEMM dimension (elements) at which that dimension's saturation factor "
-        "d/(d+half) is 1/2: small dimensions under-fill tiles and waves.",
+        "d/(d+half) is 1/2: small dimensions under-fill tiles and waves (cuBLAS reaches "
+        "~45% of peak on 1024³ and ~80% on 4096³+ bf16 GEMMs: half ≈ 150-250).",
     )
     low_precision_gemm_fraction: float = Field(
         0.7, gt=0, le=1,
@@ -32,9 +33,10 @@ class Efficiency(BaseModel):
         "(scaling, casts and less mature kernels: fp8 training is ~1.3-1.5x, not 2x, bf16).",
     )
     attention_peak_fraction: float = Field(
-        0.45, gt=0, le=1,
-        description="Fraction of bf16 peak that fused (FlashAttention-2/3) attention "
-        "achieves, forward and backward alike.",
+        0.4, gt=0, le=1,
+        description="Fraction of bf16 peak that fused attention achieves on causal work, "
+        "forward and backward alike (FlashAttention-2: ~50% on A100, ~35% on H100; "
+        "FlashAttention-3 ~60-75% forward on H100; Shah et al. 2024 Fig. 5-7).",
     )
     tp_overlap_exposed_fraction: float = Field(
         0.3, ge=0, le=1,
@@ -44,8 +46,9 @@ class Efficiency(BaseModel):
         "SMs from the GEMMs).",
     )
     hbm_fraction: float = Field(
-        0.8, gt=0, le=1,
-        description="Fraction of datasheet HBM bandwidth achieved by memory-bound kernels.",
+        0.85, gt=0, le=1,
+        description="Fraction of datasheet HBM bandwidth achieved by memory-bound kernels "
+        "(STREAM-like copies reach ~0.85-0.9 on A100/H100).",
     )
     nvlink_fraction: float = Field(
         0.8, gt=0, le=1,
@@ -56,7 +59,7 @@ class Efficiency(BaseModel):
         description="Fraction of inter-node per-GPU bandwidth NCCL collectives achieve.",
     )
     layer_overhead_s: float = Field(
-        2.0e-5, ge=0,
+        3.0e-5, ge=0,
         description="Fixed time per transformer layer per forward-pass equivalent (kernel "
         "launches, host scheduling, small un-modelled kernels); backward counts twice.",
     )

@@ -39,6 +39,10 @@ class GPU(BaseModel):
     price_per_gpu_hour_usd: float = Field(ge=0)
     price_date: str
     efficiency: Efficiency = Efficiency()
+    efficiency_source: str = Field(
+        "priors", description="Where the efficiency came from: 'priors', 'calibration:<family>' "
+        "or 'calibration:<family> (fallback)'."
+    )
     sources: list[str] = Field(default_factory=list)
 
     @property

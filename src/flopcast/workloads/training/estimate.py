@@ -98,7 +98,8 @@ def estimate_training(job: TrainingJob) -> TrainingEstimate:
         cost_usd=cost,
         energy_mwh=energy,
         config=dict(
-            model=job.model.name, gpu=gpu.id, num_gpus=n, gpus_per_node=job.system.gpus_per_node,
+            model=job.model.name, gpu=gpu.id, efficiency_source=gpu.efficiency_source,
+            num_gpus=n, gpus_per_node=job.system.gpus_per_node,
             precision=job.precision.name, seq_len=job.seq_len, tp=p.tp, pp=p.pp, vp=p.vp,
             cp=p.cp, ep=p.ep, dp=p.dp, sp=p.sequence_parallel, zero_stage=p.zero_stage,
             micro_batch=p.micro_batch, global_batch=p.global_batch,
