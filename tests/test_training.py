@@ -30,6 +30,14 @@ def test_full_recompute_costs_time_and_saves_memory():
     assert full.hfu > full.mfu
 
 
+def test_memory_by_stage():
+    est = estimate_training(job("llama-3.1-70b", gpus=64, tp=8, pp=4, global_batch=64))
+    first, last = est.memory_by_stage["first"], est.memory_by_stage["last"]
+    # 1F1B: the first stage holds pp micro-batches in flight, the last one
+    assert first["activations"] > 2 * last["activations"]
+    assert est.memory["total"] == pytest.approx(max(first["total"], last["total"]))
+
+
 def test_405b_does_not_fit_on_8_gpus():
     est = estimate_training(job("llama-3.1-405b", gpus=8, tp=8))
     assert not est.fits

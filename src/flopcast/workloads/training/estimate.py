@@ -20,7 +20,12 @@ MEMORY_KINDS = ("weights", "gradients", "optimizer", "activations", "temporary")
 
 @dataclass(frozen=True)
 class TrainingEstimate:
-    """What one training configuration costs. Times in s, memory in bytes, energy in MWh."""
+    """What one training configuration costs. Times in s, memory in bytes, energy in MWh.
+
+    ``memory`` is the largest pipeline stage's bytes per GPU by kind; ``memory_by_stage``
+    gives the first stage (embedding, most micro-batches in flight) and the last (LM head,
+    logits); middle stages lie between them.
+    """
 
     step_time_s: float
     tokens_per_s: float
@@ -32,6 +37,7 @@ class TrainingEstimate:
     fits: bool
     memory: dict[str, float]
     memory_largest_stage: int
+    memory_by_stage: dict[str, dict[str, float]]
     breakdown_s: dict[str, float]
     num_gpus: int
     tokens: float | None
@@ -69,6 +75,10 @@ def estimate_training(job: TrainingJob) -> TrainingEstimate:
     memory = {k: v[f"memory_{k}_bytes"] for k in MEMORY_KINDS}
     memory["total"] = v["memory_total_bytes"]
     memory["capacity"] = v["memory_capacity_bytes"]
+    by_stage = {}
+    for stage in ("first", "last"):
+        kinds = {k: v[f"memory_{stage}_stage_{k}_bytes"] for k in MEMORY_KINDS}
+        by_stage[stage] = kinds | {"total": sum(kinds.values())}
     budget = job.tokens
     if budget:
         seconds = budget / tokens_per_s
@@ -90,6 +100,7 @@ def estimate_training(job: TrainingJob) -> TrainingEstimate:
         fits=bool(memory["total"] <= memory["capacity"]),
         memory=memory,
         memory_largest_stage=int(v["memory_largest_stage"]),
+        memory_by_stage=by_stage,
         breakdown_s={k: v[k] for k in TIME_PARTS} | {"recompute_s": v["recompute_s"]},
         num_gpus=n,
         tokens=budget,

@@ -323,6 +323,9 @@ def _memory(model, system, precision, seq_len, lay, first_p, last_p, expert_p, n
     first_is_max = total_first >= total_last
     out = {f"memory_{k}_bytes": np.where(first_is_max, result["first"][k], result["last"][k])
            for k in result["first"]}
+    for stage in ("first", "last"):
+        for k, v in result[stage].items():
+            out[f"memory_{stage}_stage_{k}_bytes"] = v
     out["memory_total_bytes"] = np.maximum(total_first, total_last)
     out["memory_largest_stage"] = np.where(first_is_max, 0.0, lay.pp - 1.0)
     out["memory_capacity_bytes"] = np.full_like(out["memory_total_bytes"],
