@@ -25,6 +25,7 @@ FITTED_PARAMETERS: dict[str, tuple[float, float]] = {
     "network_fraction": (0.2, 1.0),
     "layer_overhead_s": (0.0, 1e-3),
     "tp_overlap_exposed_fraction": (0.0, 1.0),
+    "dp_overlap_exposed_fraction": (0.0, 1.0),
     "low_precision_gemm_fraction": (0.3, 1.0),
 }
 

@@ -45,6 +45,12 @@ class Efficiency(BaseModel):
         "GEMM into chunks: the first chunk's transfer waits, and communication kernels take "
         "SMs from the GEMMs).",
     )
+    dp_overlap_exposed_fraction: float = Field(
+        0.15, ge=0, le=1,
+        description="Share of overlapped data-parallel communication (DDP/ZeRO gradient "
+        "reduce-scatter, parameter all-gather) that still costs time: NCCL kernels running "
+        "beside the GEMMs take SMs and HBM bandwidth from them, and the last bucket waits.",
+    )
     hbm_fraction: float = Field(
         0.85, gt=0, le=1,
         description="Fraction of datasheet HBM bandwidth achieved by memory-bound kernels "

@@ -115,6 +115,7 @@ def estimate_training(job: TrainingJob) -> TrainingEstimate:
             cp=p.cp, ep=p.ep, dp=p.dp, sp=p.sequence_parallel, zero_stage=p.zero_stage,
             micro_batch=p.micro_batch, global_batch=p.global_batch,
             num_micro_batches=job.num_micro_batches, recompute=p.recompute,
-            schedule=p.pipeline_schedule,
+            schedule=p.pipeline_schedule, tp_comm_overlap=p.tp_overlap,
+            cpu_offload=p.cpu_offload_optimizer,
         ),
     )

@@ -214,21 +214,24 @@ def training_step(model: Model, system: System, precision: Precision, seq_len,
     # or per micro-batch all-gather (fwd), all-gather (bwd) and reduce-scatter (ZeRO-3 / FSDP)
     # (Rajbhandari et al. 2020 §7: 2Ψ, 2Ψ and 3Ψ of traffic). Overlapped with the backward of
     # the last micro-batch (ZeRO 0-2) or with each micro-batch (ZeRO-3), as PyTorch DDP/FSDP
-    # and Megatron's overlap-grad-reduce do; the last bucket cannot hide (1/layers of it).
+    # and Megatron's overlap-grad-reduce do; the last bucket cannot hide (1/layers of it), and
+    # overlapped kernels still cost dp_overlap_exposed_fraction of their time.
     first_p, last_p, expert_p = memory.stage_param_counts(model, lay.tp, lay.pp, lay.ep)
     stage_p = np.maximum(first_p, last_p) + expert_p
     dp_group = lay.dp * lay.cp
     dp_bw = comm.group_bandwidth(dp_group, lay.tp, domain, gpu.scale_up_bandwidth,
                                  system.network_bandwidth, eff)
-    dp_lat = comm.group_latency(dp_group, lay.tp, domain, gpu.nvlink_latency_s,
-                                system.network_latency_s)
+    # ZeRO/FSDP and DDP issue one collective per layer (or gradient bucket), not one per step:
+    # the ring's (n-1)·latency is paid per layer.
+    dp_lat = n_layers_stage * comm.group_latency(dp_group, lay.tp, domain, gpu.nvlink_latency_s,
+                                                 system.network_latency_s)
     wb, gb = precision.weight_bytes, precision.weight_bytes
     grad_ar = comm.all_reduce_time(stage_p * gb, dp_group, dp_bw, dp_lat)
     grad_rs = comm.reduce_scatter_time(stage_p * gb, dp_group, dp_bw, dp_lat)
     param_ag = comm.all_gather_time(stage_p * wb, dp_group, dp_bw, dp_lat)
     per_step = np.where(lay.zero == 0, grad_ar, grad_rs + param_ag)
     per_micro = 2 * param_ag + grad_rs
-    floor_share = 1.0 / n_layers_stage
+    floor_share = np.maximum(1.0 / n_layers_stage, eff.dp_overlap_exposed_fraction)
     step_exposed = np.where(lay.dp_overlap,
                             np.maximum(per_step - stage_compute, per_step * floor_share), per_step)
     micro_exposed = m * np.where(lay.dp_overlap,
@@ -272,14 +275,15 @@ def training_step(model: Model, system: System, precision: Precision, seq_len,
         dp_comm_exposed_s=dp_comm,
         dp_comm_total_s=dp_comm_total,
         optimizer_s=optimizer,
-        overhead_s=np.full_like(step, eff.step_overhead_s),
+        overhead_s=eff.step_overhead_s,
         tokens_per_step=tokens_step,
         model_flops_per_step=model_flops,
         hardware_flops_per_step=hardware_flops,
         **mem,
     )
-    shape = np.broadcast(*out.values()).shape
-    return {k: np.broadcast_to(np.asarray(v, dtype=float), shape) for k, v in out.items()}
+    arrays = {k: np.asarray(v, dtype=float) for k, v in out.items()}
+    shape = np.broadcast_shapes(*(a.shape for a in arrays.values()))
+    return {k: np.broadcast_to(a, shape) for k, a in arrays.items()}
 
 
 def _memory(model, system, precision, seq_len, lay, first_p, last_p, expert_p, n_layers_stage,
@@ -328,6 +332,5 @@ def _memory(model, system, precision, seq_len, lay, first_p, last_p, expert_p, n
             out[f"memory_{stage}_stage_{k}_bytes"] = v
     out["memory_total_bytes"] = np.maximum(total_first, total_last)
     out["memory_largest_stage"] = np.where(first_is_max, 0.0, lay.pp - 1.0)
-    out["memory_capacity_bytes"] = np.full_like(out["memory_total_bytes"],
-                                                system.gpu.hbm_bytes)
+    out["memory_capacity_bytes"] = system.gpu.hbm_bytes
     return out

@@ -1,0 +1,1 @@
+"""Reports: plots (optional `plot` extra, matplotlib)."""

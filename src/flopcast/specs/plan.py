@@ -1,0 +1,64 @@
+"""PlanRequest: which model, which clusters, and what to optimise."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from flopcast.specs.model import Model
+from flopcast.specs.precision import Precision, precision
+
+Objective = Literal["time", "cost", "energy"]
+
+#: Default batch: about 4M tokens per optimizer step (Llama 3 pre-training used 4M-16M,
+#: Dubey et al. 2024 §3.4.1), as whole sequences.
+DEFAULT_TOKENS_PER_BATCH = 2**22
+
+
+class PlanRequest(BaseModel):
+    """A planning question: the best way to train ``model`` on each candidate cluster.
+
+    ``gpus`` and ``gpu_counts`` may list several options; every (gpu, count) pair is a cluster.
+    ``options`` pins search axes (e.g. ``{"tp": [8]}``); omitted axes are searched in full.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: Model
+    gpus: list[str] = Field(min_length=1)
+    gpu_counts: list[int] = Field(min_length=1)
+    seq_len: int = Field(4096, ge=1)
+    global_batch: int | None = Field(None, ge=1, description="None = ~4M tokens per step.")
+    precision: Precision = Field(default_factory=lambda: precision("bf16"))
+    tokens: float | None = Field(None, gt=0)
+    objective: Objective = "time"
+    top: int = Field(5, ge=1, le=1000)
+    deadline_days: float | None = Field(None, gt=0)
+    options: dict[str, list[int]] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _precision_by_name(cls, data):
+        if isinstance(data, dict) and isinstance(data.get("precision"), str):
+            data = {**data, "precision": precision(data["precision"])}
+        return data
+
+    @model_validator(mode="after")
+    def _check(self) -> PlanRequest:
+        for n in self.gpu_counts:
+            if n < 1:
+                raise ValueError(f"gpus: every GPU count must be at least 1; got {n}")
+        if self.objective in ("cost", "energy") and self.tokens is None and len(
+            self.gpu_counts) * len(self.gpus) > 1:
+            pass  # cost per token still ranks clusters; nothing to refuse
+        allowed = {"tp", "pp", "vp", "cp", "ep", "micro_batch", "zero", "recompute",
+                   "schedule", "sp", "offload"}
+        unknown = set(self.options) - allowed
+        if unknown:
+            raise ValueError(f"options: unknown axes {sorted(unknown)}; allowed: {sorted(allowed)}")
+        return self
+
+    @property
+    def batch(self) -> int:
+        return self.global_batch or max(1, DEFAULT_TOKENS_PER_BATCH // self.seq_len)
