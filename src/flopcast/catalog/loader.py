@@ -11,13 +11,16 @@ from pydantic import ValidationError
 
 from flopcast.errors import FlopcastError
 from flopcast.specs.efficiency import Efficiency
+from flopcast.specs.engine import Engine
 from flopcast.specs.gpu import GPU
 from flopcast.specs.model import Model
 
 CATALOG_DIR = Path(__file__).parent
 GPU_DIR = CATALOG_DIR / "gpus"
 MODEL_DIR = CATALOG_DIR / "models"
+ENGINE_DIR = CATALOG_DIR / "engines"
 CALIBRATION_FILE = CATALOG_DIR.parent / "calibration" / "default.yaml"
+INFERENCE_CALIBRATION_FILE = CATALOG_DIR.parent / "calibration" / "inference.yaml"
 
 GIB = 2**30
 GB = 1e9
@@ -77,6 +80,7 @@ def gpu_from_yaml(data: dict, calibration: dict[str, dict[str, float]] | None = 
             price_date=str(d["price_date"]),
             efficiency=Efficiency.model_validate(eff),
             efficiency_source=source,
+            calibration_fallback=fallback,
             sources=d.get("sources", []),
         )
     except KeyError as e:
@@ -129,3 +133,47 @@ def resolve_model(ref: str) -> Model:
             return model_from_hf_config(json.loads(path.read_text()), name=path.parent.name)
         return _model_from_mapping(yaml.safe_load(path.read_text()), str(path))
     return load_model(ref)
+
+
+@cache
+def _engines() -> dict[str, Engine]:
+    out = {}
+    for path in sorted(ENGINE_DIR.glob("*.yaml")):
+        engine = Engine.model_validate(yaml.safe_load(path.read_text()))
+        for name in [engine.id, *engine.aliases]:
+            out[name.lower()] = engine
+    return out
+
+
+def engine_ids() -> list[str]:
+    return sorted({e.id for e in _engines().values()})
+
+
+def load_engine(name: str) -> Engine:
+    """An engine by id or alias (case-insensitive), e.g. 'TensorRT-LLM', 'vllm'."""
+    engine = _engines().get(name.strip().lower())
+    if engine is None:
+        raise FlopcastError(f"engine: unknown {name!r}; known: {', '.join(engine_ids())}")
+    return engine
+
+
+def load_inference_calibration(path: str | Path | None = None) -> dict:
+    """{family: {engine id: {efficiency field: value}}} from an inference calibration file."""
+    path = Path(path) if path else INFERENCE_CALIBRATION_FILE
+    if not path.exists():
+        if path == INFERENCE_CALIBRATION_FILE:
+            return {}
+        raise FlopcastError(f"calibration: file not found: {path}")
+    data = yaml.safe_load(path.read_text()) or {}
+    return {fam: {eng: dict(v.get("efficiency", v)) for eng, v in engines.items()}
+            for fam, engines in (data.get("families") or {}).items()}
+
+
+def inference_efficiency(gpu: GPU, engine: Engine, path: str | Path | None = None) -> Efficiency:
+    """The GPU's efficiency with the inference calibration of (its family, engine) on top
+    (or of its fallback family's, as for training)."""
+    cal = load_inference_calibration(path)
+    values = cal.get(gpu.family, {}).get(engine.id)
+    if values is None and gpu.calibration_fallback:
+        values = cal.get(gpu.calibration_fallback, {}).get(engine.id)
+    return gpu.efficiency.updated(**values) if values else gpu.efficiency

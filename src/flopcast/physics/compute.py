@@ -13,6 +13,15 @@ import numpy as np
 
 from flopcast.specs.efficiency import Efficiency
 
+#: Memory-bound element-wise traffic, in elements per token per layer (read + write),
+#: following the operator count of Ivanov et al. 2021 ("Data Movement Is All You Need")
+#: §3: a norm reads and writes h; a residual add reads 2h and writes h; rotary embedding
+#: reads and writes q and k. Backward moves about twice the forward's bytes (gradient in,
+#: saved input, gradient out).
+NORM_ELEMENTS = 2
+RESIDUAL_ELEMENTS = 3
+ELEMENTWISE_BACKWARD_PER_FORWARD = 2
+
 
 def dimension_saturation(d, half_dim: float):
     """d / (d + half_dim): 1/2 at ``half_dim``, → 1 for large d."""
@@ -32,12 +41,17 @@ def gemm_efficiency(m, n, k, eff: Efficiency):
 
 
 def gemm_time(m, n, k, peak_flops, hbm_bandwidth, eff: Efficiency, element_bytes=2.0,
-              dtype_fraction=1.0):
-    """Seconds for one GEMM: compute-bound at shape efficiency, or bound by its operand bytes."""
+              dtype_fraction=1.0, weight_bytes=None):
+    """Seconds for one GEMM: compute-bound at shape efficiency, or bound by its operand bytes.
+
+    ``weight_bytes`` (default ``element_bytes``) sizes the k×n operand separately, for
+    quantised weights beside 16-bit activations.
+    """
     m = np.asarray(m, dtype=float)
     flops = 2.0 * m * n * k
     compute = flops / (peak_flops * gemm_efficiency(m, n, k, eff) * dtype_fraction)
-    traffic = element_bytes * (m * k + k * n + m * n)
+    wb = element_bytes if weight_bytes is None else weight_bytes
+    traffic = element_bytes * (m * k + m * n) + wb * k * n
     return np.maximum(compute, memory_time(traffic, hbm_bandwidth, eff))
 
 

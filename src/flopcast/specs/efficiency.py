@@ -74,6 +74,23 @@ class Efficiency(BaseModel):
         description="Fixed time per optimizer step outside the layers (data loading, "
         "logging, gradient clipping, host sync).",
     )
+    inference_step_overhead_s: float = Field(
+        1.0e-4, ge=0,
+        description="Fixed time per inference forward step outside the kernels' work: "
+        "scheduling, batch assembly, sampling and launch gaps (CUDA graphs keep it at tens to "
+        "hundreds of microseconds).",
+    )
+    allreduce_latency_s: float = Field(
+        8.0e-6, ge=0,
+        description="Latency of one small tensor-parallel all-reduce inside an NVLink domain "
+        "(TensorRT-LLM / vLLM one-shot custom all-reduce kernels).",
+    )
+    weight_only_gemm_fraction: float = Field(
+        0.85, gt=0, le=1,
+        description="Efficiency of weight-only quantised GEMMs (W4A16/W8A16, dequantised in "
+        "the kernel) relative to 16-bit GEMMs once compute-bound (MARLIN, Frantar et al. "
+        "2024: speedup falls from ~4x at batch 1-16 to below 1x at large batch).",
+    )
     runtime_reserved_bytes: float = Field(
         2.5 * 2**30, ge=0,
         description="GPU memory not available to tensors: CUDA context, NCCL buffers, "

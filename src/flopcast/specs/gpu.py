@@ -39,6 +39,9 @@ class GPU(BaseModel):
     price_per_gpu_hour_usd: float = Field(ge=0)
     price_date: str
     efficiency: Efficiency = Efficiency()
+    calibration_fallback: str | None = Field(
+        None, description="Family whose calibration this GPU uses where its own has none."
+    )
     efficiency_source: str = Field(
         "priors", description="Where the efficiency came from: 'priors', 'calibration:<family>' "
         "or 'calibration:<family> (fallback)'."

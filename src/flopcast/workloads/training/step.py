@@ -18,6 +18,11 @@ import numpy as np
 
 from flopcast.physics import comm, compute, memory
 from flopcast.physics import flops as F
+from flopcast.physics.compute import (
+    ELEMENTWISE_BACKWARD_PER_FORWARD,
+    NORM_ELEMENTS,
+    RESIDUAL_ELEMENTS,
+)
 from flopcast.physics.pipeline import micro_batches_in_flight, pipeline_time
 from flopcast.specs.model import Model
 from flopcast.specs.precision import Precision
@@ -28,15 +33,6 @@ from flopcast.workloads.training.layout import Layout
 #: master weight, momentum and variance (3·8), write the 16-bit weight (2) = 28 bytes
 #: (memory-bound; Megatron's distributed optimizer does it on each rank's shard).
 ADAM_UPDATE_BYTES_PER_PARAM = 28
-
-#: Memory-bound element-wise traffic, in elements per token per layer (read + write),
-#: following the operator count of Ivanov et al. 2021 ("Data Movement Is All You Need")
-#: §3: a norm reads and writes h; a residual add reads 2h and writes h; rotary embedding
-#: reads and writes q and k. Backward moves about twice the forward's bytes (gradient in,
-#: saved input, gradient out).
-NORM_ELEMENTS = 2
-RESIDUAL_ELEMENTS = 3
-ELEMENTWISE_BACKWARD_PER_FORWARD = 2
 
 #: Cross-entropy over the vocabulary per token: read 16-bit logits, write and read fp32
 #: probabilities, write the 16-bit gradient (Megatron vocab-parallel cross entropy).

@@ -1,0 +1,47 @@
+"""KV-cache bytes: per token, per sequence, and the paged blocks that hold them.
+
+Per token and layer a decoder caches K and V for each KV head: 2·kv_heads·head_dim elements
+(MHA: kv_heads = heads; GQA, Ainslie et al. 2023: fewer). MLA (DeepSeek-V2 §2.1.1) caches
+the compressed latent and the shared rotary key instead: kv_lora_rank + qk_rope_head_dim
+elements, whatever the head count. Sliding-window layers keep at most the window.
+Paged attention (Kwon et al. 2023, vLLM §4.1) allocates whole blocks of ``block_tokens``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from flopcast.specs.model import Model
+
+
+def kv_elements_per_token_layer(model: Model) -> int:
+    """Cached elements per token in one layer."""
+    if model.is_mla:
+        return model.kv_lora_rank + model.qk_rope_head_dim
+    return 2 * model.kv_heads * model.head_dim_qk
+
+
+def kv_bytes_per_token(model: Model, element_bytes: float) -> float:
+    """Cache bytes one token adds across all layers (no window applied).
+
+    >>> from flopcast.catalog import load_model
+    >>> kv_bytes_per_token(load_model("llama-3.1-70b"), 2)  # 80 · 2 · 8 · 128 · 2
+    327680.0
+    """
+    return float(model.num_layers * kv_elements_per_token_layer(model) * element_bytes)
+
+
+def cached_tokens_per_layer(model: Model, context):
+    """Tokens held per layer, averaged over layers: the window caps local layers."""
+    context = np.asarray(context, dtype=float)
+    n_local = model.num_local_attention_layers
+    if n_local == 0:
+        return context
+    local = np.minimum(context, model.sliding_window)
+    return (n_local * local + (model.num_layers - n_local) * context) / model.num_layers
+
+
+def sequence_kv_bytes(model: Model, context, element_bytes: float, block_tokens: int = 1):
+    """Bytes one sequence of ``context`` tokens occupies, rounded up to whole pages."""
+    tokens = np.ceil(np.asarray(context, dtype=float) / block_tokens) * block_tokens
+    return kv_bytes_per_token(model, element_bytes) * cached_tokens_per_layer(model, tokens)

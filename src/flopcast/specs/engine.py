@@ -1,0 +1,22 @@
+"""Serving engine: batching limits and KV-cache paging, as data (catalog/engines/*.yaml)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Engine(BaseModel):
+    """What an inference engine allows per step and how it pages the KV cache."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    name: str
+    aliases: list[str] = Field(default_factory=list)
+    max_batch_size: int = Field(ge=1, description="Sequences in flight at most.")
+    max_num_tokens: int = Field(ge=1, description="Tokens (prefill + decode) per step at most.")
+    kv_block_tokens: int = Field(ge=1, description="Paged-KV block size in tokens.")
+    memory_fraction: float = Field(
+        gt=0, le=1, description="Share of the memory left after weights given to the KV cache."
+    )
+    sources: list[str] = Field(default_factory=list)

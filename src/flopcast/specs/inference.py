@@ -1,0 +1,92 @@
+"""InferenceJob: a model served on a system with an engine, a number format and a workload."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from flopcast.specs.engine import Engine
+from flopcast.specs.model import Model
+from flopcast.specs.quantization import (
+    WeightFormat,
+    default_kv_format,
+    kv_bytes_per_element,
+    weight_format,
+)
+from flopcast.specs.system import System
+
+Mode = Literal["batch", "concurrency", "max_throughput"]
+
+
+class InferenceJob(BaseModel):
+    """Serve ``model`` on ``system`` with requests of ``input_len`` prompt and ``output_len``
+    generated tokens.
+
+    Modes: ``batch`` — one static batch of ``batch`` requests run together (prefill, then
+    decode to the end; TensorRT-LLM's gptSessionBenchmark); ``concurrency`` — continuous
+    batching holding ``batch`` requests in flight (steady state); ``max_throughput`` — the
+    concurrency that maximises output tokens/s within KV memory and the engine's limits.
+
+    Rules: tp·pp equals the GPU count; tp divides the attention heads, and tp and the KV heads
+    divide one another (engines replicate KV heads when tp exceeds them); ep divides tp (expert
+    parallel inside the tensor-parallel group, as TensorRT-LLM's moe_ep_size·moe_tp_size = tp)
+    and the experts.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: Model
+    system: System
+    engine: Engine
+    tp: int = Field(1, ge=1)
+    pp: int = Field(1, ge=1)
+    ep: int = Field(1, ge=1)
+    weights: WeightFormat = Field(default_factory=lambda: weight_format("bf16"))
+    kv_format: str | None = Field(None, description="None = fp8 with fp8/fp4 weights, else bf16.")
+    input_len: int = Field(1024, ge=1)
+    output_len: int = Field(128, ge=1)
+    mode: Mode = "batch"
+    batch: int = Field(1, ge=1, description="Static batch, or concurrency in that mode.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _formats_by_name(cls, data):
+        if isinstance(data, dict) and isinstance(data.get("weights"), str):
+            data = {**data, "weights": weight_format(data["weights"])}
+        return data
+
+    @model_validator(mode="after")
+    def _check(self) -> InferenceJob:
+        m, n = self.model, self.system.num_gpus
+        if self.tp * self.pp != n:
+            raise ValueError(f"tp·pp ({self.tp}·{self.pp}) must equal the GPU count ({n})")
+        if m.num_attention_heads % self.tp:
+            raise ValueError(f"tp ({self.tp}) must divide num_attention_heads "
+                             f"({m.num_attention_heads})")
+        if not m.is_mla and m.kv_heads % self.tp and self.tp % m.kv_heads:
+            raise ValueError(f"tp ({self.tp}) and num_kv_heads ({m.kv_heads}) must divide one "
+                             "another")
+        if self.pp > m.num_layers:
+            raise ValueError(f"pp ({self.pp}) must be at most num_layers ({m.num_layers})")
+        if self.ep > 1:
+            if not m.is_moe:
+                raise ValueError(f"ep ({self.ep}) > 1 needs a mixture-of-experts model")
+            if self.tp % self.ep or m.num_experts % self.ep:
+                raise ValueError(f"ep ({self.ep}) must divide tp ({self.tp}) and num_experts "
+                                 f"({m.num_experts})")
+        gpu = self.system.gpu
+        for dtype in {self.weights.gemm_dtype, "bf16" if "bf16" in gpu.peak_flops else "fp16"}:
+            if dtype not in gpu.peak_flops:
+                have = ", ".join(sorted(gpu.peak_flops))
+                raise ValueError(f"precision {self.weights.name}: gpu {gpu.id} has no {dtype} "
+                                 f"tensor cores (it has: {have})")
+        kv = self.kv_format or default_kv_format(self.weights)
+        kv_bytes_per_element(kv)  # refuses unknown formats
+        if self.kv_format is None:
+            object.__setattr__(self, "kv_format", kv)
+        return self
+
+    @property
+    def kv_element_bytes(self) -> float:
+        return kv_bytes_per_element(self.kv_format)
