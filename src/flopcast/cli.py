@@ -492,25 +492,39 @@ def calibrate(
     loso: bool = typer.Option(False, "--leave-one-source-out",
                               help="Also fit without each source and score it (slow)."),
 ) -> None:
-    """Fit per-GPU-family efficiency parameters to measurements; write a calibration YAML.
+    """Fit efficiency parameters to measurements; write a calibration YAML.
 
-    Later commands take it with --calibration FILE. The shipped calibration was made with
-    `flopcast calibrate ../shared/measurements/training.csv -o
-    src/flopcast/calibration/default.yaml`.
+    A training file gives parameters per GPU family, an inference file per GPU family and
+    engine. Later commands take the result with --calibration FILE. The shipped ones were made
+    with `flopcast calibrate ../shared/measurements/training.csv -o
+    src/flopcast/calibration/default.yaml` and `... inference.csv -o
+    src/flopcast/calibration/inference.yaml`.
     """
     from flopcast.calibration import calibrate as fit
     from flopcast.calibration import leave_one_source_out
+    from flopcast.validate.report import detect_kind
+    from flopcast.validate.training import read_rows
 
+    if detect_kind(read_rows(file)) == "inference":
+        from flopcast.calibration.inference import (
+            calibrate_inference,
+            leave_one_source_out_inference,
+        )
+
+        fit, leave_one_source_out = calibrate_inference, leave_one_source_out_inference
     doc = fit(file, out)
-    console.print(f"wrote {out}: {doc['parameters_fitted']} parameters over "
-                  f"{len(doc['families'])} GPU families")
+    console.print(f"wrote {out}: {doc['parameters_fitted']} parameters fitted; in-sample "
+                  f"median {_pct(doc['summary']['median_ape_pct'])}, p90 "
+                  f"{_pct(doc['summary']['p90_ape_pct'])} over {doc['summary']['rows']} rows")
     table = Table(title="Fit (in-sample)")
     for col in ("family", "rows", "median APE", "p90 APE", "parameters"):
         table.add_column(col)
     for fam, f in doc["families"].items():
-        params = ", ".join(f"{k}={v:.4g}" for k, v in f["efficiency"].items())
-        table.add_row(fam, str(f["fit"]["rows"]), _pct(f["fit"]["median_ape_pct"]),
-                      _pct(f["fit"]["p90_ape_pct"]), params)
+        groups = {"": f} if "efficiency" in f else {f" / {eng}": g for eng, g in f.items()}
+        for suffix, g in groups.items():
+            params = ", ".join(f"{k}={v:.4g}" for k, v in g["efficiency"].items())
+            table.add_row(fam + suffix, str(g["fit"]["rows"]), _pct(g["fit"]["median_ape_pct"]),
+                          _pct(g["fit"]["p90_ape_pct"]), params)
     console.print(table)
     if loso:
         held = Table(title="Leave one source out (fit without it, score it)")

@@ -27,6 +27,8 @@ FITTED_PARAMETERS: dict[str, tuple[float, float]] = {
     "tp_overlap_exposed_fraction": (0.0, 1.0),
     "dp_overlap_exposed_fraction": (0.0, 1.0),
     "low_precision_gemm_fraction": (0.3, 1.0),
+    "inference_step_overhead_s": (0.0, 5e-3),
+    "allreduce_latency_s": (0.0, 1e-4),
 }
 
 #: Weight of the pull toward the prior, per parameter, on log(value/prior): halving a
@@ -62,15 +64,19 @@ def _family_parameters(cases: list[TrainingCase]) -> list[str]:
 
 
 def fit_family(cases: list[TrainingCase], prior: Efficiency | None = None) -> Efficiency:
-    """Fit one family's parameters to its cases (all must have a job)."""
+    """Fit one family's training parameters to its cases (all must have a job)."""
+    return fit_parameters(cases, predict_case, _family_parameters(cases), prior or Efficiency())
+
+
+def fit_parameters(cases, predict, names: list[str], prior: Efficiency) -> Efficiency:
+    """Fit ``names`` of ``prior`` so that ``predict(case, efficiency)`` matches each case's
+    ``measured`` (robust least squares on log error, source-balanced, pulled to the prior)."""
     try:
         from scipy.optimize import least_squares
     except ImportError:  # pragma: no cover - exercised only without the extra
         raise FlopcastError(
             "calibrate needs scipy: pip install 'flopcast[calibrate]'"
         ) from None
-    prior = prior or Efficiency()
-    names = _family_parameters(cases)
     x0, lo, hi, scale = _scaled_bounds(names, prior)
     measured = np.array([c.measured for c in cases])
     weights = _source_weights(cases)
@@ -81,7 +87,7 @@ def fit_family(cases: list[TrainingCase], prior: Efficiency | None = None) -> Ef
 
     def residuals(x):
         eff = efficiency(x)
-        predicted = np.array([predict_case(c, eff) for c in cases])
+        predicted = np.array([predict(c, eff) for c in cases])
         rows = weights * np.log(predicted / measured)
         values = np.maximum(x * scale, 1e-9)
         pull = PRIOR_WEIGHT * np.log(values / prior_values)

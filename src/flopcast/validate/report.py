@@ -45,12 +45,16 @@ def validate_file(path: str | Path, calibration: str | None = None) -> dict:
     raw = read_rows(path)
     kind = detect_kind(raw)
     if kind == "inference":
-        reason = "no inference model yet: flopcast predicts training only (inference is issue 4)"
-        out_rows = [
-            {"id": r.get("id", ""), "metric": r.get("metric", ""), "measured": _num(r.get("value")),
-             "predicted": None, "skipped": reason, "source": r.get("source", "")}
-            for r in raw
-        ]
+        from flopcast.validate.inference import predict_inference_case, prepare_inference_rows
+
+        out_rows = []
+        for case in prepare_inference_rows(raw, calibration):
+            predicted = predict_inference_case(case, calibration)
+            row = {"id": case.id, "metric": case.metric, "measured": case.measured,
+                   "predicted": predicted, "skipped": case.skipped, "source": case.source}
+            if predicted is not None:
+                row["ape_pct"] = ape_pct(predicted, case.measured)
+            out_rows.append(row)
     else:
         out_rows = []
         for case in prepare_training_rows(raw, calibration):

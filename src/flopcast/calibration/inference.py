@@ -1,0 +1,107 @@
+"""Fit inference efficiency per (GPU family, engine) to inference measurements.
+
+Starts from the GPU's training-calibrated efficiency (same physics, same priors) and fits the
+handful of parameters the serving rows inform: GEMM peak fraction and saturation (prefill and
+large batches), attention fraction, HBM fraction (decode streams weights and KV), the engine's
+per-step overhead, and, where rows use tensor parallelism or 8/4-bit GEMMs, the all-reduce
+latency and the low-precision GEMM fraction.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from flopcast.calibration.fit import PRIOR_WEIGHT, ROBUST_SCALE, SOURCE_BALANCE, fit_parameters
+from flopcast.errors import FlopcastError
+from flopcast.validate.inference import predict_inference_case, prepare_inference_rows
+from flopcast.validate.report import ape_pct
+from flopcast.validate.training import read_rows
+
+BASE_PARAMETERS = ["gemm_peak_fraction", "gemm_half_dim", "attention_peak_fraction",
+                   "hbm_fraction", "inference_step_overhead_s"]
+
+
+def _parameters(cases) -> list[str]:
+    names = list(BASE_PARAMETERS)
+    if any(c.job.tp > 1 for c in cases):
+        names.append("allreduce_latency_s")
+    if any(c.job.weights.gemm_dtype in ("fp8", "fp4", "int8") for c in cases):
+        names.append("low_precision_gemm_fraction")
+    return names
+
+
+def _groups(cases):
+    groups = defaultdict(list)
+    for c in cases:
+        if c.job is not None:
+            groups[(c.job.system.gpu.family, c.job.engine.id)].append(c)
+    return dict(groups)
+
+
+def _predict(case, eff):
+    return predict_inference_case(case, efficiency_override=eff)
+
+
+def _fit_groups(groups):
+    return {key: fit_parameters(cs, _predict, _parameters(cs), cs[0].job.system.gpu.efficiency)
+            for key, cs in sorted(groups.items())}
+
+
+def _score(cases, fits) -> dict:
+    errors = [ape_pct(_predict(c, fits.get((c.job.system.gpu.family, c.job.engine.id))),
+                      c.measured) for c in cases if c.job is not None]
+    return {"rows": len(errors),
+            "median_ape_pct": round(float(np.median(errors)), 2) if errors else None,
+            "p90_ape_pct": round(float(np.percentile(errors, 90)), 2) if errors else None}
+
+
+def calibrate_inference(path: str | Path, out: str | Path | None = None) -> dict:
+    """Fit every (family, engine) present in an inference CSV; write the YAML to ``out``."""
+    path = Path(path)
+    cases = prepare_inference_rows(read_rows(path))
+    groups = _groups(cases)
+    if not groups:
+        raise FlopcastError(f"{path}: no inference row could be modelled, nothing to fit")
+    fits = _fit_groups(groups)
+    families: dict[str, dict] = defaultdict(dict)
+    for (fam, engine), eff in fits.items():
+        names = _parameters(groups[(fam, engine)])
+        families[fam][engine] = {
+            "fitted": names,
+            "efficiency": {n: float(f"{getattr(eff, n):.6g}") for n in names},
+            "fit": _score(groups[(fam, engine)], fits),
+        }
+    doc = {
+        "description": "Inference efficiency per GPU family and engine, fitted by `flopcast "
+                       "calibrate` on an inference measurement file; applied on top of the "
+                       "training calibration.",
+        "method": f"robust (soft-L1, scale {ROBUST_SCALE}) least squares on log(predicted/"
+                  f"measured); rows weighted 1/sqrt(rows per source)^{SOURCE_BALANCE}; pull "
+                  f"{PRIOR_WEIGHT}·log(value/prior) toward the GPU's training efficiency",
+        "fitted_on": path.name,
+        "fitted_on_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "date": _dt.date.today().isoformat(),
+        "parameters_fitted": sum(len(e["fitted"]) for f in families.values()
+                                 for e in f.values()),
+        "summary": _score(cases, fits),
+        "families": dict(families),
+    }
+    if out is not None:
+        Path(out).write_text(yaml.safe_dump(doc, sort_keys=False, width=100))
+    return doc
+
+
+def leave_one_source_out_inference(path: str | Path) -> dict[str, dict]:
+    cases = [c for c in prepare_inference_rows(read_rows(path)) if c.job is not None]
+    result = {}
+    for source in sorted({c.id.split(":")[0] for c in cases}):
+        rest = [c for c in cases if c.id.split(":")[0] != source]
+        held = [c for c in cases if c.id.split(":")[0] == source]
+        result[source] = _score(held, _fit_groups(_groups(rest)))
+    return result

@@ -1,0 +1,152 @@
+"""estimate_inference(job): latency and throughput of a static batch or a steady state."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from flopcast.catalog.loader import inference_efficiency
+from flopcast.errors import FlopcastError
+from flopcast.specs.inference import InferenceJob
+from flopcast.workloads.inference.step import forward_step, memory_plan
+
+GIB = 2**30
+#: Concurrencies tried by the max-throughput search (every value up to the engine's cap).
+MAX_SEARCH_BATCH = 8192
+
+
+@dataclass(frozen=True)
+class InferenceEstimate:
+    """Latency in ms, throughput in tokens/s and requests/s, memory in bytes per GPU."""
+
+    mode: str
+    batch: int
+    ttft_ms: float
+    tpot_ms: float
+    itl_ms: float
+    e2e_latency_ms: float
+    output_tokens_per_s: float
+    output_tokens_per_s_per_gpu: float
+    requests_per_s: float
+    max_concurrent_sequences: int
+    kv_bytes_per_sequence: float
+    memory: dict[str, float]
+    fits: bool
+    prefill_breakdown_s: dict[str, float]
+    decode_breakdown_s: dict[str, float]
+    limited_by: str
+    config: dict
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _steady_step(job, eff, concurrency):
+    """Continuous batching in steady state: every step decodes each of C sequences once and
+    prefills, on average, C·input/output new prompt tokens (requests finish and arrive at the
+    same rate; chunked prefill mixes them in, Agrawal et al. 2024 Sarathi-Serve)."""
+    c = np.asarray(concurrency, dtype=float)
+    return forward_step(job, eff, prefill_tokens=c * job.input_len / job.output_len,
+                        prefill_len=job.input_len, decode_seqs=c,
+                        decode_context=job.input_len + job.output_len / 2, logit_rows=c)
+
+
+def _first(d: dict) -> dict[str, float]:
+    return {k: float(np.asarray(v).reshape(-1)[0]) for k, v in d.items()}
+
+
+def estimate_inference(job: InferenceJob, calibration: str | None = None,
+                       efficiency=None, strict: bool = True) -> InferenceEstimate:
+    """Estimate one serving job (see InferenceJob for the modes).
+
+    A static batch whose KV cache exceeds the free memory is refused when ``strict``, else
+    estimated with ``fits`` False (validation predicts runs that did happen); ``efficiency``
+    overrides the calibrated one (used when fitting).
+
+    >>> from flopcast.catalog import load_gpu, load_model
+    >>> from flopcast.catalog.loader import load_engine
+    >>> from flopcast.specs import System
+    >>> job = InferenceJob(model=load_model("llama-3.1-8b"), engine=load_engine("vllm"),
+    ...                    system=System(gpu=load_gpu("h100-sxm"), num_gpus=1),
+    ...                    input_len=1000, output_len=200, batch=1)
+    >>> est = estimate_inference(job)
+    >>> est.fits, 4 < est.tpot_ms < 15
+    (True, True)
+    """
+    eff = efficiency or inference_efficiency(job.system.gpu, job.engine, calibration)
+    context = job.input_len + job.output_len
+    # a static batch holds every sequence to its full length; under continuous batching with
+    # paged KV a sequence holds, on average over its life, input + output/2 tokens
+    held = context if job.mode == "batch" else job.input_len + job.output_len / 2
+    mem = _first(memory_plan(job, eff, held))
+    max_seqs = int(mem["max_sequences"])
+    if max_seqs < 1:
+        need = mem["weights_bytes"] + mem["reserved_bytes"] + mem["workspace_bytes"]
+        raise FlopcastError(
+            f"{job.model.name} does not fit on {job.system.num_gpus}x {job.system.gpu.id} with "
+            f"tp={job.tp} pp={job.pp} in {job.weights.name}: weights and workspace take "
+            f"{need / GIB:.1f} GiB of {mem['capacity_bytes'] / GIB:.1f} GiB per GPU, leaving no "
+            f"room for one {context}-token sequence's KV cache"
+        )
+    limited_by = "requested"
+    if job.mode == "max_throughput":
+        cap_tokens = int(job.engine.max_num_tokens // (1 + job.input_len / job.output_len))
+        cap = max(1, min(job.engine.max_batch_size, max_seqs, cap_tokens, MAX_SEARCH_BATCH))
+        trial = np.arange(1, cap + 1)
+        steps = _steady_step(job, eff, trial)["step_s"]
+        best = int(np.argmax(trial / steps))
+        batch = int(trial[best])
+        limited_by = ("throughput peak" if batch < cap else
+                      {cap_tokens: "engine max_num_tokens", max_seqs: "KV-cache memory",
+                       job.engine.max_batch_size: "engine max_batch_size"}.get(cap, "search cap"))
+    else:
+        batch = job.batch
+        if batch > max_seqs and strict:
+            raise FlopcastError(
+                f"batch: {batch} sequences of {context} tokens need "
+                f"{batch * mem['kv_bytes_per_sequence'] / GIB:.1f} GiB of KV cache per GPU; "
+                f"{mem['kv_budget_bytes'] / GIB:.1f} GiB is free (at most {max_seqs} sequences)"
+            )
+    n = job.system.num_gpus
+    prefill_alone = _first(forward_step(job, eff, prefill_tokens=job.input_len,
+                                        prefill_len=job.input_len, logit_rows=1))
+    if job.mode == "batch":
+        prefill = _first(forward_step(job, eff, prefill_tokens=batch * job.input_len,
+                                      prefill_len=job.input_len, logit_rows=batch))
+        # decode steps see contexts input+1 … input+output-1; step time is affine in the
+        # context (KV bytes), so the mean step is the step at the mean context
+        decode = _first(forward_step(job, eff, decode_seqs=batch,
+                                     decode_context=job.input_len + job.output_len / 2,
+                                     logit_rows=batch))
+        ttft = prefill["step_s"]
+        tpot = decode["step_s"]
+        e2e = ttft + (job.output_len - 1) * tpot
+        out_tps = batch * job.output_len / e2e
+    else:
+        steady = _first(_steady_step(job, eff, batch))
+        prefill, decode = prefill_alone, steady
+        tpot = steady["step_s"]
+        # a new request waits on average half a step, then its prompt is prefilled
+        ttft = prefill_alone["step_s"] + tpot / 2
+        e2e = ttft + (job.output_len - 1) * tpot
+        out_tps = batch / tpot
+    memory = {
+        "weights": mem["weights_bytes"], "workspace": mem["workspace_bytes"],
+        "reserved": mem["reserved_bytes"], "kv_cache_in_use": batch * mem["kv_bytes_per_sequence"],
+        "kv_cache_budget": mem["kv_budget_bytes"], "capacity": mem["capacity_bytes"],
+    }
+    return InferenceEstimate(
+        mode=job.mode, batch=batch, ttft_ms=1e3 * ttft, tpot_ms=1e3 * tpot, itl_ms=1e3 * tpot,
+        e2e_latency_ms=1e3 * e2e, output_tokens_per_s=out_tps,
+        output_tokens_per_s_per_gpu=out_tps / n, requests_per_s=out_tps / job.output_len,
+        max_concurrent_sequences=max_seqs, kv_bytes_per_sequence=mem["kv_bytes_per_sequence"],
+        memory=memory, fits=bool(batch <= max_seqs), prefill_breakdown_s=prefill,
+        decode_breakdown_s=decode,
+        limited_by=limited_by,
+        config=dict(model=job.model.name, gpu=job.system.gpu.id, num_gpus=n,
+                    engine=job.engine.id, tp=job.tp, pp=job.pp, ep=job.ep,
+                    precision=job.weights.name, kv_precision=job.kv_format,
+                    input_len=job.input_len, output_len=job.output_len,
+                    efficiency_source=job.system.gpu.efficiency_source),
+    )
