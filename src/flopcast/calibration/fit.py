@@ -19,6 +19,7 @@ from flopcast.validate.training import TrainingCase, predict_case, prepare_train
 FITTED_PARAMETERS: dict[str, tuple[float, float]] = {
     "gemm_peak_fraction": (0.3, 0.95),
     "gemm_half_dim": (0.0, 2048.0),
+    "gemm_half_rows": (0.0, 2048.0),
     "attention_peak_fraction": (0.1, 0.9),
     "hbm_fraction": (0.3, 0.95),
     "nvlink_fraction": (0.2, 1.0),
@@ -51,9 +52,14 @@ def _scaled_bounds(names, prior):
     return x0 / scale, lo / scale, hi / scale, scale
 
 
+#: Parameters only serving rows inform (fitted by calibration/inference.py).
+INFERENCE_ONLY = ("inference_step_overhead_s", "allreduce_latency_s")
+
+
 def _family_parameters(cases: list[TrainingCase]) -> list[str]:
     """Parameters the family's rows can inform (fp8 only with low-precision rows, etc.)."""
-    names = [n for n in FITTED_PARAMETERS if n != "low_precision_gemm_fraction"]
+    names = [n for n in FITTED_PARAMETERS
+             if n != "low_precision_gemm_fraction" and n not in INFERENCE_ONLY]
     if any(c.job.precision.is_low_precision for c in cases):
         names.append("low_precision_gemm_fraction")
     if not any(c.job.system.num_gpus > c.job.system.gpus_per_node for c in cases):

@@ -169,11 +169,20 @@ def load_inference_calibration(path: str | Path | None = None) -> dict:
             for fam, engines in (data.get("families") or {}).items()}
 
 
+def inference_calibration_source(gpu: GPU, engine: Engine,
+                                 path: str | Path | None = None) -> tuple[str, dict | None]:
+    """(description, values) of the inference calibration that applies to (gpu, engine)."""
+    cal = load_inference_calibration(path)
+    for family in (gpu.family, gpu.calibration_fallback):
+        values = cal.get(family, {}).get(engine.id) if family else None
+        if values:
+            fallback = " (fallback)" if family != gpu.family else ""
+            return f"inference calibration {family}/{engine.id}{fallback}", values
+    return f"no inference calibration for {gpu.family}/{engine.id}: training efficiency", None
+
+
 def inference_efficiency(gpu: GPU, engine: Engine, path: str | Path | None = None) -> Efficiency:
     """The GPU's efficiency with the inference calibration of (its family, engine) on top
     (or of its fallback family's, as for training)."""
-    cal = load_inference_calibration(path)
-    values = cal.get(gpu.family, {}).get(engine.id)
-    if values is None and gpu.calibration_fallback:
-        values = cal.get(gpu.calibration_fallback, {}).get(engine.id)
+    _, values = inference_calibration_source(gpu, engine, path)
     return gpu.efficiency.updated(**values) if values else gpu.efficiency

@@ -1,10 +1,11 @@
 """Time of computation on one GPU: a roofline per operation with a shape-aware efficiency.
 
 time = max(FLOPs / (peak · η_gemm(M, N, K)), bytes / (HBM bandwidth · η_hbm)): the roofline
-model (Williams et al. 2009). η_gemm = gemm_peak_fraction · Π_d d/(d + gemm_half_dim) over
-the three GEMM dimensions: small dimensions under-fill the 128-wide tensor-core tiles and the
-waves of SMs (NVIDIA "Matrix Multiplication Background" user guide, tile and wave
-quantization), which a saturating factor captures without per-kernel tables.
+model (Williams et al. 2009). η_gemm = gemm_peak_fraction · Π_d d/(d + half_d) over the
+three GEMM dimensions: small dimensions under-fill the tensor-core tiles and the waves of SMs
+(NVIDIA "Matrix Multiplication Background" user guide, tile and wave quantization), which a
+saturating factor captures without per-kernel tables; the row (token) dimension has its own,
+smaller scale because small-row kernels split K instead of wasting tiles.
 """
 
 from __future__ import annotations
@@ -30,11 +31,12 @@ def dimension_saturation(d, half_dim: float):
 
 
 def gemm_efficiency(m, n, k, eff: Efficiency):
-    """Achieved fraction of peak for an (m×k)·(k×n) GEMM."""
+    """Achieved fraction of peak for an (m×k)·(k×n) GEMM: rows (tokens) saturate on
+    ``gemm_half_rows``, the weight dimensions on ``gemm_half_dim``."""
     h = eff.gemm_half_dim
     return (
         eff.gemm_peak_fraction
-        * dimension_saturation(m, h)
+        * dimension_saturation(m, eff.gemm_half_rows)
         * dimension_saturation(n, h)
         * dimension_saturation(k, h)
     )

@@ -27,6 +27,13 @@ class Efficiency(BaseModel):
         "d/(d+half) is 1/2: small dimensions under-fill tiles and waves (cuBLAS reaches "
         "~45% of peak on 1024³ and ~80% on 4096³+ bf16 GEMMs: half ≈ 150-250).",
     )
+    gemm_half_rows: float = Field(
+        32.0, ge=0,
+        description="Rows (tokens) at which the row dimension's saturation factor is 1/2. "
+        "Small-row GEMMs (decode) run as GEMV / split-K kernels on 16-row MMA tiles that "
+        "stream weights at memory speed (FlashDecoding++ §3, MARLIN §3), so this scale is far "
+        "smaller than the weight dimensions' gemm_half_dim.",
+    )
     low_precision_gemm_fraction: float = Field(
         0.7, gt=0, le=1,
         description="Efficiency of fp8/fp4 GEMMs relative to bf16 ones at the same shape "

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from flopcast.catalog.loader import inference_efficiency
+from flopcast.catalog.loader import inference_calibration_source, inference_efficiency
 from flopcast.errors import FlopcastError
 from flopcast.specs.inference import InferenceJob
 from flopcast.workloads.inference.step import forward_step, memory_plan
@@ -148,5 +148,6 @@ def estimate_inference(job: InferenceJob, calibration: str | None = None,
                     engine=job.engine.id, tp=job.tp, pp=job.pp, ep=job.ep,
                     precision=job.weights.name, kv_precision=job.kv_format,
                     input_len=job.input_len, output_len=job.output_len,
-                    efficiency_source=job.system.gpu.efficiency_source),
+                    efficiency_source=job.system.gpu.efficiency_source + "; " +
+                    inference_calibration_source(job.system.gpu, job.engine, calibration)[0]),
     )

@@ -1,0 +1,137 @@
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from flopcast.catalog import load_gpu, load_model
+from flopcast.catalog.loader import inference_efficiency, load_engine
+from flopcast.errors import FlopcastError
+from flopcast.physics.kv_cache import kv_bytes_per_token, sequence_kv_bytes
+from flopcast.specs import System
+from flopcast.specs.inference import InferenceJob
+from flopcast.workloads.inference import estimate_inference, forward_step
+from flopcast.workloads.inference.step import weight_bytes_per_gpu
+
+
+def job(model="llama-3.1-8b", gpu="h100-sxm", gpus=1, engine="vllm", **kw):
+    base = dict(model=load_model(model), system=System(gpu=load_gpu(gpu), num_gpus=gpus),
+                engine=load_engine(engine), tp=gpus)
+    return InferenceJob(**{**base, **kw})
+
+
+@pytest.mark.parametrize("model_id, expected", [
+    ("llama-2-7b", 32 * 2 * 32 * 128 * 2),       # MHA: 2 · heads · head_dim per layer
+    ("llama-3.1-70b", 80 * 2 * 8 * 128 * 2),     # GQA: 8 KV heads
+    ("deepseek-v3", 61 * (512 + 64) * 2),        # MLA: latent + rotary key
+    ("qwen3-30b-a3b", 48 * 2 * 4 * 128 * 2),
+])
+def test_kv_bytes_per_token(model_id, expected):
+    assert kv_bytes_per_token(load_model(model_id), 2) == expected
+
+
+def test_paged_kv_rounds_to_blocks_and_window_caps():
+    m = load_model("llama-3.1-8b")
+    per_token = kv_bytes_per_token(m, 1)
+    assert float(sequence_kv_bytes(m, 100, 1, block_tokens=64)) == 128 * per_token
+    w = load_model("mistral-7b")
+    assert float(sequence_kv_bytes(w, 100_000, 2)) == kv_bytes_per_token(w, 2) * 4096
+
+
+def test_decode_at_batch_one_is_memory_bound():
+    j = job(input_len=512, output_len=256)
+    eff = inference_efficiency(j.system.gpu, j.engine)
+    est = estimate_inference(j)
+    from flopcast.physics.params import embedding_params
+
+    # a decode step streams every weight but the input embedding table (one row is looked up)
+    streamed = weight_bytes_per_gpu(j) - embedding_params(j.model) * 2 / j.tp
+    weight_time = streamed / (j.system.gpu.hbm_bandwidth * eff.hbm_fraction)
+    # weights dominate one decode step; KV, norms and the fixed overhead add a little
+    assert weight_time <= est.tpot_ms / 1e3 <= 1.25 * weight_time
+
+
+def test_throughput_rises_then_saturates_with_batch():
+    j = job(input_len=512, output_len=512, mode="concurrency")
+    eff = inference_efficiency(j.system.gpu, j.engine)
+    c = np.array([1, 2, 256, 512])
+    from flopcast.workloads.inference.estimate import _steady_step
+
+    tps = c / _steady_step(j, eff, c)["step_s"]
+    assert tps[1] / tps[0] > 1.8            # memory-bound: twice the batch, ~twice the tokens
+    assert tps[3] / tps[2] < 1.3            # compute-bound: little left to gain
+    assert np.all(np.diff(tps) > 0)
+
+
+def test_int4_weight_only_wins_at_batch_one_and_loses_its_edge_at_large_batch():
+    def tpot(precision, batch):
+        j = job(weights=precision, kv_format="bf16", input_len=256, output_len=64, batch=batch)
+        eff = inference_efficiency(j.system.gpu, j.engine)
+        return float(forward_step(j, eff, decode_seqs=batch, decode_context=288,
+                                  logit_rows=batch)["step_s"][()])
+
+    assert tpot("bf16", 1) / tpot("w4a16", 1) > 2.0
+    assert tpot("bf16", 2048) / tpot("w4a16", 2048) < 1.05
+
+
+def test_fp8_weights_halve_weight_bytes():
+    assert weight_bytes_per_gpu(job(weights="fp8")) < 0.6 * weight_bytes_per_gpu(job())
+
+
+def test_model_that_does_not_fit_is_refused():
+    with pytest.raises(FlopcastError, match="does not fit"):
+        estimate_inference(job("llama-3.1-405b"))
+
+
+def test_batch_beyond_kv_capacity_is_refused():
+    with pytest.raises(FlopcastError, match="KV cache"):
+        estimate_inference(job(input_len=32000, output_len=1000, batch=512))
+
+
+def test_max_throughput_respects_limits():
+    est = estimate_inference(job(input_len=2000, output_len=200, mode="max_throughput"))
+    assert est.batch <= est.max_concurrent_sequences
+    assert est.batch * (1 + 2000 / 200) <= load_engine("vllm").max_num_tokens + 11
+
+
+@pytest.mark.parametrize("bad, message", [
+    (dict(tp=3, gpus=3), "must divide num_attention_heads"),
+    (dict(ep=2, gpus=2), "mixture-of-experts"),
+    (dict(weights="nvfp4"), "no fp4"),
+])
+def test_invalid_inference_jobs(bad, message):
+    gpus = bad.pop("gpus", 1)
+    with pytest.raises((ValidationError, FlopcastError), match=message):
+        job(gpus=gpus, **{"tp": gpus, **bad})
+
+
+def run(*args):
+    env = {**os.environ, "COLUMNS": "160"}
+    return subprocess.run([sys.executable, "-m", "flopcast.cli", *args], capture_output=True,
+                          text=True, env=env)
+
+
+def test_infer_cli_json():
+    p = run("infer", "--model", "llama-3.3-70b", "--gpus", "2", "--precision", "fp8",
+            "--input-len", "5000", "--output-len", "500", "--max-throughput", "--json")
+    assert p.returncode == 0, p.stderr
+    d = json.loads(p.stdout)
+    for key in ("ttft_ms", "tpot_ms", "e2e_latency_ms", "output_tokens_per_s", "requests_per_s",
+                "max_concurrent_sequences", "batch"):
+        assert key in d
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--model", "llama-3.1-405b"], "does not fit"),
+    (["--model", "llama-3.1-8b", "--precision", "w5a4"], "precision"),
+    (["--model", "llama-3.1-8b", "--engine", "nope"], "engine"),
+    (["--model", "llama-3.1-8b", "--batch", "2", "--concurrency", "2"], "mode"),
+])
+def test_infer_bad_input_one_line_exit_2(args, fragment):
+    p = run("infer", *args)
+    assert p.returncode == 2
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and fragment in lines[0] and "Traceback" not in p.stderr
