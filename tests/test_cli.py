@@ -75,3 +75,5 @@ def test_validate_json_shape(training_csv):
     d = json.loads(p.stdout)
     assert d["kind"] == "training"
     assert set(d["summary"]) >= {"rows", "predicted", "median_ape_pct", "p90_ape_pct"}
+    assert {"by_source", "by_metric", "by_gpu"} <= set(d)
+    assert sum(g["rows"] for g in d["by_gpu"].values()) == d["summary"]["rows"]

@@ -562,16 +562,17 @@ def validate(
             table.add_row(r["id"], r["metric"], _fmt(r["measured"]), _fmt(r["predicted"]),
                           f"{signed:+.1f}%")
     console.print(table)
-    src = Table(title="By source")
-    for col in ("source", "rows", "predicted", "median APE", "p90 APE"):
-        src.add_column(col, justify="left" if col == "source" else "right")
-    for name, s in result["by_source"].items():
-        src.add_row(name, str(s["rows"]), str(s["predicted"]), _pct(s["median_ape_pct"]),
-                    _pct(s["p90_ape_pct"]))
-    s = result["summary"]
-    src.add_row("[bold]all[/]", str(s["rows"]), str(s["predicted"]), _pct(s["median_ape_pct"]),
-                _pct(s["p90_ape_pct"]))
-    console.print(src)
+    for group in ("source", "metric", "gpu"):
+        src = Table(title=f"By {group}")
+        for col in (group, "rows", "predicted", "median APE", "p90 APE"):
+            src.add_column(col, justify="left" if col == group else "right")
+        for name, s in result[f"by_{group}"].items():
+            src.add_row(name, str(s["rows"]), str(s["predicted"]), _pct(s["median_ape_pct"]),
+                        _pct(s["p90_ape_pct"]))
+        s = result["summary"]
+        src.add_row("[bold]all[/]", str(s["rows"]), str(s["predicted"]),
+                    _pct(s["median_ape_pct"]), _pct(s["p90_ape_pct"]))
+        console.print(src)
 
 
 def _fmt(v) -> str:

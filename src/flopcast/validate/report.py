@@ -64,15 +64,23 @@ def validate_file(path: str | Path, calibration: str | None = None) -> dict:
             if predicted is not None:
                 row["ape_pct"] = ape_pct(predicted, case.measured)
             out_rows.append(row)
-    by_source: dict[str, list[dict]] = defaultdict(list)
-    for r in out_rows:
-        by_source[r["id"].split(":")[0]].append(r)
+    for r, source_row in zip(out_rows, raw, strict=True):
+        r["gpu"] = (source_row.get("gpu") or "").strip()
     return {
         "kind": kind,
         "rows": out_rows,
         "summary": summarize(out_rows),
-        "by_source": {s: summarize(rs) for s, rs in sorted(by_source.items())},
+        "by_source": _grouped(out_rows, lambda r: r["id"].split(":")[0]),
+        "by_metric": _grouped(out_rows, lambda r: r["metric"]),
+        "by_gpu": _grouped(out_rows, lambda r: r["gpu"]),
     }
+
+
+def _grouped(rows: list[dict], key) -> dict[str, dict]:
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for r in rows:
+        groups[key(r)].append(r)
+    return {k: summarize(v) for k, v in sorted(groups.items())}
 
 
 def _num(value) -> float | None:
