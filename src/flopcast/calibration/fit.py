@@ -53,7 +53,7 @@ def _scaled_bounds(names, prior):
 
 
 #: Parameters only serving rows inform (fitted by calibration/inference.py).
-INFERENCE_ONLY = ("inference_step_overhead_s", "allreduce_latency_s")
+INFERENCE_ONLY = ("inference_step_overhead_s", "allreduce_latency_s", "gemm_half_rows")
 
 
 def _family_parameters(cases: list[TrainingCase]) -> list[str]:

@@ -23,8 +23,7 @@ from flopcast.validate.inference import predict_inference_case, prepare_inferenc
 from flopcast.validate.report import ape_pct
 from flopcast.validate.training import read_rows
 
-BASE_PARAMETERS = ["gemm_peak_fraction", "gemm_half_dim", "gemm_half_rows",
-                   "attention_peak_fraction",
+BASE_PARAMETERS = ["gemm_peak_fraction", "gemm_half_dim", "attention_peak_fraction",
                    "hbm_fraction", "inference_step_overhead_s"]
 
 
