@@ -60,6 +60,12 @@ class Efficiency(BaseModel):
         "reduce-scatter, parameter all-gather) that still costs time: NCCL kernels running "
         "beside the GEMMs take SMs and HBM bandwidth from them, and the last bucket waits.",
     )
+    cp_overlap_exposed_fraction: float = Field(
+        0.3, ge=0, le=1,
+        description="Share of context-parallel KV ring traffic still costing time when it is "
+        "overlapped with attention (P2P kernels beside attention take SMs; ring steps split "
+        "attention into smaller, less efficient blocks). Not fitted: two published rows use CP.",
+    )
     hbm_fraction: float = Field(
         0.85, gt=0, le=1,
         description="Fraction of datasheet HBM bandwidth achieved by memory-bound kernels "

@@ -130,8 +130,10 @@ def _layer_times(model: Model, system: System, precision: Precision, seq_len, la
     cp_lat = comm.group_latency(lay.cp, lay.tp, domain, gpu.nvlink_latency_s,
                                 system.network_latency_s)
     cp_ring = np.where(lay.cp > 1, (lay.cp - 1) * comm.p2p_time(kv_bytes, cp_bw, cp_lat), 0.0)
-    cp_fwd = np.maximum(cp_ring - attn, 0.0)
-    cp_bwd = np.maximum(2 * cp_ring - F.FLASH_ATTENTION_BACKWARD_PER_FORWARD * attn, 0.0)
+    cp_share = eff.cp_overlap_exposed_fraction
+    cp_fwd = np.maximum(cp_ring - attn, cp_share * cp_ring)
+    cp_bwd = np.maximum(2 * cp_ring - F.FLASH_ATTENTION_BACKWARD_PER_FORWARD * attn,
+                        cp_share * 2 * cp_ring)
     # Expert parallel: dispatch and combine all-to-alls forward, twice again backward
     # (Lepikhin et al. 2020 GShard §2.2).
     if moe:
