@@ -5,17 +5,18 @@ import pytest
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "measurements"
 
 
-@pytest.fixture(scope="session")
-def training_csv() -> Path:
-    path = SHARED / "training.csv"
+def _measurements(name: str) -> Path:
+    path = SHARED / name
     if not path.exists():
         pytest.skip(f"published measurements not found at {path} (shared/ sits beside checkout)")
     return path
 
 
 @pytest.fixture(scope="session")
+def training_csv() -> Path:
+    return _measurements("training.csv")
+
+
+@pytest.fixture(scope="session")
 def inference_csv() -> Path:
-    path = SHARED / "inference.csv"
-    if not path.exists():
-        pytest.skip(f"published measurements not found at {path}")
-    return path
+    return _measurements("inference.csv")

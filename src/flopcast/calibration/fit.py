@@ -12,7 +12,7 @@ import yaml
 
 from flopcast.errors import FlopcastError
 from flopcast.specs.efficiency import Efficiency
-from flopcast.validate.report import ape_pct
+from flopcast.validate.report import ape_pct, error_summary
 from flopcast.validate.training import TrainingCase, predict_case, prepare_training_rows, read_rows
 
 #: Fitted parameters with their bounds. Everything else keeps its documented default.
@@ -124,11 +124,14 @@ def _by_family(cases: list[TrainingCase]) -> dict[str, list[TrainingCase]]:
 def _score(cases, fits: dict[str, Efficiency]) -> dict:
     errors = [ape_pct(predict_case(c, fits.get(c.job.system.gpu.family)), c.measured)
               for c in cases if c.job is not None]
-    return {
-        "rows": len(errors),
-        "median_ape_pct": round(float(np.median(errors)), 2) if errors else None,
-        "p90_ape_pct": round(float(np.percentile(errors, 90)), 2) if errors else None,
-    }
+    return rounded_summary(errors)
+
+
+def rounded_summary(errors: list[float]) -> dict:
+    """Row count, median and p90 APE rounded to 0.01 %, as calibration files record them."""
+    stats = error_summary(errors)
+    return {"rows": len(errors),
+            **{k: None if v is None else round(v, 2) for k, v in stats.items()}}
 
 
 def calibrate(path: str | Path, out: str | Path | None = None) -> dict:

@@ -14,10 +14,15 @@ import hashlib
 from collections import defaultdict
 from pathlib import Path
 
-import numpy as np
 import yaml
 
-from flopcast.calibration.fit import PRIOR_WEIGHT, ROBUST_SCALE, SOURCE_BALANCE, fit_parameters
+from flopcast.calibration.fit import (
+    PRIOR_WEIGHT,
+    ROBUST_SCALE,
+    SOURCE_BALANCE,
+    fit_parameters,
+    rounded_summary,
+)
 from flopcast.errors import FlopcastError
 from flopcast.validate.inference import predict_inference_case, prepare_inference_rows
 from flopcast.validate.report import ape_pct
@@ -56,9 +61,7 @@ def _fit_groups(groups):
 def _score(cases, fits) -> dict:
     errors = [ape_pct(_predict(c, fits.get((c.job.system.gpu.family, c.job.engine.id))),
                       c.measured) for c in cases if c.job is not None]
-    return {"rows": len(errors),
-            "median_ape_pct": round(float(np.median(errors)), 2) if errors else None,
-            "p90_ape_pct": round(float(np.percentile(errors, 90)), 2) if errors else None}
+    return rounded_summary(errors)
 
 
 def calibrate_inference(path: str | Path, out: str | Path | None = None) -> dict:

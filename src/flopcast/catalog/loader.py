@@ -34,15 +34,20 @@ def model_ids() -> list[str]:
     return sorted(p.stem for p in MODEL_DIR.glob("*.yaml"))
 
 
-def load_calibration(path: str | Path | None = None) -> dict[str, dict[str, float]]:
-    """Efficiency values per GPU family from a calibration file (default: the shipped one)."""
-    path = Path(path) if path else CALIBRATION_FILE
+def _calibration_families(path: str | Path | None, shipped: Path) -> dict:
+    """The ``families`` mapping of a calibration file; the shipped one may be absent."""
+    path = Path(path) if path else shipped
     if not path.exists():
-        if path == CALIBRATION_FILE:
+        if path == shipped:
             return {}
         raise FlopcastError(f"calibration: file not found: {path}")
     data = yaml.safe_load(path.read_text()) or {}
-    families = data.get("families", {})
+    return data.get("families") or {}
+
+
+def load_calibration(path: str | Path | None = None) -> dict[str, dict[str, float]]:
+    """Efficiency values per GPU family from a calibration file (default: the shipped one)."""
+    families = _calibration_families(path, CALIBRATION_FILE)
     if not isinstance(families, dict):
         raise FlopcastError(f"calibration: {path} has no 'families' mapping")
     return {fam: dict(values.get("efficiency", values)) for fam, values in families.items()}
@@ -159,14 +164,9 @@ def load_engine(name: str) -> Engine:
 
 def load_inference_calibration(path: str | Path | None = None) -> dict:
     """{family: {engine id: {efficiency field: value}}} from an inference calibration file."""
-    path = Path(path) if path else INFERENCE_CALIBRATION_FILE
-    if not path.exists():
-        if path == INFERENCE_CALIBRATION_FILE:
-            return {}
-        raise FlopcastError(f"calibration: file not found: {path}")
-    data = yaml.safe_load(path.read_text()) or {}
+    families = _calibration_families(path, INFERENCE_CALIBRATION_FILE)
     return {fam: {eng: dict(v.get("efficiency", v)) for eng, v in engines.items()}
-            for fam, engines in (data.get("families") or {}).items()}
+            for fam, engines in families.items()}
 
 
 def inference_calibration_source(gpu: GPU, engine: Engine,

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from flopcast.specs.model import Model
-from flopcast.specs.precision import Precision, precision
+from flopcast.specs.precision import Precision, coerce_precision, precision
 
 Objective = Literal["time", "cost", "energy"]
 
@@ -40,9 +40,7 @@ class PlanRequest(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _precision_by_name(cls, data):
-        if isinstance(data, dict) and isinstance(data.get("precision"), str):
-            data = {**data, "precision": precision(data["precision"])}
-        return data
+        return coerce_precision(data)
 
     @model_validator(mode="after")
     def _check(self) -> PlanRequest:

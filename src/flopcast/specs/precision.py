@@ -55,3 +55,10 @@ def precision(name: str) -> Precision:
         name=name, gemm_dtype=gemm, compute_dtype=other, weight_bytes=w,
         low_precision_weight_bytes=lp, activation_bytes=act,
     )
+
+
+def coerce_precision(data):
+    """Pydantic before-validator body: accept a precision given by name."""
+    if isinstance(data, dict) and isinstance(data.get("precision"), str):
+        data = {**data, "precision": precision(data["precision"])}
+    return data

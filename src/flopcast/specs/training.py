@@ -6,7 +6,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from flopcast.specs.model import Model
 from flopcast.specs.parallelism import Parallelism
-from flopcast.specs.precision import Precision, precision
+from flopcast.specs.precision import Precision, coerce_precision, precision
 from flopcast.specs.system import System
 
 
@@ -33,9 +33,7 @@ class TrainingJob(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _precision_by_name(cls, data):
-        if isinstance(data, dict) and isinstance(data.get("precision"), str):
-            data = {**data, "precision": precision(data["precision"])}
-        return data
+        return coerce_precision(data)
 
     @model_validator(mode="after")
     def _check(self) -> TrainingJob:

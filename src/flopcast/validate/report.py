@@ -16,15 +16,18 @@ def ape_pct(predicted: float, measured: float) -> float:
     return 100.0 * abs(predicted - measured) / abs(measured)
 
 
-def summarize(rows: list[dict]) -> dict:
-    """rows, predicted, median and p90 APE over the rows that have a prediction."""
-    errors = [r["ape_pct"] for r in rows if r["predicted"] is not None]
+def error_summary(errors: list[float]) -> dict:
+    """Median and p90 of absolute percentage errors (None when there are none)."""
     return {
-        "rows": len(rows),
-        "predicted": len(errors),
         "median_ape_pct": float(np.median(errors)) if errors else None,
         "p90_ape_pct": float(np.percentile(errors, 90)) if errors else None,
     }
+
+
+def summarize(rows: list[dict]) -> dict:
+    """rows, predicted, median and p90 APE over the rows that have a prediction."""
+    errors = [r["ape_pct"] for r in rows if r["predicted"] is not None]
+    return {"rows": len(rows), "predicted": len(errors), **error_summary(errors)}
 
 
 def detect_kind(rows: list[dict]) -> str:

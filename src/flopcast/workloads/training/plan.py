@@ -43,15 +43,19 @@ def search_cluster(request: PlanRequest, cluster: Cluster, calibration: str | No
                   request.options, progress=progress)
 
 
+def objective_per_token(objective: str, gpu, num_gpus: int, seconds_per_token):
+    """Seconds, $ or joules per trained token (lower is better)."""
+    if objective == "time":
+        return seconds_per_token
+    if objective == "cost":
+        return seconds_per_token * num_gpus * gpu.price_per_gpu_hour_usd / 3600
+    return seconds_per_token * num_gpus * gpu.tdp_watts * gpu.efficiency.power_fraction_of_tdp
+
+
 def _score(request: PlanRequest, cluster: Cluster, step_time_s, calibration=None):
-    """Objective per configuration: seconds, $ or J per trained token (lower is better)."""
-    gpu = load_gpu(cluster.gpu, calibration)
-    per_token_s = step_time_s / (request.batch * request.seq_len)
-    if request.objective == "time":
-        return per_token_s
-    if request.objective == "cost":
-        return per_token_s * cluster.num_gpus * gpu.price_per_gpu_hour_usd / 3600
-    return per_token_s * cluster.num_gpus * gpu.tdp_watts * gpu.efficiency.power_fraction_of_tdp
+    """Objective per configuration of one cluster."""
+    return objective_per_token(request.objective, load_gpu(cluster.gpu, calibration),
+                               cluster.num_gpus, step_time_s / (request.batch * request.seq_len))
 
 
 def _estimate(request: PlanRequest, cluster: Cluster, result: SearchResult, i: int,
@@ -162,14 +166,8 @@ def combine(request: PlanRequest, summaries: list[dict]) -> dict:
 
 
 def _objective_value(request: PlanRequest, est: dict) -> float:
-    per_token_s = 1.0 / est["tokens_per_s"]
-    n = est["num_gpus"]
-    gpu = load_gpu(est["config"]["gpu"])
-    if request.objective == "time":
-        return per_token_s
-    if request.objective == "cost":
-        return per_token_s * n * gpu.price_per_gpu_hour_usd
-    return per_token_s * n * gpu.tdp_watts * gpu.efficiency.power_fraction_of_tdp
+    return objective_per_token(request.objective, load_gpu(est["config"]["gpu"]),
+                               est["num_gpus"], 1.0 / est["tokens_per_s"])
 
 
 def _cluster_row(request: PlanRequest, s: dict) -> dict:
