@@ -58,6 +58,15 @@ def test_rows_it_cannot_model_are_skipped_with_reason(tmp_path):
                                  "p90_ape_pct": pytest.approx(by_id["X:1"]["ape_pct"])}
 
 
+def test_malformed_rows_are_skipped_not_crashed(tmp_path):
+    path = tmp_path / "m.csv"
+    path.write_text("id,metric,value,gpu,num_gpus\nX:1,tokens_per_s_per_gpu,abc,h100-sxm,8\n"
+                    "X:2,tokens_per_s_per_gpu,100,h100-sxm,eight\n")
+    rows = {r["id"]: r for r in validate_file(path)["rows"]}
+    assert rows["X:1"]["skipped"] == "value is not a number"
+    assert rows["X:2"]["skipped"] == "missing column 'model'"
+
+
 def test_catalog_model_rows_and_conventions(tmp_path):
     base = dict(model="llama-3.1-8b", seq_len=8192, num_gpus=8, gpu="h100-sxm", precision="bf16",
                 global_batch=64, recompute="full")

@@ -84,7 +84,7 @@ def prepare_inference_rows(rows: list[dict], calibration: str | None = None) -> 
         else:
             try:
                 job = job_from_row(row, calibration)
-            except (FlopcastError, ValidationError, ValueError, TypeError) as e:
+            except (FlopcastError, ValidationError, ValueError, TypeError, KeyError) as e:
                 skipped = _reason(e)
         cases.append(InferenceCase(rid, row.get("source", ""), metric,
                                    float("nan") if measured is None else measured, job, skipped))

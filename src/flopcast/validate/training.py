@@ -104,6 +104,8 @@ def job_from_row(row: dict, calibration: str | None = None) -> TrainingJob:
 
 
 def _reason(exc: Exception) -> str:
+    if isinstance(exc, KeyError):
+        return f"missing column {exc.args[0]!r}"
     if isinstance(exc, ValidationError):
         err = exc.errors()[0]
         loc = ".".join(str(x) for x in err["loc"])
@@ -133,7 +135,7 @@ def prepare_training_rows(rows: list[dict], calibration: str | None = None) -> l
         else:
             try:
                 job = job_from_row(row, calibration)
-            except (FlopcastError, ValidationError, ValueError, TypeError) as e:
+            except (FlopcastError, ValidationError, ValueError, TypeError, KeyError) as e:
                 skipped = _reason(e)
         cases.append(TrainingCase(rid, row.get("source", ""), metric, measured, convention, job,
                                   skipped))
