@@ -64,6 +64,7 @@ def test_malformed_rows_are_skipped_not_crashed(tmp_path):
                     "X:2,tokens_per_s_per_gpu,100,h100-sxm,eight\n")
     rows = {r["id"]: r for r in validate_file(path)["rows"]}
     assert rows["X:1"]["skipped"] == "value is not a number"
+    assert rows["X:1"]["measured"] is None
     assert rows["X:2"]["skipped"] == "missing column 'model'"
 
 

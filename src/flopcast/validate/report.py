@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from pathlib import Path
 
@@ -69,6 +70,8 @@ def validate_file(path: str | Path, calibration: str | None = None) -> dict:
             out_rows.append(row)
     for r, source_row in zip(out_rows, raw, strict=True):
         r["gpu"] = (source_row.get("gpu") or "").strip()
+        if isinstance(r["measured"], float) and math.isnan(r["measured"]):
+            r["measured"] = None  # strict JSON has no NaN
     return {
         "kind": kind,
         "rows": out_rows,
