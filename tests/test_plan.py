@@ -103,6 +103,29 @@ def test_ray_run_equals_local_run():
     assert json.dumps(distributed, sort_keys=True) == json.dumps(local, sort_keys=True)
 
 
+def test_ray_sweep_equals_local_sweep():
+    ray = pytest.importorskip("ray", reason="ray not installed (pip install 'flopcast[ray]')")
+    from flopcast.workloads.training.distributed import plan_sweep
+
+    reqs = [request(model=load_model(m), seq_len=s, gpu_counts=[8, 16])
+            for m in ("llama-3.1-8b", "mistral-7b") for s in (2048, 4096)]
+    local = plan_sweep(reqs)
+    try:
+        distributed = plan_sweep(reqs, use_ray=True)
+    finally:
+        ray.shutdown()
+    assert json.dumps(distributed, sort_keys=True) == json.dumps(local, sort_keys=True)
+
+
+def test_plan_cli_sweep_json():
+    p = run("plan", "train", "--model", "llama-3.1-8b,mistral-7b", "--seq-lens", "2048,4096",
+            "--gpus", "8", "--global-batch", "64", "--top", "1", "--json")
+    assert p.returncode == 0, p.stderr
+    sweep = json.loads(p.stdout)["sweep"]
+    assert [(s["model"], s["seq_len"]) for s in sweep] == [
+        ("llama-3.1-8b", 2048), ("llama-3.1-8b", 4096), ("mistral-7b", 2048), ("mistral-7b", 4096)]
+
+
 def test_plot_is_written(tmp_path):
     pytest.importorskip("matplotlib", reason="matplotlib not installed (flopcast[plot])")
     from flopcast.report.plots import plot_plan

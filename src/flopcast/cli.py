@@ -294,6 +294,9 @@ def plan_train(
     gpus: str = typer.Option("8", "--gpus", help="GPU count: 512, a range 64..2048 (powers of "
                              "two) or a list 64,128,256."),
     seq_len: int = SEQ_OPT,
+    seq_lens: str | None = typer.Option(
+        None, "--seq-lens", help="Sweep several sequence lengths, e.g. 4096,8192 (overrides "
+        "--seq-len); with several models or lengths --json prints {\"sweep\": [...]}."),
     global_batch: int | None = typer.Option(
         None, "--global-batch", "--global-batch-size", help="Sequences per optimizer step "
         "(default: about 4M tokens)."),
@@ -335,24 +338,39 @@ def plan_train(
     train`; invalid ones are counted per reason.
     """
     from flopcast.specs.plan import PlanRequest
+    from flopcast.workloads.training.distributed import plan_sweep
     from flopcast.workloads.training.plan import plan_training
 
     options = {k: v for k, v in dict(
         tp=_int_list(tp, "tp"), pp=_int_list(pp, "pp"), cp=_int_list(cp, "cp"),
         ep=_int_list(ep, "ep"), micro_batch=_int_list(micro_batch, "micro-batch"),
         zero=_int_list(zero, "zero")).items() if v is not None}
-    request = PlanRequest(
-        model=_model(model, layers, hidden, heads, kv_heads, ffn_hidden, vocab, swiglu),
-        gpus=[g.strip() for g in gpu.split(",")], gpu_counts=parse_gpu_counts(gpus),
-        seq_len=seq_len, global_batch=global_batch, precision=precision.value,
+    refs = [m.strip() for m in model.split(",")] if model else [None]
+    models = [_model(ref, layers, hidden, heads, kv_heads, ffn_hidden, vocab, swiglu)
+              for ref in refs]
+    lengths = _int_list(seq_lens, "seq-lens") or [seq_len]
+    requests = [PlanRequest(
+        model=m, gpus=[g.strip() for g in gpu.split(",")], gpu_counts=parse_gpu_counts(gpus),
+        seq_len=s, global_batch=global_batch, precision=precision.value,
         tokens=parse_count(tokens) if tokens else None, objective=objective.value, top=top,
         deadline_days=deadline_days, options=options,
-    )
+    ) for m in models for s in lengths]
+    request = requests[0]
     for g in request.gpus:
         from flopcast.catalog import load_gpu
 
         load_gpu(g, calibration)  # refuse an unknown GPU before searching
     cal = str(calibration) if calibration else None
+    if len(requests) > 1:
+        answers = plan_sweep(requests, cal, use_ray=use_ray)
+        if as_json:
+            print(json.dumps({"sweep": [
+                {"model": r.model.name, "seq_len": r.seq_len, **a}
+                for r, a in zip(requests, answers, strict=True)]}, indent=2))
+            return
+        for r, a in zip(requests, answers, strict=True):
+            _print_plan(a, r)
+        return
     if progress and not as_json:
         from rich.progress import Progress
 
