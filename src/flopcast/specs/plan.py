@@ -47,9 +47,6 @@ class PlanRequest(BaseModel):
         for n in self.gpu_counts:
             if n < 1:
                 raise ValueError(f"gpus: every GPU count must be at least 1; got {n}")
-        if self.objective in ("cost", "energy") and self.tokens is None and len(
-            self.gpu_counts) * len(self.gpus) > 1:
-            pass  # cost per token still ranks clusters; nothing to refuse
         allowed = {"tp", "pp", "vp", "cp", "ep", "micro_batch", "zero", "recompute",
                    "schedule", "sp", "offload"}
         unknown = set(self.options) - allowed

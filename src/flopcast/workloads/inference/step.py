@@ -23,7 +23,11 @@ from flopcast.physics import comm, compute
 from flopcast.physics import flops as F
 from flopcast.physics import params as P
 from flopcast.physics.compute import NORM_ELEMENTS, RESIDUAL_ELEMENTS
-from flopcast.physics.kv_cache import cached_tokens_per_layer, kv_elements_per_token_layer
+from flopcast.physics.kv_cache import (
+    cached_tokens_per_layer,
+    kv_elements_per_token_layer,
+    sequence_kv_bytes,
+)
 from flopcast.specs.efficiency import Efficiency
 from flopcast.specs.inference import InferenceJob
 
@@ -173,10 +177,8 @@ def memory_plan(job: InferenceJob, eff: Efficiency, context) -> dict[str, np.nda
                  + engine.max_batch_size * 4 * m.vocab_size / job.tp)
     free = gpu.hbm_bytes - weights - eff.runtime_reserved_bytes - workspace
     kv_budget = np.maximum(free, 0) * engine.memory_fraction
-    paged_tokens = (np.ceil(np.asarray(context, dtype=float) / engine.kv_block_tokens)
-                    * engine.kv_block_tokens)
-    per_seq = (cached_tokens_per_layer(m, paged_tokens) * kv_elements_per_token_layer(m)
-               * m.num_layers * kv_heads_per_gpu_share(job) * job.kv_element_bytes / job.pp)
+    per_seq = (sequence_kv_bytes(m, context, job.kv_element_bytes, engine.kv_block_tokens)
+               * kv_heads_per_gpu_share(job) / job.pp)
     max_seqs = np.floor(kv_budget / per_seq)
     return dict(weights_bytes=weights, workspace_bytes=workspace,
                 reserved_bytes=eff.runtime_reserved_bytes, kv_budget_bytes=kv_budget,

@@ -15,11 +15,7 @@ from flopcast.catalog import load_gpu
 from flopcast.errors import FlopcastError
 from flopcast.specs import Parallelism, System, TrainingJob
 from flopcast.specs.plan import PlanRequest
-from flopcast.workloads.training.estimate import (
-    JOULES_PER_MWH,
-    SECONDS_PER_DAY,
-    estimate_training,
-)
+from flopcast.workloads.training.estimate import estimate_training
 from flopcast.workloads.training.search import SearchResult, config_at, pareto_front, search
 
 GIB = 2**30
@@ -203,5 +199,5 @@ def _cluster_front(rows: list[dict]) -> list[dict]:
             for i in pareto_front(speed, cheap)]
 
 
-__all__ = ["Cluster", "JOULES_PER_MWH", "SECONDS_PER_DAY", "clusters", "combine",
-           "plan_training", "search_cluster", "summarize_cluster"]
+__all__ = ["Cluster", "clusters", "combine", "objective_per_token", "plan_training",
+           "search_cluster", "summarize_cluster"]
