@@ -7,3 +7,11 @@ class FlopcastError(ValueError):
 
 class UnsupportedError(FlopcastError):
     """flopcast has no model for this case; the message gives the reason."""
+
+
+def validation_message(exc) -> str:
+    """One line from a pydantic ValidationError: 'field.path: what is allowed'."""
+    err = exc.errors()[0]
+    loc = ".".join(str(x) for x in err["loc"])
+    msg = err["msg"].removeprefix("Value error, ")
+    return f"{loc}: {msg}" if loc else msg

@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from flopcast.errors import FlopcastError
+from flopcast.errors import FlopcastError, validation_message
 from flopcast.specs.efficiency import Efficiency
 from flopcast.specs.engine import Engine
 from flopcast.specs.gpu import GPU
@@ -119,9 +119,7 @@ def _model_from_mapping(data: dict, where: str) -> Model:
     try:
         return Model.model_validate(data)
     except ValidationError as e:
-        err = e.errors()[0]
-        loc = ".".join(str(x) for x in err["loc"]) or "model"
-        raise FlopcastError(f"{where}: {loc}: {err['msg']}") from None
+        raise FlopcastError(f"{where}: {validation_message(e)}") from None
 
 
 def resolve_model(ref: str) -> Model:

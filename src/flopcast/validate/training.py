@@ -20,7 +20,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from flopcast.catalog import load_gpu, load_model, model_ids, resolve_model
-from flopcast.errors import FlopcastError
+from flopcast.errors import FlopcastError, validation_message
 from flopcast.specs import Model, Parallelism, System, TrainingJob
 from flopcast.specs.efficiency import Efficiency
 from flopcast.workloads.training import training_step
@@ -107,10 +107,7 @@ def _reason(exc: Exception) -> str:
     if isinstance(exc, KeyError):
         return f"missing column {exc.args[0]!r}"
     if isinstance(exc, ValidationError):
-        err = exc.errors()[0]
-        loc = ".".join(str(x) for x in err["loc"])
-        msg = err["msg"].removeprefix("Value error, ")
-        return f"{loc}: {msg}" if loc else msg
+        return validation_message(exc)
     return str(exc)
 
 

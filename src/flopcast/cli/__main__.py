@@ -1,0 +1,5 @@
+"""python -m flopcast.cli"""
+
+from flopcast.cli import main
+
+main()

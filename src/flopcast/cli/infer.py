@@ -1,0 +1,125 @@
+"""`flopcast infer`: serving latency, throughput and KV capacity."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from flopcast.cli.common import (
+    CALIBRATION_OPT,
+    FFN_OPT,
+    GIB,
+    HEADS_OPT,
+    HIDDEN_OPT,
+    JSON_OPT,
+    KV_HEADS_OPT,
+    LAYERS_OPT,
+    MODEL_OPT,
+    SWIGLU_OPT,
+    VOCAB_OPT,
+    _model,
+    app,
+    console,
+)
+from flopcast.errors import FlopcastError
+
+
+@app.command()
+def infer(
+    model: str | None = MODEL_OPT,
+    gpu: str = typer.Option("h100-sxm", "--gpu", help="GPU catalog id."),
+    gpus: int = typer.Option(1, "--gpus", help="Number of GPUs serving one model replica."),
+    tp: int | None = typer.Option(None, "--tp", help="Tensor parallel size (default: gpus/pp)."),
+    pp: int = typer.Option(1, "--pp", help="Pipeline parallel size."),
+    ep: int = typer.Option(1, "--ep", help="Expert parallel size inside the TP group (MoE)."),
+    precision: str = typer.Option(
+        "bf16", "--precision", help="Weights/GEMMs: bf16, fp16, fp8 (W8A8), int8 (W8A8), "
+        "w8a16, w4a16 (GPTQ/AWQ weight-only), nvfp4, mxfp4, or w<bits>a16 (e.g. w3a16)."),
+    kv_precision: str | None = typer.Option(
+        None, "--kv-precision", help="KV cache: bf16, fp16, fp8, int8, int4 (default: fp8 with "
+        "fp8/fp4 weights, else bf16)."),
+    engine: str = typer.Option("vllm", "--engine", help="tensorrt-llm, vllm, sglang or generic "
+                               "(batch limits, KV paging, memory share)."),
+    input_len: int = typer.Option(1024, "--input-len", help="Prompt tokens per request."),
+    output_len: int = typer.Option(128, "--output-len", help="Generated tokens per request."),
+    batch: int | None = typer.Option(None, "--batch", help="Static batch: requests run "
+                                     "together, prefill then decode."),
+    concurrency: int | None = typer.Option(
+        None, "--concurrency", help="Continuous batching with this many requests in flight "
+        "(steady state)."),
+    max_throughput: bool = typer.Option(
+        False, "--max-throughput", help="Find the concurrency with the most output tokens/s "
+        "within KV memory and the engine's limits."),
+    calibration: Path | None = CALIBRATION_OPT,
+    layers: int | None = LAYERS_OPT,
+    hidden: int | None = HIDDEN_OPT,
+    heads: int | None = HEADS_OPT,
+    kv_heads: int | None = KV_HEADS_OPT,
+    ffn_hidden: int | None = FFN_OPT,
+    vocab: int | None = VOCAB_OPT,
+    swiglu: bool | None = SWIGLU_OPT,
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Estimate serving: TTFT, time per output token, end-to-end latency, tokens/s, KV capacity.
+
+    Default mode is a static batch of 1; give one of --batch, --concurrency, --max-throughput.
+    Latencies in ms, memory in GiB (bytes in --json).
+    """
+    from flopcast.catalog import load_gpu
+    from flopcast.catalog.loader import load_engine
+    from flopcast.specs import System
+    from flopcast.specs.inference import InferenceJob
+    from flopcast.workloads.inference import estimate_inference
+
+    chosen = [x for x in (batch is not None, concurrency is not None, max_throughput) if x]
+    if len(chosen) > 1:
+        raise FlopcastError("mode: give at most one of --batch, --concurrency, --max-throughput")
+    mode = ("max_throughput" if max_throughput else "concurrency" if concurrency is not None
+            else "batch")
+    job = InferenceJob(
+        model=_model(model, layers, hidden, heads, kv_heads, ffn_hidden, vocab, swiglu),
+        system=System(gpu=load_gpu(gpu, calibration), num_gpus=gpus),
+        engine=load_engine(engine), tp=tp if tp is not None else max(gpus // pp, 1), pp=pp,
+        ep=ep, weights=precision, kv_format=kv_precision, input_len=input_len,
+        output_len=output_len, mode=mode, batch=concurrency or batch or 1,
+    )
+    est = estimate_inference(job)
+    if as_json:
+        print(json.dumps(est.to_dict(), indent=2))
+        return
+    c = est.config
+    console.print(
+        f"[bold]{c['model']}[/] on {c['num_gpus']}× {c['gpu']} with {c['engine']}: tp={c['tp']} "
+        f"pp={c['pp']} ep={c['ep']}, {c['precision']} weights, {c['kv_precision']} KV cache; "
+        f"{c['input_len']} in / {c['output_len']} out; {est.mode} = {est.batch} "
+        f"({est.limited_by}); efficiency from {c['efficiency_source']}"
+    )
+    mem = Table(title="Memory per GPU")
+    mem.add_column("kind")
+    mem.add_column("GiB", justify="right")
+    for k, v in est.memory.items():
+        mem.add_row(k.replace("_", " "), f"{v / GIB:,.2f}")
+    mem.add_row("KV per sequence", f"{est.kv_bytes_per_sequence / GIB:,.3f}")
+    mem.add_row("max concurrent sequences", f"{est.max_concurrent_sequences:,}")
+    console.print(mem)
+    out = Table(title="Latency and throughput")
+    out.add_column("metric")
+    out.add_column("value", justify="right")
+    out.add_row("TTFT", f"{est.ttft_ms:,.1f} ms")
+    out.add_row("time per output token", f"{est.tpot_ms:,.2f} ms")
+    out.add_row("end-to-end latency", f"{est.e2e_latency_ms:,.0f} ms")
+    out.add_row("output tokens/s", f"{est.output_tokens_per_s:,.0f}")
+    out.add_row("output tokens/s per GPU", f"{est.output_tokens_per_s_per_gpu:,.0f}")
+    out.add_row("requests/s", f"{est.requests_per_s:,.2f}")
+    console.print(out)
+    parts = Table(title="Step time by part (ms)")
+    parts.add_column("part")
+    parts.add_column("prefill step", justify="right")
+    parts.add_column("decode step", justify="right")
+    for k in est.decode_breakdown_s:
+        parts.add_row(k.removesuffix("_s"), f"{1e3 * est.prefill_breakdown_s[k]:,.3f}",
+                      f"{1e3 * est.decode_breakdown_s[k]:,.3f}")
+    console.print(parts)

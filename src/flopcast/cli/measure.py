@@ -1,0 +1,115 @@
+"""`flopcast validate` and `flopcast calibrate`: measured against published runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from flopcast.cli.common import (
+    app,
+    console,
+)
+
+
+@app.command()
+def validate(
+    file: Path = typer.Argument(..., help="Measurement CSV (schema: "
+                                "../shared/measurements/README.md)."),
+    calibration: Path | None = typer.Option(None, "--calibration",
+                                               help="Calibration YAML (default: shipped)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Predict every row of a measurement CSV and report the error (APE) per row and overall."""
+    from flopcast.validate import validate_file
+
+    result = validate_file(file, str(calibration) if calibration else None)
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    table = Table(title=f"{file.name}: {result['kind']} rows")
+    for col in ("id", "metric", "measured", "predicted", "error"):
+        table.add_column(col, justify="left" if col in ("id", "metric") else "right")
+    for r in result["rows"]:
+        if r["predicted"] is None:
+            table.add_row(r["id"], r["metric"], _fmt(r["measured"]), "—",
+                          f"skipped: {r['skipped']}")
+        else:
+            signed = 100 * (r["predicted"] / r["measured"] - 1)
+            table.add_row(r["id"], r["metric"], _fmt(r["measured"]), _fmt(r["predicted"]),
+                          f"{signed:+.1f}%")
+    console.print(table)
+    for group in ("source", "metric", "gpu"):
+        src = Table(title=f"By {group}")
+        for col in (group, "rows", "predicted", "median APE", "p90 APE"):
+            src.add_column(col, justify="left" if col == group else "right")
+        for name, s in result[f"by_{group}"].items():
+            src.add_row(name, str(s["rows"]), str(s["predicted"]), _pct(s["median_ape_pct"]),
+                        _pct(s["p90_ape_pct"]))
+        s = result["summary"]
+        src.add_row("[bold]all[/]", str(s["rows"]), str(s["predicted"]),
+                    _pct(s["median_ape_pct"]), _pct(s["p90_ape_pct"]))
+        console.print(src)
+
+
+def _fmt(v) -> str:
+    return "—" if v is None else f"{v:,.4g}"
+
+
+def _pct(v) -> str:
+    return "—" if v is None else f"{v:.1f}%"
+
+
+@app.command()
+def calibrate(
+    file: Path = typer.Argument(..., help="Training measurement CSV to fit."),
+    out: Path = typer.Option(Path("calibration.yaml"), "--out", "-o",
+                             help="Where to write the calibration YAML."),
+    loso: bool = typer.Option(False, "--leave-one-source-out",
+                              help="Also fit without each source and score it (slow)."),
+) -> None:
+    """Fit efficiency parameters to measurements; write a calibration YAML.
+
+    A training file gives parameters per GPU family, an inference file per GPU family and
+    engine. Later commands take the result with --calibration FILE. The shipped ones were made
+    with `flopcast calibrate ../shared/measurements/training.csv -o
+    src/flopcast/calibration/default.yaml` and `... inference.csv -o
+    src/flopcast/calibration/inference.yaml`.
+    """
+    from flopcast.calibration import calibrate as fit
+    from flopcast.calibration import leave_one_source_out
+    from flopcast.validate.report import detect_kind
+    from flopcast.validate.training import read_rows
+
+    if detect_kind(read_rows(file)) == "inference":
+        from flopcast.calibration.inference import (
+            calibrate_inference,
+            leave_one_source_out_inference,
+        )
+
+        fit, leave_one_source_out = calibrate_inference, leave_one_source_out_inference
+    doc = fit(file, out)
+    console.print(f"wrote {out}: {doc['parameters_fitted']} parameters fitted; in-sample "
+                  f"median {_pct(doc['summary']['median_ape_pct'])}, p90 "
+                  f"{_pct(doc['summary']['p90_ape_pct'])} over {doc['summary']['rows']} rows")
+    table = Table(title="Fit (in-sample)")
+    for col in ("family", "rows", "median APE", "p90 APE", "parameters"):
+        table.add_column(col)
+    for fam, f in doc["families"].items():
+        groups = {"": f} if "efficiency" in f else {f" / {eng}": g for eng, g in f.items()}
+        for suffix, g in groups.items():
+            params = ", ".join(f"{k}={v:.4g}" for k, v in g["efficiency"].items())
+            table.add_row(fam + suffix, str(g["fit"]["rows"]), _pct(g["fit"]["median_ape_pct"]),
+                          _pct(g["fit"]["p90_ape_pct"]), params)
+    console.print(table)
+    if loso:
+        held = Table(title="Leave one source out (fit without it, score it)")
+        for col in ("source", "rows", "median APE", "p90 APE"):
+            held.add_column(col)
+        for source, s in leave_one_source_out(file).items():
+            held.add_row(source, str(s["rows"]), _pct(s["median_ape_pct"]),
+                         _pct(s["p90_ape_pct"]))
+        console.print(held)
+

@@ -1,0 +1,166 @@
+"""`flopcast train`: one training configuration."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from flopcast.cli.common import (
+    CALIBRATION_OPT,
+    FFN_OPT,
+    GIB,
+    HEADS_OPT,
+    HIDDEN_OPT,
+    JSON_OPT,
+    KV_HEADS_OPT,
+    LAYERS_OPT,
+    MODEL_OPT,
+    PRECISION_OPT,
+    SEQ_OPT,
+    SWIGLU_OPT,
+    TOKENS_OPT,
+    VOCAB_OPT,
+    PrecisionChoice,
+    RecomputeChoice,
+    ScheduleChoice,
+    _model,
+    app,
+    console,
+    parse_count,
+)
+
+
+@app.command()
+def train(
+    model: str | None = MODEL_OPT,
+    gpu: str = typer.Option("h100-sxm", "--gpu", help="GPU catalog id (`flopcast catalog gpus`)."),
+    gpus: int = typer.Option(8, "--gpus", help="Number of GPUs in the job."),
+    gpus_per_node: int | None = typer.Option(
+        None, "--gpus-per-node", help="GPUs per NVLink domain (default: the GPU entry's, "
+        "8 for HGX, 72 for NVL72)."),
+    network_gbps: float | None = typer.Option(
+        None, "--network-gbps", help="Inter-node bandwidth per GPU per direction, Gb/s "
+        "(default: the GPU entry's NIC, e.g. 400)."),
+    tp: int = typer.Option(1, "--tp", "--tensor-model-parallel-size", help="Tensor parallel size."),
+    pp: int = typer.Option(1, "--pp", "--pipeline-model-parallel-size",
+                           help="Pipeline parallel size."),
+    vp: int = typer.Option(1, "--vp", "--virtual-pipeline-model-parallel-size",
+                           help="Model chunks per pipeline rank (interleaved 1F1B when > 1)."),
+    cp: int = typer.Option(1, "--cp", "--context-parallel-size", help="Context parallel size."),
+    ep: int = typer.Option(1, "--ep", "--expert-model-parallel-size",
+                           help="Expert parallel size (MoE models)."),
+    dp: int | None = typer.Option(None, "--dp", help="Data parallel size (default: "
+                                  "gpus / (tp·pp·cp))."),
+    sp: bool | None = typer.Option(None, "--sp/--no-sp", "--sequence-parallel",
+                                   help="Megatron sequence parallelism (default: on when tp > 1)."),
+    micro_batch: int = typer.Option(1, "--micro-batch", "--micro-batch-size",
+                                    help="Sequences per micro-batch."),
+    global_batch: int | None = typer.Option(
+        None, "--global-batch", "--global-batch-size", help="Sequences per optimizer step "
+        "(default: micro-batch · dp)."),
+    seq_len: int = SEQ_OPT,
+    zero: int = typer.Option(1, "--zero", help="ZeRO stage: 0 DDP, 1 sharded optimizer "
+                             "(Megatron distributed optimizer), 2 + gradients, 3 + weights "
+                             "(FSDP)."),
+    recompute: RecomputeChoice = typer.Option(
+        RecomputeChoice.none, "--recompute", "--recompute-granularity",
+        help="Activation recomputation."),
+    schedule: ScheduleChoice | None = typer.Option(
+        None, "--schedule", help="Pipeline schedule (default: interleaved if vp > 1 else 1f1b)."),
+    precision: PrecisionChoice = PRECISION_OPT,
+    tp_comm_overlap: bool | None = typer.Option(
+        None, "--tp-comm-overlap/--no-tp-comm-overlap",
+        help="Overlap TP communication with GEMMs (default: on when sequence parallelism is)."),
+    dp_overlap: bool = typer.Option(True, "--dp-overlap/--no-dp-overlap",
+                                    help="Overlap DP gradient/parameter communication."),
+    cpu_offload: bool = typer.Option(False, "--cpu-offload",
+                                     help="Keep optimizer states on the host (ZeRO-Offload)."),
+    tokens: str | None = TOKENS_OPT,
+    price: float | None = typer.Option(None, "--price", help="$ per GPU-hour (default: "
+                                       "the GPU entry's indicative price)."),
+    calibration: Path | None = CALIBRATION_OPT,
+    layers: int | None = LAYERS_OPT,
+    hidden: int | None = HIDDEN_OPT,
+    heads: int | None = HEADS_OPT,
+    kv_heads: int | None = KV_HEADS_OPT,
+    ffn_hidden: int | None = FFN_OPT,
+    vocab: int | None = VOCAB_OPT,
+    swiglu: bool | None = SWIGLU_OPT,
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Estimate one training configuration: memory per GPU, step time, throughput, MFU, cost.
+
+    Units: times in seconds, memory in GiB (bytes in --json), energy in MWh.
+    """
+    from flopcast.catalog import load_gpu
+    from flopcast.specs import Parallelism, System, TrainingJob
+    from flopcast.workloads.training import estimate_training
+
+    the_model = _model(model, layers, hidden, heads, kv_heads, ffn_hidden, vocab, swiglu)
+    the_gpu = load_gpu(gpu, calibration)
+    if price is not None:
+        the_gpu = the_gpu.model_copy(update={"price_per_gpu_hour_usd": price})
+    system = System(gpu=the_gpu, num_gpus=gpus, gpus_per_node=gpus_per_node,
+                    network_bandwidth=None if network_gbps is None else network_gbps * 1e9 / 8)
+    parallel = Parallelism(
+        tp=tp, pp=pp, vp=vp, cp=cp, ep=ep, dp=dp, sp=sp, zero_stage=zero,
+        micro_batch=micro_batch, global_batch=global_batch, recompute=recompute.value,
+        schedule=schedule.value if schedule else None, tp_comm_overlap=tp_comm_overlap,
+        dp_comm_overlap=dp_overlap, cpu_offload_optimizer=cpu_offload,
+    )
+    job = TrainingJob(model=the_model, system=system, parallelism=parallel, seq_len=seq_len,
+                      precision=precision.value,
+                      tokens=parse_count(tokens) if tokens else None)
+    est = estimate_training(job)
+    if as_json:
+        print(json.dumps(est.to_dict(), indent=2))
+        return
+    _print_training(est)
+
+
+def _print_training(est) -> None:
+    c = est.config
+    console.print(
+        f"[bold]{c['model']}[/] on {c['num_gpus']}× {c['gpu']} "
+        f"({c['precision']}, seq {c['seq_len']}): "
+        f"tp={c['tp']} pp={c['pp']} vp={c['vp']} cp={c['cp']} ep={c['ep']} dp={c['dp']} "
+        f"sp={'on' if c['sp'] else 'off'} zero={c['zero_stage']} mb={c['micro_batch']} "
+        f"gb={c['global_batch']} ({c['num_micro_batches']} micro-batches) "
+        f"recompute={c['recompute']} schedule={c['schedule']}; "
+        f"efficiency from {c['efficiency_source']}"
+    )
+    mem = Table(title=f"Memory per GPU, largest stage (stage {est.memory_largest_stage})")
+    mem.add_column("kind")
+    mem.add_column("GiB", justify="right")
+    for k in ("weights", "gradients", "optimizer", "activations", "temporary", "total"):
+        mem.add_row(k, f"{est.memory[k] / GIB:,.1f}")
+    verdict = "[green]fits[/]" if est.fits else "[red]does not fit[/]"
+    mem.add_row("capacity", f"{est.memory['capacity'] / GIB:,.1f} ({verdict})")
+    console.print(mem)
+    step = Table(title="Step time")
+    step.add_column("part")
+    step.add_column("s", justify="right")
+    step.add_column("share", justify="right")
+    for k, v in est.breakdown_s.items():
+        if k == "recompute_s":
+            continue
+        step.add_row(k.removesuffix("_s"), f"{v:,.4f}", f"{100 * v / est.step_time_s:.1f}%")
+    step.add_row("[bold]step[/]", f"[bold]{est.step_time_s:,.4f}[/]", "100%")
+    console.print(step)
+    thr = Table(title="Throughput")
+    thr.add_column("metric")
+    thr.add_column("value", justify="right")
+    thr.add_row("tokens/s (job)", f"{est.tokens_per_s:,.0f}")
+    thr.add_row("tokens/s per GPU", f"{est.tokens_per_s_per_gpu:,.1f}")
+    thr.add_row("model TFLOP/s per GPU", f"{est.model_tflops_per_gpu:,.1f}")
+    thr.add_row("MFU / HFU", f"{100 * est.mfu:.1f}% / {100 * est.hfu:.1f}%")
+    if est.tokens:
+        thr.add_row("tokens to train", f"{est.tokens:.3g}")
+        thr.add_row("time to train", f"{est.time_to_train_days:,.1f} days")
+        thr.add_row("GPU-hours", f"{est.gpu_hours:,.0f}")
+        thr.add_row("cost", f"${est.cost_usd:,.0f}")
+        thr.add_row("energy (GPUs only)", f"{est.energy_mwh:,.1f} MWh")
+    console.print(thr)
