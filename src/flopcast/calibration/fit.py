@@ -142,25 +142,37 @@ def calibrate(path: str | Path, out: str | Path | None = None) -> dict:
     if not groups:
         raise FlopcastError(f"{path}: no row could be modelled, nothing to fit")
     fits = {fam: fit_family(cs) for fam, cs in sorted(groups.items())}
-    families = {}
-    for fam, eff in fits.items():
-        names = _family_parameters(groups[fam])
-        families[fam] = {
-            "fitted": names,
+    families = {fam: group_entry(_family_parameters(groups[fam]), eff, _score(groups[fam], fits))
+                for fam, eff in fits.items()}
+    return write_calibration(
+        path, out, families, _score(cases, fits),
+        parameters_fitted=sum(len(f["fitted"]) for f in families.values()),
+        description="Efficiency parameters per GPU family, fitted by `flopcast calibrate`. "
+                    "Families not listed keep the priors documented in specs/efficiency.py.",
+        prior="the priors of specs/efficiency.py",
+    )
+
+
+def group_entry(names: list[str], eff: Efficiency, fit: dict) -> dict:
+    """One fitted group as the calibration file records it."""
+    return {"fitted": names,
             "efficiency": {n: float(f"{getattr(eff, n):.6g}") for n in names},
-            "fit": _score(groups[fam], fits),
-        }
+            "fit": fit}
+
+
+def write_calibration(path: Path, out, families: dict, summary: dict, parameters_fitted: int,
+                      description: str, prior: str) -> dict:
+    """The calibration document (method, data fingerprint, fit) written to ``out``."""
     doc = {
-        "description": "Efficiency parameters per GPU family, fitted by `flopcast calibrate`. "
-                       "Families not listed keep the priors documented in specs/efficiency.py.",
+        "description": description,
         "method": f"robust (soft-L1, scale {ROBUST_SCALE}) least squares on log(predicted/"
                   f"measured); rows weighted 1/sqrt(rows per source)^{SOURCE_BALANCE}; pull "
-                  f"{PRIOR_WEIGHT}·log(value/prior) toward the priors of specs/efficiency.py",
+                  f"{PRIOR_WEIGHT}·log(value/prior) toward {prior}",
         "fitted_on": path.name,
         "fitted_on_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
         "date": _dt.date.today().isoformat(),
-        "parameters_fitted": sum(len(f["fitted"]) for f in families.values()),
-        "summary": _score(cases, fits),
+        "parameters_fitted": parameters_fitted,
+        "summary": summary,
         "families": families,
     }
     if out is not None:
@@ -168,14 +180,19 @@ def calibrate(path: str | Path, out: str | Path | None = None) -> dict:
     return doc
 
 
-def leave_one_source_out(path: str | Path) -> dict[str, dict]:
-    """For each source: fit on the other sources' rows, score this source's rows."""
-    cases = [c for c in prepare_training_rows(read_rows(path)) if c.job is not None]
-    sources = sorted({c.id.split(":")[0] for c in cases})
+def leave_one_out(cases, fit_groups, score) -> dict[str, dict]:
+    """For each source: ``fit_groups`` on the other sources' cases, ``score`` this source's."""
+    cases = [c for c in cases if c.job is not None]
     result = {}
-    for source in sources:
+    for source in sorted({c.id.split(":")[0] for c in cases}):
         held_out = [c for c in cases if c.id.split(":")[0] == source]
         rest = [c for c in cases if c.id.split(":")[0] != source]
-        fits = {fam: fit_family(cs) for fam, cs in _by_family(rest).items()}
-        result[source] = _score(held_out, fits)
+        result[source] = score(held_out, fit_groups(rest))
     return result
+
+
+def leave_one_source_out(path: str | Path) -> dict[str, dict]:
+    """For each source: fit on the other sources' rows, score this source's rows."""
+    return leave_one_out(
+        prepare_training_rows(read_rows(path)),
+        lambda rest: {fam: fit_family(cs) for fam, cs in _by_family(rest).items()}, _score)

@@ -9,19 +9,15 @@ latency and the low-precision GEMM fraction.
 
 from __future__ import annotations
 
-import datetime as _dt
-import hashlib
 from collections import defaultdict
 from pathlib import Path
 
-import yaml
-
 from flopcast.calibration.fit import (
-    PRIOR_WEIGHT,
-    ROBUST_SCALE,
-    SOURCE_BALANCE,
     fit_parameters,
+    group_entry,
+    leave_one_out,
     rounded_summary,
+    write_calibration,
 )
 from flopcast.errors import FlopcastError
 from flopcast.validate.inference import predict_inference_case, prepare_inference_rows
@@ -74,37 +70,19 @@ def calibrate_inference(path: str | Path, out: str | Path | None = None) -> dict
     fits = _fit_groups(groups)
     families: dict[str, dict] = defaultdict(dict)
     for (fam, engine), eff in fits.items():
-        names = _parameters(groups[(fam, engine)])
-        families[fam][engine] = {
-            "fitted": names,
-            "efficiency": {n: float(f"{getattr(eff, n):.6g}") for n in names},
-            "fit": _score(groups[(fam, engine)], fits),
-        }
-    doc = {
-        "description": "Inference efficiency per GPU family and engine, fitted by `flopcast "
-                       "calibrate` on an inference measurement file; applied on top of the "
-                       "training calibration.",
-        "method": f"robust (soft-L1, scale {ROBUST_SCALE}) least squares on log(predicted/"
-                  f"measured); rows weighted 1/sqrt(rows per source)^{SOURCE_BALANCE}; pull "
-                  f"{PRIOR_WEIGHT}·log(value/prior) toward the GPU's training efficiency",
-        "fitted_on": path.name,
-        "fitted_on_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-        "date": _dt.date.today().isoformat(),
-        "parameters_fitted": sum(len(e["fitted"]) for f in families.values()
-                                 for e in f.values()),
-        "summary": _score(cases, fits),
-        "families": dict(families),
-    }
-    if out is not None:
-        Path(out).write_text(yaml.safe_dump(doc, sort_keys=False, width=100))
-    return doc
+        families[fam][engine] = group_entry(_parameters(groups[(fam, engine)]), eff,
+                                            _score(groups[(fam, engine)], fits))
+    return write_calibration(
+        path, out, dict(families), _score(cases, fits),
+        parameters_fitted=sum(len(e["fitted"]) for f in families.values() for e in f.values()),
+        description="Inference efficiency per GPU family and engine, fitted by `flopcast "
+                    "calibrate` on an inference measurement file; applied on top of the "
+                    "training calibration.",
+        prior="the GPU's training efficiency",
+    )
 
 
 def leave_one_source_out_inference(path: str | Path) -> dict[str, dict]:
-    cases = [c for c in prepare_inference_rows(read_rows(path)) if c.job is not None]
-    result = {}
-    for source in sorted({c.id.split(":")[0] for c in cases}):
-        rest = [c for c in cases if c.id.split(":")[0] != source]
-        held = [c for c in cases if c.id.split(":")[0] == source]
-        result[source] = _score(held, _fit_groups(_groups(rest)))
-    return result
+    """For each source: fit on the other sources' rows, score this source's rows."""
+    return leave_one_out(prepare_inference_rows(read_rows(path)),
+                         lambda rest: _fit_groups(_groups(rest)), _score)
