@@ -77,6 +77,16 @@ def test_int4_weight_only_wins_at_batch_one_and_loses_its_edge_at_large_batch():
     assert tpot("bf16", 2048) / tpot("w4a16", 2048) < 1.05
 
 
+def test_pipeline_stages_add_throughput_only_when_compute_bound():
+    def tps(pp, concurrency):
+        j = job("llama-3.1-70b", gpus=4 * pp, tp=4, pp=pp, input_len=512, output_len=512,
+                mode="concurrency", batch=concurrency)
+        return estimate_inference(j).output_tokens_per_s
+
+    assert tps(2, 512) / tps(1, 512) > 1.6   # compute-bound: two stages, ~twice the tokens
+    assert tps(2, 2) / tps(1, 2) < 1.2       # memory-bound: each stage re-reads its weights
+
+
 def test_fp8_weights_halve_weight_bytes():
     assert weight_bytes_per_gpu(job(weights="fp8")) < 0.6 * weight_bytes_per_gpu(job())
 

@@ -45,8 +45,11 @@ class InferenceEstimate:
 def _steady_step(job, eff, concurrency):
     """Continuous batching in steady state: every step decodes each of C sequences once and
     prefills, on average, C·input/output new prompt tokens (requests finish and arrive at the
-    same rate; chunked prefill mixes them in, Agrawal et al. 2024 Sarathi-Serve)."""
-    c = np.asarray(concurrency, dtype=float)
+    same rate; chunked prefill mixes them in, Agrawal et al. 2024 Sarathi-Serve). With pp
+    stages the engine keeps pp micro-batches of C/pp sequences in flight, each advancing one
+    token per pass through all stages (GPipe-style pipelining of decode steps), so the time
+    per output token is the full-model time of one C/pp micro-batch."""
+    c = np.asarray(concurrency, dtype=float) / job.pp
     return forward_step(job, eff, prefill_tokens=c * job.input_len / job.output_len,
                         prefill_len=job.input_len, decode_seqs=c,
                         decode_context=job.input_len + job.output_len / 2, logit_rows=c)

@@ -9,8 +9,9 @@ A step runs every layer once over M = prefill tokens + decoding sequences rows:
 - attention: prefill at FlashAttention efficiency on causal FLOPs; decode streams each
   sequence's KV cache from HBM (Dao et al. 2023, Flash-Decoding);
 - two tensor-parallel all-reduces per layer (Shoeybi et al. 2019 §3) with a fixed small-
-  message latency (one-shot custom all-reduce); pipeline stages run one after another for a
-  batch (no micro-batch pipelining is assumed); the LM head only for rows that sample a token;
+  message latency (one-shot custom all-reduce); a batch crosses the pipeline stages one after
+  another (steady-state serving keeps pp micro-batches in flight: see estimate.py); the LM
+  head only for rows that sample a token;
 - a fixed per-step engine overhead.
 All workload arguments may be NumPy arrays and broadcast.
 """
