@@ -87,6 +87,23 @@ def test_pipeline_stages_add_throughput_only_when_compute_bound():
     assert tps(2, 2) / tps(1, 2) < 1.2       # memory-bound: each stage re-reads its weights
 
 
+def test_data_parallel_replicas_multiply_system_throughput():
+    one = estimate_inference(job(input_len=512, output_len=128, mode="concurrency", batch=64))
+    two = estimate_inference(job(gpus=2, tp=1, input_len=512, output_len=128,
+                                 mode="concurrency", batch=128))
+    assert two.config["replicas"] == 2 and two.batch == 64
+    assert two.output_tokens_per_s == pytest.approx(2 * one.output_tokens_per_s)
+    assert two.output_tokens_per_s_per_gpu == pytest.approx(one.output_tokens_per_s_per_gpu)
+
+
+def test_mxfp4_runs_weight_only_where_there_are_no_fp4_tensor_cores():
+    hopper = job("gpt-oss-120b", weights="mxfp4", input_len=1000, output_len=200)
+    assert hopper.weights.weight_only and hopper.weights.gemm_dtype == "bf16"
+    assert estimate_inference(hopper).fits
+    blackwell = job("gpt-oss-120b", gpu="b200", weights="mxfp4")
+    assert blackwell.weights.gemm_dtype == "fp4" and not blackwell.weights.weight_only
+
+
 def test_fp8_weights_halve_weight_bytes():
     assert weight_bytes_per_gpu(job(weights="fp8")) < 0.6 * weight_bytes_per_gpu(job())
 

@@ -28,7 +28,12 @@ class InferenceJob(BaseModel):
     batching holding ``batch`` requests in flight (steady state); ``max_throughput`` — the
     concurrency that maximises output tokens/s within KV memory and the engine's limits.
 
-    Rules: tp·pp equals the GPU count; tp divides the attention heads, and tp and the KV heads
+    GPUs beyond one replica's tp·pp serve as data-parallel replicas (each its own engine);
+    system-wide figures (output tokens/s, requests/s, concurrency) cover all replicas.
+    MXFP4 weights on a GPU without FP4 tensor cores run weight-only, dequantised to 16 bits
+    (how vLLM and TensorRT-LLM serve gpt-oss on Hopper).
+
+    Rules: tp·pp divides the GPU count; tp divides the attention heads, and tp and the KV heads
     divide one another (engines replicate KV heads when tp exceeds them); ep divides tp (expert
     parallel inside the tensor-parallel group, as TensorRT-LLM's moe_ep_size·moe_tp_size = tp)
     and the experts.
@@ -59,8 +64,8 @@ class InferenceJob(BaseModel):
     @model_validator(mode="after")
     def _check(self) -> InferenceJob:
         m, n = self.model, self.system.num_gpus
-        if self.tp * self.pp != n:
-            raise ValueError(f"tp·pp ({self.tp}·{self.pp}) must equal the GPU count ({n})")
+        if n % (self.tp * self.pp):
+            raise ValueError(f"tp·pp ({self.tp}·{self.pp}) must divide the GPU count ({n})")
         if m.num_attention_heads % self.tp:
             raise ValueError(f"tp ({self.tp}) must divide num_attention_heads "
                              f"({m.num_attention_heads})")
@@ -76,6 +81,10 @@ class InferenceJob(BaseModel):
                 raise ValueError(f"ep ({self.ep}) must divide tp ({self.tp}) and num_experts "
                                  f"({m.num_experts})")
         gpu = self.system.gpu
+        if self.weights.name == "mxfp4" and "fp4" not in gpu.peak_flops:
+            weight_only = self.weights.model_copy(update={"gemm_dtype": "bf16",
+                                                          "weight_only": True})
+            object.__setattr__(self, "weights", weight_only)
         for dtype in {self.weights.gemm_dtype, "bf16" if "bf16" in gpu.peak_flops else "fp16"}:
             if dtype not in gpu.peak_flops:
                 have = ", ".join(sorted(gpu.peak_flops))
@@ -86,6 +95,11 @@ class InferenceJob(BaseModel):
         if self.kv_format is None:
             object.__setattr__(self, "kv_format", kv)
         return self
+
+    @property
+    def replicas(self) -> int:
+        """Data-parallel copies of the model: GPUs / (tp·pp)."""
+        return self.system.num_gpus // (self.tp * self.pp)
 
     @property
     def kv_element_bytes(self) -> float:

@@ -18,7 +18,8 @@ MAX_SEARCH_BATCH = 8192
 
 @dataclass(frozen=True)
 class InferenceEstimate:
-    """Latency in ms, throughput in tokens/s and requests/s, memory in bytes per GPU."""
+    """Latency in ms, throughput in tokens/s and requests/s (whole system, all replicas),
+    memory in bytes per GPU; ``batch`` is the sequences in flight per replica."""
 
     mode: str
     batch: int
@@ -78,6 +79,7 @@ def estimate_inference(job: InferenceJob, calibration: str | None = None,
     (True, True)
     """
     eff = efficiency or inference_efficiency(job.system.gpu, job.engine, calibration)
+    replicas = job.replicas
     context = job.input_len + job.output_len
     # a static batch holds every sequence to its full length; under continuous batching with
     # paged KV a sequence holds, on average over its life, input + output/2 tokens
@@ -104,7 +106,8 @@ def estimate_inference(job: InferenceJob, calibration: str | None = None,
                       {cap_tokens: "engine max_num_tokens", max_seqs: "KV-cache memory",
                        job.engine.max_batch_size: "engine max_batch_size"}.get(cap, "search cap"))
     else:
-        batch = job.batch
+        # a concurrency is system-wide: the load balancer spreads it over the replicas
+        batch = (-(-job.batch // replicas) if job.mode == "concurrency" else job.batch)
         if batch > max_seqs and strict:
             raise FlopcastError(
                 f"batch: {batch} sequences of {context} tokens need "
@@ -125,7 +128,7 @@ def estimate_inference(job: InferenceJob, calibration: str | None = None,
         ttft = prefill["step_s"]
         tpot = decode["step_s"]
         e2e = ttft + (job.output_len - 1) * tpot
-        out_tps = batch * job.output_len / e2e
+        out_tps = replicas * batch * job.output_len / e2e
     else:
         steady = _first(_steady_step(job, eff, batch))
         prefill, decode = prefill_alone, steady
@@ -133,7 +136,7 @@ def estimate_inference(job: InferenceJob, calibration: str | None = None,
         # a new request waits on average half a step, then its prompt is prefilled
         ttft = prefill_alone["step_s"] + tpot / 2
         e2e = ttft + (job.output_len - 1) * tpot
-        out_tps = batch / tpot
+        out_tps = replicas * batch / tpot
     memory = {
         "weights": mem["weights_bytes"], "workspace": mem["workspace_bytes"],
         "reserved": mem["reserved_bytes"], "kv_cache_in_use": batch * mem["kv_bytes_per_sequence"],
@@ -148,7 +151,7 @@ def estimate_inference(job: InferenceJob, calibration: str | None = None,
         decode_breakdown_s=decode,
         limited_by=limited_by,
         config=dict(model=job.model.name, gpu=job.system.gpu.id, num_gpus=n,
-                    engine=job.engine.id, tp=job.tp, pp=job.pp, ep=job.ep,
+                    engine=job.engine.id, tp=job.tp, pp=job.pp, ep=job.ep, replicas=replicas,
                     precision=job.weights.name, kv_precision=job.kv_format,
                     input_len=job.input_len, output_len=job.output_len,
                     efficiency_source=job.system.gpu.efficiency_source + "; " +
