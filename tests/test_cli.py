@@ -69,6 +69,13 @@ def test_train_help_documents_units_and_defaults():
     assert "default" in text and "Gb/s" in text
 
 
+@pytest.mark.parametrize("kind", ["gpus", "models", "engines"])
+def test_catalog_lists(kind):
+    p = run("catalog", kind, "--json")
+    assert p.returncode == 0, p.stderr
+    assert len(json.loads(p.stdout)) >= 4
+
+
 def test_validate_json_shape(training_csv):
     p = run("validate", str(training_csv), "--json")
     assert p.returncode == 0, p.stderr
