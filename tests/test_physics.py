@@ -99,6 +99,13 @@ def test_bubble_formulas():
     assert float(pipeline.bubble_fraction(1, 8)) == 0
 
 
+def test_uneven_stages_follow_the_most_loaded_rank():
+    assert float(pipeline.layers_per_stage(96, 8)) == 12
+    assert float(pipeline.layers_per_stage(126, 16)) == 8          # Llama-3.1-405B on PP16
+    assert float(pipeline.layers_per_stage(61, 16, 2)) == 2 * 2    # DeepSeek-V3, vp=2
+    assert float(pipeline.layers_per_stage(96, 8, 3)) == 12
+
+
 def test_micro_batches_in_flight_by_schedule():
     args = (8, 64, 2)
     assert float(pipeline.micro_batches_in_flight(*args, 0)) == 8  # 1F1B: p

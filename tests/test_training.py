@@ -89,7 +89,7 @@ def test_moe_model_estimates():
     (dict(tp=3), "tp \\(3\\) must divide num_attention_heads"),
     (dict(tp=2, pp=2, dp=3), "dp \\(3\\) must equal"),
     (dict(global_batch=12), "global_batch \\(12\\) must be a multiple"),
-    (dict(pp=2, vp=3), "pp·vp"),
+    (dict(pp=8, vp=8), "pp·vp \\(64\\) must be at most num_layers"),
     (dict(ep=2), "mixture-of-experts"),
     (dict(cp=3), "must divide the GPU count"),
 ])

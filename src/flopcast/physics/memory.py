@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from flopcast.physics import params as P
+from flopcast.physics.pipeline import layers_per_stage
 from flopcast.specs.model import Model
 from flopcast.specs.precision import Precision
 
@@ -97,7 +98,7 @@ def layer_param_counts(model: Model) -> tuple[float, float]:
     return ((n - n_moe) * dense + n_moe * moe_other) / n, n_moe * expert / n
 
 
-def stage_param_counts(model: Model, tp, pp, ep):
+def stage_param_counts(model: Model, tp, pp, ep, vp=1):
     """Per-GPU (non-expert, expert) parameters on the first and on the last pipeline stage.
 
     Layers are split ⌈L/p⌉ per stage at most; the first stage also holds the embedding, the
@@ -107,7 +108,7 @@ def stage_param_counts(model: Model, tp, pp, ep):
     tp = np.asarray(tp, dtype=float)
     pp = np.asarray(pp, dtype=float)
     ep = np.asarray(ep, dtype=float)
-    layers = np.ceil(model.num_layers / pp)
+    layers = layers_per_stage(model.num_layers, pp, vp)
     other, expert = layer_param_counts(model)
     layer_other = layers * other / tp
     layer_expert = layers * expert / (tp * ep)

@@ -47,3 +47,12 @@ def micro_batches_in_flight(pp, num_micro_batches, vp, schedule_code):
     interleaved = np.minimum(pp * (1 + (pp - 1) / (pp * vp)), m)
     code = np.asarray(schedule_code)
     return np.where(code == 2, m, np.where(code == 1, interleaved, one_f_one_b))
+
+
+def layers_per_stage(num_layers: int, pp, vp=1):
+    """Layers on the most loaded pipeline rank: v chunks of ⌈L/(p·v)⌉ layers each (equal to
+    L/p when p·v divides L; uneven splits put the remainder on the first and last stages, as
+    Megatron's --decoder-first/last-pipeline-num-layers and DeepSpeed's partitioning do)."""
+    pp = np.asarray(pp, dtype=float)
+    vp = np.asarray(vp, dtype=float)
+    return vp * np.ceil(num_layers / (pp * vp))

@@ -15,9 +15,9 @@ class TrainingJob(BaseModel):
 
     Rules (each message names the option and what is allowed):
     tp divides the attention heads and the KV groups; tp·pp·cp·dp equals the GPU count;
-    pp ≤ layers (uneven stages get ⌈layers/pp⌉ or ⌊layers/pp⌋ layers, as DeepSpeed's
-    balanced partition does, and the step follows the largest); with vp > 1 layers must be
-    divisible by pp·vp (Megatron's rule for the interleaved schedule); the global batch is a
+    pp·vp ≤ layers (uneven splits give the most loaded rank vp·⌈layers/(pp·vp)⌉ layers, as
+    Megatron's first/last-stage layer options and DeepSpeed's partitioning allow, and the step
+    follows that rank); the global batch is a
     multiple of micro_batch·dp; cp divides the sequence length; ep divides the experts and dp·cp.
     """
 
@@ -60,11 +60,9 @@ class TrainingJob(BaseModel):
             raise ValueError(
                 f"dp ({p.dp}) must equal gpus/(tp·pp·cp) = {n}/{model_parallel} = {dp}"
             )
-        if p.pp > m.num_layers:
-            raise ValueError(f"pp ({p.pp}) must be at most num_layers ({m.num_layers})")
-        if p.vp > 1 and m.num_layers % (p.pp * p.vp):
+        if p.pp * p.vp > m.num_layers:
             raise ValueError(
-                f"with vp > 1, pp·vp ({p.pp * p.vp}) must divide num_layers ({m.num_layers})"
+                f"pp·vp ({p.pp * p.vp}) must be at most num_layers ({m.num_layers})"
             )
         if p.vp > 1 and p.pp == 1:
             raise ValueError("vp > 1 needs pp > 1")

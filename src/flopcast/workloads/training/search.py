@@ -37,7 +37,7 @@ RANKING_KEYS = ("step_time_s", "memory_total_bytes", "memory_capacity_bytes")
 REASONS = (
     "tp does not divide the attention heads or KV heads",
     "tp·pp·cp does not divide the GPU count",
-    "pp·vp does not divide the layers",
+    "interleaving searched only where pp·vp divides the layers",
     "cp does not divide the sequence length",
     "global batch is not a multiple of micro-batch·dp",
     "interleaved schedule needs micro-batches divisible by pp",

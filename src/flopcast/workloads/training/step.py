@@ -23,7 +23,7 @@ from flopcast.physics.compute import (
     NORM_ELEMENTS,
     RESIDUAL_ELEMENTS,
 )
-from flopcast.physics.pipeline import micro_batches_in_flight, pipeline_time
+from flopcast.physics.pipeline import layers_per_stage, micro_batches_in_flight, pipeline_time
 from flopcast.specs.model import Model
 from flopcast.specs.precision import Precision
 from flopcast.specs.system import System
@@ -181,7 +181,7 @@ def training_step(model: Model, system: System, precision: Precision, seq_len,
     """Time, memory and FLOPs of one optimizer step for each configuration in ``lay``."""
     gpu, eff = system.gpu, system.gpu.efficiency
     seq_len = np.asarray(seq_len, dtype=float)
-    n_layers_stage = np.ceil(model.num_layers / lay.pp)
+    n_layers_stage = layers_per_stage(model.num_layers, lay.pp, lay.vp)
     moe_fraction = model.num_moe_layers / model.num_layers
     parts = _layer_times(model, system, precision, seq_len, lay, moe=False)
     if model.is_moe:
@@ -214,7 +214,7 @@ def training_step(model: Model, system: System, precision: Precision, seq_len,
     # the last micro-batch (ZeRO 0-2) or with each micro-batch (ZeRO-3), as PyTorch DDP/FSDP
     # and Megatron's overlap-grad-reduce do; the last bucket cannot hide (1/layers of it), and
     # overlapped kernels still cost dp_overlap_exposed_fraction of their time.
-    first_p, last_p, expert_p = memory.stage_param_counts(model, lay.tp, lay.pp, lay.ep)
+    first_p, last_p, expert_p = memory.stage_param_counts(model, lay.tp, lay.pp, lay.ep, lay.vp)
     stage_p = np.maximum(first_p, last_p) + expert_p
     dp_group = lay.dp * lay.cp
     dp_bw = comm.group_bandwidth(dp_group, lay.tp, domain, gpu.scale_up_bandwidth,
