@@ -69,7 +69,10 @@ def gpu_from_yaml(data: dict, calibration: dict[str, dict[str, float]] | None = 
         fitted, source = calibration[fallback], f"calibration:{fallback} (fallback)"
     else:
         fitted, source = {}, "priors"
-    eff = {**fitted, **d.pop("efficiency", {})}
+    own = d.pop("efficiency", {})
+    if own:
+        source += " + entry's own efficiency"
+    eff = {**fitted, **own}
     try:
         return GPU(
             id=d["id"], name=d["name"], vendor=d["vendor"], family=d["family"],
