@@ -92,29 +92,27 @@ def test_unknown_options_axis_is_refused():
         request(options={"tpx": [1]})
 
 
-def test_ray_run_equals_local_run():
+def assert_ray_equals_local(plan, arg):
+    """``plan(arg, use_ray=True)`` gives exactly ``plan(arg)``."""
     ray = pytest.importorskip("ray", reason="ray not installed (pip install 'flopcast[ray]')")
-    r = request(gpu_counts=[8, 16])
-    local = plan_training(r)
+    local = plan(arg)
     try:
-        distributed = plan_training(r, use_ray=True)
+        distributed = plan(arg, use_ray=True)
     finally:
         ray.shutdown()
     assert json.dumps(distributed, sort_keys=True) == json.dumps(local, sort_keys=True)
 
 
+def test_ray_run_equals_local_run():
+    assert_ray_equals_local(plan_training, request(gpu_counts=[8, 16]))
+
+
 def test_ray_sweep_equals_local_sweep():
-    ray = pytest.importorskip("ray", reason="ray not installed (pip install 'flopcast[ray]')")
     from flopcast.workloads.training.distributed import plan_sweep
 
     reqs = [request(model=load_model(m), seq_len=s, gpu_counts=[8, 16])
             for m in ("llama-3.1-8b", "mistral-7b") for s in (2048, 4096)]
-    local = plan_sweep(reqs)
-    try:
-        distributed = plan_sweep(reqs, use_ray=True)
-    finally:
-        ray.shutdown()
-    assert json.dumps(distributed, sort_keys=True) == json.dumps(local, sort_keys=True)
+    assert_ray_equals_local(plan_sweep, reqs)
 
 
 def test_plan_cli_sweep_json():

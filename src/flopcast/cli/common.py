@@ -7,6 +7,7 @@ from enum import Enum
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from flopcast.errors import FlopcastError
 
@@ -99,3 +100,13 @@ TOKENS_OPT = typer.Option(None, "--tokens", help="Training budget in tokens, e.g
 CALIBRATION_OPT = typer.Option(None, "--calibration", help="Calibration YAML from `flopcast "
                                "calibrate` (default: the shipped one).")
 JSON_OPT = typer.Option(False, "--json", help="Print one JSON object.")
+
+
+def print_table(title: str, columns: tuple[str, ...], rows) -> None:
+    """A rich table: first column left-aligned (names), the rest right-aligned (numbers)."""
+    table = Table(title=title)
+    for i, col in enumerate(columns):
+        table.add_column(col, justify="left" if i == 0 else "right")
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
 from flopcast.cli.common import (
     CALIBRATION_OPT,
@@ -23,6 +22,7 @@ from flopcast.cli.common import (
     _model,
     app,
     console,
+    print_table,
 )
 from flopcast.errors import FlopcastError
 
@@ -97,29 +97,20 @@ def infer(
         f"{c['input_len']} in / {c['output_len']} out; {est.mode} = {est.batch} "
         f"({est.limited_by}); efficiency from {c['efficiency_source']}"
     )
-    mem = Table(title="Memory per GPU")
-    mem.add_column("kind")
-    mem.add_column("GiB", justify="right")
-    for k, v in est.memory.items():
-        mem.add_row(k.replace("_", " "), f"{v / GIB:,.2f}")
-    mem.add_row("KV per sequence", f"{est.kv_bytes_per_sequence / GIB:,.3f}")
-    mem.add_row("max concurrent sequences", f"{est.max_concurrent_sequences:,}")
-    console.print(mem)
-    out = Table(title="Latency and throughput")
-    out.add_column("metric")
-    out.add_column("value", justify="right")
-    out.add_row("TTFT", f"{est.ttft_ms:,.1f} ms")
-    out.add_row("time per output token", f"{est.tpot_ms:,.2f} ms")
-    out.add_row("end-to-end latency", f"{est.e2e_latency_ms:,.0f} ms")
-    out.add_row("output tokens/s", f"{est.output_tokens_per_s:,.0f}")
-    out.add_row("output tokens/s per GPU", f"{est.output_tokens_per_s_per_gpu:,.0f}")
-    out.add_row("requests/s", f"{est.requests_per_s:,.2f}")
-    console.print(out)
-    parts = Table(title="Step time by part (ms)")
-    parts.add_column("part")
-    parts.add_column("prefill step", justify="right")
-    parts.add_column("decode step", justify="right")
-    for k in est.decode_breakdown_s:
-        parts.add_row(k.removesuffix("_s"), f"{1e3 * est.prefill_breakdown_s[k]:,.3f}",
-                      f"{1e3 * est.decode_breakdown_s[k]:,.3f}")
-    console.print(parts)
+    print_table("Memory per GPU", ("kind", "GiB"), [
+        *((k.replace("_", " "), f"{v / GIB:,.2f}") for k, v in est.memory.items()),
+        ("KV per sequence", f"{est.kv_bytes_per_sequence / GIB:,.3f}"),
+        ("max concurrent sequences", f"{est.max_concurrent_sequences:,}"),
+    ])
+    print_table("Latency and throughput", ("metric", "value"), [
+        ("TTFT", f"{est.ttft_ms:,.1f} ms"),
+        ("time per output token", f"{est.tpot_ms:,.2f} ms"),
+        ("end-to-end latency", f"{est.e2e_latency_ms:,.0f} ms"),
+        ("output tokens/s", f"{est.output_tokens_per_s:,.0f}"),
+        ("output tokens/s per GPU", f"{est.output_tokens_per_s_per_gpu:,.0f}"),
+        ("requests/s", f"{est.requests_per_s:,.2f}"),
+    ])
+    print_table("Step time by part (ms)", ("part", "prefill step", "decode step"), [
+        (k.removesuffix("_s"), f"{1e3 * est.prefill_breakdown_s[k]:,.3f}",
+         f"{1e3 * est.decode_breakdown_s[k]:,.3f}") for k in est.decode_breakdown_s
+    ])

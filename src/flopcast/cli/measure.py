@@ -11,6 +11,7 @@ from rich.table import Table
 from flopcast.cli.common import (
     app,
     console,
+    print_table,
 )
 
 
@@ -41,17 +42,15 @@ def validate(
             table.add_row(r["id"], r["metric"], _fmt(r["measured"]), _fmt(r["predicted"]),
                           f"{signed:+.1f}%")
     console.print(table)
+    def summary_row(name: str, s: dict) -> tuple[str, ...]:
+        return (name, str(s["rows"]), str(s["predicted"]), _pct(s["median_ape_pct"]),
+                _pct(s["p90_ape_pct"]))
+
     for group in ("source", "metric", "gpu"):
-        src = Table(title=f"By {group}")
-        for col in (group, "rows", "predicted", "median APE", "p90 APE"):
-            src.add_column(col, justify="left" if col == group else "right")
-        for name, s in result[f"by_{group}"].items():
-            src.add_row(name, str(s["rows"]), str(s["predicted"]), _pct(s["median_ape_pct"]),
-                        _pct(s["p90_ape_pct"]))
-        s = result["summary"]
-        src.add_row("[bold]all[/]", str(s["rows"]), str(s["predicted"]),
-                    _pct(s["median_ape_pct"]), _pct(s["p90_ape_pct"]))
-        console.print(src)
+        print_table(f"By {group}", (group, "rows", "predicted", "median APE", "p90 APE"), [
+            *(summary_row(name, s) for name, s in result[f"by_{group}"].items()),
+            summary_row("[bold]all[/]", result["summary"]),
+        ])
 
 
 def _fmt(v) -> str:

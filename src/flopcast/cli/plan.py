@@ -29,6 +29,7 @@ from flopcast.cli.common import (
     app,
     console,
     parse_count,
+    print_table,
 )
 from flopcast.errors import FlopcastError
 
@@ -187,12 +188,8 @@ def _print_plan(answer: dict, request) -> None:
     console.print(f"[bold]{request.model.name}[/], seq {request.seq_len}, global batch "
                   f"{request.batch} sequences, {request.precision.name}: evaluated "
                   f"{answer['evaluated']:,} configurations")
-    rej = Table(title="Rejected")
-    rej.add_column("reason")
-    rej.add_column("configurations", justify="right")
-    for reason, count in answer["rejected"].items():
-        rej.add_row(reason, f"{count:,}")
-    console.print(rej)
+    print_table("Rejected", ("reason", "configurations"),
+                [(reason, f"{count:,}") for reason, count in answer["rejected"].items()])
     top = Table(title=f"Top {len(answer['top'])} by {request.objective}")
     for col in ("#", "configuration", "tok/s/GPU", "MFU", "GiB", "step s"):
         top.add_column(col, justify="left" if col == "configuration" else "right")

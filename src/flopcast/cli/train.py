@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
 from flopcast.cli.common import (
     CALIBRATION_OPT,
@@ -30,6 +29,7 @@ from flopcast.cli.common import (
     app,
     console,
     parse_count,
+    print_table,
 )
 
 
@@ -132,35 +132,30 @@ def _print_training(est) -> None:
         f"recompute={c['recompute']} schedule={c['schedule']}; "
         f"efficiency from {c['efficiency_source']}"
     )
-    mem = Table(title=f"Memory per GPU, largest stage (stage {est.memory_largest_stage})")
-    mem.add_column("kind")
-    mem.add_column("GiB", justify="right")
-    for k in ("weights", "gradients", "optimizer", "activations", "temporary", "total"):
-        mem.add_row(k, f"{est.memory[k] / GIB:,.1f}")
     verdict = "[green]fits[/]" if est.fits else "[red]does not fit[/]"
-    mem.add_row("capacity", f"{est.memory['capacity'] / GIB:,.1f} ({verdict})")
-    console.print(mem)
-    step = Table(title="Step time")
-    step.add_column("part")
-    step.add_column("s", justify="right")
-    step.add_column("share", justify="right")
-    for k, v in est.breakdown_s.items():
-        if k == "recompute_s":
-            continue
-        step.add_row(k.removesuffix("_s"), f"{v:,.4f}", f"{100 * v / est.step_time_s:.1f}%")
-    step.add_row("[bold]step[/]", f"[bold]{est.step_time_s:,.4f}[/]", "100%")
-    console.print(step)
-    thr = Table(title="Throughput")
-    thr.add_column("metric")
-    thr.add_column("value", justify="right")
-    thr.add_row("tokens/s (job)", f"{est.tokens_per_s:,.0f}")
-    thr.add_row("tokens/s per GPU", f"{est.tokens_per_s_per_gpu:,.1f}")
-    thr.add_row("model TFLOP/s per GPU", f"{est.model_tflops_per_gpu:,.1f}")
-    thr.add_row("MFU / HFU", f"{100 * est.mfu:.1f}% / {100 * est.hfu:.1f}%")
+    print_table(f"Memory per GPU, largest stage (stage {est.memory_largest_stage})",
+                ("kind", "GiB"), [
+        *((k, f"{est.memory[k] / GIB:,.1f}") for k in (
+            "weights", "gradients", "optimizer", "activations", "temporary", "total")),
+        ("capacity", f"{est.memory['capacity'] / GIB:,.1f} ({verdict})"),
+    ])
+    print_table("Step time", ("part", "s", "share"), [
+        *((k.removesuffix("_s"), f"{v:,.4f}", f"{100 * v / est.step_time_s:.1f}%")
+          for k, v in est.breakdown_s.items() if k != "recompute_s"),
+        ("[bold]step[/]", f"[bold]{est.step_time_s:,.4f}[/]", "100%"),
+    ])
+    rows = [
+        ("tokens/s (job)", f"{est.tokens_per_s:,.0f}"),
+        ("tokens/s per GPU", f"{est.tokens_per_s_per_gpu:,.1f}"),
+        ("model TFLOP/s per GPU", f"{est.model_tflops_per_gpu:,.1f}"),
+        ("MFU / HFU", f"{100 * est.mfu:.1f}% / {100 * est.hfu:.1f}%"),
+    ]
     if est.tokens:
-        thr.add_row("tokens to train", f"{est.tokens:.3g}")
-        thr.add_row("time to train", f"{est.time_to_train_days:,.1f} days")
-        thr.add_row("GPU-hours", f"{est.gpu_hours:,.0f}")
-        thr.add_row("cost", f"${est.cost_usd:,.0f}")
-        thr.add_row("energy (GPUs only)", f"{est.energy_mwh:,.1f} MWh")
-    console.print(thr)
+        rows += [
+            ("tokens to train", f"{est.tokens:.3g}"),
+            ("time to train", f"{est.time_to_train_days:,.1f} days"),
+            ("GPU-hours", f"{est.gpu_hours:,.0f}"),
+            ("cost", f"${est.cost_usd:,.0f}"),
+            ("energy (GPUs only)", f"{est.energy_mwh:,.1f} MWh"),
+        ]
+    print_table("Throughput", ("metric", "value"), rows)

@@ -88,9 +88,3 @@ def _grouped(rows: list[dict], key) -> dict[str, dict]:
         groups[key(r)].append(r)
     return {k: summarize(v) for k, v in sorted(groups.items())}
 
-
-def _num(value) -> float | None:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None

@@ -133,7 +133,7 @@ def search(model: Model, system: System, precision: Precision, seq_len: int,
         if progress is not None:
             progress(k + 1, len(tps))
     if not layouts:
-        empty = _flat_layout({k: np.zeros(0, int) for k in axes}, np.zeros(0), np.zeros(0))
+        empty = _layout({k: np.zeros(0, int) for k in axes}, np.zeros(0), np.zeros(0))
         return SearchResult(layout=empty, results={}, feasible=np.zeros(0, bool), evaluated=0,
                             rejected=rejected)
     layout = Layout(**{f: np.concatenate([getattr(x, f) for x in layouts])
@@ -185,7 +185,7 @@ def _search_slab(model, system, precision, seq_len, global_batch, axes):
         valid &= ~np.broadcast_to(bad, shape)
     if not valid.any():
         return None, None, rejected
-    lay = _grid_layout(g, dp, m)
+    lay = _layout(g, dp, m)
     with np.errstate(all="ignore"):  # invalid grid points may divide by zero; dropped below
         res = training_step(model, system, precision, seq_len, lay)
     where = np.nonzero(valid)
@@ -200,27 +200,19 @@ def _search_slab(model, system, precision, seq_len, global_batch, axes):
         return np.full(flat_index.shape, out) if np.ndim(out) == 0 else out
 
     flat = {k: gather(v) for k, v in g.items()}
-    return (_flat_layout(flat, gather(dp), gather(m)),
+    return (_layout(flat, gather(dp), gather(m)),
             {k: gather(res[k]) for k in RANKING_KEYS}, rejected)
 
 
-def _grid_layout(g, dp, m) -> Layout:
-    sp = g["sp"].astype(bool)
-    return Layout(
-        tp=g["tp"], pp=g["pp"], vp=g["vp"], cp=g["cp"], ep=g["ep"], dp=dp,
-        micro_batch=g["micro_batch"], num_micro_batches=m, sp=sp, zero=g["zero"],
-        recompute=g["recompute"], schedule=g["schedule"], tp_overlap=sp & (g["tp"] > 1),
-        dp_overlap=np.ones((1,) * len(g), dtype=bool), offload=g["offload"].astype(bool),
-    )
-
-
-def _flat_layout(c: dict[str, np.ndarray], dp: np.ndarray, m: np.ndarray) -> Layout:
+def _layout(c: dict[str, np.ndarray], dp: np.ndarray, m: np.ndarray) -> Layout:
+    """A Layout from axis values (grid-shaped or flat) with derived dp and micro-batch count:
+    SP turns TP overlap on, as Parallelism's default does; DP overlap is always on."""
     sp = c["sp"].astype(bool)
     return Layout(
         tp=c["tp"], pp=c["pp"], vp=c["vp"], cp=c["cp"], ep=c["ep"], dp=dp,
         micro_batch=c["micro_batch"], num_micro_batches=m, sp=sp, zero=c["zero"],
         recompute=c["recompute"], schedule=c["schedule"], tp_overlap=sp & (c["tp"] > 1),
-        dp_overlap=np.ones(len(dp), dtype=bool), offload=c["offload"].astype(bool),
+        dp_overlap=np.ones_like(dp, dtype=bool), offload=c["offload"].astype(bool),
     )
 
 
