@@ -13,6 +13,7 @@ from flopcast.errors import FlopcastError, validation_message
 from flopcast.specs.efficiency import Efficiency
 from flopcast.specs.engine import Engine
 from flopcast.specs.gpu import GPU
+from flopcast.specs.kernels import KernelProfile
 from flopcast.specs.model import Model
 
 CATALOG_DIR = Path(__file__).parent
@@ -21,6 +22,8 @@ MODEL_DIR = CATALOG_DIR / "models"
 ENGINE_DIR = CATALOG_DIR / "engines"
 CALIBRATION_FILE = CATALOG_DIR.parent / "calibration" / "default.yaml"
 INFERENCE_CALIBRATION_FILE = CATALOG_DIR.parent / "calibration" / "inference.yaml"
+KERNEL_PRIORS_DIR = CATALOG_DIR / "kernels"
+KERNEL_CALIBRATION_FILE = CATALOG_DIR.parent / "calibration" / "kernels.yaml"
 
 GIB = 2**30
 GB = 1e9
@@ -53,6 +56,51 @@ def load_calibration(path: str | Path | None = None) -> dict[str, dict[str, floa
     return {fam: dict(values.get("efficiency", values)) for fam, values in families.items()}
 
 
+@cache
+def _kernel_family_priors(family: str) -> dict:
+    path = KERNEL_PRIORS_DIR / f"{family}.yaml"
+    return yaml.safe_load(path.read_text()) if path.exists() else {}
+
+
+@cache
+def _kernel_calibration() -> dict:
+    if not KERNEL_CALIBRATION_FILE.exists():
+        return {}
+    data = yaml.safe_load(KERNEL_CALIBRATION_FILE.read_text()) or {}
+    return data.get("families") or {}
+
+
+def _deep_merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def kernel_profile_for(family: str, own: dict | None = None) -> tuple[KernelProfile, str]:
+    """The kernel profile of a GPU family, resolved in ONE place: KernelProfile defaults, then
+    the family's priors (catalog/kernels/<family>.yaml), then the shipped kernel calibration
+    of that family (fitted on kernel timings), then the entry's own ``kernels:`` section (what
+    ``flopcast profile`` writes). Dict-valued fields (per-dtype fractions, backends) merge."""
+    layers = [(_kernel_family_priors(family), f"priors:{family}")]
+    fitted = _kernel_calibration().get(family)
+    if fitted:
+        layers.append((fitted.get("profile", {}), f"calibration:{family}"))
+    if own:
+        layers.append((own, "entry"))
+    merged: dict = {}
+    sources = []
+    for values, name in layers:
+        if not values:
+            continue
+        sources.append(name)
+        merged = _deep_merge(merged, values)
+    return KernelProfile.model_validate(merged), " + ".join(sources) or "defaults"
+
+
 def gpu_from_yaml(data: dict, calibration: dict[str, dict[str, float]] | None = None) -> GPU:
     """A GPU spec from a catalog entry (dense TFLOP/s, GiB, GB/s, Gb/s) in SI units.
 
@@ -69,6 +117,7 @@ def gpu_from_yaml(data: dict, calibration: dict[str, dict[str, float]] | None = 
         fitted, source = calibration[fallback], f"calibration:{fallback} (fallback)"
     else:
         fitted, source = {}, "priors"
+    kernels, kernels_source = kernel_profile_for(d["family"], d.pop("kernels", None))
     own = d.pop("efficiency", {})
     if own:
         source += " + entry's own efficiency"
@@ -76,6 +125,7 @@ def gpu_from_yaml(data: dict, calibration: dict[str, dict[str, float]] | None = 
     try:
         return GPU(
             id=d["id"], name=d["name"], vendor=d["vendor"], family=d["family"],
+            sm_count=d["sm_count"], kernels=kernels, kernels_source=kernels_source,
             peak_flops={k: v * 1e12 for k, v in d["dense_tflops"].items()},
             hbm_bytes=d["hbm_gib"] * GIB,
             hbm_bandwidth=d["hbm_bandwidth_gb_s"] * GB,

@@ -46,7 +46,8 @@ def validate(
         return (name, str(s["rows"]), str(s["predicted"]), _pct(s["median_ape_pct"]),
                 _pct(s["p90_ape_pct"]))
 
-    for group in ("source", "metric", "gpu"):
+    groups = ("source", "metric", "gpu") + (("op", "backend") if "by_op" in result else ())
+    for group in groups:
         print_table(f"By {group}", (group, "rows", "predicted", "median APE", "p90 APE"), [
             *(summary_row(name, s) for name, s in result[f"by_{group}"].items()),
             summary_row("[bold]all[/]", result["summary"]),
@@ -63,7 +64,8 @@ def _pct(v) -> str:
 
 @app.command()
 def calibrate(
-    file: Path = typer.Argument(..., help="Training measurement CSV to fit."),
+    file: Path = typer.Argument(..., help="Measurement CSV to fit (training, inference or "
+                                "kernel schema)."),
     out: Path = typer.Option(Path("calibration.yaml"), "--out", "-o",
                              help="Where to write the calibration YAML."),
     loso: bool = typer.Option(False, "--leave-one-source-out",
@@ -72,17 +74,23 @@ def calibrate(
     """Fit efficiency parameters to measurements; write a calibration YAML.
 
     A training file gives parameters per GPU family, an inference file per GPU family and
-    engine. Later commands take the result with --calibration FILE. The shipped ones were made
-    with `flopcast calibrate ../shared/measurements/training.csv -o
-    src/flopcast/calibration/default.yaml` and `... inference.csv -o
-    src/flopcast/calibration/inference.yaml`.
+    engine, a kernel file (kernels.csv) the kernel profile of each GPU family it measures
+    (shipped as src/flopcast/calibration/kernels.yaml). Later commands take the result with
+    --calibration FILE. The shipped ones were made with
+    `flopcast calibrate ../shared/measurements/training.csv -o
+    src/flopcast/calibration/default.yaml` (and inference.csv -> inference.yaml,
+    kernels.csv -> kernels.yaml).
     """
     from flopcast.calibration import calibrate as fit
     from flopcast.calibration import leave_one_source_out
     from flopcast.validate.report import detect_kind
     from flopcast.validate.training import read_rows
 
-    if detect_kind(read_rows(file)) == "inference":
+    kind = detect_kind(read_rows(file))
+    if kind == "kernel":
+        _calibrate_kernels(file, out)
+        return
+    if kind == "inference":
         from flopcast.calibration.inference import (
             calibrate_inference,
             leave_one_source_out_inference,
@@ -112,3 +120,13 @@ def calibrate(
                          _pct(s["p90_ape_pct"]))
         console.print(held)
 
+
+
+def _calibrate_kernels(file: Path, out: Path) -> None:
+    from flopcast.calibration.kernels import calibrate_kernels
+
+    doc = calibrate_kernels(file, out)
+    console.print(f"wrote {out}: {doc['parameters_fitted']} kernel parameters fitted")
+    for fam, f in doc["families"].items():
+        console.print(f"{fam} ({f['gpu']}): {f['fit']['rows']} rows, in-sample median "
+                      f"{_pct(f['fit']['median_ape_pct'])}, p90 {_pct(f['fit']['p90_ape_pct'])}")

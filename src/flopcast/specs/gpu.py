@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from flopcast.specs.efficiency import Efficiency
+from flopcast.specs.kernels import KernelProfile
 
 #: Tensor-core number formats a datasheet lists peak FLOP/s for.
 ComputeDtype = Literal["fp64", "fp32", "tf32", "bf16", "fp16", "fp8", "fp6", "fp4", "int8"]
@@ -21,6 +22,8 @@ class GPU(BaseModel):
     name: str
     vendor: str
     family: str = Field(description="Efficiency family (ampere, hopper, blackwell, ada, cdna).")
+    sm_count: int = Field(ge=1, description="Streaming multiprocessors (AMD: compute units): "
+                          "the parallel units GEMM tiles and attention blocks fill in waves.")
     peak_flops: dict[ComputeDtype, float] = Field(description="Dense peak FLOP/s by dtype.")
     hbm_bytes: float = Field(gt=0)
     hbm_bandwidth: float = Field(gt=0, description="bytes/s")
@@ -39,6 +42,8 @@ class GPU(BaseModel):
     price_per_gpu_hour_usd: float = Field(ge=0)
     price_date: str
     efficiency: Efficiency = Efficiency()
+    kernels: KernelProfile = KernelProfile()
+    kernels_source: str = Field("priors", description="Where the kernel profile came from.")
     calibration_fallback: str | None = Field(
         None, description="Family whose calibration this GPU uses where its own has none."
     )

@@ -35,6 +35,8 @@ def detect_kind(rows: list[dict]) -> str:
     if not rows:
         raise FlopcastError("the file has no rows")
     columns = set(rows[0])
+    if "op" in columns and "metric" in columns:
+        return "kernel"
     if "input_len" in columns or "engine" in columns:
         return "inference"
     if {"metric", "value", "gpu", "num_gpus"} <= columns:
@@ -48,7 +50,21 @@ def validate_file(path: str | Path, calibration: str | None = None) -> dict:
     """Score every row of a measurement CSV: {"kind", "rows": [...], "summary", "by_source"}."""
     raw = read_rows(path)
     kind = detect_kind(raw)
-    if kind == "inference":
+    if kind == "kernel":
+        from flopcast.validate.kernels import predict_kernel_case, prepare_kernel_rows
+
+        out_rows = []
+        for case in prepare_kernel_rows(raw, calibration):
+            predicted = predict_kernel_case(case, calibration)
+            dtype = (case.row.get("dtype") or "").strip()
+            row = {"id": case.id, "metric": case.metric, "measured": case.measured,
+                   "predicted": predicted, "skipped": case.skipped, "source": case.source,
+                   "op": case.op, "op_dtype": f"{case.op} {dtype}".strip(),
+                   "backend": (case.row.get("backend") or "").strip()}
+            if predicted is not None:
+                row["ape_pct"] = ape_pct(predicted, case.measured)
+            out_rows.append(row)
+    elif kind == "inference":
         from flopcast.validate.inference import predict_inference_case, prepare_inference_rows
 
         out_rows = []
@@ -72,6 +88,11 @@ def validate_file(path: str | Path, calibration: str | None = None) -> dict:
         r["gpu"] = (source_row.get("gpu") or "").strip()
         if isinstance(r["measured"], float) and math.isnan(r["measured"]):
             r["measured"] = None  # strict JSON has no NaN
+    extra = {}
+    if kind == "kernel":
+        extra["by_op"] = _grouped(out_rows, lambda r: r["op_dtype"])
+        extra["by_backend"] = _grouped(
+            [r for r in out_rows if r["backend"]], lambda r: f"{r['op']} {r['backend']}")
     return {
         "kind": kind,
         "rows": out_rows,
@@ -79,6 +100,7 @@ def validate_file(path: str | Path, calibration: str | None = None) -> dict:
         "by_source": _grouped(out_rows, lambda r: r["id"].split(":")[0]),
         "by_metric": _grouped(out_rows, lambda r: r["metric"]),
         "by_gpu": _grouped(out_rows, lambda r: r["gpu"]),
+        **extra,
     }
 
 

@@ -1,0 +1,211 @@
+"""Fit a GPU's kernel profile (specs/kernels.py) to kernel timings.
+
+Used by ``flopcast calibrate kernels.csv`` (published timings, per GPU family) and by
+``flopcast profile`` (the user's own device). The parameters are the profile's measurable
+terms: fixed kernel cost, full-wave GEMM fraction per dtype, per-tile k overhead, streaming
+bandwidth fractions, grouped-GEMM and attention efficiencies per backend and direction, and
+board-power fractions. Only parameters that the rows inform are fitted (an fp8 fraction needs
+fp8 GEMM rows, a backend needs its rows); the rest keep the family prior. Robust least squares
+on log(predicted/measured) (scipy, ``flopcast[calibrate]``).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from flopcast.errors import FlopcastError
+from flopcast.specs.gpu import GPU
+from flopcast.specs.kernels import KernelProfile
+from flopcast.validate.kernels import predict_kernel_row
+from flopcast.validate.report import ape_pct, error_summary
+
+#: Robust loss scale on log error: beyond ~10 % a row counts linearly.
+ROBUST_SCALE = 0.1
+
+#: Bounds per parameter path (a path is a tuple of keys into the profile's dict form).
+_BOUNDS = {
+    "launch_s": (0.0, 1e-4), "gemm_k_overhead": (0.0, 2048.0),
+    "gemm_stream_fraction": (0.2, 1.0), "grouped_gemm_fraction": (0.3, 1.0),
+    "copy_fraction": (0.2, 1.0), "gemm_fraction": (0.1, 1.0),
+    "fwd_fraction": (0.05, 1.0), "bwd_fraction": (0.05, 1.0),
+    "fwd_context_half": (0.0, 8192.0), "bwd_context_half": (0.0, 8192.0),
+    "stream_fraction": (0.05, 1.0), "idle_power_fraction": (0.01, 1.0),
+    "memory_power_fraction": (0.01, 1.2), "compute_power_fraction": (0.01, 1.2),
+}
+
+
+def _informed_parameters(rows: list[dict], profile: dict) -> list[tuple]:
+    """Parameter paths the rows can inform."""
+    ops = {r["op"].strip() for r in rows}
+    paths: list[tuple] = []
+    if ops & {"gemm", "grouped_gemm", "copy", "decode_attention"}:
+        paths.append(("launch_s",))
+    if ops & {"gemm", "grouped_gemm"}:
+        paths += [("gemm_k_overhead",), ("gemm_stream_fraction",)]
+        gemm_rows = [r for r in rows if r["op"].strip() in ("gemm", "grouped_gemm")]
+        for dtype in sorted({r["dtype"].strip() or "bf16" for r in gemm_rows}):
+            paths.append(("gemm_fraction", dtype))
+    if "grouped_gemm" in ops:
+        paths.append(("grouped_gemm_fraction",))
+    if "copy" in ops:
+        paths.append(("copy_fraction",))
+    for r in rows:
+        backend = (r.get("backend") or "").strip()
+        if r["op"].strip() == "attention":
+            fields = ["fwd_fraction", "fwd_context_half"]
+            if (r.get("pass") or "").strip() == "fwd_bwd":
+                fields += ["bwd_fraction", "bwd_context_half"]
+            paths += [("attention", backend, f) for f in fields]
+        elif r["op"].strip() == "decode_attention":
+            paths.append(("decode_attention", backend, "stream_fraction"))
+        elif r["op"].strip().startswith("power:"):
+            op = r["op"].strip()
+            paths.append(("idle_power_fraction",) if op == "power:idle" else
+                         ("memory_power_fraction",) if "copy" in op else
+                         ("compute_power_fraction",))
+    return list(dict.fromkeys(p for p in paths if _exists(profile, p)))
+
+
+def _exists(profile: dict, path: tuple) -> bool:
+    node = profile
+    for key in path[:-1]:
+        if not isinstance(node, dict) or key not in node:
+            return False
+        node = node[key]
+    return isinstance(node, dict) and (path[-1] in node or path[0] == "gemm_fraction")
+
+
+def _get(profile: dict, path: tuple, default: float) -> float:
+    node = profile
+    for key in path:
+        if not isinstance(node, dict) or key not in node:
+            return default
+        node = node[key]
+    return float(node)
+
+
+def _set(profile: dict, path: tuple, value: float) -> None:
+    node = profile
+    for key in path[:-1]:
+        node = node.setdefault(key, {})
+    node[path[-1]] = value
+
+
+def fit_kernel_profile(rows: list[dict], gpu: GPU) -> tuple[KernelProfile, list[tuple], dict]:
+    """Fit ``gpu``'s kernel profile to ``rows`` (kernel-schema dicts measured on that GPU).
+
+    Returns the fitted profile, the fitted parameter paths and an in-sample error summary.
+    """
+    try:
+        from scipy.optimize import least_squares
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise FlopcastError("fitting kernels needs scipy: pip install 'flopcast[calibrate]'") \
+            from e
+    base = gpu.kernels.model_dump()
+    # Attention backends and dtypes measured but unknown to the prior start from the
+    # default backend's values, so that a profile can learn a backend the catalog lacks.
+    for r in rows:
+        backend = (r.get("backend") or "").strip()
+        kind = {"attention": "attention", "decode_attention": "decode_attention"}.get(
+            r["op"].strip())
+        if kind and backend not in base[kind]:
+            default = base["default_attention" if kind == "attention" else
+                           "default_decode_attention"]
+            template = base[kind].get(default) or next(iter(base[kind].values()), None)
+            if template is None:
+                raise FlopcastError(f"no {kind} prior to start backend {backend!r} from")
+            base[kind][backend] = dict(template)
+    paths = _informed_parameters(rows, base)
+    if not paths:
+        raise FlopcastError("no kernel rows to fit (ops: gemm, grouped_gemm, attention, "
+                            "decode_attention, copy, power:*)")
+    lo = np.array([_BOUNDS[p[-1] if p[0] != "gemm_fraction" else "gemm_fraction"][0]
+                   for p in paths])
+    hi = np.array([_BOUNDS[p[-1] if p[0] != "gemm_fraction" else "gemm_fraction"][1]
+                   for p in paths])
+    x0 = np.clip([_get(base, p, gpu.kernels.gemm_fraction_for(p[-1])) for p in paths], lo, hi)
+    scale = np.where(hi > 0, hi, 1.0)
+    measured = np.array([float(r["value"]) for r in rows])
+
+    def profile_of(x) -> KernelProfile:
+        values = yaml.safe_load(yaml.safe_dump(base))  # deep copy of plain data
+        for p, v in zip(paths, x * scale, strict=True):
+            _set(values, p, float(v))
+        return KernelProfile.model_validate(values)
+
+    def residuals(x):
+        g = gpu.model_copy(update={"kernels": profile_of(x)})
+        pred = np.array([predict_kernel_row(r, g) for r in rows])
+        return np.log(np.maximum(pred, 1e-30) / measured)
+
+    fit = least_squares(residuals, x0 / scale, bounds=(lo / scale, hi / scale),
+                        loss="soft_l1", f_scale=ROBUST_SCALE, x_scale="jac")
+    profile = profile_of(fit.x)
+    g = gpu.model_copy(update={"kernels": profile})
+    errors = [ape_pct(predict_kernel_row(r, g), float(r["value"])) for r in rows]
+    return profile, paths, {"rows": len(rows), **error_summary(errors)}
+
+
+def _fitted_values(profile: KernelProfile, paths: list[tuple]) -> dict:
+    """The fitted parameters as a nested mapping (what a calibration file carries)."""
+    data = profile.model_dump()
+    out: dict = {}
+    for p in paths:
+        _set(out, p, round(_get(data, p, 0.0), 6 if p[-1] != "launch_s" else 9))
+    return out
+
+
+def calibrate_kernels(path: str | Path, out: str | Path | None = None) -> dict:
+    """Fit the kernel profile of each GPU family with rows in ``path``; write the YAML."""
+    from flopcast.catalog import load_gpu
+    from flopcast.validate.kernels import prepare_kernel_rows
+    from flopcast.validate.training import read_rows
+
+    raw = read_rows(path)
+    by_gpu: dict[str, list[dict]] = defaultdict(list)
+    for case in prepare_kernel_rows(raw):
+        if case.skipped is None:
+            by_gpu[case.row["gpu"].strip()].append(case.row)
+    families: dict = {}
+    for gpu_id, rows in sorted(by_gpu.items()):
+        gpu = load_gpu(gpu_id)
+        if gpu.family in families:
+            raise FlopcastError(f"kernel rows of two GPUs of family {gpu.family}: fit one GPU "
+                                "per family (use flopcast profile for another part)")
+        profile, paths, summary = fit_kernel_profile(rows, _unfitted(gpu))
+        families[gpu.family] = {"gpu": gpu_id, "fit": summary,
+                                "profile": _fitted_values(profile, paths)}
+    doc = {
+        "description": "Kernel-profile parameters per GPU family, fitted by `flopcast "
+                       "calibrate` on kernel timings; everything else keeps the family "
+                       "priors of catalog/kernels/<family>.yaml.",
+        "method": f"robust (soft-L1, scale {ROBUST_SCALE}) least squares on "
+                  "log(predicted/measured), only parameters the rows inform",
+        "fitted_on": Path(path).name,
+        "fitted_on_sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest(),
+        "date": _dt.date.today().isoformat(),
+        "parameters_fitted": sum(_count(f["profile"]) for f in families.values()),
+        "families": families,
+    }
+    if out:
+        Path(out).write_text(yaml.safe_dump(doc, sort_keys=False, width=100))
+    return doc
+
+
+def _count(mapping: dict) -> int:
+    return sum(_count(v) if isinstance(v, dict) else 1 for v in mapping.values())
+
+
+def _unfitted(gpu: GPU) -> GPU:
+    """``gpu`` with its family's prior kernel profile (no shipped kernel calibration), so a
+    refit starts from the documented priors rather than from the previous fit."""
+    from flopcast.catalog.loader import _kernel_family_priors
+
+    return gpu.model_copy(update={"kernels": KernelProfile.model_validate(
+        _kernel_family_priors(gpu.family))})

@@ -1,0 +1,173 @@
+"""Time of one kernel on one GPU, from terms a kernel benchmark measures.
+
+time = launch + max(FLOPs / (peak · efficiency(shape, dtype)), bytes / (HBM · efficiency))
+(the roofline, Williams et al. 2009, plus a fixed cost per kernel). Efficiency is not a fitted
+curve of the whole run but the GPU's kernel profile (specs/kernels.py):
+
+- GEMM: C (m×n) is cut into CTA tiles; an SM computes one tile at a time, so the kernel runs
+  ⌈tiles/SMs⌉ waves of tiles each costing 2·tile_m·tile_n·(k + k_overhead) FLOPs at the SM's
+  share of the peak. Tile and wave quantization follow NVIDIA's "Matrix Multiplication
+  Background" user guide (§ Tile quantization, § Wave quantization); the library picks the
+  tile shape (and a split-K factor when tiles are fewer than SMs) that runs fastest.
+- Fused attention: FLOPs at the backend's efficiency, which rises with the keys per query row
+  (FlashAttention-2 §3, FlashAttention-3 §4) and with the head dimension.
+- Decode attention and every other memory-bound op: bytes at the bandwidth a streaming
+  kernel reaches, scaled by how many SMs it can keep busy.
+
+All shape arguments broadcast as NumPy arrays; the GPU and its profile are scalars.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from flopcast.specs.gpu import GPU
+
+#: Query rows per attention CTA (FlashAttention-2/3 block size on Hopper/Ampere): sets how many
+#: blocks a short prefill offers the SMs.
+ATTENTION_QUERY_BLOCK = 128
+#: KV tokens per Flash-Decoding split block (FlashAttention-2 split-KV kernel, block_n = 256
+#: keys for the largest split granularity); at most 128 splits (flash_api.cpp heuristic).
+DECODE_SPLIT_BLOCK = 256
+DECODE_MAX_SPLITS = 128
+#: Backward attention FLOPs over forward: 5 matmuls vs 2 (FlashAttention-2 §3.1-3.2).
+ATTENTION_BACKWARD_PER_FORWARD = 2.5
+#: fp32 partial sums written and read once per split in a split-K GEMM.
+SPLIT_K_PARTIAL_BYTES = 8
+
+
+def _f(x):
+    return np.asarray(x, dtype=float)
+
+
+def gemm_compute_time(m, n, k, gpu: GPU, dtype: str, groups=1, efficiency=1.0):
+    """Seconds of tensor-core work for ``groups`` GEMMs of (m×k)·(k×n), tile/wave quantized.
+
+    Returns (compute seconds, split-K factor) for the fastest tile and split: the split factor
+    adds partial-sum traffic to the memory side (see gemm_time).
+    """
+    prof = gpu.kernels
+    sms = gpu.sm_count
+    m, n, k, groups = _f(m), _f(n), _f(k), _f(groups)
+    per_sm = gpu.peak(dtype) * prof.gemm_fraction_for(dtype) * _f(efficiency) / sms
+    best = best_split = None
+    for tm, tn in prof.gemm_tiles:
+        tiles = np.ceil(m / tm) * np.ceil(n / tn) * groups
+        split = 1
+        while split <= prof.gemm_max_split_k:
+            allowed = (split == 1) | (tiles * split <= sms)
+            waves = np.ceil(tiles * split / sms)
+            t = waves * 2.0 * tm * tn * (k / split + prof.gemm_k_overhead) / per_sm
+            t = np.where(allowed, t, np.inf)
+            if best is None:
+                best, best_split = t, np.full_like(t, split)
+            else:
+                better = t < best
+                best = np.where(better, t, best)
+                best_split = np.where(better, split, best_split)
+            split *= 2
+    return best, best_split
+
+
+def gemm_time(m, n, k, gpu: GPU, dtype: str = "bf16", act_bytes=2.0, weight_bytes=None,
+              out_bytes=2.0, groups=1, grouped: bool = False, weight_only: bool = False):
+    """Seconds for ``groups`` GEMMs y = x·Wᵀ, x (m×k) in ``act_bytes``, W (n×k).
+
+    ``weight_bytes`` (default ``act_bytes``) sizes W separately for quantised weights;
+    ``weight_only`` runs the math at ``dtype`` (16-bit) with the in-kernel dequantisation
+    efficiency; ``grouped`` is a MoE grouped GEMM (each group its own weight). The memory side
+    reads x and W and writes y once; the compute side is gemm_compute_time.
+
+    >>> from flopcast.catalog import load_gpu
+    >>> h100 = load_gpu("h100-sxm")
+    >>> t_small = float(gemm_time(1, 4096, 4096, h100))  # a decode GEMV streams 32 MiB
+    >>> t_small > 4096 * 4096 * 2 / h100.hbm_bandwidth
+    True
+    """
+    prof = gpu.kernels
+    eff = (prof.grouped_gemm_fraction if grouped else 1.0) * (
+        prof.weight_only_fraction if weight_only else 1.0)
+    compute, split = gemm_compute_time(m, n, k, gpu, dtype, groups, eff)
+    wb = act_bytes if weight_bytes is None else weight_bytes
+    m, n, k = _f(m), _f(n), _f(k)
+    traffic = _f(groups) * (act_bytes * m * k + wb * k * n + out_bytes * m * n
+                            + np.where(split > 1, SPLIT_K_PARTIAL_BYTES * m * n * split, 0.0))
+    memory = traffic / (gpu.hbm_bandwidth * prof.gemm_stream_fraction)
+    return prof.launch_s + np.maximum(compute, memory)
+
+
+def stream_time(num_bytes, gpu: GPU, launches=1):
+    """Seconds of memory-bound kernels moving ``num_bytes`` (read + written) through HBM."""
+    prof = gpu.kernels
+    return _f(launches) * prof.launch_s + _f(num_bytes) / (gpu.hbm_bandwidth * prof.copy_fraction)
+
+
+def attention_efficiency(context, head_dim, gpu: GPU, backend: str | None = None,
+                         direction: str = "fwd"):
+    """Achieved fraction of the 16-bit peak of fused attention (see specs/kernels.py).
+
+    ``context``: mean keys per query row ((s+1)/2 for causal prefill of s tokens).
+    """
+    b = gpu.kernels.attention_backend(backend)
+    frac, half = ((b.fwd_fraction, b.fwd_context_half) if direction == "fwd"
+                  else (b.bwd_fraction, b.bwd_context_half))
+    c = np.maximum(_f(context), 1.0)
+    d = _f(head_dim)
+    hd = gpu.kernels.head_dim_half
+    head = (d / (d + hd)) / (128.0 / (128.0 + hd))
+    return frac * c / (c + half) * np.minimum(head, 1.0 / frac)
+
+
+def attention_time(tokens, context, heads, head_dim_qk, head_dim_v, gpu: GPU,
+                   dtype: str = "bf16", backend: str | None = None, direction: str = "fwd",
+                   sequences=1):
+    """Seconds of fused attention over ``tokens`` query rows with ``context`` keys each (mean).
+
+    FLOPs = 2·heads·(d_qk + d_v)·tokens·context (QKᵀ and PV); backward does 2.5× that. A
+    prefill with fewer query blocks than SMs leaves SMs idle (fill = blocks / SMs).
+    ``sequences`` is how many sequences the ``tokens`` belong to (for the block count).
+    """
+    tokens, heads = _f(tokens), _f(heads)
+    flops = 2.0 * heads * (_f(head_dim_qk) + _f(head_dim_v)) * tokens * _f(context)
+    blocks = heads * np.maximum(_f(sequences), 1.0) * np.ceil(
+        tokens / np.maximum(_f(sequences), 1.0) / ATTENTION_QUERY_BLOCK)
+    fill = np.clip(blocks / gpu.sm_count, 1.0 / gpu.sm_count, 1.0)
+    eff = attention_efficiency(context, head_dim_qk, gpu, backend, "fwd")
+    t = flops / (gpu.peak(dtype) * eff * fill)
+    if direction == "bwd":
+        eff_b = attention_efficiency(context, head_dim_qk, gpu, backend, "bwd")
+        t = ATTENTION_BACKWARD_PER_FORWARD * flops / (gpu.peak(dtype) * eff_b * fill)
+    return np.where(tokens > 0, gpu.kernels.launch_s + t, 0.0)
+
+
+def decode_attention_time(sequences, kv_len, kv_heads, q_heads, head_dim_k, head_dim_v,
+                          kv_element_bytes, gpu: GPU, backend: str | None = None):
+    """Seconds for ``sequences`` single-token queries each reading ``kv_len`` cached tokens.
+
+    Bandwidth-bound (Flash-Decoding, Dao et al. 2023): bytes = sequences·kv_len·kv_heads·
+    (d_k + d_v)·element bytes at the backend's streaming fraction, times the SM fill.
+    """
+    b = gpu.kernels.decode_backend(backend)
+    seqs, kv = _f(sequences), _f(kv_len)
+    num_bytes = seqs * kv * _f(kv_heads) * (_f(head_dim_k) + _f(head_dim_v)) * kv_element_bytes
+    blocks = seqs * _f(q_heads)
+    if b.split_kv:
+        blocks = blocks * np.clip(np.ceil(kv / DECODE_SPLIT_BLOCK), 1, DECODE_MAX_SPLITS)
+    fill = np.clip(blocks / gpu.sm_count, 1.0 / gpu.sm_count, 1.0)
+    t = num_bytes / (gpu.hbm_bandwidth * b.stream_fraction * fill)
+    return np.where(seqs > 0, b.launches * gpu.kernels.launch_s + t, 0.0)
+
+
+def board_power_w(gpu: GPU, compute_share, memory_share):
+    """Average board power (W) when ``compute_share`` of the time runs tensor-core-bound
+    kernels and ``memory_share`` HBM-bound ones (the rest idles or waits on links).
+
+    Linear in the shares between the profile's measured idle, HBM-bound and compute-bound
+    powers (an H100 drew ~126 W idle, ~390 W under copies, ~700 W under GEMMs: kernels.csv).
+    """
+    p = gpu.kernels
+    tdp = gpu.tdp_watts
+    idle, mem, comp = (p.idle_power_fraction * tdp, p.memory_power_fraction * tdp,
+                       p.compute_power_fraction * tdp)
+    c, m = _f(compute_share), _f(memory_share)
+    return idle + (comp - idle) * c + (mem - idle) * m

@@ -1,0 +1,133 @@
+"""Kernel profile of a GPU: the measurable numbers physics/kernels.py turns into kernel times.
+
+Every field is something a kernel benchmark shows directly (``flopcast profile`` measures them;
+``flopcast calibrate kernels.csv`` fits them to published kernel timings): the fixed cost of a
+kernel, the fraction of the dense datasheet peak a full wave of GEMM tiles reaches per dtype,
+the bandwidth a streaming kernel reaches, attention efficiency per backend and direction, and
+board power by what bounds the work. Where no measurement exists for a family, the value is a
+documented prior and ``source`` says so.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+#: Fallback order for GEMM fractions of dtypes a profile has not measured: a format runs on the
+#: same tensor-core path as the one it falls back to (fp16 = bf16 rate per clock; int8 runs on
+#: the fp8 path on Hopper; fp4/fp6 kernels are the newest: fp8's fraction stands in until a
+#: measurement exists, which makes FP4 predictions optimistic if FP4 kernels are less mature).
+DTYPE_FALLBACK = {"fp16": "bf16", "tf32": "bf16", "fp32": "bf16", "fp64": "bf16",
+                  "int8": "fp8", "fp6": "fp8", "fp4": "fp8", "fp8": "bf16"}
+
+
+class AttentionBackend(BaseModel):
+    """Fused prefill/training attention (FlashAttention-style) efficiency.
+
+    Achieved fraction of the bf16 peak = ``*_fraction`` · c/(c + ``*_context_half``), c the
+    mean keys per query row (≈ s/2 causal): a query block pays fixed work (loading Q, the final
+    rescale, writing O, the half-masked diagonal block) that long contexts amortise (Dao 2023,
+    FlashAttention-2 §3.1-3.3; Shah et al. 2024, FlashAttention-3 §4: efficiency rises with
+    sequence length). The head dimension enters as d/(d + head_dim_half) relative to d = 128.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    fwd_fraction: float = Field(gt=0, le=1)
+    fwd_context_half: float = Field(ge=0)
+    bwd_fraction: float = Field(gt=0, le=1)
+    bwd_context_half: float = Field(ge=0)
+
+
+class DecodeAttentionBackend(BaseModel):
+    """Decode attention: one query row per sequence streams its cached K and V.
+
+    Bandwidth-bound: time = launches · launch_s + bytes / (HBM · stream_fraction · fill), with
+    fill = min(1, parallel blocks / SMs). Flash-Decoding splits the KV sequence so that blocks
+    fill the GPU (Dao et al. 2023, "Flash-Decoding"; two launches: split attention + combine);
+    kernels without split-KV run one block per (sequence, head) and leave SMs idle at small
+    batch (Little's law: one SM's outstanding loads cap its bandwidth).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    stream_fraction: float = Field(gt=0, le=1)
+    split_kv: bool = True
+    launches: int = Field(1, ge=1)
+
+
+class KernelProfile(BaseModel):
+    """Measured (or prior) kernel-level speed of one GPU; see the module docstring."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    launch_s: float = Field(
+        6e-6, ge=0, description="Fixed time of one kernel: launch, ramp-up and tail (s). "
+        "H100 GEMV/GEMM timings show ~6-9 µs beyond their bytes or FLOPs.")
+    gemm_fraction: dict[str, float] = Field(
+        default_factory=lambda: {"bf16": 0.78, "fp8": 0.70},
+        description="Fraction of the dense datasheet peak a full wave of GEMM tiles reaches, "
+        "per dtype (cuBLAS on H100: ~0.75-0.8 bf16 at 4096³+).")
+    gemm_k_overhead: float = Field(
+        100.0, ge=0, description="Per-tile fixed work in units of k (prologue filling the "
+        "k-loop pipeline, epilogue writing the tile): a tile costs k + this.")
+    gemm_tiles: list[tuple[int, int]] = Field(
+        default_factory=lambda: [(128, 256), (256, 128), (128, 128), (64, 128), (64, 256)],
+        description="CTA tile shapes (rows × columns) the GEMM library chooses among "
+        "(CUTLASS/cuBLAS Hopper kernels); the fastest after wave quantization is taken.")
+    gemm_max_split_k: int = Field(
+        16, ge=1, description="Largest split-K factor for GEMMs with fewer tiles than SMs.")
+    gemm_stream_fraction: float = Field(
+        0.80, gt=0, le=1, description="Fraction of HBM bandwidth GEMMs reach when bound by "
+        "their operands (small-m decode GEMMs streaming weights).")
+    grouped_gemm_fraction: float = Field(
+        0.86, gt=0, le=1, description="Compute efficiency of grouped (MoE expert) GEMMs "
+        "relative to a dense GEMM of the same per-group shape (per-group scheduling).")
+    weight_only_fraction: float = Field(
+        0.85, gt=0, le=1, description="Compute efficiency of weight-only quantised GEMMs "
+        "(W4A16/W8A16, dequantised in the kernel) relative to 16-bit ones once compute-bound "
+        "(MARLIN, Frantar et al. 2024 Fig. 1: below 1x at large batch).")
+    copy_fraction: float = Field(
+        0.90, gt=0, le=1, description="Fraction of HBM bandwidth large streaming kernels "
+        "(copies, element-wise ops, optimizer updates) reach.")
+    head_dim_half: float = Field(
+        16.0, ge=0, description="Attention efficiency scales as d/(d + this) relative to "
+        "d = 128 (FlashAttention-2 Fig. 4-5: head dim 64 ~10% slower than 128). Prior.")
+    attention: dict[str, AttentionBackend] = Field(default_factory=dict)
+    decode_attention: dict[str, DecodeAttentionBackend] = Field(default_factory=dict)
+    default_attention: str = "flash-attention-2"
+    default_decode_attention: str = "flash-attention-2"
+    idle_power_fraction: float = Field(
+        0.18, gt=0, le=1, description="Board power at idle as a fraction of TDP.")
+    memory_power_fraction: float = Field(
+        0.55, gt=0, le=1.2, description="Board power under HBM-bound kernels / TDP.")
+    compute_power_fraction: float = Field(
+        1.0, gt=0, le=1.2, description="Board power under tensor-core-bound kernels / TDP.")
+    source: str = "priors (specs/kernels.py)"
+
+    def gemm_fraction_for(self, dtype: str) -> float:
+        """Full-wave GEMM fraction of ``dtype``, falling back along DTYPE_FALLBACK."""
+        d = dtype
+        while d not in self.gemm_fraction:
+            if d not in DTYPE_FALLBACK:
+                return min(self.gemm_fraction.values())
+            d = DTYPE_FALLBACK[d]
+        return self.gemm_fraction[d]
+
+    def attention_backend(self, name: str | None = None) -> AttentionBackend:
+        name = name or self.default_attention
+        if name not in self.attention:
+            from flopcast.errors import UnsupportedError
+
+            have = ", ".join(sorted(self.attention)) or "none"
+            raise UnsupportedError(f"attention backend {name!r}: no profile (have: {have})")
+        return self.attention[name]
+
+    def decode_backend(self, name: str | None = None) -> DecodeAttentionBackend:
+        name = name or self.default_decode_attention
+        if name not in self.decode_attention:
+            from flopcast.errors import UnsupportedError
+
+            have = ", ".join(sorted(self.decode_attention)) or "none"
+            raise UnsupportedError(f"decode attention backend {name!r}: no profile "
+                                   f"(have: {have})")
+        return self.decode_attention[name]
