@@ -17,18 +17,14 @@ from flopcast.validate.training import TrainingCase, predict_case, prepare_train
 
 #: Fitted parameters with their bounds. Everything else keeps its documented default.
 FITTED_PARAMETERS: dict[str, tuple[float, float]] = {
-    "gemm_peak_fraction": (0.3, 0.95),
-    "gemm_half_dim": (0.0, 2048.0),
-    "gemm_half_rows": (0.0, 2048.0),
-    "attention_peak_fraction": (0.1, 0.9),
-    "hbm_fraction": (0.3, 0.95),
+    "kernel_fraction_scale": (0.5, 1.3),
     "nvlink_fraction": (0.2, 1.0),
     "network_fraction": (0.2, 1.0),
     "layer_overhead_s": (0.0, 1e-3),
     "tp_overlap_exposed_fraction": (0.0, 1.0),
     "dp_overlap_exposed_fraction": (0.0, 1.0),
-    "low_precision_gemm_fraction": (0.3, 1.0),
     "inference_step_overhead_s": (0.0, 5e-3),
+    "kernel_fixed_cost_scale": (0.0, 2.0),
     "allreduce_latency_s": (0.0, 1e-4),
 }
 
@@ -53,15 +49,14 @@ def _scaled_bounds(names, prior):
 
 
 #: Parameters only serving rows inform (fitted by calibration/inference.py).
-INFERENCE_ONLY = ("inference_step_overhead_s", "allreduce_latency_s", "gemm_half_rows")
+INFERENCE_ONLY = ("inference_step_overhead_s", "allreduce_latency_s", "kernel_fixed_cost_scale")
 
 
 def _family_parameters(cases: list[TrainingCase]) -> list[str]:
     """Parameters the family's rows can inform (fp8 only with low-precision rows, etc.)."""
-    names = [n for n in FITTED_PARAMETERS
-             if n != "low_precision_gemm_fraction" and n not in INFERENCE_ONLY]
-    if any(c.job.precision.is_low_precision for c in cases):
-        names.append("low_precision_gemm_fraction")
+    names = [n for n in FITTED_PARAMETERS if n not in INFERENCE_ONLY]
+    if "calibration:" in cases[0].job.system.gpu.kernels_source:
+        names.remove("kernel_fraction_scale")  # kernels measured: whole runs do not refit them
     if not any(c.job.system.num_gpus > c.job.system.gpus_per_node for c in cases):
         names.remove("network_fraction")
     if not any(c.job.parallelism.tp_overlap for c in cases):
@@ -70,13 +65,26 @@ def _family_parameters(cases: list[TrainingCase]) -> list[str]:
 
 
 def fit_family(cases: list[TrainingCase], prior: Efficiency | None = None) -> Efficiency:
-    """Fit one family's training parameters to its cases (all must have a job)."""
-    return fit_parameters(cases, predict_case, _family_parameters(cases), prior or Efficiency())
+    """Fit one family's training parameters to its cases (all must have a job).
+
+    The attention kernel is a discrete choice among the family profile's
+    training_attention_backends (each with its measured or documented efficiency curve):
+    the parameters are fitted once per candidate and the candidate with the lowest loss kept.
+    """
+    prior = prior or Efficiency()
+    names = _family_parameters(cases)
+    candidates = cases[0].job.system.gpu.kernels.training_attention_backends or [None]
+    fits = [fit_parameters(cases, predict_case, names,
+                           prior.updated(training_attention_backend=backend), with_cost=True)
+            for backend in candidates]
+    return min(fits, key=lambda fit: fit[1])[0]
 
 
-def fit_parameters(cases, predict, names: list[str], prior: Efficiency) -> Efficiency:
+def fit_parameters(cases, predict, names: list[str], prior: Efficiency,
+                   with_cost: bool = False):
     """Fit ``names`` of ``prior`` so that ``predict(case, efficiency)`` matches each case's
-    ``measured`` (robust least squares on log error, source-balanced, pulled to the prior)."""
+    ``measured`` (robust least squares on log error, source-balanced, pulled to the prior).
+    With ``with_cost``, return (efficiency, final loss)."""
     try:
         from scipy.optimize import least_squares
     except ImportError:  # pragma: no cover - exercised only without the extra
@@ -101,7 +109,7 @@ def fit_parameters(cases, predict, names: list[str], prior: Efficiency) -> Effic
 
     result = least_squares(residuals, x0, bounds=(lo, hi), loss="soft_l1", f_scale=ROBUST_SCALE,
                            diff_step=1e-3, max_nfev=200)
-    return efficiency(result.x)
+    return (efficiency(result.x), float(result.cost)) if with_cost else efficiency(result.x)
 
 
 def _source_weights(cases: list[TrainingCase]) -> np.ndarray:
@@ -155,9 +163,10 @@ def calibrate(path: str | Path, out: str | Path | None = None) -> dict:
 
 def group_entry(names: list[str], eff: Efficiency, fit: dict) -> dict:
     """One fitted group as the calibration file records it."""
-    return {"fitted": names,
-            "efficiency": {n: float(f"{getattr(eff, n):.6g}") for n in names},
-            "fit": fit}
+    values = {n: float(f"{getattr(eff, n):.6g}") for n in names}
+    if eff.training_attention_backend:
+        values["training_attention_backend"] = eff.training_attention_backend
+    return {"fitted": names, "efficiency": values, "fit": fit}
 
 
 def write_calibration(path: Path, out, families: dict, summary: dict, parameters_fitted: int,

@@ -1,10 +1,11 @@
 """Fit inference efficiency per (GPU family, engine) to inference measurements.
 
-Starts from the GPU's training-calibrated efficiency (same physics, same priors) and fits the
-handful of parameters the serving rows inform: GEMM peak fraction and saturation (prefill and
-large batches), attention fraction, HBM fraction (decode streams weights and KV), the engine's
-per-step overhead, and, where rows use tensor parallelism or 8/4-bit GEMMs, the all-reduce
-latency and the low-precision GEMM fraction.
+Kernel speed comes from the GPU's kernel profile (measured kernels, physics/kernels.py); what
+only shows at whole-run level is fitted per (GPU family, engine): the engine's per-step
+overhead (scheduling, sampling, batch assembly), the share of each kernel's fixed cost its
+execution mode pays (CUDA graphs), and, where rows use tensor parallelism, the per-call
+all-reduce latency. Families without kernel measurements (ampere, ada) also fit
+kernel_fraction_scale, standing for their missing profile.
 """
 
 from __future__ import annotations
@@ -24,16 +25,15 @@ from flopcast.validate.inference import predict_inference_case, prepare_inferenc
 from flopcast.validate.report import ape_pct
 from flopcast.validate.training import read_rows
 
-BASE_PARAMETERS = ["gemm_peak_fraction", "gemm_half_dim", "attention_peak_fraction",
-                   "hbm_fraction", "inference_step_overhead_s"]
+BASE_PARAMETERS = ["inference_step_overhead_s", "kernel_fixed_cost_scale"]
 
 
 def _parameters(cases) -> list[str]:
     names = list(BASE_PARAMETERS)
     if any(c.job.tp > 1 for c in cases):
         names.append("allreduce_latency_s")
-    if any(c.job.weights.gemm_dtype in ("fp8", "fp4", "int8") for c in cases):
-        names.append("low_precision_gemm_fraction")
+    if "calibration:" not in cases[0].job.system.gpu.kernels_source:
+        names.append("kernel_fraction_scale")
     return names
 
 

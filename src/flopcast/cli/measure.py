@@ -107,7 +107,8 @@ def calibrate(
     for fam, f in doc["families"].items():
         groups = {"": f} if "efficiency" in f else {f" / {eng}": g for eng, g in f.items()}
         for suffix, g in groups.items():
-            params = ", ".join(f"{k}={v:.4g}" for k, v in g["efficiency"].items())
+            params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                               for k, v in g["efficiency"].items())
             table.add_row(fam + suffix, str(g["fit"]["rows"]), _pct(g["fit"]["median_ape_pct"]),
                           _pct(g["fit"]["p90_ape_pct"]), params)
     console.print(table)

@@ -87,3 +87,12 @@ def all_to_all_two_level_time(num_bytes, size, per_domain, scale_up_bw, network_
         n > k, network_latency * (n - k) / np.maximum(k, 1), 0.0
     )
     return np.where(n > 1, np.maximum(intra, inter), 0.0)
+
+
+def exposed_time(communication, hiding_compute, floor_fraction):
+    """Communication time left exposed when overlapped with ``hiding_compute``: it can hide
+    only behind the compute it runs beside, so at least max(0, communication − compute) shows,
+    and at least ``floor_fraction`` of it does (communication kernels take SMs and HBM
+    bandwidth from the compute they overlap; the first chunk's transfer waits)."""
+    c = np.asarray(communication, dtype=float)
+    return np.maximum(c - np.asarray(hiding_compute, dtype=float), floor_fraction * c)

@@ -19,6 +19,8 @@ All shape arguments broadcast as NumPy arrays; the GPU and its profile are scala
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from flopcast.specs.gpu import GPU
@@ -44,29 +46,31 @@ def gemm_compute_time(m, n, k, gpu: GPU, dtype: str, groups=1, efficiency=1.0):
     """Seconds of tensor-core work for ``groups`` GEMMs of (m×k)·(k×n), tile/wave quantized.
 
     Returns (compute seconds, split-K factor) for the fastest tile and split: the split factor
-    adds partial-sum traffic to the memory side (see gemm_time).
+    adds partial-sum traffic to the memory side (see gemm_time). Every candidate (tile shape ×
+    split factor) is one slot of a trailing axis, so arrays of shapes cost one pass.
     """
     prof = gpu.kernels
     sms = gpu.sm_count
-    m, n, k, groups = _f(m), _f(n), _f(k), _f(groups)
-    per_sm = gpu.peak(dtype) * prof.gemm_fraction_for(dtype) * _f(efficiency) / sms
-    best = best_split = None
-    for tm, tn in prof.gemm_tiles:
-        tiles = np.ceil(m / tm) * np.ceil(n / tn) * groups
-        split = 1
-        while split <= prof.gemm_max_split_k:
-            allowed = (split == 1) | (tiles * split <= sms)
-            waves = np.ceil(tiles * split / sms)
-            t = waves * 2.0 * tm * tn * (k / split + prof.gemm_k_overhead) / per_sm
-            t = np.where(allowed, t, np.inf)
-            if best is None:
-                best, best_split = t, np.full_like(t, split)
-            else:
-                better = t < best
-                best = np.where(better, t, best)
-                best_split = np.where(better, split, best_split)
-            split *= 2
-    return best, best_split
+    m, n, k, groups = (_f(x)[..., None] for x in (m, n, k, groups))
+    per_sm = (gpu.peak(dtype) * prof.gemm_fraction_for(dtype) * gpu.efficiency.kernel_fraction_scale
+              * _f(efficiency) / sms)
+    tm, tn, split = _candidates(tuple(prof.gemm_tiles), prof.gemm_max_split_k)
+    tiles = np.ceil(m / tm) * np.ceil(n / tn) * groups
+    allowed = (split == 1) | (tiles * split <= sms)
+    waves = np.ceil(tiles * split / sms)
+    t = np.where(allowed, waves * 2.0 * tm * tn * (k / split + prof.gemm_k_overhead) / per_sm,
+                 np.inf)
+    best = np.argmin(t, axis=-1)[..., None]
+    return (np.take_along_axis(t, best, -1)[..., 0],
+            np.take_along_axis(np.broadcast_to(split, t.shape), best, -1)[..., 0])
+
+
+@lru_cache(maxsize=64)
+def _candidates(tiles: tuple, max_split: int):
+    """(tile rows, tile columns, split-K factor) of every candidate, as flat arrays."""
+    splits = [2**i for i in range(int(np.log2(max_split)) + 1)]
+    grid = [(tm, tn, sp) for tm, tn in tiles for sp in splits]
+    return tuple(np.array(c, dtype=float) for c in zip(*grid, strict=True))
 
 
 def gemm_time(m, n, k, gpu: GPU, dtype: str = "bf16", act_bytes=2.0, weight_bytes=None,
@@ -115,6 +119,7 @@ def attention_efficiency(context, head_dim, gpu: GPU, backend: str | None = None
     d = _f(head_dim)
     hd = gpu.kernels.head_dim_half
     head = (d / (d + hd)) / (128.0 / (128.0 + hd))
+    frac = frac * gpu.efficiency.kernel_fraction_scale
     return frac * c / (c + half) * np.minimum(head, 1.0 / frac)
 
 
@@ -140,16 +145,17 @@ def attention_time(tokens, context, heads, head_dim_qk, head_dim_v, gpu: GPU,
     return np.where(tokens > 0, gpu.kernels.launch_s + t, 0.0)
 
 
-def decode_attention_time(sequences, kv_len, kv_heads, q_heads, head_dim_k, head_dim_v,
-                          kv_element_bytes, gpu: GPU, backend: str | None = None):
+def decode_attention_time(sequences, kv_len, kv_elements_per_token, q_heads, kv_element_bytes,
+                          gpu: GPU, backend: str | None = None):
     """Seconds for ``sequences`` single-token queries each reading ``kv_len`` cached tokens.
 
-    Bandwidth-bound (Flash-Decoding, Dao et al. 2023): bytes = sequences·kv_len·kv_heads·
-    (d_k + d_v)·element bytes at the backend's streaming fraction, times the SM fill.
+    Bandwidth-bound (Flash-Decoding, Dao et al. 2023): bytes = sequences·kv_len·(K and V
+    elements per cached token, e.g. kv_heads·(d_k + d_v))·element bytes at the backend's
+    streaming fraction, times the SM fill.
     """
     b = gpu.kernels.decode_backend(backend)
     seqs, kv = _f(sequences), _f(kv_len)
-    num_bytes = seqs * kv * _f(kv_heads) * (_f(head_dim_k) + _f(head_dim_v)) * kv_element_bytes
+    num_bytes = seqs * kv * _f(kv_elements_per_token) * kv_element_bytes
     blocks = seqs * _f(q_heads)
     if b.split_kv:
         blocks = blocks * np.clip(np.ceil(kv / DECODE_SPLIT_BLOCK), 1, DECODE_MAX_SPLITS)

@@ -47,6 +47,19 @@ class Efficiency(BaseModel):
         "forward and backward alike (FlashAttention-2: ~50% on A100, ~35% on H100; "
         "FlashAttention-3 ~60-75% forward on H100; Shah et al. 2024 Fig. 5-7).",
     )
+    kernel_fraction_scale: float = Field(
+        1.0, gt=0, le=1.5,
+        description="Multiplies the kernel profile's GEMM and attention fractions of peak. "
+        "Stays 1 for families whose kernels were measured (the kernel calibration says how "
+        "fast they run); fitted on whole runs only for families with no kernel measurement "
+        "(ampere), where it stands for the missing profile until `flopcast profile` runs there.",
+    )
+    training_attention_backend: str | None = Field(
+        None, description="Attention kernel (a kernel-profile backend) training runs on this "
+        "family use unless the job names one; None = the profile's default. The training "
+        "calibration records the one of the profile's training_attention_backends that the "
+        "family's whole-run rows are consistent with.",
+    )
     tp_overlap_exposed_fraction: float = Field(
         0.3, ge=0, le=1,
         description="Share of tensor-parallel communication still exposed when it is "
@@ -88,6 +101,13 @@ class Efficiency(BaseModel):
         0.0, ge=0,
         description="Fixed time per optimizer step outside the layers (data loading, "
         "logging, gradient clipping, host sync).",
+    )
+    kernel_fixed_cost_scale: float = Field(
+        1.0, ge=0, le=2,
+        description="Share of a kernel's measured fixed cost (launch, ramp, tail; the kernel "
+        "profile's launch_s) paid inside the workload's execution mode: 1 for eager PyTorch "
+        "training; CUDA-graph engines replay kernels without host launches and pay less. "
+        "Fitted per engine on whole-run rows.",
     )
     inference_step_overhead_s: float = Field(
         1.0e-4, ge=0,

@@ -19,4 +19,9 @@ class Engine(BaseModel):
     memory_fraction: float = Field(
         gt=0, le=1, description="Share of the memory left after weights given to the KV cache."
     )
+    attention_backend: str | None = Field(
+        None, description="Prefill attention kernel (a kernel-profile backend name); None or "
+        "one the GPU's profile lacks = the profile's default.")
+    decode_attention_backend: str | None = Field(
+        None, description="Decode attention kernel (kernel-profile backend name).")
     sources: list[str] = Field(default_factory=list)

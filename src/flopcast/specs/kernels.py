@@ -96,6 +96,10 @@ class KernelProfile(BaseModel):
     decode_attention: dict[str, DecodeAttentionBackend] = Field(default_factory=dict)
     default_attention: str = "flash-attention-2"
     default_decode_attention: str = "flash-attention-2"
+    training_attention_backends: list[str] = Field(
+        default_factory=list, description="Attention kernels training frameworks run on this "
+        "family (Transformer Engine's cuDNN, flash-attn 2, llm-foundry's Triton kernel): the "
+        "training calibration keeps the one the family's whole-run rows are consistent with.")
     idle_power_fraction: float = Field(
         0.18, gt=0, le=1, description="Board power at idle as a fraction of TDP.")
     memory_power_fraction: float = Field(

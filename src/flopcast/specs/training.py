@@ -29,6 +29,10 @@ class TrainingJob(BaseModel):
     seq_len: int = Field(2048, ge=1)
     precision: Precision = Field(default_factory=lambda: precision("bf16"))
     tokens: float | None = Field(None, gt=0, description="Training budget in tokens.")
+    attention_backend: str | None = Field(
+        None, description="Attention kernel (cudnn, flash-attention-2, flash-attention-3, "
+        "flash-attention-triton, …: a backend of the GPU's kernel profile); None = the "
+        "calibrated training backend of the GPU family.")
 
     @model_validator(mode="before")
     @classmethod
@@ -81,6 +85,10 @@ class TrainingJob(BaseModel):
                 raise ValueError(f"ep ({p.ep}) must divide num_experts ({m.num_experts})")
             if (dp * p.cp) % p.ep:
                 raise ValueError(f"ep ({p.ep}) must divide dp·cp ({dp * p.cp})")
+        if self.attention_backend and self.attention_backend not in gpu.kernels.attention:
+            have = ", ".join(sorted(gpu.kernels.attention))
+            raise ValueError(f"attention_backend {self.attention_backend!r}: gpu {gpu.id} has "
+                             f"no profile for it (it has: {have})")
         if p.dp is None or p.global_batch is None:
             filled = p.model_copy(update={"dp": dp, "global_batch": global_batch})
             object.__setattr__(self, "parallelism", filled)

@@ -74,7 +74,7 @@ def _kernel_seconds(op: str, row: dict, gpu: GPU):
     kv_heads = _num(row, "kv_heads", heads)
     d = _num(row, "head_dim")
     if op == "decode_attention":
-        return K.decode_attention_time(b, _num(row, "kv_len"), kv_heads, heads, d, d,
+        return K.decode_attention_time(b, _num(row, "kv_len"), kv_heads * 2 * d, heads,
                                        ELEMENT_BYTES[dtype], gpu, backend)
     if op == "attention":
         s = _num(row, "seq_len")

@@ -148,7 +148,8 @@ def predict_case(case: TrainingCase, efficiency: Efficiency | None = None) -> fl
     if efficiency is not None:
         system = system.model_copy(update={"gpu": system.gpu.model_copy(
             update={"efficiency": efficiency})})
-    r = training_step(job.model, system, job.precision, job.seq_len, Layout.from_job(job))
+    r = training_step(job.model, system, job.precision, job.seq_len, Layout.from_job(job),
+                      job.attention_backend)
     step = float(r["step_time_s"][0])
     n = system.num_gpus
     flops = r["model_flops_per_step" if case.convention == "model" else "hardware_flops_per_step"]

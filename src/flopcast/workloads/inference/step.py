@@ -20,15 +20,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from flopcast.physics import comm, compute
+from flopcast.physics import comm, layer
 from flopcast.physics import flops as F
 from flopcast.physics import params as P
-from flopcast.physics.compute import NORM_ELEMENTS, RESIDUAL_ELEMENTS
-from flopcast.physics.kv_cache import (
-    cached_tokens_per_layer,
-    kv_elements_per_token_layer,
-    sequence_kv_bytes,
-)
+from flopcast.physics.kv_cache import sequence_kv_bytes
 from flopcast.specs.efficiency import Efficiency
 from flopcast.specs.inference import InferenceJob
 
@@ -40,46 +35,33 @@ def compute_dtype(job: InferenceJob) -> str:
     return "fp16" if job.weights.gemm_dtype == "fp16" else "bf16"
 
 
-def _gemm_dtype_fraction(job: InferenceJob, eff: Efficiency) -> float:
-    if job.weights.weight_only:
-        return eff.weight_only_gemm_fraction
-    if job.weights.gemm_dtype in ("fp8", "fp4", "int8"):
-        return eff.low_precision_gemm_fraction
-    return 1.0
+def inference_numerics(job: InferenceJob) -> layer.Numerics:
+    """Number formats of a deployment: W8A8/W4A4 formats (fp8, int8, nvfp4) quantise the
+    activations too; weight-only formats (w4a16, …) multiply 16-bit activations."""
+    w = job.weights
+    quantised_acts = not w.weight_only and w.gemm_dtype in ("fp8", "int8", "fp4")
+    gemm_in = w.weight_bytes if quantised_acts else w.activation_bytes
+    return layer.Numerics(w.gemm_dtype, compute_dtype(job), gemm_in, w.weight_bytes,
+                          w.activation_bytes, w.weight_only,
+                          cast_bytes=w.weight_bytes if quantised_acts else 0.0)
 
 
-def _layer_gemms_time(job: InferenceJob, eff: Efficiency, rows, moe: bool):
-    gpu = job.system.gpu
-    tp, ep = job.tp, job.ep
-    gemms = F.moe_layer_gemms(job.model) if moe else F.dense_layer_gemms(job.model)
-    peak_low = gpu.peak(job.weights.gemm_dtype)
-    peak_16 = gpu.peak(compute_dtype(job))
-    frac = _gemm_dtype_fraction(job, eff)
-    act = job.weights.activation_bytes
-    total = 0.0
-    for g in gemms:
-        if g.split == "replicated":
-            total = total + compute.gemm_time(rows, g.n, g.k, peak_16, gpu.hbm_bandwidth, eff,
-                                              act)
-            continue
-        if g.experts:
-            split = tp / ep  # expert tensor parallelism inside the TP group
-            k = g.k / split if g.split == "row" else g.k
-            n = g.n / split if g.split == "column" else g.n
-            assignments = rows * g.tokens_per_token
-            touched = g.experts * (1 - (1 - g.tokens_per_token / g.experts) ** rows)
-            touched = np.maximum(touched, 1e-12)
-            per_expert_rows = assignments / touched
-            time = (touched / ep) * compute.gemm_time(
-                per_expert_rows, n, k, peak_low, gpu.hbm_bandwidth, eff, act, frac,
-                job.weights.weight_bytes)
-        else:
-            k = g.k / tp if g.split == "row" else g.k
-            n = g.n / tp if g.split == "column" else g.n
-            time = compute.gemm_time(rows * g.tokens_per_token, n, k, peak_low,
-                                     gpu.hbm_bandwidth, eff, act, frac, job.weights.weight_bytes)
-        total = total + time
-    return total
+def placement(job: InferenceJob) -> layer.Placement:
+    """Expert parallelism inside the TP group (ep ≤ tp: experts split ep ways, each expert's
+    weights tp/ep ways, tokens shared) or across replicas (attention data-parallel + EP, as
+    DeepSeek/SGLang/TRT-LLM deploy: each replica brings its own tokens)."""
+    etp = job.tp // job.ep if job.ep <= job.tp else 1
+    return layer.Placement(tp=job.tp, sp=False, cp=1, ep=job.ep, etp=etp)
+
+
+def attention_backends(job: InferenceJob) -> tuple[str, str]:
+    """The engine's prefill and decode attention kernels where the GPU's profile has them,
+    else the profile's defaults."""
+    prof = job.system.gpu.kernels
+    prefill = job.engine.attention_backend
+    decode = job.engine.decode_attention_backend
+    return (prefill if prefill in prof.attention else prof.default_attention,
+            decode if decode in prof.decode_attention else prof.default_decode_attention)
 
 
 def kv_heads_per_gpu_share(job: InferenceJob) -> float:
@@ -92,61 +74,48 @@ def kv_heads_per_gpu_share(job: InferenceJob) -> float:
 
 
 def forward_step(job: InferenceJob, eff: Efficiency, prefill_tokens=0, prefill_len=1,
-                 decode_seqs=0, decode_context=0, logit_rows=1) -> dict[str, np.ndarray]:
-    """Seconds of one step, by part. ``prefill_len``: prompt length of the prefilled
-    sequences; ``decode_context``: tokens cached per decoding sequence."""
-    m, gpu, system = job.model, job.system.gpu, job.system
+                 decode_seqs=0, decode_context=0, logit_rows=1,
+                 prefill_offset=0) -> dict[str, np.ndarray]:
+    """Seconds of one step, by part, priced by physics/layer.py. ``prefill_len``: tokens of
+    each prefilled chunk, starting at ``prefill_offset`` cached tokens (chunked prefill);
+    ``decode_context``: tokens cached per decoding sequence."""
+    m, system = job.model, job.system
+    gpu = system.gpu.model_copy(update={"efficiency": eff})
+    system = system.model_copy(update={"gpu": gpu})
     prefill_tokens = np.asarray(prefill_tokens, dtype=float)
-    decode_seqs = np.asarray(decode_seqs, dtype=float)
-    rows = prefill_tokens + decode_seqs
-    peak_16 = gpu.peak(compute_dtype(job))
-    act = job.weights.activation_bytes
+    chunk = np.maximum(np.asarray(prefill_len, dtype=float), 1.0)
+    batch = layer.Batch(
+        prefill_tokens=prefill_tokens,
+        prefill_context=np.asarray(prefill_offset, dtype=float)
+        + F.attention_context(m, chunk, causal=True),
+        prefill_sequences=np.maximum(prefill_tokens / chunk, 1.0),
+        decode_seqs=decode_seqs, decode_context=decode_context)
+    num, place = inference_numerics(job), placement(job)
+    prefill_backend, decode_backend = attention_backends(job)
+    fixed = eff.kernel_fixed_cost_scale
+    parts = {}
     moe_fraction = m.num_moe_layers / m.num_layers
-
-    gemm = (1 - moe_fraction) * _layer_gemms_time(job, eff, rows, moe=False)
-    if m.is_moe:
-        gemm = gemm + moe_fraction * _layer_gemms_time(job, eff, rows, moe=True)
-
-    prefill_flops = prefill_tokens * F.attention_core_flops_per_token(m, prefill_len, True) / job.tp
-    decode_flops = decode_seqs * F.attention_core_flops_per_token(m, decode_context, False) / job.tp
-    kv_read = (decode_seqs * cached_tokens_per_layer(m, decode_context)
-               * kv_elements_per_token_layer(m) * kv_heads_per_gpu_share(job)
-               * job.kv_element_bytes)
-    attention = compute.attention_time(prefill_flops, peak_16, eff) + np.maximum(
-        compute.attention_time(decode_flops, peak_16, eff),
-        compute.memory_time(kv_read, gpu.hbm_bandwidth, eff))
-
-    width = m.ffn_hidden if not m.is_moe else (
-        m.moe_top_k * m.moe_ffn_hidden_size + m.num_shared_experts * m.shared_expert_ffn)
-    act_elements = (3 if m.mlp == "swiglu" else 2) * width / job.tp
-    elementwise = compute.memory_time(
-        rows * act * ((1 if m.parallel_attention else 2) * NORM_ELEMENTS * m.hidden_size
-                      + 2 * RESIDUAL_ELEMENTS * m.hidden_size + act_elements),
-        gpu.hbm_bandwidth, eff)
-
+    for moe, share in ((False, 1 - moe_fraction), (True, moe_fraction)):
+        if share == 0:
+            continue
+        cost = layer.layer_cost(m, system, eff, place, num, batch, moe, job.kv_element_bytes,
+                                prefill_backend, decode_backend, fixed)
+        for k, v in cost.items():
+            parts[k] = parts.get(k, 0.0) + share * v
+    head = layer.lm_head_time(m, gpu, num, logit_rows, job.tp, fixed)
     domain = system.domain_size
-    tp_bw = comm.group_bandwidth(job.tp, 1, domain, gpu.scale_up_bandwidth,
-                                 system.network_bandwidth, eff)
-    inside = job.tp <= domain
-    latency = eff.allreduce_latency_s if inside else system.network_latency_s * 2 * (job.tp - 1)
-    one_allreduce = np.where(
-        job.tp > 1,
-        comm.all_reduce_time(rows * m.hidden_size * act, job.tp, tp_bw, 0.0) + latency, 0.0)
-    tp_comm = 2 * one_allreduce
-
-    per_layer = gemm + attention + elementwise + tp_comm
-    head = compute.gemm_time(np.asarray(logit_rows, dtype=float), m.vocab_size / job.tp,
-                             m.hidden_size, peak_16, gpu.hbm_bandwidth, eff, act)
     pp_bw = comm.group_bandwidth(job.pp, job.tp, domain, gpu.scale_up_bandwidth,
                                  system.network_bandwidth, eff)
-    pp_comm = (job.pp - 1) * comm.p2p_time(rows * m.hidden_size * act, pp_bw,
+    pp_comm = (job.pp - 1) * comm.p2p_time(batch.rows * m.hidden_size * num.act_bytes, pp_bw,
                                            system.network_latency_s)
     layers = m.num_layers  # pp stages run in turn, so a batch crosses all layers' time
+    per_layer = sum(parts.values())
     total = layers * per_layer + head + pp_comm + eff.inference_step_overhead_s
     out = dict(
-        step_s=total, gemm_s=layers * gemm, attention_s=layers * attention,
-        elementwise_s=layers * elementwise, tp_comm_s=layers * tp_comm, lm_head_s=head,
-        pp_comm_s=pp_comm, overhead_s=eff.inference_step_overhead_s,
+        step_s=total, gemm_s=layers * parts["gemm"], attention_s=layers * parts["attention"],
+        elementwise_s=layers * parts["elementwise"], tp_comm_s=layers * parts["tp_comm"],
+        ep_comm_s=layers * parts["ep_comm"], lm_head_s=head, pp_comm_s=pp_comm,
+        overhead_s=eff.inference_step_overhead_s,
     )
     shape = np.broadcast_shapes(*(np.shape(v) for v in out.values()))
     return {k: np.broadcast_to(np.asarray(v, dtype=float), shape) for k, v in out.items()}

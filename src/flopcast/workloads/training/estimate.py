@@ -63,7 +63,8 @@ def estimate_training(job: TrainingJob) -> TrainingEstimate:
     >>> est.fits, 0.2 < est.mfu < 0.7
     (True, True)
     """
-    r = training_step(job.model, job.system, job.precision, job.seq_len, Layout.from_job(job))
+    r = training_step(job.model, job.system, job.precision, job.seq_len, Layout.from_job(job),
+                      job.attention_backend)
     v = {k: float(np.asarray(a).reshape(-1)[0]) for k, a in r.items()}
     gpu = job.system.gpu
     n = job.system.num_gpus

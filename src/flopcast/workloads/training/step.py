@@ -16,13 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from flopcast.physics import comm, compute, memory
+from flopcast.physics import comm, kernels, layer, memory
 from flopcast.physics import flops as F
-from flopcast.physics.compute import (
-    ELEMENTWISE_BACKWARD_PER_FORWARD,
-    NORM_ELEMENTS,
-    RESIDUAL_ELEMENTS,
-)
 from flopcast.physics.pipeline import layers_per_stage, micro_batches_in_flight, pipeline_time
 from flopcast.specs.model import Model
 from flopcast.specs.precision import Precision
@@ -34,95 +29,40 @@ from flopcast.workloads.training.layout import Layout
 #: (memory-bound; Megatron's distributed optimizer does it on each rank's shard).
 ADAM_UPDATE_BYTES_PER_PARAM = 28
 
-#: Cross-entropy over the vocabulary per token: read 16-bit logits, write and read fp32
-#: probabilities, write the 16-bit gradient (Megatron vocab-parallel cross entropy).
-CROSS_ENTROPY_BYTES_PER_LOGIT = 2 + 4 + 4 + 2
-
-
-def _gemm_list_time(gemms, tokens, lay: Layout, system: System, precision: Precision):
-    """Forward time of a list of weight GEMMs for ``tokens`` tokens on one rank."""
-    gpu, eff = system.gpu, system.gpu.efficiency
-    peak_low = gpu.peak(precision.gemm_dtype)
-    peak_other = gpu.peak(precision.compute_dtype)
-    low_fraction = eff.low_precision_gemm_fraction if precision.is_low_precision else 1.0
-    low_bytes = 1.0 if precision.is_low_precision else precision.activation_bytes
-    total = 0.0
-    for g in gemms:
-        k = g.k / lay.tp if g.split == "row" else g.k
-        n = g.n / lay.tp if g.split == "column" else g.n
-        if g.experts:
-            local_experts = g.experts / lay.ep
-            rows = tokens * g.tokens_per_token * lay.ep / g.experts
-        else:
-            local_experts = 1.0
-            rows = tokens * g.tokens_per_token
-        if g.split == "replicated":
-            peak, fraction, nbytes = peak_other, 1.0, precision.activation_bytes
-        else:
-            peak, fraction, nbytes = peak_low, low_fraction, low_bytes
-        total = total + local_experts * compute.gemm_time(
-            rows, n, k, peak, gpu.hbm_bandwidth, eff, nbytes, fraction
-        )
-    return total
-
-
-def _elementwise_bytes_per_token(model: Model, lay: Layout, precision: Precision, moe: bool):
-    """Forward element-wise bytes per token per layer on one rank (see constants above)."""
-    h, ab = model.hidden_size, precision.activation_bytes
-    norms = 1 if model.parallel_attention else 2
-    replicated = norms * NORM_ELEMENTS * h + 2 * RESIDUAL_ELEMENTS * h
-    if model.dropout:
-        replicated += 2 * 2 * h  # two dropouts: read input, write output (+ mask, below)
-    replicated_bytes = ab * replicated + (2 * h if model.dropout else 0)
-    replicated_bytes = np.where(lay.sp, replicated_bytes / lay.tp, replicated_bytes)
-    act_per_width = 3 if model.mlp == "swiglu" else 2  # SwiGLU reads gate and up, writes 1
-    if moe:
-        width = model.moe_top_k * model.moe_ffn_hidden_size + (
-            model.num_shared_experts * model.shared_expert_ffn
-        )
-        permute = 2 * 2 * model.moe_top_k * h  # token dispatch and combine copies
-    else:
-        width, permute = model.ffn_hidden, 0
-    q_dim = model.num_attention_heads * model.head_dim_qk
-    k_dim = model.kv_heads * model.head_dim_qk
-    rotary = 2 * (q_dim + k_dim) if model.position_embedding == "rotary" else 0
-    split_bytes = ab * (act_per_width * width + rotary + permute) / lay.tp
-    cast_bytes = 0.0
-    if precision.is_low_precision:  # quantize each GEMM input: read 16-bit, write 8/4-bit
-        gemm_inputs = 2 * h + (q_dim + width) / lay.tp
-        cast_bytes = (ab + precision.low_precision_weight_bytes) * gemm_inputs
-    return replicated_bytes + split_bytes + cast_bytes
+def training_numerics(precision: Precision) -> layer.Numerics:
+    """Number formats of a training recipe for the layer-cost model: low-precision recipes
+    (fp8/mxfp8/nvfp4, Transformer Engine) quantise both GEMM operands and write the casts."""
+    low = precision.low_precision_weight_bytes if precision.is_low_precision else 0.0
+    gemm_bytes = low or precision.activation_bytes
+    return layer.Numerics(precision.gemm_dtype, precision.compute_dtype, gemm_bytes, gemm_bytes,
+                          precision.activation_bytes, cast_bytes=low)
 
 
 def _layer_times(model: Model, system: System, precision: Precision, seq_len, lay: Layout,
-                 moe: bool):
-    """Forward and backward seconds of one layer for one micro-batch, by part."""
-    gpu, eff = system.gpu, system.gpu.efficiency
+                 moe: bool, backend: str | None):
+    """Forward and backward seconds of one layer for one micro-batch, by part (costs from
+    physics/layer.py; overlap of communication with compute is decided here)."""
+    eff = system.gpu.efficiency
     tokens = lay.micro_batch * seq_len / lay.cp
-    gemms = F.moe_layer_gemms(model) if moe else F.dense_layer_gemms(model)
-    gemm = _gemm_list_time(gemms, tokens, lay, system, precision)
-    attn_flops = tokens * F.attention_core_flops_per_token(model, seq_len, causal=True) / lay.tp
-    attn = compute.attention_time(attn_flops, gpu.peak(precision.compute_dtype), eff)
-    elem = compute.memory_time(
-        tokens * _elementwise_bytes_per_token(model, lay, precision, moe), gpu.hbm_bandwidth, eff
-    )
-    ab = precision.activation_bytes
-    domain = system.domain_size
-    # Tensor parallel: 2 all-reduces per layer forward (or all-gather + reduce-scatter with
-    # SP, same ring volume) and 2 backward (Shoeybi et al. 2019 §3; Korthikanti §4.2.2).
-    tp_bw = comm.group_bandwidth(lay.tp, 1, domain, gpu.scale_up_bandwidth,
-                                 system.network_bandwidth, eff)
-    tp_lat = comm.group_latency(lay.tp, 1, domain, gpu.nvlink_latency_s, system.network_latency_s)
-    tp_one = comm.all_reduce_time(tokens * model.hidden_size * ab, lay.tp, tp_bw, tp_lat)
-    # Overlapped (chunked GEMM + transfer), at least tp_overlap_exposed_fraction stays exposed.
+    place = layer.Placement(tp=lay.tp, sp=lay.sp, cp=lay.cp, ep=lay.ep, etp=lay.tp)
+    batch = layer.Batch(prefill_tokens=tokens,
+                        prefill_context=F.attention_context(model, seq_len, causal=True),
+                        prefill_sequences=lay.micro_batch)
+    cost = layer.layer_cost(model, system, eff, place, training_numerics(precision), batch, moe,
+                            backend=backend, fixed=eff.kernel_fixed_cost_scale, backward=True)
+    gemm, attn, elem = cost["gemm"], cost["attention"], cost["elementwise"]
+    tp_one = cost["tp_comm"]  # two collectives per direction
+    # Overlapped (chunked GEMM + transfer): communication hides only behind the GEMMs it runs
+    # beside, and at least tp_overlap_exposed_fraction of it stays exposed.
     exposed = eff.tp_overlap_exposed_fraction
-    tp_fwd = np.where(lay.tp_overlap,
-                      np.maximum(2 * tp_one - gemm, exposed * 2 * tp_one), 2 * tp_one)
-    tp_bwd = np.where(lay.tp_overlap,
-                      np.maximum(2 * tp_one - 2 * gemm, exposed * 2 * tp_one), 2 * tp_one)
+    tp_fwd = np.where(lay.tp_overlap, comm.exposed_time(tp_one, gemm, exposed), tp_one)
+    tp_bwd = np.where(lay.tp_overlap, comm.exposed_time(tp_one, cost["gemm_bwd"], exposed),
+                      tp_one)
     # Context parallel: ring exchange of K and V chunks, cp-1 steps forward, K,V and their
     # gradients backward, hidden behind the attention it feeds (Liu et al. 2023, Ring
     # Attention §3; Megatron-Core context parallelism).
+    ab = precision.activation_bytes
+    gpu, domain = system.gpu, system.domain_size
     q_heads_kv = model.num_attention_heads if model.is_mla else model.kv_heads
     kv_bytes = tokens * q_heads_kv * (model.head_dim_qk + model.head_dim_v) * ab / lay.tp
     cp_bw = comm.group_bandwidth(lay.cp, lay.tp, domain, gpu.scale_up_bandwidth,
@@ -131,26 +71,13 @@ def _layer_times(model: Model, system: System, precision: Precision, seq_len, la
                                 system.network_latency_s)
     cp_ring = np.where(lay.cp > 1, (lay.cp - 1) * comm.p2p_time(kv_bytes, cp_bw, cp_lat), 0.0)
     cp_share = eff.cp_overlap_exposed_fraction
-    cp_fwd = np.maximum(cp_ring - attn, cp_share * cp_ring)
-    cp_bwd = np.maximum(2 * cp_ring - F.FLASH_ATTENTION_BACKWARD_PER_FORWARD * attn,
-                        cp_share * 2 * cp_ring)
-    # Expert parallel: dispatch and combine all-to-alls forward, twice again backward
-    # (Lepikhin et al. 2020 GShard §2.2).
-    if moe:
-        per_domain = comm.ranks_per_domain(lay.ep, lay.tp * lay.cp, domain)
-        a2a_bytes = tokens * model.moe_top_k * model.hidden_size * ab / np.where(lay.sp, lay.tp, 1)
-        a2a = comm.all_to_all_two_level_time(
-            a2a_bytes, lay.ep, per_domain, gpu.scale_up_bandwidth, system.network_bandwidth, eff,
-            gpu.nvlink_latency_s, system.network_latency_s,
-        )
-        ep_fwd = ep_bwd = 2 * a2a
-    else:
-        ep_fwd = ep_bwd = 0.0
+    cp_fwd = comm.exposed_time(cp_ring, attn, cp_share)
+    cp_bwd = comm.exposed_time(2 * cp_ring, cost["attention_bwd"], cp_share)
+    ep_fwd = ep_bwd = cost["ep_comm"]
     overhead = eff.layer_overhead_s
     fwd_compute = gemm + attn + elem + overhead
-    bwd_compute = (F.LINEAR_BACKWARD_PER_FORWARD * gemm
-                   + F.FLASH_ATTENTION_BACKWARD_PER_FORWARD * attn
-                   + ELEMENTWISE_BACKWARD_PER_FORWARD * elem + 2 * overhead)
+    bwd_compute = cost["gemm_bwd"] + cost["attention_bwd"] + cost["elementwise_bwd"] + (
+        2 * overhead)
     fwd_comm = tp_fwd + cp_fwd + ep_fwd
     recompute = np.where(lay.recompute == 2, fwd_compute + fwd_comm,
                          np.where(lay.recompute == 1, attn, 0.0))
@@ -165,27 +92,27 @@ def _layer_times(model: Model, system: System, precision: Precision, seq_len, la
 
 
 def _head_time(model: Model, system: System, precision: Precision, seq_len, lay: Layout):
-    """LM head GEMM (16-bit, as Transformer Engine keeps it) and cross-entropy, fwd + bwd."""
-    gpu, eff = system.gpu, system.gpu.efficiency
+    """LM head GEMM and cross-entropy, forward + backward (physics/layer.py)."""
     tokens = lay.micro_batch * seq_len / lay.cp
-    vocab = model.vocab_size / lay.tp
-    gemm = compute.gemm_time(tokens, vocab, model.hidden_size, gpu.peak(precision.compute_dtype),
-                             gpu.hbm_bandwidth, eff, precision.activation_bytes)
-    loss = compute.memory_time(tokens * vocab * CROSS_ENTROPY_BYTES_PER_LOGIT, gpu.hbm_bandwidth,
-                               eff)
-    return (1 + F.LINEAR_BACKWARD_PER_FORWARD) * gemm + loss
+    num = training_numerics(precision)
+    return (layer.lm_head_time(model, system.gpu, num, tokens, lay.tp)
+            + layer.lm_head_time(model, system.gpu, num, tokens, lay.tp, direction="bwd"))
 
 
 def training_step(model: Model, system: System, precision: Precision, seq_len,
-                  lay: Layout) -> dict[str, np.ndarray]:
-    """Time, memory and FLOPs of one optimizer step for each configuration in ``lay``."""
+                  lay: Layout, attention_backend: str | None = None) -> dict[str, np.ndarray]:
+    """Time, memory and FLOPs of one optimizer step for each configuration in ``lay``.
+
+    ``attention_backend``: the attention kernel (default: the family's calibrated training
+    backend, else the kernel profile's default)."""
     gpu, eff = system.gpu, system.gpu.efficiency
     seq_len = np.asarray(seq_len, dtype=float)
     n_layers_stage = layers_per_stage(model.num_layers, lay.pp, lay.vp)
     moe_fraction = model.num_moe_layers / model.num_layers
-    parts = _layer_times(model, system, precision, seq_len, lay, moe=False)
+    backend = attention_backend or eff.training_attention_backend
+    parts = _layer_times(model, system, precision, seq_len, lay, False, backend)
     if model.is_moe:
-        moe_parts = _layer_times(model, system, precision, seq_len, lay, moe=True)
+        moe_parts = _layer_times(model, system, precision, seq_len, lay, True, backend)
         parts = {k: (1 - moe_fraction) * parts[k] + moe_fraction * moe_parts[k] for k in parts}
     layers = {k: n_layers_stage * v for k, v in parts.items()}
     head = _head_time(model, system, precision, seq_len, lay)
@@ -242,8 +169,7 @@ def training_step(model: Model, system: System, precision: Precision, seq_len,
     # Optimizer: Adam over this rank's shard (memory-bound), or on the host (ZeRO-Offload).
     shards = np.where(lay.zero >= 1, dp_group, 1)
     shard_params = stage_p / shards
-    gpu_adam = compute.memory_time(shard_params * ADAM_UPDATE_BYTES_PER_PARAM, gpu.hbm_bandwidth,
-                                   eff)
+    gpu_adam = kernels.stream_time(shard_params * ADAM_UPDATE_BYTES_PER_PARAM, gpu)
     host_adam = shard_params * (gb + wb) / gpu.pcie_bandwidth + (
         shard_params / eff.cpu_adam_params_per_s
     )
