@@ -18,7 +18,8 @@ class TrainingJob(BaseModel):
     pp·vp ≤ layers (uneven splits give the most loaded rank vp·⌈layers/(pp·vp)⌉ layers, as
     Megatron's first/last-stage layer options and DeepSpeed's partitioning allow, and the step
     follows that rank); the global batch is a
-    multiple of micro_batch·dp; cp divides the sequence length; ep divides the experts and dp·cp.
+    multiple of micro_batch·dp; cp divides the sequence length; ep divides the experts; etp·ep
+    divides tp·cp·dp and etp the expert FFN width (MoE parallel folding, etp defaults to tp).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -74,17 +75,35 @@ class TrainingJob(BaseModel):
             )
         if self.seq_len % p.cp:
             raise ValueError(f"cp ({p.cp}) must divide seq_len ({self.seq_len})")
-        if p.ep > 1:
-            if not m.is_moe:
-                raise ValueError(f"ep ({p.ep}) > 1 needs a mixture-of-experts model")
-            if m.num_experts % p.ep:
-                raise ValueError(f"ep ({p.ep}) must divide num_experts ({m.num_experts})")
-            if (dp * p.cp) % p.ep:
-                raise ValueError(f"ep ({p.ep}) must divide dp·cp ({dp * p.cp})")
-        if p.dp is None or p.global_batch is None:
-            filled = p.model_copy(update={"dp": dp, "global_batch": global_batch})
+        if p.ep > 1 and not m.is_moe:
+            raise ValueError(f"ep ({p.ep}) > 1 needs a mixture-of-experts model")
+        if m.is_moe:
+            self._check_expert_folding(dp)
+        if p.dp is None or p.global_batch is None or p.etp is None:
+            filled = p.model_copy(update={"dp": dp, "global_batch": global_batch,
+                                          "etp": p.expert_tp})
             object.__setattr__(self, "parallelism", filled)
         return self
+
+    def _check_expert_folding(self, dp: int) -> None:
+        """MoE parallel folding (Liu et al. 2025; Megatron-Core docs "MoE parallel folding"):
+        expert layers re-fold the tp·cp·dp ranks of a pipeline stage as etp·ep·edp, so etp·ep
+        divides tp·cp·dp; ep divides the routed experts; etp splits each expert's FFN width
+        (Megatron shards expert fc1/fc2 over --expert-tensor-parallel-size)."""
+        m, p = self.model, self.parallelism
+        etp = p.expert_tp
+        if m.num_experts % p.ep:
+            raise ValueError(f"ep ({p.ep}) must divide num_experts ({m.num_experts})")
+        if m.moe_ffn_hidden_size % etp:
+            raise ValueError(f"etp ({etp}) must divide the expert FFN width "
+                             f"moe_ffn_hidden_size ({m.moe_ffn_hidden_size})")
+        folded = p.tp * p.cp * dp
+        if folded % (etp * p.ep):
+            raise ValueError(
+                f"etp·ep ({etp}·{p.ep} = {etp * p.ep}) must divide tp·cp·dp "
+                f"({p.tp}·{p.cp}·{dp} = {folded}): the expert layers re-fold those ranks as "
+                "etp·ep·edp (etp defaults to tp)"
+            )
 
     @property
     def dp(self) -> int:

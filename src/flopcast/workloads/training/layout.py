@@ -16,6 +16,8 @@ class Layout:
     """Parallel sizes, batch and options, each an array broadcastable against the others.
 
     Codes: recompute 0 none / 1 selective / 2 full; schedule 0 1f1b / 1 interleaved / 2 gpipe.
+    ``etp`` (expert tensor-parallel size, Megatron --expert-tensor-parallel-size) defaults to
+    tp: no MoE parallel folding (Liu et al. 2025).
     """
 
     tp: np.ndarray
@@ -33,6 +35,11 @@ class Layout:
     tp_overlap: np.ndarray
     dp_overlap: np.ndarray
     offload: np.ndarray
+    etp: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.etp is None:
+            object.__setattr__(self, "etp", self.tp)
 
     @classmethod
     def from_job(cls, job: TrainingJob) -> Layout:
@@ -42,7 +49,7 @@ class Layout:
             num_micro_batches=job.num_micro_batches, sp=p.sequence_parallel,
             zero=p.zero_stage, recompute=RECOMPUTE_CODES[p.recompute],
             schedule=SCHEDULE_CODES[p.pipeline_schedule], tp_overlap=p.tp_overlap,
-            dp_overlap=p.dp_comm_overlap, offload=p.cpu_offload_optimizer,
+            dp_overlap=p.dp_comm_overlap, offload=p.cpu_offload_optimizer, etp=p.expert_tp,
         )
         return cls(**{k: np.atleast_1d(np.asarray(v)) for k, v in values.items()})
 

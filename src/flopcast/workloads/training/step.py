@@ -137,7 +137,7 @@ def _layer_times(model: Model, system: System, precision: Precision, seq_len, la
     # Expert parallel: dispatch and combine all-to-alls forward, twice again backward
     # (Lepikhin et al. 2020 GShard §2.2).
     if moe:
-        per_domain = comm.ranks_per_domain(lay.ep, lay.tp * lay.cp, domain)
+        per_domain = comm.ranks_per_domain(lay.ep, lay.etp, domain)  # ETP innermost
         a2a_bytes = tokens * model.moe_top_k * model.hidden_size * ab / np.where(lay.sp, lay.tp, 1)
         a2a = comm.all_to_all_two_level_time(
             a2a_bytes, lay.ep, per_domain, gpu.scale_up_bandwidth, system.network_bandwidth, eff,
@@ -214,7 +214,8 @@ def training_step(model: Model, system: System, precision: Precision, seq_len,
     # the last micro-batch (ZeRO 0-2) or with each micro-batch (ZeRO-3), as PyTorch DDP/FSDP
     # and Megatron's overlap-grad-reduce do; the last bucket cannot hide (1/layers of it), and
     # overlapped kernels still cost dp_overlap_exposed_fraction of their time.
-    first_p, last_p, expert_p = memory.stage_param_counts(model, lay.tp, lay.pp, lay.ep, lay.vp)
+    first_p, last_p, expert_p = memory.stage_param_counts(model, lay.tp, lay.pp, lay.ep, lay.vp,
+                                                          lay.etp)
     stage_p = np.maximum(first_p, last_p) + expert_p
     dp_group = lay.dp * lay.cp
     dp_bw = comm.group_bandwidth(dp_group, lay.tp, domain, gpu.scale_up_bandwidth,
@@ -289,7 +290,7 @@ def _memory(model, system, precision, seq_len, lay, first_p, last_p, expert_p, n
     """Bytes per GPU on the first and last pipeline stage; the larger is reported."""
     eff = system.gpu.efficiency
     dense_shards = lay.dp * lay.cp
-    expert_shards = np.maximum(dense_shards / lay.ep, 1)
+    expert_shards = np.maximum(lay.tp * dense_shards / (lay.etp * lay.ep), 1)  # edp
     tokens = lay.micro_batch * seq_len / lay.cp
     ab = precision.activation_bytes
 
