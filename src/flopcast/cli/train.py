@@ -54,6 +54,11 @@ def train(
     cp: int = typer.Option(1, "--cp", "--context-parallel-size", help="Context parallel size."),
     ep: int = EP_OPT,
     etp: int | None = ETP_OPT,
+    embedding_loss_stages: bool | None = typer.Option(
+        None, "--embedding-loss-stages/--no-embedding-loss-stages",
+        help="Count the embedding and the loss as pipeline layers, as Megatron's "
+        "--account-for-embedding/loss-in-pipeline-split do, so pp·vp may reach layers + 2 "
+        "(default: on when pp·vp > layers)."),
     dp: int | None = typer.Option(None, "--dp", help="Data parallel size (default: "
                                   "gpus / (tp·pp·cp))."),
     sp: bool | None = typer.Option(None, "--sp/--no-sp", "--sequence-parallel",
@@ -112,6 +117,7 @@ def train(
         micro_batch=micro_batch, global_batch=global_batch, recompute=recompute.value,
         schedule=schedule.value if schedule else None, tp_comm_overlap=tp_comm_overlap,
         dp_comm_overlap=dp_overlap, cpu_offload_optimizer=cpu_offload,
+        embedding_loss_stages=embedding_loss_stages,
     )
     job = TrainingJob(model=the_model, system=system, parallelism=parallel, seq_len=seq_len,
                       precision=precision.value,

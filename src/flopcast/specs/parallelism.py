@@ -23,6 +23,11 @@ class Parallelism(BaseModel):
       attention on tp×cp×dp(×pp) ranks and re-folds the same ranks as etp×ep×edp(×pp) for the
       experts, edp = tp·cp·dp/(etp·ep) being the expert data-parallel size.
     - sp [sequence-parallel]: None = on whenever tp > 1 (Megatron/NeMo recommended setting).
+    - embedding_loss_stages [account-for-embedding-in-pipeline-split and
+      account-for-loss-in-pipeline-split; the E and L of pipeline-model-parallel-layout]: the
+      input embedding and the loss/LM head (and any MTP module) each count as one layer when
+      splitting the pipeline, so pp·vp may reach num_layers + 2 (+ MTP). None = on exactly
+      when pp·vp > num_layers.
     - zero_stage: 0 DDP, 1 sharded optimizer states (Megatron distributed optimizer),
       2 + gradients, 3 + parameters (FSDP FULL_SHARD).
     """
@@ -48,6 +53,10 @@ class Parallelism(BaseModel):
     )
     dp_comm_overlap: bool = True
     cpu_offload_optimizer: bool = False
+    embedding_loss_stages: bool | None = Field(
+        None, description="Embedding and loss count as pipeline layers (Megatron-Core "
+        "--account-for-embedding/loss-in-pipeline-split); None = on when pp·vp > num_layers."
+    )
 
     @property
     def sequence_parallel(self) -> bool:

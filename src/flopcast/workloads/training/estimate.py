@@ -117,6 +117,6 @@ def estimate_training(job: TrainingJob) -> TrainingEstimate:
             micro_batch=p.micro_batch, global_batch=p.global_batch,
             num_micro_batches=job.num_micro_batches, recompute=p.recompute,
             schedule=p.pipeline_schedule, tp_comm_overlap=p.tp_overlap,
-            cpu_offload=p.cpu_offload_optimizer,
+            cpu_offload=p.cpu_offload_optimizer, embedding_loss_stages=p.embedding_loss_stages,
         ),
     )

@@ -181,7 +181,7 @@ def training_step(model: Model, system: System, precision: Precision, seq_len,
     """Time, memory and FLOPs of one optimizer step for each configuration in ``lay``."""
     gpu, eff = system.gpu, system.gpu.efficiency
     seq_len = np.asarray(seq_len, dtype=float)
-    n_layers_stage = layers_per_stage(model.num_layers, lay.pp, lay.vp)
+    n_layers_stage = layers_per_stage(model.num_layers, lay.pp, lay.vp, lay.extra_slots)
     moe_fraction = model.num_moe_layers / model.num_layers
     parts = _layer_times(model, system, precision, seq_len, lay, moe=False)
     if model.is_moe:
@@ -215,7 +215,7 @@ def training_step(model: Model, system: System, precision: Precision, seq_len,
     # and Megatron's overlap-grad-reduce do; the last bucket cannot hide (1/layers of it), and
     # overlapped kernels still cost dp_overlap_exposed_fraction of their time.
     first_p, last_p, expert_p = memory.stage_param_counts(model, lay.tp, lay.pp, lay.ep, lay.vp,
-                                                          lay.etp)
+                                                          lay.etp, lay.extra_slots)
     stage_p = np.maximum(first_p, last_p) + expert_p
     dp_group = lay.dp * lay.cp
     dp_bw = comm.group_bandwidth(dp_group, lay.tp, domain, gpu.scale_up_bandwidth,
