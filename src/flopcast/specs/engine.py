@@ -19,4 +19,9 @@ class Engine(BaseModel):
     memory_fraction: float = Field(
         gt=0, le=1, description="Share of the memory left after weights given to the KV cache."
     )
+    calibration_engine: str | None = Field(
+        None, description="Engine id whose inference calibration applies where this engine has "
+        "none of its own: the runtime it wraps (NVIDIA NIM's optimized profiles run "
+        "TensorRT-LLM, so nim names tensorrt-llm)."
+    )
     sources: list[str] = Field(default_factory=list)
