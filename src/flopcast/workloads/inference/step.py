@@ -9,9 +9,10 @@ A step runs every layer once over M = prefill tokens + decoding sequences rows:
 - attention: prefill at FlashAttention efficiency on causal FLOPs; decode streams each
   sequence's KV cache from HBM (Dao et al. 2023, Flash-Decoding);
 - two tensor-parallel all-reduces per layer (Shoeybi et al. 2019 §3) with a fixed small-
-  message latency (one-shot custom all-reduce); a batch crosses the pipeline stages one after
-  another (steady-state serving keeps pp micro-batches in flight: see estimate.py); the LM
-  head only for rows that sample a token;
+  message latency (one-shot custom all-reduce); when experts span data-parallel attention
+  replicas (ep > tp), a dispatch and a combine all-to-all per MoE layer; a batch crosses
+  the pipeline stages one after another (steady-state serving keeps pp micro-batches in
+  flight: see estimate.py); the LM head only for rows that sample a token;
 - a fixed per-step engine overhead.
 All workload arguments may be NumPy arrays and broadcast.
 """
@@ -29,6 +30,7 @@ from flopcast.physics.kv_cache import (
     kv_elements_per_token_layer,
     sequence_kv_bytes,
 )
+from flopcast.physics.memory import layer_param_counts
 from flopcast.specs.efficiency import Efficiency
 from flopcast.specs.inference import InferenceJob
 
@@ -63,11 +65,12 @@ def _layer_gemms_time(job: InferenceJob, eff: Efficiency, rows, moe: bool):
                                               act)
             continue
         if g.experts:
-            split = tp / ep  # expert tensor parallelism inside the TP group
+            split = job.expert_tp  # tp/ep inside the TP group; 1 when ep spans DP replicas
             k = g.k / split if g.split == "row" else g.k
             n = g.n / split if g.split == "column" else g.n
-            assignments = rows * g.tokens_per_token
-            touched = g.experts * (1 - (1 - g.tokens_per_token / g.experts) ** rows)
+            group_rows = rows * job.ep_replicas  # tokens of the replicas one EP group serves
+            assignments = group_rows * g.tokens_per_token
+            touched = g.experts * (1 - (1 - g.tokens_per_token / g.experts) ** group_rows)
             touched = np.maximum(touched, 1e-12)
             per_expert_rows = assignments / touched
             time = (touched / ep) * compute.gemm_time(
@@ -133,8 +136,17 @@ def forward_step(job: InferenceJob, eff: Efficiency, prefill_tokens=0, prefill_l
         job.tp > 1,
         comm.all_reduce_time(rows * m.hidden_size * act, job.tp, tp_bw, 0.0) + latency, 0.0)
     tp_comm = 2 * one_allreduce
+    # Experts across data-parallel attention replicas: dispatch and combine all-to-alls per MoE
+    # layer over the ep ranks (GShard §2.2; DeepSpeed-MoE §5), each rank sending its share of
+    # the replica's tokens, top-k copies each.
+    ep_comm = 0.0
+    if job.ep_replicas > 1:
+        a2a_bytes = rows * m.moe_top_k * m.hidden_size * act / job.tp
+        ep_comm = moe_fraction * 2 * comm.all_to_all_two_level_time(
+            a2a_bytes, job.ep, comm.ranks_per_domain(job.ep, 1, domain), gpu.scale_up_bandwidth,
+            system.network_bandwidth, eff, gpu.nvlink_latency_s, system.network_latency_s)
 
-    per_layer = gemm + attention + elementwise + tp_comm
+    per_layer = gemm + attention + elementwise + tp_comm + ep_comm
     head = compute.gemm_time(np.asarray(logit_rows, dtype=float), m.vocab_size / job.tp,
                              m.hidden_size, peak_16, gpu.hbm_bandwidth, eff, act)
     pp_bw = comm.group_bandwidth(job.pp, job.tp, domain, gpu.scale_up_bandwidth,
@@ -145,7 +157,8 @@ def forward_step(job: InferenceJob, eff: Efficiency, prefill_tokens=0, prefill_l
     total = layers * per_layer + head + pp_comm + eff.inference_step_overhead_s
     out = dict(
         step_s=total, gemm_s=layers * gemm, attention_s=layers * attention,
-        elementwise_s=layers * elementwise, tp_comm_s=layers * tp_comm, lm_head_s=head,
+        elementwise_s=layers * elementwise, tp_comm_s=layers * tp_comm,
+        ep_comm_s=layers * ep_comm, lm_head_s=head,
         pp_comm_s=pp_comm, overhead_s=eff.inference_step_overhead_s,
     )
     shape = np.broadcast_shapes(*(np.shape(v) for v in out.values()))
@@ -153,11 +166,14 @@ def forward_step(job: InferenceJob, eff: Efficiency, prefill_tokens=0, prefill_l
 
 
 def weight_bytes_per_gpu(job: InferenceJob) -> float:
-    """Linear-layer weights in the job's format, embeddings and norms in 16 bits, over tp·pp."""
+    """Linear-layer weights in the job's format, embeddings and norms in 16 bits, over tp·pp;
+    routed experts over expert_shards·pp (max(tp, ep): more than tp when ep spans replicas)."""
     m = job.model
     edge = P.embedding_params(m) + P.head_params(m)
-    body = P.total_parameters(m) - edge
-    return (body * job.weights.weight_bytes + edge * 2.0) / (job.tp * job.pp)
+    experts = m.num_layers * layer_param_counts(m)[1]
+    body = P.total_parameters(m) - edge - experts
+    wb = job.weights.weight_bytes
+    return ((body * wb + edge * 2.0) / job.tp + experts * wb / job.expert_shards) / job.pp
 
 
 def memory_plan(job: InferenceJob, eff: Efficiency, context) -> dict[str, np.ndarray]:
