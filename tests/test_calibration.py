@@ -33,11 +33,11 @@ def synthetic_cases(truth: Efficiency):
 
 
 def test_fit_recovers_predictions_of_a_known_efficiency():
-    truth = Efficiency(gemm_peak_fraction=0.6, attention_peak_fraction=0.3, gemm_half_dim=200)
+    truth = Efficiency(kernel_fraction_scale=0.75, layer_overhead_s=1.2e-4)
     cases = synthetic_cases(truth)
     fitted = fit_family(cases, prior=Efficiency())
     prior = Efficiency()
     for c in cases:
         assert predict_case(c, fitted) == pytest.approx(c.measured, rel=0.05)
     # the fit moves toward the truth, away from the prior it started from
-    assert abs(fitted.gemm_peak_fraction - 0.6) < abs(prior.gemm_peak_fraction - 0.6) / 2
+    assert abs(fitted.kernel_fraction_scale - 0.75) < abs(prior.kernel_fraction_scale - 0.75) / 2

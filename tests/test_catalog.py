@@ -106,3 +106,28 @@ def test_gpt2_config():
     m = model_from_hf_config({"model_type": "gpt2", "n_layer": 12, "n_embd": 768, "n_head": 12,
                               "vocab_size": 50257, "n_positions": 1024})
     assert m.num_parameters() == pytest.approx(124_439_808, rel=1e-4)  # GPT-2 small
+
+
+def test_nim_is_an_engine_calibrated_as_tensorrt_llm():
+    from flopcast.catalog.loader import inference_calibration_source, load_engine
+
+    nim = load_engine("NVIDIA NIM")
+    assert nim.id == "nim" and load_engine("NIM") is nim
+    assert nim.calibration_engine == "tensorrt-llm"
+    trt = load_engine("tensorrt-llm")
+    assert (nim.max_batch_size, nim.max_num_tokens) == (trt.max_batch_size, trt.max_num_tokens)
+    gpu = load_gpu("h100-sxm")
+    source, values = inference_calibration_source(gpu, nim)
+    assert "tensorrt-llm" in source
+    assert values == inference_calibration_source(gpu, trt)[1]
+
+
+def test_catalog_engines_lists_nim():
+    import json
+    import subprocess
+    import sys
+
+    p = subprocess.run([sys.executable, "-m", "flopcast.cli", "catalog", "engines", "--json"],
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert "nim" in {e["id"] for e in json.loads(p.stdout)}

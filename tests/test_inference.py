@@ -43,15 +43,16 @@ def test_paged_kv_rounds_to_blocks_and_window_caps():
 
 def test_decode_at_batch_one_is_memory_bound():
     j = job(input_len=512, output_len=256)
-    eff = inference_efficiency(j.system.gpu, j.engine)
     est = estimate_inference(j)
     from flopcast.physics.params import embedding_params
 
     # a decode step streams every weight but the input embedding table (one row is looked up)
     streamed = weight_bytes_per_gpu(j) - embedding_params(j.model) * 2 / j.tp
-    weight_time = streamed / (j.system.gpu.hbm_bandwidth * eff.hbm_fraction)
-    # weights dominate one decode step; KV, norms and the fixed overhead add a little
-    assert weight_time <= est.tpot_ms / 1e3 <= 1.25 * weight_time
+    prof = j.system.gpu.kernels
+    weight_time = streamed / (j.system.gpu.hbm_bandwidth * prof.gemm_stream_fraction)
+    # weights dominate one decode step; KV, norms and each kernel's fixed cost (a dozen small
+    # kernels per layer, ~8 µs each as measured on an H100) add the rest
+    assert weight_time <= est.tpot_ms / 1e3 <= 1.6 * weight_time
 
 
 def test_throughput_rises_then_saturates_with_batch():
@@ -67,13 +68,17 @@ def test_throughput_rises_then_saturates_with_batch():
 
 
 def test_int4_weight_only_wins_at_batch_one_and_loses_its_edge_at_large_batch():
-    def tpot(precision, batch):
+    def tpot(precision, batch, part="step_s"):
         j = job(weights=precision, kv_format="bf16", input_len=256, output_len=64, batch=batch)
         eff = inference_efficiency(j.system.gpu, j.engine)
         return float(forward_step(j, eff, decode_seqs=batch, decode_context=288,
-                                  logit_rows=batch)["step_s"][()])
+                                  logit_rows=batch)[part][()])
 
-    assert tpot("bf16", 1) / tpot("w4a16", 1) > 2.0
+    # MARLIN (Frantar et al. 2024 Fig. 1): ~3.5-4x on large weight GEMMs at batch 1; an 8B
+    # model's 4096-wide GEMMs keep their ~8 µs fixed cost, and the whole step gains less still
+    # because attention and norms do not shrink
+    assert tpot("bf16", 1, "gemm_s") / tpot("w4a16", 1, "gemm_s") > 2.2
+    assert tpot("bf16", 1) / tpot("w4a16", 1) > 1.5
     assert tpot("bf16", 2048) / tpot("w4a16", 2048) < 1.05
 
 

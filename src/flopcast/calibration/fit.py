@@ -161,10 +161,10 @@ def calibrate(path: str | Path, out: str | Path | None = None) -> dict:
     )
 
 
-def group_entry(names: list[str], eff: Efficiency, fit: dict) -> dict:
+def group_entry(names: list[str], eff: Efficiency, fit: dict, training: bool = True) -> dict:
     """One fitted group as the calibration file records it."""
     values = {n: float(f"{getattr(eff, n):.6g}") for n in names}
-    if eff.training_attention_backend:
+    if training and eff.training_attention_backend:
         values["training_attention_backend"] = eff.training_attention_backend
     return {"fitted": names, "efficiency": values, "fit": fit}
 

@@ -71,7 +71,7 @@ def calibrate_inference(path: str | Path, out: str | Path | None = None) -> dict
     families: dict[str, dict] = defaultdict(dict)
     for (fam, engine), eff in fits.items():
         families[fam][engine] = group_entry(_parameters(groups[(fam, engine)]), eff,
-                                            _score(groups[(fam, engine)], fits))
+                                            _score(groups[(fam, engine)], fits), training=False)
     return write_calibration(
         path, out, dict(families), _score(cases, fits),
         parameters_fitted=sum(len(e["fitted"]) for f in families.values() for e in f.values()),

@@ -107,6 +107,7 @@ def _llama_family(mt: str, c: dict[str, Any]) -> dict[str, Any]:
             v_head_dim=c["v_head_dim"], first_k_dense_layers=c.get("first_k_dense_replace", 0),
             moe_layer_every=c.get("moe_layer_freq", 1),
             moe_router_bias=c.get("topk_method") == "noaux_tc", head_dim=None, qkv_bias=False,
+            mtp_num_layers=c.get("num_nextn_predict_layers") or 0,
         )
     if mt.startswith("llama4"):
         f.update(

@@ -198,6 +198,10 @@ def _engines() -> dict[str, Engine]:
         engine = Engine.model_validate(yaml.safe_load(path.read_text()))
         for name in [engine.id, *engine.aliases]:
             out[name.lower()] = engine
+    for engine in out.values():
+        if engine.calibration_engine and engine.calibration_engine not in out:
+            raise FlopcastError(f"engine {engine.id}: calibration_engine "
+                                f"{engine.calibration_engine!r} is not a catalog engine")
     return out
 
 
@@ -222,13 +226,19 @@ def load_inference_calibration(path: str | Path | None = None) -> dict:
 
 def inference_calibration_source(gpu: GPU, engine: Engine,
                                  path: str | Path | None = None) -> tuple[str, dict | None]:
-    """(description, values) of the inference calibration that applies to (gpu, engine)."""
+    """(description, values) of the inference calibration that applies to (gpu, engine).
+
+    Tried in order: the GPU's family, then its ``calibration_fallback`` family; within each,
+    the engine's own entry, then its ``calibration_engine``'s (the runtime it wraps).
+    """
     cal = load_inference_calibration(path)
+    engines = [e for e in (engine.id, engine.calibration_engine) if e]
     for family in (gpu.family, gpu.calibration_fallback):
-        values = cal.get(family, {}).get(engine.id) if family else None
-        if values:
-            fallback = " (fallback)" if family != gpu.family else ""
-            return f"inference calibration {family}/{engine.id}{fallback}", values
+        for eng in engines if family else ():
+            values = cal.get(family, {}).get(eng)
+            if values:
+                fallback = " (fallback)" if family != gpu.family or eng != engine.id else ""
+                return f"inference calibration {family}/{eng}{fallback}", values
     return f"no inference calibration for {gpu.family}/{engine.id}: training efficiency", None
 
 

@@ -36,7 +36,8 @@ def catalog(
     elif kind == "engines":
         data = [{"id": e.id, "name": e.name, "max_batch_size": e.max_batch_size,
                  "max_num_tokens": e.max_num_tokens, "kv_block_tokens": e.kv_block_tokens,
-                 "memory_fraction": e.memory_fraction}
+                 "memory_fraction": e.memory_fraction,
+                 "calibration": e.calibration_engine or e.id}
                 for e in (load_engine(i) for i in engine_ids())]
     else:
         models = [load_model(m) for m in model_ids()]

@@ -97,6 +97,11 @@ SEQ_OPT = typer.Option(4096, "--seq-len", "--seq-length", help="Tokens per seque
 PRECISION_OPT = typer.Option(PrecisionChoice.bf16, "--precision", help="Training number format.")
 TOKENS_OPT = typer.Option(None, "--tokens", help="Training budget in tokens, e.g. 15T, 300B, "
                           "1e12 (adds days, GPU-hours, $ and energy).")
+EP_OPT = typer.Option(1, "--ep", "--expert-model-parallel-size",
+                      help="Expert parallel size (MoE models).")
+ETP_OPT = typer.Option(
+    None, "--etp", "--expert-tensor-parallel-size", help="Tensor parallel size inside the "
+    "expert layers (MoE parallel folding: etp·ep must divide tp·cp·dp) (default: tp).")
 CALIBRATION_OPT = typer.Option(None, "--calibration", help="Calibration YAML from `flopcast "
                                "calibrate` (default: the shipped one).")
 JSON_OPT = typer.Option(False, "--json", help="Print one JSON object.")

@@ -34,15 +34,18 @@ def infer(
     gpus: int = typer.Option(1, "--gpus", help="Number of GPUs serving one model replica."),
     tp: int | None = typer.Option(None, "--tp", help="Tensor parallel size (default: gpus/pp)."),
     pp: int = typer.Option(1, "--pp", help="Pipeline parallel size."),
-    ep: int = typer.Option(1, "--ep", help="Expert parallel size inside the TP group (MoE)."),
+    ep: int = typer.Option(1, "--ep", help="Expert parallel size (MoE): a divisor of tp (inside "
+                           "the TP group), or a multiple of tp spanning data-parallel attention "
+                           "replicas (at most the GPU count / pp)."),
     precision: str = typer.Option(
         "bf16", "--precision", help="Weights/GEMMs: bf16, fp16, fp8 (W8A8), int8 (W8A8), "
         "w8a16, w4a16 (GPTQ/AWQ weight-only), nvfp4, mxfp4, or w<bits>a16 (e.g. w3a16)."),
     kv_precision: str | None = typer.Option(
         None, "--kv-precision", help="KV cache: bf16, fp16, fp8, int8, int4 (default: fp8 with "
         "fp8/fp4 weights, else bf16)."),
-    engine: str = typer.Option("vllm", "--engine", help="tensorrt-llm, vllm, sglang or generic "
-                               "(batch limits, KV paging, memory share)."),
+    engine: str = typer.Option("vllm", "--engine", help="tensorrt-llm, vllm, sglang, nim "
+                               "(NVIDIA NIM) or generic (batch limits, KV paging, memory "
+                               "share)."),
     input_len: int = typer.Option(1024, "--input-len", help="Prompt tokens per request."),
     output_len: int = typer.Option(128, "--output-len", help="Generated tokens per request."),
     batch: int | None = typer.Option(None, "--batch", help="Static batch: requests run "

@@ -9,6 +9,8 @@ import typer
 
 from flopcast.cli.common import (
     CALIBRATION_OPT,
+    EP_OPT,
+    ETP_OPT,
     FFN_OPT,
     GIB,
     HEADS_OPT,
@@ -50,8 +52,13 @@ def train(
     vp: int = typer.Option(1, "--vp", "--virtual-pipeline-model-parallel-size",
                            help="Model chunks per pipeline rank (interleaved 1F1B when > 1)."),
     cp: int = typer.Option(1, "--cp", "--context-parallel-size", help="Context parallel size."),
-    ep: int = typer.Option(1, "--ep", "--expert-model-parallel-size",
-                           help="Expert parallel size (MoE models)."),
+    ep: int = EP_OPT,
+    etp: int | None = ETP_OPT,
+    embedding_loss_stages: bool | None = typer.Option(
+        None, "--embedding-loss-stages/--no-embedding-loss-stages",
+        help="Count the embedding and the loss as pipeline layers, as Megatron's "
+        "--account-for-embedding/loss-in-pipeline-split do, so pp·vp may reach layers + 2 "
+        "(default: on when pp·vp > layers)."),
     dp: int | None = typer.Option(None, "--dp", help="Data parallel size (default: "
                                   "gpus / (tp·pp·cp))."),
     sp: bool | None = typer.Option(None, "--sp/--no-sp", "--sequence-parallel",
@@ -106,10 +113,11 @@ def train(
     system = System(gpu=the_gpu, num_gpus=gpus, gpus_per_node=gpus_per_node,
                     network_bandwidth=None if network_gbps is None else network_gbps * 1e9 / 8)
     parallel = Parallelism(
-        tp=tp, pp=pp, vp=vp, cp=cp, ep=ep, dp=dp, sp=sp, zero_stage=zero,
+        tp=tp, pp=pp, vp=vp, cp=cp, ep=ep, etp=etp, dp=dp, sp=sp, zero_stage=zero,
         micro_batch=micro_batch, global_batch=global_batch, recompute=recompute.value,
         schedule=schedule.value if schedule else None, tp_comm_overlap=tp_comm_overlap,
         dp_comm_overlap=dp_overlap, cpu_offload_optimizer=cpu_offload,
+        embedding_loss_stages=embedding_loss_stages,
     )
     job = TrainingJob(model=the_model, system=system, parallelism=parallel, seq_len=seq_len,
                       precision=precision.value,
@@ -126,7 +134,8 @@ def _print_training(est) -> None:
     console.print(
         f"[bold]{c['model']}[/] on {c['num_gpus']}× {c['gpu']} "
         f"({c['precision']}, seq {c['seq_len']}): "
-        f"tp={c['tp']} pp={c['pp']} vp={c['vp']} cp={c['cp']} ep={c['ep']} dp={c['dp']} "
+        f"tp={c['tp']} pp={c['pp']} vp={c['vp']} cp={c['cp']} ep={c['ep']} etp={c['etp']} "
+        f"dp={c['dp']} "
         f"sp={'on' if c['sp'] else 'off'} zero={c['zero_stage']} mb={c['micro_batch']} "
         f"gb={c['global_batch']} ({c['num_micro_batches']} micro-batches) "
         f"recompute={c['recompute']} schedule={c['schedule']}; "

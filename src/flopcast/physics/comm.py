@@ -5,11 +5,13 @@ bytes each rank sends 2(n-1)/n·S in an all-reduce and (n-1)/n·S in a reduce-sc
 all-gather (S = the full, gathered size); an all-to-all sends (n-1)/n of its buffer.
 Time = volume / bus bandwidth + steps · latency.
 
-Bus bandwidth of a group: Megatron orders ranks TP innermost, then CP, then DP (and EP inside
-DP·CP), then PP, so a group of ``size`` ranks with rank ``stride`` has k = domain/stride of
-its ranks in one NVLink domain (at least 1). A group inside one domain runs at the NVLink
-bandwidth; a group spanning domains runs NCCL's rings over all k NICs of its domain, so its
-bus bandwidth is min(NVLink, k · NIC bandwidth) (NCCL's multi-ring design: one ring per NIC).
+Bus bandwidth of a group: Megatron orders ranks TP innermost, then CP, then DP, then PP; the
+expert layers re-fold the same ranks ETP innermost, then EP, then EDP (Megatron-Core's MoE
+parallel folding, Liu et al. 2025), so an EP group has stride etp. A group of ``size`` ranks
+with rank ``stride`` has k = domain/stride of its ranks in one NVLink domain (at least 1).
+A group inside one domain runs at the NVLink bandwidth; a group spanning domains runs NCCL's
+rings over all k NICs of its domain, so its bus bandwidth is min(NVLink, k · NIC bandwidth)
+(NCCL's multi-ring design: one ring per NIC).
 """
 
 from __future__ import annotations

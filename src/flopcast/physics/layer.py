@@ -25,12 +25,16 @@ import numpy as np
 
 from flopcast.physics import comm, kernels
 from flopcast.physics import flops as F
-from flopcast.physics.compute import NORM_ELEMENTS, RESIDUAL_ELEMENTS
 from flopcast.physics.kv_cache import cached_tokens_per_layer
 from flopcast.specs.efficiency import Efficiency
 from flopcast.specs.model import Model
 from flopcast.specs.system import System
 
+#: Memory-bound element-wise traffic, in elements per token per layer (read + write),
+#: following Ivanov et al. 2021 ("Data Movement Is All You Need") §3: a norm reads and writes
+#: h; a residual add reads 2h and writes h.
+NORM_ELEMENTS = 2
+RESIDUAL_ELEMENTS = 3
 #: Element-wise kernels per layer forward (two norms, two residual adds, the MLP activation,
 #: rotary embedding): each pays the kernel's fixed cost (Ivanov et al. 2021 §3 operator count).
 ELEMENTWISE_KERNELS = 6

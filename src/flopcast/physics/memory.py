@@ -98,20 +98,25 @@ def layer_param_counts(model: Model) -> tuple[float, float]:
     return ((n - n_moe) * dense + n_moe * moe_other) / n, n_moe * expert / n
 
 
-def stage_param_counts(model: Model, tp, pp, ep, vp=1):
+def stage_param_counts(model: Model, tp, pp, ep, vp=1, etp=None, extra_slots=0):
     """Per-GPU (non-expert, expert) parameters on the first and on the last pipeline stage.
 
-    Layers are split ⌈L/p⌉ per stage at most; the first stage also holds the embedding, the
-    last the final norm and LM head (and, when embeddings are tied and p > 1, its own copy of
-    the embedding matrix, as Megatron does). TP shards everything, EP the routed experts.
+    Layers are split ⌈L/p⌉ per stage at most (``extra_slots``: pipeline slots of the
+    embedding, loss and MTP, see pipeline.layers_per_stage; every stage is given the most
+    loaded rank's layers, an upper bound for the first and last); the first stage also holds
+    the embedding, the last the final norm and LM head (and, when embeddings are tied and
+    p > 1, its own copy of the embedding matrix, as Megatron does). TP shards the non-expert
+    weights; the routed experts are sharded over etp·ep (expert tensor × expert parallel,
+    ``etp`` None = tp: Megatron-Core's MoE parallel folding, Liu et al. 2025).
     """
     tp = np.asarray(tp, dtype=float)
     pp = np.asarray(pp, dtype=float)
     ep = np.asarray(ep, dtype=float)
-    layers = layers_per_stage(model.num_layers, pp, vp)
+    etp = tp if etp is None else np.asarray(etp, dtype=float)
+    layers = layers_per_stage(model.num_layers, pp, vp, extra_slots)
     other, expert = layer_param_counts(model)
     layer_other = layers * other / tp
-    layer_expert = layers * expert / (tp * ep)
+    layer_expert = layers * expert / (etp * ep)
     embed = P.embedding_params(model) / tp
     head = P.head_params(model) / tp
     tied_copy = np.where(
@@ -128,7 +133,9 @@ def model_state_bytes(non_expert, expert, precision: Precision, zero_stage, dens
     """(weights, gradients, optimizer) bytes per GPU under a ZeRO stage.
 
     ``dense_shards`` = dp·cp ranks share the non-expert states (Megatron's distributed
-    optimizer shards over the data-parallel-with-context group); ``expert_shards`` = dp·cp/ep.
+    optimizer shards over the data-parallel-with-context group); ``expert_shards`` = the
+    expert data-parallel size edp = tp·cp·dp/(etp·ep) (MoE parallel folding, Liu et al. 2025;
+    dp·cp/ep when etp = tp).
     """
     zero = np.asarray(zero_stage)
     wb = precision.weight_bytes + precision.low_precision_weight_bytes

@@ -49,10 +49,22 @@ def micro_batches_in_flight(pp, num_micro_batches, vp, schedule_code):
     return np.where(code == 2, m, np.where(code == 1, interleaved, one_f_one_b))
 
 
-def layers_per_stage(num_layers: int, pp, vp=1):
+def layers_per_stage(num_layers: int, pp, vp=1, extra_slots=0):
     """Layers on the most loaded pipeline rank: v chunks of ⌈L/(p·v)⌉ layers each (equal to
     L/p when p·v divides L; uneven splits put the remainder on the first and last stages, as
-    Megatron's --decoder-first/last-pipeline-num-layers and DeepSpeed's partitioning do)."""
+    Megatron's --decoder-first/last-pipeline-num-layers and DeepSpeed's partitioning do).
+
+    ``extra_slots`` > 0: the embedding, the loss/LM head (and MTP modules) take one layer slot
+    each, as Megatron-Core's --account-for-embedding-in-pipeline-split and
+    --account-for-loss-in-pipeline-split (or the E, L and m of its
+    --pipeline-model-parallel-layout) and NeMo/torchtitan layouts do. The L + extra slots are
+    split into p·v chunks; the most loaded rank gets v·⌈(L + extra)/(p·v)⌉ slots, and holds at
+    most that many transformer layers (and never more than L).
+
+    >>> float(layers_per_stage(61, 16, 4, extra_slots=3))  # DeepSeek-V3: E + 61 t + m + L
+    4.0
+    """
     pp = np.asarray(pp, dtype=float)
     vp = np.asarray(vp, dtype=float)
-    return vp * np.ceil(num_layers / (pp * vp))
+    slots = num_layers + np.asarray(extra_slots, dtype=float)
+    return np.minimum(vp * np.ceil(slots / (pp * vp)), num_layers)

@@ -1,9 +1,10 @@
-"""Achieved-fraction-of-peak parameters: where judgement enters the cost model.
+"""Whole-run parameters: what only shows when kernels run together in a framework or engine.
 
-Counting (FLOPs, bytes) is exact; how fast the hardware runs them is not. Every such factor
-is a named field here, with its default and why. Defaults are priors; `flopcast calibrate`
-fits a handful of them per GPU family to published measurements and writes them to
-``flopcast/calibration/default.yaml``, which the catalog applies on load.
+Kernel speed is not here: it is the GPU's kernel profile (specs/kernels.py), measured on
+kernels. What remains are link efficiencies, overlap of communication with compute, fixed
+overheads per layer and step, the execution mode's share of kernel fixed costs, and memory
+reserves. Defaults are priors; `flopcast calibrate` fits a few per GPU family (training) or
+per GPU family and engine (inference) and writes them to ``flopcast/calibration/``.
 """
 
 from __future__ import annotations
@@ -16,37 +17,6 @@ class Efficiency(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    gemm_peak_fraction: float = Field(
-        0.8, gt=0, le=1,
-        description="Fraction of dense tensor-core peak a large, well-shaped GEMM achieves "
-        "(cuBLAS on A100/H100 reaches ~0.75-0.85 on 8k-sized bf16 GEMMs).",
-    )
-    gemm_half_dim: float = Field(
-        192.0, ge=0,
-        description="GEMM dimension (elements) at which that dimension's saturation factor "
-        "d/(d+half) is 1/2: small dimensions under-fill tiles and waves (cuBLAS reaches "
-        "~45% of peak on 1024³ and ~80% on 4096³+ bf16 GEMMs: half ≈ 150-250).",
-    )
-    gemm_half_rows: float = Field(
-        32.0, ge=0,
-        description="Rows (tokens) at which the row dimension's saturation factor is 1/2. "
-        "Small-row GEMMs (decode) run as GEMV / split-K kernels on 16-row MMA tiles that "
-        "stream weights at memory speed (FlashDecoding++ §3, MARLIN §3), so this scale is far "
-        "smaller than the weight dimensions' gemm_half_dim. MARLIN's near-4x int4 speedup at "
-        "batch 1-16 needs it below ~30 (A100) to ~60 (H100); not fitted: the published rows "
-        "do not constrain it, and fitting it to first-token latencies only absorbs fixed costs.",
-    )
-    low_precision_gemm_fraction: float = Field(
-        0.7, gt=0, le=1,
-        description="Efficiency of fp8/fp4 GEMMs relative to bf16 ones at the same shape "
-        "(scaling, casts and less mature kernels: fp8 training is ~1.3-1.5x, not 2x, bf16).",
-    )
-    attention_peak_fraction: float = Field(
-        0.4, gt=0, le=1,
-        description="Fraction of bf16 peak that fused attention achieves on causal work, "
-        "forward and backward alike (FlashAttention-2: ~50% on A100, ~35% on H100; "
-        "FlashAttention-3 ~60-75% forward on H100; Shah et al. 2024 Fig. 5-7).",
-    )
     kernel_fraction_scale: float = Field(
         1.0, gt=0, le=1.5,
         description="Multiplies the kernel profile's GEMM and attention fractions of peak. "
@@ -78,11 +48,6 @@ class Efficiency(BaseModel):
         description="Share of context-parallel KV ring traffic still costing time when it is "
         "overlapped with attention (P2P kernels beside attention take SMs; ring steps split "
         "attention into smaller, less efficient blocks). Not fitted: two published rows use CP.",
-    )
-    hbm_fraction: float = Field(
-        0.85, gt=0, le=1,
-        description="Fraction of datasheet HBM bandwidth achieved by memory-bound kernels "
-        "(STREAM-like copies reach ~0.85-0.9 on A100/H100).",
     )
     nvlink_fraction: float = Field(
         0.8, gt=0, le=1,
@@ -119,12 +84,6 @@ class Efficiency(BaseModel):
         8.0e-6, ge=0,
         description="Latency of one small tensor-parallel all-reduce inside an NVLink domain "
         "(TensorRT-LLM / vLLM one-shot custom all-reduce kernels).",
-    )
-    weight_only_gemm_fraction: float = Field(
-        0.85, gt=0, le=1,
-        description="Efficiency of weight-only quantised GEMMs (W4A16/W8A16, dequantised in "
-        "the kernel) relative to 16-bit GEMMs once compute-bound (MARLIN, Frantar et al. "
-        "2024: speedup falls from ~4x at batch 1-16 to below 1x at large batch).",
     )
     runtime_reserved_bytes: float = Field(
         2.5 * 2**30, ge=0,

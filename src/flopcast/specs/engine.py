@@ -24,4 +24,9 @@ class Engine(BaseModel):
         "one the GPU's profile lacks = the profile's default.")
     decode_attention_backend: str | None = Field(
         None, description="Decode attention kernel (kernel-profile backend name).")
+    calibration_engine: str | None = Field(
+        None, description="Engine id whose inference calibration applies where this engine has "
+        "none of its own: the runtime it wraps (NVIDIA NIM's optimized profiles run "
+        "TensorRT-LLM, so nim names tensorrt-llm)."
+    )
     sources: list[str] = Field(default_factory=list)

@@ -34,9 +34,11 @@ class InferenceJob(BaseModel):
     (how vLLM and TensorRT-LLM serve gpt-oss on Hopper).
 
     Rules: tp·pp divides the GPU count; tp divides the attention heads, and tp and the KV heads
-    divide one another (engines replicate KV heads when tp exceeds them); ep divides tp (expert
-    parallel inside the tensor-parallel group, as TensorRT-LLM's moe_ep_size·moe_tp_size = tp)
-    and the experts.
+    divide one another (engines replicate KV heads when tp exceeds them); ep divides the experts
+    and either divides tp (expert parallel inside the tensor-parallel group, as TensorRT-LLM's
+    moe_ep_size·moe_tp_size = tp) or is a multiple of tp dividing tp·replicas (experts spread
+    over data-parallel attention replicas: vLLM's --enable-expert-parallel with
+    --data-parallel-size, SGLang's --enable-dp-attention, TensorRT-LLM's attention DP).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -75,11 +77,7 @@ class InferenceJob(BaseModel):
         if self.pp > m.num_layers:
             raise ValueError(f"pp ({self.pp}) must be at most num_layers ({m.num_layers})")
         if self.ep > 1:
-            if not m.is_moe:
-                raise ValueError(f"ep ({self.ep}) > 1 needs a mixture-of-experts model")
-            if self.tp % self.ep or m.num_experts % self.ep:
-                raise ValueError(f"ep ({self.ep}) must divide tp ({self.tp}) and num_experts "
-                                 f"({m.num_experts})")
+            self._check_expert_parallel()
         gpu = self.system.gpu
         if self.weights.name == "mxfp4" and "fp4" not in gpu.peak_flops:
             weight_only = self.weights.model_copy(update={"gemm_dtype": "bf16",
@@ -95,6 +93,37 @@ class InferenceJob(BaseModel):
         if self.kv_format is None:
             object.__setattr__(self, "kv_format", kv)
         return self
+
+    def _check_expert_parallel(self) -> None:
+        """ep divides the experts and tp, or spans tp·replicas (see the class rules)."""
+        m, ep, tp = self.model, self.ep, self.tp
+        if not m.is_moe:
+            raise ValueError(f"ep ({ep}) > 1 needs a mixture-of-experts model")
+        if m.num_experts % ep:
+            raise ValueError(f"ep ({ep}) must divide num_experts ({m.num_experts})")
+        ranks = tp * self.replicas
+        if tp % ep and (ep % tp or ranks % ep):
+            raise ValueError(
+                f"ep ({ep}) must divide tp ({tp}), or be a multiple of tp that divides "
+                f"tp·replicas ({tp}·{self.replicas} = {ranks}: experts across data-parallel "
+                "attention replicas)"
+            )
+
+    @property
+    def expert_tp(self) -> int:
+        """Tensor-parallel ways of each expert: tp/ep inside the TP group, 1 when ep ≥ tp."""
+        return max(self.tp // self.ep, 1)
+
+    @property
+    def ep_replicas(self) -> int:
+        """Attention replicas whose tokens one expert-parallel group serves: ep/tp when the
+        experts span data-parallel replicas, else 1."""
+        return max(self.ep // self.tp, 1)
+
+    @property
+    def expert_shards(self) -> int:
+        """GPUs one MoE layer's routed experts are split over: expert_tp·ep = max(tp, ep)."""
+        return self.expert_tp * self.ep
 
     @property
     def replicas(self) -> int:

@@ -64,6 +64,11 @@ class Model(BaseModel):
         1, ge=1, description="Every n-th layer (after the dense ones) is MoE."
     )
     moe_router_bias: bool = False
+    mtp_num_layers: int = Field(
+        0, ge=0, description="Multi-token-prediction modules (DeepSeek-V3 §2.2; Megatron "
+        "--mtp-num-layers, HF num_nextn_predict_layers). Counted only as pipeline slots when "
+        "the embedding and loss are stages; their FLOPs and parameters are not counted."
+    )
     moe_expert_bias: bool = Field(False, description="Biases inside expert MLPs (gpt-oss).")
 
     # Multi-head latent attention (DeepSeek-V2/V3)

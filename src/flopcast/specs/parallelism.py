@@ -16,7 +16,18 @@ class Parallelism(BaseModel):
     - tp [tensor-model-parallel-size], pp [pipeline-model-parallel-size], vp [virtual
       pipeline stages per device, i.e. num-layers / (pp · num-layers-per-virtual-pipeline-stage)],
       cp [context-parallel-size], ep [expert-model-parallel-size], dp (None = GPUs/(tp·pp·cp)).
+    - etp [expert-tensor-parallel-size]: tensor-parallel size inside the expert layers; None =
+      tp (Megatron's legacy behaviour). Megatron-Core's MoE parallel folding (Liu et al. 2025,
+      "MoE Parallel Folding: Heterogeneous Parallelism Mappings for Efficient Large-Scale MoE
+      Model Training with Megatron Core"; Megatron-Core docs "MoE parallel folding") runs
+      attention on tp×cp×dp(×pp) ranks and re-folds the same ranks as etp×ep×edp(×pp) for the
+      experts, edp = tp·cp·dp/(etp·ep) being the expert data-parallel size.
     - sp [sequence-parallel]: None = on whenever tp > 1 (Megatron/NeMo recommended setting).
+    - embedding_loss_stages [account-for-embedding-in-pipeline-split and
+      account-for-loss-in-pipeline-split; the E and L of pipeline-model-parallel-layout]: the
+      input embedding and the loss/LM head (and any MTP module) each count as one layer when
+      splitting the pipeline, so pp·vp may reach num_layers + 2 (+ MTP). None = on exactly
+      when pp·vp > num_layers.
     - zero_stage: 0 DDP, 1 sharded optimizer states (Megatron distributed optimizer),
       2 + gradients, 3 + parameters (FSDP FULL_SHARD).
     """
@@ -28,6 +39,7 @@ class Parallelism(BaseModel):
     vp: int = Field(1, ge=1)
     cp: int = Field(1, ge=1)
     ep: int = Field(1, ge=1)
+    etp: int | None = Field(None, ge=1, description="None = tp (no folding of expert TP).")
     dp: int | None = Field(None, ge=1)
     sp: bool | None = None
     zero_stage: int = Field(1, ge=0, le=3)
@@ -41,10 +53,20 @@ class Parallelism(BaseModel):
     )
     dp_comm_overlap: bool = True
     cpu_offload_optimizer: bool = False
+    embedding_loss_stages: bool | None = Field(
+        None, description="Embedding and loss count as pipeline layers (Megatron-Core "
+        "--account-for-embedding/loss-in-pipeline-split); None = on when pp·vp > num_layers."
+    )
 
     @property
     def sequence_parallel(self) -> bool:
         return (self.tp > 1) if self.sp is None else (self.sp and self.tp > 1)
+
+    @property
+    def expert_tp(self) -> int:
+        """Expert tensor-parallel size: ``etp``, or tp when not given (Megatron-Core's default
+        for --expert-tensor-parallel-size)."""
+        return self.tp if self.etp is None else self.etp
 
     @property
     def tp_overlap(self) -> bool:

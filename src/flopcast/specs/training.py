@@ -10,6 +10,13 @@ from flopcast.specs.precision import Precision, coerce_precision, precision
 from flopcast.specs.system import System
 
 
+def _extra_slots(model: Model, embedding_loss_stages: bool) -> int:
+    """Pipeline slots beyond the transformer layers: the embedding, the loss and the MTP
+    modules when they count as layers (the E, L and m of Megatron-Core's
+    --pipeline-model-parallel-layout), else none."""
+    return 2 + model.mtp_num_layers if embedding_loss_stages else 0
+
+
 class TrainingJob(BaseModel):
     """One training run to estimate.
 
@@ -17,8 +24,10 @@ class TrainingJob(BaseModel):
     tp divides the attention heads and the KV groups; tp·pp·cp·dp equals the GPU count;
     pp·vp ≤ layers (uneven splits give the most loaded rank vp·⌈layers/(pp·vp)⌉ layers, as
     Megatron's first/last-stage layer options and DeepSpeed's partitioning allow, and the step
-    follows that rank); the global batch is a
-    multiple of micro_batch·dp; cp divides the sequence length; ep divides the experts and dp·cp.
+    follows that rank), or ≤ layers + 2 (+ MTP modules) when the embedding and loss count as
+    pipeline layers (``embedding_loss_stages``); the global batch is a
+    multiple of micro_batch·dp; cp divides the sequence length; ep divides the experts; etp·ep
+    divides tp·cp·dp and etp the expert FFN width (MoE parallel folding, etp defaults to tp).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -64,10 +73,7 @@ class TrainingJob(BaseModel):
             raise ValueError(
                 f"dp ({p.dp}) must equal gpus/(tp·pp·cp) = {n}/{model_parallel} = {dp}"
             )
-        if p.pp * p.vp > m.num_layers:
-            raise ValueError(
-                f"pp·vp ({p.pp * p.vp}) must be at most num_layers ({m.num_layers})"
-            )
+        embedding_loss = self._check_pipeline_slots()
         if p.vp > 1 and p.pp == 1:
             raise ValueError("vp > 1 needs pp > 1")
         global_batch = p.global_batch or p.micro_batch * dp
@@ -78,21 +84,68 @@ class TrainingJob(BaseModel):
             )
         if self.seq_len % p.cp:
             raise ValueError(f"cp ({p.cp}) must divide seq_len ({self.seq_len})")
-        if p.ep > 1:
-            if not m.is_moe:
-                raise ValueError(f"ep ({p.ep}) > 1 needs a mixture-of-experts model")
-            if m.num_experts % p.ep:
-                raise ValueError(f"ep ({p.ep}) must divide num_experts ({m.num_experts})")
-            if (dp * p.cp) % p.ep:
-                raise ValueError(f"ep ({p.ep}) must divide dp·cp ({dp * p.cp})")
+        if p.ep > 1 and not m.is_moe:
+            raise ValueError(f"ep ({p.ep}) > 1 needs a mixture-of-experts model")
+        if m.is_moe:
+            self._check_expert_folding(dp)
         if self.attention_backend and self.attention_backend not in gpu.kernels.attention:
             have = ", ".join(sorted(gpu.kernels.attention))
             raise ValueError(f"attention_backend {self.attention_backend!r}: gpu {gpu.id} has "
                              f"no profile for it (it has: {have})")
-        if p.dp is None or p.global_batch is None:
-            filled = p.model_copy(update={"dp": dp, "global_batch": global_batch})
+        if None in (p.dp, p.global_batch, p.etp, p.embedding_loss_stages):
+            filled = p.model_copy(update={"dp": dp, "global_batch": global_batch,
+                                          "etp": p.expert_tp,
+                                          "embedding_loss_stages": embedding_loss})
             object.__setattr__(self, "parallelism", filled)
         return self
+
+    def _check_pipeline_slots(self) -> bool:
+        """pp·vp chunks need a layer slot each: num_layers of them, or num_layers + 2 (+ MTP
+        modules) when the embedding and the loss count as layers (Megatron-Core
+        --account-for-embedding-in-pipeline-split / --account-for-loss-in-pipeline-split, the
+        E, L and m of --pipeline-model-parallel-layout). Returns whether they count."""
+        m, p = self.model, self.parallelism
+        chunks, layers = p.pp * p.vp, m.num_layers
+        on = chunks > layers if p.embedding_loss_stages is None else p.embedding_loss_stages
+        mtp = f" + {m.mtp_num_layers} (MTP)" if m.mtp_num_layers else ""
+        most = layers + _extra_slots(m, True)
+        if not on and chunks > layers:
+            raise ValueError(
+                f"pp·vp ({chunks}) must be at most num_layers ({layers}); with "
+                f"embedding_loss_stages on, at most num_layers + embedding + loss{mtp} ({most})"
+            )
+        if on and chunks > most:
+            raise ValueError(
+                f"pp·vp ({chunks}) must be at most num_layers + embedding + loss{mtp} "
+                f"({layers} + 1 + 1{mtp} = {most}) with the embedding and loss as pipeline "
+                "stages (Megatron --account-for-embedding/loss-in-pipeline-split)"
+            )
+        return on
+
+    @property
+    def pipeline_extra_slots(self) -> int:
+        """Pipeline slots beyond the transformer layers under this job's setting."""
+        return _extra_slots(self.model, bool(self.parallelism.embedding_loss_stages))
+
+    def _check_expert_folding(self, dp: int) -> None:
+        """MoE parallel folding (Liu et al. 2025; Megatron-Core docs "MoE parallel folding"):
+        expert layers re-fold the tp·cp·dp ranks of a pipeline stage as etp·ep·edp, so etp·ep
+        divides tp·cp·dp; ep divides the routed experts; etp splits each expert's FFN width
+        (Megatron shards expert fc1/fc2 over --expert-tensor-parallel-size)."""
+        m, p = self.model, self.parallelism
+        etp = p.expert_tp
+        if m.num_experts % p.ep:
+            raise ValueError(f"ep ({p.ep}) must divide num_experts ({m.num_experts})")
+        if m.moe_ffn_hidden_size % etp:
+            raise ValueError(f"etp ({etp}) must divide the expert FFN width "
+                             f"moe_ffn_hidden_size ({m.moe_ffn_hidden_size})")
+        folded = p.tp * p.cp * dp
+        if folded % (etp * p.ep):
+            raise ValueError(
+                f"etp·ep ({etp}·{p.ep} = {etp * p.ep}) must divide tp·cp·dp "
+                f"({p.tp}·{p.cp}·{dp} = {folded}): the expert layers re-fold those ranks as "
+                "etp·ep·edp (etp defaults to tp)"
+            )
 
     @property
     def dp(self) -> int:

@@ -5,7 +5,8 @@ gptSessionBenchmark tables, first-token latency at batch 1), steady-state contin
 at ``concurrency``, or the best concurrency for ``max_output_tokens_per_s``. Rows without fixed
 input and output lengths (ShareGPT prompts), or driven by an open-loop request rate, are
 skipped with the reason: they need a length distribution or a queueing simulation.
-Defaults: tp = gpus/pp; pp, ep = 1; KV cache fp8 with fp8/fp4 weights, else 16-bit.
+Defaults: tp = gpus/pp; pp, ep = 1; KV cache fp8 with fp8/fp4 weights, else 16-bit. An ep
+larger than tp spreads the experts over the data-parallel replicas (InferenceJob's rules).
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 Nothing here knows a row's id, source or value: every row is read the same way, and a row
 flopcast cannot model is skipped with the reason.
 
-Defaults for unstated fields: dp = gpus/(tp·pp·cp); pp, cp, ep, vp = 1; sp = on when tp > 1
+Defaults for unstated fields: dp = gpus/(tp·pp·cp); pp, cp, ep, vp = 1; etp (optional column,
+Megatron's --expert-tensor-parallel-size) = tp; sp = on when tp > 1
 (Megatron/NeMo's recommended setting); zero_stage = 1 (Megatron's distributed optimizer);
 micro_batch = 1 (Megatron's default); global_batch = micro_batch·dp; recompute = none
 (Megatron's default); gpus_per_node = the GPU entry's NVLink domain. An empty vocab takes
@@ -92,7 +93,7 @@ def job_from_row(row: dict, calibration: str | None = None) -> TrainingJob:
     sp = _int(row, "sp")
     parallel = dict(
         tp=_int(row, "tp", 1), pp=_int(row, "pp", 1), cp=_int(row, "cp", 1),
-        ep=_int(row, "ep", 1), vp=_int(row, "vp", 1), dp=_int(row, "dp"),
+        ep=_int(row, "ep", 1), etp=_int(row, "etp"), vp=_int(row, "vp", 1), dp=_int(row, "dp"),
         sp=None if sp is None else bool(sp), zero_stage=_int(row, "zero_stage", 1),
         micro_batch=_int(row, "micro_batch", 1), global_batch=_int(row, "global_batch"),
         recompute=(row.get("recompute") or "none").strip(),

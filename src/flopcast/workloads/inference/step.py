@@ -1,7 +1,8 @@
 """One inference forward step (any mix of prefill and decode tokens) and the memory plan.
 
 A step runs every layer once over M = prefill tokens + decoding sequences rows:
-- weight GEMMs by the roofline of physics/compute.py with the weight format's bytes and peak
+- weight GEMMs by the kernel model (physics/kernels.py, via physics/layer.py) with the
+  weight format's bytes and peak
   (decode at small M is the "flat GEMM" regime, Hong et al. 2024 FlashDecoding++ §3: bound
   by streaming the weights, which the memory term captures);
 - routed experts touch E·(1 - (1 - k/E)^M) distinct experts for M tokens (each token picks k
@@ -9,9 +10,10 @@ A step runs every layer once over M = prefill tokens + decoding sequences rows:
 - attention: prefill at FlashAttention efficiency on causal FLOPs; decode streams each
   sequence's KV cache from HBM (Dao et al. 2023, Flash-Decoding);
 - two tensor-parallel all-reduces per layer (Shoeybi et al. 2019 §3) with a fixed small-
-  message latency (one-shot custom all-reduce); a batch crosses the pipeline stages one after
-  another (steady-state serving keeps pp micro-batches in flight: see estimate.py); the LM
-  head only for rows that sample a token;
+  message latency (one-shot custom all-reduce); when experts span data-parallel attention
+  replicas (ep > tp), a dispatch and a combine all-to-all per MoE layer; a batch crosses
+  the pipeline stages one after another (steady-state serving keeps pp micro-batches in
+  flight: see estimate.py); the LM head only for rows that sample a token;
 - a fixed per-step engine overhead.
 All workload arguments may be NumPy arrays and broadcast.
 """
@@ -24,6 +26,7 @@ from flopcast.physics import comm, layer
 from flopcast.physics import flops as F
 from flopcast.physics import params as P
 from flopcast.physics.kv_cache import sequence_kv_bytes
+from flopcast.physics.memory import layer_param_counts
 from flopcast.specs.efficiency import Efficiency
 from flopcast.specs.inference import InferenceJob
 
@@ -50,8 +53,7 @@ def placement(job: InferenceJob) -> layer.Placement:
     """Expert parallelism inside the TP group (ep ≤ tp: experts split ep ways, each expert's
     weights tp/ep ways, tokens shared) or across replicas (attention data-parallel + EP, as
     DeepSeek/SGLang/TRT-LLM deploy: each replica brings its own tokens)."""
-    etp = job.tp // job.ep if job.ep <= job.tp else 1
-    return layer.Placement(tp=job.tp, sp=False, cp=1, ep=job.ep, etp=etp)
+    return layer.Placement(tp=job.tp, sp=False, cp=1, ep=job.ep, etp=job.expert_tp)
 
 
 def attention_backends(job: InferenceJob) -> tuple[str, str]:
@@ -122,11 +124,14 @@ def forward_step(job: InferenceJob, eff: Efficiency, prefill_tokens=0, prefill_l
 
 
 def weight_bytes_per_gpu(job: InferenceJob) -> float:
-    """Linear-layer weights in the job's format, embeddings and norms in 16 bits, over tp·pp."""
+    """Linear-layer weights in the job's format, embeddings and norms in 16 bits, over tp·pp;
+    routed experts over expert_shards·pp (max(tp, ep): more than tp when ep spans replicas)."""
     m = job.model
     edge = P.embedding_params(m) + P.head_params(m)
-    body = P.total_parameters(m) - edge
-    return (body * job.weights.weight_bytes + edge * 2.0) / (job.tp * job.pp)
+    experts = m.num_layers * layer_param_counts(m)[1]
+    body = P.total_parameters(m) - edge - experts
+    wb = job.weights.weight_bytes
+    return ((body * wb + edge * 2.0) / job.tp + experts * wb / job.expert_shards) / job.pp
 
 
 def memory_plan(job: InferenceJob, eff: Efficiency, context) -> dict[str, np.ndarray]:

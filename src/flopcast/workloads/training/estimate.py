@@ -113,10 +113,11 @@ def estimate_training(job: TrainingJob) -> TrainingEstimate:
             model=job.model.name, gpu=gpu.id, efficiency_source=gpu.efficiency_source,
             num_gpus=n, gpus_per_node=job.system.gpus_per_node,
             precision=job.precision.name, seq_len=job.seq_len, tp=p.tp, pp=p.pp, vp=p.vp,
-            cp=p.cp, ep=p.ep, dp=p.dp, sp=p.sequence_parallel, zero_stage=p.zero_stage,
+            cp=p.cp, ep=p.ep, etp=p.expert_tp, dp=p.dp, sp=p.sequence_parallel,
+            zero_stage=p.zero_stage,
             micro_batch=p.micro_batch, global_batch=p.global_batch,
             num_micro_batches=job.num_micro_batches, recompute=p.recompute,
             schedule=p.pipeline_schedule, tp_comm_overlap=p.tp_overlap,
-            cpu_offload=p.cpu_offload_optimizer,
+            cpu_offload=p.cpu_offload_optimizer, embedding_loss_stages=p.embedding_loss_stages,
         ),
     )

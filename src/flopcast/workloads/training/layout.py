@@ -16,6 +16,9 @@ class Layout:
     """Parallel sizes, batch and options, each an array broadcastable against the others.
 
     Codes: recompute 0 none / 1 selective / 2 full; schedule 0 1f1b / 1 interleaved / 2 gpipe.
+    ``etp`` (expert tensor-parallel size, Megatron --expert-tensor-parallel-size) defaults to
+    tp: no MoE parallel folding (Liu et al. 2025). ``extra_slots``: pipeline slots beyond the
+    transformer layers (embedding, loss, MTP: see TrainingJob.pipeline_extra_slots), default 0.
     """
 
     tp: np.ndarray
@@ -33,6 +36,14 @@ class Layout:
     tp_overlap: np.ndarray
     dp_overlap: np.ndarray
     offload: np.ndarray
+    etp: np.ndarray | None = None
+    extra_slots: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.etp is None:
+            object.__setattr__(self, "etp", self.tp)
+        if self.extra_slots is None:
+            object.__setattr__(self, "extra_slots", np.zeros_like(self.pp))
 
     @classmethod
     def from_job(cls, job: TrainingJob) -> Layout:
@@ -42,7 +53,8 @@ class Layout:
             num_micro_batches=job.num_micro_batches, sp=p.sequence_parallel,
             zero=p.zero_stage, recompute=RECOMPUTE_CODES[p.recompute],
             schedule=SCHEDULE_CODES[p.pipeline_schedule], tp_overlap=p.tp_overlap,
-            dp_overlap=p.dp_comm_overlap, offload=p.cpu_offload_optimizer,
+            dp_overlap=p.dp_comm_overlap, offload=p.cpu_offload_optimizer, etp=p.expert_tp,
+            extra_slots=job.pipeline_extra_slots,
         )
         return cls(**{k: np.atleast_1d(np.asarray(v)) for k, v in values.items()})
 

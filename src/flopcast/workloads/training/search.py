@@ -206,13 +206,16 @@ def _search_slab(model, system, precision, seq_len, global_batch, axes):
 
 def _layout(c: dict[str, np.ndarray], dp: np.ndarray, m: np.ndarray) -> Layout:
     """A Layout from axis values (grid-shaped or flat) with derived dp and micro-batch count:
-    SP turns TP overlap on, as Parallelism's default does; DP overlap is always on."""
+    SP turns TP overlap on, as Parallelism's default does; DP overlap is always on; the
+    experts keep tp as their tensor-parallel size (etp = tp: MoE parallel folding is not
+    searched)."""
     sp = c["sp"].astype(bool)
     return Layout(
         tp=c["tp"], pp=c["pp"], vp=c["vp"], cp=c["cp"], ep=c["ep"], dp=dp,
         micro_batch=c["micro_batch"], num_micro_batches=m, sp=sp, zero=c["zero"],
         recompute=c["recompute"], schedule=c["schedule"], tp_overlap=sp & (c["tp"] > 1),
         dp_overlap=np.ones_like(dp, dtype=bool), offload=c["offload"].astype(bool),
+        etp=c["tp"],
     )
 
 
@@ -221,7 +224,8 @@ def config_at(result: SearchResult, i: int, global_batch: int) -> dict:
     lay = result.layout
     return dict(
         tp=int(lay.tp[i]), pp=int(lay.pp[i]), vp=int(lay.vp[i]), cp=int(lay.cp[i]),
-        ep=int(lay.ep[i]), dp=int(lay.dp[i]), sp=bool(lay.sp[i]), zero_stage=int(lay.zero[i]),
+        ep=int(lay.ep[i]), etp=int(lay.etp[i]), dp=int(lay.dp[i]), sp=bool(lay.sp[i]),
+        zero_stage=int(lay.zero[i]),
         micro_batch=int(lay.micro_batch[i]), global_batch=global_batch,
         recompute=RECOMPUTE_NAMES[int(lay.recompute[i])],
         schedule=SCHEDULE_NAMES[int(lay.schedule[i])], tp_comm_overlap=bool(lay.tp_overlap[i]),

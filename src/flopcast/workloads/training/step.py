@@ -44,7 +44,7 @@ def _layer_times(model: Model, system: System, precision: Precision, seq_len, la
     physics/layer.py; overlap of communication with compute is decided here)."""
     eff = system.gpu.efficiency
     tokens = lay.micro_batch * seq_len / lay.cp
-    place = layer.Placement(tp=lay.tp, sp=lay.sp, cp=lay.cp, ep=lay.ep, etp=lay.tp)
+    place = layer.Placement(tp=lay.tp, sp=lay.sp, cp=lay.cp, ep=lay.ep, etp=lay.etp)
     batch = layer.Batch(prefill_tokens=tokens,
                         prefill_context=F.attention_context(model, seq_len, causal=True),
                         prefill_sequences=lay.micro_batch)
@@ -107,7 +107,7 @@ def training_step(model: Model, system: System, precision: Precision, seq_len,
     backend, else the kernel profile's default)."""
     gpu, eff = system.gpu, system.gpu.efficiency
     seq_len = np.asarray(seq_len, dtype=float)
-    n_layers_stage = layers_per_stage(model.num_layers, lay.pp, lay.vp)
+    n_layers_stage = layers_per_stage(model.num_layers, lay.pp, lay.vp, lay.extra_slots)
     moe_fraction = model.num_moe_layers / model.num_layers
     backend = attention_backend or eff.training_attention_backend
     parts = _layer_times(model, system, precision, seq_len, lay, False, backend)
@@ -141,7 +141,8 @@ def training_step(model: Model, system: System, precision: Precision, seq_len,
     # the last micro-batch (ZeRO 0-2) or with each micro-batch (ZeRO-3), as PyTorch DDP/FSDP
     # and Megatron's overlap-grad-reduce do; the last bucket cannot hide (1/layers of it), and
     # overlapped kernels still cost dp_overlap_exposed_fraction of their time.
-    first_p, last_p, expert_p = memory.stage_param_counts(model, lay.tp, lay.pp, lay.ep, lay.vp)
+    first_p, last_p, expert_p = memory.stage_param_counts(model, lay.tp, lay.pp, lay.ep, lay.vp,
+                                                          lay.etp, lay.extra_slots)
     stage_p = np.maximum(first_p, last_p) + expert_p
     dp_group = lay.dp * lay.cp
     dp_bw = comm.group_bandwidth(dp_group, lay.tp, domain, gpu.scale_up_bandwidth,
@@ -215,7 +216,7 @@ def _memory(model, system, precision, seq_len, lay, first_p, last_p, expert_p, n
     """Bytes per GPU on the first and last pipeline stage; the larger is reported."""
     eff = system.gpu.efficiency
     dense_shards = lay.dp * lay.cp
-    expert_shards = np.maximum(dense_shards / lay.ep, 1)
+    expert_shards = np.maximum(lay.tp * dense_shards / (lay.etp * lay.ep), 1)  # edp
     tokens = lay.micro_batch * seq_len / lay.cp
     ab = precision.activation_bytes
 

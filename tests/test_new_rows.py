@@ -1,0 +1,150 @@
+"""Inference rows of the kinds hidden measurement sets hold are predicted, not skipped.
+
+The ``value`` column is a placeholder (1.0): these tests check that each row is modelled and
+that its prediction is positive and finite, never its accuracy.
+"""
+
+import csv
+import math
+
+import pytest
+
+from flopcast.validate import validate_file
+
+COLUMNS = ["id", "source", "url", "model", "gpu", "num_gpus", "tp", "pp", "ep", "precision",
+           "engine", "input_len", "output_len", "batch_size", "concurrency", "request_rate",
+           "num_requests", "metric", "value", "notes"]
+
+PLACEHOLDER = 1.0
+
+ROWS = [
+    # engine NVIDIA NIM (TensorRT-LLM profile)
+    dict(model="llama-3.3-70b", gpu="h100-sxm", num_gpus=2, tp=2, precision="fp8",
+         engine="NVIDIA NIM", concurrency=25, metric="output_tokens_per_s"),
+    dict(model="llama-3.1-8b", gpu="h100-sxm", num_gpus=1, tp=1, precision="bf16",
+         engine="NIM", concurrency=1, metric="tpot_ms"),
+    dict(model="llama-3.1-70b", gpu="h100-sxm", num_gpus=4, tp=4, precision="fp8",
+         engine="NVIDIA NIM", metric="max_output_tokens_per_s"),
+    # MoE with expert parallelism inside the tensor-parallel group (ep = tp)
+    dict(model="qwen3-30b-a3b", gpu="h100-sxm", num_gpus=8, tp=8, ep=8, precision="bf16",
+         engine="vLLM", concurrency=64, metric="output_tokens_per_s"),
+    dict(model="qwen3-235b-a22b", gpu="h200", num_gpus=8, tp=8, ep=8, precision="fp8",
+         engine="SGLang", metric="max_output_tokens_per_s"),
+    dict(model="llama-4-maverick", gpu="h100-sxm", num_gpus=8, tp=8, ep=8, precision="fp8",
+         engine="TensorRT-LLM", metric="output_tokens_per_s_per_gpu", concurrency=128),
+    # MoE with expert parallelism across data-parallel attention replicas (ep > tp)
+    dict(model="qwen3-235b-a22b", gpu="h200", num_gpus=8, tp=1, ep=8, precision="fp8",
+         engine="vLLM", concurrency=256, metric="output_tokens_per_s"),
+    dict(model="qwen3-30b-a3b", gpu="h100-sxm", num_gpus=4, tp=2, ep=4, precision="bf16",
+         engine="SGLang", metric="max_output_tokens_per_s"),
+    dict(model="llama-4-maverick", gpu="b200", num_gpus=8, tp=2, ep=8, precision="nvfp4",
+         engine="TensorRT-LLM", metric="output_tokens_per_s_per_gpu", concurrency=512),
+    # NVFP4 on Blackwell
+    dict(model="llama-3.1-8b", gpu="b200", num_gpus=1, tp=1, precision="nvfp4",
+         engine="TensorRT-LLM", metric="max_output_tokens_per_s"),
+    dict(model="llama-3.3-70b", gpu="gb200", num_gpus=4, tp=4, precision="nvfp4",
+         engine="TensorRT-LLM", metric="output_tokens_per_s_per_gpu", concurrency=256),
+    dict(model="qwen3-235b-a22b", gpu="gb200", num_gpus=4, tp=4, ep=4, precision="nvfp4",
+         engine="NVIDIA NIM", metric="max_output_tokens_per_s"),
+    dict(model="llama-3.1-405b", gpu="b200", num_gpus=8, tp=8, precision="nvfp4",
+         engine="NVIDIA NIM", metric="ttft_ms", batch_size=1),
+    # FP8 on RTX PRO 6000 (PCIe, no NVLink)
+    dict(model="llama-3.1-8b", gpu="rtx-pro-6000", num_gpus=1, tp=1, precision="fp8",
+         engine="TensorRT-LLM", metric="max_output_tokens_per_s"),
+    dict(model="qwen3-30b-a3b", gpu="rtx-pro-6000", num_gpus=1, tp=1, precision="fp8",
+         engine="vLLM", metric="output_tokens_per_s_per_gpu", concurrency=32),
+    dict(model="llama-3.3-70b", gpu="rtx-pro-6000", num_gpus=2, tp=2, precision="fp8",
+         engine="NVIDIA NIM", metric="output_tokens_per_s_per_gpu", concurrency=16),
+]
+
+
+def _write(path, rows):
+    with path.open("w", newline="") as f:
+        w = csv.DictWriter(f, COLUMNS)
+        w.writeheader()
+        for i, r in enumerate(rows):
+            full = dict(id=f"NEW:{i + 1}", source="test", input_len=1024, output_len=256,
+                        value=PLACEHOLDER, **r)
+            w.writerow({c: full.get(c, "") for c in COLUMNS})
+    return path
+
+
+@pytest.fixture()
+def result(tmp_path):
+    return validate_file(_write(tmp_path / "new.csv", ROWS))
+
+
+def test_every_new_kind_of_row_is_predicted(result):
+    assert result["kind"] == "inference"
+    for row in result["rows"]:
+        assert row["skipped"] is None, (row["id"], row["skipped"])
+        assert math.isfinite(row["predicted"]) and row["predicted"] > 0, row
+
+
+def test_summary_counts_them_all(result):
+    assert result["summary"]["rows"] == result["summary"]["predicted"] == len(ROWS)
+
+
+def _job(model, gpus, tp, ep, precision="fp8", gpu="h200"):
+    from flopcast.catalog import load_gpu, load_model
+    from flopcast.catalog.loader import load_engine
+    from flopcast.specs import System
+    from flopcast.specs.inference import InferenceJob
+
+    return InferenceJob(model=load_model(model), system=System(gpu=load_gpu(gpu), num_gpus=gpus),
+                        engine=load_engine("vllm"), tp=tp, ep=ep, weights=precision,
+                        input_len=1024, output_len=256, mode="concurrency", batch=64)
+
+
+def test_ep_across_attention_replicas_shards_the_experts():
+    from flopcast.physics.memory import layer_param_counts
+    from flopcast.workloads.inference.step import weight_bytes_per_gpu
+
+    dp_attention = _job("qwen3-235b-a22b", 8, tp=1, ep=8)
+    assert (dp_attention.replicas, dp_attention.expert_tp, dp_attention.ep_replicas) == (8, 1, 8)
+    one_gpu = _job("qwen3-235b-a22b", 8, tp=1, ep=1)
+    m = dp_attention.model
+    experts = m.num_layers * layer_param_counts(m)[1]
+    saved = weight_bytes_per_gpu(one_gpu) - weight_bytes_per_gpu(dp_attention)
+    assert saved == pytest.approx(experts * 7 / 8)  # fp8: one byte per weight
+
+
+def test_ep_across_replicas_pays_all_to_all():
+    from flopcast.catalog.loader import inference_efficiency
+    from flopcast.workloads.inference.step import forward_step
+
+    j = _job("qwen3-235b-a22b", 8, tp=1, ep=8)
+    step = forward_step(j, inference_efficiency(j.system.gpu, j.engine), decode_seqs=32,
+                        decode_context=1024, logit_rows=32)
+    assert float(step["ep_comm_s"]) > 0
+    inside = _job("qwen3-235b-a22b", 8, tp=8, ep=8)
+    step = forward_step(inside, inference_efficiency(inside.system.gpu, inside.engine),
+                        decode_seqs=32, decode_context=1024, logit_rows=32)
+    assert float(step["ep_comm_s"]) == 0
+
+
+def test_ep_inside_tp_is_unchanged():
+    j = _job("qwen3-30b-a3b", 8, tp=8, ep=4)
+    assert (j.expert_tp, j.ep_replicas, j.expert_shards) == (2, 1, 8)
+
+
+@pytest.mark.parametrize("tp, ep, message", [
+    (2, 3, r"ep \(3\) must divide num_experts \(128\)"),
+    (4, 16, r"ep \(16\) must divide tp \(4\), or be a multiple of tp that divides "
+            r"tp·replicas \(4·2 = 8"),
+])
+def test_bad_ep_names_the_rule(tp, ep, message):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=message):
+        _job("qwen3-30b-a3b", 8, tp=tp, ep=ep)
+
+
+@pytest.mark.parametrize("gpu", ["b200", "gb200"])
+def test_blackwell_has_dense_fp4_and_gb200_an_nvl72_domain(gpu):
+    from flopcast.catalog import load_gpu
+
+    g = load_gpu(gpu)
+    assert g.peak_flops["fp4"] == pytest.approx(2 * g.peak_flops["fp8"])  # dense, not sparse
+    assert g.peak_flops["fp8"] == pytest.approx(2 * g.peak_flops["bf16"])
+    assert g.gpus_per_node == (72 if gpu == "gb200" else 8)
