@@ -165,6 +165,7 @@ def _print_training(est) -> None:
             ("time to train", f"{est.time_to_train_days:,.1f} days"),
             ("GPU-hours", f"{est.gpu_hours:,.0f}"),
             ("cost", f"${est.cost_usd:,.0f}"),
+            ("average board power", f"{est.board_power_w:,.0f} W per GPU"),
             ("energy (GPUs only)", f"{est.energy_mwh:,.1f} MWh"),
         ]
     print_table("Throughput", ("metric", "value"), rows)

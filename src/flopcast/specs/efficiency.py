@@ -95,10 +95,6 @@ class Efficiency(BaseModel):
         description="Parameters per second a host CPU updates per GPU when the optimizer is "
         "offloaded (ZeRO-Offload's CPU-Adam, Ren et al. 2021 §4.1).",
     )
-    power_fraction_of_tdp: float = Field(
-        0.8, gt=0, le=1.2,
-        description="Average board power during training as a fraction of TDP, for energy.",
-    )
 
     def updated(self, **values: float) -> Efficiency:
         """A copy with some fields replaced (validated)."""

@@ -45,6 +45,7 @@ class TrainingEstimate:
     gpu_hours: float | None
     cost_usd: float | None
     energy_mwh: float | None
+    board_power_w: float
     config: dict
 
     def to_dict(self) -> dict:
@@ -85,7 +86,7 @@ def estimate_training(job: TrainingJob) -> TrainingEstimate:
         seconds = budget / tokens_per_s
         gpu_hours = seconds * n / 3600
         cost = gpu_hours * gpu.price_per_gpu_hour_usd
-        energy = n * gpu.tdp_watts * gpu.efficiency.power_fraction_of_tdp * seconds / JOULES_PER_MWH
+        energy = n * v["board_power_w"] * seconds / JOULES_PER_MWH
         days = seconds / SECONDS_PER_DAY
     else:
         days = gpu_hours = cost = energy = None
@@ -109,6 +110,7 @@ def estimate_training(job: TrainingJob) -> TrainingEstimate:
         gpu_hours=gpu_hours,
         cost_usd=cost,
         energy_mwh=energy,
+        board_power_w=v["board_power_w"],
         config=dict(
             model=job.model.name, gpu=gpu.id, efficiency_source=gpu.efficiency_source,
             num_gpus=n, gpus_per_node=job.system.gpus_per_node,

@@ -39,19 +39,23 @@ def search_cluster(request: PlanRequest, cluster: Cluster, calibration: str | No
                   request.options, progress=progress)
 
 
-def objective_per_token(objective: str, gpu, num_gpus: int, seconds_per_token):
-    """Seconds, $ or joules per trained token (lower is better)."""
+def objective_per_token(objective: str, gpu, num_gpus: int, seconds_per_token,
+                        board_power_w=None):
+    """Seconds, $ or joules per trained token (lower is better); energy needs the
+    configuration's average board power (training_step's ``board_power_w``)."""
     if objective == "time":
         return seconds_per_token
     if objective == "cost":
         return seconds_per_token * num_gpus * gpu.price_per_gpu_hour_usd / 3600
-    return seconds_per_token * num_gpus * gpu.tdp_watts * gpu.efficiency.power_fraction_of_tdp
+    return seconds_per_token * num_gpus * board_power_w
 
 
-def _score(request: PlanRequest, cluster: Cluster, step_time_s, calibration=None):
+def _score(request: PlanRequest, cluster: Cluster, step_time_s, board_power_w,
+           calibration=None):
     """Objective per configuration of one cluster."""
     return objective_per_token(request.objective, load_gpu(cluster.gpu, calibration),
-                               cluster.num_gpus, step_time_s / (request.batch * request.seq_len))
+                               cluster.num_gpus, step_time_s / (request.batch * request.seq_len),
+                               board_power_w)
 
 
 def _estimate(request: PlanRequest, cluster: Cluster, result: SearchResult, i: int,
@@ -74,7 +78,8 @@ def summarize_cluster(request: PlanRequest, cluster: Cluster, result: SearchResu
     if len(order) == 0:
         out.update(top=[], pareto=[], best=None)
         return out
-    score = _score(request, cluster, result.results["step_time_s"][order], calibration)
+    score = _score(request, cluster, result.results["step_time_s"][order],
+                   result.results["board_power_w"][order], calibration)
     order = order[np.argsort(score, kind="stable")]
     out["top"] = [_estimate(request, cluster, result, i, calibration)
                   for i in order[:request.top]]
@@ -163,7 +168,7 @@ def combine(request: PlanRequest, summaries: list[dict]) -> dict:
 
 def _objective_value(request: PlanRequest, est: dict) -> float:
     return objective_per_token(request.objective, load_gpu(est["config"]["gpu"]),
-                               est["num_gpus"], 1.0 / est["tokens_per_s"])
+                               est["num_gpus"], 1.0 / est["tokens_per_s"], est["board_power_w"])
 
 
 def _cluster_row(request: PlanRequest, s: dict) -> dict:

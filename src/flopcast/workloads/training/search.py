@@ -32,7 +32,7 @@ MAX_CP = 32
 
 #: Results kept per configuration: enough to rank and to draw the fronts; the top ones are
 #: re-estimated in full with estimate_training.
-RANKING_KEYS = ("step_time_s", "memory_total_bytes", "memory_capacity_bytes")
+RANKING_KEYS = ("step_time_s", "memory_total_bytes", "memory_capacity_bytes", "board_power_w")
 
 REASONS = (
     "tp does not divide the attention heads or KV heads",

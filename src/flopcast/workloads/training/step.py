@@ -81,7 +81,13 @@ def _layer_times(model: Model, system: System, precision: Precision, seq_len, la
     fwd_comm = tp_fwd + cp_fwd + ep_fwd
     recompute = np.where(lay.recompute == 2, fwd_compute + fwd_comm,
                          np.where(lay.recompute == 1, attn, 0.0))
+    # What bounds the kernels, for board power: tensor cores (GEMMs, attention) or HBM.
+    tensor = gemm + attn + cost["gemm_bwd"] + cost["attention_bwd"]
+    stream = elem + cost["elementwise_bwd"]
     return dict(
+        tensor=tensor + np.where(lay.recompute == 2, gemm + attn,
+                                 np.where(lay.recompute == 1, attn, 0.0)),
+        stream=stream + np.where(lay.recompute == 2, elem, 0.0),
         compute=fwd_compute + bwd_compute + recompute,
         recompute=recompute,
         fwd_compute=fwd_compute,
@@ -177,6 +183,13 @@ def training_step(model: Model, system: System, precision: Precision, seq_len,
     optimizer = np.where(lay.offload, host_adam, gpu_adam)
 
     step = pipe + dp_comm + optimizer + eff.step_overhead_s
+    # Board power from what bounds each part of the step (physics/kernels.board_power_w):
+    # GEMM/attention time at the compute-bound power, element-wise and optimizer time at the
+    # HBM-bound power, the rest (exposed communication, bubble, overheads) near idle.
+    tensor_share = np.minimum(m * (layers["tensor"] + head) / step, 1.0)
+    stream_share = np.minimum((m * layers["stream"] + np.where(lay.offload, 0.0, optimizer))
+                              / step, 1.0 - tensor_share)
+    power = kernels.board_power_w(gpu, tensor_share, stream_share)
 
     # FLOPs per step in both conventions (flops.py), for throughput and utilisation figures.
     tokens_step = lay.global_batch * seq_len
@@ -201,6 +214,7 @@ def training_step(model: Model, system: System, precision: Precision, seq_len,
         dp_comm_total_s=dp_comm_total,
         optimizer_s=optimizer,
         overhead_s=eff.step_overhead_s,
+        board_power_w=power,
         tokens_per_step=tokens_step,
         model_flops_per_step=model_flops,
         hardware_flops_per_step=hardware_flops,
