@@ -98,7 +98,8 @@ def infer(
         f"[bold]{c['model']}[/] on {c['num_gpus']}× {c['gpu']} with {c['engine']}: tp={c['tp']} "
         f"pp={c['pp']} ep={c['ep']}, {c['precision']} weights, {c['kv_precision']} KV cache; "
         f"{c['input_len']} in / {c['output_len']} out; {est.mode} = {est.batch} "
-        f"({est.limited_by}); efficiency from {c['efficiency_source']}"
+        f"({est.limited_by}); efficiency from {c['efficiency_source']}; kernels from "
+        f"{c['kernels_source']} (attention: {', '.join(c['attention_backends'])})"
     )
     print_table("Memory per GPU", ("kind", "GiB"), [
         *((k.replace("_", " "), f"{v / GIB:,.2f}") for k, v in est.memory.items()),

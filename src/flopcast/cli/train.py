@@ -85,6 +85,10 @@ def train(
                                     help="Overlap DP gradient/parameter communication."),
     cpu_offload: bool = typer.Option(False, "--cpu-offload",
                                      help="Keep optimizer states on the host (ZeRO-Offload)."),
+    attention_backend: str | None = typer.Option(
+        None, "--attention-backend", help="Attention kernel of the GPU's kernel profile "
+        "(cudnn, flash-attention-2, flash-attention-3, flash-attention-triton, …; default: the "
+        "GPU family's calibrated training backend)."),
     tokens: str | None = TOKENS_OPT,
     price: float | None = typer.Option(None, "--price", help="$ per GPU-hour (default: "
                                        "the GPU entry's indicative price)."),
@@ -121,7 +125,8 @@ def train(
     )
     job = TrainingJob(model=the_model, system=system, parallelism=parallel, seq_len=seq_len,
                       precision=precision.value,
-                      tokens=parse_count(tokens) if tokens else None)
+                      tokens=parse_count(tokens) if tokens else None,
+                      attention_backend=attention_backend)
     est = estimate_training(job)
     if as_json:
         print(json.dumps(est.to_dict(), indent=2))
@@ -139,7 +144,8 @@ def _print_training(est) -> None:
         f"sp={'on' if c['sp'] else 'off'} zero={c['zero_stage']} mb={c['micro_batch']} "
         f"gb={c['global_batch']} ({c['num_micro_batches']} micro-batches) "
         f"recompute={c['recompute']} schedule={c['schedule']}; "
-        f"efficiency from {c['efficiency_source']}"
+        f"efficiency from {c['efficiency_source']}; kernels from {c['kernels_source']} "
+        f"(attention: {c['attention_backend']})"
     )
     verdict = "[green]fits[/]" if est.fits else "[red]does not fit[/]"
     print_table(f"Memory per GPU, largest stage (stage {est.memory_largest_stage})",

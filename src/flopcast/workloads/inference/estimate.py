@@ -9,7 +9,7 @@ import numpy as np
 from flopcast.catalog.loader import inference_calibration_source, inference_efficiency
 from flopcast.errors import FlopcastError
 from flopcast.specs.inference import InferenceJob
-from flopcast.workloads.inference.step import forward_step, memory_plan
+from flopcast.workloads.inference.step import attention_backends, forward_step, memory_plan
 
 GIB = 2**30
 #: Concurrencies tried by the max-throughput search (every value up to the engine's cap).
@@ -155,5 +155,7 @@ def estimate_inference(job: InferenceJob, calibration: str | None = None,
                     precision=job.weights.name, kv_precision=job.kv_format,
                     input_len=job.input_len, output_len=job.output_len,
                     efficiency_source=job.system.gpu.efficiency_source + "; " +
-                    inference_calibration_source(job.system.gpu, job.engine, calibration)[0]),
+                    inference_calibration_source(job.system.gpu, job.engine, calibration)[0],
+                    kernels_source=job.system.gpu.kernels_source,
+                    attention_backends=list(attention_backends(job))),
     )

@@ -8,7 +8,7 @@ import numpy as np
 
 from flopcast.specs.training import TrainingJob
 from flopcast.workloads.training.layout import Layout
-from flopcast.workloads.training.step import training_step
+from flopcast.workloads.training.step import training_attention_backend, training_step
 
 SECONDS_PER_DAY = 86400.0
 JOULES_PER_MWH = 3.6e9
@@ -113,6 +113,8 @@ def estimate_training(job: TrainingJob) -> TrainingEstimate:
         board_power_w=v["board_power_w"],
         config=dict(
             model=job.model.name, gpu=gpu.id, efficiency_source=gpu.efficiency_source,
+            kernels_source=gpu.kernels_source,
+            attention_backend=training_attention_backend(gpu, job.attention_backend),
             num_gpus=n, gpus_per_node=job.system.gpus_per_node,
             precision=job.precision.name, seq_len=job.seq_len, tp=p.tp, pp=p.pp, vp=p.vp,
             cp=p.cp, ep=p.ep, etp=p.expert_tp, dp=p.dp, sp=p.sequence_parallel,

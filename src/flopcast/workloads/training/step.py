@@ -38,6 +38,17 @@ def training_numerics(precision: Precision) -> layer.Numerics:
                           precision.activation_bytes, cast_bytes=low)
 
 
+def training_attention_backend(gpu, requested: str | None = None) -> str:
+    """The attention kernel of a training run: the job's, else the family calibration's when
+    this GPU's kernel profile has it, else the profile's default."""
+    calibrated = gpu.efficiency.training_attention_backend
+    if requested:
+        return requested
+    if calibrated in gpu.kernels.attention:
+        return calibrated
+    return gpu.kernels.default_attention
+
+
 def _layer_times(model: Model, system: System, precision: Precision, seq_len, lay: Layout,
                  moe: bool, backend: str | None):
     """Forward and backward seconds of one layer for one micro-batch, by part (costs from
@@ -115,7 +126,7 @@ def training_step(model: Model, system: System, precision: Precision, seq_len,
     seq_len = np.asarray(seq_len, dtype=float)
     n_layers_stage = layers_per_stage(model.num_layers, lay.pp, lay.vp, lay.extra_slots)
     moe_fraction = model.num_moe_layers / model.num_layers
-    backend = attention_backend or eff.training_attention_backend
+    backend = training_attention_backend(gpu, attention_backend)
     parts = _layer_times(model, system, precision, seq_len, lay, False, backend)
     if model.is_moe:
         moe_parts = _layer_times(model, system, precision, seq_len, lay, True, backend)
