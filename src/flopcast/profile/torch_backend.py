@@ -24,6 +24,7 @@ import statistics
 import time
 from collections.abc import Callable
 
+from flopcast.errors import FlopcastError
 from flopcast.profile import sweep
 from flopcast.profile.base import Backend, DeviceInfo, Task, kernel_row, register, slug
 from flopcast.profile.power import PowerMeter
@@ -213,8 +214,16 @@ class TorchBackend(Backend):
                            "experts, each with m tokens, weights [experts, k, n]")]
 
     def _sdpa(self, backend: str):
-        from torch.nn.attention import SDPBackend, sdpa_kernel
-
+        """A context that forces SDPA ``backend`` (torch >= 2.3: sdpa_kernel; older: flags)."""
+        try:
+            from torch.nn.attention import SDPBackend, sdpa_kernel
+        except ImportError:
+            flags = {"flash-attention-2": "enable_flash", "mem-efficient": "enable_mem_efficient"}
+            if backend not in flags:
+                raise FlopcastError(f"attention backend {backend}: needs torch >= 2.3") from None
+            return self.torch.backends.cuda.sdp_kernel(**{
+                f: f == flags[backend] for f in ("enable_flash", "enable_math",
+                                                 "enable_mem_efficient")})
         return sdpa_kernel(getattr(SDPBackend, SDPA_BACKENDS[backend]))
 
     def _attention(self, backend: str, seq: int) -> list[dict]:
