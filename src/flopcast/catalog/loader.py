@@ -109,6 +109,9 @@ def gpu_from_yaml(data: dict, calibration: dict[str, dict[str, float]] | None = 
     on the same software stack), then any ``efficiency:`` values written in the entry itself.
     """
     d = dict(data)
+    for key in ("id", "family"):
+        if key not in d:
+            raise FlopcastError(f"gpu entry {d.get('id', '?')}: missing field {key}")
     calibration = load_calibration() if calibration is None else calibration
     fallback = d.pop("calibration_fallback", None)
     if d["family"] in calibration:
@@ -145,18 +148,68 @@ def gpu_from_yaml(data: dict, calibration: dict[str, dict[str, float]] | None = 
         raise FlopcastError(f"gpu entry {d.get('id', '?')}: missing field {e.args[0]}") from None
 
 
+GPU_FILE_SUFFIXES = (".yaml", ".yml")
+
+
+def is_gpu_file(gpu_id: str) -> bool:
+    """Whether ``gpu_id`` names a GPU entry file (what `flopcast profile` writes), not an id."""
+    return gpu_id.strip().lower().endswith(GPU_FILE_SUFFIXES)
+
+
+def _read_gpu_file(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as e:
+        raise FlopcastError(f"gpu: cannot read {path}: {' '.join(str(e).split())}") from None
+    if not isinstance(data, dict):
+        raise FlopcastError(f"gpu: {path} is not a GPU entry (expected a mapping of fields)")
+    return data
+
+
 @cache
-def _gpu_cached(gpu_id: str, calibration_path: str | None) -> GPU:
-    path = GPU_DIR / f"{gpu_id}.yaml"
-    if not path.exists():
-        raise FlopcastError(f"gpu: unknown id {gpu_id!r}; known: {', '.join(gpu_ids())}")
+def _gpu_cached(gpu_id: str, calibration_path: str | None, _mtime: int = 0) -> GPU:
+    if is_gpu_file(gpu_id):
+        path = Path(gpu_id)
+    else:
+        path = GPU_DIR / f"{gpu_id}.yaml"
+        if not path.exists():
+            raise FlopcastError(f"gpu: unknown id {gpu_id!r}; known: {', '.join(gpu_ids())} "
+                                "(or a GPU entry file.yaml)")
     calibration = load_calibration(calibration_path)
-    return gpu_from_yaml(yaml.safe_load(path.read_text()), calibration)
+    if not is_gpu_file(gpu_id):
+        return gpu_from_yaml(yaml.safe_load(path.read_text()), calibration)
+    data = _read_gpu_file(path)
+    try:
+        return gpu_from_yaml(data, calibration)
+    except ValidationError as e:
+        raise FlopcastError(f"gpu: {path}: {validation_message(e)}") from None
+    except FlopcastError as e:
+        raise FlopcastError(f"gpu: {path}: {e}") from None
 
 
 def load_gpu(gpu_id: str, calibration: str | Path | None = None) -> GPU:
-    """The catalog GPU ``gpu_id`` with the calibration applied (default: shipped calibration)."""
-    return _gpu_cached(gpu_id, str(calibration) if calibration else None)
+    """The catalog GPU ``gpu_id`` with the calibration applied (default: shipped calibration).
+
+    ``gpu_id`` may also be a path to a GPU entry file (``*.yaml``/``*.yml``, the catalog
+    format; `flopcast profile` writes one for the device it measured).
+    """
+    cal = str(calibration) if calibration else None
+    if is_gpu_file(gpu_id):
+        path = Path(gpu_id.strip()).expanduser()
+        if not path.is_file():
+            raise FlopcastError(f"gpu: file not found: {path}")
+        # Keyed on the file's modification time so that a rewritten entry is read again.
+        gpu = _gpu_cached(str(path.resolve()), cal, path.stat().st_mtime_ns)
+        _FILE_GPU_IDS[gpu.id] = str(path.resolve())
+        return gpu
+    if gpu_id in _FILE_GPU_IDS and not (GPU_DIR / f"{gpu_id}.yaml").exists():
+        return load_gpu(_FILE_GPU_IDS[gpu_id], calibration)
+    return _gpu_cached(gpu_id, cal)
+
+
+#: Ids of GPU entries loaded from files in this process → their paths: results name a GPU by
+#: its id (``config["gpu"]``), and code that looks a GPU up again by that id finds the file.
+_FILE_GPU_IDS: dict[str, str] = {}
 
 
 @cache

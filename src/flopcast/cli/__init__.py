@@ -1,4 +1,5 @@
-"""flopcast command line: train, plan, infer, validate, calibrate, catalog (one module each).
+"""flopcast command line: train, plan, infer, validate, calibrate, profile, catalog (one module
+each).
 
 Every user error ends as one line on stderr naming the option and what is allowed, with exit
 status 2 and no traceback.
@@ -11,7 +12,14 @@ import sys
 import typer
 from pydantic import ValidationError
 
-from flopcast.cli import catalog, infer, measure, plan, train  # noqa: F401  (register commands)
+from flopcast.cli import (  # noqa: F401  (register commands)
+    catalog,
+    infer,
+    measure,
+    plan,
+    profile,
+    train,
+)
 from flopcast.cli.common import app
 from flopcast.errors import FlopcastError, validation_message
 

@@ -105,6 +105,9 @@ ETP_OPT = typer.Option(
 CALIBRATION_OPT = typer.Option(None, "--calibration", help="Calibration YAML from `flopcast "
                                "calibrate` (default: the shipped one).")
 JSON_OPT = typer.Option(False, "--json", help="Print one JSON object.")
+#: What every --gpu accepts (help text).
+GPU_HELP = ("GPU catalog id (`flopcast catalog gpus`) or a GPU entry file (.yaml, e.g. written "
+            "by `flopcast profile`).")
 
 
 def print_table(title: str, columns: tuple[str, ...], rows) -> None:

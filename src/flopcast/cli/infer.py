@@ -11,6 +11,7 @@ from flopcast.cli.common import (
     CALIBRATION_OPT,
     FFN_OPT,
     GIB,
+    GPU_HELP,
     HEADS_OPT,
     HIDDEN_OPT,
     JSON_OPT,
@@ -30,7 +31,7 @@ from flopcast.errors import FlopcastError
 @app.command()
 def infer(
     model: str | None = MODEL_OPT,
-    gpu: str = typer.Option("h100-sxm", "--gpu", help="GPU catalog id."),
+    gpu: str = typer.Option("h100-sxm", "--gpu", help=GPU_HELP),
     gpus: int = typer.Option(1, "--gpus", help="Number of GPUs serving one model replica."),
     tp: int | None = typer.Option(None, "--tp", help="Tensor parallel size (default: gpus/pp)."),
     pp: int = typer.Option(1, "--pp", help="Pipeline parallel size."),

@@ -13,6 +13,7 @@ from flopcast.cli.common import (
     CALIBRATION_OPT,
     FFN_OPT,
     GIB,
+    GPU_HELP,
     HEADS_OPT,
     HIDDEN_OPT,
     JSON_OPT,
@@ -65,6 +66,15 @@ def parse_gpu_counts(text: str) -> list[int]:
         ) from None
 
 
+def gpu_refs(text: str) -> list[str]:
+    """'h100-sxm,my.yaml' → ['h100-sxm', '/abs/my.yaml']: GPU entry files as absolute paths,
+    so that Ray workers in another directory find them too."""
+    from flopcast.catalog.loader import is_gpu_file
+
+    refs = [g.strip() for g in text.split(",") if g.strip()]
+    return [str(Path(g).expanduser().resolve()) if is_gpu_file(g) else g for g in refs]
+
+
 def _int_list(text: str | None, name: str) -> list[int] | None:
     if text is None:
         return None
@@ -79,8 +89,8 @@ def _int_list(text: str | None, name: str) -> list[int] | None:
 @plan_app.command("train")
 def plan_train(
     model: str | None = MODEL_OPT,
-    gpu: str = typer.Option("h100-sxm", "--gpu", help="GPU catalog id, or several separated by "
-                            "commas to compare GPU types."),
+    gpu: str = typer.Option("h100-sxm", "--gpu", help=GPU_HELP.removesuffix(".") + "; "
+                            "several separated by commas compare GPU types."),
     gpus: str = typer.Option("8", "--gpus", help="GPU count: 512, a range 64..2048 (powers of "
                              "two) or a list 64,128,256."),
     seq_len: int = SEQ_OPT,
@@ -140,7 +150,7 @@ def plan_train(
               for ref in refs]
     lengths = _int_list(seq_lens, "seq-lens") or [seq_len]
     requests = [PlanRequest(
-        model=m, gpus=[g.strip() for g in gpu.split(",")], gpu_counts=parse_gpu_counts(gpus),
+        model=m, gpus=gpu_refs(gpu), gpu_counts=parse_gpu_counts(gpus),
         seq_len=s, global_batch=global_batch, precision=precision.value,
         tokens=parse_count(tokens) if tokens else None, objective=objective.value, top=top,
         deadline_days=deadline_days, options=options,

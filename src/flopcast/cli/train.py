@@ -13,6 +13,7 @@ from flopcast.cli.common import (
     ETP_OPT,
     FFN_OPT,
     GIB,
+    GPU_HELP,
     HEADS_OPT,
     HIDDEN_OPT,
     JSON_OPT,
@@ -38,7 +39,7 @@ from flopcast.cli.common import (
 @app.command()
 def train(
     model: str | None = MODEL_OPT,
-    gpu: str = typer.Option("h100-sxm", "--gpu", help="GPU catalog id (`flopcast catalog gpus`)."),
+    gpu: str = typer.Option("h100-sxm", "--gpu", help=GPU_HELP),
     gpus: int = typer.Option(8, "--gpus", help="Number of GPUs in the job."),
     gpus_per_node: int | None = typer.Option(
         None, "--gpus-per-node", help="GPUs per NVLink domain (default: the GPU entry's, "

@@ -46,10 +46,23 @@ def detect_kind(rows: list[dict]) -> str:
     )
 
 
+def gpu_file_beside(row: dict, folder: Path) -> dict:
+    """``row`` with a relative GPU entry file in its ``gpu`` column resolved against the CSV's
+    folder (`flopcast profile` writes FILE.yaml and FILE.kernels.csv side by side, the CSV
+    naming the YAML by file name), when that file exists there."""
+    from flopcast.catalog.loader import is_gpu_file
+
+    gpu = (row.get("gpu") or "").strip()
+    if not is_gpu_file(gpu) or Path(gpu).is_absolute() or not (folder / gpu).is_file():
+        return row
+    return {**row, "gpu": str(folder / gpu)}
+
+
 def validate_file(path: str | Path, calibration: str | None = None) -> dict:
     """Score every row of a measurement CSV: {"kind", "rows": [...], "summary", "by_source"}."""
-    raw = read_rows(path)
-    kind = detect_kind(raw)
+    shown = read_rows(path)
+    kind = detect_kind(shown)
+    raw = [gpu_file_beside(row, Path(path).parent) for row in shown]
     if kind == "kernel":
         from flopcast.validate.kernels import predict_kernel_case, prepare_kernel_rows
 
@@ -84,7 +97,7 @@ def validate_file(path: str | Path, calibration: str | None = None) -> dict:
             if predicted is not None:
                 row["ape_pct"] = ape_pct(predicted, case.measured)
             out_rows.append(row)
-    for r, source_row in zip(out_rows, raw, strict=True):
+    for r, source_row in zip(out_rows, shown, strict=True):
         r["gpu"] = (source_row.get("gpu") or "").strip()
         if isinstance(r["measured"], float) and math.isnan(r["measured"]):
             r["measured"] = None  # strict JSON has no NaN
