@@ -234,9 +234,10 @@ def kv_elements_per_token_rank(model: Model, tp):
 
 
 def elementwise_time(model: Model, gpu, place: Placement, num: Numerics, rows, moe: bool,
-                     fixed: float = 1.0, direction: str = "fwd"):
-    """Memory-bound element-wise kernels of one layer (backward: twice the bytes)."""
-    per_token = elementwise_bytes_per_token(model, place, num, moe)
+                     fixed: float = 1.0, direction: str = "fwd", traffic_factor: float = 1.0):
+    """Memory-bound element-wise kernels of one layer (backward: twice the bytes);
+    ``traffic_factor`` scales the fused byte count for frameworks that do not fuse them."""
+    per_token = traffic_factor * elementwise_bytes_per_token(model, place, num, moe)
     scale = 1.0 if direction == "fwd" else ELEMENTWISE_BACKWARD_PER_FORWARD
     launches = ELEMENTWISE_KERNELS * scale
     t = kernels.stream_time(scale * _f(rows) * per_token, gpu, launches)
@@ -291,11 +292,13 @@ def lm_head_time(model: Model, gpu, num: Numerics, rows, tp, fixed: float = 1.0,
 def layer_cost(model: Model, system: System, eff: Efficiency, place: Placement,
                num: Numerics, batch: Batch, moe: bool, kv_element_bytes: float = 2.0,
                backend: str | None = None, decode_backend: str | None = None,
-               fixed: float = 1.0, backward: bool = False) -> dict:
+               fixed: float = 1.0, backward: bool = False,
+               elementwise_factor: float = 1.0) -> dict:
     """Seconds of one layer on one rank, by kernel class: ``gemm``, ``attention``,
     ``elementwise`` (forward, and ``*_bwd`` with ``backward``), the raw (un-overlapped)
     communication ``tp_comm`` (two collectives per direction) and ``ep_comm`` (dispatch +
-    combine per direction). ``fixed`` scales each kernel's fixed cost (engine execution mode).
+    combine per direction). ``fixed`` scales each kernel's fixed cost (engine execution mode);
+    ``elementwise_factor`` the element-wise traffic (unfused training frameworks).
     """
     gpu = system.gpu
     rows = batch.rows
@@ -303,7 +306,8 @@ def layer_cost(model: Model, system: System, eff: Efficiency, place: Placement,
         gemm=gemms_time(model, gpu, place, num, rows, moe, fixed),
         attention=attention_time(model, gpu, place, num, batch, kv_element_bytes, backend,
                                  decode_backend, fixed),
-        elementwise=elementwise_time(model, gpu, place, num, rows, moe, fixed),
+        elementwise=elementwise_time(model, gpu, place, num, rows, moe, fixed,
+                                     traffic_factor=elementwise_factor),
         tp_comm=2 * tp_collective_time(rows * model.hidden_size * num.act_bytes, place.tp,
                                        system, eff),
         ep_comm=(2 * expert_all_to_all_time(model, system, eff, place, rows, num.act_bytes)
@@ -314,6 +318,7 @@ def layer_cost(model: Model, system: System, eff: Efficiency, place: Placement,
             gemm_bwd=gemms_time(model, gpu, place, num, rows, moe, fixed, "bwd"),
             attention_bwd=attention_time(model, gpu, place, num, batch, kv_element_bytes,
                                          backend, decode_backend, fixed, "bwd"),
-            elementwise_bwd=elementwise_time(model, gpu, place, num, rows, moe, fixed, "bwd"),
+            elementwise_bwd=elementwise_time(model, gpu, place, num, rows, moe, fixed, "bwd",
+                                             elementwise_factor),
         )
     return out

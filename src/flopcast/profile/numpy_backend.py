@@ -17,7 +17,14 @@ import platform
 from pathlib import Path
 
 import numpy as np
-from threadpoolctl import threadpool_limits
+
+try:  # optional (flopcast[profile]): pin BLAS threads; without it BLAS keeps its default
+    from threadpoolctl import threadpool_limits
+except ImportError:  # pragma: no cover - depends on the environment
+    from contextlib import nullcontext
+
+    def threadpool_limits(limits=None, user_api=None):
+        return nullcontext()
 
 from flopcast.profile import sweep
 from flopcast.profile.base import Backend, DeviceInfo, Task, kernel_row, median_seconds, register

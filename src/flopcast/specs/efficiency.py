@@ -24,6 +24,15 @@ class Efficiency(BaseModel):
         "fast they run); fitted on whole runs only for families with no kernel measurement "
         "(ampere), where it stands for the missing profile until `flopcast profile` runs there.",
     )
+    elementwise_traffic_factor: float = Field(
+        1.0, gt=0, le=4,
+        description="Element-wise HBM traffic of a training framework relative to the fused "
+        "count of physics/layer.py (norms, residuals, activation, rotary): eager PyTorch "
+        "frameworks run norms, activations and casts as separate kernels with fp32 "
+        "intermediates and move more bytes (Ivanov et al. 2021 §4: unfused operators move "
+        "several times the minimum); fused Megatron/TE kernels stay near 1. Training only: "
+        "inference engines fuse these ops.",
+    )
     training_attention_backend: str | None = Field(
         None, description="Attention kernel (a kernel-profile backend) training runs on this "
         "family use unless the job names one; None = the profile's default. The training "
