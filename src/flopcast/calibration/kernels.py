@@ -167,7 +167,9 @@ def calibrate_kernels(path: str | Path, out: str | Path | None = None) -> dict:
     from flopcast.validate.kernels import prepare_kernel_rows
     from flopcast.validate.training import read_rows
 
-    raw = read_rows(path)
+    from flopcast.validate.report import gpu_file_beside
+
+    raw = [gpu_file_beside(row, Path(path).parent) for row in read_rows(path)]
     by_gpu: dict[str, list[dict]] = defaultdict(list)
     for case in prepare_kernel_rows(raw):
         if case.skipped is None:
@@ -207,5 +209,7 @@ def _unfitted(gpu: GPU) -> GPU:
     refit starts from the documented priors rather than from the previous fit."""
     from flopcast.catalog.loader import _kernel_family_priors
 
-    return gpu.model_copy(update={"kernels": KernelProfile.model_validate(
-        _kernel_family_priors(gpu.family))})
+    priors = _kernel_family_priors(gpu.family)
+    if not priors:  # a family with no catalog priors (a profiled CPU): start from its own
+        return gpu
+    return gpu.model_copy(update={"kernels": KernelProfile.model_validate(priors)})
