@@ -98,3 +98,25 @@ def test_training_and_inference_price_the_same_forward_pass_alike():
     if job.engine.attention_backend in (None, backend):
         assert float(inference_side["attention_s"]) == pytest.approx(
             layers * training_side["attention"])
+
+
+def test_chunked_prefill_context_respects_sliding_windows():
+    from flopcast.workloads.inference.step import chunk_context
+
+    dense, windowed = load_model("llama-3.1-8b"), load_model("gpt-oss-120b")
+    # a whole prompt from offset 0 is the causal mean; a later chunk sees the prefix too
+    assert float(chunk_context(dense, 0, 4096)) == pytest.approx(2048.5)
+    assert float(chunk_context(dense, 30000, 2048)) == pytest.approx(30000 + 1024.5)
+    # local layers never see more than their window, however long the prefix
+    full = float(chunk_context(windowed, 30000, 2048))
+    assert full < 30000 + 1024.5
+    assert float(chunk_context(windowed, 60000, 2048)) < 60000 + 1024.5
+
+
+def test_mla_decode_has_a_compute_floor():
+    gpu, model = load_gpu("h100-sxm"), load_model("deepseek-v3")
+    per_key = layer.decode_flops_per_key(model, 1)
+    elements = layer.kv_elements_per_token_rank(model, 1)
+    memory_only = K.decode_attention_time(64, 8192, elements, 128, 1.0, gpu)
+    with_flops = K.decode_attention_time(64, 8192, elements, 128, 1.0, gpu, flops_per_key=per_key)
+    assert with_flops > memory_only  # 128 heads per 576-element latent: compute-bound

@@ -165,9 +165,8 @@ def calibrate_kernels(path: str | Path, out: str | Path | None = None) -> dict:
     """Fit the kernel profile of each GPU family with rows in ``path``; write the YAML."""
     from flopcast.catalog import load_gpu
     from flopcast.validate.kernels import prepare_kernel_rows
-    from flopcast.validate.training import read_rows
-
     from flopcast.validate.report import gpu_file_beside
+    from flopcast.validate.training import read_rows
 
     raw = [gpu_file_beside(row, Path(path).parent) for row in read_rows(path)]
     by_gpu: dict[str, list[dict]] = defaultdict(list)

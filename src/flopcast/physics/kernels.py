@@ -32,6 +32,8 @@ ATTENTION_QUERY_BLOCK = 128
 #: keys for the largest split granularity); at most 128 splits (flash_api.cpp heuristic).
 DECODE_SPLIT_BLOCK = 256
 DECODE_MAX_SPLITS = 128
+#: Head dimension the attention fractions of a kernel profile refer to.
+REFERENCE_HEAD_DIM = 128.0
 #: Backward attention FLOPs over forward: 5 matmuls vs 2 (FlashAttention-2 §3.1-3.2).
 ATTENTION_BACKWARD_PER_FORWARD = 2.5
 #: fp32 partial sums written and read once per split in a split-K GEMM.
@@ -118,7 +120,7 @@ def attention_efficiency(context, head_dim, gpu: GPU, backend: str | None = None
     c = np.maximum(_f(context), 1.0)
     d = _f(head_dim)
     hd = gpu.kernels.head_dim_half
-    head = (d / (d + hd)) / (128.0 / (128.0 + hd))
+    head = (d / (d + hd)) / (REFERENCE_HEAD_DIM / (REFERENCE_HEAD_DIM + hd))
     frac = frac * gpu.efficiency.kernel_fraction_scale
     return frac * c / (c + half) * np.minimum(head, 1.0 / frac)
 
@@ -146,12 +148,16 @@ def attention_time(tokens, context, heads, head_dim_qk, head_dim_v, gpu: GPU,
 
 
 def decode_attention_time(sequences, kv_len, kv_elements_per_token, q_heads, kv_element_bytes,
-                          gpu: GPU, backend: str | None = None):
+                          gpu: GPU, backend: str | None = None, flops_per_key=None,
+                          dtype: str = "bf16"):
     """Seconds for ``sequences`` single-token queries each reading ``kv_len`` cached tokens.
 
     Bandwidth-bound (Flash-Decoding, Dao et al. 2023): bytes = sequences·kv_len·(K and V
     elements per cached token, e.g. kv_heads·(d_k + d_v))·element bytes at the backend's
-    streaming fraction, times the SM fill.
+    streaming fraction, times the SM fill. ``flops_per_key`` (FLOPs per sequence per cached
+    token, e.g. 2·q_heads·(d_qk + d_v)) adds a compute floor at the profile's default fused
+    attention forward fraction: MLA's absorbed decode with many query heads per latent is
+    compute-bound (DeepSeek-V3 §3.4; FlashMLA).
     """
     b = gpu.kernels.decode_backend(backend)
     seqs, kv = _f(sequences), _f(kv_len)
@@ -161,6 +167,9 @@ def decode_attention_time(sequences, kv_len, kv_elements_per_token, q_heads, kv_
         blocks = blocks * np.clip(np.ceil(kv / DECODE_SPLIT_BLOCK), 1, DECODE_MAX_SPLITS)
     fill = np.clip(blocks / gpu.sm_count, 1.0 / gpu.sm_count, 1.0)
     t = num_bytes / (gpu.hbm_bandwidth * b.stream_fraction * fill)
+    if flops_per_key is not None:
+        frac = gpu.kernels.attention_backend().fwd_fraction * gpu.efficiency.kernel_fraction_scale
+        t = np.maximum(t, seqs * kv * _f(flops_per_key) / (gpu.peak(dtype) * frac * fill))
     return np.where(seqs > 0, b.launches * gpu.kernels.launch_s + t, 0.0)
 
 

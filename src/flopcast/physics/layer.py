@@ -218,9 +218,20 @@ def attention_time(model: Model, gpu, place: Placement, num: Numerics, batch: Ba
     elements = kv_elements_per_token_rank(model, place.tp)
     decode = kernels.decode_attention_time(
         seqs, cached_tokens_per_layer(model, batch.decode_context), elements, q_heads,
-        kv_element_bytes, gpu, decode_backend)
+        kv_element_bytes, gpu, decode_backend, decode_flops_per_key(model, place.tp),
+        num.compute_dtype)
     launches = gpu.kernels.decode_backend(decode_backend).launches
     return prefill + fixed_scaled(decode, gpu, fixed, np.where(seqs > 0, launches, 0.0))
+
+
+def decode_flops_per_key(model: Model, tp):
+    """FLOPs per decoding sequence per cached token on one rank: QKᵀ and PV over the rank's
+    query heads; MLA in absorbed form multiplies each query head against the latent (d_c +
+    d_rope) and back (d_c) (DeepSeek-V2 §2.1.2 absorption)."""
+    q_heads, _ = attention_heads(model, tp)
+    if model.is_mla:
+        return 2 * q_heads * (2 * model.kv_lora_rank + model.qk_rope_head_dim)
+    return 2 * q_heads * (model.head_dim_qk + model.head_dim_v)
 
 
 def kv_elements_per_token_rank(model: Model, tp):

@@ -80,8 +80,9 @@ class Efficiency(BaseModel):
         1.0, ge=0, le=2,
         description="Share of a kernel's measured fixed cost (launch, ramp, tail; the kernel "
         "profile's launch_s) paid inside the workload's execution mode: 1 for eager PyTorch "
-        "training; CUDA-graph engines replay kernels without host launches and pay less. "
-        "Fitted per engine on whole-run rows.",
+        "training; CUDA-graph engines replay kernels without host launches and pay less; "
+        "engines that leave host gaps between kernels (TensorRT-LLM v0.6's session benchmark "
+        "fits 1.25-1.6) pay more. Fitted per engine on whole-run rows.",
     )
     inference_step_overhead_s: float = Field(
         1.0e-4, ge=0,

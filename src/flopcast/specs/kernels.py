@@ -10,7 +10,7 @@ documented prior and ``source`` says so.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 #: Fallback order for GEMM fractions of dtypes a profile has not measured: a format runs on the
 #: same tensor-core path as the one it falls back to (fp16 = bf16 rate per clock; int8 runs on
@@ -107,6 +107,23 @@ class KernelProfile(BaseModel):
     compute_power_fraction: float = Field(
         1.0, gt=0, le=1.2, description="Board power under tensor-core-bound kernels / TDP.")
     source: str = "priors (specs/kernels.py)"
+
+    @field_validator("gemm_fraction")
+    @classmethod
+    def _fractions(cls, v: dict[str, float]) -> dict[str, float]:
+        if not v:
+            raise ValueError("gemm_fraction needs at least one dtype (e.g. {bf16: 0.78})")
+        bad = {k: x for k, x in v.items() if not 0 < x <= 1.5}
+        if bad:
+            raise ValueError(f"gemm_fraction values must be in (0, 1.5]; got {bad}")
+        return v
+
+    @field_validator("gemm_tiles")
+    @classmethod
+    def _tiles(cls, v: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        if not v or any(a < 1 or b < 1 for a, b in v):
+            raise ValueError(f"gemm_tiles must be a non-empty list of [rows, cols] >= 1; got {v}")
+        return v
 
     def gemm_fraction_for(self, dtype: str) -> float:
         """Full-wave GEMM fraction of ``dtype``, falling back along DTYPE_FALLBACK."""

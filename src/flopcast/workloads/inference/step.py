@@ -75,6 +75,17 @@ def kv_heads_per_gpu_share(job: InferenceJob) -> float:
     return 1.0 / min(job.tp, m.kv_heads)
 
 
+def chunk_context(model, offset, chunk):
+    """Mean keys per query row of a causal chunk of ``chunk`` tokens after ``offset`` cached
+    ones: the keys of rows offset+1 … offset+chunk, i.e. the difference of two prefixes'
+    totals (sliding windows capped per local layer by flops.attention_context)."""
+    o = np.asarray(offset, dtype=float)
+    end = o + chunk
+    total = end * F.attention_context(model, end, causal=True)
+    before = o * F.attention_context(model, np.maximum(o, 1.0), causal=True)
+    return (total - before) / chunk
+
+
 def forward_step(job: InferenceJob, eff: Efficiency, prefill_tokens=0, prefill_len=1,
                  decode_seqs=0, decode_context=0, logit_rows=1,
                  prefill_offset=0) -> dict[str, np.ndarray]:
@@ -88,8 +99,7 @@ def forward_step(job: InferenceJob, eff: Efficiency, prefill_tokens=0, prefill_l
     chunk = np.maximum(np.asarray(prefill_len, dtype=float), 1.0)
     batch = layer.Batch(
         prefill_tokens=prefill_tokens,
-        prefill_context=np.asarray(prefill_offset, dtype=float)
-        + F.attention_context(m, chunk, causal=True),
+        prefill_context=chunk_context(m, prefill_offset, chunk),
         prefill_sequences=np.maximum(prefill_tokens / chunk, 1.0),
         decode_seqs=decode_seqs, decode_context=decode_context)
     num, place = inference_numerics(job), placement(job)

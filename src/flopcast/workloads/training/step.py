@@ -113,8 +113,9 @@ def _head_time(model: Model, system: System, precision: Precision, seq_len, lay:
     """LM head GEMM and cross-entropy, forward + backward (physics/layer.py)."""
     tokens = lay.micro_batch * seq_len / lay.cp
     num = training_numerics(precision)
-    return (layer.lm_head_time(model, system.gpu, num, tokens, lay.tp)
-            + layer.lm_head_time(model, system.gpu, num, tokens, lay.tp, direction="bwd"))
+    fixed = system.gpu.efficiency.kernel_fixed_cost_scale
+    return (layer.lm_head_time(model, system.gpu, num, tokens, lay.tp, fixed)
+            + layer.lm_head_time(model, system.gpu, num, tokens, lay.tp, fixed, "bwd"))
 
 
 def training_step(model: Model, system: System, precision: Precision, seq_len,
