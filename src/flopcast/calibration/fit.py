@@ -21,7 +21,6 @@ FITTED_PARAMETERS: dict[str, tuple[float, float]] = {
     "nvlink_fraction": (0.2, 1.0),
     "network_fraction": (0.2, 1.0),
     "layer_overhead_s": (0.0, 1e-3),
-    "elementwise_traffic_factor": (0.5, 4.0),
     "tp_overlap_exposed_fraction": (0.0, 1.0),
     "dp_overlap_exposed_fraction": (0.0, 1.0),
     "inference_step_overhead_s": (0.0, 5e-3),
