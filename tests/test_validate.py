@@ -96,3 +96,19 @@ def test_published_inference_rows_meet_acceptance(inference_csv):
             assert "length distribution" in r["skipped"]
     assert not any(isinstance(r["measured"], float) and math.isnan(r["measured"])
                    for r in result["rows"])
+
+
+def test_model_config_path_resolves_beside_the_csv(tmp_path):
+    """A `model` column may name a Hugging Face config.json relative to the CSV's folder."""
+    import json
+
+    (tmp_path / "cfgs").mkdir()
+    (tmp_path / "cfgs" / "tiny.json").write_text(json.dumps({
+        "model_type": "llama", "num_hidden_layers": 4, "hidden_size": 1024,
+        "num_attention_heads": 8, "num_key_value_heads": 8, "intermediate_size": 2816,
+        "vocab_size": 32000}))
+    path = write(tmp_path, [dict(id="T:1", source="t", model="cfgs/tiny.json", seq_len=2048,
+                                 gpu="h100-sxm", num_gpus=1, precision="bf16", micro_batch=1,
+                                 global_batch=1, metric="step_time_s", value=0.1)])
+    row = validate_file(path)["rows"][0]
+    assert row["skipped"] is None and row["predicted"] > 0

@@ -47,15 +47,19 @@ def detect_kind(rows: list[dict]) -> str:
 
 
 def gpu_file_beside(row: dict, folder: Path) -> dict:
-    """``row`` with a relative GPU entry file in its ``gpu`` column resolved against the CSV's
-    folder (`flopcast profile` writes FILE.yaml and FILE.kernels.csv side by side, the CSV
-    naming the YAML by file name), when that file exists there."""
+    """``row`` with relative file paths resolved against the CSV's folder, when the file
+    exists there: a GPU entry file in its ``gpu`` column (`flopcast profile` writes FILE.yaml
+    and FILE.kernels.csv side by side) and a Hugging Face config.json in its ``model`` column
+    (the training schema allows one relative to the CSV's folder)."""
     from flopcast.catalog.loader import is_gpu_file
 
-    gpu = (row.get("gpu") or "").strip()
-    if not is_gpu_file(gpu) or Path(gpu).is_absolute() or not (folder / gpu).is_file():
-        return row
-    return {**row, "gpu": str(folder / gpu)}
+    out = dict(row)
+    for column, is_file in (("gpu", is_gpu_file), ("model", lambda v: v.endswith(".json"))):
+        value = (row.get(column) or "").strip()
+        if value and is_file(value) and not Path(value).is_absolute() \
+                and (folder / value).is_file():
+            out[column] = str(folder / value)
+    return out
 
 
 def validate_file(path: str | Path, calibration: str | None = None) -> dict:
