@@ -55,7 +55,7 @@ INFERENCE_ONLY = ("inference_step_overhead_s", "allreduce_latency_s", "kernel_fi
 def _family_parameters(cases: list[TrainingCase]) -> list[str]:
     """Parameters the family's rows can inform (fp8 only with low-precision rows, etc.)."""
     names = [n for n in FITTED_PARAMETERS if n not in INFERENCE_ONLY]
-    if "calibration:" in cases[0].job.system.gpu.kernels_source:
+    if cases[0].job.system.gpu.kernels_measured:
         names.remove("kernel_fraction_scale")  # kernels measured: whole runs do not refit them
     if not any(c.job.system.num_gpus > c.job.system.gpus_per_node for c in cases):
         names.remove("network_fraction")

@@ -32,7 +32,7 @@ def _parameters(cases) -> list[str]:
     names = list(BASE_PARAMETERS)
     if any(c.job.tp > 1 for c in cases):
         names.append("allreduce_latency_s")
-    if "calibration:" not in cases[0].job.system.gpu.kernels_source:
+    if not cases[0].job.system.gpu.kernels_measured:
         names.append("kernel_fraction_scale")
     return names
 

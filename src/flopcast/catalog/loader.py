@@ -64,10 +64,7 @@ def _kernel_family_priors(family: str) -> dict:
 
 @cache
 def _kernel_calibration() -> dict:
-    if not KERNEL_CALIBRATION_FILE.exists():
-        return {}
-    data = yaml.safe_load(KERNEL_CALIBRATION_FILE.read_text()) or {}
-    return data.get("families") or {}
+    return _calibration_families(None, KERNEL_CALIBRATION_FILE)
 
 
 def _deep_merge(base: dict, over: dict) -> dict:

@@ -139,11 +139,10 @@ def attention_time(tokens, context, heads, head_dim_qk, head_dim_v, gpu: GPU,
     blocks = heads * np.maximum(_f(sequences), 1.0) * np.ceil(
         tokens / np.maximum(_f(sequences), 1.0) / ATTENTION_QUERY_BLOCK)
     fill = np.clip(blocks / gpu.sm_count, 1.0 / gpu.sm_count, 1.0)
-    eff = attention_efficiency(context, head_dim_qk, gpu, backend, "fwd")
+    if direction != "fwd":
+        flops = ATTENTION_BACKWARD_PER_FORWARD * flops
+    eff = attention_efficiency(context, head_dim_qk, gpu, backend, direction)
     t = flops / (gpu.peak(dtype) * eff * fill)
-    if direction == "bwd":
-        eff_b = attention_efficiency(context, head_dim_qk, gpu, backend, "bwd")
-        t = ATTENTION_BACKWARD_PER_FORWARD * flops / (gpu.peak(dtype) * eff_b * fill)
     return np.where(tokens > 0, gpu.kernels.launch_s + t, 0.0)
 
 

@@ -54,6 +54,12 @@ class GPU(BaseModel):
     sources: list[str] = Field(default_factory=list)
 
     @property
+    def kernels_measured(self) -> bool:
+        """Whether the shipped kernel calibration (fitted on kernel timings) set this GPU's
+        family profile; whole-run fits then leave its kernel fractions alone."""
+        return "calibration:" in self.kernels_source
+
+    @property
     def scale_up_bandwidth(self) -> float:
         """Bandwidth between GPUs of one node: NVLink where present, else PCIe."""
         return self.nvlink_bandwidth if self.nvlink_bandwidth > 0 else self.pcie_bandwidth

@@ -32,6 +32,7 @@ class KernelCase:
     measured: float
     row: dict
     skipped: str | None
+    predicted: float | None = None
 
 
 def _num(row: dict, key: str, default: float | None = None) -> float | None:
@@ -88,33 +89,27 @@ def _kernel_seconds(op: str, row: dict, gpu: GPU):
 
 
 def prepare_kernel_rows(raw: list[dict], calibration: str | None = None) -> list[KernelCase]:
-    """Each CSV row as a case; rows flopcast cannot predict carry the reason."""
+    """Each CSV row as a case, predicted once; rows flopcast cannot predict carry the reason."""
     cases = []
     for row in raw:
         rid, op = row.get("id", "?"), (row.get("op") or "").strip()
         metric = (row.get("metric") or "").strip()
+        predicted, skipped = None, None
         try:
             measured = float(row["value"])
-            gpu = load_gpu(row["gpu"].strip(), calibration)
-            predict_kernel_row(row, gpu)  # surfaces the reason a row has no model
-            skipped = None
+        except (KeyError, ValueError, TypeError):
+            measured = float("nan")
+        try:
+            if measured != measured:  # NaN: no measured value to score against
+                raise FlopcastError(f"value {row.get('value')!r} is not a number")
+            predicted = predict_kernel_row(row, load_gpu(row["gpu"].strip(), calibration))
         except (FlopcastError, KeyError, ValueError, TypeError) as e:
-            measured = _num(row, "value", float("nan")) if _is_number(row.get("value")) else \
-                float("nan")
             skipped = str(e)
-        cases.append(KernelCase(rid, row.get("source", ""), op, metric, measured, row, skipped))
+        cases.append(KernelCase(rid, row.get("source", ""), op, metric, measured, row, skipped,
+                                predicted))
     return cases
 
 
-def _is_number(value) -> bool:
-    try:
-        float(value)
-        return True
-    except (TypeError, ValueError):
-        return False
-
-
 def predict_kernel_case(case: KernelCase, calibration: str | None = None) -> float | None:
-    if case.skipped:
-        return None
-    return predict_kernel_row(case.row, load_gpu(case.row["gpu"].strip(), calibration))
+    """The prediction made when the case was prepared (None when skipped)."""
+    return case.predicted

@@ -62,6 +62,16 @@ def gpu_file_beside(row: dict, folder: Path) -> dict:
     return out
 
 
+def _scored(case, predicted: float | None, **extra) -> dict:
+    """One report row: the case's id, metric, measured and predicted values, skip reason,
+    source and, when predicted, its APE."""
+    row = {"id": case.id, "metric": case.metric, "measured": case.measured,
+           "predicted": predicted, "skipped": case.skipped, "source": case.source, **extra}
+    if predicted is not None:
+        row["ape_pct"] = ape_pct(predicted, case.measured)
+    return row
+
+
 def validate_file(path: str | Path, calibration: str | None = None) -> dict:
     """Score every row of a measurement CSV: {"kind", "rows": [...], "summary", "by_source"}."""
     shown = read_rows(path)
@@ -72,35 +82,18 @@ def validate_file(path: str | Path, calibration: str | None = None) -> dict:
 
         out_rows = []
         for case in prepare_kernel_rows(raw, calibration):
-            predicted = predict_kernel_case(case, calibration)
             dtype = (case.row.get("dtype") or "").strip()
-            row = {"id": case.id, "metric": case.metric, "measured": case.measured,
-                   "predicted": predicted, "skipped": case.skipped, "source": case.source,
-                   "op": case.op, "op_dtype": f"{case.op} {dtype}".strip(),
-                   "backend": (case.row.get("backend") or "").strip()}
-            if predicted is not None:
-                row["ape_pct"] = ape_pct(predicted, case.measured)
-            out_rows.append(row)
+            out_rows.append(_scored(case, predict_kernel_case(case), op=case.op,
+                                    op_dtype=f"{case.op} {dtype}".strip(),
+                                    backend=(case.row.get("backend") or "").strip()))
     elif kind == "inference":
         from flopcast.validate.inference import predict_inference_case, prepare_inference_rows
 
-        out_rows = []
-        for case in prepare_inference_rows(raw, calibration):
-            predicted = predict_inference_case(case, calibration)
-            row = {"id": case.id, "metric": case.metric, "measured": case.measured,
-                   "predicted": predicted, "skipped": case.skipped, "source": case.source}
-            if predicted is not None:
-                row["ape_pct"] = ape_pct(predicted, case.measured)
-            out_rows.append(row)
+        out_rows = [_scored(case, predict_inference_case(case, calibration))
+                    for case in prepare_inference_rows(raw, calibration)]
     else:
-        out_rows = []
-        for case in prepare_training_rows(raw, calibration):
-            predicted = predict_case(case)
-            row = {"id": case.id, "metric": case.metric, "measured": case.measured,
-                   "predicted": predicted, "skipped": case.skipped, "source": case.source}
-            if predicted is not None:
-                row["ape_pct"] = ape_pct(predicted, case.measured)
-            out_rows.append(row)
+        out_rows = [_scored(case, predict_case(case))
+                    for case in prepare_training_rows(raw, calibration)]
     for r, source_row in zip(out_rows, shown, strict=True):
         r["gpu"] = (source_row.get("gpu") or "").strip()
         if isinstance(r["measured"], float) and math.isnan(r["measured"]):
