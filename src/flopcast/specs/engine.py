@@ -29,4 +29,11 @@ class Engine(BaseModel):
         "none of its own: the runtime it wraps (NVIDIA NIM's optimized profiles run "
         "TensorRT-LLM, so nim names tensorrt-llm)."
     )
+    scheduler: str = Field(
+        "vllm", description="Serving scheduler (workloads/serving/schedulers registry): vllm, "
+        "sarathi, trtllm-inflight, prefill-first, static.")
+    prefill_chunk_tokens: int | None = Field(
+        None, ge=1, description="Prompt chunk per iteration (chunked prefill); None = whole "
+        "prompts.")
+    prefix_caching: bool = Field(False, description="Reuses cached shared prefixes by default.")
     sources: list[str] = Field(default_factory=list)

@@ -92,18 +92,41 @@ def forward_step(job: InferenceJob, eff: Efficiency, prefill_tokens=0, prefill_l
     """Seconds of one step, by part, priced by physics/layer.py. ``prefill_len``: tokens of
     each prefilled chunk, starting at ``prefill_offset`` cached tokens (chunked prefill);
     ``decode_context``: tokens cached per decoding sequence."""
-    m, system = job.model, job.system
-    gpu = system.gpu.model_copy(update={"efficiency": eff})
-    system = system.model_copy(update={"gpu": gpu})
     prefill_tokens = np.asarray(prefill_tokens, dtype=float)
     chunk = np.maximum(np.asarray(prefill_len, dtype=float), 1.0)
     batch = layer.Batch(
         prefill_tokens=prefill_tokens,
-        prefill_context=chunk_context(m, prefill_offset, chunk),
+        prefill_context=chunk_context(job.model, prefill_offset, chunk),
         prefill_sequences=np.maximum(prefill_tokens / chunk, 1.0),
         decode_seqs=decode_seqs, decode_context=decode_context)
-    num, place = inference_numerics(job), placement(job)
-    prefill_backend, decode_backend = attention_backends(job)
+    return batch_step(job, eff, batch, logit_rows)
+
+
+def _priced(job: InferenceJob, eff: Efficiency):
+    """The system with ``eff`` in place, number formats, placement, attention kernels and
+    the fixed-cost scale: what every layer-model call of a deployment takes."""
+    gpu = job.system.gpu.model_copy(update={"efficiency": eff})
+    system = job.system.model_copy(update={"gpu": gpu})
+    return system, inference_numerics(job), placement(job), attention_backends(job)
+
+
+def attention_step_s(job: InferenceJob, eff: Efficiency, batch: layer.Batch):
+    """Attention of one step over all layers (the serving simulator tabulates this part
+    apart from the rest; ``batch_step`` includes the same number)."""
+    system, num, place, (prefill, decode) = _priced(job, eff)
+    return job.model.num_layers * layer.attention_time(
+        job.model, system.gpu, place, num, batch, job.kv_element_bytes, prefill, decode,
+        eff.kernel_fixed_cost_scale)
+
+
+def batch_step(job: InferenceJob, eff: Efficiency, batch: layer.Batch,
+               logit_rows=1) -> dict[str, np.ndarray]:
+    """Seconds of one step over any ``layer.Batch`` (prefill chunks of several requests at
+    their own offsets plus decoding sequences: what a serving iteration runs), by part: every
+    layer once, the LM head for ``logit_rows``, the pipeline hops, the engine's step overhead."""
+    m = job.model
+    system, num, place, (prefill_backend, decode_backend) = _priced(job, eff)
+    gpu = system.gpu
     fixed = eff.kernel_fixed_cost_scale
     parts = {}
     moe_fraction = m.num_moe_layers / m.num_layers

@@ -1,0 +1,147 @@
+"""The price of one serving iteration, from the one layer-cost model, made fast.
+
+A scheduler asks, thousands of times per simulated second, "what does this iteration cost:
+these prefill chunks at these offsets plus these decoding sequences at these contexts?". The
+answer is ``workloads/inference/step.batch_step`` (physics/layer.py underneath); calling it per
+iteration costs ~1 ms, so it is evaluated once per deployment on grids, as Vidur does with its
+profiled operator tables (Agrawal et al. 2024 §4.2), and looked up in pure Python:
+
+- every term that depends only on the rows in the step (weight GEMMs, element-wise kernels,
+  TP and EP collectives, pipeline hops, the engine's step overhead): a table over rows;
+- the LM head: a table over the rows that sample a token;
+- decode attention: a table over (decoding sequences, mean cached context) on a context grid
+  of Flash-Decoding split blocks, linear in between (bandwidth-bound time is linear in the
+  context within a split block);
+- prefill attention: exact in the query rows (tabulated lazily in blocks of
+  ``ROW_BLOCK`` row counts per number of chunks), on a geometric grid of mean keys per row
+  (``CONTEXT_STEP`` apart), linear in between.
+
+``tests/test_serving.py`` checks the lookup against ``batch_step`` on random batches.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+
+import numpy as np
+
+from flopcast.physics import layer
+from flopcast.physics.kernels import DECODE_SPLIT_BLOCK
+from flopcast.physics.kv_cache import sequence_kv_bytes
+from flopcast.specs.efficiency import Efficiency
+from flopcast.specs.inference import InferenceJob
+from flopcast.workloads.inference.step import (
+    attention_step_s,
+    batch_step,
+    chunk_context,
+    kv_heads_per_gpu_share,
+    memory_plan,
+)
+
+#: Geometric step of the prefill table's grid of mean keys per query row (1 %).
+CONTEXT_STEP = 1.01
+#: Query-row counts tabulated together when a prefill size is first seen.
+ROW_BLOCK = 64
+#: Context grid: every split block up to this many tokens, geometric (64 points) beyond.
+LINEAR_GRID_TOKENS = 32768
+LOG_STEP = math.log(CONTEXT_STEP)
+
+
+def _context_grid(max_context: int) -> np.ndarray:
+    linear = np.arange(0, min(max_context, LINEAR_GRID_TOKENS) + DECODE_SPLIT_BLOCK,
+                       DECODE_SPLIT_BLOCK, dtype=float)
+    if max_context <= LINEAR_GRID_TOKENS:
+        return linear
+    far = np.geomspace(LINEAR_GRID_TOKENS, max_context, 64)[1:]
+    return np.concatenate([linear, far])
+
+
+class StepCost:
+    """Iteration prices for one replica (``job``: model, GPUs, tp/pp/ep, formats, engine).
+
+    ``max_rows``: most query rows one iteration may hold; ``max_seqs``: most decoding
+    sequences; ``max_context``: longest sequence.
+    """
+
+    def __init__(self, job: InferenceJob, eff: Efficiency, max_rows: int, max_seqs: int,
+                 max_context: int):
+        self.job, self.eff = job, eff
+        rows = np.arange(max_rows + 1, dtype=float)
+        dense = batch_step(job, eff, layer.Batch(prefill_tokens=rows), logit_rows=0)
+        rows_only = (dense["step_s"] - dense["attention_s"] - dense["lm_head_s"])
+        rows_only[0] = 0.0  # an empty step costs nothing (no kernels run)
+        self.rows_s = rows_only.tolist()
+        head = batch_step(job, eff, layer.Batch(), logit_rows=np.arange(max_seqs + 1.0))
+        self.head_s = head["lm_head_s"].tolist()
+        self.grid = _context_grid(max_context).tolist()
+        seqs = np.arange(max_seqs + 1, dtype=float)[:, None]
+        ctx = np.asarray(self.grid)[None, :]
+        dec = attention_step_s(job, eff, layer.Batch(decode_seqs=seqs, decode_context=ctx))
+        self.decode_s = [row.tolist() for row in dec]
+        steps = int(np.ceil(np.log(max_context) / np.log(CONTEXT_STEP))) + 1
+        self.key_grid = (CONTEXT_STEP ** np.arange(steps)).tolist()
+        self._prefill: dict[tuple[int, int], list[list[float]]] = {}
+        self.max_rows, self.max_seqs = max_rows, max_seqs
+
+    def decode_attention_s(self, seqs: int, context_sum: float) -> float:
+        """Decode attention of ``seqs`` sequences holding ``context_sum`` cached tokens."""
+        if seqs <= 0:
+            return 0.0
+        c = context_sum / seqs
+        g = self.grid
+        i = min(bisect.bisect_right(g, c), len(g) - 1)
+        lo, hi = g[i - 1], g[i]
+        row = self.decode_s[seqs]
+        w = min((c - lo) / (hi - lo), 1.0)
+        return row[i - 1] + w * (row[i] - row[i - 1])
+
+    def prefill_attention_s(self, tokens: int, key_sum: float, sequences: int) -> float:
+        """Prefill attention over ``tokens`` query rows attending over ``key_sum`` keys in all
+        (Σ rows·keys: exact FLOPs), belonging to ``sequences`` chunks."""
+        if tokens <= 0:
+            return 0.0
+        block = self._prefill.get((sequences, tokens // ROW_BLOCK))
+        if block is None:
+            block = self._prefill_block(sequences, tokens // ROW_BLOCK)
+        row = block[tokens % ROW_BLOCK]
+        mean = max(key_sum / tokens, 1.0)
+        j = min(int(math.log(mean) / LOG_STEP), len(self.key_grid) - 2)
+        lo = self.key_grid[j]
+        w = (mean - lo) / (self.key_grid[j + 1] - lo)
+        return row[j] + w * (row[j + 1] - row[j])
+
+    def _prefill_block(self, sequences: int, b: int) -> list[list[float]]:
+        rows = np.arange(b * ROW_BLOCK, (b + 1) * ROW_BLOCK, dtype=float)[:, None]
+        batch = layer.Batch(prefill_tokens=rows, prefill_context=np.asarray(self.key_grid),
+                            prefill_sequences=float(sequences))
+        table = [r.tolist() for r in attention_step_s(self.job, self.eff, batch)]
+        self._prefill[(sequences, b)] = table
+        return table
+
+    def step_s(self, prefill_tokens: int, prefill_key_sum: float, prefill_seqs: int,
+               decode_seqs: int, decode_context_sum: float, logit_rows: int) -> float:
+        """Seconds of one iteration (see the module docstring for how each part is found)."""
+        return (self.rows_s[prefill_tokens + decode_seqs] + self.head_s[logit_rows]
+                + self.prefill_attention_s(prefill_tokens, prefill_key_sum, prefill_seqs)
+                + self.decode_attention_s(decode_seqs, decode_context_sum))
+
+
+def chunk_key_sum(model, offset, chunk) -> float:
+    """Σ keys over the query rows of a causal chunk of ``chunk`` tokens after ``offset``
+    cached ones (sliding windows capped, as inference.step.chunk_context)."""
+    return float(chunk * chunk_context(model, offset, chunk))
+
+
+def kv_blocks(job: InferenceJob, eff: Efficiency) -> tuple[int, list[int]]:
+    """Paged-KV capacity of one replica in blocks, and blocks a sequence of n·block tokens
+    holds (index n), from the same memory plan as ``flopcast infer`` (weights, workspace,
+    runtime reserve, the engine's memory fraction; sliding windows hold at most the window)."""
+    block = job.engine.kv_block_tokens
+    plan = memory_plan(job, eff, block)
+    block_bytes = float(np.asarray(plan["kv_bytes_per_sequence"]))
+    capacity = int(np.asarray(plan["kv_budget_bytes"]) // block_bytes)
+    n = np.arange(0, job.model.max_position_embeddings // block + 2)
+    per_seq = (sequence_kv_bytes(job.model, n * block, job.kv_element_bytes, block)
+               * kv_heads_per_gpu_share(job) / job.pp)
+    return capacity, np.ceil(per_seq / block_bytes - 1e-9).astype(int).tolist()

@@ -1,0 +1,69 @@
+"""Serving metrics as benchmark tools report them (vLLM benchmark_serving, sglang.bench_serving,
+MLPerf loadgen, trtllm-bench): per-request TTFT, TPOT and end-to-end latency, inter-token
+latency over all tokens, throughput over the run, goodput under an SLO (DistServe, Zhong et
+al. 2024 §2: requests per second that meet every latency target)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from flopcast.workloads.serving.simulator import SimResult
+
+PERCENTILES = (50, 90, 99)
+
+
+def stats_ms(seconds: np.ndarray) -> dict[str, float]:
+    """Mean and percentiles in ms of the finite values (NaN when there are none)."""
+    v = 1e3 * seconds[np.isfinite(seconds)]
+    if v.size == 0:
+        return {"mean": float("nan"), **{f"p{p}": float("nan") for p in PERCENTILES}}
+    return {"mean": float(v.mean()), **{f"p{p}": float(np.percentile(v, p))
+                                        for p in PERCENTILES}}
+
+
+def weighted_stats_ms(values: np.ndarray, weights: np.ndarray) -> dict[str, float]:
+    """Mean and percentiles in ms of values seen ``weights`` times each (inter-token gaps:
+    one iteration's gap is seen by every sequence that decoded in it)."""
+    if values.size == 0 or weights.sum() == 0:
+        return stats_ms(np.array([]))
+    order = np.argsort(values)
+    v, cum = 1e3 * values[order], np.cumsum(weights[order])
+    out = {"mean": float(np.average(v, weights=weights[order]))}
+    for p in PERCENTILES:
+        out[f"p{p}"] = float(v[min(np.searchsorted(cum, p / 100 * cum[-1]), v.size - 1)])
+    return out
+
+
+def summarize(res: SimResult, num_gpus: int, slo_ttft_ms: float | None = None,
+              slo_tpot_ms: float | None = None) -> dict:
+    """The JSON-ready summary of one simulation."""
+    r = res.requests
+    arrival, first, finish = (np.asarray(x, dtype=float) for x in
+                              (r.arrival, r.first_token, r.finish))
+    prompt, output = np.asarray(r.prompt), np.asarray(r.output)
+    ttft, e2e = first - arrival, finish - arrival
+    tpot = np.where(output > 1, (finish - first) / np.maximum(output - 1, 1), np.nan)
+    duration = float(np.nanmax(finish)) if np.isfinite(finish).any() else float("nan")
+    done = np.isfinite(finish)
+    out_tokens, in_tokens = float(output[done].sum()), float(prompt[done].sum())
+    good = done.copy()
+    if slo_ttft_ms is not None:
+        good &= 1e3 * ttft <= slo_ttft_ms
+    if slo_tpot_ms is not None:
+        good &= ~(1e3 * tpot > slo_tpot_ms)
+    return {
+        "num_requests": int(done.sum()),
+        "duration_s": duration,
+        "ttft_ms": stats_ms(ttft),
+        "tpot_ms": stats_ms(tpot),
+        "itl_ms": weighted_stats_ms(np.asarray(res.itl_s), np.asarray(res.itl_weight)),
+        "e2e_latency_ms": stats_ms(e2e),
+        "requests_per_s": done.sum() / duration,
+        "output_tokens_per_s": out_tokens / duration,
+        "total_tokens_per_s": (out_tokens + in_tokens) / duration,
+        "output_tokens_per_s_per_gpu": out_tokens / duration / num_gpus,
+        "goodput_requests_per_s": good.sum() / duration,
+        "mean_input_len": float(prompt.mean()),
+        "mean_output_len": float(output.mean()),
+        "preemptions": int(sum(r.preemptions)),
+    }

@@ -1,0 +1,124 @@
+"""One engine replica's state: its queues, its paged KV cache and its clock.
+
+Per-request state lives in plain Python lists indexed by request id (the hot loop touches a
+few entries per iteration; NumPy scalars would cost more than the arithmetic). KV memory is
+paged (Kwon et al. 2023, vLLM §4.1): a request holds whole blocks for the tokens it has
+cached; when a decode needs a block and none is free, the most recently admitted request is
+preempted and later recomputed (vLLM's default preemption, §4.5).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+
+from flopcast.workloads.serving.cost import StepCost
+
+
+@dataclass
+class RequestTable:
+    """Per-request state, one list entry per request id."""
+
+    arrival: list[float]
+    prompt: list[int]
+    output: list[int]
+    prefix_id: list[int]
+    prefix_len: list[int]
+    cached: list[int] = field(default_factory=list)      # tokens in the KV cache
+    generated: list[int] = field(default_factory=list)   # output tokens produced
+    first_token: list[float] = field(default_factory=list)
+    finish: list[float] = field(default_factory=list)
+    blocks: list[int] = field(default_factory=list)      # KV blocks held
+    shared: list[int] = field(default_factory=list)      # of which a cached prefix's
+    preemptions: list[int] = field(default_factory=list)
+    replica: list[int] = field(default_factory=list)
+
+    def __post_init__(self):
+        n = len(self.arrival)
+        nan = float("nan")
+        for name, value in (("cached", 0), ("generated", 0), ("first_token", nan),
+                            ("finish", nan), ("blocks", 0), ("shared", 0), ("preemptions", 0),
+                            ("replica", -1)):
+            setattr(self, name, [value] * n)
+
+    def to_prefill(self, i: int) -> int:
+        """Tokens still to prefill: the prompt, plus the tokens a preemption threw away (all
+        generated ones but the last, which the next decode feeds); 0 once decoding."""
+        g = self.generated[i]
+        return self.prompt[i] + (g - 1 if g else 0) - self.cached[i]
+
+
+class Replica:
+    """One data-parallel copy of the model with its scheduler's queues and KV cache."""
+
+    def __init__(self, index: int, cost: StepCost, kv_capacity_blocks: int,
+                 blocks_per_len: list[int], block_tokens: int):
+        self.index = index
+        self.cost = cost
+        self.capacity = kv_capacity_blocks
+        self.free_blocks = kv_capacity_blocks
+        self.blocks_per_len = blocks_per_len
+        self.block_tokens = block_tokens
+        self.waiting: deque[int] = deque()
+        self.running: list[int] = []        # admitted, in admission order
+        self.clock = 0.0                     # when the next iteration may start
+        self.stall_s = 0.0                   # time decoding requests sat out (prefill-only steps)
+        self.outstanding_tokens = 0          # routed, unfinished prompt + output tokens
+        self.prefixes: OrderedDict[int, int] = OrderedDict()  # prefix id → blocks, LRU order
+        self.trace: list[tuple[float, int, int, int]] = []  # (start, batch, tokens, kv used)
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.running or self.waiting)
+
+    def blocks_for(self, tokens: int) -> int:
+        """Blocks a sequence of ``tokens`` cached tokens holds (windows cap local layers)."""
+        n = -(-tokens // self.block_tokens)
+        table = self.blocks_per_len
+        return table[n] if n < len(table) else table[-1] + (n - len(table) + 1)
+
+    def grow(self, req: RequestTable, i: int, tokens: int) -> bool:
+        """Hold blocks for ``tokens`` cached tokens of request i; False if memory is short."""
+        need = self.blocks_for(tokens) - req.blocks[i]
+        while need > self.free_blocks and self.prefixes:
+            self.free_blocks += self.prefixes.popitem(last=False)[1]  # evict the LRU prefix
+        if need > self.free_blocks:
+            return False
+        self.free_blocks -= need
+        req.blocks[i] += need
+        return True
+
+    def release(self, req: RequestTable, i: int) -> None:
+        self.free_blocks += req.blocks[i] - req.shared[i]
+        req.blocks[i] = req.shared[i] = 0
+
+    def reuse_prefix(self, req: RequestTable, i: int) -> None:
+        """Automatic prefix caching (vLLM APC; SGLang RadixAttention, Zheng et al. 2024): a
+        request whose shared prefix is cached here starts with those tokens in place and
+        shares their blocks instead of computing them."""
+        p = req.prefix_id[i]
+        if req.cached[i] or p < 0 or p not in self.prefixes:
+            return
+        self.prefixes.move_to_end(p)
+        tokens = min(req.prefix_len[i], req.prompt[i] - 1)
+        req.blocks[i] = req.shared[i] = tokens // self.block_tokens
+        req.cached[i] = req.shared[i] * self.block_tokens  # whole blocks only are shared
+
+    def cache_prefix(self, prefix: int, tokens: int) -> None:
+        """Keep a finished prompt's shared prefix (whole blocks) for later requests."""
+        if prefix in self.prefixes:
+            self.prefixes.move_to_end(prefix)
+            return
+        blocks = tokens // self.block_tokens
+        if blocks <= self.free_blocks:
+            self.free_blocks -= blocks
+            self.prefixes[prefix] = blocks
+
+    def preempt(self, req: RequestTable, i: int) -> None:
+        """Recompute preemption: drop request i's cache, queue it first to be prefilled again
+        (prompt + the tokens it had generated)."""
+        self.release(req, i)
+        self.running.remove(i)
+        req.preemptions[i] += 1
+        req.cached[i] = 0
+        self.waiting.appendleft(i)

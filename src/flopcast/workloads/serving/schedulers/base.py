@@ -1,0 +1,132 @@
+"""What every scheduler shares: the iteration it returns, its limits, decode with preemption."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+from flopcast.workloads.serving.replica import Replica, RequestTable
+
+
+@dataclass
+class Iteration:
+    """One engine iteration: prompt chunks (request, tokens) and the requests that decode."""
+
+    prefill: list[tuple[int, int]] = field(default_factory=list)
+    decode: list[int] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.prefill or self.decode)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Engine limits a scheduler obeys: sequences in flight (vLLM max_num_seqs, TensorRT-LLM
+    max_batch_size), tokens per iteration (max_num_batched_tokens / max_num_tokens), the
+    prefill chunk (None = whole prompts), and the static batch size (static batching only)."""
+
+    max_seqs: int
+    max_tokens: int
+    chunk_tokens: int | None = None
+    batch_size: int | None = None
+
+
+class Scheduler(ABC):
+    """Decides each iteration of one replica. Subclasses: one file each, registered by name
+    in ``schedulers/__init__.py``."""
+
+    #: True when decoding requests sit out iterations that prefill (no mixed batches).
+    stalls_decodes = False
+    #: reuse cached shared prefixes at admission (set by the simulator from the engine)
+    prefix_caching = False
+
+    def __init__(self, limits: Limits):
+        self.limits = limits
+
+    @abstractmethod
+    def schedule(self, rep: Replica, req: RequestTable, now: float) -> Iteration:
+        """The next iteration of ``rep`` (empty when nothing can run)."""
+
+    def may_admit(self, rep: Replica, req: RequestTable) -> bool:
+        """Whether the head of the queue could be admitted now (False lets the simulator run
+        decode-only iterations in one stretch)."""
+        if not rep.waiting or len(rep.running) >= self.limits.max_seqs:
+            return False
+        i = rep.waiting[0]
+        first = self.chunk(req.to_prefill(i), self.limits.max_tokens) or req.to_prefill(i)
+        return rep.blocks_for(req.cached[i] + first) - req.blocks[i] <= rep.free_blocks
+
+    def decode_running(self, rep: Replica, req: RequestTable, it: Iteration) -> int:
+        """Every running request past its prefill decodes one token; a request that cannot
+        get the block it needs preempts the latest-admitted ones (vLLM recompute
+        preemption). Returns the tokens used."""
+        cached, blocks, gen, prompt = req.cached, req.blocks, req.generated, req.prompt
+        room = rep.block_tokens
+        running, decode = rep.running, it.decode
+        k = 0
+        while k < len(running):
+            i = running[k]
+            k += 1
+            g = gen[i]
+            if not g or cached[i] < prompt[i] + g - 1:
+                continue  # still prefilling
+            if cached[i] < blocks[i] * room:
+                decode.append(i)
+                continue
+            while not rep.grow(req, i, cached[i] + 1):
+                victim = running[-1]
+                rep.preempt(req, victim)
+                if victim in decode:
+                    decode.remove(victim)
+                if victim == i:
+                    k -= 1
+                    break
+            else:
+                decode.append(i)
+        return len(decode)
+
+    def continue_prefills(self, rep: Replica, req: RequestTable, it: Iteration,
+                          budget: int) -> int:
+        """Running requests part-way through their prompt take their next chunk."""
+        gen, cached, prompt = req.generated, req.cached, req.prompt
+        for i in rep.running:
+            if budget <= 0:
+                break
+            g = gen[i]
+            left = prompt[i] + (g - 1 if g else 0) - cached[i]
+            if left <= 0:
+                continue
+            chunk = self.chunk(left, budget)
+            if chunk and rep.grow(req, i, cached[i] + chunk):
+                it.prefill.append((i, chunk))
+                budget -= chunk
+        return budget
+
+    def admit_waiting(self, rep: Replica, req: RequestTable, it: Iteration, budget: int,
+                      reserve_full: bool = False) -> int:
+        """First-come first-served admission while tokens, sequence slots and KV blocks
+        last; ``reserve_full`` holds blocks for prompt + all output at admission
+        (TensorRT-LLM GUARANTEED_NO_EVICT)."""
+        while rep.waiting and budget > 0 and len(rep.running) < self.limits.max_seqs:
+            i = rep.waiting[0]
+            if self.prefix_caching:
+                rep.reuse_prefix(req, i)
+            chunk = self.chunk(req.to_prefill(i), budget)
+            if not chunk:
+                break
+            held = (req.prompt[i] + req.output[i] if reserve_full else req.cached[i] + chunk)
+            if not rep.grow(req, i, held):
+                break
+            rep.waiting.popleft()
+            rep.running.append(i)
+            it.prefill.append((i, chunk))
+            budget -= chunk
+        return budget
+
+    def chunk(self, left: int, budget: int) -> int:
+        """Tokens of a prompt with ``left`` to go that fit ``budget``: a chunk when chunking,
+        else the whole rest or nothing."""
+        size = self.limits.chunk_tokens
+        if size is None:
+            return left if left <= budget else 0
+        return min(left, budget, size)
