@@ -79,6 +79,8 @@ class StepCost:
         ctx = np.asarray(self.grid)[None, :]
         dec = attention_step_s(job, eff, layer.Batch(decode_seqs=seqs, decode_context=ctx))
         self.decode_s = [row.tolist() for row in dec]
+        self.decode_table = dec
+        self.grid_array = np.asarray(self.grid)
         steps = int(np.ceil(np.log(max_context) / np.log(CONTEXT_STEP))) + 1
         self.key_grid = (CONTEXT_STEP ** np.arange(steps)).tolist()
         self._prefill: dict[tuple[int, int], list[list[float]]] = {}
@@ -95,6 +97,10 @@ class StepCost:
         row = self.decode_s[seqs]
         w = min((c - lo) / (hi - lo), 1.0)
         return row[i - 1] + w * (row[i] - row[i - 1])
+
+    def decode_attention_run_s(self, seqs: int, context_sums: np.ndarray) -> np.ndarray:
+        """``decode_attention_s`` for many context totals at once (long decode stretches)."""
+        return np.interp(context_sums / seqs, self.grid_array, self.decode_table[seqs])
 
     def prefill_attention_s(self, tokens: int, key_sum: float, sequences: int) -> float:
         """Prefill attention over ``tokens`` query rows attending over ``key_sum`` keys in all

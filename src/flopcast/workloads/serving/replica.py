@@ -65,7 +65,7 @@ class Replica:
         self.stall_s = 0.0                   # time decoding requests sat out (prefill-only steps)
         self.outstanding_tokens = 0          # routed, unfinished prompt + output tokens
         self.prefixes: OrderedDict[int, int] = OrderedDict()  # prefix id → blocks, LRU order
-        self.trace: list[tuple[float, int, int, int]] = []  # (start, batch, tokens, kv used)
+        self.trace: list[tuple] = []  # (start, end, running, tokens, KV blocks used)
 
     @property
     def busy(self) -> bool:

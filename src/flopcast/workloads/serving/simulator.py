@@ -25,6 +25,9 @@ from flopcast.workloads.serving.replica import Replica, RequestTable
 from flopcast.workloads.serving.routers import make_router
 from flopcast.workloads.serving.schedulers import Iteration, Limits, make_scheduler
 
+#: Decode stretches longer than this run vectorised.
+LONG_STRETCH = 48
+
 
 @dataclass(frozen=True)
 class Deployment:
@@ -50,7 +53,7 @@ class SimResult:
     itl_s: list[float]
     itl_weight: list[int]
     end_s: float
-    trace: list[list[tuple[float, int, int, int]]]
+    trace: list[list[tuple[float, float, int, int, int]]]
 
 
 class _Arrivals:
@@ -181,7 +184,7 @@ class Simulator:
                          len(it.decode) + len(completing))
         end = rep.clock + dt
         if self.keep_trace:
-            rep.trace.append((rep.clock, len(rep.running), tokens + len(it.decode),
+            rep.trace.append((rep.clock, end, len(rep.running), tokens + len(it.decode),
                               rep.capacity - rep.free_blocks))
         for i, c in it.prefill:
             req.cached[i] += c
@@ -210,17 +213,10 @@ class Simulator:
         limit = min(steps_to_finish, headroom)
         fixed = cost.rows_s[n] + cost.head_s[n]
         context = sum(req.cached[i] for i in decode)
-        t, k = rep.clock, 0
-        first_gap = rep.stall_s
-        while k < limit and (k == 0 or t < until):
-            dt = fixed + cost.decode_attention_s(n, context + k * n)
-            if self.keep_trace:
-                rep.trace.append((t, len(rep.running), n, rep.capacity - rep.free_blocks))
-            t += dt
-            self.itl_s.append(dt + first_gap)
-            self.itl_weight.append(n)
-            first_gap = 0.0
-            k += 1
+        if limit > LONG_STRETCH and not self.keep_trace:
+            t, k = self._long_stretch(rep, n, context, fixed, limit, until)
+        else:
+            t, k = self._short_stretch(rep, n, context, fixed, limit, until)
         rep.stall_s = 0.0
         rep.clock = t
         cached, gen, out, blocks = req.cached, req.generated, req.output, req.blocks
@@ -232,6 +228,35 @@ class Simulator:
                 rep.grow(req, i, cached[i])
             if gen[i] >= out[i]:
                 self._finish(rep, i, t)
+
+    def _short_stretch(self, rep, n, context, fixed, limit, until):
+        cost = self.cost
+        t, k = rep.clock, 0
+        first_gap = rep.stall_s
+        while k < limit and (k == 0 or t < until):
+            dt = fixed + cost.decode_attention_s(n, context + k * n)
+            if self.keep_trace:
+                rep.trace.append((t, t + dt, len(rep.running), n,
+                                  rep.capacity - rep.free_blocks))
+            t += dt
+            self.itl_s.append(dt + first_gap)
+            self.itl_weight.append(n)
+            first_gap = 0.0
+            k += 1
+        return t, k
+
+    def _long_stretch(self, rep, n, context, fixed, limit, until):
+        """The same stretch with NumPy: iteration k starts at clock + Σ earlier gaps and may
+        start only before ``until`` (the first one always runs)."""
+        dts = fixed + self.cost.decode_attention_run_s(n, context + n * np.arange(limit))
+        starts = rep.clock + np.concatenate(([0.0], np.cumsum(dts[:-1])))
+        k = max(1, int(np.searchsorted(starts, until, side="left")))
+        dts = dts[:k]
+        gaps = dts.tolist()
+        gaps[0] += rep.stall_s
+        self.itl_s.extend(gaps)
+        self.itl_weight.extend([n] * k)
+        return rep.clock + float(dts.sum()), k
 
     def _emit(self, rep: Replica, i: int, tokens: int, t: float) -> None:
         req = self.req

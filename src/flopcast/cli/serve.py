@@ -1,0 +1,195 @@
+"""`flopcast serve`: simulate a request stream on a deployment; latency percentiles,
+throughput, goodput; the highest rate that meets a p99 SLO."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from flopcast.cli.common import CALIBRATION_OPT, GPU_HELP, JSON_OPT, MODEL_OPT, app, console
+from flopcast.errors import FlopcastError
+
+
+def _workload(dataset, input_len, output_len, length_dist, range_ratio, trace, rate,
+              burstiness, concurrency, offline, num_requests, seed, prefix_len, prefixes):
+    from flopcast.workloads.serving.workload import (
+        ArrivalSpec,
+        LengthSpec,
+        make_requests,
+        read_trace,
+    )
+
+    modes = [x for x in (rate is not None, concurrency is not None, offline) if x]
+    if trace is not None:
+        if modes or dataset:
+            raise FlopcastError("trace: a trace fixes arrivals and lengths; drop --request-rate"
+                                ", --concurrency, --offline and --dataset")
+        return read_trace(trace), None
+    if len(modes) != 1:
+        raise FlopcastError("load: give exactly one of --request-rate, --concurrency, "
+                            "--offline (or --trace)")
+    if dataset:
+        lengths = LengthSpec(kind="dataset", dataset=dataset, input_len=input_len,
+                             output_len=output_len)
+    else:
+        if input_len is None or output_len is None:
+            raise FlopcastError("lengths: give --dataset, or --input-len and --output-len")
+        extra = {"range_ratio": range_ratio} if range_ratio is not None else {}
+        lengths = LengthSpec(kind=length_dist, input_len=input_len, output_len=output_len,
+                             **extra)
+    if rate is not None:
+        kind = "poisson" if burstiness == 1.0 else "gamma"
+        arrivals = ArrivalSpec(kind=kind, rate=rate, cv=burstiness)
+    elif concurrency is not None:
+        arrivals = ArrivalSpec(kind="concurrency", concurrency=concurrency)
+    else:
+        arrivals = ArrivalSpec(kind="offline")
+    reqs = make_requests(lengths, arrivals, num_requests, seed=seed,
+                         shared_prefix_len=prefix_len, num_prefixes=prefixes)
+    return reqs, concurrency
+
+
+@app.command()
+def serve(
+    model: str | None = MODEL_OPT,
+    gpu: str = typer.Option("h100-sxm", "--gpu", help=GPU_HELP),
+    gpus: int = typer.Option(1, "--gpus", help="GPUs in all; beyond tp·pp they are "
+                             "data-parallel replicas."),
+    tp: int | None = typer.Option(None, "--tp", help="Tensor parallel size (default: gpus/pp)."),
+    pp: int = typer.Option(1, "--pp", help="Pipeline parallel size."),
+    ep: int = typer.Option(1, "--ep", help="Expert parallel size (MoE)."),
+    precision: str = typer.Option("bf16", "--precision", help="Weights/GEMMs (as `infer`)."),
+    kv_precision: str | None = typer.Option(None, "--kv-precision", help="KV cache format."),
+    engine: str = typer.Option("vllm", "--engine", help="tensorrt-llm, vllm, sglang, nim, "
+                               "generic: limits, scheduler and KV paging defaults."),
+    scheduler: str | None = typer.Option(
+        None, "--scheduler", help="vllm (continuous, chunked prefill), sarathi (stall-free, "
+        "small token budget), trtllm-inflight, prefill-first (SGLang, vLLM V0), static "
+        "(default: the engine's)."),
+    max_num_seqs: int | None = typer.Option(None, "--max-num-seqs", help="Sequences in flight "
+                                            "per replica (default: the engine's)."),
+    max_num_tokens: int | None = typer.Option(None, "--max-num-tokens", help="Tokens per "
+                                              "iteration (default: the engine's)."),
+    chunk_tokens: int | None = typer.Option(None, "--chunk-tokens", help="Prefill chunk; 0 = "
+                                            "whole prompts (default: the engine's)."),
+    batch_size: int | None = typer.Option(None, "--batch-size", help="Static batch size "
+                                          "(--scheduler static)."),
+    prefix_caching: bool | None = typer.Option(None, "--prefix-caching/--no-prefix-caching",
+                                               help="Reuse cached shared prefixes."),
+    router: str = typer.Option("round-robin", "--router", help="round-robin, "
+                               "least-outstanding-tokens, prefix-affinity."),
+    request_rate: float | None = typer.Option(None, "--request-rate", help="Poisson arrivals, "
+                                              "requests/s."),
+    burstiness: float = typer.Option(1.0, "--burstiness", help="Coefficient of variation of "
+                                     "inter-arrival gaps (gamma; 1 = Poisson)."),
+    concurrency: int | None = typer.Option(None, "--concurrency", help="Closed loop: requests "
+                                           "kept in flight."),
+    offline: bool = typer.Option(False, "--offline", help="All requests at once."),
+    dataset: str | None = typer.Option(None, "--dataset", help="Length distribution from the "
+                                       "catalog (e.g. sharegpt)."),
+    input_len: int | None = typer.Option(None, "--input-len", help="Prompt tokens (mean)."),
+    output_len: int | None = typer.Option(None, "--output-len", help="Output tokens (mean)."),
+    length_dist: str = typer.Option("fixed", "--length-dist", help="fixed, uniform, normal, "
+                                    "lognormal, random (sglang random: up to the length)."),
+    range_ratio: float | None = typer.Option(None, "--range-ratio", help="uniform/random: "
+                                             "lowest length as a share of the given one."),
+    trace: Path | None = typer.Option(None, "--trace", help="CSV/JSONL trace: arrival_s, "
+                                      "input_len, output_len[, prefix_id, prefix_len]."),
+    num_requests: int = typer.Option(1000, "--num-requests", help="Requests to simulate."),
+    seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same output)."),
+    shared_prefix_len: int = typer.Option(0, "--shared-prefix-len", help="Tokens of a shared "
+                                          "system prompt."),
+    num_prefixes: int = typer.Option(0, "--num-prefixes", help="Distinct shared prefixes."),
+    slo_ttft_p99: float | None = typer.Option(None, "--slo-ttft-p99", help="p99 TTFT bound, "
+                                              "ms (without --request-rate: find the highest "
+                                              "rate meeting the SLO)."),
+    slo_tpot_p99: float | None = typer.Option(None, "--slo-tpot-p99", help="p99 TPOT bound, ms."),
+    plot: Path | None = typer.Option(None, "--plot", help="Write latency CDFs and the batch/KV "
+                                     "timeline to this PNG (needs matplotlib)."),
+    chrome_trace: Path | None = typer.Option(None, "--chrome-trace", help="Write iterations "
+                                             "as a Chrome trace (JSON)."),
+    calibration: Path | None = CALIBRATION_OPT,
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Simulate serving a request stream: TTFT, TPOT, ITL and end-to-end percentiles,
+    throughput and goodput; with an SLO and no rate, the highest Poisson rate meeting it.
+
+    Example: flopcast serve -m llama-3.1-8b --gpu h100-sxm --request-rate 20 --dataset sharegpt
+    --num-requests 2000
+    """
+    from flopcast.catalog import load_gpu
+    from flopcast.catalog.loader import load_engine
+    from flopcast.specs import System
+    from flopcast.specs.inference import InferenceJob
+    from flopcast.workloads.serving.run import deployment_for
+    from flopcast.workloads.serving.run import serve as run_serve
+
+    if num_requests < 1:
+        raise FlopcastError(f"num-requests: must be at least 1; got {num_requests}")
+    find_rate = request_rate is None and (slo_ttft_p99 or slo_tpot_p99) and not (
+        concurrency or offline or trace)
+    rate = 1.0 if find_rate else request_rate
+    reqs, closed = _workload(dataset, input_len, output_len, length_dist, range_ratio, trace,
+                             rate, burstiness, concurrency, offline, num_requests, seed,
+                             shared_prefix_len, num_prefixes)
+    from flopcast.cli.common import _model
+
+    job = InferenceJob(
+        model=_model(model, None, None, None, None, None, None, None),
+        system=System(gpu=load_gpu(gpu, calibration), num_gpus=gpus),
+        engine=load_engine(engine), tp=tp if tp is not None else max(gpus // pp, 1), pp=pp,
+        ep=ep, weights=precision, kv_format=kv_precision)
+    dep = deployment_for(job, scheduler, max_num_seqs, max_num_tokens, chunk_tokens,
+                         batch_size, prefix_caching, router,
+                         str(calibration) if calibration else None)
+    if find_rate:
+        from flopcast.workloads.serving.capacity import max_rate_under_slo
+
+        best, summary = max_rate_under_slo(dep, reqs, slo_ttft_p99, slo_tpot_p99)
+        summary["max_request_rate_under_slo"] = best
+        res = None
+    else:
+        summary, res = run_serve(dep, reqs, closed, slo_ttft_p99, slo_tpot_p99,
+                                 keep_trace=bool(plot or chrome_trace))
+    if plot and res is not None:
+        from flopcast.report.serving import plot_serving
+
+        plot_serving(res, plot)
+    if chrome_trace and res is not None:
+        from flopcast.report.serving import write_chrome_trace
+
+        write_chrome_trace(res, chrome_trace)
+    if as_json:
+        print(json.dumps(summary, indent=2, sort_keys=True))
+        return
+    _print_summary(summary)
+
+
+def _print_summary(s: dict) -> None:
+    from flopcast.cli.common import print_table
+
+    c = s["config"]
+    console.print(
+        f"[bold]{c['model']}[/] on {c['num_gpus']}× {c['gpu']} with {c['engine']} "
+        f"({c['scheduler']} scheduler): tp={c['tp']} pp={c['pp']} ep={c['ep']}, "
+        f"{c['replicas']} replica(s), {c['precision']} weights, {c['kv_precision']} KV; "
+        f"{s['num_requests']} requests, mean {s['mean_input_len']:.0f} in / "
+        f"{s['mean_output_len']:.0f} out")
+    if "max_request_rate_under_slo" in s:
+        console.print(f"highest Poisson rate meeting the SLO: "
+                      f"[bold]{s['max_request_rate_under_slo']:.2f} req/s[/]")
+    rows = [(name, *(f"{s[key][k]:,.1f}" for k in ("mean", "p50", "p90", "p99")))
+            for name, key in (("TTFT", "ttft_ms"), ("TPOT", "tpot_ms"), ("ITL", "itl_ms"),
+                              ("end-to-end", "e2e_latency_ms"))]
+    print_table("Latency (ms)", ("metric", "mean", "p50", "p90", "p99"), rows)
+    print_table("Throughput", ("metric", "value"), [
+        ("requests/s", f"{s['requests_per_s']:,.2f}"),
+        ("output tokens/s", f"{s['output_tokens_per_s']:,.0f}"),
+        ("output tokens/s per GPU", f"{s['output_tokens_per_s_per_gpu']:,.0f}"),
+        ("total tokens/s", f"{s['total_tokens_per_s']:,.0f}"),
+        ("goodput (requests/s in SLO)", f"{s['goodput_requests_per_s']:,.2f}"),
+        ("preemptions", f"{s['preemptions']:,}"),
+        ("simulated duration", f"{s['duration_s']:,.1f} s"),
+    ])

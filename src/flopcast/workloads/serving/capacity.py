@@ -1,0 +1,53 @@
+"""The highest Poisson request rate whose p99 TTFT and TPOT meet an SLO (MLPerf server
+scenario's metric: the largest QPS at which the latency bounds hold, loadgen
+`server_target_qps` search), by bisection on the rate with the workload's lengths fixed."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from flopcast.errors import FlopcastError
+from flopcast.workloads.serving.run import serve
+from flopcast.workloads.serving.simulator import Deployment
+
+#: Bisection stops when the bracket is this tight (relative).
+RATE_TOLERANCE = 0.02
+
+
+def _meets(summary: dict, slo_ttft_ms: float | None, slo_tpot_ms: float | None) -> bool:
+    ok = slo_ttft_ms is None or summary["ttft_ms"]["p99"] <= slo_ttft_ms
+    return ok and (slo_tpot_ms is None or not summary["tpot_ms"]["p99"] > slo_tpot_ms)
+
+
+def _at_rate(dep: Deployment, requests, rate: float) -> dict:
+    """``requests`` re-timed to Poisson arrivals at ``rate`` (unit-rate gaps scaled)."""
+    unit = np.cumsum(np.random.default_rng(12345).exponential(1.0, len(requests.arrival_s)))
+    timed = dataclasses.replace(requests, arrival_s=unit / rate)
+    return serve(dep, timed)[0]
+
+
+def max_rate_under_slo(dep: Deployment, requests, slo_ttft_ms: float | None,
+                       slo_tpot_ms: float | None) -> tuple[float, dict]:
+    """(highest rate meeting the SLO, the summary at that rate). Raises when even a nearly
+    idle system misses the SLO: no rate meets it."""
+    if slo_ttft_ms is None and slo_tpot_ms is None:
+        raise FlopcastError("slo: give --slo-ttft-p99 and/or --slo-tpot-p99")
+    offline = serve(dep, dataclasses.replace(requests, arrival_s=0.0 * requests.arrival_s))[0]
+    high = 1.5 * offline["requests_per_s"]
+    low = high / 1000
+    best = _at_rate(dep, requests, low)
+    if not _meets(best, slo_ttft_ms, slo_tpot_ms):
+        raise FlopcastError(
+            f"slo: not met at any rate: at {low:.3g} req/s p99 TTFT is "
+            f"{best['ttft_ms']['p99']:.0f} ms and p99 TPOT {best['tpot_ms']['p99']:.1f} ms "
+            f"(SLO: TTFT {slo_ttft_ms} ms, TPOT {slo_tpot_ms} ms)")
+    while high / low > 1 + RATE_TOLERANCE:
+        mid = (low * high) ** 0.5
+        s = _at_rate(dep, requests, mid)
+        if _meets(s, slo_ttft_ms, slo_tpot_ms):
+            low, best = mid, s
+        else:
+            high = mid
+    return low, best
