@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections import defaultdict
 from pathlib import Path
 
@@ -37,6 +38,8 @@ def detect_kind(rows: list[dict]) -> str:
     columns = set(rows[0])
     if "op" in columns and "metric" in columns:
         return "kernel"
+    if "scenario" in columns and "engine" in columns:
+        return "serving"
     if "input_len" in columns or "engine" in columns:
         return "inference"
     if {"metric", "value", "gpu", "num_gpus"} <= columns:
@@ -86,11 +89,8 @@ def validate_file(path: str | Path, calibration: str | None = None) -> dict:
             out_rows.append(_scored(case, predict_kernel_case(case), op=case.op,
                                     op_dtype=f"{case.op} {dtype}".strip(),
                                     backend=(case.row.get("backend") or "").strip()))
-    elif kind == "inference":
-        from flopcast.validate.inference import predict_inference_case, prepare_inference_rows
-
-        out_rows = [_scored(case, predict_inference_case(case, calibration))
-                    for case in prepare_inference_rows(raw, calibration)]
+    elif kind in ("inference", "serving"):
+        out_rows = _inference_rows(raw, kind, calibration)
     else:
         out_rows = [_scored(case, predict_case(case))
                     for case in prepare_training_rows(raw, calibration)]
@@ -107,11 +107,39 @@ def validate_file(path: str | Path, calibration: str | None = None) -> dict:
         "kind": kind,
         "rows": out_rows,
         "summary": summarize(out_rows),
-        "by_source": _grouped(out_rows, lambda r: r["id"].split(":")[0]),
+        "by_source": _grouped(out_rows, source_of),
         "by_metric": _grouped(out_rows, lambda r: r["metric"]),
         "by_gpu": _grouped(out_rows, lambda r: r["gpu"]),
         **extra,
     }
+
+
+def source_of(row: dict) -> str:
+    """The source group of a row id: 'MEGATRON_2021:3' and 'TRTLLM_TUNE-0001' give their
+    prefix."""
+    return re.sub(r"-\d+$", "", row["id"].split(":")[0])
+
+
+def _inference_rows(raw: list[dict], kind: str, calibration: str | None) -> list[dict]:
+    """Inference rows by the steady-state estimate; serving rows, and inference rows with
+    variable lengths or an open-loop rate, by the serving simulator (one run per setup)."""
+    from flopcast.validate.inference import predict_inference_case, prepare_inference_rows
+    from flopcast.validate.serving import (
+        ServingPredictor,
+        needs_simulation,
+        prepare_serving_rows,
+    )
+
+    sim = ServingPredictor(calibration)
+    out = []
+    for row in raw:
+        if kind == "serving" or needs_simulation(row):
+            case = prepare_serving_rows([row], calibration)[0]
+            out.append(_scored(case, sim.predict(case), simulated=True))
+        else:
+            case = prepare_inference_rows([row], calibration)[0]
+            out.append(_scored(case, predict_inference_case(case, calibration)))
+    return out
 
 
 def _grouped(rows: list[dict], key) -> dict[str, dict]:

@@ -1,0 +1,142 @@
+"""Serving simulator: the iteration price agrees with the layer model; queueing properties."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from flopcast.catalog import load_gpu, load_model
+from flopcast.catalog.loader import load_engine
+from flopcast.errors import FlopcastError
+from flopcast.physics import layer
+from flopcast.specs import System
+from flopcast.specs.inference import InferenceJob
+from flopcast.workloads.inference.step import batch_step
+from flopcast.workloads.serving.run import deployment_for, serve
+
+
+@dataclass(frozen=True)
+class Reqs:
+    arrival_s: np.ndarray
+    input_len: np.ndarray
+    output_len: np.ndarray
+    prefix_id: np.ndarray
+    prefix_len: np.ndarray
+
+
+def requests(n=300, rate=None, inp=(50, 600), out=(20, 300), seed=1, prefix=0, groups=0):
+    rng = np.random.default_rng(seed)
+    arrival = (np.cumsum(rng.exponential(1 / rate, n)) if rate else np.zeros(n))
+    pid = rng.integers(0, groups, n) if groups else -np.ones(n, int)
+    return Reqs(arrival, rng.integers(*inp, n), rng.integers(*out, n), pid,
+                np.full(n, prefix if groups else 0))
+
+
+@pytest.fixture(scope="module")
+def job():
+    return InferenceJob(model=load_model("llama-3.1-8b"), engine=load_engine("vllm"),
+                        system=System(gpu=load_gpu("h100-sxm"), num_gpus=1))
+
+
+@pytest.fixture(scope="module")
+def dep(job):
+    return deployment_for(job)
+
+
+def test_iteration_price_matches_the_layer_model(dep):
+    """Tables + interpolation agree with batch_step on random mixed iterations (< 1 %)."""
+    from flopcast.workloads.serving.simulator import Simulator
+
+    sim = Simulator(dep, _table(requests(5)), None)
+    rng = np.random.default_rng(0)
+    for _ in range(25):
+        chunk, offset = int(rng.integers(1, 3000)), int(rng.integers(0, 5000))
+        seqs, ctx = int(rng.integers(0, 200)), float(rng.integers(10, 8000))
+        keys = sim.key_prefix[offset + chunk] - sim.key_prefix[offset]
+        fast = sim.cost.step_s(chunk, keys, 1, seqs, seqs * ctx, seqs + 1)
+        exact = batch_step(dep.job, dep.eff, layer.Batch(
+            prefill_tokens=chunk, prefill_context=keys / chunk, prefill_sequences=1,
+            decode_seqs=seqs, decode_context=ctx), logit_rows=seqs + 1)["step_s"]
+        assert fast == pytest.approx(float(exact), rel=0.01)
+
+
+def _table(r):
+    from flopcast.workloads.serving.replica import RequestTable
+
+    return RequestTable(r.arrival_s.tolist(), r.input_len.tolist(), r.output_len.tolist(),
+                        r.prefix_id.tolist(), r.prefix_len.tolist())
+
+
+def test_littles_law_and_rate_bounds(dep):
+    s, res = serve(dep, requests(600, rate=8.0))
+    r = res.requests
+    in_system = np.asarray(r.finish) - np.asarray(r.arrival)
+    mean_in_system = in_system.sum() / s["duration_s"]          # L = time-average in system
+    assert mean_in_system == pytest.approx(s["requests_per_s"] * in_system.mean(), rel=0.05)
+    assert s["requests_per_s"] <= 8.0 * 1.15                     # never above the offered rate
+    offline = serve(dep, requests(600))[0]
+    assert s["requests_per_s"] <= offline["requests_per_s"] * 1.01
+
+
+def test_percentiles_ordered_and_latency_rises_with_rate(dep):
+    low = serve(dep, requests(400, rate=2.0))[0]
+    high = serve(dep, requests(400, rate=40.0))[0]
+    for s in (low, high):
+        for k in ("ttft_ms", "tpot_ms", "itl_ms", "e2e_latency_ms"):
+            assert s[k]["p99"] >= s[k]["p90"] >= s[k]["p50"] > 0
+    assert high["ttft_ms"]["p50"] > low["ttft_ms"]["p50"]
+    assert high["e2e_latency_ms"]["p50"] > low["e2e_latency_ms"]["p50"]
+
+
+def test_same_seed_same_json(dep):
+    a = json.dumps(serve(dep, requests(200, rate=5.0))[0], sort_keys=True)
+    b = json.dumps(serve(dep, requests(200, rate=5.0))[0], sort_keys=True)
+    assert a == b
+
+
+def test_chunked_prefill_lowers_tpot_tail_under_mixed_load(job):
+    mixed = requests(300, rate=6.0, inp=(2000, 7000), out=(50, 400))
+    whole = serve(deployment_for(job, scheduler="prefill-first", chunk_tokens=0), mixed)[0]
+    chunked = serve(deployment_for(job, scheduler="sarathi"), mixed)[0]
+    assert chunked["tpot_ms"]["p99"] < whole["tpot_ms"]["p99"]
+
+
+def test_prefix_hits_lower_ttft(job):
+    shared = requests(300, rate=4.0, inp=(1500, 2500), groups=4, prefix=1400)
+    on = serve(deployment_for(job, prefix_caching=True), shared)[0]
+    off = serve(deployment_for(job, prefix_caching=False), shared)[0]
+    assert on["ttft_ms"]["p50"] < off["ttft_ms"]["p50"]
+
+
+def test_kv_pressure_preempts_and_still_finishes(job):
+    small = deployment_for(job.model_copy(update={"system": System(
+        gpu=load_gpu("h100-sxm").model_copy(update={"hbm_bytes": 24 * 2**30}),
+        num_gpus=1)}))
+    s = serve(small, requests(200, inp=(3000, 6000), out=(500, 1500)))[0]
+    assert s["num_requests"] == 200 and s["preemptions"] > 0
+
+
+@pytest.mark.parametrize("scheduler", ["vllm", "sarathi", "trtllm-inflight", "prefill-first",
+                                       "static"])
+def test_every_scheduler_serves_every_request(job, scheduler):
+    s = serve(deployment_for(job, scheduler=scheduler, batch_size=16), requests(120, rate=10))[0]
+    assert s["num_requests"] == 120
+    assert s["output_tokens_per_s"] > 0
+
+
+def test_replicas_share_the_load(job):
+    two = job.model_copy(update={"system": System(gpu=load_gpu("h100-sxm"), num_gpus=2)})
+    one_s = serve(deployment_for(job), requests(400, rate=30))[0]
+    for router in ("round-robin", "least-outstanding-tokens", "prefix-affinity"):
+        two_s = serve(deployment_for(two, router=router), requests(400, rate=30))[0]
+        assert two_s["ttft_ms"]["p90"] <= one_s["ttft_ms"]["p90"]
+
+
+def test_unknown_scheduler_and_impossible_requests(job, dep):
+    with pytest.raises(FlopcastError, match="scheduler"):
+        deployment_for(job, scheduler="fifo")
+    with pytest.raises(FlopcastError, match="KV blocks"):
+        serve(dep, requests(3, inp=(2_000_000, 2_000_001)))
