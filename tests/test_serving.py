@@ -56,7 +56,7 @@ def test_iteration_price_matches_the_layer_model(dep):
         chunk, offset = int(rng.integers(1, 3000)), int(rng.integers(0, 5000))
         seqs, ctx = int(rng.integers(0, 200)), float(rng.integers(10, 8000))
         keys = sim.key_prefix[offset + chunk] - sim.key_prefix[offset]
-        fast = sim.cost.step_s(chunk, keys, 1, seqs, seqs * ctx, seqs + 1)
+        fast = sim.replicas[0].cost.step_s(chunk, keys, 1, seqs, seqs * ctx, seqs + 1)
         exact = batch_step(dep.job, dep.eff, layer.Batch(
             prefill_tokens=chunk, prefill_context=keys / chunk, prefill_sequences=1,
             decode_seqs=seqs, decode_context=ctx), logit_rows=seqs + 1)["step_s"]
@@ -140,3 +140,30 @@ def test_unknown_scheduler_and_impossible_requests(job, dep):
         deployment_for(job, scheduler="fifo")
     with pytest.raises(FlopcastError, match="KV blocks"):
         serve(dep, requests(3, inp=(2_000_000, 2_000_001)))
+
+
+def test_prefill_decode_pools(job):
+    """Splitwise/DistServe: prefill and decode pools; KV shipped between them costs time."""
+    from dataclasses import replace
+
+    two = job.model_copy(update={"system": System(gpu=load_gpu("h100-sxm"), num_gpus=1)})
+    pre, dec = deployment_for(two), deployment_for(two)
+    pools = [replace(pre, role="prefill"), replace(dec, role="decode")]
+    work = requests(300, rate=6.0)
+    s, res = serve(pools, work)
+    assert s["num_requests"] == 300
+    assert set(res.requests.replica) == {1}          # everyone finished on the decode replica
+    slow = [replace(pre, role="prefill", kv_link="network"), replace(dec, role="decode")]
+    fast = [replace(pre, role="prefill", kv_link="nvlink"), replace(dec, role="decode")]
+    assert serve(fast, work)[0]["e2e_latency_ms"]["mean"] < \
+        serve(slow, work)[0]["e2e_latency_ms"]["mean"]
+    with pytest.raises(FlopcastError, match="decode pool"):
+        serve([replace(pre, role="prefill")], work)
+
+
+def test_mixed_gpu_fleet(job):
+    """Mélange-style heterogeneous pools: an L40S replica beside an H100 one."""
+    l40s = job.model_copy(update={"system": System(gpu=load_gpu("l40s"), num_gpus=1)})
+    s = serve([deployment_for(job, router="least-outstanding-tokens"), deployment_for(l40s)],
+              requests(300, rate=15.0))[0]
+    assert s["num_requests"] == 300

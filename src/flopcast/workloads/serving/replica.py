@@ -54,6 +54,8 @@ class Replica:
     def __init__(self, index: int, cost: StepCost, kv_capacity_blocks: int,
                  blocks_per_len: list[int], block_tokens: int):
         self.index = index
+        self.sched = self.dep = None  # set by the simulator: the pool's scheduler, deployment
+        self.role = "mixed"
         self.cost = cost
         self.capacity = kv_capacity_blocks
         self.free_blocks = kv_capacity_blocks

@@ -37,20 +37,25 @@ def deployment_for(job: InferenceJob, scheduler: str | None = None,
                       prefix_caching=caching)
 
 
-def serve(dep: Deployment, requests, concurrency: int | None = None,
+def serve(dep: Deployment | list[Deployment], requests, concurrency: int | None = None,
           slo_ttft_ms: float | None = None, slo_tpot_ms: float | None = None,
           keep_trace: bool = False, calibration: str | None = None) -> tuple[dict, object]:
     """Simulate and summarise: (metrics with a ``config`` entry, the raw SimResult)."""
     res = simulate(dep, requests, concurrency, keep_trace)
-    job = dep.job
-    out = summarize(res, job.system.num_gpus, slo_ttft_ms, slo_tpot_ms)
+    pools = dep if isinstance(dep, list) else [dep]
+    dep, job = pools[0], pools[0].job
+    gpus = sum(p.job.system.num_gpus for p in pools)
+    out = summarize(res, gpus, slo_ttft_ms, slo_tpot_ms)
     out["config"] = dict(
         model=job.model.name, gpu=job.system.gpu.id, num_gpus=job.system.num_gpus,
         engine=job.engine.id, tp=job.tp, pp=job.pp, ep=job.ep, replicas=job.replicas,
         precision=job.weights.name, kv_precision=job.kv_format, scheduler=dep.scheduler,
+        total_gpus=gpus,
         max_num_seqs=dep.limits.max_seqs, max_num_tokens=dep.limits.max_tokens,
         prefill_chunk_tokens=dep.limits.chunk_tokens, prefix_caching=dep.prefix_caching,
         router=dep.router, concurrency=concurrency,
+        pools=[dict(role=p.role, gpu=p.job.system.gpu.id, num_gpus=p.job.system.num_gpus,
+                    tp=p.job.tp, pp=p.job.pp, scheduler=p.scheduler) for p in pools],
         efficiency_source=inference_calibration_source(job.system.gpu, job.engine,
                                                        calibration)[0],
         kernels_source=job.system.gpu.kernels_source)

@@ -18,6 +18,7 @@ import numpy as np
 
 from flopcast.errors import FlopcastError
 from flopcast.physics import flops as F
+from flopcast.physics.kv_cache import sequence_kv_bytes
 from flopcast.specs.efficiency import Efficiency
 from flopcast.specs.inference import InferenceJob
 from flopcast.workloads.serving.cost import StepCost, kv_blocks
@@ -42,6 +43,22 @@ class Deployment:
     eff: Efficiency
     router: str = "round-robin"
     prefix_caching: bool = False
+    role: str = "mixed"        # mixed | prefill | decode (Splitwise/DistServe pools)
+    kv_link: str = "network"   # how a prefill pool ships KV to the decode pool: nvlink | network
+
+    def kv_transfer_s(self, tokens: int) -> float:
+        """Seconds to move one request's KV cache of ``tokens`` tokens from this (prefill)
+        replica to a decode replica: every tensor-parallel rank sends its shard in parallel
+        over its own link (Splitwise, Patel et al. 2024 §4.3; DistServe, Zhong et al. 2024
+        §4.1), plus one link latency."""
+        job = self.job
+        num_bytes = float(sequence_kv_bytes(job.model, tokens, job.kv_element_bytes))
+        gpu, system = job.system.gpu, job.system
+        if self.kv_link == "nvlink":
+            bandwidth, latency = gpu.scale_up_bandwidth, gpu.nvlink_latency_s
+        else:
+            bandwidth, latency = system.network_bandwidth, system.network_latency_s
+        return num_bytes / (bandwidth * job.tp * job.pp) + latency
 
 
 @dataclass
@@ -54,6 +71,27 @@ class SimResult:
     itl_weight: list[int]
     end_s: float
     trace: list[list[tuple[float, float, int, int, int]]]
+
+
+ROLES = ("mixed", "prefill", "decode")
+KV_LINKS = ("nvlink", "network")
+
+
+def _check_pools(pools: list[Deployment]) -> None:
+    """One model everywhere; prefill and decode pools come together."""
+    names = {d.job.model.name for d in pools}
+    if len(names) > 1:
+        raise FlopcastError(f"pools: all pools must serve one model; got {sorted(names)}")
+    for d in pools:
+        if d.role not in ROLES:
+            raise FlopcastError(f"role: {d.role!r} is not one of {', '.join(ROLES)}")
+        if d.kv_link not in KV_LINKS:
+            raise FlopcastError(f"kv_link: {d.kv_link!r} is not one of {', '.join(KV_LINKS)}")
+    roles = {d.role for d in pools}
+    if ("prefill" in roles) != ("decode" in roles):
+        raise FlopcastError("pools: a prefill pool needs a decode pool and the other way round")
+    if "mixed" in roles and len(roles) > 1:
+        raise FlopcastError("pools: mix either disaggregated (prefill + decode) or mixed pools")
 
 
 class _Arrivals:
@@ -91,62 +129,92 @@ class _Arrivals:
 
 
 class Simulator:
-    """Runs one deployment on one request set (see ``simulate``)."""
+    """Runs one or more pools of replicas on one request set (see ``simulate``)."""
 
-    def __init__(self, dep: Deployment, req: RequestTable, concurrency: int | None,
-                 keep_trace: bool = False):
-        job, lim = dep.job, dep.limits
-        self.dep, self.req = dep, req
-        self.sched = make_scheduler(dep.scheduler, lim)
-        self.sched.prefix_caching = dep.prefix_caching
+    def __init__(self, pools: Deployment | list[Deployment], req: RequestTable,
+                 concurrency: int | None, keep_trace: bool = False):
+        pools = [pools] if isinstance(pools, Deployment) else list(pools)
+        _check_pools(pools)
+        self.pools, self.dep, self.req = pools, pools[0], req
         longest = max(p + o for p, o in zip(req.prompt, req.output, strict=True))
-        max_context = max(job.model.max_position_embeddings, longest)
-        self.cost = StepCost(job, dep.eff, lim.max_tokens + lim.max_seqs, lim.max_seqs,
-                             max_context)
-        capacity, per_len = kv_blocks(job, dep.eff)
-        engines = job.replicas * job.pp
-        self.replicas = [Replica(k, self.cost, capacity // job.pp, per_len,
-                                 job.engine.kv_block_tokens) for k in range(engines)]
-        self.router = make_router(dep.router, self.replicas)
+        model = pools[0].job.model
+        max_context = max(model.max_position_embeddings, longest)
+        self.replicas: list[Replica] = []
+        for dep in pools:
+            self.replicas += self._pool(dep, max_context)
+        entry = [r for r in self.replicas if r.role != "decode"]
+        decode = [r for r in self.replicas if r.role == "decode"]
+        self.router = make_router(self.dep.router, entry)
+        self.decode_router = make_router("least-outstanding-tokens", decode) if decode else None
         self.arrivals = _Arrivals(req, concurrency)
+        self.handoffs: list[tuple[float, int]] = []  # (time KV lands on a decode pool, id)
         ends = np.arange(max_context + 1, dtype=float)
-        self.key_prefix = (ends * F.attention_context(job.model, np.maximum(ends, 1.0),
+        self.key_prefix = (ends * F.attention_context(model, np.maximum(ends, 1.0),
                                                       causal=True)).tolist()
         self.itl_s: list[float] = []
         self.itl_weight: list[int] = []
         self.keep_trace = keep_trace
-        self._check_fits(capacity // job.pp)
+        for rep in self.replicas:
+            self._check_fits(rep)
 
-    def _check_fits(self, capacity: int) -> None:
+    def _pool(self, dep: Deployment, max_context: int) -> list[Replica]:
+        job, lim = dep.job, dep.limits
+        sched = make_scheduler(dep.scheduler, lim)
+        sched.prefix_caching = dep.prefix_caching
+        cost = StepCost(job, dep.eff, lim.max_tokens + lim.max_seqs, lim.max_seqs,
+                        max_context)
+        capacity, per_len = kv_blocks(job, dep.eff)
+        first = len(self.replicas)
+        reps = [Replica(first + k, cost, capacity // job.pp, per_len,
+                        job.engine.kv_block_tokens) for k in range(job.replicas * job.pp)]
+        for r in reps:
+            r.sched, r.dep, r.role = sched, dep, dep.role
+        return reps
+
+    def _check_fits(self, rep: Replica) -> None:
         """Refuse requests no replica could ever hold (the engine would reject them)."""
-        rep, lim = self.replicas[0], self.dep.limits
-        chunked = self.sched.limits.chunk_tokens is not None
+        lim, dep = rep.sched.limits, rep.dep
+        chunked = lim.chunk_tokens is not None or dep.scheduler == "static"
         for i, (p, o) in enumerate(zip(self.req.prompt, self.req.output, strict=True)):
-            if rep.blocks_for(p + o) > capacity:
+            if rep.blocks_for(p + o) > rep.capacity:
                 raise FlopcastError(
                     f"request {i}: {p}+{o} tokens need {rep.blocks_for(p + o)} KV blocks; a "
-                    f"replica holds {capacity} ({self.dep.job.model.name} on "
-                    f"{self.dep.job.system.gpu.id}, tp={self.dep.job.tp})")
-            if not chunked and p > lim.max_tokens and self.dep.scheduler != "static":
+                    f"replica holds {rep.capacity} ({dep.job.model.name} on "
+                    f"{dep.job.system.gpu.id}, tp={dep.job.tp})")
+            if not chunked and p > lim.max_tokens and rep.role != "decode":
                 raise FlopcastError(
                     f"request {i}: prompt of {p} tokens exceeds max_num_tokens "
                     f"({lim.max_tokens}) and this scheduler does not chunk prompts")
 
     def run(self) -> SimResult:
-        arrivals, replicas = self.arrivals, self.replicas
+        arrivals, replicas, handoffs = self.arrivals, self.replicas, self.handoffs
         while True:
             t_arr = arrivals.peek()
+            t_hand = handoffs[0][0] if handoffs else math.inf
+            t_next = min(t_arr, t_hand)
             busy = [r for r in replicas if r.busy]
             rep = min(busy, key=lambda r: r.clock) if busy else None
-            if rep is None and t_arr == math.inf:
+            if rep is None and t_next == math.inf:
                 break
-            if rep is None or t_arr <= rep.clock:
-                self._arrive(arrivals.pop(), t_arr)
+            if rep is None or t_next <= rep.clock:
+                if t_hand <= t_arr:
+                    self._land(*heapq.heappop(handoffs))
+                else:
+                    self._arrive(arrivals.pop(), t_arr)
                 continue
-            self._advance(rep, t_arr)
+            self._advance(rep, t_next)
         end = max(r.clock for r in replicas)
         return SimResult(self.req, self.itl_s, self.itl_weight, end,
                          [r.trace for r in replicas])
+
+    def _land(self, t: float, i: int) -> None:
+        """A prefilled request's KV cache arrives at a decode replica (Splitwise §4)."""
+        rep = self.decode_router.route(self.req, i)
+        if not rep.busy:
+            rep.clock = max(rep.clock, t)
+        rep.waiting.append(i)
+        self.req.replica[i] = rep.index
+        rep.outstanding_tokens += self.req.prompt[i] + self.req.output[i]
 
     def _arrive(self, i: int, t: float) -> None:
         rep = self.router.route(self.req, i)
@@ -160,19 +228,19 @@ class Simulator:
         """Run one iteration of ``rep``, or a stretch of decode-only ones ending at the first
         finish, the next arrival or the KV headroom."""
         req = self.req
-        it = self.sched.schedule(rep, req, rep.clock)
+        it = rep.sched.schedule(rep, req, rep.clock)
         if not it:
             raise FlopcastError(
                 f"replica {rep.index}: nothing can run ({len(rep.waiting)} waiting, "
                 f"{rep.free_blocks} free KV blocks); the engine limits are too small for "
                 "these requests")
-        if not it.prefill and not self.sched.may_admit(rep, req):
+        if not it.prefill and not rep.sched.may_admit(rep, req):
             self._decode_stretch(rep, it.decode, until)
             return
         self._iteration(rep, it)
 
     def _iteration(self, rep: Replica, it: Iteration) -> None:
-        req, cost, kp = self.req, self.cost, self.key_prefix
+        req, cost, kp = self.req, rep.cost, self.key_prefix
         tokens = key_sum = 0
         for i, c in it.prefill:
             o = req.cached[i]
@@ -191,9 +259,11 @@ class Simulator:
         for i in completing:
             if req.generated[i] == 0:
                 req.first_token[i] = end
-            if self.dep.prefix_caching and req.prefix_id[i] >= 0:
+            if rep.dep.prefix_caching and req.prefix_id[i] >= 0:
                 rep.cache_prefix(req.prefix_id[i], req.prefix_len[i])
             self._emit(rep, i, 1, end)
+            if rep.role == "prefill" and req.generated[i] < req.output[i]:
+                self._hand_off(rep, i, end)
         if it.decode:
             self.itl_s.append(dt + rep.stall_s)
             self.itl_weight.append(len(it.decode))
@@ -201,12 +271,20 @@ class Simulator:
             for i in it.decode:
                 req.cached[i] += 1
                 self._emit(rep, i, 1, end)
-        elif self.sched.stalls_decodes and any(req.generated[i] for i in rep.running):
+        elif rep.sched.stalls_decodes and any(req.generated[i] for i in rep.running):
             rep.stall_s += dt
         rep.clock = end
 
+    def _hand_off(self, rep: Replica, i: int, t: float) -> None:
+        """Prefill done on a prefill replica: free its KV there and ship it to the decode
+        pool over the link between the pools (bytes of the prompt's cache over the link)."""
+        rep.release(self.req, i)
+        rep.running.remove(i)
+        rep.outstanding_tokens -= self.req.prompt[i] + self.req.output[i]
+        heapq.heappush(self.handoffs, (t + rep.dep.kv_transfer_s(self.req.cached[i]), i))
+
     def _decode_stretch(self, rep: Replica, decode: list[int], until: float) -> None:
-        req, cost = self.req, self.cost
+        req, cost = self.req, rep.cost
         n = len(decode)
         steps_to_finish = min(req.output[i] - req.generated[i] for i in decode)
         headroom = 1 + rep.block_tokens * (rep.free_blocks // n)
@@ -230,7 +308,7 @@ class Simulator:
                 self._finish(rep, i, t)
 
     def _short_stretch(self, rep, n, context, fixed, limit, until):
-        cost = self.cost
+        cost = rep.cost
         t, k = rep.clock, 0
         first_gap = rep.stall_s
         while k < limit and (k == 0 or t < until):
@@ -248,7 +326,7 @@ class Simulator:
     def _long_stretch(self, rep, n, context, fixed, limit, until):
         """The same stretch with NumPy: iteration k starts at clock + Σ earlier gaps and may
         start only before ``until`` (the first one always runs)."""
-        dts = fixed + self.cost.decode_attention_run_s(n, context + n * np.arange(limit))
+        dts = fixed + rep.cost.decode_attention_run_s(n, context + n * np.arange(limit))
         starts = rep.clock + np.concatenate(([0.0], np.cumsum(dts[:-1])))
         k = max(1, int(np.searchsorted(starts, until, side="left")))
         dts = dts[:k]
@@ -273,10 +351,11 @@ class Simulator:
         self.arrivals.finished(req, t)
 
 
-def simulate(dep: Deployment, requests, concurrency: int | None = None,
+def simulate(dep: Deployment | list[Deployment], requests, concurrency: int | None = None,
              keep_trace: bool = False) -> SimResult:
-    """Simulate ``requests`` (workload.Requests) on ``dep``; ``concurrency`` runs a closed
-    loop (that many requests in flight, the next one issued as one finishes)."""
+    """Simulate ``requests`` (workload.Requests) on ``dep`` (one deployment, or pools: GPU
+    types mixed, or prefill + decode pools); ``concurrency`` runs a closed loop (that many
+    requests in flight, the next one issued as one finishes)."""
     req = RequestTable(
         arrival=np.asarray(requests.arrival_s, dtype=float).tolist(),
         prompt=np.asarray(requests.input_len, dtype=int).tolist(),

@@ -111,6 +111,14 @@ class Scheduler(ABC):
             i = rep.waiting[0]
             if self.prefix_caching:
                 rep.reuse_prefix(req, i)
+            if req.generated[i] and req.to_prefill(i) == 0:  # KV shipped in: decode it
+                if not rep.grow(req, i, req.cached[i] + 1):
+                    break
+                rep.waiting.popleft()
+                rep.running.append(i)
+                it.decode.append(i)
+                budget -= 1
+                continue
             chunk = self.chunk(req.to_prefill(i), budget)
             if not chunk:
                 break
