@@ -51,8 +51,13 @@ def _workload(dataset, input_len, output_len, length_dist, range_ratio, trace, r
     return reqs, concurrency
 
 
-@app.command()
+serve_app = typer.Typer(no_args_is_help=False)
+app.add_typer(serve_app, name="serve")
+
+
+@serve_app.callback(invoke_without_command=True)
 def serve(
+    ctx: typer.Context,
     model: str | None = MODEL_OPT,
     gpu: str = typer.Option("h100-sxm", "--gpu", help=GPU_HELP),
     gpus: int = typer.Option(1, "--gpus", help="GPUs in all; beyond tp·pp they are "
@@ -115,14 +120,13 @@ def serve(
 ) -> None:
     """Simulate serving a request stream: TTFT, TPOT, ITL and end-to-end percentiles,
     throughput and goodput; with an SLO and no rate, the highest Poisson rate meeting it.
+    `flopcast serve plan` finds the cheapest fleet meeting an SLO.
 
     Example: flopcast serve -m llama-3.1-8b --gpu h100-sxm --request-rate 20 --dataset sharegpt
     --num-requests 2000
     """
-    from flopcast.catalog import load_gpu
-    from flopcast.catalog.loader import load_engine
-    from flopcast.specs import System
-    from flopcast.specs.inference import InferenceJob
+    if ctx.invoked_subcommand is not None:
+        return
     from flopcast.workloads.serving.run import deployment_for
     from flopcast.workloads.serving.run import serve as run_serve
 
@@ -134,13 +138,7 @@ def serve(
     reqs, closed = _workload(dataset, input_len, output_len, length_dist, range_ratio, trace,
                              rate, burstiness, concurrency, offline, num_requests, seed,
                              shared_prefix_len, num_prefixes)
-    from flopcast.cli.common import _model
-
-    job = InferenceJob(
-        model=_model(model, None, None, None, None, None, None, None),
-        system=System(gpu=load_gpu(gpu, calibration), num_gpus=gpus),
-        engine=load_engine(engine), tp=tp if tp is not None else max(gpus // pp, 1), pp=pp,
-        ep=ep, weights=precision, kv_format=kv_precision)
+    job = _job(model, gpu, gpus, tp, pp, ep, precision, kv_precision, engine, calibration)
     dep = deployment_for(job, scheduler, max_num_seqs, max_num_tokens, chunk_tokens,
                          batch_size, prefix_caching, router,
                          str(calibration) if calibration else None)
@@ -165,6 +163,97 @@ def serve(
         print(json.dumps(summary, indent=2, sort_keys=True))
         return
     _print_summary(summary)
+
+
+def _job(model, gpu, gpus, tp, pp, ep, precision, kv_precision, engine, calibration):
+    from flopcast.catalog import load_gpu
+    from flopcast.catalog.loader import load_engine
+    from flopcast.cli.common import _model
+    from flopcast.specs import System
+    from flopcast.specs.inference import InferenceJob
+
+    return InferenceJob(
+        model=_model(model, None, None, None, None, None, None, None),
+        system=System(gpu=load_gpu(gpu, calibration), num_gpus=gpus),
+        engine=load_engine(engine), tp=tp if tp is not None else max(gpus // pp, 1), pp=pp,
+        ep=ep, weights=precision, kv_format=kv_precision)
+
+
+@serve_app.command("plan")
+def serve_plan(
+    model: str | None = MODEL_OPT,
+    request_rate: float = typer.Option(..., "--request-rate", help="Poisson requests/s the "
+                                       "fleet must take."),
+    gpu_types: str = typer.Option("h100-sxm,h200,a100-80gb,l40s", "--gpu-types",
+                                  help="Comma-separated GPU catalog ids to consider."),
+    max_tp: int = typer.Option(8, "--max-tp", help="Largest tensor-parallel size per replica."),
+    precision: str = typer.Option("bf16", "--precision", help="Weights/GEMMs."),
+    engine: str = typer.Option("vllm", "--engine", help="Serving engine."),
+    dataset: str | None = typer.Option(None, "--dataset", help="Length distribution."),
+    input_len: int | None = typer.Option(None, "--input-len", help="Prompt tokens."),
+    output_len: int | None = typer.Option(None, "--output-len", help="Output tokens."),
+    length_dist: str = typer.Option("fixed", "--length-dist", help="As `serve`."),
+    num_requests: int = typer.Option(400, "--num-requests", help="Requests per simulation."),
+    seed: int = typer.Option(0, "--seed", help="Random seed."),
+    slo_ttft_p99: float | None = typer.Option(None, "--slo-ttft-p99", help="p99 TTFT, ms."),
+    slo_tpot_p99: float | None = typer.Option(None, "--slo-tpot-p99", help="p99 TPOT, ms."),
+    mixed: bool = typer.Option(True, "--mixed/--single-type", help="Allow two GPU types in "
+                               "one fleet (Mélange)."),
+    calibration: Path | None = CALIBRATION_OPT,
+    as_json: bool = JSON_OPT,
+) -> None:
+    """The cheapest fleet (GPU types × tp × replicas) meeting p99 SLOs at a request rate,
+    and each GPU type's cost/latency alone.
+
+    Example: flopcast serve plan -m llama-3.1-8b --request-rate 40 --dataset sharegpt
+    --slo-ttft-p99 1000 --slo-tpot-p99 50
+    """
+    from flopcast.errors import UnsupportedError
+    from flopcast.workloads.serving.fleet import front, plan_fleet, replica_options
+    from flopcast.workloads.serving.run import deployment_for
+
+    if request_rate <= 0:
+        raise FlopcastError(f"request-rate: must be > 0; got {request_rate}")
+    reqs, _ = _workload(dataset, input_len, output_len, length_dist, None, None, request_rate,
+                        1.0, None, False, num_requests, seed, 0, 0)
+    deps = []
+    for gpu in [g.strip() for g in gpu_types.split(",") if g.strip()]:
+        tp = 1
+        while tp <= max_tp:
+            try:
+                job = _job(model, gpu, tp, tp, 1, 1, precision, None, engine, calibration)
+                deps.append(deployment_for(job, calibration=str(calibration) if calibration
+                                           else None))
+            except (FlopcastError, ValueError) as e:
+                if isinstance(e, UnsupportedError):
+                    raise
+            tp *= 2
+    with console.status("measuring replica capacities") as status:
+        options, left_out = replica_options(
+            deps, reqs, slo_ttft_p99, slo_tpot_p99,
+            progress=lambda name: status.update(f"capacity of one {name} replica"))
+        best = plan_fleet(options, reqs, request_rate, slo_ttft_p99, slo_tpot_p99, mixed)
+        alone = front(options, reqs, request_rate, slo_ttft_p99, slo_tpot_p99)
+    answer = {"best": best, "front": alone, "left_out": left_out,
+              "options": [{"replica": o.name, "capacity_rps": o.capacity_rps,
+                           "usd_per_hour": o.usd_per_hour} for o in options]}
+    if as_json:
+        print(json.dumps(answer, indent=2, sort_keys=True, default=str))
+        return
+    from flopcast.cli.common import print_table
+
+    fleet = " + ".join(f"{f['count']}× {f['replica']}" for f in best["fleet"])
+    s = best["summary"]
+    console.print(f"cheapest fleet for {request_rate:g} req/s: [bold]{fleet}[/] at "
+                  f"${best['usd_per_hour']:,.2f}/h; simulated p99 TTFT "
+                  f"{s['ttft_ms']['p99']:,.0f} ms, p99 TPOT {s['tpot_ms']['p99']:,.1f} ms")
+    print_table("One GPU type alone", ("replica", "req/s each", "replicas", "$/h",
+                                       "p99 TTFT ms", "p99 TPOT ms"),
+                [(r["replica"], f"{r['capacity_rps']:,.2f}", str(r["count"]),
+                  f"{r['usd_per_hour']:,.2f}", f"{r['ttft_p99_ms']:,.0f}",
+                  f"{r['tpot_p99_ms']:,.1f}") for r in alone])
+    for reason in left_out:
+        console.print(f"left out: {reason}")
 
 
 def _print_summary(s: dict) -> None:
