@@ -147,6 +147,7 @@ class Simulator:
         self.router = make_router(self.dep.router, entry)
         self.decode_router = make_router("least-outstanding-tokens", decode) if decode else None
         self.arrivals = _Arrivals(req, concurrency)
+        self.ready: list[tuple[float, int]] = []
         self.handoffs: list[tuple[float, int]] = []  # (time KV lands on a decode pool, id)
         ends = np.arange(max_context + 1, dtype=float)
         self.key_prefix = (ends * F.attention_context(model, np.maximum(ends, 1.0),
@@ -188,41 +189,44 @@ class Simulator:
 
     def run(self) -> SimResult:
         arrivals, replicas, handoffs = self.arrivals, self.replicas, self.handoffs
+        ready = self.ready  # (clock, replica index) of busy replicas; stale entries skipped
         while True:
             t_arr = arrivals.peek()
             t_hand = handoffs[0][0] if handoffs else math.inf
             t_next = min(t_arr, t_hand)
-            busy = [r for r in replicas if r.busy]
-            rep = min(busy, key=lambda r: r.clock) if busy else None
-            if rep is None and t_next == math.inf:
+            while ready and (not replicas[ready[0][1]].busy
+                             or replicas[ready[0][1]].clock != ready[0][0]):
+                heapq.heappop(ready)
+            if not ready and t_next == math.inf:
                 break
-            if rep is None or t_next <= rep.clock:
+            if not ready or t_next <= ready[0][0]:
                 if t_hand <= t_arr:
                     self._land(*heapq.heappop(handoffs))
                 else:
                     self._arrive(arrivals.pop(), t_arr)
                 continue
+            rep = replicas[heapq.heappop(ready)[1]]
             self._advance(rep, t_next)
+            if rep.busy:
+                heapq.heappush(ready, (rep.clock, rep.index))
         end = max(r.clock for r in replicas)
         return SimResult(self.req, self.itl_s, self.itl_weight, end,
                          [r.trace for r in replicas])
 
-    def _land(self, t: float, i: int) -> None:
-        """A prefilled request's KV cache arrives at a decode replica (Splitwise §4)."""
-        rep = self.decode_router.route(self.req, i)
+    def _enqueue(self, rep: Replica, i: int, t: float) -> None:
         if not rep.busy:
             rep.clock = max(rep.clock, t)
+            heapq.heappush(self.ready, (rep.clock, rep.index))
         rep.waiting.append(i)
         self.req.replica[i] = rep.index
         rep.outstanding_tokens += self.req.prompt[i] + self.req.output[i]
 
+    def _land(self, t: float, i: int) -> None:
+        """A prefilled request's KV cache arrives at a decode replica (Splitwise §4)."""
+        self._enqueue(self.decode_router.route(self.req, i), i, t)
+
     def _arrive(self, i: int, t: float) -> None:
-        rep = self.router.route(self.req, i)
-        if not rep.busy:
-            rep.clock = max(rep.clock, t)
-        rep.waiting.append(i)
-        self.req.replica[i] = rep.index
-        rep.outstanding_tokens += self.req.prompt[i] + self.req.output[i]
+        self._enqueue(self.router.route(self.req, i), i, t)
 
     def _advance(self, rep: Replica, until: float) -> None:
         """Run one iteration of ``rep``, or a stretch of decode-only ones ending at the first
