@@ -119,8 +119,8 @@ def test_kv_pressure_preempts_and_still_finishes(job):
     assert s["num_requests"] == 200 and s["preemptions"] > 0
 
 
-@pytest.mark.parametrize("scheduler", ["vllm", "sarathi", "trtllm-inflight", "prefill-first",
-                                       "static"])
+@pytest.mark.parametrize("scheduler", ["vllm", "sarathi", "trtllm-inflight", "trtllm-no-evict",
+                                       "prefill-first", "sglang", "static"])
 def test_every_scheduler_serves_every_request(job, scheduler):
     s = serve(deployment_for(job, scheduler=scheduler, batch_size=16), requests(120, rate=10))[0]
     assert s["num_requests"] == 120

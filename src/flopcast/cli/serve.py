@@ -13,7 +13,8 @@ from flopcast.errors import FlopcastError
 
 
 def _workload(dataset, input_len, output_len, length_dist, range_ratio, trace, rate,
-              burstiness, concurrency, offline, num_requests, seed, prefix_len, prefixes):
+              burstiness, concurrency, offline, num_requests, seed, prefix_len, prefixes,
+              spread=None):
     from flopcast.workloads.serving.workload import (
         ArrivalSpec,
         LengthSpec,
@@ -37,6 +38,11 @@ def _workload(dataset, input_len, output_len, length_dist, range_ratio, trace, r
         if input_len is None or output_len is None:
             raise FlopcastError("lengths: give --dataset, or --input-len and --output-len")
         extra = {"range_ratio": range_ratio} if range_ratio is not None else {}
+        if length_dist == "lognormal":
+            extra.update(input_sigma=spread or 1.0, output_sigma=spread or 1.0)
+        elif length_dist == "normal":
+            extra.update(input_std=(spread or 0.2) * input_len,
+                         output_std=(spread or 0.2) * output_len)
         lengths = LengthSpec(kind=length_dist, input_len=input_len, output_len=output_len,
                              **extra)
     if rate is not None:
@@ -98,8 +104,12 @@ def serve(
     output_len: int | None = typer.Option(None, "--output-len", help="Output tokens (mean)."),
     length_dist: str = typer.Option("fixed", "--length-dist", help="fixed, uniform, normal, "
                                     "lognormal, random (sglang random: up to the length)."),
-    range_ratio: float | None = typer.Option(None, "--range-ratio", help="uniform/random: "
-                                             "lowest length as a share of the given one."),
+    range_ratio: float | None = typer.Option(
+        None, "--range-ratio", help="random: lowest length as a share of the given one (sglang "
+        "--random-range-ratio); uniform: ± share around it (vLLM)."),
+    spread: float | None = typer.Option(
+        None, "--spread", help="lognormal: σ of log-length (default 1.0); normal: std as a "
+        "share of the mean (default 0.2)."),
     trace: Path | None = typer.Option(None, "--trace", help="CSV/JSONL trace: arrival_s, "
                                       "input_len, output_len[, prefix_id, prefix_len]."),
     num_requests: int = typer.Option(1000, "--num-requests", help="Requests to simulate."),
@@ -137,7 +147,7 @@ def serve(
     rate = 1.0 if find_rate else request_rate
     reqs, closed = _workload(dataset, input_len, output_len, length_dist, range_ratio, trace,
                              rate, burstiness, concurrency, offline, num_requests, seed,
-                             shared_prefix_len, num_prefixes)
+                             shared_prefix_len, num_prefixes, spread)
     job = _job(model, gpu, gpus, tp, pp, ep, precision, kv_precision, engine, calibration)
     dep = deployment_for(job, scheduler, max_num_seqs, max_num_tokens, chunk_tokens,
                          batch_size, prefix_caching, router,

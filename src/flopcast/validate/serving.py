@@ -93,9 +93,8 @@ def _lengths(row: dict) -> dict:
     if dataset == "random":
         spread = re.search(r"\+-\s*(\d+(?:\.\d+)?)\s*%", row.get("notes") or "")
         if spread:
-            frac = float(spread.group(1)) / 100
-            return dict(kind="uniform", input_len=inp, output_len=out, range_ratio=1 - frac,
-                        upper_ratio=1 + frac)
+            return dict(kind="uniform", input_len=inp, output_len=out,
+                        range_ratio=float(spread.group(1)) / 100)
         return dict(kind="random", input_len=inp, output_len=out, range_ratio=0.0)
     return dict(kind="dataset", dataset=dataset, input_len=inp, output_len=out)
 

@@ -360,12 +360,15 @@ def simulate(dep: Deployment | list[Deployment], requests, concurrency: int | No
     """Simulate ``requests`` (workload.Requests) on ``dep`` (one deployment, or pools: GPU
     types mixed, or prefill + decode pools); ``concurrency`` runs a closed loop (that many
     requests in flight, the next one issued as one finishes)."""
+    n = len(requests.arrival_s)
+    pid = requests.prefix_id if requests.prefix_id is not None else np.full(n, -1)
+    plen = requests.prefix_len if requests.prefix_len is not None else np.zeros(n)
     req = RequestTable(
         arrival=np.asarray(requests.arrival_s, dtype=float).tolist(),
         prompt=np.asarray(requests.input_len, dtype=int).tolist(),
         output=np.asarray(requests.output_len, dtype=int).tolist(),
-        prefix_id=np.asarray(requests.prefix_id, dtype=int).tolist(),
-        prefix_len=np.asarray(requests.prefix_len, dtype=int).tolist())
+        prefix_id=np.asarray(pid, dtype=int).tolist(),
+        prefix_len=np.asarray(plen, dtype=int).tolist())
     if not req.arrival:
         raise FlopcastError("requests: the workload has no requests")
     return Simulator(dep, req, concurrency, keep_trace).run()

@@ -6,15 +6,18 @@ from flopcast.errors import FlopcastError
 from flopcast.workloads.serving.schedulers.base import Iteration, Limits, Scheduler
 from flopcast.workloads.serving.schedulers.prefill_first import PrefillFirst
 from flopcast.workloads.serving.schedulers.sarathi import SarathiServe
+from flopcast.workloads.serving.schedulers.sglang import SGLangScheduler
 from flopcast.workloads.serving.schedulers.static import StaticBatching
-from flopcast.workloads.serving.schedulers.trtllm import InflightBatching
+from flopcast.workloads.serving.schedulers.trtllm import GuaranteedNoEvict, InflightBatching
 from flopcast.workloads.serving.schedulers.vllm import ContinuousBatching
 
 SCHEDULERS: dict[str, type[Scheduler]] = {
     "vllm": ContinuousBatching,
     "sarathi": SarathiServe,
     "trtllm-inflight": InflightBatching,
+    "trtllm-no-evict": GuaranteedNoEvict,
     "prefill-first": PrefillFirst,
+    "sglang": SGLangScheduler,
     "static": StaticBatching,
 }
 

@@ -108,28 +108,35 @@ class Scheduler(ABC):
         last; ``reserve_full`` holds blocks for prompt + all output at admission
         (TensorRT-LLM GUARANTEED_NO_EVICT)."""
         while rep.waiting and budget > 0 and len(rep.running) < self.limits.max_seqs:
-            i = rep.waiting[0]
-            if self.prefix_caching:
-                rep.reuse_prefix(req, i)
-            if req.generated[i] and req.to_prefill(i) == 0:  # KV shipped in: decode it
-                if not rep.grow(req, i, req.cached[i] + 1):
-                    break
-                rep.waiting.popleft()
-                rep.running.append(i)
-                it.decode.append(i)
-                budget -= 1
-                continue
-            chunk = self.chunk(req.to_prefill(i), budget)
-            if not chunk:
+            before = len(rep.waiting)
+            budget = self.admit_waiting_one(rep, req, it, budget, reserve_full)
+            if len(rep.waiting) == before:
                 break
-            held = (req.prompt[i] + req.output[i] if reserve_full else req.cached[i] + chunk)
-            if not rep.grow(req, i, held):
-                break
+        return budget
+
+    def admit_waiting_one(self, rep: Replica, req: RequestTable, it: Iteration, budget: int,
+                          reserve_full: bool = False) -> int:
+        """Admit the head of the queue if it fits; returns the budget left."""
+        i = rep.waiting[0]
+        if self.prefix_caching:
+            rep.reuse_prefix(req, i)
+        if req.generated[i] and req.to_prefill(i) == 0:  # KV shipped in: decode it
+            if not rep.grow(req, i, req.cached[i] + 1):
+                return budget
             rep.waiting.popleft()
             rep.running.append(i)
-            it.prefill.append((i, chunk))
-            budget -= chunk
-        return budget
+            it.decode.append(i)
+            return budget - 1
+        chunk = self.chunk(req.to_prefill(i), budget)
+        if not chunk:
+            return budget
+        held = (req.prompt[i] + req.output[i] if reserve_full else req.cached[i] + chunk)
+        if not rep.grow(req, i, held):
+            return budget
+        rep.waiting.popleft()
+        rep.running.append(i)
+        it.prefill.append((i, chunk))
+        return budget - chunk
 
     def chunk(self, left: int, budget: int) -> int:
         """Tokens of a prompt with ``left`` to go that fit ``budget``: a chunk when chunking,
