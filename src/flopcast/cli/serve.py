@@ -121,6 +121,8 @@ def serve(
                                               "ms (without --request-rate: find the highest "
                                               "rate meeting the SLO)."),
     slo_tpot_p99: float | None = typer.Option(None, "--slo-tpot-p99", help="p99 TPOT bound, ms."),
+    slo_itl_p99: float | None = typer.Option(None, "--slo-itl-p99", help="p99 inter-token gap "
+                                             "bound, ms (Sarathi-Serve's TBT SLO)."),
     plot: Path | None = typer.Option(None, "--plot", help="Write latency CDFs and the batch/KV "
                                      "timeline to this PNG (needs matplotlib)."),
     chrome_trace: Path | None = typer.Option(None, "--chrome-trace", help="Write iterations "
@@ -142,7 +144,7 @@ def serve(
 
     if num_requests < 1:
         raise FlopcastError(f"num-requests: must be at least 1; got {num_requests}")
-    find_rate = request_rate is None and (slo_ttft_p99 or slo_tpot_p99) and not (
+    find_rate = request_rate is None and (slo_ttft_p99 or slo_tpot_p99 or slo_itl_p99) and not (
         concurrency or offline or trace)
     rate = 1.0 if find_rate else request_rate
     reqs, closed = _workload(dataset, input_len, output_len, length_dist, range_ratio, trace,
@@ -155,7 +157,7 @@ def serve(
     if find_rate:
         from flopcast.workloads.serving.capacity import max_rate_under_slo
 
-        best, summary = max_rate_under_slo(dep, reqs, slo_ttft_p99, slo_tpot_p99)
+        best, summary = max_rate_under_slo(dep, reqs, slo_ttft_p99, slo_tpot_p99, slo_itl_p99)
         summary["max_request_rate_under_slo"] = best
         res = None
     else:

@@ -16,8 +16,12 @@ from flopcast.workloads.serving.simulator import Deployment
 RATE_TOLERANCE = 0.02
 
 
-def _meets(summary: dict, slo_ttft_ms: float | None, slo_tpot_ms: float | None) -> bool:
+def _meets(summary: dict, slo_ttft_ms: float | None, slo_tpot_ms: float | None,
+           slo_itl_ms: float | None = None) -> bool:
+    """p99 TTFT, p99 TPOT (per request) and p99 ITL (per token gap, Sarathi-Serve's TBT)
+    within their bounds (None = no bound)."""
     ok = slo_ttft_ms is None or summary["ttft_ms"]["p99"] <= slo_ttft_ms
+    ok = ok and (slo_itl_ms is None or summary["itl_ms"]["p99"] <= slo_itl_ms)
     return ok and (slo_tpot_ms is None or not summary["tpot_ms"]["p99"] > slo_tpot_ms)
 
 
@@ -29,24 +33,25 @@ def _at_rate(dep: Deployment, requests, rate: float) -> dict:
 
 
 def max_rate_under_slo(dep: Deployment, requests, slo_ttft_ms: float | None,
-                       slo_tpot_ms: float | None) -> tuple[float, dict]:
+                       slo_tpot_ms: float | None,
+                       slo_itl_ms: float | None = None) -> tuple[float, dict]:
     """(highest rate meeting the SLO, the summary at that rate). Raises when even a nearly
     idle system misses the SLO: no rate meets it."""
-    if slo_ttft_ms is None and slo_tpot_ms is None:
-        raise FlopcastError("slo: give --slo-ttft-p99 and/or --slo-tpot-p99")
+    if slo_ttft_ms is None and slo_tpot_ms is None and slo_itl_ms is None:
+        raise FlopcastError("slo: give --slo-ttft-p99, --slo-tpot-p99 and/or --slo-itl-p99")
     offline = serve(dep, dataclasses.replace(requests, arrival_s=0.0 * requests.arrival_s))[0]
     high = 1.5 * offline["requests_per_s"]
     low = high / 1000
     best = _at_rate(dep, requests, low)
-    if not _meets(best, slo_ttft_ms, slo_tpot_ms):
+    if not _meets(best, slo_ttft_ms, slo_tpot_ms, slo_itl_ms):
         raise FlopcastError(
             f"slo: not met at any rate: at {low:.3g} req/s p99 TTFT is "
             f"{best['ttft_ms']['p99']:.0f} ms and p99 TPOT {best['tpot_ms']['p99']:.1f} ms "
-            f"(SLO: TTFT {slo_ttft_ms} ms, TPOT {slo_tpot_ms} ms)")
+            f"(SLO: TTFT {slo_ttft_ms} ms, TPOT {slo_tpot_ms} ms, ITL {slo_itl_ms} ms)")
     while high / low > 1 + RATE_TOLERANCE:
         mid = (low * high) ** 0.5
         s = _at_rate(dep, requests, mid)
-        if _meets(s, slo_ttft_ms, slo_tpot_ms):
+        if _meets(s, slo_ttft_ms, slo_tpot_ms, slo_itl_ms):
             low, best = mid, s
         else:
             high = mid
