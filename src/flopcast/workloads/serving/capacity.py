@@ -25,11 +25,13 @@ def _meets(summary: dict, slo_ttft_ms: float | None, slo_tpot_ms: float | None,
     return ok and (slo_tpot_ms is None or not summary["tpot_ms"]["p99"] > slo_tpot_ms)
 
 
-def _at_rate(dep: Deployment, requests, rate: float) -> dict:
-    """``requests`` re-timed to Poisson arrivals at ``rate`` (unit-rate gaps scaled)."""
+def _at_rate(dep: Deployment, requests, rate: float, slo_ttft_ms: float | None = None,
+             slo_tpot_ms: float | None = None) -> dict:
+    """Summary of ``requests`` re-timed to Poisson arrivals at ``rate`` (unit-rate gaps
+    scaled); goodput counts requests within the given TTFT/TPOT bounds."""
     unit = np.cumsum(np.random.default_rng(12345).exponential(1.0, len(requests.arrival_s)))
     timed = dataclasses.replace(requests, arrival_s=unit / rate)
-    return serve(dep, timed)[0]
+    return serve(dep, timed, slo_ttft_ms=slo_ttft_ms, slo_tpot_ms=slo_tpot_ms)[0]
 
 
 def max_rate_under_slo(dep: Deployment, requests, slo_ttft_ms: float | None,
