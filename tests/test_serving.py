@@ -50,7 +50,7 @@ def test_iteration_price_matches_the_layer_model(dep):
     """Tables + interpolation agree with batch_step on random mixed iterations (< 1 %)."""
     from flopcast.workloads.serving.simulator import Simulator
 
-    sim = Simulator(dep, _table(requests(5)), None)
+    sim = Simulator(dep, _table(requests(5, inp=(9000, 9001))), None)
     rng = np.random.default_rng(0)
     for _ in range(25):
         chunk, offset = int(rng.integers(1, 3000)), int(rng.integers(0, 5000))

@@ -83,7 +83,7 @@ class StepCost:
         self.grid_array = np.asarray(self.grid)
         steps = int(np.ceil(np.log(max_context) / np.log(CONTEXT_STEP))) + 1
         self.key_grid = (CONTEXT_STEP ** np.arange(steps)).tolist()
-        self._prefill: dict[tuple[int, int], list[list[float]]] = {}
+        self._prefill: dict[tuple[int, int], np.ndarray] = {}
         self.max_rows, self.max_seqs = max_rows, max_seqs
 
     def decode_attention_s(self, seqs: int, context_sum: float) -> float:
@@ -110,18 +110,19 @@ class StepCost:
         block = self._prefill.get((sequences, tokens // ROW_BLOCK))
         if block is None:
             block = self._prefill_block(sequences, tokens // ROW_BLOCK)
-        row = block[tokens % ROW_BLOCK]
+        r = tokens % ROW_BLOCK
         mean = max(key_sum / tokens, 1.0)
         j = min(int(math.log(mean) / LOG_STEP), len(self.key_grid) - 2)
         lo = self.key_grid[j]
         w = (mean - lo) / (self.key_grid[j + 1] - lo)
-        return row[j] + w * (row[j + 1] - row[j])
+        a, b = float(block[r, j]), float(block[r, j + 1])
+        return a + w * (b - a)
 
-    def _prefill_block(self, sequences: int, b: int) -> list[list[float]]:
+    def _prefill_block(self, sequences: int, b: int) -> np.ndarray:
         rows = np.arange(b * ROW_BLOCK, (b + 1) * ROW_BLOCK, dtype=float)[:, None]
         batch = layer.Batch(prefill_tokens=rows, prefill_context=np.asarray(self.key_grid),
                             prefill_sequences=float(sequences))
-        table = [r.tolist() for r in attention_step_s(self.job, self.eff, batch)]
+        table = np.ascontiguousarray(attention_step_s(self.job, self.eff, batch))
         self._prefill[(sequences, b)] = table
         return table
 

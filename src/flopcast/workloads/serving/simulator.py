@@ -138,7 +138,7 @@ class Simulator:
         self.pools, self.dep, self.req = pools, pools[0], req
         longest = max(p + o for p, o in zip(req.prompt, req.output, strict=True))
         model = pools[0].job.model
-        max_context = max(model.max_position_embeddings, longest)
+        max_context = longest + 1  # tables need only the contexts these requests reach
         self.replicas: list[Replica] = []
         for dep in pools:
             self.replicas += self._pool(dep, max_context)
