@@ -20,3 +20,8 @@ def training_csv() -> Path:
 @pytest.fixture(scope="session")
 def inference_csv() -> Path:
     return _measurements("inference.csv")
+
+
+@pytest.fixture(scope="session")
+def serving_csv() -> Path:
+    return _measurements("serving.csv")
