@@ -167,3 +167,18 @@ def test_mixed_gpu_fleet(job):
     s = serve([deployment_for(job, router="least-outstanding-tokens"), deployment_for(l40s)],
               requests(300, rate=15.0))[0]
     assert s["num_requests"] == 300
+
+
+@pytest.mark.parametrize("scheduler", ["vllm", "sglang", "static"])
+def test_shortcuts_change_nothing(job, scheduler, monkeypatch):
+    """Skipping the scheduler in all-decode stretches and vectorising long stretches are
+    speed-ups only: finish times are identical with them off."""
+    import flopcast.workloads.serving.simulator as sim
+
+    dep = deployment_for(job, scheduler=scheduler, batch_size=16)
+    work = requests(300, rate=20.0)
+    fast = serve(dep, work)[1].requests.finish
+    monkeypatch.setattr(sim, "FAST_PATH", False)
+    monkeypatch.setattr(sim, "LONG_STRETCH", 10**9)
+    slow = serve(dep, work)[1].requests.finish
+    assert fast == pytest.approx(slow, rel=1e-9)

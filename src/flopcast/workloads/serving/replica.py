@@ -65,6 +65,8 @@ class Replica:
         self.running: list[int] = []        # admitted, in admission order
         self.clock = 0.0                     # when the next iteration may start
         self.stall_s = 0.0                   # time decoding requests sat out (prefill-only steps)
+        self.all_decoding = False            # every running request is past its prefill
+        self.decode_steps = 0                # iterations that decoded (SGLang's ratio decay)
         self.outstanding_tokens = 0          # routed, unfinished prompt + output tokens
         self.prefixes: OrderedDict[int, int] = OrderedDict()  # prefix id → blocks, LRU order
         self.trace: list[tuple] = []  # (start, end, running, tokens, KV blocks used)

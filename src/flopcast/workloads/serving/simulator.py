@@ -28,6 +28,9 @@ from flopcast.workloads.serving.schedulers import Iteration, Limits, make_schedu
 
 #: Decode stretches longer than this run vectorised.
 LONG_STRETCH = 48
+#: Skip the scheduler when every running request decodes and memory cannot run short
+#: (tests compare runs with it off).
+FAST_PATH = True
 
 
 @dataclass(frozen=True)
@@ -232,6 +235,13 @@ class Simulator:
         """Run one iteration of ``rep``, or a stretch of decode-only ones ending at the first
         finish, the next arrival or the KV headroom."""
         req = self.req
+        n = len(rep.running)
+        if (FAST_PATH and rep.all_decoding and n and rep.free_blocks >= n
+                and not rep.sched.may_admit(rep, req)):
+            # every running request is past its prefill and one block each is free: the
+            # scheduler would decode them all (no preemption possible), so skip asking it
+            self._decode_stretch(rep, list(rep.running), until, grown=False)
+            return
         it = rep.sched.schedule(rep, req, rep.clock)
         if not it:
             raise FlopcastError(
@@ -241,6 +251,7 @@ class Simulator:
         if not it.prefill and not rep.sched.may_admit(rep, req):
             self._decode_stretch(rep, it.decode, until)
             return
+        rep.all_decoding = False
         self._iteration(rep, it)
 
     def _iteration(self, rep: Replica, it: Iteration) -> None:
@@ -269,6 +280,7 @@ class Simulator:
             if rep.role == "prefill" and req.generated[i] < req.output[i]:
                 self._hand_off(rep, i, end)
         if it.decode:
+            rep.decode_steps += 1
             self.itl_s.append(dt + rep.stall_s)
             self.itl_weight.append(len(it.decode))
             rep.stall_s = 0.0
@@ -287,11 +299,14 @@ class Simulator:
         rep.outstanding_tokens -= self.req.prompt[i] + self.req.output[i]
         heapq.heappush(self.handoffs, (t + rep.dep.kv_transfer_s(self.req.cached[i]), i))
 
-    def _decode_stretch(self, rep: Replica, decode: list[int], until: float) -> None:
+    def _decode_stretch(self, rep: Replica, decode: list[int], until: float,
+                        grown: bool = True) -> None:
+        """``grown``: the scheduler already holds each request's block for the first step."""
         req, cost = self.req, rep.cost
         n = len(decode)
+        rep.all_decoding = n == len(rep.running)
         steps_to_finish = min(req.output[i] - req.generated[i] for i in decode)
-        headroom = 1 + rep.block_tokens * (rep.free_blocks // n)
+        headroom = int(grown) + rep.block_tokens * (rep.free_blocks // n)
         limit = min(steps_to_finish, headroom)
         fixed = cost.rows_s[n] + cost.head_s[n]
         context = sum(req.cached[i] for i in decode)
@@ -301,6 +316,7 @@ class Simulator:
             t, k = self._short_stretch(rep, n, context, fixed, limit, until)
         rep.stall_s = 0.0
         rep.clock = t
+        rep.decode_steps += k
         cached, gen, out, blocks = req.cached, req.generated, req.output, req.blocks
         room = rep.block_tokens
         for i in decode:

@@ -24,21 +24,22 @@ class SGLangScheduler(PrefillFirst):
     """Prefill-first with SGLang's reservation for future decode tokens."""
 
     def schedule(self, rep: Replica, req: RequestTable, now: float) -> Iteration:
-        ratio = getattr(rep, "new_token_ratio", INIT_NEW_TOKEN_RATIO)
         before = sum(req.preemptions[i] for i in rep.running)
         it = super().schedule(rep, req, now)
-        if it.decode:
-            retracted = sum(req.preemptions[i] for i in rep.waiting) > before
-            ratio = INIT_NEW_TOKEN_RATIO if retracted else max(
-                MIN_NEW_TOKEN_RATIO,
-                ratio - (INIT_NEW_TOKEN_RATIO - MIN_NEW_TOKEN_RATIO)
-                / NEW_TOKEN_RATIO_DECAY_STEPS)
-        rep.new_token_ratio = ratio
+        if it.decode and sum(req.preemptions[i] for i in rep.waiting) > before:
+            rep.ratio_reset_step = rep.decode_steps  # retracted: back to the initial ratio
         return it
+
+    @staticmethod
+    def ratio(rep: Replica) -> float:
+        """new_token_ratio after the decode steps since the last retract (linear decay)."""
+        steps = rep.decode_steps - getattr(rep, "ratio_reset_step", 0)
+        return max(MIN_NEW_TOKEN_RATIO, INIT_NEW_TOKEN_RATIO - steps * (
+            INIT_NEW_TOKEN_RATIO - MIN_NEW_TOKEN_RATIO) / NEW_TOKEN_RATIO_DECAY_STEPS)
 
     def _room(self, rep: Replica, req: RequestTable) -> float:
         """Tokens free for new prompts after reserving the running requests' outputs."""
-        ratio = getattr(rep, "new_token_ratio", INIT_NEW_TOKEN_RATIO)
+        ratio = self.ratio(rep)
         reserved = sum(min(req.output[i] - req.generated[i], CLIP_MAX_NEW_TOKENS)
                        for i in rep.running)
         return rep.free_blocks * rep.block_tokens - ratio * reserved
@@ -46,7 +47,7 @@ class SGLangScheduler(PrefillFirst):
     def admit_waiting(self, rep: Replica, req: RequestTable, it: Iteration, budget: int,
                       reserve_full: bool = False) -> int:
         room = self._room(rep, req)
-        ratio = getattr(rep, "new_token_ratio", INIT_NEW_TOKEN_RATIO)
+        ratio = self.ratio(rep)
         while rep.waiting:
             i = rep.waiting[0]
             need = req.to_prefill(i) + ratio * min(req.output[i] - req.generated[i],
@@ -64,7 +65,7 @@ class SGLangScheduler(PrefillFirst):
         if not super().may_admit(rep, req):
             return False
         i = rep.waiting[0]
-        ratio = getattr(rep, "new_token_ratio", INIT_NEW_TOKEN_RATIO)
+        ratio = self.ratio(rep)
         need = req.to_prefill(i) + ratio * min(req.output[i] - req.generated[i],
                                                CLIP_MAX_NEW_TOKENS)
         return need <= self._room(rep, req)
