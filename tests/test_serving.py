@@ -182,3 +182,13 @@ def test_shortcuts_change_nothing(job, scheduler, monkeypatch):
     monkeypatch.setattr(sim, "LONG_STRETCH", 10**9)
     slow = serve(dep, work)[1].requests.finish
     assert fast == pytest.approx(slow, rel=1e-9)
+
+
+def test_plot_and_chrome_trace(dep, tmp_path):
+    from flopcast.report.serving import plot_serving, write_chrome_trace
+
+    pytest.importorskip("matplotlib")
+    _, res = serve(dep, requests(100, rate=10.0), keep_trace=True)
+    assert plot_serving(res, tmp_path / "s.png").stat().st_size > 10_000
+    events = json.loads(write_chrome_trace(res, tmp_path / "t.json").read_text())["traceEvents"]
+    assert events and all(e["dur"] > 0 for e in events)

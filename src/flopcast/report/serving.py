@@ -33,14 +33,19 @@ def plot_serving(res, path: str | Path) -> Path:
     ax1.set_xscale("log")
     ax1.set(xlabel="latency (ms)", ylabel="share of requests", title="Latency CDF")
     ax1.legend()
-    for k, trace in enumerate(res.trace):
+    kv_axis = ax2.twinx()
+    for k, trace in enumerate(res.trace[:4]):  # the first replicas; more would not read
         if not trace:
             continue
         t, _, running, _, kv = (np.asarray(c, dtype=float) for c in zip(*trace, strict=True))
-        ax2.plot(t, running, label=f"replica {k}: running")
-        ax2.plot(t, kv / 16, "--", label=f"replica {k}: KV blocks / 16")
-    ax2.set(xlabel="time (s)", title="Batch and KV cache over time")
-    ax2.legend(fontsize="small")
+        line, = ax2.step(t, running, where="post", label=f"replica {k}: running requests")
+        kv_axis.step(t, 100 * kv / max(res.kv_capacity_blocks[k], 1), "--", where="post",
+                     color=line.get_color(), alpha=0.6)
+    ax2.set(xlabel="time (s)", ylabel="running requests (solid)",
+            title="Batch and KV cache over time")
+    kv_axis.set_ylabel("KV cache in use, % (dashed)")
+    kv_axis.set_ylim(0, 105)
+    ax2.legend(fontsize="small", loc="upper left")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

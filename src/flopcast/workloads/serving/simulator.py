@@ -10,6 +10,7 @@ pure Python.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import math
 from dataclasses import dataclass
@@ -74,6 +75,7 @@ class SimResult:
     itl_weight: list[int]
     end_s: float
     trace: list[list[tuple[float, float, int, int, int]]]
+    kv_capacity_blocks: list[int] = dataclasses.field(default_factory=list)
 
 
 ROLES = ("mixed", "prefill", "decode")
@@ -214,7 +216,7 @@ class Simulator:
                 heapq.heappush(ready, (rep.clock, rep.index))
         end = max(r.clock for r in replicas)
         return SimResult(self.req, self.itl_s, self.itl_weight, end,
-                         [r.trace for r in replicas])
+                         [r.trace for r in replicas], [r.capacity for r in replicas])
 
     def _enqueue(self, rep: Replica, i: int, t: float) -> None:
         if not rep.busy:
