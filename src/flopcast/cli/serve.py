@@ -292,5 +292,9 @@ def _print_summary(s: dict) -> None:
         ("total tokens/s", f"{s['total_tokens_per_s']:,.0f}"),
         ("goodput (requests/s in SLO)", f"{s['goodput_requests_per_s']:,.2f}"),
         ("preemptions", f"{s['preemptions']:,}"),
+        ("KV cache in use, mean / peak", f"{100 * s['kv_utilization_mean']:.0f} % / "
+                                         f"{100 * s['kv_utilization_peak']:.0f} %"),
+        ("queued requests, mean / peak", f"{s['queue_length_mean']:.1f} / "
+                                         f"{s['queue_length_peak']}"),
         ("simulated duration", f"{s['duration_s']:,.1f} s"),
     ])

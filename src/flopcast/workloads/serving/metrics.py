@@ -66,4 +66,22 @@ def summarize(res: SimResult, num_gpus: int, slo_ttft_ms: float | None = None,
         "mean_input_len": float(prompt.mean()),
         "mean_output_len": float(output.mean()),
         "preemptions": int(sum(r.preemptions)),
+        **occupancy(res, duration),
+    }
+
+
+def occupancy(res: SimResult, duration: float) -> dict:
+    """Time-averaged and peak KV-cache use (share of each replica's capacity) and queue
+    length (requests waiting for admission), averaged over replicas."""
+    occ, caps = res.occupancy, res.kv_capacity_blocks
+    if not occ or not duration:
+        return {}
+    kv = [o["kv_block_s"] / (c * duration) for o, c in zip(occ, caps, strict=True) if c]
+    return {
+        "kv_utilization_mean": float(np.mean(kv)),
+        "kv_utilization_peak": float(max(o["peak_kv_blocks"] / c
+                                         for o, c in zip(occ, caps, strict=True) if c)),
+        "queue_length_mean": float(np.mean([o["queued_s"] / duration for o in occ])),
+        "queue_length_peak": int(max(o["peak_queued"] for o in occ)),
+        "busy_share": float(np.mean([o["busy_s"] / duration for o in occ])),
     }

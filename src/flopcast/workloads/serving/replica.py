@@ -67,6 +67,8 @@ class Replica:
         self.stall_s = 0.0                   # time decoding requests sat out (prefill-only steps)
         self.all_decoding = False            # every running request is past its prefill
         self.decode_steps = 0                # iterations that decoded (SGLang's ratio decay)
+        self.occupancy = {"kv_block_s": 0.0, "queued_s": 0.0, "busy_s": 0.0,
+                          "peak_kv_blocks": 0, "peak_queued": 0}
         self.outstanding_tokens = 0          # routed, unfinished prompt + output tokens
         self.prefixes: OrderedDict[int, int] = OrderedDict()  # prefix id → blocks, LRU order
         self.trace: list[tuple] = []  # (start, end, running, tokens, KV blocks used)
@@ -74,6 +76,18 @@ class Replica:
     @property
     def busy(self) -> bool:
         return bool(self.running or self.waiting)
+
+    def account(self, end: float) -> None:
+        """Advance the clock to ``end``, integrating KV use and queue length over the
+        iteration(s) just run (values as they stood when the iteration started)."""
+        dt, occ = end - self.clock, self.occupancy
+        used = self.capacity - self.free_blocks
+        occ["kv_block_s"] += used * dt
+        occ["queued_s"] += len(self.waiting) * dt
+        occ["busy_s"] += dt
+        occ["peak_kv_blocks"] = max(occ["peak_kv_blocks"], used)
+        occ["peak_queued"] = max(occ["peak_queued"], len(self.waiting))
+        self.clock = end
 
     def blocks_for(self, tokens: int) -> int:
         """Blocks a sequence of ``tokens`` cached tokens holds (windows cap local layers)."""

@@ -76,6 +76,8 @@ class SimResult:
     end_s: float
     trace: list[list[tuple[float, float, int, int, int]]]
     kv_capacity_blocks: list[int] = dataclasses.field(default_factory=list)
+    #: per replica: time integrals of KV blocks in use and of queued requests, and peaks
+    occupancy: list[dict] = dataclasses.field(default_factory=list)
 
 
 ROLES = ("mixed", "prefill", "decode")
@@ -216,7 +218,8 @@ class Simulator:
                 heapq.heappush(ready, (rep.clock, rep.index))
         end = max(r.clock for r in replicas)
         return SimResult(self.req, self.itl_s, self.itl_weight, end,
-                         [r.trace for r in replicas], [r.capacity for r in replicas])
+                         [r.trace for r in replicas], [r.capacity for r in replicas],
+                         [r.occupancy for r in replicas])
 
     def _enqueue(self, rep: Replica, i: int, t: float) -> None:
         if not rep.busy:
@@ -291,7 +294,7 @@ class Simulator:
                 self._emit(rep, i, 1, end)
         elif rep.sched.stalls_decodes and any(req.generated[i] for i in rep.running):
             rep.stall_s += dt
-        rep.clock = end
+        rep.account(end)
 
     def _hand_off(self, rep: Replica, i: int, t: float) -> None:
         """Prefill done on a prefill replica: free its KV there and ship it to the decode
@@ -317,7 +320,7 @@ class Simulator:
         else:
             t, k = self._short_stretch(rep, n, context, fixed, limit, until)
         rep.stall_s = 0.0
-        rep.clock = t
+        rep.account(t)
         rep.decode_steps += k
         cached, gen, out, blocks = req.cached, req.generated, req.output, req.blocks
         room = rep.block_tokens
