@@ -43,7 +43,9 @@ def summarize(res: SimResult, num_gpus: int, slo_ttft_ms: float | None = None,
     prompt, output = np.asarray(r.prompt), np.asarray(r.output)
     ttft, e2e = first - arrival, finish - arrival
     tpot = np.where(output > 1, (finish - first) / np.maximum(output - 1, 1), np.nan)
-    duration = float(np.nanmax(finish)) if np.isfinite(finish).any() else float("nan")
+    # the run lasts from its first arrival to its last finish (traces may start late)
+    duration = (float(np.nanmax(finish) - np.min(arrival)) if np.isfinite(finish).any()
+                else float("nan"))
     done = np.isfinite(finish)
     out_tokens, in_tokens = float(output[done].sum()), float(prompt[done].sum())
     good = done.copy()
@@ -62,6 +64,9 @@ def summarize(res: SimResult, num_gpus: int, slo_ttft_ms: float | None = None,
         "output_tokens_per_s": out_tokens / duration,
         "total_tokens_per_s": (out_tokens + in_tokens) / duration,
         "output_tokens_per_s_per_gpu": out_tokens / duration / num_gpus,
+        # what one user sees while its answer streams: output tokens over decode time
+        "output_tokens_per_s_per_user": float(np.nanmean(1.0 / tpot)) if np.isfinite(
+            tpot).any() else float("nan"),
         "goodput_requests_per_s": good.sum() / duration,
         "mean_input_len": float(prompt.mean()),
         "mean_output_len": float(output.mean()),

@@ -71,6 +71,9 @@ class Replica:
                           "peak_kv_blocks": 0, "peak_queued": 0}
         self.outstanding_tokens = 0          # routed, unfinished prompt + output tokens
         self.prefixes: OrderedDict[int, int] = OrderedDict()  # prefix id → blocks, LRU order
+        self.prefix_users: dict[int, int] = {}  # running requests sharing each prefix
+        self.evictable = 0                   # blocks of cached prefixes nobody uses now
+        self.preempted_total = 0
         self.trace: list[tuple] = []  # (start, end, running, tokens, KV blocks used)
 
     @property
@@ -95,42 +98,75 @@ class Replica:
         table = self.blocks_per_len
         return table[n] if n < len(table) else table[-1] + (n - len(table) + 1)
 
+    @property
+    def available_blocks(self) -> int:
+        """Free blocks plus those of cached prefixes no running request shares."""
+        return self.free_blocks + self.evictable
+
     def grow(self, req: RequestTable, i: int, tokens: int) -> bool:
-        """Hold blocks for ``tokens`` cached tokens of request i; False if memory is short."""
+        """Hold blocks for ``tokens`` cached tokens of request i, evicting unused cached
+        prefixes (least recently used first) if needed; False if memory is short."""
         need = self.blocks_for(tokens) - req.blocks[i]
-        while need > self.free_blocks and self.prefixes:
-            self.free_blocks += self.prefixes.popitem(last=False)[1]  # evict the LRU prefix
         if need > self.free_blocks:
-            return False
+            if need > self.available_blocks:
+                return False
+            self._evict(need)
         self.free_blocks -= need
         req.blocks[i] += need
         return True
 
+    def _evict(self, need: int) -> None:
+        for p in list(self.prefixes):
+            if need <= self.free_blocks:
+                return
+            if not self.prefix_users.get(p):
+                blocks = self.prefixes.pop(p)
+                self.free_blocks += blocks
+                self.evictable -= blocks
+
+    def _use_prefix(self, p: int, delta: int) -> None:
+        users = self.prefix_users.get(p, 0)
+        if users == 0 and delta > 0:
+            self.evictable -= self.prefixes[p]
+        self.prefix_users[p] = users + delta
+        if users + delta == 0:
+            self.evictable += self.prefixes[p]
+
     def release(self, req: RequestTable, i: int) -> None:
         self.free_blocks += req.blocks[i] - req.shared[i]
+        if req.shared[i]:
+            self._use_prefix(req.prefix_id[i], -1)
         req.blocks[i] = req.shared[i] = 0
 
     def reuse_prefix(self, req: RequestTable, i: int) -> None:
         """Automatic prefix caching (vLLM APC; SGLang RadixAttention, Zheng et al. 2024): a
         request whose shared prefix is cached here starts with those tokens in place and
-        shares their blocks instead of computing them."""
+        shares their blocks instead of computing them (whole blocks only)."""
         p = req.prefix_id[i]
         if req.cached[i] or p < 0 or p not in self.prefixes:
             return
         self.prefixes.move_to_end(p)
-        tokens = min(req.prefix_len[i], req.prompt[i] - 1)
-        req.blocks[i] = req.shared[i] = tokens // self.block_tokens
-        req.cached[i] = req.shared[i] * self.block_tokens  # whole blocks only are shared
+        blocks = min(self.prefixes[p], min(req.prefix_len[i], req.prompt[i] - 1)
+                     // self.block_tokens)
+        if blocks:
+            self._use_prefix(p, +1)
+            req.blocks[i] = req.shared[i] = blocks
+            req.cached[i] = blocks * self.block_tokens
 
-    def cache_prefix(self, prefix: int, tokens: int) -> None:
-        """Keep a finished prompt's shared prefix (whole blocks) for later requests."""
-        if prefix in self.prefixes:
-            self.prefixes.move_to_end(prefix)
+    def cache_prefix(self, req: RequestTable, i: int) -> None:
+        """After request i's prompt is prefilled, its shared prefix (whole blocks) stays
+        cached: the request hands those blocks to the cache and shares them from then on."""
+        p = req.prefix_id[i]
+        if p in self.prefixes:
+            self.prefixes.move_to_end(p)
             return
-        blocks = tokens // self.block_tokens
-        if blocks <= self.free_blocks:
-            self.free_blocks -= blocks
-            self.prefixes[prefix] = blocks
+        blocks = min(req.prefix_len[i], req.prompt[i]) // self.block_tokens
+        blocks = min(blocks, req.blocks[i] - req.shared[i])
+        if blocks <= 0 or req.shared[i]:
+            return
+        self.prefixes[p] = blocks
+        self.prefix_users[p] = 1  # request i shares it (not evictable while it runs)
+        req.shared[i] = blocks
 
     def preempt(self, req: RequestTable, i: int) -> None:
         """Recompute preemption: drop request i's cache, queue it first to be prefilled again
@@ -138,5 +174,6 @@ class Replica:
         self.release(req, i)
         self.running.remove(i)
         req.preemptions[i] += 1
+        self.preempted_total += 1
         req.cached[i] = 0
         self.waiting.appendleft(i)

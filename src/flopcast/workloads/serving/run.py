@@ -28,7 +28,10 @@ def deployment_for(job: InferenceJob, scheduler: str | None = None,
             raise FlopcastError(f"{field}: must be at least 1; got {value}")
     tokens = max_num_tokens or engine.max_num_tokens
     chunk = engine.prefill_chunk_tokens if chunk_tokens is None else (chunk_tokens or None)
-    limits = Limits(max_seqs=max_num_seqs or engine.max_batch_size, max_tokens=tokens,
+    seqs = max_num_seqs or engine.max_batch_size
+    if name == "static" and batch_size:
+        seqs = max(seqs, batch_size)  # a static batch holds all its sequences at once
+    limits = Limits(max_seqs=seqs, max_tokens=tokens,
                     chunk_tokens=min(chunk, tokens) if chunk else None,
                     batch_size=batch_size)
     eff = inference_efficiency(job.system.gpu, engine, calibration)

@@ -154,6 +154,7 @@ class Simulator:
         self.router = make_router(self.dep.router, entry)
         self.decode_router = make_router("least-outstanding-tokens", decode) if decode else None
         self.arrivals = _Arrivals(req, concurrency)
+        self.coupled = bool(concurrency) or self.decode_router is not None
         self.ready: list[tuple[float, int]] = []
         self.handoffs: list[tuple[float, int]] = []  # (time KV lands on a decode pool, id)
         ends = np.arange(max_context + 1, dtype=float)
@@ -213,6 +214,10 @@ class Simulator:
                     self._arrive(arrivals.pop(), t_arr)
                 continue
             rep = replicas[heapq.heappop(ready)[1]]
+            if self.coupled and ready:
+                # a finish (closed loop) or a hand-off here may release work for another
+                # replica before t_next: stop where the next replica's clock stands
+                t_next = min(t_next, ready[0][0])
             self._advance(rep, t_next)
             if rep.busy:
                 heapq.heappush(ready, (rep.clock, rep.index))
@@ -241,7 +246,7 @@ class Simulator:
         finish, the next arrival or the KV headroom."""
         req = self.req
         n = len(rep.running)
-        if (FAST_PATH and rep.all_decoding and n and rep.free_blocks >= n
+        if (FAST_PATH and rep.all_decoding and n and rep.available_blocks >= n
                 and not rep.sched.may_admit(rep, req)):
             # every running request is past its prefill and one block each is free: the
             # scheduler would decode them all (no preemption possible), so skip asking it
@@ -277,10 +282,11 @@ class Simulator:
         for i, c in it.prefill:
             req.cached[i] += c
         for i in completing:
-            if req.generated[i] == 0:
-                req.first_token[i] = end
             if rep.dep.prefix_caching and req.prefix_id[i] >= 0:
-                rep.cache_prefix(req.prefix_id[i], req.prefix_len[i])
+                rep.cache_prefix(req, i)
+            if req.generated[i]:
+                continue  # a preempted request's cache is rebuilt; it decodes next
+            req.first_token[i] = end
             self._emit(rep, i, 1, end)
             if rep.role == "prefill" and req.generated[i] < req.output[i]:
                 self._hand_off(rep, i, end)
@@ -312,7 +318,7 @@ class Simulator:
         rep.all_decoding = n == len(rep.running)
         steps_to_finish = min(req.output[i] - req.generated[i] for i in decode)
         headroom = int(grown) + rep.block_tokens * (rep.free_blocks // n)
-        limit = min(steps_to_finish, headroom)
+        limit = min(steps_to_finish, headroom, rep.sched.stretch_cap(rep, req, n))
         fixed = cost.rows_s[n] + cost.head_s[n]
         context = sum(req.cached[i] for i in decode)
         if limit > LONG_STRETCH and not self.keep_trace:

@@ -31,6 +31,13 @@ class Limits:
     batch_size: int | None = None
 
 
+def _drop(it: Iteration, i: int) -> None:
+    """Take a preempted request out of the iteration being formed."""
+    if i in it.decode:
+        it.decode.remove(i)
+    it.prefill[:] = [(j, c) for j, c in it.prefill if j != i]
+
+
 class Scheduler(ABC):
     """Decides each iteration of one replica. Subclasses: one file each, registered by name
     in ``schedulers/__init__.py``."""
@@ -47,6 +54,11 @@ class Scheduler(ABC):
     def schedule(self, rep: Replica, req: RequestTable, now: float) -> Iteration:
         """The next iteration of ``rep`` (empty when nothing can run)."""
 
+    def stretch_cap(self, rep: Replica, req: RequestTable, decoding: int) -> int:
+        """Most decode-only iterations that may run before this scheduler must decide again
+        (a scheduler whose admission rule changes with time caps it)."""
+        return 1 << 60
+
     def may_admit(self, rep: Replica, req: RequestTable) -> bool:
         """Whether the head of the queue could be admitted now (False lets the simulator run
         decode-only iterations in one stretch)."""
@@ -54,7 +66,18 @@ class Scheduler(ABC):
             return False
         i = rep.waiting[0]
         first = self.chunk(req.to_prefill(i), self.limits.max_tokens) or req.to_prefill(i)
-        return rep.blocks_for(req.cached[i] + first) - req.blocks[i] <= rep.free_blocks
+        return rep.blocks_for(req.cached[i] + first) - req.blocks[i] <= rep.available_blocks
+
+    def admit_shipped(self, rep: Replica, req: RequestTable) -> None:
+        """Requests whose KV cache was shipped in (a decode pool) join the running batch
+        first, so they decode in this very iteration."""
+        while rep.waiting and len(rep.running) < self.limits.max_seqs:
+            i = rep.waiting[0]
+            if not (req.generated[i] and req.to_prefill(i) == 0):
+                return
+            if not rep.grow(req, i, req.cached[i] + 1):
+                return
+            rep.running.append(rep.waiting.popleft())
 
     def decode_running(self, rep: Replica, req: RequestTable, it: Iteration) -> int:
         """Every running request past its prefill decodes one token; a request that cannot
@@ -76,8 +99,7 @@ class Scheduler(ABC):
             while not rep.grow(req, i, cached[i] + 1):
                 victim = running[-1]
                 rep.preempt(req, victim)
-                if victim in decode:
-                    decode.remove(victim)
+                _drop(it, victim)
                 if victim == i:
                     k -= 1
                     break
@@ -87,17 +109,25 @@ class Scheduler(ABC):
 
     def continue_prefills(self, rep: Replica, req: RequestTable, it: Iteration,
                           budget: int) -> int:
-        """Running requests part-way through their prompt take their next chunk."""
+        """Running requests part-way through their prompt take their next chunk; one that
+        cannot get its blocks preempts the latest-admitted requests (as a decode would)."""
         gen, cached, prompt = req.generated, req.cached, req.prompt
-        for i in rep.running:
-            if budget <= 0:
-                break
+        k = 0
+        while k < len(rep.running) and budget > 0:
+            i = rep.running[k]
+            k += 1
             g = gen[i]
             left = prompt[i] + (g - 1 if g else 0) - cached[i]
-            if left <= 0:
+            chunk = self.chunk(left, budget) if left > 0 else 0
+            if not chunk:
                 continue
-            chunk = self.chunk(left, budget)
-            if chunk and rep.grow(req, i, cached[i] + chunk):
+            while not rep.grow(req, i, cached[i] + chunk):
+                victim = rep.running[-1]
+                rep.preempt(req, victim)
+                _drop(it, victim)
+                if victim == i:
+                    break
+            else:
                 it.prefill.append((i, chunk))
                 budget -= chunk
         return budget
@@ -120,13 +150,12 @@ class Scheduler(ABC):
         i = rep.waiting[0]
         if self.prefix_caching:
             rep.reuse_prefix(req, i)
-        if req.generated[i] and req.to_prefill(i) == 0:  # KV shipped in: decode it
+        if req.generated[i] and req.to_prefill(i) == 0:  # KV shipped in: it decodes from now
             if not rep.grow(req, i, req.cached[i] + 1):
                 return budget
             rep.waiting.popleft()
             rep.running.append(i)
-            it.decode.append(i)
-            return budget - 1
+            return budget
         chunk = self.chunk(req.to_prefill(i), budget)
         if not chunk:
             return budget

@@ -8,17 +8,35 @@ from __future__ import annotations
 from flopcast.workloads.serving.replica import Replica, RequestTable
 from flopcast.workloads.serving.schedulers.base import Iteration, Scheduler
 
+#: vLLM V0 block manager: a prompt is admitted only if this share of all blocks stays free
+#: after it (BlockSpaceManager watermark=0.01), so decodes keep room to grow.
+WATERMARK = 0.01
+
 
 class PrefillFirst(Scheduler):
     """Prefill-only iterations whenever prompts are waiting; decode-only otherwise."""
 
     stalls_decodes = True
 
+    def admit_waiting_one(self, rep: Replica, req: RequestTable, it: Iteration, budget: int,
+                          reserve_full: bool = False) -> int:
+        i = rep.waiting[0]
+        chunk = self.chunk(req.to_prefill(i), budget)
+        need = rep.blocks_for(req.cached[i] + chunk) - req.blocks[i]
+        if need > rep.available_blocks - WATERMARK * rep.capacity:
+            return budget
+        return super().admit_waiting_one(rep, req, it, budget, reserve_full)
+
+    def prefill_budget(self) -> int:
+        """Tokens one prefill iteration may hold."""
+        return self.limits.max_tokens
+
     def schedule(self, rep: Replica, req: RequestTable, now: float) -> Iteration:
         it = Iteration()
-        budget = self.continue_prefills(rep, req, it, self.limits.max_tokens)
+        self.admit_shipped(rep, req)
+        budget = self.continue_prefills(rep, req, it, self.prefill_budget())
         self.admit_waiting(rep, req, it, budget)
-        if it:
+        if it.prefill:
             return it
         self.decode_running(rep, req, it)
         return it

@@ -11,7 +11,7 @@ remaining outputs clipped at CLIP_MAX_NEW_TOKENS = 4096)."""
 from __future__ import annotations
 
 from flopcast.workloads.serving.replica import Replica, RequestTable
-from flopcast.workloads.serving.schedulers.base import Iteration
+from flopcast.workloads.serving.schedulers.base import Iteration, Scheduler
 from flopcast.workloads.serving.schedulers.prefill_first import PrefillFirst
 
 INIT_NEW_TOKEN_RATIO = 0.7
@@ -21,42 +21,55 @@ CLIP_MAX_NEW_TOKENS = 4096
 
 
 class SGLangScheduler(PrefillFirst):
-    """Prefill-first with SGLang's reservation for future decode tokens."""
+    """Prefill-first with SGLang's reservation for future decode tokens. The prefill chunk
+    size is a per-batch budget (``rem_chunk_tokens``): at most one request is truncated."""
+
+    # SGLang reserves by new_token_ratio, not by vLLM V0's watermark
+    admit_waiting_one = Scheduler.admit_waiting_one
+
+    def prefill_budget(self) -> int:
+        return min(self.limits.max_tokens, self.limits.chunk_tokens or self.limits.max_tokens)
 
     def schedule(self, rep: Replica, req: RequestTable, now: float) -> Iteration:
-        before = sum(req.preemptions[i] for i in rep.running)
+        before = rep.preempted_total
         it = super().schedule(rep, req, now)
-        if it.decode and sum(req.preemptions[i] for i in rep.waiting) > before:
+        if rep.preempted_total > before:
             rep.ratio_reset_step = rep.decode_steps  # retracted: back to the initial ratio
         return it
 
     @staticmethod
-    def ratio(rep: Replica) -> float:
-        """new_token_ratio after the decode steps since the last retract (linear decay)."""
-        steps = rep.decode_steps - getattr(rep, "ratio_reset_step", 0)
+    def ratio(rep: Replica, ahead: int = 0) -> float:
+        """new_token_ratio after the decode steps since the last retract (linear decay),
+        ``ahead`` steps from now."""
+        steps = rep.decode_steps + ahead - getattr(rep, "ratio_reset_step", 0)
         return max(MIN_NEW_TOKEN_RATIO, INIT_NEW_TOKEN_RATIO - steps * (
             INIT_NEW_TOKEN_RATIO - MIN_NEW_TOKEN_RATIO) / NEW_TOKEN_RATIO_DECAY_STEPS)
 
+    @staticmethod
+    def _need(req: RequestTable, i: int) -> int:
+        """What a new request must find free: its prompt and its whole (clipped) output."""
+        return req.to_prefill(i) + min(req.output[i] - req.generated[i], CLIP_MAX_NEW_TOKENS)
+
+    @staticmethod
+    def _reserved(rep: Replica, req: RequestTable) -> int:
+        return sum(min(req.output[i] - req.generated[i], CLIP_MAX_NEW_TOKENS)
+                   for i in rep.running)
+
     def _room(self, rep: Replica, req: RequestTable) -> float:
         """Tokens free for new prompts after reserving the running requests' outputs."""
-        ratio = self.ratio(rep)
-        reserved = sum(min(req.output[i] - req.generated[i], CLIP_MAX_NEW_TOKENS)
-                       for i in rep.running)
-        return rep.free_blocks * rep.block_tokens - ratio * reserved
+        return (rep.available_blocks * rep.block_tokens
+                - self.ratio(rep) * self._reserved(rep, req))
 
     def admit_waiting(self, rep: Replica, req: RequestTable, it: Iteration, budget: int,
                       reserve_full: bool = False) -> int:
         room = self._room(rep, req)
-        ratio = self.ratio(rep)
-        while rep.waiting:
-            i = rep.waiting[0]
-            need = req.to_prefill(i) + ratio * min(req.output[i] - req.generated[i],
-                                                   CLIP_MAX_NEW_TOKENS)
-            if need > room or len(rep.running) >= self.limits.max_seqs or budget <= 0:
+        while rep.waiting and budget > 0 and len(rep.running) < self.limits.max_seqs:
+            need = self._need(req, rep.waiting[0])
+            if need > room:
                 break
-            before = len(it.prefill)
-            budget = super().admit_waiting_one(rep, req, it, budget)
-            if len(it.prefill) == before:
+            before = len(rep.waiting)
+            budget = self.admit_waiting_one(rep, req, it, budget)
+            if len(rep.waiting) == before:
                 break
             room -= need
         return budget
@@ -64,8 +77,18 @@ class SGLangScheduler(PrefillFirst):
     def may_admit(self, rep: Replica, req: RequestTable) -> bool:
         if not super().may_admit(rep, req):
             return False
-        i = rep.waiting[0]
-        ratio = self.ratio(rep)
-        need = req.to_prefill(i) + ratio * min(req.output[i] - req.generated[i],
-                                               CLIP_MAX_NEW_TOKENS)
-        return need <= self._room(rep, req)
+        return self._need(req, rep.waiting[0]) <= self._room(rep, req)
+
+    def stretch_cap(self, rep: Replica, req: RequestTable, decoding: int) -> int:
+        """Decode steps until the waiting head fits as the ratio decays (each step also
+        caches one token per decoding request and spends one of its reserved outputs)."""
+        if not rep.waiting or len(rep.running) >= self.limits.max_seqs:
+            return super().stretch_cap(rep, req, decoding)
+        need = self._need(req, rep.waiting[0])
+        free = rep.available_blocks * rep.block_tokens
+        reserved = self._reserved(rep, req)
+        for k in range(1, NEW_TOKEN_RATIO_DECAY_STEPS + 2):
+            room = free - decoding * k - self.ratio(rep, k) * max(reserved - decoding * k, 0)
+            if need <= room:
+                return k
+        return super().stretch_cap(rep, req, decoding)

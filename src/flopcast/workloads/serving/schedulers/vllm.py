@@ -17,7 +17,12 @@ class ContinuousBatching(Scheduler):
 
     def schedule(self, rep: Replica, req: RequestTable, now: float) -> Iteration:
         it = Iteration()
+        before = rep.preempted_total
+        self.admit_shipped(rep, req)
         budget = self.limits.max_tokens - self.decode_running(rep, req, it)
         budget = self.continue_prefills(rep, req, it, budget)
-        self.admit_waiting(rep, req, it, budget, self.reserve_full)
+        if rep.preempted_total == before:  # vLLM V1 admits nothing in a step that preempted
+            self.admit_waiting(rep, req, it, budget, self.reserve_full)
+        if not it and rep.running:  # only shipped-in KV was admitted: it decodes now
+            self.decode_running(rep, req, it)
         return it
