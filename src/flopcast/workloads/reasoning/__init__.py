@@ -1,0 +1,1 @@
+"""Reasoning workloads: accuracy of repeated sampling from per-problem sample counts."""
