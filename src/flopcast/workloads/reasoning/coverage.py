@@ -264,9 +264,9 @@ def fit_beta_mixture(samples, correct, components: int = 1, zero_mass: bool = Tr
     beta_j) (:func:`_component_log_pmf`). The model is the one README A1 derives from Schaeffer
     et al. 2025 (per-problem exponential scaling, aggregate power law from the left tail of the
     p_i distribution), with a point mass at 0 for problems the model never solves. Fitted with
-    SLSQP (analytic gradient) from 9 starts, or from ``start`` and ``start`` with w0 at half the unsolved share
-    (the bootstrap's refits). Bounds: Beta mean in [2e-9, 1 - 5e-5], alpha + beta in
-    [1e-2, 1e6]. ``components``: 1 or 2.
+    SLSQP (analytic gradient, :func:`_nll_grad`) from 9 starts, or from ``start`` and ``start``
+    with w0 at half the unsolved share (the bootstrap's refits). Bounds: Beta mean in
+    [2e-9, 1 - 5e-5], alpha + beta in [1e-2, 1e6]. ``components``: 1 or 2.
     """
     optimize, special = _scipy()
     if components not in (1, 2):
