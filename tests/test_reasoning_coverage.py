@@ -190,6 +190,20 @@ def test_extrapolate_band_is_seeded_and_brackets_the_point():
         extrapolate(n, c, 10, reps=-1)
 
 
+def test_extrapolate_with_almost_nothing_solved():
+    """One solved problem: resamples without it still give a band; none solved: the power law
+    refuses, the Beta mixture predicts (almost) nothing."""
+    n, c = np.full(50, 100), np.zeros(50, dtype=int)
+    c[0] = 1
+    for method in ("beta-mixture", "power-law"):
+        result = extrapolate(n, c, 1000, method, reps=20)
+        assert 0 <= result.low <= result.coverage <= result.high <= 1
+    c[0] = 0
+    assert float(extrapolate(n, c, 1000, reps=0).coverage) < 1e-6
+    with pytest.raises(FlopcastError, match="no problem solved"):
+        extrapolate(n, c, 1000, "power-law")
+
+
 # --- samples CSV -----------------------------------------------------------------------------
 
 def _csv(tmp_path: Path, body: str, header: str = HEADER) -> Path:

@@ -322,11 +322,13 @@ def fit_power_law_curve(k, cov) -> PowerLawFit:
     summary, grade C; README A1, which fits it the same way: least squares of log c). For fixed
     b the best a is linear least squares; b is searched on a grid over [-3, 0) and refined.
     """
-    ks, y = _ks(k).astype(float).ravel(), np.log(np.asarray(cov, dtype=float).ravel())
+    with np.errstate(divide="ignore"):
+        ks, y = _ks(k).astype(float).ravel(), np.log(np.asarray(cov, dtype=float).ravel())
     keep = np.isfinite(y)
     ks, y = ks[keep], y[keep]
     if np.unique(ks).size < 2:
-        raise FlopcastError("power law: needs coverage > 0 at two or more k to fit")
+        raise FlopcastError("power law: needs coverage > 0 at two or more k to fit (no problem "
+                            "solved, or fewer than 2 samples per problem)")
 
     def solve(b: float) -> tuple[float, float]:
         x = ks ** b
@@ -399,13 +401,20 @@ def extrapolate(samples, correct, k, method: Method = "beta-mixture", *, compone
         per_problem = pass_at_k(n, c, grid)
         fit = fit_power_law_curve(grid, per_problem.mean(axis=0))
         point = fit.coverage(ks)
-        boot = [fit_power_law_curve(grid, per_problem[d].mean(axis=0)).coverage(ks)
-                for d in draws]
+        boot = [_power_law_refit(grid, per_problem[d].mean(axis=0), ks) for d in draws]
     if boot:
         low, high = np.quantile(np.array(boot), [(1 - level) / 2, (1 + level) / 2], axis=0)
     else:
         low = high = np.full(ks.shape, np.nan)
     return Extrapolation(method, ks, point, low, high, level, fit)
+
+
+def _power_law_refit(grid: np.ndarray, curve: np.ndarray, ks: np.ndarray) -> np.ndarray:
+    """A bootstrap refit's prediction; a resample with no problem solved predicts 0 (the limit
+    a -> -inf of exp(a * k^b)) rather than failing."""
+    if not np.any(curve > 0):
+        return np.zeros(ks.shape)
+    return fit_power_law_curve(grid, curve).coverage(ks)
 
 
 @dataclass(frozen=True, eq=False)
