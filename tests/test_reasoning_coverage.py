@@ -23,6 +23,11 @@ from flopcast.workloads.reasoning import (
 )
 from flopcast.workloads.reasoning import coverage as cov_module
 from flopcast.workloads.reasoning.coverage import coverage
+from flopcast.workloads.reasoning.voting import (
+    majority_vote_bounds,
+    majority_vote_bounds_given,
+    majority_vote_limits,
+)
 
 REASONING = Path(__file__).resolve().parents[2] / "shared" / "reasoning"
 HEADER = "id,source,model,params,benchmark,problem,samples,correct\n"
@@ -202,6 +207,48 @@ def test_extrapolate_with_almost_nothing_solved():
     assert float(extrapolate(n, c, 1000, reps=0).coverage) < 1e-6
     with pytest.raises(FlopcastError, match="no problem solved"):
         extrapolate(n, c, 1000, "power-law")
+
+
+# --- majority voting bounds ------------------------------------------------------------------
+
+def _vote_credit(answers: list[str]) -> float:
+    """Plurality credit of answer 'C' among the votes, ties shared uniformly."""
+    counts = {a: answers.count(a) for a in set(answers)}
+    top = max(counts.values())
+    leaders = [a for a, v in counts.items() if v == top]
+    return 1 / len(leaders) if "C" in leaders else 0.0
+
+
+def test_majority_bounds_match_brute_force_votes():
+    """Every k-subset of the recorded samples, labelled two ways: all wrong answers alike (low)
+    and all distinct (high)."""
+    for n, c in [(5, 2), (6, 3), (6, 1), (7, 5), (4, 0)]:
+        alike = ["C"] * c + ["W"] * (n - c)
+        distinct = ["C"] * c + [f"W{i}" for i in range(n - c)]
+        for k in range(1, n + 1):
+            subsets = list(itertools.combinations(range(n), k))
+            low = np.mean([_vote_credit([alike[i] for i in s]) for s in subsets])
+            high = np.mean([_vote_credit([distinct[i] for i in s]) for s in subsets])
+            got = majority_vote_bounds([n], [c], k)
+            assert float(got[0]) == pytest.approx(low, abs=1e-12)
+            assert float(got[1]) == pytest.approx(high, abs=1e-12)
+
+
+def test_majority_bounds_order_and_limits():
+    n, c = _synthetic(300, 60, w0=0.2, a=0.8, b=1.5, seed=8)
+    ks = np.array([1, 2, 5, 20, 60])
+    low, high = majority_vote_bounds(n, c, ks)
+    assert low[:2] == pytest.approx([np.mean(c / n)] * 2) and high[:2] == pytest.approx(low[:2])
+    assert np.all(low <= high + 1e-12) and np.all(high <= coverage(n, c, ks) + 1e-12)
+    fit = fit_beta_mixture(n, c)
+    low_fit, high_fit = majority_vote_bounds_given(fit, n, c, ks)
+    assert low_fit == pytest.approx(low, abs=0.02) and high_fit == pytest.approx(high, abs=0.02)
+    limit_low, limit_high = majority_vote_limits(fit, n, c)
+    far_low, far_high = majority_vote_bounds_given(fit, n, c, 20000)
+    assert float(far_low) == pytest.approx(limit_low, abs=0.01)
+    assert float(far_high) == pytest.approx(limit_high, abs=0.02)
+    with pytest.raises(FlopcastError, match="k = 61 exceeds the 60 samples"):
+        majority_vote_bounds(n, c, 61)
 
 
 # --- samples CSV -----------------------------------------------------------------------------

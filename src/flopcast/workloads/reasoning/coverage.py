@@ -143,8 +143,7 @@ class BetaMixtureFit:
         _, special = _scipy()
         n, c = check_counts(samples, correct, "coverage_given")
         ks = _ks(k).astype(float)
-        log_post = _component_log_pmf(self.alpha, self.beta, n, c, special) + _log_weights(self)
-        post = np.exp(log_post - _logsumexp_rows(log_post)[:, None])
+        post = _posterior_weights(self, n, c, special)  # (M, 1 + J): point mass, components
         fail = post[:, :1] * np.ones(ks.size)
         for j, (a, b) in enumerate(zip(self.alpha, self.beta, strict=True)):
             a_post, b_post = (a + c)[:, None], (b + n - c)[:, None]
@@ -165,6 +164,14 @@ def _component_log_pmf(alpha: tuple[float, ...], beta: tuple[float, ...], n: np.
     for a, b in zip(alpha, beta, strict=True):
         cols.append(log_comb + special.betaln(c + a, n - c + b) - special.betaln(a, b))
     return np.stack(cols, axis=1)
+
+
+def _posterior_weights(fit: BetaMixtureFit, n: np.ndarray, c: np.ndarray,
+                       special) -> np.ndarray:
+    """Each problem's posterior weights on (point mass, components) given its counts, (M, 1 + J):
+    proportional to w_m * P(c_i | n_i, m)."""
+    log_post = _component_log_pmf(fit.alpha, fit.beta, n, c, special) + _log_weights(fit)
+    return np.exp(log_post - _logsumexp_rows(log_post)[:, None])
 
 
 def _log_weights(fit: BetaMixtureFit) -> np.ndarray:
