@@ -158,6 +158,14 @@ def test_beta_mixture_without_zero_mass_and_two_components():
         fit_beta_mixture(n, c, components=3)
 
 
+def test_beta_mixture_without_scipy_says_how_to_get_it(monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "scipy", None)  # import scipy -> ImportError
+    with pytest.raises(FlopcastError, match="need scipy: pip install scipy"):
+        fit_beta_mixture([10, 10], [1, 0])
+    assert float(coverage([10, 10], [1, 0], 5)) == pytest.approx(0.25)  # NumPy only
+    assert fit_power_law([10, 10, 10], [1, 0, 3]).b < 0
+
+
 def test_extrapolated_coverage_monotone_and_at_most_one():
     n, c = _synthetic(300, 50, w0=0.2, a=0.3, b=6.0, seed=4)
     ks = np.unique(np.geomspace(1, 1e6, 60).astype(int))

@@ -96,8 +96,8 @@ def _scipy():
     """scipy.optimize and scipy.special, or a FlopcastError saying how to get them."""
     try:
         from scipy import optimize, special
-    except ImportError:  # pragma: no cover - exercised only without the extra
-        raise FlopcastError("extrapolating coverage with a Beta mixture needs scipy: "
+    except ImportError:
+        raise FlopcastError("the Beta-mixture and majority-vote models need scipy: "
                             "pip install scipy (or 'flopcast[calibrate]')") from None
     return optimize, special
 
