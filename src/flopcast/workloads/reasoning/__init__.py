@@ -1,0 +1,45 @@
+"""Reasoning workloads: accuracy of repeated sampling from per-problem sample counts.
+
+``samples`` reads and validates a per-problem samples CSV (one :class:`SampleSet` per model and
+benchmark); ``coverage`` turns counts into pass@k (the unbiased estimator within the samples
+drawn) and extrapolates beyond them (a Beta mixture with a point mass at 0, or Brown et al.'s
+exponentiated power law), with seeded bootstrap bands and a held-out comparison;
+``voting`` bounds majority-vote accuracy from the same counts. Formulas and
+their sources: shared/reasoning/README.md (A1); measured accuracy: docs/reasoning.md.
+
+The function ``coverage`` is not re-exported here: the package attribute ``coverage`` is the
+module (``from flopcast.workloads.reasoning.coverage import coverage``).
+"""
+
+from flopcast.workloads.reasoning.coverage import (
+    METHODS,
+    BetaMixtureFit,
+    Extrapolation,
+    HeldOut,
+    PowerLawFit,
+    extrapolate,
+    fit_beta_mixture,
+    fit_power_law,
+    fit_power_law_curve,
+    held_out,
+    pass_at_k,
+)
+from flopcast.workloads.reasoning.samples import (
+    REQUIRED_COLUMNS,
+    SampleSet,
+    check_counts,
+    read_sample_groups,
+    read_samples,
+)
+from flopcast.workloads.reasoning.voting import (
+    majority_vote_bounds,
+    majority_vote_bounds_given,
+    majority_vote_limits,
+)
+
+__all__ = [
+    "METHODS", "REQUIRED_COLUMNS", "BetaMixtureFit", "Extrapolation", "HeldOut", "PowerLawFit",
+    "SampleSet", "check_counts", "extrapolate", "fit_beta_mixture", "fit_power_law",
+    "fit_power_law_curve", "held_out", "majority_vote_bounds", "majority_vote_bounds_given",
+    "majority_vote_limits", "pass_at_k", "read_sample_groups", "read_samples",
+]
