@@ -84,3 +84,43 @@ def test_validate_json_shape(training_csv):
     assert set(d["summary"]) >= {"rows", "predicted", "median_ape_pct", "p90_ape_pct"}
     assert {"by_source", "by_metric", "by_gpu"} <= set(d)
     assert sum(g["rows"] for g in d["by_gpu"].values()) == d["summary"]["rows"]
+
+
+def test_serve_json_keys_and_bad_inputs(tmp_path):
+    p = run("serve", "--model", "llama-3.1-8b", "--request-rate", "5", "--dataset", "sharegpt",
+            "--num-requests", "200", "--seed", "3", "--json")
+    assert p.returncode == 0, p.stderr
+    d = json.loads(p.stdout)
+    for key in ("ttft_ms", "tpot_ms", "itl_ms", "e2e_latency_ms"):
+        assert set(d[key]) == {"mean", "p50", "p90", "p99"}
+    assert d["num_requests"] == 200 and d["requests_per_s"] > 0 and d["output_tokens_per_s"] > 0
+    again = run("serve", "--model", "llama-3.1-8b", "--request-rate", "5", "--dataset",
+                "sharegpt", "--num-requests", "200", "--seed", "3", "--json")
+    assert again.stdout == p.stdout                      # same seed, byte-identical JSON
+    (tmp_path / "empty.csv").write_text("arrival_s,input_len,output_len\n")
+    for bad in (["--request-rate", "0", "--input-len", "10", "--output-len", "10"],
+                ["--concurrency", "4", "--input-len", "-3", "--output-len", "10"],
+                ["--trace", str(tmp_path / "empty.csv")],
+                ["--input-len", "100", "--output-len", "100", "--slo-ttft-p99", "0.001"]):
+        p = run("serve", "--model", "llama-3.1-8b", *bad)
+        assert p.returncode == 2 and p.stderr.count("\n") == 1, (bad, p.stderr)
+
+
+def test_reason_coverage_json_and_bad_files(tmp_path):
+    good = tmp_path / "s.csv"
+    good.write_text("model,benchmark,problem,samples,correct\n"
+                    + "".join(f"m,b,{i},20,{i % 7}\n" for i in range(30)))
+    p = run("reason", "coverage", "--samples", str(good), "--k", "1,10,100", "--reps", "20",
+            "--json")
+    assert p.returncode == 0, p.stderr
+    (curve,) = json.loads(p.stdout)["curves"]
+    assert curve["k"] == [1, 10, 100] and curve["extrapolated"] == [False, False, True]
+    assert curve["coverage"] == sorted(curve["coverage"]) and curve["low"][2] <= curve["high"][2]
+    for body in ("model,benchmark,problem,samples,correct\nm,b,1,10,12\n",
+                 "model,benchmark,problem,samples,correct\nm,b,1,10,-1\n",
+                 "model,benchmark,problem,samples,correct\n",
+                 "model,benchmark,problem,samples,correct,zzz\nm,b,1,10,2,3\n"):
+        bad = tmp_path / "bad.csv"
+        bad.write_text(body)
+        p = run("reason", "coverage", "--samples", str(bad))
+        assert p.returncode == 2 and p.stderr.count("\n") == 1, (body, p.stderr)

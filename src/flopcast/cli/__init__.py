@@ -1,5 +1,5 @@
-"""flopcast command line: train, plan, infer, serve, validate, calibrate, profile, catalog
-(one module each).
+"""flopcast command line: train, plan, infer, serve, reason, validate, calibrate, profile,
+catalog (one module each).
 
 Every user error ends as one line on stderr naming the option and what is allowed, with exit
 status 2 and no traceback.
@@ -18,6 +18,7 @@ from flopcast.cli import (  # noqa: F401  (register commands)
     measure,
     plan,
     profile,
+    reason,
     serve,
     train,
 )

@@ -7,7 +7,9 @@ The schema is the one of ``shared/reasoning/pythia-math-samples.csv`` (Brown et 
     id, source, model, params, benchmark, problem, samples, correct
 
 ``model``, ``benchmark``, ``problem``, ``samples`` and ``correct`` are required; ``params``
-(parameter count) is optional; other columns (``id``, ``source``, ...) are ignored. Rows are
+(parameter count), ``id``, ``source``, ``url``, ``notes`` and answer-histogram columns
+(``answers``, ``top_wrong``) are optional; any other column is refused (a misspelt column
+must not be silently ignored). Rows are
 grouped by (model, benchmark); each group is one :class:`SampleSet`. Problems may have different
 sample counts n_i. Every problem in the file is one FlopcastError line naming the file, row (and
 line), column, value and what is allowed.
@@ -25,6 +27,8 @@ from flopcast.errors import FlopcastError
 
 #: Columns a samples CSV must have.
 REQUIRED_COLUMNS = ("model", "benchmark", "problem", "samples", "correct")
+#: Columns it may have besides.
+OPTIONAL_COLUMNS = ("id", "source", "url", "notes", "params", "answers", "top_wrong")
 
 
 @dataclass(frozen=True, eq=False)
@@ -135,6 +139,11 @@ def _read_rows(path: Path) -> tuple[list[dict[str, str]], list[int]]:
         if missing:
             raise FlopcastError(f"samples {path}: missing column {', '.join(missing)}; columns "
                                 f"found: {', '.join(c for c in columns if c) or '(none)'}")
+        unknown = [c for c in columns if c and c not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
+        if unknown:
+            raise FlopcastError(
+                f"samples {path}: unknown column {', '.join(unknown)}; allowed: "
+                f"{', '.join(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)}")
         rows, lines = [], []
         for cells in reader:
             if any(c.strip() for c in cells):

@@ -1,0 +1,84 @@
+"""`flopcast reason`: accuracy of test-time compute from per-problem samples (coverage now;
+cost and planning follow)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import typer
+
+from flopcast.cli.common import JSON_OPT, app, print_table
+from flopcast.errors import FlopcastError
+
+reason_app = typer.Typer(no_args_is_help=True, help="Test-time reasoning: coverage of "
+                         "repeated sampling from per-problem samples.")
+app.add_typer(reason_app, name="reason")
+
+
+def _parse_ks(text: str) -> list[int]:
+    try:
+        ks = [int(float(x)) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise FlopcastError(f"k: expected comma-separated whole numbers such as 1,10,100; "
+                            f"got {text!r}") from None
+    if not ks or min(ks) < 1:
+        raise FlopcastError(f"k: every k must be at least 1; got {text!r}")
+    return sorted(set(ks))
+
+
+def coverage_curve(data, ks: list[int], method: str, reps: int, seed: int) -> dict:
+    """One model × benchmark: the unbiased estimator where every problem has ≥ k samples
+    (exact, no band), the fitted model beyond (with its bootstrap band)."""
+    from flopcast.workloads.reasoning.coverage import coverage, extrapolate
+
+    ks_arr = np.asarray(ks)
+    inside = ks_arr <= int(data.samples.min())
+    cov = np.empty(ks_arr.size)
+    low, high = np.empty_like(cov), np.empty_like(cov)
+    if inside.any():
+        cov[inside] = low[inside] = high[inside] = coverage(data.samples, data.correct,
+                                                            ks_arr[inside])
+    if (~inside).any():
+        ext = extrapolate(data.samples, data.correct, ks_arr[~inside], method, reps=reps,
+                          seed=seed)
+        cov[~inside], low[~inside], high[~inside] = ext.coverage, ext.low, ext.high
+    return {"model": data.model, "benchmark": data.benchmark, "problems": data.n_problems,
+            "samples_per_problem": int(data.samples.min()), "method": method,
+            "k": ks, "coverage": cov.tolist(), "low": low.tolist(), "high": high.tolist(),
+            "extrapolated": (~inside).tolist()}
+
+
+@reason_app.command("coverage")
+def reason_coverage(
+    samples: Path = typer.Option(..., "--samples", help="Per-problem samples CSV: model, "
+                                 "benchmark, problem, samples, correct."),
+    k: str = typer.Option("1,10,100,1000", "--k", help="Comma-separated sample counts."),
+    method: str = typer.Option("beta-mixture", "--method", help="Beyond the samples drawn: "
+                               "beta-mixture (difficulty distribution fitted to the counts) "
+                               "or power-law (Brown et al.'s exp(a·k^b))."),
+    reps: int = typer.Option(200, "--reps", help="Bootstrap resamples for the band."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Coverage (pass@k) per model and benchmark: exact where k ≤ the samples drawn,
+    extrapolated with a 90 % band beyond.
+
+    Example: flopcast reason coverage --samples pythia-math-samples.csv --k 1,10,100,1000,10000
+    """
+    from flopcast.workloads.reasoning.samples import read_sample_groups
+
+    ks = _parse_ks(k)
+    curves = [coverage_curve(data, ks, method, reps, seed)
+              for _, data in sorted(read_sample_groups(samples).items())]
+    if as_json:
+        print(json.dumps({"curves": curves}, indent=2))
+        return
+    for c in curves:
+        rows = [(f"{kk:,}", f"{100 * v:.1f}", f"{100 * lo:.1f}–{100 * hi:.1f}" if ext else "exact")
+                for kk, v, lo, hi, ext in zip(c["k"], c["coverage"], c["low"], c["high"],
+                                              c["extrapolated"], strict=True)]
+        print_table(f"{c['model']} on {c['benchmark']}: {c['problems']} problems, "
+                    f"{c['samples_per_problem']:,} samples each ({c['method']} beyond)",
+                    ("k", "coverage %", "90 % band"), rows)
