@@ -124,3 +124,13 @@ def test_reason_coverage_json_and_bad_files(tmp_path):
         bad.write_text(body)
         p = run("reason", "coverage", "--samples", str(bad))
         assert p.returncode == 2 and p.stderr.count("\n") == 1, (body, p.stderr)
+
+
+def test_reason_cost_json():
+    p = run("reason", "cost", "--model", "llama-3.1-8b", "--trials", "1,16", "--out-len", "2000",
+            "--json")
+    assert p.returncode == 0, p.stderr
+    one, many = json.loads(p.stdout)["costs"]
+    assert many["flops"] == 16 * one["flops"]          # FLOPs: linear in trials (Wu et al.)
+    assert many["seconds"] < 4 * one["seconds"]         # hardware: trials batch together
+    assert run("reason", "cost", "--model", "llama-3.1-8b", "--trials", "0").returncode == 2

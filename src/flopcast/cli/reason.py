@@ -17,14 +17,14 @@ reason_app = typer.Typer(no_args_is_help=True, help="Test-time reasoning: covera
 app.add_typer(reason_app, name="reason")
 
 
-def _parse_ks(text: str) -> list[int]:
+def _parse_ks(text: str, name: str = "k") -> list[int]:
     try:
         ks = [int(float(x)) for x in text.split(",") if x.strip()]
     except ValueError:
-        raise FlopcastError(f"k: expected comma-separated whole numbers such as 1,10,100; "
-                            f"got {text!r}") from None
+        raise FlopcastError(f"{name}: expected comma-separated whole numbers such as "
+                            f"1,10,100; got {text!r}") from None
     if not ks or min(ks) < 1:
-        raise FlopcastError(f"k: every k must be at least 1; got {text!r}")
+        raise FlopcastError(f"{name}: every value must be at least 1; got {text!r}")
     return sorted(set(ks))
 
 
@@ -82,3 +82,62 @@ def reason_coverage(
         print_table(f"{c['model']} on {c['benchmark']}: {c['problems']} problems, "
                     f"{c['samples_per_problem']:,} samples each ({c['method']} beyond)",
                     ("k", "coverage %", "90 % band"), rows)
+
+
+@reason_app.command("cost")
+def reason_cost(
+    model: str = typer.Option(..., "--model", "-m", help="Catalog id or config.json."),
+    gpu: str = typer.Option("h100-sxm", "--gpu", help="GPU catalog id or entry file."),
+    gpus: int = typer.Option(1, "--gpus", help="GPUs of the replica (tensor parallel)."),
+    engine: str = typer.Option("vllm", "--engine", help="Serving engine."),
+    precision: str = typer.Option("bf16", "--precision", help="Weights/GEMMs."),
+    trials: str = typer.Option("1,8,64", "--trials", help="Comma-separated samples per "
+                               "problem."),
+    prompt_len: int = typer.Option(500, "--prompt-len", help="Prompt tokens."),
+    out_len: int = typer.Option(4000, "--out-len", help="Mean generated tokens per trial."),
+    intensity: float = typer.Option(562.5, "--intensity", help="Arithmetic intensity for "
+                                    "Kinetics' eFLOPs (FLOPs/byte; 562.5 = their B200)."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Cost of one problem at N samples, three ways: FLOPs (2·P per token, Wu et al.),
+    Kinetics eFLOPs (compute + intensity × KV bytes read) and time, $ and energy on the
+    chosen hardware from flopcast's inference model (prompt KV shared by the trials).
+
+    Example: flopcast reason cost -m llama-3.1-8b --gpu h100-sxm --trials 1,16,64 --out-len 8000
+    """
+    from flopcast.catalog import load_gpu, resolve_model
+    from flopcast.catalog.loader import inference_efficiency, load_engine
+    from flopcast.specs import System
+    from flopcast.specs.inference import InferenceJob
+    from flopcast.workloads.reasoning.cost import (
+        Shape,
+        kinetics_cost,
+        problem_cost,
+        sampling_flops,
+    )
+
+    ns = _parse_ks(trials, "trials")
+    job = InferenceJob(model=resolve_model(model), engine=load_engine(engine), tp=gpus,
+                       system=System(gpu=load_gpu(gpu), num_gpus=gpus), weights=precision)
+    eff = inference_efficiency(job.system.gpu, job.engine)
+    shape = Shape.of(job.model)
+    rows = []
+    for n in ns:
+        hw = problem_cost(job, eff, n, prompt_len, out_len)
+        kin = kinetics_cost(shape, n, prompt_len, out_len, intensity)
+        rows.append({"trials": n, "flops": float(sampling_flops(shape.active_params, out_len, n)),
+                     "kinetics_eflops": float(kin["eflops"]),
+                     "kinetics_memory_share": float(kin["memory_eflops"] / kin["eflops"]),
+                     **{k: float(v) for k, v in hw.items()}})
+    if as_json:
+        print(json.dumps({"model": job.model.name, "gpu": job.system.gpu.id, "gpus": gpus,
+                          "prompt_len": prompt_len, "out_len": out_len, "costs": rows},
+                         indent=2))
+        return
+    print_table(f"{job.model.name} on {gpus}x {job.system.gpu.id}: {prompt_len} prompt + "
+                f"{out_len} generated tokens per trial",
+                ("trials", "FLOPs", "eFLOPs (KV share)", "seconds", "$", "Wh"),
+                [(str(r["trials"]), f"{r['flops']:.3g}",
+                  f"{r['kinetics_eflops']:.3g} ({100 * r['kinetics_memory_share']:.0f} %)",
+                  f"{r['seconds']:,.1f}", f"{r['usd']:.4f}", f"{r['joules'] / 3600:,.1f}")
+                 for r in rows])
