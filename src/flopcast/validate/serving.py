@@ -33,6 +33,7 @@ from flopcast.catalog.loader import load_engine
 from flopcast.errors import FlopcastError
 from flopcast.specs import System
 from flopcast.specs.inference import InferenceJob
+from flopcast.validate.inference import _float
 from flopcast.validate.training import _int, _reason
 
 #: Closed-loop and online rows: requests simulated at most.
@@ -144,11 +145,6 @@ def setup_from_row(row: dict, calibration: str | None = None) -> tuple:
     workload = (tuple(sorted(_lengths(row).items())), tuple(sorted(arrivals.items())), n,
                 concurrency, _float(row, "slo_ttft_ms"), _float(row, "slo_tpot_ms"))
     return job, overrides, workload
-
-
-def _float(row: dict, key: str) -> float | None:
-    v = _text(row, key)
-    return float(v) if v else None
 
 
 def prepare_serving_rows(rows: list[dict], calibration: str | None = None) -> list[ServingCase]:

@@ -14,6 +14,9 @@ from flopcast.workloads.serving.simulator import Deployment
 
 #: Bisection stops when the bracket is this tight (relative).
 RATE_TOLERANCE = 0.02
+#: Seed of the unit-rate Poisson gaps every rate is scaled from: the same arrival pattern at
+#: every rate, so latency is compared on equal footing (common random numbers).
+ARRIVAL_SEED = 12345
 
 
 def _meets(summary: dict, slo_ttft_ms: float | None, slo_tpot_ms: float | None,
@@ -29,7 +32,7 @@ def _at_rate(dep: Deployment, requests, rate: float, slo_ttft_ms: float | None =
              slo_tpot_ms: float | None = None) -> dict:
     """Summary of ``requests`` re-timed to Poisson arrivals at ``rate`` (unit-rate gaps
     scaled); goodput counts requests within the given TTFT/TPOT bounds."""
-    unit = np.cumsum(np.random.default_rng(12345).exponential(1.0, len(requests.arrival_s)))
+    unit = np.cumsum(np.random.default_rng(ARRIVAL_SEED).exponential(1.0, len(requests.arrival_s)))
     timed = dataclasses.replace(requests, arrival_s=unit / rate)
     return serve(dep, timed, slo_ttft_ms=slo_ttft_ms, slo_tpot_ms=slo_tpot_ms)[0]
 

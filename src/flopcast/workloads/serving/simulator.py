@@ -163,8 +163,8 @@ class Simulator:
         self.itl_s: list[float] = []
         self.itl_weight: list[int] = []
         self.keep_trace = keep_trace
-        for rep in self.replicas:
-            self._check_fits(rep)
+        for dep in pools:  # replicas of one pool share their limits: check one of each
+            self._check_fits(next(r for r in self.replicas if r.dep is dep))
 
     def _pool(self, dep: Deployment, max_context: int) -> list[Replica]:
         job, lim = dep.job, dep.limits
