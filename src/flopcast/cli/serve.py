@@ -58,6 +58,19 @@ def _workload(dataset, input_len, output_len, length_dist, range_ratio, trace, r
 
 
 serve_app = typer.Typer(no_args_is_help=False)
+
+# Options `serve` and `serve plan` share (one declaration each).
+PRECISION_OPT = typer.Option("bf16", "--precision", help="Weights/GEMMs (as `infer`).")
+ENGINE_OPT = typer.Option("vllm", "--engine", help="tensorrt-llm, vllm, sglang, nim, generic: "
+                          "limits, scheduler and KV paging defaults.")
+DATASET_OPT = typer.Option(None, "--dataset", help="Length distribution from the catalog "
+                           "(e.g. sharegpt).")
+INPUT_LEN_OPT = typer.Option(None, "--input-len", help="Prompt tokens (mean).")
+OUTPUT_LEN_OPT = typer.Option(None, "--output-len", help="Output tokens (mean).")
+LENGTH_DIST_OPT = typer.Option("fixed", "--length-dist", help="fixed, uniform, normal, "
+                               "lognormal, random (sglang random: up to the length).")
+SEED_OPT = typer.Option(0, "--seed", help="Random seed (same seed, same output).")
+SLO_TPOT_OPT = typer.Option(None, "--slo-tpot-p99", help="p99 TPOT bound, ms.")
 app.add_typer(serve_app, name="serve")
 
 
@@ -71,14 +84,13 @@ def serve(
     tp: int | None = typer.Option(None, "--tp", help="Tensor parallel size (default: gpus/pp)."),
     pp: int = typer.Option(1, "--pp", help="Pipeline parallel size."),
     ep: int = typer.Option(1, "--ep", help="Expert parallel size (MoE)."),
-    precision: str = typer.Option("bf16", "--precision", help="Weights/GEMMs (as `infer`)."),
+    precision: str = PRECISION_OPT,
     kv_precision: str | None = typer.Option(None, "--kv-precision", help="KV cache format."),
-    engine: str = typer.Option("vllm", "--engine", help="tensorrt-llm, vllm, sglang, nim, "
-                               "generic: limits, scheduler and KV paging defaults."),
+    engine: str = ENGINE_OPT,
     scheduler: str | None = typer.Option(
         None, "--scheduler", help="vllm (continuous, chunked prefill), sarathi (stall-free, "
-        "small token budget), trtllm-inflight, prefill-first (SGLang, vLLM V0), static "
-        "(default: the engine's)."),
+        "small token budget), trtllm-inflight, trtllm-no-evict, sglang, prefill-first (vLLM "
+        "V0), static (default: the engine's)."),
     max_num_seqs: int | None = typer.Option(None, "--max-num-seqs", help="Sequences in flight "
                                             "per replica (default: the engine's)."),
     max_num_tokens: int | None = typer.Option(None, "--max-num-tokens", help="Tokens per "
@@ -98,12 +110,10 @@ def serve(
     concurrency: int | None = typer.Option(None, "--concurrency", help="Closed loop: requests "
                                            "kept in flight."),
     offline: bool = typer.Option(False, "--offline", help="All requests at once."),
-    dataset: str | None = typer.Option(None, "--dataset", help="Length distribution from the "
-                                       "catalog (e.g. sharegpt)."),
-    input_len: int | None = typer.Option(None, "--input-len", help="Prompt tokens (mean)."),
-    output_len: int | None = typer.Option(None, "--output-len", help="Output tokens (mean)."),
-    length_dist: str = typer.Option("fixed", "--length-dist", help="fixed, uniform, normal, "
-                                    "lognormal, random (sglang random: up to the length)."),
+    dataset: str | None = DATASET_OPT,
+    input_len: int | None = INPUT_LEN_OPT,
+    output_len: int | None = OUTPUT_LEN_OPT,
+    length_dist: str = LENGTH_DIST_OPT,
     range_ratio: float | None = typer.Option(
         None, "--range-ratio", help="random: lowest length as a share of the given one (sglang "
         "--random-range-ratio); uniform: ± share around it (vLLM)."),
@@ -113,14 +123,14 @@ def serve(
     trace: Path | None = typer.Option(None, "--trace", help="CSV/JSONL trace: arrival_s, "
                                       "input_len, output_len[, prefix_id, prefix_len]."),
     num_requests: int = typer.Option(1000, "--num-requests", help="Requests to simulate."),
-    seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same output)."),
+    seed: int = SEED_OPT,
     shared_prefix_len: int = typer.Option(0, "--shared-prefix-len", help="Tokens of a shared "
                                           "system prompt."),
     num_prefixes: int = typer.Option(0, "--num-prefixes", help="Distinct shared prefixes."),
     slo_ttft_p99: float | None = typer.Option(None, "--slo-ttft-p99", help="p99 TTFT bound, "
                                               "ms (without --request-rate: find the highest "
                                               "rate meeting the SLO)."),
-    slo_tpot_p99: float | None = typer.Option(None, "--slo-tpot-p99", help="p99 TPOT bound, ms."),
+    slo_tpot_p99: float | None = SLO_TPOT_OPT,
     slo_itl_p99: float | None = typer.Option(None, "--slo-itl-p99", help="p99 inter-token gap "
                                              "bound, ms (Sarathi-Serve's TBT SLO)."),
     plot: Path | None = typer.Option(None, "--plot", help="Write latency CDFs and the batch/KV "
@@ -199,16 +209,16 @@ def serve_plan(
     gpu_types: str = typer.Option("h100-sxm,h200,a100-80gb,l40s", "--gpu-types",
                                   help="Comma-separated GPU catalog ids to consider."),
     max_tp: int = typer.Option(8, "--max-tp", help="Largest tensor-parallel size per replica."),
-    precision: str = typer.Option("bf16", "--precision", help="Weights/GEMMs."),
-    engine: str = typer.Option("vllm", "--engine", help="Serving engine."),
-    dataset: str | None = typer.Option(None, "--dataset", help="Length distribution."),
-    input_len: int | None = typer.Option(None, "--input-len", help="Prompt tokens."),
-    output_len: int | None = typer.Option(None, "--output-len", help="Output tokens."),
-    length_dist: str = typer.Option("fixed", "--length-dist", help="As `serve`."),
+    precision: str = PRECISION_OPT,
+    engine: str = ENGINE_OPT,
+    dataset: str | None = DATASET_OPT,
+    input_len: int | None = INPUT_LEN_OPT,
+    output_len: int | None = OUTPUT_LEN_OPT,
+    length_dist: str = LENGTH_DIST_OPT,
     num_requests: int = typer.Option(400, "--num-requests", help="Requests per simulation."),
-    seed: int = typer.Option(0, "--seed", help="Random seed."),
+    seed: int = SEED_OPT,
     slo_ttft_p99: float | None = typer.Option(None, "--slo-ttft-p99", help="p99 TTFT, ms."),
-    slo_tpot_p99: float | None = typer.Option(None, "--slo-tpot-p99", help="p99 TPOT, ms."),
+    slo_tpot_p99: float | None = SLO_TPOT_OPT,
     mixed: bool = typer.Option(True, "--mixed/--single-type", help="Allow two GPU types in "
                                "one fleet (Mélange)."),
     calibration: Path | None = CALIBRATION_OPT,

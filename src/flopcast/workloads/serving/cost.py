@@ -84,7 +84,6 @@ class StepCost:
         steps = int(np.ceil(np.log(max_context) / np.log(CONTEXT_STEP))) + 1
         self.key_grid = (CONTEXT_STEP ** np.arange(steps)).tolist()
         self._prefill: dict[tuple[int, int], np.ndarray] = {}
-        self.max_rows, self.max_seqs = max_rows, max_seqs
 
     def decode_attention_s(self, seqs: int, context_sum: float) -> float:
         """Decode attention of ``seqs`` sequences holding ``context_sum`` cached tokens."""

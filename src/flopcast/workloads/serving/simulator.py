@@ -287,7 +287,7 @@ class Simulator:
             if req.generated[i]:
                 continue  # a preempted request's cache is rebuilt; it decodes next
             req.first_token[i] = end
-            self._emit(rep, i, 1, end)
+            self._emit(rep, i, end)
             if rep.role == "prefill" and req.generated[i] < req.output[i]:
                 self._hand_off(rep, i, end)
         if it.decode:
@@ -297,7 +297,7 @@ class Simulator:
             rep.stall_s = 0.0
             for i in it.decode:
                 req.cached[i] += 1
-                self._emit(rep, i, 1, end)
+                self._emit(rep, i, end)
         elif rep.sched.stalls_decodes and any(req.generated[i] for i in rep.running):
             rep.stall_s += dt
         rep.account(end)
@@ -367,9 +367,10 @@ class Simulator:
         self.itl_weight.extend([n] * k)
         return rep.clock + float(dts.sum()), k
 
-    def _emit(self, rep: Replica, i: int, tokens: int, t: float) -> None:
+    def _emit(self, rep: Replica, i: int, t: float) -> None:
+        """Request i produced one token at ``t``."""
         req = self.req
-        req.generated[i] += tokens
+        req.generated[i] += 1
         if req.generated[i] >= req.output[i]:
             self._finish(rep, i, t)
 

@@ -150,12 +150,6 @@ class Scheduler(ABC):
         i = rep.waiting[0]
         if self.prefix_caching:
             rep.reuse_prefix(req, i)
-        if req.generated[i] and req.to_prefill(i) == 0:  # KV shipped in: it decodes from now
-            if not rep.grow(req, i, req.cached[i] + 1):
-                return budget
-            rep.waiting.popleft()
-            rep.running.append(i)
-            return budget
         chunk = self.chunk(req.to_prefill(i), budget)
         if not chunk:
             return budget
