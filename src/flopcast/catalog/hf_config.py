@@ -3,11 +3,13 @@ deepseek_v3, gpt2, gptj, falcon, bloom, llama4, gpt_oss)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from flopcast.errors import FlopcastError
+from pydantic import ValidationError
+
+from flopcast.errors import FlopcastError, validation_message
+from flopcast.files import load_json_mapping
 from flopcast.specs.model import Model
 
 _LLAMA_LIKE = {"llama", "mistral", "mixtral", "qwen2", "qwen3", "qwen2_moe", "qwen3_moe", "llama4",
@@ -23,16 +25,24 @@ def model_from_hf_config(config: dict[str, Any] | str | Path, name: str | None =
     'swiglu'
     """
     if not isinstance(config, dict):
-        config = json.loads(Path(config).read_text())
-    if "text_config" in config:  # multimodal wrappers (llama4): the language model's config
+        config = load_json_mapping(config, "model", "a Hugging Face config.json")
+    if isinstance(config.get("text_config"), dict):  # multimodal wrappers (llama4)
         config = {**config["text_config"], "model_type": config.get("model_type", "")}
     mt = config.get("model_type", "")
+    if not isinstance(mt, str):
+        raise FlopcastError(f"config.json: model_type must be a string; got {mt!r:.60}")
     name = name or config.get("_name_or_path") or mt or "hf-model"
     try:
         fields = _fields(mt, config)
     except KeyError as e:
         raise FlopcastError(f"config.json ({mt}): missing key {e.args[0]}") from None
-    return Model.model_validate({"name": name, "source": "Hugging Face config.json", **fields})
+    except (TypeError, AttributeError) as e:  # a value of the wrong kind where a number goes
+        raise FlopcastError(f"config.json ({mt}): malformed value ({e})") from None
+    try:
+        return Model.model_validate({"name": str(name)[:200],
+                                     "source": "Hugging Face config.json", **fields})
+    except ValidationError as e:
+        raise FlopcastError(f"config.json ({mt}): {validation_message(e)}") from None
 
 
 def _fields(mt: str, c: dict[str, Any]) -> dict[str, Any]:

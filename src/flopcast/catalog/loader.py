@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from functools import cache
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import yaml
 from pydantic import ValidationError
 
 from flopcast.errors import FlopcastError, validation_message
+from flopcast.files import load_json_mapping, load_yaml_mapping, path_exists, read_text
 from flopcast.specs.efficiency import Efficiency
 from flopcast.specs.engine import Engine
 from flopcast.specs.gpu import GPU
@@ -29,6 +29,16 @@ GIB = 2**30
 GB = 1e9
 
 
+#: Longest catalog id accepted; longer strings are refused before touching the file system
+#: (which would answer "File name too long").
+MAX_ID_CHARS = 200
+
+
+def _is_catalog_id(name: str) -> bool:
+    """Whether ``name`` can be a catalog file stem (no path separators, NUL or over-long)."""
+    return 0 < len(name) <= MAX_ID_CHARS and not any(c in name for c in "/\\\x00")
+
+
 def gpu_ids() -> list[str]:
     return sorted(p.stem for p in GPU_DIR.glob("*.yaml"))
 
@@ -40,20 +50,28 @@ def model_ids() -> list[str]:
 def _calibration_families(path: str | Path | None, shipped: Path) -> dict:
     """The ``families`` mapping of a calibration file; the shipped one may be absent."""
     path = Path(path) if path else shipped
-    if not path.exists():
-        if path == shipped:
-            return {}
-        raise FlopcastError(f"calibration: file not found: {path}")
-    data = yaml.safe_load(path.read_text()) or {}
-    return data.get("families") or {}
+    if path == shipped and not path.exists():
+        return {}
+    data = load_yaml_mapping(path, "calibration", "a calibration", allow_empty=True)
+    families = data.get("families") or {}
+    if not isinstance(families, dict) or not all(isinstance(v, dict)
+                                                 for v in families.values()):
+        raise FlopcastError(f"calibration: {path}: 'families' must map each GPU family to a "
+                            "mapping of values")
+    return families
 
 
 def load_calibration(path: str | Path | None = None) -> dict[str, dict[str, float]]:
     """Efficiency values per GPU family from a calibration file (default: the shipped one)."""
     families = _calibration_families(path, CALIBRATION_FILE)
-    if not isinstance(families, dict):
-        raise FlopcastError(f"calibration: {path} has no 'families' mapping")
-    return {fam: dict(values.get("efficiency", values)) for fam, values in families.items()}
+    out = {}
+    for fam, values in families.items():
+        eff = values.get("efficiency", values)
+        if not isinstance(eff, dict):
+            raise FlopcastError(f"calibration: {path}: families.{fam}.efficiency must be a "
+                                "mapping of efficiency values")
+        out[fam] = dict(eff)
+    return out
 
 
 @cache
@@ -154,13 +172,7 @@ def is_gpu_file(gpu_id: str) -> bool:
 
 
 def _read_gpu_file(path: Path) -> dict:
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as e:
-        raise FlopcastError(f"gpu: cannot read {path}: {' '.join(str(e).split())}") from None
-    if not isinstance(data, dict):
-        raise FlopcastError(f"gpu: {path} is not a GPU entry (expected a mapping of fields)")
-    return data
+    return load_yaml_mapping(path, "gpu", "a GPU entry")
 
 
 @cache
@@ -169,7 +181,7 @@ def _gpu_cached(gpu_id: str, calibration_path: str | None, _mtime: int = 0) -> G
         path = Path(gpu_id)
     else:
         path = GPU_DIR / f"{gpu_id}.yaml"
-        if not path.exists():
+        if not _is_catalog_id(gpu_id) or not path.exists():
             raise FlopcastError(f"gpu: unknown id {gpu_id!r}; known: {', '.join(gpu_ids())} "
                                 "(or a GPU entry file.yaml)")
     calibration = load_calibration(calibration_path)
@@ -182,6 +194,9 @@ def _gpu_cached(gpu_id: str, calibration_path: str | None, _mtime: int = 0) -> G
         raise FlopcastError(f"gpu: {path}: {validation_message(e)}") from None
     except FlopcastError as e:
         raise FlopcastError(f"gpu: {path}: {e}") from None
+    except (TypeError, AttributeError, ValueError) as e:  # a field of the wrong shape
+        raise FlopcastError(f"gpu: {path}: malformed entry ({' '.join(str(e).split())})") \
+            from None
 
 
 def load_gpu(gpu_id: str, calibration: str | Path | None = None) -> GPU:
@@ -191,10 +206,11 @@ def load_gpu(gpu_id: str, calibration: str | Path | None = None) -> GPU:
     format; `flopcast profile` writes one for the device it measured).
     """
     cal = str(calibration) if calibration else None
+    if calibration:
+        load_calibration(calibration)  # one line for a bad file before anything is built
     if is_gpu_file(gpu_id):
         path = Path(gpu_id.strip()).expanduser()
-        if not path.is_file():
-            raise FlopcastError(f"gpu: file not found: {path}")
+        read_text(path, "gpu")  # one line for a missing, unreadable or binary file
         # Keyed on the file's modification time so that a rewritten entry is read again.
         gpu = _gpu_cached(str(path.resolve()), cal, path.stat().st_mtime_ns)
         _FILE_GPU_IDS[gpu.id] = str(path.resolve())
@@ -213,7 +229,7 @@ _FILE_GPU_IDS: dict[str, str] = {}
 def load_model(model_id: str) -> Model:
     """The catalog model ``model_id``."""
     path = MODEL_DIR / f"{model_id}.yaml"
-    if not path.exists():
+    if not _is_catalog_id(model_id) or not path.exists():
         raise FlopcastError(f"model: unknown id {model_id!r}; known: {', '.join(model_ids())}")
     return _model_from_mapping(yaml.safe_load(path.read_text()), str(path))
 
@@ -227,17 +243,18 @@ def _model_from_mapping(data: dict, where: str) -> Model:
 
 def resolve_model(ref: str) -> Model:
     """A model from a catalog id, a HF ``config.json`` path, or a flopcast model YAML path."""
-    path = Path(ref)
-    if path.suffix in (".json", ".yaml", ".yml") or path.is_dir():
-        if path.is_dir():
+    path = Path(ref).expanduser()
+    is_dir = path_exists(ref) and path.is_dir()
+    if path.suffix.lower() in (".json", ".yaml", ".yml") or is_dir:
+        if is_dir:
             path = path / "config.json"
-        if not path.exists():
-            raise FlopcastError(f"model: file not found: {path}")
-        if path.suffix == ".json":
+        if path.suffix.lower() == ".json":
             from flopcast.catalog.hf_config import model_from_hf_config
 
-            return model_from_hf_config(json.loads(path.read_text()), name=path.parent.name)
-        return _model_from_mapping(yaml.safe_load(path.read_text()), str(path))
+            config = load_json_mapping(path, "model", "a Hugging Face config.json")
+            return model_from_hf_config(config, name=path.parent.name or path.stem)
+        data = load_yaml_mapping(path, "model", "a flopcast model entry")
+        return _model_from_mapping(data, str(path))
     return load_model(ref)
 
 
@@ -261,7 +278,7 @@ def engine_ids() -> list[str]:
 
 def load_engine(name: str) -> Engine:
     """An engine by id or alias (case-insensitive), e.g. 'TensorRT-LLM', 'vllm'."""
-    engine = _engines().get(name.strip().lower())
+    engine = _engines().get(name.strip().lower()) if len(name) <= MAX_ID_CHARS else None
     if engine is None:
         raise FlopcastError(f"engine: unknown {name!r}; known: {', '.join(engine_ids())}")
     return engine

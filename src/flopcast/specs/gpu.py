@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from flopcast.specs.base import Spec
 from flopcast.specs.efficiency import Efficiency
 from flopcast.specs.kernels import KernelProfile
 
@@ -13,10 +14,9 @@ from flopcast.specs.kernels import KernelProfile
 ComputeDtype = Literal["fp64", "fp32", "tf32", "bf16", "fp16", "fp8", "fp6", "fp4", "int8"]
 
 
-class GPU(BaseModel):
+class GPU(Spec):
     """One accelerator. Peaks are dense (no 2:4 sparsity), per GPU, in FLOP/s."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     id: str
     name: str

@@ -4,10 +4,20 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from flopcast.specs.base import Spec
+from flopcast.specs.limits import (
+    MAX_EXPERTS,
+    MAX_HEADS,
+    MAX_LAYERS,
+    MAX_SEQ_LEN,
+    MAX_VOCAB,
+    MAX_WIDTH,
+)
 
 
-class Model(BaseModel):
+class Model(Spec):
     """The shape of a decoder-only transformer; enough to count its FLOPs and bytes exactly.
 
     Names follow Megatron-LM where it has one (num_layers, hidden_size, ffn_hidden_size,
@@ -18,21 +28,24 @@ class Model(BaseModel):
     (4, 16, 256)
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str
+    name: str = Field(min_length=1, max_length=200)
     source: str = ""
-    published_params: float | None = Field(None, description="Published total parameter count.")
-    published_active_params: float | None = None
+    published_params: float | None = Field(
+        None, ge=0, description="Published total parameter count.")
+    published_active_params: float | None = Field(None, ge=0)
 
-    num_layers: int = Field(ge=1)
-    hidden_size: int = Field(ge=1)
-    num_attention_heads: int = Field(ge=1)
-    num_kv_heads: int | None = Field(None, ge=1, description="GQA groups; None = heads (MHA).")
-    head_dim: int | None = Field(None, ge=1, description="None = hidden_size / heads.")
-    ffn_hidden_size: int | None = Field(None, ge=1, description="None = 4 * hidden_size.")
-    vocab_size: int = Field(ge=1)
-    max_position_embeddings: int = Field(2048, ge=1)
+    num_layers: int = Field(ge=1, le=MAX_LAYERS)
+    hidden_size: int = Field(ge=1, le=MAX_WIDTH)
+    num_attention_heads: int = Field(ge=1, le=MAX_HEADS)
+    num_kv_heads: int | None = Field(
+        None, ge=1, le=MAX_HEADS, description="GQA groups; None = heads (MHA).")
+    head_dim: int | None = Field(
+        None, ge=1, le=MAX_WIDTH, description="None = hidden_size / heads.")
+    ffn_hidden_size: int | None = Field(
+        None, ge=1, le=MAX_WIDTH, description="None = 4 * hidden_size.")
+    vocab_size: int = Field(ge=1, le=MAX_VOCAB)
+    max_position_embeddings: int = Field(2048, ge=1, le=MAX_SEQ_LEN)
 
     mlp: Literal["gelu", "swiglu"] = Field("gelu", description="swiglu = gated MLP (3 matrices).")
     position_embedding: Literal["learned", "rotary", "alibi"] = "learned"
@@ -44,39 +57,46 @@ class Model(BaseModel):
     parallel_attention: bool = Field(False, description="Attention and MLP share one input norm.")
     embedding_norm: bool = Field(False, description="LayerNorm after the embedding (BLOOM).")
     dropout: bool = Field(False, description="Dropout in training (stores masks).")
-    sliding_window: int | None = Field(None, ge=1, description="Window of local-attention layers.")
+    sliding_window: int | None = Field(
+        None, ge=1, le=MAX_SEQ_LEN, description="Window of local-attention layers.")
     sliding_window_every: int = Field(
-        0, ge=0, description="Every n-th layer is global, others local; 0 = all local "
+        0, ge=0, le=MAX_LAYERS,
+        description="Every n-th layer is global, others local; 0 = all local "
         "when sliding_window is set, 2 = alternate (gpt-oss)."
     )
     attention_sinks: bool = Field(False, description="Learned per-head sink logits (gpt-oss).")
 
     # Mixture of experts
-    num_experts: int = Field(0, ge=0, description="Routed experts per MoE layer; 0 = dense.")
-    moe_top_k: int = Field(0, ge=0)
-    moe_ffn_hidden_size: int | None = Field(None, ge=1, description="Routed expert FFN width.")
-    num_shared_experts: int = Field(0, ge=0)
+    num_experts: int = Field(
+        0, ge=0, le=MAX_EXPERTS, description="Routed experts per MoE layer; 0 = dense.")
+    moe_top_k: int = Field(0, ge=0, le=MAX_EXPERTS)
+    moe_ffn_hidden_size: int | None = Field(
+        None, ge=1, le=MAX_WIDTH, description="Routed expert FFN width.")
+    num_shared_experts: int = Field(0, ge=0, le=MAX_EXPERTS)
     shared_expert_ffn_hidden_size: int | None = Field(
-        None, ge=1, description="Width of each shared expert; None = moe_ffn_hidden_size."
+        None, ge=1, le=MAX_WIDTH,
+        description="Width of each shared expert; None = moe_ffn_hidden_size."
     )
-    first_k_dense_layers: int = Field(0, ge=0, description="Leading layers with a dense MLP.")
+    first_k_dense_layers: int = Field(
+        0, ge=0, le=MAX_LAYERS, description="Leading layers with a dense MLP.")
     moe_layer_every: int = Field(
-        1, ge=1, description="Every n-th layer (after the dense ones) is MoE."
+        1, ge=1, le=MAX_LAYERS, description="Every n-th layer (after the dense ones) is MoE."
     )
     moe_router_bias: bool = False
     mtp_num_layers: int = Field(
-        0, ge=0, description="Multi-token-prediction modules (DeepSeek-V3 §2.2; Megatron "
+        0, ge=0, le=MAX_LAYERS,
+        description="Multi-token-prediction modules (DeepSeek-V3 §2.2; Megatron "
         "--mtp-num-layers, HF num_nextn_predict_layers). Counted only as pipeline slots when "
         "the embedding and loss are stages; their FLOPs and parameters are not counted."
     )
     moe_expert_bias: bool = Field(False, description="Biases inside expert MLPs (gpt-oss).")
 
     # Multi-head latent attention (DeepSeek-V2/V3)
-    q_lora_rank: int | None = None
-    kv_lora_rank: int | None = None
-    qk_nope_head_dim: int | None = None
-    qk_rope_head_dim: int | None = None
-    v_head_dim: int | None = None
+    q_lora_rank: int | None = Field(None, ge=1, le=MAX_WIDTH)
+    kv_lora_rank: int | None = Field(None, ge=1, le=MAX_WIDTH)
+    qk_nope_head_dim: int | None = Field(None, ge=1, le=MAX_WIDTH)
+    qk_rope_head_dim: int | None = Field(None, ge=1, le=MAX_WIDTH)
+    v_head_dim: int | None = Field(None, ge=1, le=MAX_WIDTH)
 
     @model_validator(mode="after")
     def _check(self) -> Model:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from flopcast.specs.base import Spec
+from flopcast.specs.limits import MAX_BATCH, MAX_GPUS
 
 Recompute = Literal["none", "selective", "full"]
 Schedule = Literal["1f1b", "interleaved", "gpipe"]
 
 
-class Parallelism(BaseModel):
+class Parallelism(Spec):
     """Parallel layout and batch of one training job (Megatron-LM option names in brackets).
 
     - tp [tensor-model-parallel-size], pp [pipeline-model-parallel-size], vp [virtual
@@ -32,19 +35,20 @@ class Parallelism(BaseModel):
       2 + gradients, 3 + parameters (FSDP FULL_SHARD).
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
-    tp: int = Field(1, ge=1)
-    pp: int = Field(1, ge=1)
-    vp: int = Field(1, ge=1)
-    cp: int = Field(1, ge=1)
-    ep: int = Field(1, ge=1)
-    etp: int | None = Field(None, ge=1, description="None = tp (no folding of expert TP).")
-    dp: int | None = Field(None, ge=1)
+    tp: int = Field(1, ge=1, le=MAX_GPUS)
+    pp: int = Field(1, ge=1, le=MAX_GPUS)
+    vp: int = Field(1, ge=1, le=MAX_GPUS)
+    cp: int = Field(1, ge=1, le=MAX_GPUS)
+    ep: int = Field(1, ge=1, le=MAX_GPUS)
+    etp: int | None = Field(
+        None, ge=1, le=MAX_GPUS, description="None = tp (no folding of expert TP).")
+    dp: int | None = Field(None, ge=1, le=MAX_GPUS)
     sp: bool | None = None
     zero_stage: int = Field(1, ge=0, le=3)
-    micro_batch: int = Field(1, ge=1)
-    global_batch: int | None = Field(None, ge=1, description="None = micro_batch · dp.")
+    micro_batch: int = Field(1, ge=1, le=MAX_BATCH)
+    global_batch: int | None = Field(
+        None, ge=1, le=MAX_BATCH, description="None = micro_batch · dp.")
     recompute: Recompute = "none"
     schedule: Schedule | None = Field(None, description="None = interleaved if vp > 1 else 1f1b.")
     tp_comm_overlap: bool | None = Field(

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from flopcast.specs.base import Spec
+from flopcast.specs.limits import (
+    MAX_BATCH,
+    MAX_DAYS,
+    MAX_GPUS,
+    MAX_SEQ_LEN,
+    MAX_TRAINING_TOKENS,
+)
 from flopcast.specs.model import Model
 from flopcast.specs.precision import Precision, coerce_precision, precision
 
@@ -16,25 +24,25 @@ Objective = Literal["time", "cost", "energy"]
 DEFAULT_TOKENS_PER_BATCH = 2**22
 
 
-class PlanRequest(BaseModel):
+class PlanRequest(Spec):
     """A planning question: the best way to train ``model`` on each candidate cluster.
 
     ``gpus`` and ``gpu_counts`` may list several options; every (gpu, count) pair is a cluster.
     ``options`` pins search axes (e.g. ``{"tp": [8]}``); omitted axes are searched in full.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     model: Model
-    gpus: list[str] = Field(min_length=1)
-    gpu_counts: list[int] = Field(min_length=1)
-    seq_len: int = Field(4096, ge=1)
-    global_batch: int | None = Field(None, ge=1, description="None = ~4M tokens per step.")
+    gpus: list[str] = Field(min_length=1, max_length=64)
+    gpu_counts: list[int] = Field(min_length=1, max_length=4096)
+    seq_len: int = Field(4096, ge=1, le=MAX_SEQ_LEN)
+    global_batch: int | None = Field(
+        None, ge=1, le=MAX_BATCH, description="None = ~4M tokens per step.")
     precision: Precision = Field(default_factory=lambda: precision("bf16"))
-    tokens: float | None = Field(None, gt=0)
+    tokens: float | None = Field(None, gt=0, le=MAX_TRAINING_TOKENS)
     objective: Objective = "time"
     top: int = Field(5, ge=1, le=1000)
-    deadline_days: float | None = Field(None, gt=0)
+    deadline_days: float | None = Field(None, gt=0, le=MAX_DAYS)
     options: dict[str, list[int]] = Field(default_factory=dict)
 
     @model_validator(mode="before")
@@ -45,8 +53,8 @@ class PlanRequest(BaseModel):
     @model_validator(mode="after")
     def _check(self) -> PlanRequest:
         for n in self.gpu_counts:
-            if n < 1:
-                raise ValueError(f"gpus: every GPU count must be at least 1; got {n}")
+            if not 1 <= n <= MAX_GPUS:
+                raise ValueError(f"gpus: every GPU count must be in 1..{MAX_GPUS:,}; got {n}")
         allowed = {"tp", "pp", "vp", "cp", "ep", "micro_batch", "zero", "recompute",
                    "schedule", "sp", "offload"}
         unknown = set(self.options) - allowed

@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from flopcast.specs.base import Spec
 from flopcast.specs.gpu import GPU
+from flopcast.specs.limits import MAX_GPUS
 
 
-class System(BaseModel):
+class System(Spec):
     """``num_gpus`` GPUs, ``gpus_per_node`` of them per NVLink domain.
 
     ``network_bandwidth`` is per GPU per direction (bytes/s) between domains; it defaults to
     the GPU entry's typical NIC (e.g. 400 Gb/s = 50 GB/s per H100).
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     gpu: GPU
-    num_gpus: int = Field(ge=1)
-    gpus_per_node: int | None = Field(None, ge=1)
+    num_gpus: int = Field(ge=1, le=MAX_GPUS)
+    gpus_per_node: int | None = Field(None, ge=1, le=MAX_GPUS)
     network_bandwidth: float | None = Field(None, gt=0)
     network_latency_s: float | None = Field(None, ge=0)
 

@@ -29,6 +29,11 @@ SCHEDULE_NAMES = {v: k for k, v in SCHEDULE_CODES.items()}
 MAX_MICRO_BATCH = 64
 MAX_VP = 16
 MAX_CP = 32
+#: Most grid points one search enumerates. A point costs ~ 1 µs of array work and ~ 1 KiB of
+#: intermediate arrays in the largest slab; 2·10⁷ points (e.g. tp 8 × 2.5M) take about a
+#: minute on a laptop. Larger spaces come only from unphysical inputs or unpinned searches
+#: over GPU counts with hundreds of divisors; the user is asked to pin axes.
+MAX_SEARCH_POINTS = 20_000_000
 
 #: Results kept per configuration: enough to rank and to draw the fronts; the top ones are
 #: re-estimated in full with estimate_training.
@@ -101,6 +106,22 @@ def candidate_axes(model: Model, system: System, global_batch: int,
     return {k: np.asarray(v) for k, v in axes.items()}
 
 
+def search_size(axes: dict[str, np.ndarray]) -> int:
+    """Grid points of a search over ``axes`` (before rules and de-duplication)."""
+    return int(np.prod([len(v) for v in axes.values()], dtype=object))
+
+
+def check_search_size(axes: dict[str, np.ndarray]) -> None:
+    """Refuse, before any work, a search larger than MAX_SEARCH_POINTS, naming the axes."""
+    size = search_size(axes)
+    if size > MAX_SEARCH_POINTS:
+        shape = " × ".join(f"{k} {len(v)}" for k, v in axes.items() if len(v) > 1)
+        raise FlopcastError(
+            f"search: {size:,} configurations ({shape}); at most {MAX_SEARCH_POINTS:,} are "
+            "searched at once: pin axes (--tp, --pp, --cp, --micro-batch, …) or choose a GPU "
+            "count with fewer divisors")
+
+
 def _grid(axes: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Each axis as an array with its own dimension, so formulas broadcast over the grid and
     intermediate results only span the axes they depend on."""
@@ -119,6 +140,7 @@ def search(model: Model, system: System, precision: Precision, seq_len: int,
     if global_batch < 1:
         raise FlopcastError(f"global_batch must be at least 1; got {global_batch}")
     axes = candidate_axes(model, system, global_batch, options)
+    check_search_size(axes)
     layouts, results, rejected, evaluated = [], [], {}, 0
     tps = axes["tp"]
     for k, tp in enumerate(tps):  # one slab per tp value: bounded memory, progress ticks

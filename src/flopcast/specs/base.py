@@ -1,0 +1,40 @@
+"""The base of every spec: unknown fields, NaN/Infinity and true/false-as-a-number refused."""
+
+from __future__ import annotations
+
+import typing
+
+from pydantic import BaseModel, ConfigDict, model_validator
+
+
+def _takes_number_not_bool(annotation) -> bool:
+    """Whether a field annotated ``annotation`` holds an int or float but never a bool."""
+    args = set(typing.get_args(annotation)) or {annotation}
+    return bool(args & {int, float}) and bool not in args
+
+
+class Spec(BaseModel):
+    """Frozen, strict about unknown fields and non-finite floats (``allow_inf_nan=False``);
+    ``True``/``False`` where a number belongs is refused (pydantic's lax mode would read them
+    as 1 and 0, so ``"tp": true`` would silently mean tp = 1).
+
+    >>> class Job(Spec):
+    ...     gpus: int
+    >>> Job(gpus=True)
+    Traceback (most recent call last):
+    ...
+    pydantic_core._pydantic_core.ValidationError: 1 validation error for Job
+      Value error, gpus: expected a number; got True ...
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_bool_numbers(cls, data):
+        if isinstance(data, dict):
+            for name, field in cls.model_fields.items():
+                value = data.get(name)
+                if isinstance(value, bool) and _takes_number_not_bool(field.annotation):
+                    raise ValueError(f"{name}: expected a number; got {value}")
+        return data
