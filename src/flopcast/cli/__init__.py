@@ -23,7 +23,7 @@ from flopcast.cli import (  # noqa: F401  (register commands)
     train,
 )
 from flopcast.cli.common import app
-from flopcast.errors import FlopcastError, validation_message
+from flopcast.errors import FlopcastError, echo, validation_message
 
 
 def _is_usage_error(exc: BaseException) -> bool:
@@ -48,6 +48,11 @@ def main(argv: list[str] | None = None) -> None:
         code = app(args=args, standalone_mode=False)
     except (FlopcastError, ValidationError) as exc:
         print(f"error: {_one_line(exc)}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as exc:  # a path the OS refuses (too long, unreadable, a full disk)
+        name = echo(str(exc.filename)) if exc.filename else ""
+        print(f"error: {name}{': ' if name else ''}{exc.strerror or _one_line(exc)}",
+              file=sys.stderr)
         sys.exit(2)
     except typer.Exit as exc:
         sys.exit(getattr(exc, "exit_code", 0))

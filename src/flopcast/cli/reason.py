@@ -4,27 +4,37 @@ cost and planning follow)."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
 import typer
 
 from flopcast.cli.common import JSON_OPT, app, print_table
-from flopcast.errors import FlopcastError
+from flopcast.errors import FlopcastError, echo
+from flopcast.specs.limits import MAX_SEQ_LEN
 
 reason_app = typer.Typer(no_args_is_help=True, help="Test-time reasoning: coverage of "
                          "repeated sampling from per-problem samples.")
 app.add_typer(reason_app, name="reason")
 
 
+#: Largest sample count per problem (Large Language Monkeys drew 10⁴; beyond 10⁹ the
+#: extrapolation means nothing and the float arithmetic of (1 - p)^k loses meaning too).
+MAX_SAMPLES = 10**9
+#: Most values in one list option.
+MAX_LIST = 1000
+
+
 def _parse_ks(text: str, name: str = "k") -> list[int]:
     try:
         ks = [int(float(x)) for x in text.split(",") if x.strip()]
-    except ValueError:
+    except (ValueError, OverflowError):
         raise FlopcastError(f"{name}: expected comma-separated whole numbers such as "
-                            f"1,10,100; got {text!r}") from None
-    if not ks or min(ks) < 1:
-        raise FlopcastError(f"{name}: every value must be at least 1; got {text!r}")
+                            f"1,10,100; got {echo(text)}") from None
+    if not ks or min(ks) < 1 or max(ks) > MAX_SAMPLES or len(ks) > MAX_LIST:
+        raise FlopcastError(f"{name}: at most {MAX_LIST} values, each in 1..{MAX_SAMPLES:.0e}; "
+                            f"got {echo(text)}")
     return sorted(set(ks))
 
 
@@ -117,6 +127,11 @@ def reason_cost(
     )
 
     ns = _parse_ks(trials, "trials")
+    for name, value in (("prompt-len", prompt_len), ("out-len", out_len)):
+        if not 1 <= value <= MAX_SEQ_LEN:
+            raise FlopcastError(f"{name}: tokens in 1..{MAX_SEQ_LEN:,}; got {echo(value)}")
+    if not (math.isfinite(intensity) and intensity > 0):
+        raise FlopcastError(f"intensity: a finite number of FLOPs per byte > 0; got {intensity}")
     job = InferenceJob(model=resolve_model(model), engine=load_engine(engine), tp=gpus,
                        system=System(gpu=load_gpu(gpu), num_gpus=gpus), weights=precision)
     eff = inference_efficiency(job.system.gpu, job.engine)

@@ -24,6 +24,11 @@ Objective = Literal["time", "cost", "energy"]
 DEFAULT_TOKENS_PER_BATCH = 2**22
 
 
+#: Allowed values of pinned search axes that are codes or sizes other than GPU counts.
+_AXIS_RANGES = {"zero": (0, 3), "recompute": (0, 2), "schedule": (0, 2), "sp": (0, 1),
+                "offload": (0, 1), "micro_batch": (1, MAX_BATCH)}
+
+
 class PlanRequest(Spec):
     """A planning question: the best way to train ``model`` on each candidate cluster.
 
@@ -60,6 +65,11 @@ class PlanRequest(Spec):
         unknown = set(self.options) - allowed
         if unknown:
             raise ValueError(f"options: unknown axes {sorted(unknown)}; allowed: {sorted(allowed)}")
+        for axis, values in self.options.items():
+            low, high = _AXIS_RANGES.get(axis, (1, MAX_GPUS))
+            bad = [v for v in values if not low <= v <= high]
+            if bad:
+                raise ValueError(f"{axis}: every value must be in {low}..{high}; got {bad[0]}")
         return self
 
     @property

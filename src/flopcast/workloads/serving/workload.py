@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, mo
 
 from flopcast.errors import FlopcastError, validation_message
 from flopcast.specs.dataset import LengthDataset
+from flopcast.specs.limits import MAX_SEQ_LEN
 
 DATASET_DIR = Path(__file__).resolve().parents[2] / "catalog" / "datasets"
 
@@ -152,15 +153,17 @@ class LengthSpec(BaseModel):
     @field_validator("input_len", "output_len")
     @classmethod
     def _length(cls, v: float | None) -> float | None:
-        if v is not None and not (math.isfinite(v) and v > 0):
-            raise ValueError(f"{v!r} is not allowed: a length is a finite number of tokens > 0")
+        if v is not None and not (math.isfinite(v) and 0 < v <= MAX_SEQ_LEN):
+            raise ValueError(f"{v!r} is not allowed: a length is a number of tokens in "
+                             f"(0, {MAX_SEQ_LEN:,}]")
         return v
 
     @field_validator("input_min", "input_max", "output_min", "output_max", "max_total_len")
     @classmethod
     def _bound(cls, v: int | None) -> int | None:
-        if v is not None and v < 1:
-            raise ValueError(f"{v!r} is not allowed: a bound is a whole number of tokens >= 1")
+        if v is not None and not 1 <= v <= MAX_SEQ_LEN:
+            raise ValueError(f"{v!r} is not allowed: a bound is a whole number of tokens in "
+                             f"1..{MAX_SEQ_LEN:,}")
         return v
 
     @field_validator("range_ratio")
