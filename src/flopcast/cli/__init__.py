@@ -19,6 +19,7 @@ from flopcast.cli import (  # noqa: F401  (register commands)
     plan,
     profile,
     reason,
+    reason_plan,
     serve,
     train,
 )

@@ -122,3 +122,49 @@ def problem_cost(job, eff, trials: int, prompt_len: int, out_len: int) -> dict:
             "gpu_hours": seconds * gpus / 3600,
             "usd": seconds * gpus / 3600 * job.system.gpu.price_per_gpu_hour_usd,
             "joules": seconds * gpus * power}
+
+
+def batched_problem_cost(job, eff, trials: int, prompt_len: int, out_len: int) -> dict:
+    """Replica-seconds, GPU-hours, $ and joules per problem when a benchmark of many problems
+    keeps the replica full (the planner's account): problems in flight each hold their prompt's
+    KV once (prefix caching) plus ``trials`` sequences of ``out_len`` tokens, so the replica
+    decodes B = min(max_batch_size, KV budget / (sequence KV + prompt KV / trials)) sequences
+    per step (fewer when one problem's trials alone exceed the memory: B = what fits beside one
+    prompt, the trials run in waves). Each problem costs its prefill plus trials·out_len/B
+    decode steps at B sequences and the mean context L_in + L_out/2 (a decode step is affine
+    in the context; ``forward_step`` prices it). The KV memory, not the FLOPs, bounds B:
+    Kinetics' point (Sadhukhan et al. 2025 §3) in hardware terms."""
+    from flopcast.errors import FlopcastError
+    from flopcast.physics.kernels import board_power_w
+    from flopcast.physics.kv_cache import sequence_kv_bytes
+    from flopcast.workloads.inference.step import (
+        forward_step,
+        kv_heads_per_gpu_share,
+        memory_plan,
+    )
+
+    plan = memory_plan(job, eff, out_len)
+    prompt_bytes = float(sequence_kv_bytes(job.model, prompt_len, job.kv_element_bytes,
+                                           job.engine.kv_block_tokens)
+                         * kv_heads_per_gpu_share(job) / job.pp)
+    budget, per_seq = float(plan["kv_budget_bytes"]), float(plan["kv_bytes_per_sequence"])
+    in_flight = min(job.engine.max_batch_size, budget // (per_seq + prompt_bytes / trials))
+    if in_flight < trials:  # one problem's trials do not fit together: waves beside one prompt
+        in_flight = min(job.engine.max_batch_size, (budget - prompt_bytes) // per_seq)
+    if in_flight < 1:
+        raise FlopcastError(f"reason plan: one {prompt_len}+{out_len}-token trial does not fit "
+                            f"the KV memory of {job.system.num_gpus}x {job.system.gpu.id}")
+    prefill = float(forward_step(job, eff, prefill_tokens=prompt_len, prefill_len=prompt_len,
+                                 logit_rows=1)["step_s"])
+    step = float(forward_step(job, eff, decode_seqs=in_flight,
+                              decode_context=prompt_len + out_len / 2,
+                              logit_rows=in_flight)["step_s"])
+    decode = trials * out_len * step / in_flight
+    seconds = prefill + decode
+    gpus = job.system.num_gpus
+    power = (prefill * board_power_w(job.system.gpu, 1.0, 0.0)
+             + decode * board_power_w(job.system.gpu, 0.0, 1.0)) / seconds
+    return {"seconds": seconds, "sequences_in_flight": int(in_flight),
+            "gpu_hours": seconds * gpus / 3600,
+            "usd": seconds * gpus / 3600 * job.system.gpu.price_per_gpu_hour_usd,
+            "joules": seconds * gpus * power}

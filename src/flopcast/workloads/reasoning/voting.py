@@ -84,12 +84,20 @@ def majority_vote_bounds_given(fit: BetaMixtureFit, samples, correct,
     component j is BetaBinomial(k, alpha_j + c_i, beta_j + n_i - c_i); the point mass at p = 0
     never votes correctly. Assumptions and sources: module docstring (Wu et al. 2025, §3.1,
     Theorem 1)."""
+    ks = _ks(k)
+    low, high = majority_vote_bounds_per_problem(fit, samples, correct, ks.ravel())
+    return low.mean(axis=0).reshape(ks.shape), high.mean(axis=0).reshape(ks.shape)
+
+
+def majority_vote_bounds_per_problem(fit: BetaMixtureFit, samples, correct,
+                                     k) -> tuple[np.ndarray, np.ndarray]:
+    """The bounds of :func:`majority_vote_bounds_given` per problem, each (problems, ks)."""
     _, special = _scipy()
     n, c = check_counts(samples, correct, "majority vote")
-    ks = _ks(k)
+    ks = _ks(k).ravel()
     post = _posterior_weights(fit, n, c, special)
-    low, high = np.zeros(ks.size), np.zeros(ks.size)
-    for i, kk in enumerate(ks.ravel().tolist()):
+    low, high = np.zeros((n.size, ks.size)), np.zeros((n.size, ks.size))
+    for i, kk in enumerate(ks.tolist()):
         x = np.arange(kk + 1)
         lo, hi = _credit(x, kk)
         for j, (a, b) in enumerate(zip(fit.alpha, fit.beta, strict=True)):
@@ -97,9 +105,9 @@ def majority_vote_bounds_given(fit: BetaMixtureFit, samples, correct,
             log_pmf = (_log_comb(kk, x, special) + special.betaln(x + a_post, kk - x + b_post)
                        - special.betaln(a_post, b_post))
             pmf = np.exp(log_pmf)
-            low[i] += float(post[:, 1 + j] @ (pmf @ lo)) / n.size
-            high[i] += float(post[:, 1 + j] @ (pmf @ hi)) / n.size
-    return low.reshape(ks.shape), high.reshape(ks.shape)
+            low[:, i] += post[:, 1 + j] * (pmf @ lo)
+            high[:, i] += post[:, 1 + j] * (pmf @ hi)
+    return low, high
 
 
 def majority_vote_limits(fit: BetaMixtureFit, samples, correct) -> tuple[float, float]:

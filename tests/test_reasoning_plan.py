@@ -1,0 +1,113 @@
+"""The reasoning planner (issue 9): strategies' accuracy, consistency of its answers, CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("scipy")
+
+from flopcast.errors import FlopcastError  # noqa: E402
+from flopcast.workloads.reasoning import fit_beta_mixture, read_sample_groups  # noqa: E402
+from flopcast.workloads.reasoning.coverage import coverage  # noqa: E402
+from flopcast.workloads.reasoning.strategies import (  # noqa: E402
+    best_of_n_accuracy,
+    best_of_n_given_p,
+    oracle_accuracy,
+)
+from flopcast.workloads.reasoning.voting import (  # noqa: E402
+    majority_vote_bounds_given,
+    majority_vote_bounds_per_problem,
+)
+
+SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "reasoning" / \
+    "pythia-math-samples.csv"
+needs_data = pytest.mark.skipif(not SAMPLES.exists(), reason="../shared/reasoning absent")
+MAP = ",".join(f"pythia-{s}=llama-3.1-8b" for s in ("12b", "2.8b", "410m", "70m"))
+
+
+def test_perfect_verifier_is_pass_at_k():
+    p = np.linspace(0, 1, 11)[:, None]
+    k = np.array([1, 3, 10, 100])
+    assert np.allclose(best_of_n_given_p(p, k, 1.0, 0.0), 1 - (1 - p) ** k)
+
+
+def test_verifier_plateau_and_k1():
+    p = np.array([0.05, 0.3, 0.8])
+    assert np.allclose(best_of_n_given_p(p, 1, 0.7, 0.2), p)  # one sample: no choice
+    big = best_of_n_given_p(p, 10**6, 0.7, 0.2)
+    assert np.allclose(big, p * 0.7 / (p * 0.7 + (1 - p) * 0.2))
+
+
+@pytest.fixture(scope="module")
+def pythia():
+    if not SAMPLES.exists():
+        pytest.skip("../shared/reasoning absent")
+    s = read_sample_groups(SAMPLES)[("pythia-2.8b", "MATH")].subsample(100, seed=0)
+    return s, fit_beta_mixture(s.samples, s.correct)
+
+
+def test_strategies_per_problem_shapes(pythia):
+    s, fit = pythia
+    ks = [1, 10, 100, 1000]
+    oracle = oracle_accuracy(fit, s.samples, s.correct, ks)
+    bon = best_of_n_accuracy(fit, s.samples, s.correct, ks, 0.9, 0.1)
+    assert oracle.shape == bon.shape == (s.n_problems, 4)
+    assert np.all(bon <= oracle + 1e-9)  # an imperfect verifier never beats a perfect one
+    exact = coverage(s.samples, s.correct, ks[:3])
+    assert np.allclose(oracle.mean(0)[:3], exact, atol=0.02)  # the posterior fits the counts
+    assert np.all(np.diff(oracle, axis=1) >= -1e-12)
+    low, high = majority_vote_bounds_per_problem(fit, s.samples, s.correct, ks)
+    glow, ghigh = majority_vote_bounds_given(fit, s.samples, s.correct, ks)
+    assert np.allclose(low.mean(0), glow) and np.allclose(high.mean(0), ghigh)
+
+
+def _plan(*args):
+    cmd = [sys.executable, "-m", "flopcast.cli", "reason", "plan", "--samples", str(SAMPLES),
+           "--model-map", MAP, "--max-k", "1024", "--json", *args]
+    return subprocess.run(cmd, capture_output=True, text=True)
+
+
+@needs_data
+def test_more_budget_never_lowers_accuracy():
+    from flopcast.cli.reason_plan import _candidates
+    from flopcast.workloads.reasoning.plan import (
+        allocate_by_bin,
+        choose,
+        difficulty_bins,
+        evaluate,
+    )
+
+    _, cands = _candidates([SAMPLES], None, dict(p.split("=") for p in MAP.split(",")),
+                           {"gpu": "h100-sxm", "gpus": 1, "engine": "vllm",
+                            "precision": "bf16"})
+    opts = evaluate(cands, ["oracle", "best-of-n", "majority"], [1, 4, 16, 64, 256], 500, 512)
+    bins = difficulty_bins(cands[0].samples, 4)
+    budgets = np.geomspace(min(r["usd"] for r in opts.rows), max(r["usd"] for r in opts.rows),
+                           25)
+    best = [choose(opts, "usd", budget=b)["accuracy"] for b in budgets]
+    per_bin = [allocate_by_bin(opts, bins, "usd", budget=b)["accuracy"] for b in budgets]
+    assert np.all(np.diff(best) >= 0) and np.all(np.diff(per_bin) >= -1e-12)
+    assert all(pb >= b - 1e-12 for pb, b in zip(per_bin, best, strict=True))
+    with pytest.raises(FlopcastError, match="ceiling"):
+        only_bon = evaluate(cands[:1], ["best-of-n"], [1, 4], 500, 512)
+        choose(only_bon, "usd", target=0.99)
+
+
+@needs_data
+def test_cli_plan_json_and_refusals():
+    p = _plan("--target-accuracy", "0.4")
+    assert p.returncode == 0, p.stderr
+    answer = json.loads(p.stdout)
+    assert answer["best"]["accuracy"] >= 0.4
+    costs = [r["usd"] for r in answer["front"]]
+    assert costs == sorted(costs)
+    both = _plan("--target-accuracy", "0.4", "--budget", "1")
+    assert both.returncode == 2 and both.stderr.count("\n") == 1
+    high = _plan("--target-accuracy", "0.999", "--strategies", "best-of-n")
+    assert high.returncode == 2 and "ceiling" in high.stderr
