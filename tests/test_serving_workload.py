@@ -131,7 +131,7 @@ def test_negative_length_message_gives_value_and_what_is_allowed():
     with pytest.raises(ValidationError) as e:
         LengthSpec(kind="fixed", input_len=-5, output_len=10)
     assert validation_message(e.value) == (
-        "input_len: -5.0 is not allowed: a length is a finite number of tokens > 0")
+        "input_len: -5.0 is not allowed: a length is a number of tokens in (0, 1,073,741,824]")
 
 
 # --------------------------------------------------------------------------- arrivals
@@ -194,7 +194,7 @@ def test_shared_prefixes():
     assert np.all(plain.prefix_id == -1) and np.all(plain.prefix_len == 0)
     with pytest.raises(FlopcastError, match="num_prefixes"):
         make_requests(spec, ArrivalSpec(kind="offline"), 10, shared_prefix_len=100)
-    with pytest.raises(FlopcastError, match="n = 0"):
+    with pytest.raises(FlopcastError, match="num_requests = 0"):
         make_requests(spec, ArrivalSpec(kind="offline"), 0)
 
 

@@ -22,6 +22,8 @@ app.add_typer(reason_app, name="reason")
 #: Largest sample count per problem (Large Language Monkeys drew 10⁴; beyond 10⁹ the
 #: extrapolation means nothing and the float arithmetic of (1 - p)^k loses meaning too).
 MAX_SAMPLES = 10**9
+#: Most bootstrap resamples (each refits the difficulty model: ~ 10 ms per model).
+MAX_REPS = 10_000
 #: Most values in one list option.
 MAX_LIST = 1000
 
@@ -77,9 +79,14 @@ def reason_coverage(
 
     Example: flopcast reason coverage --samples pythia-math-samples.csv --k 1,10,100,1000,10000
     """
+    from flopcast.workloads.reasoning.coverage import METHODS
     from flopcast.workloads.reasoning.samples import read_sample_groups
 
     ks = _parse_ks(k)
+    if method not in METHODS:
+        raise FlopcastError(f"method: one of {', '.join(METHODS)}; got {echo(method)}")
+    if not 0 <= reps <= MAX_REPS:
+        raise FlopcastError(f"reps: bootstrap resamples in 0..{MAX_REPS}; got {echo(reps)}")
     curves = [coverage_curve(data, ks, method, reps, seed)
               for _, data in sorted(read_sample_groups(samples).items())]
     if as_json:

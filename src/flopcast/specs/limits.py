@@ -29,3 +29,11 @@ MAX_TRAINING_TOKENS = 1e18
 MAX_PRICE_USD_PER_GPU_HOUR = 1e4
 #: Days of a deadline (a century).
 MAX_DAYS = 36_500.0
+#: Requests in one simulation (a 10⁶-request run takes about 80 s; docs/serving.md speed).
+MAX_REQUESTS = 10**6
+#: Request rate, requests/s (the largest public LLM services report ~ 10⁴-10⁵ req/s in all).
+MAX_REQUEST_RATE = 1e6
+#: Coefficient of variation of inter-arrival gaps (production traces: 1-10; Azure LLM traces).
+MAX_ARRIVAL_CV = 1000.0
+#: Tokens per engine iteration (max_num_tokens); engines default to 2K-16K.
+MAX_STEP_TOKENS = 2**22

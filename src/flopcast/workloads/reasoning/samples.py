@@ -18,12 +18,14 @@ line), column, value and what is allowed.
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from flopcast.errors import FlopcastError
+from flopcast.files import read_text
 
 #: Columns a samples CSV must have.
 REQUIRED_COLUMNS = ("model", "benchmark", "problem", "samples", "correct")
@@ -127,29 +129,34 @@ def read_samples(path: str | Path, model: str | None = None,
 
 def _read_rows(path: Path) -> tuple[list[dict[str, str]], list[int]]:
     """Non-blank rows (stripped cells) and their line numbers, after checking the header."""
-    if not path.is_file():
-        raise FlopcastError(f"samples: file not found: {path}")
-    with path.open(newline="") as f:
-        reader = csv.reader(f)
-        header = next(reader, None)
-        if header is None or not any(h.strip() for h in header):
-            raise FlopcastError(f"samples {path}: empty file (no header line)")
-        columns = [h.strip() for h in header]
-        missing = [c for c in REQUIRED_COLUMNS if c not in columns]
-        if missing:
-            raise FlopcastError(f"samples {path}: missing column {', '.join(missing)}; columns "
-                                f"found: {', '.join(c for c in columns if c) or '(none)'}")
-        unknown = [c for c in columns if c and c not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
-        if unknown:
-            raise FlopcastError(
-                f"samples {path}: unknown column {', '.join(unknown)}; allowed: "
-                f"{', '.join(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)}")
-        rows, lines = [], []
-        for cells in reader:
-            if any(c.strip() for c in cells):
-                padded = [c.strip() for c in cells] + [""] * (len(columns) - len(cells))
-                rows.append(dict(zip(columns, padded, strict=False)))
-                lines.append(reader.line_num)
+    text = read_text(path, "samples")  # missing, binary, UTF-16/BOM, over-long: one line
+    try:
+        return _parse_rows(path, csv.reader(io.StringIO(text, newline="")))
+    except csv.Error as e:
+        raise FlopcastError(f"samples {path}: not a CSV file ({e})") from None
+
+
+def _parse_rows(path: Path, reader) -> tuple[list[dict[str, str]], list[int]]:
+    """Header checked, then non-blank rows (stripped cells) and their line numbers."""
+    header = next(reader, None)
+    if header is None or not any(h.strip() for h in header):
+        raise FlopcastError(f"samples {path}: empty file (no header line)")
+    columns = [h.strip() for h in header]
+    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+    if missing:
+        raise FlopcastError(f"samples {path}: missing column {', '.join(missing)}; columns "
+                            f"found: {', '.join(c for c in columns if c) or '(none)'}")
+    unknown = [c for c in columns if c and c not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
+    if unknown:
+        raise FlopcastError(
+            f"samples {path}: unknown column {', '.join(unknown)}; allowed: "
+            f"{', '.join(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)}")
+    rows, lines = [], []
+    for cells in reader:
+        if any(c.strip() for c in cells):
+            padded = [c.strip() for c in cells] + [""] * (len(columns) - len(cells))
+            rows.append(dict(zip(columns, padded, strict=False)))
+            lines.append(reader.line_num)
     if not rows:
         raise FlopcastError(f"samples {path}: no rows after the header")
     return rows, lines

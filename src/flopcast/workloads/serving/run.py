@@ -4,8 +4,9 @@ validator, the capacity search and the benchmarks."""
 from __future__ import annotations
 
 from flopcast.catalog.loader import inference_calibration_source, inference_efficiency
-from flopcast.errors import FlopcastError
+from flopcast.errors import FlopcastError, echo
 from flopcast.specs.inference import InferenceJob
+from flopcast.specs.limits import MAX_REQUESTS, MAX_STEP_TOKENS
 from flopcast.workloads.serving.metrics import summarize
 from flopcast.workloads.serving.schedulers import SCHEDULERS, Limits
 from flopcast.workloads.serving.simulator import Deployment, simulate
@@ -22,10 +23,13 @@ def deployment_for(job: InferenceJob, scheduler: str | None = None,
     name = scheduler or engine.scheduler
     if name not in SCHEDULERS:
         raise FlopcastError(f"scheduler: {name!r} is not one of {', '.join(SCHEDULERS)}")
-    for field, value in (("max_num_seqs", max_num_seqs), ("max_num_tokens", max_num_tokens),
-                         ("batch_size", batch_size)):
-        if value is not None and value < 1:
-            raise FlopcastError(f"{field}: must be at least 1; got {value}")
+    for field, value, most in (("max_num_seqs", max_num_seqs, MAX_REQUESTS),
+                               ("max_num_tokens", max_num_tokens, MAX_STEP_TOKENS),
+                               ("batch_size", batch_size, MAX_REQUESTS),
+                               ("chunk_tokens", chunk_tokens, MAX_STEP_TOKENS)):
+        if value is not None and not (1 if field != "chunk_tokens" else 0) <= value <= most:
+            raise FlopcastError(f"{field}: must be in {1 if field != 'chunk_tokens' else 0}.."
+                                f"{most:,}; got {echo(value)}")
     tokens = max_num_tokens or engine.max_num_tokens
     chunk = engine.prefill_chunk_tokens if chunk_tokens is None else (chunk_tokens or None)
     seqs = max_num_seqs or engine.max_batch_size

@@ -21,9 +21,9 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
-from flopcast.errors import FlopcastError, validation_message
+from flopcast.errors import FlopcastError, echo, validation_message
 from flopcast.specs.dataset import LengthDataset
-from flopcast.specs.limits import MAX_SEQ_LEN
+from flopcast.specs.limits import MAX_ARRIVAL_CV, MAX_REQUEST_RATE, MAX_REQUESTS, MAX_SEQ_LEN
 
 DATASET_DIR = Path(__file__).resolve().parents[2] / "catalog" / "datasets"
 
@@ -268,23 +268,25 @@ class ArrivalSpec(BaseModel):
     @field_validator("rate")
     @classmethod
     def _rate(cls, v: float | None) -> float | None:
-        if v is not None and not v > 0:  # also refuses NaN
-            raise ValueError(f"{v!r} is not allowed: rate is requests per second > 0 (or inf)")
+        if v is not None and not (0 < v <= MAX_REQUEST_RATE or v == math.inf):  # NaN too
+            raise ValueError(f"{v!r} is not allowed: rate is requests per second in (0, "
+                             f"{MAX_REQUEST_RATE:.0e}] (or inf)")
         return v
 
     @field_validator("cv")
     @classmethod
     def _cv(cls, v: float) -> float:
-        if not (math.isfinite(v) and v > 0):
+        if not 0 < v <= MAX_ARRIVAL_CV:  # NaN too
             raise ValueError(f"{v!r} is not allowed: cv (coefficient of variation of the gaps) "
-                             "is finite and > 0")
+                             f"is in (0, {MAX_ARRIVAL_CV:g}]")
         return v
 
     @field_validator("concurrency")
     @classmethod
     def _concurrency(cls, v: int | None) -> int | None:
-        if v is not None and v < 1:
-            raise ValueError(f"{v!r} is not allowed: concurrency is a whole number >= 1")
+        if v is not None and not 1 <= v <= MAX_REQUESTS:
+            raise ValueError(f"{v!r} is not allowed: concurrency is a whole number in "
+                             f"1..{MAX_REQUESTS:,}")
         return v
 
     @model_validator(mode="after")
@@ -574,13 +576,13 @@ def make_requests(lengths: LengthSpec, arrivals: ArrivalSpec, n: int, seed: int 
     of gsp_system_prompt_len tokens; vLLM's prefix_repetition dataset; here the prefix is
     counted inside input_len, where vLLM's --random-prefix-len adds it on top).
     """
-    n = _count(n, "n", 1)
+    n = _count(n, "num_requests", 1, MAX_REQUESTS)
     shared_prefix_len = _count(shared_prefix_len, "shared_prefix_len", 0)
     num_prefixes = _count(num_prefixes, "num_prefixes", 0)
     if (shared_prefix_len > 0) != (num_prefixes > 0):
         raise FlopcastError(f"shared_prefix_len = {shared_prefix_len} and num_prefixes = "
                             f"{num_prefixes}: a shared prefix needs both >= 1, or both 0")
-    seed = _count(seed, "seed", 0)
+    seed = _count(seed, "seed", 0, 2**63 - 1)
     rng_len, rng_arr, rng_pre = (np.random.default_rng(s)
                                  for s in np.random.SeedSequence(seed).spawn(3))
     input_len, output_len = sample_lengths(lengths, n, rng_len)
@@ -592,10 +594,12 @@ def make_requests(lengths: LengthSpec, arrivals: ArrivalSpec, n: int, seed: int 
     return Requests(arrival, input_len, output_len, prefix_id, prefix_len).sorted()
 
 
-def _count(value, name: str, minimum: int) -> int:
-    """``value`` as a whole number >= ``minimum``, else a FlopcastError naming it."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise FlopcastError(f"{name} = {value!r} is not allowed: a whole number >= {minimum}")
+def _count(value, name: str, minimum: int, maximum: int = MAX_SEQ_LEN) -> int:
+    """``value`` as a whole number in minimum..maximum, else a FlopcastError naming it."""
+    if (isinstance(value, bool) or not isinstance(value, (int, np.integer))
+            or not minimum <= value <= maximum):
+        raise FlopcastError(f"{name} = {echo(value)} is not allowed: a whole number in "
+                            f"{minimum}..{maximum:,}")
     return int(value)
 
 
