@@ -3,7 +3,8 @@
 - Model states: mixed-precision Adam keeps 2 (weights) + 2 (gradients) + 12 (fp32 master
   weights, momentum, variance) = 16 bytes per parameter (Rajbhandari et al. 2020, ZeRO §3.1,
   K = 12). ZeRO-1 shards the 12 over data-parallel ranks, ZeRO-2 also the gradients,
-  ZeRO-3 (FSDP FULL_SHARD) also the weights (ZeRO §5, Figure 1).
+  ZeRO-3 (FSDP FULL_SHARD) also the weights (ZeRO §5, Figure 1). A sharded state is
+  materialised whole, transiently, only for the units being computed (zero_transient_bytes).
 - Activations per layer: Korthikanti et al. 2022 ("Reducing Activation Recomputation in Large
   Transformer Models") §4: s·b·h·(34 + 5·a·s/h) bytes in 16-bit, of which 10·s·b·h stays
   replicated under tensor parallelism unless sequence parallelism splits it too (Eq. 2-4);
@@ -29,6 +30,15 @@ ADAM_STATE_BYTES_FP32 = 8
 DROPOUT_MASK_BYTES = 1
 #: The cross-entropy loss works on fp32 logits (Megatron vocab-parallel cross entropy).
 LOGIT_LOSS_BYTES = 4
+#: Sharding units (one transformer layer, or the embedding / LM head) whose sharded weights
+#: (ZeRO-3) or gradients (ZeRO-2/3) are materialised whole at once: the unit being computed
+#: and the one prefetched (weights) or still being reduce-scattered (gradients). PyTorch FSDP2
+#: "allows two all-gather output tensors to be alive at once" (pytorch/pytorch#128884); FSDP1's
+#: default limit_all_gathers rate limiter lets two all-gathers be in flight (#104900);
+#: Megatron-FSDP's SchedulePolicy prefetches "one successor" by default. DeepSpeed bounds the
+#: same by element counts instead (deepspeed/runtime/zero/config.py: stage3_prefetch_bucket_size
+#: 5e7, stage3_max_live_parameters 1e9, reduce_bucket_size 5e8 elements).
+ZERO_UNITS_IN_FLIGHT = 2
 
 
 def _dims(model: Model):
@@ -128,6 +138,28 @@ def stage_param_counts(model: Model, tp, pp, ep, vp=1, etp=None, extra_slots=0):
     return first_other, last_other, layer_expert
 
 
+def stage_extra_unit_params(model: Model, tp, pp):
+    """Per-GPU parameters of the largest non-layer sharding unit on the first and on the last
+    pipeline stage: the embedding (first), the final norm and LM head with, when embeddings
+    are tied and p > 1, the last stage's copy of the embedding matrix (last); both when p = 1
+    (same split as ``stage_param_counts``)."""
+    tp = np.asarray(tp, dtype=float)
+    single = np.asarray(pp) == 1
+    embed = P.embedding_params(model) / tp
+    head = P.head_params(model) / tp
+    tied_copy = np.where(model.tied_embeddings & ~single, model.vocab_size * model.hidden_size / tp,
+                         0.0)
+    first = np.where(single, np.maximum(embed, head), embed)
+    last = np.where(single, np.maximum(embed, head), head + tied_copy)
+    return first, last
+
+
+def _weight_grad_bytes(precision: Precision) -> tuple[float, float]:
+    """Bytes per parameter of the weights (16-bit copy plus any low-precision copy the recipe
+    keeps) and of the gradients."""
+    return precision.weight_bytes + precision.low_precision_weight_bytes, precision.weight_bytes
+
+
 def model_state_bytes(non_expert, expert, precision: Precision, zero_stage, dense_shards,
                       expert_shards, offload_optimizer=False):
     """(weights, gradients, optimizer) bytes per GPU under a ZeRO stage.
@@ -138,8 +170,7 @@ def model_state_bytes(non_expert, expert, precision: Precision, zero_stage, dens
     dp·cp/ep when etp = tp).
     """
     zero = np.asarray(zero_stage)
-    wb = precision.weight_bytes + precision.low_precision_weight_bytes
-    gb = precision.weight_bytes
+    wb, gb = _weight_grad_bytes(precision)
     ob = ADAM_STATE_BYTES_FP32 if precision.weight_bytes >= 4 else ADAM_STATE_BYTES_MIXED
 
     def sharded(count, shards, applies):
@@ -153,6 +184,48 @@ def model_state_bytes(non_expert, expert, precision: Precision, zero_stage, dens
                   + sharded(expert, expert_shards, zero >= 1))
     optim = np.where(np.asarray(offload_optimizer), 0.0, optim)
     return weights, grads, optim
+
+
+def zero_units_in_flight_fraction(layer_params, extra_unit_params, stage_params):
+    """Share of a pipeline stage's parameters that ZeRO materialises whole at once.
+
+    ``ZERO_UNITS_IN_FLIGHT`` sharding units (each transformer layer is one unit, as FSDP
+    wraps decoder layers and Megatron-FSDP its layers; the embedding and the LM head are
+    units of their own, ``extra_unit_params`` the larger of those on the stage, 0 if none):
+    at most one layer plus ZERO_UNITS_IN_FLIGHT − 1 units as large as the larger of a layer
+    and that extra unit. A stage cannot gather more than it holds, so the share is ≤ 1.
+    """
+    layer = np.asarray(layer_params, dtype=float)
+    pair = layer + np.maximum(layer, extra_unit_params) * (ZERO_UNITS_IN_FLIGHT - 1)
+    stage = np.asarray(stage_params, dtype=float)
+    return np.where(stage > 0, np.minimum(pair / np.where(stage > 0, stage, 1.0), 1.0), 0.0)
+
+
+def zero_transient_bytes(non_expert, expert, precision: Precision, zero_stage, dense_shards,
+                         expert_shards, in_flight_fraction):
+    """Bytes per GPU of sharded states materialised whole for the units in flight.
+
+    ZeRO-3 all-gathers a unit's weights before its forward and again before its backward,
+    and frees them after (Rajbhandari et al. 2020 §5.3; FSDP ``FULL_SHARD``); ZeRO-2 and
+    ZeRO-3 produce a unit's whole gradient in backward and reduce-scatter it (ZeRO §5.2,
+    DeepSpeed's reduce buckets; FSDP ``SHARD_GRAD_OP``). The rank's own shard is part of
+    the gathered buffer (FSDP2's ``all_gather_copy_in`` copies it into a ``narrow`` view of
+    the all-gather output; the reduce-scatter output is the rank's slice), so the extra is
+    (1 − 1/N) of the units in flight for N shards. With N = 1 nothing is sharded and nothing
+    gathered (PyTorch FSDP switches FULL_SHARD to NO_SHARD when the world size is 1:
+    torch/distributed/fsdp/_init_utils.py). As ``in_flight_fraction`` ≤ 1 the extra never
+    exceeds what sharding saved, so a higher stage never needs more memory than a lower.
+    Returns (weights, gradients) bytes.
+    """
+    zero = np.asarray(zero_stage)
+    f = np.asarray(in_flight_fraction, dtype=float)
+    wb, gb = _weight_grad_bytes(precision)
+
+    def unowned(count, shards):
+        return f * np.asarray(count, dtype=float) * (1.0 - 1.0 / np.asarray(shards, dtype=float))
+
+    params = unowned(non_expert, dense_shards) + unowned(expert, expert_shards)
+    return np.where(zero >= 3, wb * params, 0.0), np.where(zero >= 2, gb * params, 0.0)
 
 
 def logits_bytes_per_token(model: Model, tp, act_bytes: float = 2.0):

@@ -238,12 +238,13 @@ def training_step(model: Model, system: System, precision: Precision, seq_len,
     return {k: np.broadcast_to(a, shape) for k, a in arrays.items()}
 
 
-def _memory(model, system, precision, seq_len, lay, first_p, last_p, expert_p, n_layers_stage,
-            moe_fraction):
-    """Bytes per GPU on the first and last pipeline stage; the larger is reported."""
-    eff = system.gpu.efficiency
-    dense_shards = lay.dp * lay.cp
-    expert_shards = np.maximum(lay.tp * dense_shards / (lay.etp * lay.ep), 1)  # edp
+def _activations(model, precision, seq_len, lay, n_layers_stage, moe_fraction):
+    """Activation bytes per GPU on the first and on the last pipeline stage.
+
+    Under full recomputation each layer keeps only its input; backward rebuilds one layer's
+    activations at a time (Korthikanti et al. 2022 §4.3), whose first tensor, the input of
+    its first norm, is that kept input: the working set adds the rest of the layer's
+    activations, so recomputation never holds more than storing everything would."""
     tokens = lay.micro_batch * seq_len / lay.cp
     ab = precision.activation_bytes
 
@@ -256,23 +257,38 @@ def _memory(model, system, precision, seq_len, lay, first_p, last_p, expert_p, n
         return a * tokens
 
     stored = per_layer(lay.recompute)
-    # Under full recompute one layer's activations are rebuilt at a time during backward.
-    working = np.where(lay.recompute == 2, per_layer(np.zeros_like(lay.recompute)), 0.0)
+    working = np.where(lay.recompute == 2,
+                       per_layer(np.zeros_like(lay.recompute)) - stored, 0.0)
     in_flight = micro_batches_in_flight(lay.pp, lay.num_micro_batches, lay.vp, lay.schedule)
     logits = tokens * memory.logits_bytes_per_token(model, lay.tp, ab)
     single = lay.pp == 1
     act_first = n_layers_stage * stored * in_flight + working + np.where(single, logits, 0.0)
     act_last = n_layers_stage * stored + working + logits
+    return act_first, act_last
 
+
+def _memory(model, system, precision, seq_len, lay, first_p, last_p, expert_p, n_layers_stage,
+            moe_fraction):
+    """Bytes per GPU on the first and last pipeline stage; the larger is reported."""
+    eff = system.gpu.efficiency
+    dense_shards = lay.dp * lay.cp
+    expert_shards = np.maximum(lay.tp * dense_shards / (lay.etp * lay.ep), 1)  # edp
+    act_first, act_last = _activations(model, precision, seq_len, lay, n_layers_stage,
+                                       moe_fraction)
+    other, expert = memory.layer_param_counts(model)
+    layer_p = other / lay.tp + expert / (lay.etp * lay.ep)
+    extra_first, extra_last = memory.stage_extra_unit_params(model, lay.tp, lay.pp)
     result = {}
-    for name, non_expert, act in (("first", first_p, act_first), ("last", last_p, act_last)):
+    for name, non_expert, act, extra in (("first", first_p, act_first, extra_first),
+                                         ("last", last_p, act_last, extra_last)):
         w, g, o = memory.model_state_bytes(non_expert, expert_p, precision, lay.zero,
                                            dense_shards, expert_shards, lay.offload)
-        layer_p = (non_expert + expert_p) / n_layers_stage
-        # ZeRO-3 gathers a layer's full weights (and its gradients before reduce-scatter),
-        # with one layer prefetched: two layers' worth of unsharded state at a time.
-        gathered = np.where(lay.zero == 3, 2 * layer_p * (precision.weight_bytes * 2), 0.0)
-        temp = gathered + eff.runtime_reserved_bytes
+        # ZeRO-2/3: the sharded gradients (and ZeRO-3 weights) of the units in flight are
+        # materialised whole (physics/memory.zero_transient_bytes).
+        share = memory.zero_units_in_flight_fraction(layer_p, extra, non_expert + expert_p)
+        gathered_w, gathered_g = memory.zero_transient_bytes(
+            non_expert, expert_p, precision, lay.zero, dense_shards, expert_shards, share)
+        temp = gathered_w + gathered_g + eff.runtime_reserved_bytes
         result[name] = dict(weights=w, gradients=g, optimizer=o, activations=act, temporary=temp)
     total_first = sum(result["first"].values())
     total_last = sum(result["last"].values())
