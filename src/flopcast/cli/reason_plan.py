@@ -105,8 +105,9 @@ def reason_plan(
     budget: float = typer.Option(None, "--budget", help="Most accurate way within this cost "
                                  "per problem (units of --objective: $, J or s)."),
     objective: str = typer.Option("usd", "--objective", help="usd ($ per problem, replica "
-                                  "kept full), energy (J per problem) or latency (s, one "
-                                  "problem alone)."),
+                                  "kept full), energy (J per problem), latency (s, one "
+                                  "problem alone), flops (2·P per token, Wu et al.) or eflops "
+                                  "(Kinetics: FLOPs + intensity × KV bytes)."),
     per_bin: int = typer.Option(0, "--per-bin", help="Also allocate per difficulty bin: this "
                                 "many quantile bins of the first model's pass@1 (Snell et al.)."),
     plot: Path = typer.Option(None, "--plot", help="Save the accuracy-vs-cost front (PNG/SVG)."),
@@ -167,7 +168,8 @@ def _show(answer: dict, key: str, as_json: bool) -> None:
     if as_json:
         print(json.dumps(answer, indent=2, default=float))
         return
-    unit = {"usd": "$", "joules": "J", "latency_s": "s"}[key]
+    unit = {"usd": "$", "joules": "J", "latency_s": "s", "flops": "FLOPs",
+            "kinetics_eflops": "eFLOPs"}[key]
     rows = [(r["model"], r["strategy"], f"{r['k']:,}", f"{100 * r['accuracy']:.1f}",
              f"{r[key]:.3g}") for r in answer["front"]]
     print_table(f"accuracy vs {unit} per problem on {answer['benchmark']} (Pareto front)",

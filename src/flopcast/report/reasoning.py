@@ -7,7 +7,8 @@ from pathlib import Path
 
 from flopcast.report.plots import _pyplot
 
-_UNITS = {"usd": "$ per problem", "joules": "J per problem", "latency_s": "s per problem"}
+_UNITS = {"usd": "$ per problem", "joules": "J per problem", "latency_s": "s per problem",
+          "flops": "FLOPs per problem", "kinetics_eflops": "Kinetics eFLOPs per problem"}
 
 
 def plot_front(rows: list[dict], cost_key: str, path: str | Path) -> Path:
