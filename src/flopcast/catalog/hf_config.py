@@ -1,5 +1,5 @@
 """Build a Model from a Hugging Face ``config.json`` (llama, mistral, mixtral, qwen2/3(-moe),
-deepseek_v3, gpt2, gptj, falcon, bloom, llama4, gpt_oss)."""
+deepseek_v3, gpt2, gptj, gpt_neox, falcon, bloom, llama4, gpt_oss)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,11 @@ def model_from_hf_config(config: dict[str, Any] | str | Path, name: str | None =
     ...        "num_attention_heads": 4, "intermediate_size": 128, "vocab_size": 100}
     >>> model_from_hf_config(cfg).mlp
     'swiglu'
+    >>> neox = {"model_type": "gpt_neox", "num_hidden_layers": 6, "hidden_size": 512,
+    ...         "num_attention_heads": 8, "intermediate_size": 2048, "vocab_size": 50304,
+    ...         "use_parallel_residual": True, "rotary_pct": 0.25}
+    >>> int(model_from_hf_config(neox).num_parameters())  # Pythia-70M's model card
+    70426624
     """
     if not isinstance(config, dict):
         config = load_json_mapping(config, "model", "a Hugging Face config.json")
@@ -62,6 +67,21 @@ def _fields(mt: str, c: dict[str, Any]) -> dict[str, Any]:
             max_position_embeddings=c.get("n_positions", 2048), mlp="gelu", norm="layernorm",
             position_embedding="rotary", parallel_attention=True,
         )
+    if mt == "gpt_neox":
+        # GPT-NeoX (Pythia, GPT-NeoX-20B): input_layernorm and post_attention_layernorm in every
+        # layer, also with use_parallel_residual (x + attn(ln1(x)) + mlp(ln2(x))), so never one
+        # shared norm (parallel_attention); rotary on rotary_pct of each head, which changes no
+        # count here. attention_bias (newer configs; absent = true) gates the QKV/dense biases,
+        # the MLP always has them: linear_bias follows attention_bias.
+        return dict(
+            num_layers=c["num_hidden_layers"], hidden_size=c["hidden_size"],
+            num_attention_heads=c["num_attention_heads"],
+            ffn_hidden_size=c.get("intermediate_size"), vocab_size=c["vocab_size"],
+            max_position_embeddings=c.get("max_position_embeddings", 2048), mlp="gelu",
+            norm="layernorm", position_embedding="rotary",
+            tied_embeddings=c.get("tie_word_embeddings", False),
+            linear_bias=c.get("attention_bias", True), parallel_attention=False,
+        )
     if mt in ("falcon", "RefinedWeb", "RefinedWebModel"):
         new_arch = c.get("new_decoder_architecture", False)
         kv = c.get("num_kv_heads") if new_arch else (1 if c.get("multi_query", True) else None)
@@ -82,7 +102,7 @@ def _fields(mt: str, c: dict[str, Any]) -> dict[str, Any]:
         )
     raise FlopcastError(
         f"config.json: model_type {mt!r} is not supported (llama, mistral, mixtral, qwen2, qwen3, "
-        "qwen2_moe, qwen3_moe, deepseek_v3, llama4, gpt_oss, gpt2, gptj, falcon, bloom)"
+        "qwen2_moe, qwen3_moe, deepseek_v3, llama4, gpt_oss, gpt2, gptj, gpt_neox, falcon, bloom)"
     )
 
 
