@@ -98,8 +98,9 @@ def reason_plan(
                               "correct sample)."),
     fpr: float = typer.Option(0.1, "--verifier-fpr", help="best-of-n: P(verifier accepts a "
                               "wrong sample)."),
-    max_k: int = typer.Option(DEFAULT_MAX_K, "--max-k", help="Largest samples per problem "
-                              "(powers of two up to it are tried)."),
+    max_k: int = typer.Option(DEFAULT_MAX_K, "--max-k", help="Largest samples per problem."),
+    per_octave: int = typer.Option(4, "--k-per-octave", help="Sample counts tried per doubling "
+                                   "of k (1: powers of two)."),
     target: float = typer.Option(None, "--target-accuracy", help="Cheapest way to reach this "
                                  "accuracy (0-1)."),
     budget: float = typer.Option(None, "--budget", help="Most accurate way within this cost "
@@ -140,7 +141,10 @@ def reason_plan(
     if not 0 <= per_bin <= 20:
         raise FlopcastError(f"per-bin: bins in 0..20; got {per_bin}")
     top = _parse_ks(str(max_k), "max-k")[0]
-    ks = [2**i for i in range(top.bit_length()) if 2**i <= top]
+    if not 1 <= per_octave <= 16:
+        raise FlopcastError(f"k-per-octave: 1..16; got {per_octave}")
+    ks = sorted({min(top, round(2 ** (i / per_octave)))
+                 for i in range(per_octave * top.bit_length() + 1)})
     if plot is not None and plot.suffix.lower() not in (".png", ".svg", ".pdf"):
         raise FlopcastError(f"plot: file must end in .png, .svg or .pdf; got {plot.name!r}")
     bench, cands = _candidates(samples, benchmark, _model_map(model_map),
