@@ -215,12 +215,21 @@ COMMANDS: dict[str, tuple[list[str], dict[str, list[str]]]] = {
         "--precision": ["bf16", "fp8"], "--trials": ["1,8,64", "1"], "--prompt-len": ["500"],
         "--out-len": ["4000", "1"], "--intensity": ["562.5"],
     }),
+    "reason plan": (["reason", "plan", "--strategies", "oracle", "--max-k", "64",
+                     "--target-accuracy", "0.2"], {
+        "--target-accuracy": ["0.3", "0.99"], "--budget": ["0.01"],
+        "--strategies": ["oracle,best-of-n", "majority"], "--max-k": ["16", "64"],
+        "--k-per-octave": ["1", "2"], "--objective": ["usd", "eflops", "latency"],
+        "--per-bin": ["0", "3"], "--verifier-tpr": ["0.9"], "--verifier-fpr": ["0.1"],
+        "--out-len": ["512"], "--prompt-len": ["500"], "--gpu": ["h100-sxm"],
+        "--model-map": ["pythia-70m=pythia-160m"], "--benchmark": ["MATH"],
+    }),
     "catalog": (["catalog", "gpus"], {}),
 }
 
 
 def _base_with_samples(name: str, base: list[str]) -> list[str]:
-    if name == "reason coverage":
+    if name in ("reason coverage", "reason plan"):
         return [*base, "--samples", str(SHARED / "reasoning" / "pythia-math-samples.csv")]
     return base
 
@@ -234,7 +243,7 @@ def _file_options(name: str, files: dict[str, list[str]]) -> dict[str, list[str]
         out["--gpu"] = [f for f in files["any"] if f.endswith(".yaml")]
     if name == "serve":
         out["--trace"] = files["any"]
-    if name == "reason coverage":
+    if name in ("reason coverage", "reason plan"):
         out["--samples"] = files["any"]
     if name == "catalog":
         return {}
