@@ -29,6 +29,8 @@ from flopcast.cli.common import (
     _model,
     app,
     console,
+    float_option,
+    int_option,
     parse_count,
     print_table,
 )
@@ -97,15 +99,15 @@ def plan_train(
     seq_lens: str | None = typer.Option(
         None, "--seq-lens", help="Sweep several sequence lengths, e.g. 4096,8192 (overrides "
         "--seq-len); with several models or lengths --json prints {\"sweep\": [...]}."),
-    global_batch: int | None = typer.Option(
+    global_batch: int | None = int_option(
         None, "--global-batch", "--global-batch-size", help="Sequences per optimizer step "
         "(default: about 4M tokens)."),
     precision: PrecisionChoice = PRECISION_OPT,
     tokens: str | None = TOKENS_OPT,
     objective: ObjectiveChoice = typer.Option(ObjectiveChoice.time, "--objective",
                                               help="Rank by time, cost ($) or energy per token."),
-    top: int = typer.Option(5, "--top", help="How many configurations to show."),
-    deadline_days: float | None = typer.Option(
+    top: int = int_option(5, "--top", help="How many configurations to show."),
+    deadline_days: float | None = float_option(
         None, "--deadline-days", help="With --tokens: report the cheapest cluster that trains "
         "within this many days."),
     tp: str | None = typer.Option(None, "--tp", help="Only these tp values, e.g. 4,8."),

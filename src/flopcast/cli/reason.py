@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import typer
 
-from flopcast.cli.common import JSON_OPT, app, print_table
+from flopcast.cli.common import JSON_OPT, app, float_option, int_option, print_table
 from flopcast.errors import FlopcastError
 
 reason_app = typer.Typer(no_args_is_help=True, help="Test-time reasoning: coverage of "
@@ -58,8 +58,8 @@ def reason_coverage(
     method: str = typer.Option("beta-mixture", "--method", help="Beyond the samples drawn: "
                                "beta-mixture (difficulty distribution fitted to the counts) "
                                "or power-law (Brown et al.'s exp(a·k^b))."),
-    reps: int = typer.Option(200, "--reps", help="Bootstrap resamples for the band."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
+    reps: int = int_option(200, "--reps", help="Bootstrap resamples for the band."),
+    seed: int = int_option(0, "--seed", help="Seed of the bootstrap."),
     as_json: bool = JSON_OPT,
 ) -> None:
     """Coverage (pass@k) per model and benchmark: exact where k ≤ the samples drawn,
@@ -88,14 +88,14 @@ def reason_coverage(
 def reason_cost(
     model: str = typer.Option(..., "--model", "-m", help="Catalog id or config.json."),
     gpu: str = typer.Option("h100-sxm", "--gpu", help="GPU catalog id or entry file."),
-    gpus: int = typer.Option(1, "--gpus", help="GPUs of the replica (tensor parallel)."),
+    gpus: int = int_option(1, "--gpus", help="GPUs of the replica (tensor parallel)."),
     engine: str = typer.Option("vllm", "--engine", help="Serving engine."),
     precision: str = typer.Option("bf16", "--precision", help="Weights/GEMMs."),
     trials: str = typer.Option("1,8,64", "--trials", help="Comma-separated samples per "
                                "problem."),
-    prompt_len: int = typer.Option(500, "--prompt-len", help="Prompt tokens."),
-    out_len: int = typer.Option(4000, "--out-len", help="Mean generated tokens per trial."),
-    intensity: float = typer.Option(562.5, "--intensity", help="Arithmetic intensity for "
+    prompt_len: int = int_option(500, "--prompt-len", help="Prompt tokens."),
+    out_len: int = int_option(4000, "--out-len", help="Mean generated tokens per trial."),
+    intensity: float = float_option(562.5, "--intensity", help="Arithmetic intensity for "
                                     "Kinetics' eFLOPs (FLOPs/byte; 562.5 = their B200)."),
     as_json: bool = JSON_OPT,
 ) -> None:
