@@ -9,7 +9,14 @@ from pathlib import Path
 import numpy as np
 import typer
 
-from flopcast.cli.common import JSON_OPT, app, float_option, int_option, print_table
+from flopcast.cli.common import (
+    JSON_OPT,
+    app,
+    float_option,
+    int_option,
+    plural,
+    print_table,
+)
 from flopcast.errors import FlopcastError
 
 reason_app = typer.Typer(no_args_is_help=True, help="Test-time reasoning: coverage of "
@@ -79,8 +86,8 @@ def reason_coverage(
         rows = [(f"{kk:,}", f"{100 * v:.1f}", f"{100 * lo:.1f}–{100 * hi:.1f}" if ext else "exact")
                 for kk, v, lo, hi, ext in zip(c["k"], c["coverage"], c["low"], c["high"],
                                               c["extrapolated"], strict=True)]
-        print_table(f"{c['model']} on {c['benchmark']}: {c['problems']} problems, "
-                    f"{c['samples_per_problem']:,} samples each ({c['method']} beyond)",
+        print_table(f"{c['model']} on {c['benchmark']}: {plural(c['problems'], 'problem')}, "
+                    f"{plural(c['samples_per_problem'], 'sample')} each ({c['method']} beyond)",
                     ("k", "coverage %", "90 % band"), rows)
 
 
@@ -134,8 +141,9 @@ def reason_cost(
                           "prompt_len": prompt_len, "out_len": out_len, "costs": rows},
                          indent=2))
         return
-    print_table(f"{job.model.name} on {gpus}x {job.system.gpu.id}: {prompt_len} prompt + "
-                f"{out_len} generated tokens per trial",
+    print_table(f"{job.model.name} on {gpus}x {job.system.gpu.id} at "
+                f"${job.system.gpu.price_per_gpu_hour_usd:,.2f}/GPU-hour: {prompt_len} prompt + "
+                f"{plural(out_len, 'generated token')} per trial",
                 ("trials", "FLOPs", "eFLOPs (KV share)", "seconds", "$", "Wh"),
                 [(str(r["trials"]), f"{r['flops']:.3g}",
                   f"{r['kinetics_eflops']:.3g} ({100 * r['kinetics_memory_share']:.0f} %)",

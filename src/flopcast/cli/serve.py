@@ -15,8 +15,11 @@ from flopcast.cli.common import (
     MODEL_OPT,
     app,
     console,
+    ensure_finite,
+    expected_error_lines,
     float_option,
     int_option,
+    plural,
 )
 from flopcast.errors import FlopcastError
 
@@ -158,6 +161,7 @@ def serve(
     """
     if ctx.invoked_subcommand is not None:
         return
+    from flopcast.accuracy import expected_error
     from flopcast.workloads.serving.run import deployment_for
     from flopcast.workloads.serving.run import serve as run_serve
 
@@ -190,10 +194,13 @@ def serve(
         from flopcast.report.serving import write_chrome_trace
 
         write_chrome_trace(res, chrome_trace)
+    summary["expected_error"] = expected_error("serving", [job.system.gpu.family])
+    ensure_finite(summary, "simulation")
     if as_json:
         print(json.dumps(summary, indent=2, sort_keys=True))
         return
     _print_summary(summary)
+
 
 
 def _job(model, gpu, gpus, tp, pp, ep, precision, kv_precision, engine, calibration):
@@ -206,8 +213,9 @@ def _job(model, gpu, gpus, tp, pp, ep, precision, kv_precision, engine, calibrat
     return InferenceJob(
         model=_model(model, None, None, None, None, None, None, None),
         system=System(gpu=load_gpu(gpu, calibration), num_gpus=gpus),
-        engine=load_engine(engine), tp=tp if tp is not None else max(gpus // pp, 1), pp=pp,
-        ep=ep, weights=precision, kv_format=kv_precision)
+        # max(pp, 1): --pp 0 must reach InferenceJob's validator, not divide by zero here.
+        engine=load_engine(engine), tp=tp if tp is not None else max(gpus // max(pp, 1), 1),
+        pp=pp, ep=ep, weights=precision, kv_format=kv_precision)
 
 
 @serve_app.command("plan")
@@ -265,9 +273,15 @@ def serve_plan(
             progress=lambda name: status.update(f"capacity of one {name} replica"))
         best = plan_fleet(options, reqs, request_rate, slo_ttft_p99, slo_tpot_p99, mixed)
         alone = front(options, reqs, request_rate, slo_ttft_p99, slo_tpot_p99)
+    from flopcast.accuracy import expected_error
+    from flopcast.catalog import load_gpu
+
+    families = sorted({load_gpu(g.strip(), calibration).family
+                       for g in gpu_types.split(",") if g.strip()})
     answer = {"best": best, "front": alone, "left_out": left_out,
               "options": [{"replica": o.name, "capacity_rps": o.capacity_rps,
-                           "usd_per_hour": o.usd_per_hour} for o in options]}
+                           "usd_per_hour": o.usd_per_hour} for o in options],
+              "expected_error": expected_error("serving", families)}
     if as_json:
         print(json.dumps(answer, indent=2, sort_keys=True, default=str))
         return
@@ -285,6 +299,7 @@ def serve_plan(
                   f"{r['tpot_p99_ms']:,.1f}") for r in alone])
     for reason in left_out:
         console.print(f"left out: {reason}")
+    expected_error_lines(answer["expected_error"])
 
 
 def _print_summary(s: dict) -> None:
@@ -294,8 +309,9 @@ def _print_summary(s: dict) -> None:
     console.print(
         f"[bold]{c['model']}[/] on {c['num_gpus']}× {c['gpu']} with {c['engine']} "
         f"({c['scheduler']} scheduler): tp={c['tp']} pp={c['pp']} ep={c['ep']}, "
-        f"{c['replicas']} replica(s), {c['precision']} weights, {c['kv_precision']} KV; "
-        f"{s['num_requests']} requests, mean {s['mean_input_len']:.0f} in / "
+        f"{plural(c['replicas'], 'replica')}, {c['precision']} weights, "
+        f"{c['kv_precision']} KV; "
+        f"{plural(s['num_requests'], 'request')}, mean {s['mean_input_len']:.0f} in / "
         f"{s['mean_output_len']:.0f} out")
     if "max_request_rate_under_slo" in s:
         console.print(f"highest Poisson rate meeting the SLO: "
@@ -317,3 +333,4 @@ def _print_summary(s: dict) -> None:
                                          f"{s['queue_length_peak']}"),
         ("simulated duration", f"{s['duration_s']:,.1f} s"),
     ])
+    expected_error_lines(s["expected_error"])
