@@ -56,26 +56,34 @@ def parse_gpu_counts(text: str) -> list[int]:
     """'512' → [512]; '64..2048' → powers of two from 64 to 2048; '64,96,128' → that list.
     Every count is 1 to MAX_INT (a 20-digit count would search for hours)."""
     text = text.strip()
-    allowed = (f"a count (512), a range (64..2048) or a list (64,128) of 1 to {MAX_INT:,} "
-               "GPUs")
     try:
         if ".." in text:
             lo, hi = (int(x) for x in text.split(".."))
-            if not 1 <= lo <= hi <= MAX_INT:
+            if lo > hi:
                 raise ValueError
-            counts, n = [], lo
-            while n <= hi:
-                counts.append(n)
-                n *= 2
-            if counts[-1] != hi:
-                counts.append(hi)
-            return counts
-        counts = [int(x) for x in text.split(",")]
-        if not all(1 <= n <= MAX_INT for n in counts):
-            raise ValueError
-        return counts
+            counts = _powers_of_two(lo, min(hi, MAX_INT + 1))
+        else:
+            counts = [int(x) for x in text.split(",")]
     except ValueError:
-        raise FlopcastError(f"--gpus: expected {allowed}; got {_short(text)!r}") from None
+        raise FlopcastError(f"--gpus: expected a count (512), a range (64..2048) or a list "
+                            f"(64,128); got {_short(text)!r}") from None
+    if not all(1 <= n <= MAX_INT for n in counts):
+        raise FlopcastError(f"--gpus: every GPU count must be at least 1 and at most "
+                            f"{MAX_INT:,}; got {_short(text)!r}")
+    return counts
+
+
+def _powers_of_two(lo: int, hi: int) -> list[int]:
+    """lo, 2·lo, 4·lo, … up to hi, and hi itself (lo < 1 gives [lo]: refused by the caller)."""
+    if lo < 1:
+        return [lo]
+    counts, n = [], lo
+    while n <= hi:
+        counts.append(n)
+        n *= 2
+    if counts[-1] != hi:
+        counts.append(hi)
+    return counts
 
 
 def gpu_refs(text: str) -> list[str]:
