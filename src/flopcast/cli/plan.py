@@ -187,11 +187,10 @@ def plan_train(
 
     families = [load_gpu(g, calibration).family  # refuses an unknown GPU before searching
                 for g in request.gpus]
-    for r in requests:
-        warn_beyond_context(r.model, r.seq_len, "--seq-len")
     cal = str(calibration) if calibration else None
     if len(requests) > 1:
         answers = [_annotate(a, families) for a in plan_sweep(requests, cal, use_ray=use_ray)]
+        _warn_context(requests)
         if as_json:
             print(json.dumps({"sweep": [
                 {"model": r.model.name, "seq_len": r.seq_len, **a}
@@ -214,6 +213,7 @@ def plan_train(
     else:
         answer = plan_training(request, cal, use_ray=use_ray)
     answer = _annotate(answer, families)
+    _warn_context(requests)
     if plot is not None:
         from flopcast.report.plots import plot_plan
 
@@ -222,6 +222,13 @@ def plan_train(
         print(json.dumps(answer, indent=2))
         return
     _print_plan(answer, request)
+
+
+def _warn_context(requests) -> None:
+    """After the search (an answer, not an error, follows the warning): sequence lengths
+    beyond a model's context."""
+    for r in requests:
+        warn_beyond_context(r.model, r.seq_len, "--seq-len")
 
 
 def plan_counts(answer: dict) -> dict:

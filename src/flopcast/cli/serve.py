@@ -282,6 +282,7 @@ def serve_plan(
               "options": [{"replica": o.name, "capacity_rps": o.capacity_rps,
                            "usd_per_hour": o.usd_per_hour} for o in options],
               "expected_error": expected_error("serving", families)}
+    ensure_finite(answer, "fleet plan")
     if as_json:
         print(json.dumps(answer, indent=2, sort_keys=True, default=str))
         return
