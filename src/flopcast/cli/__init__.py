@@ -23,8 +23,8 @@ from flopcast.cli import (  # noqa: F401  (register commands)
     serve,
     train,
 )
-from flopcast.cli.common import app
-from flopcast.errors import FlopcastError, echo, validation_message
+from flopcast.cli.common import app, validation_line
+from flopcast.errors import FlopcastError, echo
 
 
 def _is_usage_error(exc: BaseException) -> bool:
@@ -34,7 +34,7 @@ def _is_usage_error(exc: BaseException) -> bool:
 
 def _one_line(exc: BaseException) -> str:
     if isinstance(exc, ValidationError):
-        return validation_message(exc)
+        return validation_line(exc)
     if _is_usage_error(exc):
         return " ".join(exc.format_message().split())
     return " ".join(str(exc).split())
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> None:
     if not args:
         args = ["--help"]
     try:
-        code = app(args=args, standalone_mode=False)
+        code = app(args=args, prog_name="flopcast", standalone_mode=False)
     except (FlopcastError, ValidationError) as exc:
         print(f"error: {_one_line(exc)}", file=sys.stderr)
         sys.exit(2)
@@ -61,6 +61,11 @@ def main(argv: list[str] | None = None) -> None:
         print("aborted", file=sys.stderr)
         sys.exit(130)
     except Exception as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            # A group without its subcommand (`flopcast plan`): its help, as `flopcast` alone.
+            # (Matched by name: typer ≥ 0.16 raises its vendored click's class.)
+            print(exc.format_message())
+            sys.exit(0)
         if not _is_usage_error(exc):
             raise
         print(f"error: {_one_line(exc)}", file=sys.stderr)

@@ -47,10 +47,40 @@ def catalog(
     if as_json:
         print(json.dumps(data, indent=2))
         return
-    table = Table()
-    for col in data[0]:
-        table.add_column(col)
-    for d in data:
-        table.add_row(*(f"{v:,.4g}" if isinstance(v, float) else str(v) for v in d.values()))
-    console.print(table)
+    console.print(catalog_table(data, console.width))
 
+
+#: Column headers people read (JSON keeps the keys); columns holding ids people type.
+HEADERS = {"bf16_tflops": "BF16 TFLOP/s", "fp8_tflops": "FP8 TFLOP/s", "hbm_gib": "HBM GiB",
+           "hbm_tb_s": "HBM TB/s", "usd_per_hour": "$/GPU-h", "max_batch_size": "max batch",
+           "max_num_tokens": "max tokens", "kv_block_tokens": "KV block",
+           "memory_fraction": "memory share", "calibration": "calibration",
+           "params_b": "params (B)", "active_params_b": "active (B)"}
+ID_COLUMNS = ("id", "calibration")
+#: Below this width the descriptive name column goes (the ids must stay whole).
+NAME_MIN_WIDTH = 110
+
+
+def catalog_table(data: list[dict], width: int) -> Table:
+    """The catalog as a table whose id columns never wrap or get cut: at narrow widths the
+    name column is dropped (`--json` has it), the numbers keep their short headers."""
+    keys = [k for k in data[0] if k != "name" or width >= NAME_MIN_WIDTH]
+    table = Table()
+    for k in keys:
+        cells = [_cell(d[k]) for d in data]
+        if k in ID_COLUMNS:
+            table.add_column(HEADERS.get(k, k), no_wrap=True,
+                             min_width=max(len(c) for c in cells))
+        else:
+            table.add_column(HEADERS.get(k, k), justify="left" if k == "name" else "right",
+                             overflow="fold")
+    for d in data:
+        table.add_row(*(_cell(d[k]) for k in keys))
+    return table
+
+
+def _cell(v) -> str:
+    """Numbers with 4 significant digits; a zero peak (no such tensor cores) as '—'."""
+    if isinstance(v, float):
+        return "—" if v == 0 else f"{v:,.4g}"
+    return str(v)

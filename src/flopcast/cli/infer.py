@@ -23,7 +23,13 @@ from flopcast.cli.common import (
     _model,
     app,
     console,
+    ensure_finite,
+    expected_error_lines,
+    int_option,
+    memory_name,
     print_table,
+    step_name,
+    warn_beyond_context,
 )
 from flopcast.errors import FlopcastError
 
@@ -32,10 +38,10 @@ from flopcast.errors import FlopcastError
 def infer(
     model: str | None = MODEL_OPT,
     gpu: str = typer.Option("h100-sxm", "--gpu", help=GPU_HELP),
-    gpus: int = typer.Option(1, "--gpus", help="Number of GPUs serving one model replica."),
-    tp: int | None = typer.Option(None, "--tp", help="Tensor parallel size (default: gpus/pp)."),
-    pp: int = typer.Option(1, "--pp", help="Pipeline parallel size."),
-    ep: int = typer.Option(1, "--ep", help="Expert parallel size (MoE): a divisor of tp (inside "
+    gpus: int = int_option(1, "--gpus", help="Number of GPUs serving one model replica."),
+    tp: int | None = int_option(None, "--tp", help="Tensor parallel size (default: gpus/pp)."),
+    pp: int = int_option(1, "--pp", help="Pipeline parallel size."),
+    ep: int = int_option(1, "--ep", help="Expert parallel size (MoE): a divisor of tp (inside "
                            "the TP group), or a multiple of tp spanning data-parallel attention "
                            "replicas (at most the GPU count / pp)."),
     precision: str = typer.Option(
@@ -47,11 +53,11 @@ def infer(
     engine: str = typer.Option("vllm", "--engine", help="tensorrt-llm, vllm, sglang, nim "
                                "(NVIDIA NIM) or generic (batch limits, KV paging, memory "
                                "share)."),
-    input_len: int = typer.Option(1024, "--input-len", help="Prompt tokens per request."),
-    output_len: int = typer.Option(128, "--output-len", help="Generated tokens per request."),
-    batch: int | None = typer.Option(None, "--batch", help="Static batch: requests run "
+    input_len: int = int_option(1024, "--input-len", help="Prompt tokens per request."),
+    output_len: int = int_option(128, "--output-len", help="Generated tokens per request."),
+    batch: int | None = int_option(None, "--batch", help="Static batch: requests run "
                                      "together, prefill then decode."),
-    concurrency: int | None = typer.Option(
+    concurrency: int | None = int_option(
         None, "--concurrency", help="Continuous batching with this many requests in flight "
         "(steady state)."),
     max_throughput: bool = typer.Option(
@@ -72,6 +78,7 @@ def infer(
     Default mode is a static batch of 1; give one of --batch, --concurrency, --max-throughput.
     Latencies in ms, memory in GiB (bytes in --json).
     """
+    from flopcast.accuracy import expected_error
     from flopcast.catalog import load_gpu
     from flopcast.catalog.loader import load_engine
     from flopcast.specs import System
@@ -83,17 +90,31 @@ def infer(
         raise FlopcastError("mode: give at most one of --batch, --concurrency, --max-throughput")
     mode = ("max_throughput" if max_throughput else "concurrency" if concurrency is not None
             else "batch")
+    # `is not None`, not `or`: --batch 0 / --concurrency 0 must reach the validator, not
+    # become 1; max(pp, 1): --pp 0 must too, not divide by zero here.
+    size = concurrency if concurrency is not None else batch if batch is not None else 1
+    if size < 1:
+        flag = "--concurrency" if concurrency is not None else "--batch"
+        raise FlopcastError(f"{flag}: must be at least 1; got {size}")
+    the_gpu = load_gpu(gpu, calibration)
     job = InferenceJob(
         model=_model(model, layers, hidden, heads, kv_heads, ffn_hidden, vocab, swiglu),
-        system=System(gpu=load_gpu(gpu, calibration), num_gpus=gpus),
-        engine=load_engine(engine), tp=tp if tp is not None else max(gpus // pp, 1), pp=pp,
-        ep=ep, weights=precision, kv_format=kv_precision, input_len=input_len,
-        output_len=output_len, mode=mode, batch=concurrency or batch or 1,
+        system=System(gpu=the_gpu, num_gpus=gpus),
+        engine=load_engine(engine), tp=tp if tp is not None else max(gpus // max(pp, 1), 1),
+        pp=pp, ep=ep, weights=precision, kv_format=kv_precision, input_len=input_len,
+        output_len=output_len, mode=mode, batch=size,
     )
     est = estimate_inference(job)
+    warn_beyond_context(job.model, input_len + output_len, "--input-len + --output-len")
+    out = est.to_dict() | {"expected_error": expected_error("inference", [the_gpu.family])}
+    ensure_finite(out, "estimate")
     if as_json:
-        print(json.dumps(est.to_dict(), indent=2))
+        print(json.dumps(out, indent=2))
         return
+    _print_inference(est, out)
+
+
+def _print_inference(est, out: dict) -> None:
     c = est.config
     console.print(
         f"[bold]{c['model']}[/] on {c['num_gpus']}× {c['gpu']} with {c['engine']}: tp={c['tp']} "
@@ -103,7 +124,8 @@ def infer(
         f"{c['kernels_source']} (attention: {', '.join(c['attention_backends'])})"
     )
     print_table("Memory per GPU", ("kind", "GiB"), [
-        *((k.replace("_", " "), f"{v / GIB:,.2f}") for k, v in est.memory.items()),
+        *((memory_name(k), f"{v / GIB:,.2f}") for k, v in est.memory.items()
+          if v > 0 or k == "capacity"),
         ("KV per sequence", f"{est.kv_bytes_per_sequence / GIB:,.3f}"),
         ("max concurrent sequences", f"{est.max_concurrent_sequences:,}"),
     ])
@@ -115,7 +137,12 @@ def infer(
         ("output tokens/s per GPU", f"{est.output_tokens_per_s_per_gpu:,.0f}"),
         ("requests/s", f"{est.requests_per_s:,.2f}"),
     ])
+    # Zero parts (no TP, no EP, …) left out; the total step last, as in `train`.
+    prefill, decode = est.prefill_breakdown_s, est.decode_breakdown_s
     print_table("Step time by part (ms)", ("part", "prefill step", "decode step"), [
-        (k.removesuffix("_s"), f"{1e3 * est.prefill_breakdown_s[k]:,.3f}",
-         f"{1e3 * est.decode_breakdown_s[k]:,.3f}") for k in est.decode_breakdown_s
+        *((step_name(k), f"{1e3 * prefill[k]:,.3f}", f"{1e3 * decode[k]:,.3f}")
+          for k in decode if k != "step_s" and (prefill[k] > 0 or decode[k] > 0)),
+        ("[bold]step[/]", f"[bold]{1e3 * prefill['step_s']:,.3f}[/]",
+         f"[bold]{1e3 * decode['step_s']:,.3f}[/]"),
     ])
+    expected_error_lines(out["expected_error"])

@@ -19,6 +19,7 @@ from flopcast.cli.common import (
     JSON_OPT,
     KV_HEADS_OPT,
     LAYERS_OPT,
+    MAX_INT,
     MODEL_OPT,
     PRECISION_OPT,
     SEQ_OPT,
@@ -27,10 +28,17 @@ from flopcast.cli.common import (
     VOCAB_OPT,
     PrecisionChoice,
     _model,
+    _short,
     app,
     console,
+    ensure_finite,
+    expected_error_lines,
+    float_option,
+    int_option,
     parse_count,
+    plural,
     print_table,
+    warn_beyond_context,
 )
 from flopcast.errors import FlopcastError
 
@@ -45,25 +53,37 @@ class ObjectiveChoice(str, Enum):
 
 
 def parse_gpu_counts(text: str) -> list[int]:
-    """'512' → [512]; '64..2048' → powers of two from 64 to 2048; '64,96,128' → that list."""
+    """'512' → [512]; '64..2048' → powers of two from 64 to 2048; '64,96,128' → that list.
+    Every count is 1 to MAX_INT (a 20-digit count would search for hours)."""
     text = text.strip()
     try:
         if ".." in text:
             lo, hi = (int(x) for x in text.split(".."))
-            if not 1 <= lo <= hi:
+            if lo > hi:
                 raise ValueError
-            counts, n = [], lo
-            while n <= hi:
-                counts.append(n)
-                n *= 2
-            if counts[-1] != hi:
-                counts.append(hi)
-            return counts
-        return [int(x) for x in text.split(",")]
+            counts = _powers_of_two(lo, min(hi, MAX_INT + 1))
+        else:
+            counts = [int(x) for x in text.split(",")]
     except ValueError:
-        raise FlopcastError(
-            f"gpus: expected a count (512), a range (64..2048) or a list (64,128); got {text!r}"
-        ) from None
+        raise FlopcastError(f"--gpus: expected a count (512), a range (64..2048) or a list "
+                            f"(64,128); got {_short(text)!r}") from None
+    if not all(1 <= n <= MAX_INT for n in counts):
+        raise FlopcastError(f"--gpus: every GPU count must be at least 1 and at most "
+                            f"{MAX_INT:,}; got {_short(text)!r}")
+    return counts
+
+
+def _powers_of_two(lo: int, hi: int) -> list[int]:
+    """lo, 2·lo, 4·lo, … up to hi, and hi itself (lo < 1 gives [lo]: refused by the caller)."""
+    if lo < 1:
+        return [lo]
+    counts, n = [], lo
+    while n <= hi:
+        counts.append(n)
+        n *= 2
+    if counts[-1] != hi:
+        counts.append(hi)
+    return counts
 
 
 def gpu_refs(text: str) -> list[str]:
@@ -75,15 +95,18 @@ def gpu_refs(text: str) -> list[str]:
     return [str(Path(g).expanduser().resolve()) if is_gpu_file(g) else g for g in refs]
 
 
-def _int_list(text: str | None, name: str) -> list[int] | None:
+def _int_list(text: str | None, name: str, low: int = 1, high: int = MAX_INT) -> list[int] | None:
+    """'4,8' → [4, 8]; each value within [low, high], else one line naming --name."""
     if text is None:
         return None
+    allowed = f"comma-separated integers from {low} to {high:,}"
     try:
-        return [int(x) for x in text.split(",")]
+        values = [int(x) for x in text.split(",")]
     except ValueError:
-        raise FlopcastError(
-            f"{name}: expected integers separated by commas; got {text!r}"
-        ) from None
+        values = []
+    if not values or not all(low <= v <= high for v in values):
+        raise FlopcastError(f"--{name}: expected {allowed}; got {_short(text)!r}")
+    return values
 
 
 @plan_app.command("train")
@@ -97,15 +120,15 @@ def plan_train(
     seq_lens: str | None = typer.Option(
         None, "--seq-lens", help="Sweep several sequence lengths, e.g. 4096,8192 (overrides "
         "--seq-len); with several models or lengths --json prints {\"sweep\": [...]}."),
-    global_batch: int | None = typer.Option(
+    global_batch: int | None = int_option(
         None, "--global-batch", "--global-batch-size", help="Sequences per optimizer step "
         "(default: about 4M tokens)."),
     precision: PrecisionChoice = PRECISION_OPT,
     tokens: str | None = TOKENS_OPT,
     objective: ObjectiveChoice = typer.Option(ObjectiveChoice.time, "--objective",
                                               help="Rank by time, cost ($) or energy per token."),
-    top: int = typer.Option(5, "--top", help="How many configurations to show."),
-    deadline_days: float | None = typer.Option(
+    top: int = int_option(5, "--top", help="How many configurations to show."),
+    deadline_days: float | None = float_option(
         None, "--deadline-days", help="With --tokens: report the cheapest cluster that trains "
         "within this many days."),
     tp: str | None = typer.Option(None, "--tp", help="Only these tp values, e.g. 4,8."),
@@ -141,10 +164,14 @@ def plan_train(
     from flopcast.workloads.training.distributed import plan_sweep
     from flopcast.workloads.training.plan import plan_training
 
+    if deadline_days is not None and not tokens:
+        raise FlopcastError(f"--deadline-days {deadline_days:g}: needs --tokens (the training "
+                            "budget the deadline applies to)")
+
     options = {k: v for k, v in dict(
         tp=_int_list(tp, "tp"), pp=_int_list(pp, "pp"), cp=_int_list(cp, "cp"),
         ep=_int_list(ep, "ep"), micro_batch=_int_list(micro_batch, "micro-batch"),
-        zero=_int_list(zero, "zero")).items() if v is not None}
+        zero=_int_list(zero, "zero", 0, 3)).items() if v is not None}
     refs = [m.strip() for m in model.split(",")] if model else [None]
     models = [_model(ref, layers, hidden, heads, kv_heads, ffn_hidden, vocab, swiglu)
               for ref in refs]
@@ -156,13 +183,14 @@ def plan_train(
         deadline_days=deadline_days, options=options,
     ) for m in models for s in lengths]
     request = requests[0]
-    for g in request.gpus:
-        from flopcast.catalog import load_gpu
+    from flopcast.catalog import load_gpu
 
-        load_gpu(g, calibration)  # refuse an unknown GPU before searching
+    families = [load_gpu(g, calibration).family  # refuses an unknown GPU before searching
+                for g in request.gpus]
     cal = str(calibration) if calibration else None
     if len(requests) > 1:
-        answers = plan_sweep(requests, cal, use_ray=use_ray)
+        answers = [_annotate(a, families) for a in plan_sweep(requests, cal, use_ray=use_ray)]
+        _warn_context(requests)
         if as_json:
             print(json.dumps({"sweep": [
                 {"model": r.model.name, "seq_len": r.seq_len, **a}
@@ -184,6 +212,8 @@ def plan_train(
             answer = plan_training(request, cal, use_ray=use_ray, progress=hook)
     else:
         answer = plan_training(request, cal, use_ray=use_ray)
+    answer = _annotate(answer, families)
+    _warn_context(requests)
     if plot is not None:
         from flopcast.report.plots import plot_plan
 
@@ -194,12 +224,74 @@ def plan_train(
     _print_plan(answer, request)
 
 
-def _print_plan(answer: dict, request) -> None:
+def _warn_context(requests) -> None:
+    """After the search (an answer, not an error, follows the warning): sequence lengths
+    beyond a model's context."""
+    for r in requests:
+        warn_beyond_context(r.model, r.seq_len, "--seq-len")
+
+
+def plan_counts(answer: dict) -> dict:
+    """How many configurations were enumerated, rejected by a rule before evaluation (per
+    reason), evaluated, and of those how many fit in memory: enumerated = rejected by rule +
+    evaluated, evaluated = fit + do not fit. (The search's ``rejected`` mixes rule rejections
+    with memory rejections of evaluated ones, so its counts did not add up to anything.)"""
+    from flopcast.workloads.training.search import REASONS
+
+    memory_reason = REASONS[-1]
+    by_rule = {k: v for k, v in answer["rejected"].items() if k != memory_reason}
+    evaluated = answer["evaluated"]
+    return {"enumerated": evaluated + sum(by_rule.values()), "rejected_by_rule": by_rule,
+            "evaluated": evaluated, "fit": sum(c["feasible"] for c in answer["clusters"]),
+            "do_not_fit": answer["rejected"].get(memory_reason, 0)}
+
+
+def _annotate(answer: dict, families: list[str]) -> dict:
+    """The answer with its counts, the expected error of its step times and the prices per
+    GPU-hour it assumed (``answer`` itself is left as the planner returned it)."""
+    from flopcast.accuracy import expected_error
+    from flopcast.catalog import load_gpu
+
+    prices = {c["gpu"]: load_gpu(c["gpu"]).price_per_gpu_hour_usd for c in answer["clusters"]}
+    out = {**answer, "counts": plan_counts(answer),
+           "expected_error": expected_error("training", families),
+           "price_per_gpu_hour_usd": prices}
+    ensure_finite(out, "plan")
+    return out
+
+
+def _print_counts(answer: dict, request) -> None:
+    n = answer["counts"]
     console.print(f"[bold]{request.model.name}[/], seq {request.seq_len}, global batch "
-                  f"{request.batch} sequences, {request.precision.name}: evaluated "
-                  f"{answer['evaluated']:,} configurations")
-    print_table("Rejected", ("reason", "configurations"),
-                [(reason, f"{count:,}") for reason, count in answer["rejected"].items()])
+                  f"{plural(request.batch, 'sequence')}, {request.precision.name}: "
+                  f"{plural(n['enumerated'], 'configuration')} enumerated, "
+                  f"{n['evaluated']:,} evaluated, {n['fit']:,} fit in memory")
+    print_table("Configurations (− rejected)", ("", "count"), [
+        ("enumerated", f"{n['enumerated']:,}"),
+        *((f"  − {reason}", f"{count:,}") for reason, count in n["rejected_by_rule"].items()),
+        ("evaluated", f"{n['evaluated']:,}"),
+        ("  − does not fit in GPU memory", f"{n['do_not_fit']:,}"),
+        ("  fit in memory (ranked)", f"{n['fit']:,}"),
+    ])
+
+
+def _print_assumptions(answer: dict) -> None:
+    """Price and power behind the cost and energy figures, the best configuration's time,
+    cost and energy when there is a budget, and the expected error."""
+    prices = ", ".join(f"{g} ${p:,.2f}/GPU-hour"
+                       for g, p in answer["price_per_gpu_hour_usd"].items())
+    best = answer["top"][0]
+    line = (f"assumed: {prices}; best configuration draws {best['board_power_w']:,.0f} W per "
+            "GPU")
+    if best["time_to_train_days"] is not None:
+        line += (f"; it trains {best['tokens']:.3g} tokens in {best['time_to_train_days']:,.1f} "
+                 f"days for ${best['cost_usd']:,.0f} and {best['energy_mwh']:,.1f} MWh")
+    console.print(line, highlight=False)
+    expected_error_lines(answer["expected_error"])
+
+
+def _print_plan(answer: dict, request) -> None:
+    _print_counts(answer, request)
     top = Table(title=f"Top {len(answer['top'])} by {request.objective}")
     for col in ("#", "configuration", "tok/s/GPU", "MFU", "GiB", "step s"):
         top.add_column(col, justify="left" if col == "configuration" else "right")
@@ -234,6 +326,7 @@ def _print_plan(answer: dict, request) -> None:
             pt.add_row(f"{p['tokens_per_s']:,.0f}", f"{p['memory_headroom_gib']:.1f}",
                        _config_text(p["config"]))
         console.print(pt)
+    _print_assumptions(answer)
 
 
 def _config_text(c: dict, with_cluster: bool = False) -> str:

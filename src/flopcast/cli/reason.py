@@ -10,7 +10,14 @@ from pathlib import Path
 import numpy as np
 import typer
 
-from flopcast.cli.common import JSON_OPT, app, print_table
+from flopcast.cli.common import (
+    JSON_OPT,
+    app,
+    float_option,
+    int_option,
+    plural,
+    print_table,
+)
 from flopcast.errors import FlopcastError, echo
 from flopcast.specs.limits import MAX_SEQ_LEN
 
@@ -70,8 +77,8 @@ def reason_coverage(
     method: str = typer.Option("beta-mixture", "--method", help="Beyond the samples drawn: "
                                "beta-mixture (difficulty distribution fitted to the counts) "
                                "or power-law (Brown et al.'s exp(a·k^b))."),
-    reps: int = typer.Option(200, "--reps", help="Bootstrap resamples for the band."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
+    reps: int = int_option(200, "--reps", help="Bootstrap resamples for the band."),
+    seed: int = int_option(0, "--seed", help="Seed of the bootstrap."),
     as_json: bool = JSON_OPT,
 ) -> None:
     """Coverage (pass@k) per model and benchmark: exact where k ≤ the samples drawn,
@@ -96,8 +103,8 @@ def reason_coverage(
         rows = [(f"{kk:,}", f"{100 * v:.1f}", f"{100 * lo:.1f}–{100 * hi:.1f}" if ext else "exact")
                 for kk, v, lo, hi, ext in zip(c["k"], c["coverage"], c["low"], c["high"],
                                               c["extrapolated"], strict=True)]
-        print_table(f"{c['model']} on {c['benchmark']}: {c['problems']} problems, "
-                    f"{c['samples_per_problem']:,} samples each ({c['method']} beyond)",
+        print_table(f"{c['model']} on {c['benchmark']}: {plural(c['problems'], 'problem')}, "
+                    f"{plural(c['samples_per_problem'], 'sample')} each ({c['method']} beyond)",
                     ("k", "coverage %", "90 % band"), rows)
 
 
@@ -105,14 +112,14 @@ def reason_coverage(
 def reason_cost(
     model: str = typer.Option(..., "--model", "-m", help="Catalog id or config.json."),
     gpu: str = typer.Option("h100-sxm", "--gpu", help="GPU catalog id or entry file."),
-    gpus: int = typer.Option(1, "--gpus", help="GPUs of the replica (tensor parallel)."),
+    gpus: int = int_option(1, "--gpus", help="GPUs of the replica (tensor parallel)."),
     engine: str = typer.Option("vllm", "--engine", help="Serving engine."),
     precision: str = typer.Option("bf16", "--precision", help="Weights/GEMMs."),
     trials: str = typer.Option("1,8,64", "--trials", help="Comma-separated samples per "
                                "problem."),
-    prompt_len: int = typer.Option(500, "--prompt-len", help="Prompt tokens."),
-    out_len: int = typer.Option(4000, "--out-len", help="Mean generated tokens per trial."),
-    intensity: float = typer.Option(562.5, "--intensity", help="Arithmetic intensity for "
+    prompt_len: int = int_option(500, "--prompt-len", help="Prompt tokens."),
+    out_len: int = int_option(4000, "--out-len", help="Mean generated tokens per trial."),
+    intensity: float = float_option(562.5, "--intensity", help="Arithmetic intensity for "
                                     "Kinetics' eFLOPs (FLOPs/byte; 562.5 = their B200)."),
     as_json: bool = JSON_OPT,
 ) -> None:
@@ -156,8 +163,9 @@ def reason_cost(
                           "prompt_len": prompt_len, "out_len": out_len, "costs": rows},
                          indent=2))
         return
-    print_table(f"{job.model.name} on {gpus}x {job.system.gpu.id}: {prompt_len} prompt + "
-                f"{out_len} generated tokens per trial",
+    print_table(f"{job.model.name} on {gpus}x {job.system.gpu.id} at "
+                f"${job.system.gpu.price_per_gpu_hour_usd:,.2f}/GPU-hour: {prompt_len} prompt + "
+                f"{plural(out_len, 'generated token')} per trial",
                 ("trials", "FLOPs", "eFLOPs (KV share)", "seconds", "$", "Wh"),
                 [(str(r["trials"]), f"{r['flops']:.3g}",
                   f"{r['kinetics_eflops']:.3g} ({100 * r['kinetics_memory_share']:.0f} %)",

@@ -8,7 +8,19 @@ from pathlib import Path
 
 import typer
 
-from flopcast.cli.common import CALIBRATION_OPT, GPU_HELP, JSON_OPT, MODEL_OPT, app, console
+from flopcast.cli.common import (
+    CALIBRATION_OPT,
+    GPU_HELP,
+    JSON_OPT,
+    MODEL_OPT,
+    app,
+    console,
+    ensure_finite,
+    expected_error_lines,
+    float_option,
+    int_option,
+    plural,
+)
 from flopcast.errors import FlopcastError
 
 
@@ -65,12 +77,12 @@ ENGINE_OPT = typer.Option("vllm", "--engine", help="tensorrt-llm, vllm, sglang, 
                           "limits, scheduler and KV paging defaults.")
 DATASET_OPT = typer.Option(None, "--dataset", help="Length distribution from the catalog "
                            "(e.g. sharegpt).")
-INPUT_LEN_OPT = typer.Option(None, "--input-len", help="Prompt tokens (mean).")
-OUTPUT_LEN_OPT = typer.Option(None, "--output-len", help="Output tokens (mean).")
+INPUT_LEN_OPT = int_option(None, "--input-len", help="Prompt tokens (mean).")
+OUTPUT_LEN_OPT = int_option(None, "--output-len", help="Output tokens (mean).")
 LENGTH_DIST_OPT = typer.Option("fixed", "--length-dist", help="fixed, uniform, normal, "
                                "lognormal, random (sglang random: up to the length).")
-SEED_OPT = typer.Option(0, "--seed", help="Random seed (same seed, same output).")
-SLO_TPOT_OPT = typer.Option(None, "--slo-tpot-p99", help="p99 TPOT bound, ms.")
+SEED_OPT = int_option(0, "--seed", help="Random seed (same seed, same output).")
+SLO_TPOT_OPT = float_option(None, "--slo-tpot-p99", help="p99 TPOT bound, ms.")
 app.add_typer(serve_app, name="serve")
 
 
@@ -79,11 +91,11 @@ def serve(
     ctx: typer.Context,
     model: str | None = MODEL_OPT,
     gpu: str = typer.Option("h100-sxm", "--gpu", help=GPU_HELP),
-    gpus: int = typer.Option(1, "--gpus", help="GPUs in all; beyond tp·pp they are "
+    gpus: int = int_option(1, "--gpus", help="GPUs in all; beyond tp·pp they are "
                              "data-parallel replicas."),
-    tp: int | None = typer.Option(None, "--tp", help="Tensor parallel size (default: gpus/pp)."),
-    pp: int = typer.Option(1, "--pp", help="Pipeline parallel size."),
-    ep: int = typer.Option(1, "--ep", help="Expert parallel size (MoE)."),
+    tp: int | None = int_option(None, "--tp", help="Tensor parallel size (default: gpus/pp)."),
+    pp: int = int_option(1, "--pp", help="Pipeline parallel size."),
+    ep: int = int_option(1, "--ep", help="Expert parallel size (MoE)."),
     precision: str = PRECISION_OPT,
     kv_precision: str | None = typer.Option(None, "--kv-precision", help="KV cache format."),
     engine: str = ENGINE_OPT,
@@ -91,47 +103,47 @@ def serve(
         None, "--scheduler", help="vllm (continuous, chunked prefill), sarathi (stall-free, "
         "small token budget), trtllm-inflight, trtllm-no-evict, sglang, prefill-first (vLLM "
         "V0), static (default: the engine's)."),
-    max_num_seqs: int | None = typer.Option(None, "--max-num-seqs", help="Sequences in flight "
+    max_num_seqs: int | None = int_option(None, "--max-num-seqs", help="Sequences in flight "
                                             "per replica (default: the engine's)."),
-    max_num_tokens: int | None = typer.Option(None, "--max-num-tokens", help="Tokens per "
+    max_num_tokens: int | None = int_option(None, "--max-num-tokens", help="Tokens per "
                                               "iteration (default: the engine's)."),
-    chunk_tokens: int | None = typer.Option(None, "--chunk-tokens", help="Prefill chunk; 0 = "
+    chunk_tokens: int | None = int_option(None, "--chunk-tokens", help="Prefill chunk; 0 = "
                                             "whole prompts (default: the engine's)."),
-    batch_size: int | None = typer.Option(None, "--batch-size", help="Static batch size "
+    batch_size: int | None = int_option(None, "--batch-size", help="Static batch size "
                                           "(--scheduler static)."),
     prefix_caching: bool | None = typer.Option(None, "--prefix-caching/--no-prefix-caching",
                                                help="Reuse cached shared prefixes."),
     router: str = typer.Option("round-robin", "--router", help="round-robin, "
                                "least-outstanding-tokens, prefix-affinity."),
-    request_rate: float | None = typer.Option(None, "--request-rate", help="Poisson arrivals, "
+    request_rate: float | None = float_option(None, "--request-rate", help="Poisson arrivals, "
                                               "requests/s."),
-    burstiness: float = typer.Option(1.0, "--burstiness", help="Coefficient of variation of "
+    burstiness: float = float_option(1.0, "--burstiness", help="Coefficient of variation of "
                                      "inter-arrival gaps (gamma; 1 = Poisson)."),
-    concurrency: int | None = typer.Option(None, "--concurrency", help="Closed loop: requests "
+    concurrency: int | None = int_option(None, "--concurrency", help="Closed loop: requests "
                                            "kept in flight."),
     offline: bool = typer.Option(False, "--offline", help="All requests at once."),
     dataset: str | None = DATASET_OPT,
     input_len: int | None = INPUT_LEN_OPT,
     output_len: int | None = OUTPUT_LEN_OPT,
     length_dist: str = LENGTH_DIST_OPT,
-    range_ratio: float | None = typer.Option(
+    range_ratio: float | None = float_option(
         None, "--range-ratio", help="random: lowest length as a share of the given one (sglang "
         "--random-range-ratio); uniform: ± share around it (vLLM)."),
-    spread: float | None = typer.Option(
+    spread: float | None = float_option(
         None, "--spread", help="lognormal: σ of log-length (default 1.0); normal: std as a "
         "share of the mean (default 0.2)."),
     trace: Path | None = typer.Option(None, "--trace", help="CSV/JSONL trace: arrival_s, "
                                       "input_len, output_len[, prefix_id, prefix_len]."),
-    num_requests: int = typer.Option(1000, "--num-requests", help="Requests to simulate."),
+    num_requests: int = int_option(1000, "--num-requests", help="Requests to simulate."),
     seed: int = SEED_OPT,
-    shared_prefix_len: int = typer.Option(0, "--shared-prefix-len", help="Tokens of a shared "
+    shared_prefix_len: int = int_option(0, "--shared-prefix-len", help="Tokens of a shared "
                                           "system prompt."),
-    num_prefixes: int = typer.Option(0, "--num-prefixes", help="Distinct shared prefixes."),
-    slo_ttft_p99: float | None = typer.Option(None, "--slo-ttft-p99", help="p99 TTFT bound, "
+    num_prefixes: int = int_option(0, "--num-prefixes", help="Distinct shared prefixes."),
+    slo_ttft_p99: float | None = float_option(None, "--slo-ttft-p99", help="p99 TTFT bound, "
                                               "ms (without --request-rate: find the highest "
                                               "rate meeting the SLO)."),
     slo_tpot_p99: float | None = SLO_TPOT_OPT,
-    slo_itl_p99: float | None = typer.Option(None, "--slo-itl-p99", help="p99 inter-token gap "
+    slo_itl_p99: float | None = float_option(None, "--slo-itl-p99", help="p99 inter-token gap "
                                              "bound, ms (Sarathi-Serve's TBT SLO)."),
     plot: Path | None = typer.Option(None, "--plot", help="Write latency CDFs and the batch/KV "
                                      "timeline to this PNG (needs matplotlib)."),
@@ -149,6 +161,7 @@ def serve(
     """
     if ctx.invoked_subcommand is not None:
         return
+    from flopcast.accuracy import expected_error
     from flopcast.workloads.serving.run import deployment_for
     from flopcast.workloads.serving.run import serve as run_serve
 
@@ -181,10 +194,13 @@ def serve(
         from flopcast.report.serving import write_chrome_trace
 
         write_chrome_trace(res, chrome_trace)
+    summary["expected_error"] = expected_error("serving", [job.system.gpu.family])
+    ensure_finite(summary, "simulation")
     if as_json:
         print(json.dumps(summary, indent=2, sort_keys=True))
         return
     _print_summary(summary)
+
 
 
 def _job(model, gpu, gpus, tp, pp, ep, precision, kv_precision, engine, calibration):
@@ -197,27 +213,28 @@ def _job(model, gpu, gpus, tp, pp, ep, precision, kv_precision, engine, calibrat
     return InferenceJob(
         model=_model(model, None, None, None, None, None, None, None),
         system=System(gpu=load_gpu(gpu, calibration), num_gpus=gpus),
-        engine=load_engine(engine), tp=tp if tp is not None else max(gpus // pp, 1), pp=pp,
-        ep=ep, weights=precision, kv_format=kv_precision)
+        # max(pp, 1): --pp 0 must reach InferenceJob's validator, not divide by zero here.
+        engine=load_engine(engine), tp=tp if tp is not None else max(gpus // max(pp, 1), 1),
+        pp=pp, ep=ep, weights=precision, kv_format=kv_precision)
 
 
 @serve_app.command("plan")
 def serve_plan(
     model: str | None = MODEL_OPT,
-    request_rate: float = typer.Option(..., "--request-rate", help="Poisson requests/s the "
+    request_rate: float = float_option(..., "--request-rate", help="Poisson requests/s the "
                                        "fleet must take."),
     gpu_types: str = typer.Option("h100-sxm,h200,a100-80gb,l40s", "--gpu-types",
                                   help="Comma-separated GPU catalog ids to consider."),
-    max_tp: int = typer.Option(8, "--max-tp", help="Largest tensor-parallel size per replica."),
+    max_tp: int = int_option(8, "--max-tp", help="Largest tensor-parallel size per replica."),
     precision: str = PRECISION_OPT,
     engine: str = ENGINE_OPT,
     dataset: str | None = DATASET_OPT,
     input_len: int | None = INPUT_LEN_OPT,
     output_len: int | None = OUTPUT_LEN_OPT,
     length_dist: str = LENGTH_DIST_OPT,
-    num_requests: int = typer.Option(400, "--num-requests", help="Requests per simulation."),
+    num_requests: int = int_option(400, "--num-requests", help="Requests per simulation."),
     seed: int = SEED_OPT,
-    slo_ttft_p99: float | None = typer.Option(None, "--slo-ttft-p99", help="p99 TTFT, ms."),
+    slo_ttft_p99: float | None = float_option(None, "--slo-ttft-p99", help="p99 TTFT, ms."),
     slo_tpot_p99: float | None = SLO_TPOT_OPT,
     mixed: bool = typer.Option(True, "--mixed/--single-type", help="Allow two GPU types in "
                                "one fleet (Mélange)."),
@@ -256,9 +273,16 @@ def serve_plan(
             progress=lambda name: status.update(f"capacity of one {name} replica"))
         best = plan_fleet(options, reqs, request_rate, slo_ttft_p99, slo_tpot_p99, mixed)
         alone = front(options, reqs, request_rate, slo_ttft_p99, slo_tpot_p99)
+    from flopcast.accuracy import expected_error
+    from flopcast.catalog import load_gpu
+
+    families = sorted({load_gpu(g.strip(), calibration).family
+                       for g in gpu_types.split(",") if g.strip()})
     answer = {"best": best, "front": alone, "left_out": left_out,
               "options": [{"replica": o.name, "capacity_rps": o.capacity_rps,
-                           "usd_per_hour": o.usd_per_hour} for o in options]}
+                           "usd_per_hour": o.usd_per_hour} for o in options],
+              "expected_error": expected_error("serving", families)}
+    ensure_finite(answer, "fleet plan")
     if as_json:
         print(json.dumps(answer, indent=2, sort_keys=True, default=str))
         return
@@ -276,6 +300,7 @@ def serve_plan(
                   f"{r['tpot_p99_ms']:,.1f}") for r in alone])
     for reason in left_out:
         console.print(f"left out: {reason}")
+    expected_error_lines(answer["expected_error"])
 
 
 def _print_summary(s: dict) -> None:
@@ -285,8 +310,9 @@ def _print_summary(s: dict) -> None:
     console.print(
         f"[bold]{c['model']}[/] on {c['num_gpus']}× {c['gpu']} with {c['engine']} "
         f"({c['scheduler']} scheduler): tp={c['tp']} pp={c['pp']} ep={c['ep']}, "
-        f"{c['replicas']} replica(s), {c['precision']} weights, {c['kv_precision']} KV; "
-        f"{s['num_requests']} requests, mean {s['mean_input_len']:.0f} in / "
+        f"{plural(c['replicas'], 'replica')}, {c['precision']} weights, "
+        f"{c['kv_precision']} KV; "
+        f"{plural(s['num_requests'], 'request')}, mean {s['mean_input_len']:.0f} in / "
         f"{s['mean_output_len']:.0f} out")
     if "max_request_rate_under_slo" in s:
         console.print(f"highest Poisson rate meeting the SLO: "
@@ -308,3 +334,4 @@ def _print_summary(s: dict) -> None:
                                          f"{s['queue_length_peak']}"),
         ("simulated duration", f"{s['duration_s']:,.1f} s"),
     ])
+    expected_error_lines(s["expected_error"])

@@ -31,28 +31,38 @@ from flopcast.cli.common import (
     _model,
     app,
     console,
+    ensure_finite,
+    expected_error_lines,
+    float_option,
+    int_option,
+    memory_name,
     parse_count,
+    plural,
     print_table,
+    step_name,
+    validated_update,
+    warn_beyond_context,
 )
+from flopcast.errors import FlopcastError
 
 
 @app.command()
 def train(
     model: str | None = MODEL_OPT,
     gpu: str = typer.Option("h100-sxm", "--gpu", help=GPU_HELP),
-    gpus: int = typer.Option(8, "--gpus", help="Number of GPUs in the job."),
-    gpus_per_node: int | None = typer.Option(
+    gpus: int = int_option(8, "--gpus", help="Number of GPUs in the job."),
+    gpus_per_node: int | None = int_option(
         None, "--gpus-per-node", help="GPUs per NVLink domain (default: the GPU entry's, "
         "8 for HGX, 72 for NVL72)."),
-    network_gbps: float | None = typer.Option(
+    network_gbps: float | None = float_option(
         None, "--network-gbps", help="Inter-node bandwidth per GPU per direction, Gb/s "
         "(default: the GPU entry's NIC, e.g. 400)."),
-    tp: int = typer.Option(1, "--tp", "--tensor-model-parallel-size", help="Tensor parallel size."),
-    pp: int = typer.Option(1, "--pp", "--pipeline-model-parallel-size",
+    tp: int = int_option(1, "--tp", "--tensor-model-parallel-size", help="Tensor parallel size."),
+    pp: int = int_option(1, "--pp", "--pipeline-model-parallel-size",
                            help="Pipeline parallel size."),
-    vp: int = typer.Option(1, "--vp", "--virtual-pipeline-model-parallel-size",
+    vp: int = int_option(1, "--vp", "--virtual-pipeline-model-parallel-size",
                            help="Model chunks per pipeline rank (interleaved 1F1B when > 1)."),
-    cp: int = typer.Option(1, "--cp", "--context-parallel-size", help="Context parallel size."),
+    cp: int = int_option(1, "--cp", "--context-parallel-size", help="Context parallel size."),
     ep: int = EP_OPT,
     etp: int | None = ETP_OPT,
     embedding_loss_stages: bool | None = typer.Option(
@@ -60,17 +70,17 @@ def train(
         help="Count the embedding and the loss as pipeline layers, as Megatron's "
         "--account-for-embedding/loss-in-pipeline-split do, so pp·vp may reach layers + 2 "
         "(default: on when pp·vp > layers)."),
-    dp: int | None = typer.Option(None, "--dp", help="Data parallel size (default: "
+    dp: int | None = int_option(None, "--dp", help="Data parallel size (default: "
                                   "gpus / (tp·pp·cp))."),
     sp: bool | None = typer.Option(None, "--sp/--no-sp", "--sequence-parallel",
                                    help="Megatron sequence parallelism (default: on when tp > 1)."),
-    micro_batch: int = typer.Option(1, "--micro-batch", "--micro-batch-size",
+    micro_batch: int = int_option(1, "--micro-batch", "--micro-batch-size",
                                     help="Sequences per micro-batch."),
-    global_batch: int | None = typer.Option(
+    global_batch: int | None = int_option(
         None, "--global-batch", "--global-batch-size", help="Sequences per optimizer step "
         "(default: micro-batch · dp)."),
     seq_len: int = SEQ_OPT,
-    zero: int = typer.Option(1, "--zero", help="ZeRO stage: 0 DDP, 1 sharded optimizer "
+    zero: int = int_option(1, "--zero", help="ZeRO stage: 0 DDP, 1 sharded optimizer "
                              "(Megatron distributed optimizer), 2 + gradients, 3 + weights "
                              "(FSDP)."),
     recompute: RecomputeChoice = typer.Option(
@@ -91,7 +101,7 @@ def train(
         "(cudnn, flash-attention-2, flash-attention-3, flash-attention-triton, …; default: the "
         "GPU family's calibrated training backend)."),
     tokens: str | None = TOKENS_OPT,
-    price: float | None = typer.Option(None, "--price", help="$ per GPU-hour (default: "
+    price: float | None = float_option(None, "--price", help="$ per GPU-hour (default: "
                                        "the GPU entry's indicative price)."),
     calibration: Path | None = CALIBRATION_OPT,
     layers: int | None = LAYERS_OPT,
@@ -113,8 +123,10 @@ def train(
 
     the_model = _model(model, layers, hidden, heads, kv_heads, ffn_hidden, vocab, swiglu)
     the_gpu = load_gpu(gpu, calibration)
-    if price is not None:
-        the_gpu = the_gpu.model_copy(update={"price_per_gpu_hour_usd": price})
+    if price is not None:  # through GPU's own validation, as the API would
+        the_gpu = validated_update(the_gpu, "--price", "price_per_gpu_hour_usd", price)
+    if network_gbps is not None and network_gbps <= 0:
+        raise FlopcastError(f"--network-gbps: must be > 0 Gb/s; got {network_gbps:g}")
     system = System(gpu=the_gpu, num_gpus=gpus, gpus_per_node=gpus_per_node,
                     network_bandwidth=None if network_gbps is None else network_gbps * 1e9 / 8)
     parallel = Parallelism(
@@ -129,13 +141,26 @@ def train(
                       tokens=parse_count(tokens) if tokens else None,
                       attention_backend=attention_backend)
     est = estimate_training(job)
+    warn_beyond_context(the_model, seq_len, "--seq-len")
+    out = est.to_dict() | training_assumptions(the_gpu)
+    ensure_finite(out, "estimate")
     if as_json:
-        print(json.dumps(est.to_dict(), indent=2))
+        print(json.dumps(out, indent=2))
         return
-    _print_training(est)
+    _print_training(est, out)
 
 
-def _print_training(est) -> None:
+def training_assumptions(gpu) -> dict:
+    """What the cost and the error rest on: the price per GPU-hour and the expected error of
+    the step time (and of memory) on this GPU family (flopcast.accuracy)."""
+    from flopcast.accuracy import expected_error
+
+    return {"price_per_gpu_hour_usd": gpu.price_per_gpu_hour_usd,
+            "expected_error": expected_error("training", [gpu.family]),
+            "expected_error_memory": expected_error("training-hf-memory", [gpu.family])}
+
+
+def _print_training(est, out: dict) -> None:
     c = est.config
     console.print(
         f"[bold]{c['model']}[/] on {c['num_gpus']}× {c['gpu']} "
@@ -143,7 +168,7 @@ def _print_training(est) -> None:
         f"tp={c['tp']} pp={c['pp']} vp={c['vp']} cp={c['cp']} ep={c['ep']} etp={c['etp']} "
         f"dp={c['dp']} "
         f"sp={'on' if c['sp'] else 'off'} zero={c['zero_stage']} mb={c['micro_batch']} "
-        f"gb={c['global_batch']} ({c['num_micro_batches']} micro-batches) "
+        f"gb={c['global_batch']} ({plural(c['num_micro_batches'], 'micro-batch')}) "
         f"recompute={c['recompute']} schedule={c['schedule']}; "
         f"efficiency from {c['efficiency_source']}; kernels from {c['kernels_source']} "
         f"(attention: {c['attention_backend']})"
@@ -151,15 +176,29 @@ def _print_training(est) -> None:
     verdict = "[green]fits[/]" if est.fits else "[red]does not fit[/]"
     print_table(f"Memory per GPU, largest stage (stage {est.memory_largest_stage})",
                 ("kind", "GiB"), [
-        *((k, f"{est.memory[k] / GIB:,.1f}") for k in (
-            "weights", "gradients", "optimizer", "activations", "temporary", "total")),
+        *((memory_name(k), f"{est.memory[k] / GIB:,.1f}") for k in (
+            "weights", "gradients", "optimizer", "activations", "temporary")
+          if est.memory[k] > 0),
+        ("total", f"{est.memory['total'] / GIB:,.1f}"),
         ("capacity", f"{est.memory['capacity'] / GIB:,.1f} ({verdict})"),
     ])
+    # Parts that are zero for this layout (no TP, no pipeline, …) are left out here; --json
+    # keeps every key. Recomputation is part of compute: shown under it.
+    parts = list(est.breakdown_s)
+    parts.remove("recompute_s")
+    parts.insert(parts.index("compute_s") + 1, "recompute_s")
     print_table("Step time", ("part", "s", "share"), [
-        *((k.removesuffix("_s"), f"{v:,.4f}", f"{100 * v / est.step_time_s:.1f}%")
-          for k, v in est.breakdown_s.items() if k != "recompute_s"),
+        *((step_name(k), f"{v:,.4f}", f"{100 * v / est.step_time_s:.1f}%")
+          for k in parts if (v := est.breakdown_s[k]) > 0),
         ("[bold]step[/]", f"[bold]{est.step_time_s:,.4f}[/]", "100%"),
     ])
+    print_table("Throughput", ("metric", "value"), _throughput_rows(est, out))
+    expected_error_lines(out["expected_error"], out["expected_error_memory"])
+
+
+def _throughput_rows(est, out: dict) -> list[tuple[str, str]]:
+    """Throughput, and with --tokens the time, cost (with the price it assumes) and energy
+    (with the board power it assumes)."""
     rows = [
         ("tokens/s (job)", f"{est.tokens_per_s:,.0f}"),
         ("tokens/s per GPU", f"{est.tokens_per_s_per_gpu:,.1f}"),
@@ -171,8 +210,12 @@ def _print_training(est) -> None:
             ("tokens to train", f"{est.tokens:.3g}"),
             ("time to train", f"{est.time_to_train_days:,.1f} days"),
             ("GPU-hours", f"{est.gpu_hours:,.0f}"),
-            ("cost", f"${est.cost_usd:,.0f}"),
-            ("average board power", f"{est.board_power_w:,.0f} W per GPU"),
-            ("energy (GPUs only)", f"{est.energy_mwh:,.1f} MWh"),
+            ("cost", f"${est.cost_usd:,.0f} at ${out['price_per_gpu_hour_usd']:,.2f}/GPU-hour"),
+            ("energy (GPUs only)", f"{est.energy_mwh:,.1f} MWh at {est.board_power_w:,.0f} W "
+                                   "per GPU"),
         ]
-    print_table("Throughput", ("metric", "value"), rows)
+    else:
+        rows += [("price assumed", f"${out['price_per_gpu_hour_usd']:,.2f}/GPU-hour "
+                                   "(--tokens adds cost)"),
+                 ("average board power", f"{est.board_power_w:,.0f} W per GPU")]
+    return rows

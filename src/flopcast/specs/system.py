@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+from pydantic import Field, PrivateAttr, model_validator
 
 from flopcast.specs.base import Spec
 from flopcast.specs.gpu import GPU
@@ -23,15 +23,24 @@ class System(Spec):
     network_bandwidth: float | None = Field(None, gt=0)
     network_latency_s: float | None = Field(None, ge=0)
 
+    #: Whether gpus_per_node was given (True) or taken from the GPU entry (False).
+    _domain_given: bool = PrivateAttr(True)
+
     @model_validator(mode="after")
     def _fill(self) -> System:
         if self.gpus_per_node is None:
+            self._domain_given = False
             object.__setattr__(self, "gpus_per_node", self.gpu.gpus_per_node)
         if self.network_bandwidth is None:
             object.__setattr__(self, "network_bandwidth", self.gpu.network_bandwidth)
         if self.network_latency_s is None:
             object.__setattr__(self, "network_latency_s", self.gpu.network_latency_s)
         return self
+
+    @property
+    def domain_given(self) -> bool:
+        """Whether the NVLink domain size was chosen, not the GPU entry's default."""
+        return self._domain_given
 
     @property
     def domain_size(self) -> int:

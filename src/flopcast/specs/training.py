@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+import math
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from flopcast.specs.model import Model
 from flopcast.specs.parallelism import Parallelism
@@ -48,10 +50,19 @@ class TrainingJob(BaseModel):
     def _precision_by_name(cls, data):
         return coerce_precision(data)
 
+    @field_validator("tokens")
+    @classmethod
+    def _finite_tokens(cls, tokens: float | None) -> float | None:
+        # Field(gt=0) lets inf through, and an infinite budget gives infinite days and cost.
+        if tokens is not None and not math.isfinite(tokens):
+            raise ValueError(f"must be a finite number of tokens; got {tokens}")
+        return tokens
+
     @model_validator(mode="after")
     def _check(self) -> TrainingJob:
         m, p, n = self.model, self.parallelism, self.system.num_gpus
         gpu = self.system.gpu
+        self._check_node_and_schedule()
         for dtype in (self.precision.gemm_dtype, self.precision.compute_dtype):
             if dtype not in gpu.peak_flops:
                 have = ", ".join(sorted(gpu.peak_flops))
@@ -98,6 +109,20 @@ class TrainingJob(BaseModel):
                                           "embedding_loss_stages": embedding_loss})
             object.__setattr__(self, "parallelism", filled)
         return self
+
+    def _check_node_and_schedule(self) -> None:
+        """Whole NVLink domains (or one partial one), and an interleaved schedule only with
+        model chunks to interleave: both were silently accepted and estimated as something
+        else (a 3-GPU node tiling 8 GPUs; plain 1F1B)."""
+        p, n, per_node = self.parallelism, self.system.num_gpus, self.system.gpus_per_node
+        # Only a domain size the user chose: the catalog's (NVL72 racks) may be split, e.g.
+        # 128 GPUs as 72 + 56 (the step follows the largest domain).
+        if self.system.domain_given and n > per_node and n % per_node:
+            raise ValueError(f"gpus_per_node ({per_node}) must divide the GPU count ({n}), "
+                             "or the job must fit in one node")
+        if p.schedule == "interleaved" and (p.pp == 1 or p.vp == 1):
+            raise ValueError(f"schedule 'interleaved' needs pp > 1 and vp > 1 (model chunks "
+                             f"per pipeline rank); got pp={p.pp}, vp={p.vp}")
 
     def _check_pipeline_slots(self) -> bool:
         """pp·vp chunks need a layer slot each: num_layers of them, or num_layers + 2 (+ MTP
