@@ -3,6 +3,7 @@ import math
 
 import pytest
 
+from flopcast.errors import FlopcastError
 from flopcast.validate import validate_file
 
 COLUMNS = ["id", "source", "url", "model", "layers", "hidden", "heads", "kv_heads", "ffn_hidden",
@@ -60,12 +61,17 @@ def test_rows_it_cannot_model_are_skipped_with_reason(tmp_path):
 
 def test_malformed_rows_are_skipped_not_crashed(tmp_path):
     path = tmp_path / "m.csv"
-    path.write_text("id,metric,value,gpu,num_gpus\nX:1,tokens_per_s_per_gpu,abc,h100-sxm,8\n"
-                    "X:2,tokens_per_s_per_gpu,100,h100-sxm,eight\n")
+    path.write_text("id,model,metric,value,gpu,num_gpus\n"
+                    "X:1,llama-2-7b,tokens_per_s_per_gpu,abc,h100-sxm,8\n"
+                    "X:2,llama-2-7b,tokens_per_s_per_gpu,100,h100-sxm,eight\n")
     rows = {r["id"]: r for r in validate_file(path)["rows"]}
-    assert rows["X:1"]["skipped"] == "value is not a number"
+    assert rows["X:1"]["skipped"].startswith("value 'abc' is not a number")
     assert rows["X:1"]["measured"] is None
-    assert rows["X:2"]["skipped"] == "missing column 'model'"
+    assert rows["X:2"]["skipped"].startswith("num_gpus 'eight' is not a number")
+    # a column the schema needs is a file-level error, not one skip per row
+    path.write_text("id,metric,value,gpu,num_gpus\nX:1,tokens_per_s_per_gpu,1,h100-sxm,8\n")
+    with pytest.raises(FlopcastError, match="no column model"):
+        validate_file(path)
 
 
 def test_catalog_model_rows_and_conventions(tmp_path):

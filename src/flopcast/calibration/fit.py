@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import os
 from collections import defaultdict
 from pathlib import Path
 
@@ -12,8 +13,9 @@ import yaml
 
 from flopcast.errors import FlopcastError
 from flopcast.specs.efficiency import Efficiency
+from flopcast.validate.inputs import read_table
 from flopcast.validate.report import ape_pct, error_summary
-from flopcast.validate.training import TrainingCase, predict_case, prepare_training_rows, read_rows
+from flopcast.validate.training import TrainingCase, predict_case, prepare_training_rows
 
 #: Fitted parameters with their bounds. Everything else keeps its documented default.
 FITTED_PARAMETERS: dict[str, tuple[float, float]] = {
@@ -145,10 +147,14 @@ def rounded_summary(errors: list[float]) -> dict:
 def calibrate(path: str | Path, out: str | Path | None = None) -> dict:
     """Fit every GPU family present in ``path``; write the calibration YAML to ``out``."""
     path = Path(path)
-    cases = prepare_training_rows(read_rows(path))
+    check_output(out)
+    table = read_table(path)
+    cases = prepare_training_rows(table.usable())
     groups = _by_family(cases)
     if not groups:
-        raise FlopcastError(f"{path}: no row could be modelled, nothing to fit")
+        raise FlopcastError(nothing_to_fit(path, table, cases))
+    check_enough_rows(path, {fam: (len(cs), _family_parameters(cs))
+                             for fam, cs in groups.items()})
     fits = {fam: fit_family(cs) for fam, cs in sorted(groups.items())}
     families = {fam: group_entry(_family_parameters(groups[fam]), eff, _score(groups[fam], fits))
                 for fam, eff in fits.items()}
@@ -159,6 +165,42 @@ def calibrate(path: str | Path, out: str | Path | None = None) -> dict:
                     "Families not listed keep the priors documented in specs/efficiency.py.",
         prior="the priors of specs/efficiency.py",
     )
+
+
+def check_output(out: str | Path | None) -> None:
+    """Refuse an output path the calibration cannot be written to, before any fitting."""
+    if out is None:
+        return
+    out = Path(out)
+    folder = out.parent
+    if out.is_dir():
+        raise FlopcastError(f"--out {out}: is a directory (allowed: a file path for the "
+                            "calibration YAML)")
+    if not folder.is_dir():
+        raise FlopcastError(f"--out {out}: folder {folder} does not exist (allowed: a file in "
+                            "an existing folder)")
+    if not os.access(folder, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)):
+        raise FlopcastError(f"--out {out}: not writable (allowed: a file path you may write)")
+
+
+def nothing_to_fit(path: Path, table, cases) -> str:
+    """The message when no row of ``table`` can be fitted: how many, and the first reason."""
+    reasons = [p for p in table.problems if p] + [c.skipped for c in cases if c.skipped]
+    example = f" (first reason: {reasons[0]})" if reasons else ""
+    return (f"{path}: none of its {len(table.rows)} {table.kind} rows can be fitted, nothing "
+            f"to fit{example}")
+
+
+def check_enough_rows(path: Path, groups: dict) -> None:
+    """Refuse to fit a group with fewer usable rows than parameters: ``groups`` maps a group
+    name to (usable rows, parameter names)."""
+    for name, (rows, names) in sorted(groups.items(), key=lambda kv: str(kv[0])):
+        if rows < len(names):
+            label = "/".join(name) if isinstance(name, tuple) else name
+            raise FlopcastError(
+                f"{path}: {label}: {rows} usable row{'s' if rows != 1 else ''} for "
+                f"{len(names)} parameters ({', '.join(names)}); calibrate needs at least as "
+                "many rows as parameters per group (add rows or remove the group's)")
 
 
 def group_entry(names: list[str], eff: Efficiency, fit: dict, training: bool = True) -> dict:
@@ -203,5 +245,5 @@ def leave_one_out(cases, fit_groups, score) -> dict[str, dict]:
 def leave_one_source_out(path: str | Path) -> dict[str, dict]:
     """For each source: fit on the other sources' rows, score this source's rows."""
     return leave_one_out(
-        prepare_training_rows(read_rows(path)),
+        prepare_training_rows(read_table(path).usable()),
         lambda rest: {fam: fit_family(cs) for fam, cs in _by_family(rest).items()}, _score)

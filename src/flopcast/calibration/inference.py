@@ -14,16 +14,19 @@ from collections import defaultdict
 from pathlib import Path
 
 from flopcast.calibration.fit import (
+    check_enough_rows,
+    check_output,
     fit_parameters,
     group_entry,
     leave_one_out,
+    nothing_to_fit,
     rounded_summary,
     write_calibration,
 )
 from flopcast.errors import FlopcastError
 from flopcast.validate.inference import predict_inference_case, prepare_inference_rows
+from flopcast.validate.inputs import read_table
 from flopcast.validate.report import ape_pct
-from flopcast.validate.training import read_rows
 
 BASE_PARAMETERS = ["inference_step_overhead_s", "kernel_fixed_cost_scale"]
 
@@ -63,10 +66,13 @@ def _score(cases, fits) -> dict:
 def calibrate_inference(path: str | Path, out: str | Path | None = None) -> dict:
     """Fit every (family, engine) present in an inference CSV; write the YAML to ``out``."""
     path = Path(path)
-    cases = prepare_inference_rows(read_rows(path))
+    check_output(out)
+    table = read_table(path)
+    cases = prepare_inference_rows(table.usable())
     groups = _groups(cases)
     if not groups:
-        raise FlopcastError(f"{path}: no inference row could be modelled, nothing to fit")
+        raise FlopcastError(nothing_to_fit(path, table, cases))
+    check_enough_rows(path, {key: (len(cs), _parameters(cs)) for key, cs in groups.items()})
     fits = _fit_groups(groups)
     families: dict[str, dict] = defaultdict(dict)
     for (fam, engine), eff in fits.items():
@@ -84,5 +90,5 @@ def calibrate_inference(path: str | Path, out: str | Path | None = None) -> dict
 
 def leave_one_source_out_inference(path: str | Path) -> dict[str, dict]:
     """For each source: fit on the other sources' rows, score this source's rows."""
-    return leave_one_out(prepare_inference_rows(read_rows(path)),
+    return leave_one_out(prepare_inference_rows(read_table(path).usable()),
                          lambda rest: _fit_groups(_groups(rest)), _score)

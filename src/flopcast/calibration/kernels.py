@@ -125,6 +125,7 @@ def fit_kernel_profile(rows: list[dict], gpu: GPU) -> tuple[KernelProfile, list[
     if not paths:
         raise FlopcastError("no kernel rows to fit (ops: gemm, grouped_gemm, attention, "
                             "decode_attention, copy, power:*)")
+    _check_enough_rows(rows, paths)
     lo = np.array([_BOUNDS[p[-1] if p[0] != "gemm_fraction" else "gemm_fraction"][0]
                    for p in paths])
     hi = np.array([_BOUNDS[p[-1] if p[0] != "gemm_fraction" else "gemm_fraction"][1]
@@ -152,6 +153,14 @@ def fit_kernel_profile(rows: list[dict], gpu: GPU) -> tuple[KernelProfile, list[
     return profile, paths, {"rows": len(rows), **error_summary(errors)}
 
 
+def _check_enough_rows(rows: list[dict], paths: list[tuple]) -> None:
+    if len(rows) < len(paths):
+        names = ", ".join(".".join(p) for p in paths)
+        raise FlopcastError(f"{len(rows)} usable row{'s' if len(rows) != 1 else ''} for "
+                            f"{len(paths)} parameters ({names}); a fit needs at least as many "
+                            "rows as parameters")
+
+
 def _fitted_values(profile: KernelProfile, paths: list[tuple]) -> dict:
     """The fitted parameters as a nested mapping (what a calibration file carries)."""
     data = profile.model_dump()
@@ -163,23 +172,30 @@ def _fitted_values(profile: KernelProfile, paths: list[tuple]) -> dict:
 
 def calibrate_kernels(path: str | Path, out: str | Path | None = None) -> dict:
     """Fit the kernel profile of each GPU family with rows in ``path``; write the YAML."""
+    from flopcast.calibration.fit import check_output, nothing_to_fit
     from flopcast.catalog import load_gpu
+    from flopcast.validate.inputs import read_table
     from flopcast.validate.kernels import prepare_kernel_rows
-    from flopcast.validate.report import gpu_file_beside
-    from flopcast.validate.training import read_rows
 
-    raw = [gpu_file_beside(row, Path(path).parent) for row in read_rows(path)]
+    check_output(out)
+    table = read_table(path)
+    cases = prepare_kernel_rows(table.usable())
     by_gpu: dict[str, list[dict]] = defaultdict(list)
-    for case in prepare_kernel_rows(raw):
+    for case in cases:
         if case.skipped is None:
             by_gpu[case.row["gpu"].strip()].append(case.row)
+    if not by_gpu:
+        raise FlopcastError(nothing_to_fit(Path(path), table, cases))
     families: dict = {}
     for gpu_id, rows in sorted(by_gpu.items()):
         gpu = load_gpu(gpu_id)
         if gpu.family in families:
             raise FlopcastError(f"kernel rows of two GPUs of family {gpu.family}: fit one GPU "
                                 "per family (use flopcast profile for another part)")
-        profile, paths, summary = fit_kernel_profile(rows, _unfitted(gpu))
+        try:
+            profile, paths, summary = fit_kernel_profile(rows, _unfitted(gpu))
+        except FlopcastError as e:
+            raise FlopcastError(f"{path}: {gpu_id}: {e}") from None
         families[gpu.family] = {"gpu": gpu_id, "fit": summary,
                                 "profile": _fitted_values(profile, paths)}
     doc = {

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from flopcast.cli.common import (
@@ -30,18 +31,28 @@ def validate(
     if as_json:
         print(json.dumps(result, indent=2))
         return
-    table = Table(title=f"{file.name}: {result['kind']} rows")
+    _print_rows(file, result)
+    _print_groups(result)
+
+
+def _print_rows(file: Path, result: dict) -> None:
+    """One table line per row: measured, predicted and signed error, or the skip reason
+    (text from the file is escaped, never read as rich markup)."""
+    table = Table(title=f"{escape(file.name)}: {result['kind']} rows")
     for col in ("id", "metric", "measured", "predicted", "error"):
         table.add_column(col, justify="left" if col in ("id", "metric") else "right")
     for r in result["rows"]:
         if r["predicted"] is None:
-            table.add_row(r["id"], r["metric"], _fmt(r["measured"]), "—",
-                          f"skipped: {r['skipped']}")
+            table.add_row(escape(r["id"]), escape(r["metric"]), _fmt(r["measured"]), "—",
+                          f"skipped: {escape(str(r['skipped']))}")
         else:
             signed = 100 * (r["predicted"] / r["measured"] - 1)
-            table.add_row(r["id"], r["metric"], _fmt(r["measured"]), _fmt(r["predicted"]),
-                          f"{signed:+.1f}%")
+            table.add_row(escape(r["id"]), escape(r["metric"]), _fmt(r["measured"]),
+                          _fmt(r["predicted"]), f"{signed:+.1f}%")
     console.print(table)
+
+
+def _print_groups(result: dict) -> None:
     def summary_row(name: str, s: dict) -> tuple[str, ...]:
         return (name, str(s["rows"]), str(s["predicted"]), _pct(s["median_ape_pct"]),
                 _pct(s["p90_ape_pct"]))
@@ -49,7 +60,7 @@ def validate(
     groups = ("source", "metric", "gpu") + (("op", "backend") if "by_op" in result else ())
     for group in groups:
         print_table(f"By {group}", (group, "rows", "predicted", "median APE", "p90 APE"), [
-            *(summary_row(name, s) for name, s in result[f"by_{group}"].items()),
+            *(summary_row(escape(name), s) for name, s in result[f"by_{group}"].items()),
             summary_row("[bold]all[/]", result["summary"]),
         ])
 
@@ -83,10 +94,15 @@ def calibrate(
     """
     from flopcast.calibration import calibrate as fit
     from flopcast.calibration import leave_one_source_out
-    from flopcast.validate.report import detect_kind
-    from flopcast.validate.training import read_rows
+    from flopcast.calibration.fit import check_output
+    from flopcast.errors import FlopcastError
+    from flopcast.validate.inputs import read_table
 
-    kind = detect_kind(read_rows(file))
+    check_output(out)
+    kind = read_table(file).kind
+    if kind == "serving":
+        raise FlopcastError(f"{file}: a serving file has no fit (allowed: a training, "
+                            "inference or kernel measurement file)")
     if kind == "kernel":
         _calibrate_kernels(file, out)
         return
@@ -98,8 +114,21 @@ def calibrate(
 
         fit, leave_one_source_out = calibrate_inference, leave_one_source_out_inference
     doc = fit(file, out)
-    console.print(f"wrote {out}: {doc['parameters_fitted']} parameters fitted; in-sample "
-                  f"median {_pct(doc['summary']['median_ape_pct'])}, p90 "
+    _print_fit(out, doc)
+    if loso:
+        held = Table(title="Leave one source out (fit without it, score it)")
+        for col in ("source", "rows", "median APE", "p90 APE"):
+            held.add_column(col)
+        for source, s in leave_one_source_out(file).items():
+            held.add_row(escape(source), str(s["rows"]), _pct(s["median_ape_pct"]),
+                         _pct(s["p90_ape_pct"]))
+        console.print(held)
+
+
+def _print_fit(out: Path, doc: dict) -> None:
+    """The in-sample fit of a training or inference calibration, per group."""
+    console.print(f"wrote {escape(str(out))}: {doc['parameters_fitted']} parameters fitted; "
+                  f"in-sample median {_pct(doc['summary']['median_ape_pct'])}, p90 "
                   f"{_pct(doc['summary']['p90_ape_pct'])} over {doc['summary']['rows']} rows")
     table = Table(title="Fit (in-sample)")
     for col in ("family", "rows", "median APE", "p90 APE", "parameters"):
@@ -112,22 +141,14 @@ def calibrate(
             table.add_row(fam + suffix, str(g["fit"]["rows"]), _pct(g["fit"]["median_ape_pct"]),
                           _pct(g["fit"]["p90_ape_pct"]), params)
     console.print(table)
-    if loso:
-        held = Table(title="Leave one source out (fit without it, score it)")
-        for col in ("source", "rows", "median APE", "p90 APE"):
-            held.add_column(col)
-        for source, s in leave_one_source_out(file).items():
-            held.add_row(source, str(s["rows"]), _pct(s["median_ape_pct"]),
-                         _pct(s["p90_ape_pct"]))
-        console.print(held)
-
 
 
 def _calibrate_kernels(file: Path, out: Path) -> None:
     from flopcast.calibration.kernels import calibrate_kernels
 
     doc = calibrate_kernels(file, out)
-    console.print(f"wrote {out}: {doc['parameters_fitted']} kernel parameters fitted")
+    console.print(f"wrote {escape(str(out))}: {doc['parameters_fitted']} kernel parameters "
+                  "fitted")
     for fam, f in doc["families"].items():
         console.print(f"{fam} ({f['gpu']}): {f['fit']['rows']} rows, in-sample median "
                       f"{_pct(f['fit']['median_ape_pct'])}, p90 {_pct(f['fit']['p90_ape_pct'])}")

@@ -11,17 +11,21 @@ larger than tp spreads the experts over the data-parallel replicas (InferenceJob
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from pydantic import ValidationError
 
 from flopcast.catalog import load_gpu, resolve_model
-from flopcast.catalog.loader import load_engine
+from flopcast.catalog.loader import inference_efficiency, load_engine
 from flopcast.errors import FlopcastError
 from flopcast.specs import System
+from flopcast.specs.efficiency import Efficiency
 from flopcast.specs.inference import InferenceJob
+from flopcast.validate.inputs import measured_value, number, shown
 from flopcast.validate.training import _int, _reason
 from flopcast.workloads.inference import estimate_inference
+from flopcast.workloads.inference.estimate import InferenceEstimate
 
 INFERENCE_METRICS = ("output_tokens_per_s_per_gpu", "output_tokens_per_s",
                      "max_output_tokens_per_s", "ttft_ms", "tpot_ms", "itl_ms",
@@ -39,8 +43,9 @@ class InferenceCase:
 
 
 def _float(row: dict, key: str) -> float | None:
-    value = (row.get(key) or "").strip()
-    return float(value) if value else None
+    """The number in ``key`` (checked against its physical range), or None when empty."""
+    value = number(row, key)
+    return None if value is None else float(value)
 
 
 def job_from_row(row: dict, calibration: str | None = None) -> InferenceJob:
@@ -69,27 +74,25 @@ def job_from_row(row: dict, calibration: str | None = None) -> InferenceJob:
 
 
 def prepare_inference_rows(rows: list[dict], calibration: str | None = None) -> list[InferenceCase]:
-    cases = []
-    for i, row in enumerate(rows):
-        rid = row.get("id") or f"row{i + 1}"
-        metric = (row.get("metric") or "").strip()
-        measured = _float(row, "value")
-        job, skipped = None, None
-        if measured is None:
-            skipped = "value is not a number"
-        elif metric not in INFERENCE_METRICS:
-            skipped = f"metric {metric!r} is not an inference metric"
-        elif not (row.get("input_len") or "").strip() or not (row.get("output_len") or "").strip():
-            skipped = ("variable-length prompts (e.g. ShareGPT): needs a request-length "
-                       "distribution, not modelled yet")
-        else:
-            try:
-                job = job_from_row(row, calibration)
-            except (FlopcastError, ValidationError, ValueError, TypeError, KeyError) as e:
-                skipped = _reason(e)
-        cases.append(InferenceCase(rid, row.get("source", ""), metric,
-                                   float("nan") if measured is None else measured, job, skipped))
-    return cases
+    """Each row as a case with its job; rows that cannot be modelled carry the reason."""
+    return [_inference_case(i, row, calibration) for i, row in enumerate(rows)]
+
+
+def _inference_case(i: int, row: dict, calibration: str | None) -> InferenceCase:
+    rid = row.get("id") or f"row{i + 1}"
+    metric = (row.get("metric") or "").strip()
+    measured, job, skipped = math.nan, None, None
+    try:
+        measured = measured_value(row)
+        if metric not in INFERENCE_METRICS:
+            raise FlopcastError(f"metric {shown(metric)} is not an inference metric")
+        if not (row.get("input_len") or "").strip() or not (row.get("output_len") or "").strip():
+            raise FlopcastError("variable-length prompts (e.g. ShareGPT): needs a request-length "
+                                "distribution, not modelled yet")
+        job = job_from_row(row, calibration)
+    except (FlopcastError, ValidationError, ValueError, TypeError, KeyError) as e:
+        skipped = _reason(e)
+    return InferenceCase(rid, row.get("source", ""), metric, measured, job, skipped)
 
 
 def predict_inference_case(case: InferenceCase, calibration: str | None = None,
@@ -98,6 +101,11 @@ def predict_inference_case(case: InferenceCase, calibration: str | None = None,
     if case.job is None:
         return None
     est = estimate_inference(case.job, calibration, efficiency_override, strict=False)
+    return estimate_metric(est, case.metric)
+
+
+def estimate_metric(est: InferenceEstimate, metric: str) -> float:
+    """An inference metric of the schema from an estimate."""
     values = {
         "output_tokens_per_s_per_gpu": est.output_tokens_per_s_per_gpu,
         "output_tokens_per_s": est.output_tokens_per_s,
@@ -105,4 +113,30 @@ def predict_inference_case(case: InferenceCase, calibration: str | None = None,
         "ttft_ms": est.ttft_ms, "tpot_ms": est.tpot_ms, "itl_ms": est.itl_ms,
         "e2e_latency_ms": est.e2e_latency_ms, "requests_per_s": est.requests_per_s,
     }
-    return values[case.metric]
+    return values[metric]
+
+
+class InferencePredictor:
+    """Predicts cases as :func:`predict_inference_case` does, with the calibrated efficiency
+    of each (GPU, engine) looked up once and each distinct job estimated once."""
+
+    def __init__(self, calibration: str | None = None) -> None:
+        self.calibration = calibration
+        self.efficiencies: dict[tuple[str, str], Efficiency] = {}
+        self.estimates: dict[str, InferenceEstimate] = {}
+
+    def efficiency(self, job: InferenceJob) -> Efficiency:
+        key = (job.system.gpu.model_dump_json(), job.engine.id)
+        if key not in self.efficiencies:
+            self.efficiencies[key] = inference_efficiency(job.system.gpu, job.engine,
+                                                          self.calibration)
+        return self.efficiencies[key]
+
+    def predict(self, case: InferenceCase) -> float | None:
+        if case.job is None:
+            return None
+        key = case.job.model_dump_json()
+        if key not in self.estimates:
+            self.estimates[key] = estimate_inference(
+                case.job, self.calibration, self.efficiency(case.job), strict=False)
+        return estimate_metric(self.estimates[key], case.metric)

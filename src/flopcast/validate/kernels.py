@@ -9,12 +9,14 @@ A row whose op, backend or dtype has no model is skipped with the reason.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from flopcast.catalog import load_gpu
 from flopcast.errors import FlopcastError
 from flopcast.physics import kernels as K
 from flopcast.specs.gpu import GPU
+from flopcast.validate.inputs import measured_value, number, shown
 
 KERNEL_OPS = ("gemm", "grouped_gemm", "attention", "decode_attention", "copy")
 #: Element bytes of GEMM operands per dtype (fp8 GEMMs take 8-bit x and W, write 16-bit y).
@@ -36,8 +38,19 @@ class KernelCase:
 
 
 def _num(row: dict, key: str, default: float | None = None) -> float | None:
-    value = (row.get(key) or "").strip()
-    return float(value) if value else default
+    """The number in ``key`` as a float (checked against its physical range), or
+    ``default`` when the cell is empty."""
+    value = number(row, key)
+    return default if value is None else float(value)
+
+
+def _need(row: dict, key: str) -> float:
+    """The number in ``key``; FlopcastError when the cell is empty."""
+    value = _num(row, key)
+    if value is None:
+        raise FlopcastError(f"{key} is empty (op {shown((row.get('op') or '').strip())} "
+                            "needs it)")
+    return value
 
 
 def predict_kernel_row(row: dict, gpu: GPU) -> float:
@@ -45,10 +58,10 @@ def predict_kernel_row(row: dict, gpu: GPU) -> float:
     op, metric = row["op"].strip(), row["metric"].strip()
     if op.startswith("power:"):
         if metric != "board_power_w":
-            raise FlopcastError(f"metric {metric!r} for {op}: expected board_power_w")
+            raise FlopcastError(f"metric {shown(metric)} for {shown(op)}: expected board_power_w")
         return float(K.board_power_w(gpu, *_power_load(op)))
     if metric != "time_ms":
-        raise FlopcastError(f"metric {metric!r}: kernel rows predict time_ms or board_power_w")
+        raise FlopcastError(f"metric {shown(metric)}: kernel rows predict time_ms or board_power_w")
     return 1e3 * float(_kernel_seconds(op, row, gpu))
 
 
@@ -57,35 +70,36 @@ def _power_load(op: str) -> tuple[float, float]:
         return POWER_LOADS[op]
     if "gemm" in op:
         return (1.0, 0.0)
-    raise FlopcastError(f"op {op!r}: no power model (known: idle, *gemm*, hbm_copy)")
+    raise FlopcastError(f"op {shown(op)}: no power model (known: idle, *gemm*, hbm_copy)")
 
 
 def _kernel_seconds(op: str, row: dict, gpu: GPU):
     dtype = (row.get("dtype") or "bf16").strip()
     backend = (row.get("backend") or "").strip() or None
     if op == "copy":
-        return K.stream_time(_num(row, "bytes"), gpu)
+        return K.stream_time(_need(row, "bytes"), gpu)
+    if op in ("gemm", "grouped_gemm", "decode_attention") and dtype not in ELEMENT_BYTES:
+        raise FlopcastError(f"dtype {shown(dtype)}: no element size (known: "
+                            f"{', '.join(ELEMENT_BYTES)})")
     if op in ("gemm", "grouped_gemm"):
-        if dtype not in ELEMENT_BYTES:
-            raise FlopcastError(f"dtype {dtype!r}: no GEMM element size")
-        m, n, k = (_num(row, c) for c in ("m", "n", "k"))
+        m, n, k = (_need(row, c) for c in ("m", "n", "k"))
         return K.gemm_time(m, n, k, gpu, dtype, ELEMENT_BYTES[dtype], out_bytes=2.0,
                            groups=_num(row, "batch", 1.0), grouped=op == "grouped_gemm")
-    b, heads = _num(row, "batch", 1.0), _num(row, "heads")
+    b, heads = _num(row, "batch", 1.0), _need(row, "heads")
     kv_heads = _num(row, "kv_heads", heads)
-    d = _num(row, "head_dim")
+    d = _need(row, "head_dim")
     if op == "decode_attention":
-        return K.decode_attention_time(b, _num(row, "kv_len"), kv_heads * 2 * d, heads,
+        return K.decode_attention_time(b, _need(row, "kv_len"), kv_heads * 2 * d, heads,
                                        ELEMENT_BYTES[dtype], gpu, backend)
     if op == "attention":
-        s = _num(row, "seq_len")
+        s = _need(row, "seq_len")
         causal = (row.get("causal") or "1").strip() not in ("0", "false", "False")
         context = (s + 1) / 2 if causal else _num(row, "kv_len", s)
         t = K.attention_time(b * s, context, heads, d, d, gpu, dtype, backend, "fwd", b)
         if (row.get("pass") or "fwd").strip() == "fwd_bwd":
             t = t + K.attention_time(b * s, context, heads, d, d, gpu, dtype, backend, "bwd", b)
         return t
-    raise FlopcastError(f"op {op!r}: no kernel model (known: {', '.join(KERNEL_OPS)})")
+    raise FlopcastError(f"op {shown(op)}: no kernel model (known: {', '.join(KERNEL_OPS)})")
 
 
 def prepare_kernel_rows(raw: list[dict], calibration: str | None = None) -> list[KernelCase]:
@@ -94,14 +108,9 @@ def prepare_kernel_rows(raw: list[dict], calibration: str | None = None) -> list
     for row in raw:
         rid, op = row.get("id", "?"), (row.get("op") or "").strip()
         metric = (row.get("metric") or "").strip()
-        predicted, skipped = None, None
+        predicted, skipped, measured = None, None, math.nan
         try:
-            measured = float(row["value"])
-        except (KeyError, ValueError, TypeError):
-            measured = float("nan")
-        try:
-            if measured != measured:  # NaN: no measured value to score against
-                raise FlopcastError(f"value {row.get('value')!r} is not a number")
+            measured = measured_value(row)
             predicted = predict_kernel_row(row, load_gpu(row["gpu"].strip(), calibration))
         except (FlopcastError, KeyError, ValueError, TypeError) as e:
             skipped = str(e)

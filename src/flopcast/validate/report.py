@@ -5,16 +5,31 @@ from __future__ import annotations
 import math
 import re
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from pydantic import ValidationError
 
 from flopcast.errors import FlopcastError
-from flopcast.validate.training import predict_case, prepare_training_rows, read_rows
+from flopcast.validate.inputs import (  # noqa: F401  (gpu_file_beside: its former home)
+    check_calibration,
+    gpu_file_beside,
+    read_table,
+    schema_of,
+    shown_measured,
+)
+from flopcast.validate.training import TrainingPredictor, _reason, prepare_training_rows
+
+#: Longest id or metric shown for a row the reader refused.
+MAX_ID_CHARS = 200
 
 
 def ape_pct(predicted: float, measured: float) -> float:
-    """Absolute percentage error, 100·|p - m|/m."""
+    """Absolute percentage error, 100·|p - m|/m (``measured`` finite and > 0)."""
+    if not (math.isfinite(measured) and measured > 0):
+        raise FlopcastError(f"measured value {measured!r}: an error needs a finite measured "
+                            "value > 0")
     return 100.0 * abs(predicted - measured) / abs(measured)
 
 
@@ -33,71 +48,62 @@ def summarize(rows: list[dict]) -> dict:
 
 
 def detect_kind(rows: list[dict]) -> str:
+    """The schema of rows read from a measurement CSV (see inputs.schema_of)."""
     if not rows:
         raise FlopcastError("the file has no rows")
-    columns = set(rows[0])
-    if "op" in columns and "metric" in columns:
-        return "kernel"
-    if "scenario" in columns and "engine" in columns:
-        return "serving"
-    if "input_len" in columns or "engine" in columns:
-        return "inference"
-    if {"metric", "value", "gpu", "num_gpus"} <= columns:
-        return "training"
-    raise FlopcastError(
-        "file: columns match neither the training nor the inference measurement schema"
-    )
+    return schema_of("file", list(rows[0]))
 
 
-def gpu_file_beside(row: dict, folder: Path) -> dict:
-    """``row`` with relative file paths resolved against the CSV's folder, when the file
-    exists there: a GPU entry file in its ``gpu`` column (`flopcast profile` writes FILE.yaml
-    and FILE.kernels.csv side by side) and a Hugging Face config.json in its ``model`` column
-    (the training schema allows one relative to the CSV's folder)."""
-    from flopcast.catalog.loader import is_gpu_file
-
-    out = dict(row)
-    for column, is_file in (("gpu", is_gpu_file), ("model", lambda v: v.endswith(".json"))):
-        value = (row.get(column) or "").strip()
-        if value and is_file(value) and not Path(value).is_absolute() \
-                and (folder / value).is_file():
-            out[column] = str(folder / value)
-    return out
-
-
-def _scored(case, predicted: float | None, **extra) -> dict:
-    """One report row: the case's id, metric, measured and predicted values, skip reason,
-    source and, when predicted, its APE."""
+def _scored(case, predict: Callable, **extra) -> dict:
+    """One report row: the case's id, metric, measured and predicted (``predict(case)``)
+    values, skip reason, source and, when predicted, its APE. A prediction the model refuses
+    or that is not a finite number > 0 skips the row with the reason."""
+    skipped = case.skipped
+    try:
+        predicted = predict(case)
+    except (FlopcastError, ValidationError, ValueError, ArithmeticError) as e:
+        predicted, skipped = None, f"no prediction: {_reason(e)}"
+    if predicted is not None and not (math.isfinite(predicted) and predicted > 0):
+        predicted, skipped = None, f"no prediction: the model gave {predicted!r}"
     row = {"id": case.id, "metric": case.metric, "measured": case.measured,
-           "predicted": predicted, "skipped": case.skipped, "source": case.source, **extra}
+           "predicted": predicted, "skipped": skipped, "source": case.source, **extra}
     if predicted is not None:
         row["ape_pct"] = ape_pct(predicted, case.measured)
     return row
 
 
-def validate_file(path: str | Path, calibration: str | None = None) -> dict:
-    """Score every row of a measurement CSV: {"kind", "rows": [...], "summary", "by_source"}."""
-    shown = read_rows(path)
-    kind = detect_kind(shown)
-    raw = [gpu_file_beside(row, Path(path).parent) for row in shown]
-    if kind == "kernel":
-        from flopcast.validate.kernels import predict_kernel_case, prepare_kernel_rows
+def _refused(row: dict, reason: str, kind: str) -> dict:
+    """The report row of a row the reader refused (inputs.row_problem gives the reason)."""
+    rid = (row.get("id") or "").strip() or "?"
+    if len(rid) > MAX_ID_CHARS:
+        rid = rid[:MAX_ID_CHARS] + "…"
+    extra = _kernel_columns(row) if kind == "kernel" else {}
+    return {"id": rid, "metric": (row.get("metric") or "").strip()[:MAX_ID_CHARS],
+            "measured": shown_measured(row), "predicted": None, "skipped": reason,
+            "source": row.get("source", ""), **extra}
 
-        out_rows = []
-        for case in prepare_kernel_rows(raw, calibration):
-            dtype = (case.row.get("dtype") or "").strip()
-            out_rows.append(_scored(case, predict_kernel_case(case), op=case.op,
-                                    op_dtype=f"{case.op} {dtype}".strip(),
-                                    backend=(case.row.get("backend") or "").strip()))
-    elif kind in ("inference", "serving"):
-        out_rows = _inference_rows(raw, kind, calibration)
-    else:
-        out_rows = [_scored(case, predict_case(case))
-                    for case in prepare_training_rows(raw, calibration)]
-    for r, source_row in zip(out_rows, shown, strict=True):
+
+def _kernel_columns(row: dict) -> dict:
+    op, dtype = (row.get("op") or "").strip(), (row.get("dtype") or "").strip()
+    return {"op": op, "op_dtype": f"{op} {dtype}".strip(),
+            "backend": (row.get("backend") or "").strip()}
+
+
+def validate_file(path: str | Path, calibration: str | None = None) -> dict:
+    """Score every row of a measurement CSV: {"kind", "rows": [...], "summary", "by_source",
+    "by_metric", "by_gpu"} (kernel files add "by_op", "by_backend")."""
+    check_calibration(calibration)
+    table = read_table(path)
+    kind = table.kind
+    out_rows = [None if problem is None else _refused(row, problem, kind)
+                for row, problem in zip(table.rows, table.problems, strict=True)]
+    scored = iter(_score_rows(kind, table.usable(), calibration))
+    out_rows = [r if r is not None else next(scored) for r in out_rows]
+    for r, source_row, line in zip(out_rows, table.rows, table.lines, strict=True):
         r["gpu"] = (source_row.get("gpu") or "").strip()
-        if isinstance(r["measured"], float) and math.isnan(r["measured"]):
-            r["measured"] = None  # strict JSON has no NaN
+        r["line"] = line
+        if isinstance(r["measured"], float) and not math.isfinite(r["measured"]):
+            r["measured"] = None  # strict JSON has no NaN or infinity
     extra = {}
     if kind == "kernel":
         extra["by_op"] = _grouped(out_rows, lambda r: r["op_dtype"])
@@ -114,6 +120,20 @@ def validate_file(path: str | Path, calibration: str | None = None) -> dict:
     }
 
 
+def _score_rows(kind: str, rows: list[dict], calibration: str | None) -> list[dict]:
+    """Report rows of the usable rows of a ``kind`` file, in order."""
+    if kind == "kernel":
+        from flopcast.validate.kernels import predict_kernel_case, prepare_kernel_rows
+
+        return [_scored(case, predict_kernel_case, **_kernel_columns(case.row))
+                for case in prepare_kernel_rows(rows, calibration)]
+    if kind in ("inference", "serving"):
+        return _inference_rows(rows, kind, calibration)
+    predictor = TrainingPredictor()
+    return [_scored(case, predictor.predict)
+            for case in prepare_training_rows(rows, calibration)]
+
+
 def source_of(row: dict) -> str:
     """The source group of a row id: 'MEGATRON_2021:3' and 'TRTLLM_TUNE-0001' give their
     prefix."""
@@ -123,22 +143,22 @@ def source_of(row: dict) -> str:
 def _inference_rows(raw: list[dict], kind: str, calibration: str | None) -> list[dict]:
     """Inference rows by the steady-state estimate; serving rows, and inference rows with
     variable lengths or an open-loop rate, by the serving simulator (one run per setup)."""
-    from flopcast.validate.inference import predict_inference_case, prepare_inference_rows
+    from flopcast.validate.inference import InferencePredictor, prepare_inference_rows
     from flopcast.validate.serving import (
         ServingPredictor,
         needs_simulation,
         prepare_serving_rows,
     )
 
-    sim = ServingPredictor(calibration)
+    sim, steady = ServingPredictor(calibration), InferencePredictor(calibration)
     out = []
     for row in raw:
         if kind == "serving" or needs_simulation(row):
             case = prepare_serving_rows([row], calibration)[0]
-            out.append(_scored(case, sim.predict(case), simulated=True))
+            out.append(_scored(case, sim.predict, simulated=True))
         else:
             case = prepare_inference_rows([row], calibration)[0]
-            out.append(_scored(case, predict_inference_case(case, calibration)))
+            out.append(_scored(case, steady.predict))
     return out
 
 

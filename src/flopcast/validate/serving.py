@@ -34,6 +34,7 @@ from flopcast.errors import FlopcastError
 from flopcast.specs import System
 from flopcast.specs.inference import InferenceJob
 from flopcast.validate.inference import _float
+from flopcast.validate.inputs import measured_value, shown
 from flopcast.validate.training import _int, _reason
 
 #: Closed-loop and online rows: requests simulated at most.
@@ -74,11 +75,11 @@ def _metric_key(metric: str) -> tuple[str, str]:
         if metric == base or metric.startswith(base + "_"):
             stat = metric[len(base) + 1:]
             if stat not in STATISTICS:
-                raise FlopcastError(f"metric {metric!r}: statistic {stat!r} not known")
+                raise FlopcastError(f"metric {shown(metric)}: statistic {shown(stat)} not known")
             return base, STATISTICS[stat]
     if metric in THROUGHPUTS:
         return metric, ""
-    raise FlopcastError(f"metric {metric!r} is not a serving metric")
+    raise FlopcastError(f"metric {shown(metric)} is not a serving metric")
 
 
 def _lengths(row: dict) -> dict:
@@ -103,7 +104,6 @@ def _lengths(row: dict) -> dict:
 def _load(row: dict) -> tuple[dict, int, int | None]:
     """(ArrivalSpec arguments, requests to simulate, closed-loop concurrency)."""
     scenario = _text(row, "scenario").lower()
-    rate = _text(row, "request_rate").lower()
     n = _int(row, "num_requests")
     conc, batch = _int(row, "concurrency"), _int(row, "batch_size")
     if scenario == "static" or (not scenario and batch):
@@ -111,16 +111,17 @@ def _load(row: dict) -> tuple[dict, int, int | None]:
             raise FlopcastError("static scenario without batch_size")
         return dict(kind="offline"), batch, None
     if scenario in ("server", "interactive"):
-        raise FlopcastError(f"scenario {scenario!r}: MLPerf server runs need the submitter's "
+        raise FlopcastError(f"scenario {shown(scenario)}: MLPerf server runs need the submitter's "
                             "target QPS (not in the row)")
     if scenario == "closed" or (not scenario and conc):
         if not conc:
             raise FlopcastError("closed scenario without concurrency")
         return dict(kind="concurrency", concurrency=conc), min(n or MAX_SIMULATED,
                                                                 MAX_SIMULATED), conc
-    if scenario == "offline" or rate in ("inf", ""):
+    rate = _float(row, "request_rate")
+    if scenario == "offline" or rate is None or math.isinf(rate):
         return dict(kind="offline"), min(n or MAX_OFFLINE, MAX_OFFLINE), None
-    return dict(kind="poisson", rate=float(rate)), min(n or MAX_SIMULATED, MAX_SIMULATED), None
+    return dict(kind="poisson", rate=rate), min(n or MAX_SIMULATED, MAX_SIMULATED), None
 
 
 def setup_from_row(row: dict, calibration: str | None = None) -> tuple:
@@ -152,16 +153,14 @@ def prepare_serving_rows(rows: list[dict], calibration: str | None = None) -> li
     for i, row in enumerate(rows):
         rid = row.get("id") or f"row{i + 1}"
         metric = _text(row, "metric")
-        measured, setup, skipped = _float(row, "value"), None, None
+        measured, setup, skipped = math.nan, None, None
         try:
-            if measured is None:
-                raise FlopcastError("value is not a number")
+            measured = measured_value(row)
             _metric_key(metric)
             setup = setup_from_row(row, calibration)
         except (FlopcastError, ValidationError, ValueError, TypeError, KeyError) as e:
             skipped = _reason(e)
-        cases.append(ServingCase(rid, row.get("source", ""), metric,
-                                 math.nan if measured is None else measured, setup, skipped))
+        cases.append(ServingCase(rid, row.get("source", ""), metric, measured, setup, skipped))
     return cases
 
 
@@ -173,10 +172,17 @@ class ServingPredictor:
         self.memo: dict = {}
 
     def summary(self, setup: tuple) -> dict:
+        """The simulation summary of ``setup``; a setup the simulator refuses raises its
+        FlopcastError again for every row of it, without simulating again."""
         job, overrides, workload = setup
         key = (job.model_dump_json(), overrides, workload)
         if key not in self.memo:
-            self.memo[key] = self._simulate(job, overrides, workload)
+            try:
+                self.memo[key] = self._simulate(job, overrides, workload)
+            except (FlopcastError, ValidationError) as e:
+                self.memo[key] = FlopcastError(_reason(e))
+        if isinstance(self.memo[key], FlopcastError):
+            raise FlopcastError(str(self.memo[key]))
         return self.memo[key]
 
     def _simulate(self, job, overrides, workload) -> dict:

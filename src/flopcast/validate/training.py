@@ -14,9 +14,7 @@ FFN), else GPT-2's 50,257-token BPE, which Megatron's and NeMo's GPT recipes use
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
-from pathlib import Path
 
 from pydantic import ValidationError
 
@@ -24,6 +22,11 @@ from flopcast.catalog import load_gpu, load_model, model_ids, resolve_model
 from flopcast.errors import FlopcastError, validation_message
 from flopcast.specs import Model, Parallelism, System, TrainingJob
 from flopcast.specs.efficiency import Efficiency
+from flopcast.validate.inputs import (
+    measured_value,
+    number,
+    read_rows,  # noqa: F401  (its former home)
+)
 from flopcast.workloads.training import training_step
 from flopcast.workloads.training.layout import Layout
 
@@ -45,10 +48,9 @@ class TrainingCase:
 
 
 def _int(row: dict, key: str, default: int | None = None) -> int | None:
-    value = (row.get(key) or "").strip()
-    if not value:
-        return default
-    return int(float(value))
+    """The whole number in ``key`` (checked against its physical range), or ``default``."""
+    value = number(row, key)
+    return default if value is None else int(value)
 
 
 def _same_shape_vocab(layers, hidden, heads, kv_heads, ffn) -> int | None:
@@ -120,10 +122,10 @@ def prepare_training_rows(rows: list[dict], calibration: str | None = None) -> l
         metric = (row.get("metric") or "").strip()
         convention = (row.get("flops_convention") or "model").strip() or "model"
         try:
-            measured = float(row["value"])
-        except (KeyError, TypeError, ValueError):
+            measured = measured_value(row)
+        except FlopcastError as e:
             cases.append(TrainingCase(rid, row.get("source", ""), metric, float("nan"),
-                                      convention, None, "value is not a number"))
+                                      convention, None, str(e)))
             continue
         job, skipped = None, None
         if metric not in TRAINING_METRICS:
@@ -144,13 +146,21 @@ def predict_case(case: TrainingCase, efficiency: Efficiency | None = None) -> fl
     """Predict the case's metric in its convention (``efficiency`` overrides the GPU's)."""
     if case.job is None:
         return None
-    job = case.job
-    system = job.system
+    system = case.job.system
     if efficiency is not None:
         system = system.model_copy(update={"gpu": system.gpu.model_copy(
             update={"efficiency": efficiency})})
-    r = training_step(job.model, system, job.precision, job.seq_len, Layout.from_job(job),
-                      job.attention_backend)
+    return case_metric(case, system, _step(case.job, system))
+
+
+def _step(job: TrainingJob, system: System) -> dict:
+    return training_step(job.model, system, job.precision, job.seq_len, Layout.from_job(job),
+                         job.attention_backend)
+
+
+def case_metric(case: TrainingCase, system: System, r: dict) -> float:
+    """The case's metric from its training step ``r`` on ``system``."""
+    job = case.job
     step = float(r["step_time_s"][0])
     n = system.num_gpus
     flops = r["model_flops_per_step" if case.convention == "model" else "hardware_flops_per_step"]
@@ -164,9 +174,17 @@ def predict_case(case: TrainingCase, efficiency: Efficiency | None = None) -> fl
     return 100 * flops_per_gpu / system.gpu.peak(job.precision.gemm_dtype)  # mfu_pct
 
 
-def read_rows(path: str | Path) -> list[dict]:
-    path = Path(path)
-    if not path.exists():
-        raise FlopcastError(f"file not found: {path}")
-    with path.open(newline="") as f:
-        return list(csv.DictReader(f))
+class TrainingPredictor:
+    """Predicts cases as :func:`predict_case` does, computing each distinct job's training
+    step once (rows that differ only in the metric or convention share it)."""
+
+    def __init__(self) -> None:
+        self.steps: dict[str, dict] = {}
+
+    def predict(self, case: TrainingCase) -> float | None:
+        if case.job is None:
+            return None
+        key = case.job.model_dump_json()
+        if key not in self.steps:
+            self.steps[key] = _step(case.job, case.job.system)
+        return case_metric(case, case.job.system, self.steps[key])
