@@ -284,7 +284,6 @@ def test_fuzz_command(name, files):
     one()
 
 
-@pytest.mark.xfail(reason="validate/calibrate readers are being hardened", strict=False)
 @pytest.mark.parametrize("command", ["validate", "calibrate"])
 def test_fuzz_measurement_files(command, files, tmp_path):
     """validate / calibrate on every hostile file, and on CSVs of hostile values."""

@@ -153,9 +153,9 @@ def test_bad_calibration_is_refused_before_any_work(tmp_path, capsys, monkeypatc
     (tmp_path / "nofamilies.yaml").write_text("description: x\n")
     (tmp_path / "broken.yaml").write_text("a: [\n")
     for cal, phrase in ((tmp_path / "none.yaml", "file not found"), (tmp_path, "not a file"),
-                        (tmp_path / "list.yaml", "not a calibration"),
+                        (tmp_path / "list.yaml", "expected a calibration"),
                         (tmp_path / "nofamilies.yaml", "not a calibration"),
-                        (tmp_path / "broken.yaml", "cannot read as YAML")):
+                        (tmp_path / "broken.yaml", "not valid YAML")):
         line = refused(capsys, "validate", csv_path, "--calibration", str(cal))
         assert "--calibration" in line and phrase in line, line
 

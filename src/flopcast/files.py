@@ -37,18 +37,19 @@ def _oneline(exc: BaseException) -> str:
     return " ".join(str(exc).split())[:300]
 
 
-def read_text(path: str | Path, what: str) -> str:
-    """The text of ``path``; ``what`` names the option or role in error messages."""
+def read_text(path: str | Path, what: str, max_bytes: int = MAX_FILE_BYTES,
+              allowed: str = "a text file") -> str:
+    """The text of ``path``; ``what`` names the option or role in error messages and
+    ``allowed`` what the file should be."""
     p = Path(path).expanduser()
     try:
         if not p.exists():
             raise FlopcastError(f"{what}: file not found: {p}")
         if p.is_dir():
-            raise FlopcastError(f"{what}: {p} is a directory, not a file")
+            raise FlopcastError(f"{what}: {p} is a directory, not a file (allowed: {allowed})")
         size = p.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise FlopcastError(f"{what}: {p} is {size:,} bytes; at most "
-                                f"{MAX_FILE_BYTES:,} are read")
+        if size > max_bytes:
+            raise FlopcastError(f"{what}: {p} is {size:,} bytes; at most {max_bytes:,} are read")
         raw = p.read_bytes()
     except OSError as e:
         raise FlopcastError(f"{what}: cannot read {_short(p)}: {e.strerror or _oneline(e)}") \
@@ -56,11 +57,16 @@ def read_text(path: str | Path, what: str) -> str:
     encoding = next((enc for bom, enc in _BOMS if raw.startswith(bom)), "utf-8")
     try:
         text = raw.decode(encoding)
-    except UnicodeDecodeError:
-        raise FlopcastError(f"{what}: {p} is not a text file (not UTF-8, nor UTF-16/32 with a "
-                            "byte-order mark)") from None
-    if "\x00" in text:
-        raise FlopcastError(f"{what}: {p} is not a text file (it contains NUL bytes)")
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        raise FlopcastError(
+            f"{what}: {p}: line {line}: byte 0x{raw[e.start]:02x} is not UTF-8 text (allowed: "
+            f"{allowed} in UTF-8, or UTF-16/32 with a byte-order mark)") from None
+    nul = text.find("\0")
+    if nul >= 0:
+        line = text.count("\n", 0, nul) + 1
+        raise FlopcastError(f"{what}: {p}: line {line}: NUL character: a binary file "
+                            f"(allowed: {allowed})")
     return text
 
 

@@ -52,11 +52,16 @@ def _calibration_families(path: str | Path | None, shipped: Path) -> dict:
     path = Path(path) if path else shipped
     if path == shipped and not path.exists():
         return {}
-    data = load_yaml_mapping(path, "calibration", "a calibration", allow_empty=True)
+    data = load_yaml_mapping(path, "--calibration", "a calibration (as flopcast calibrate writes)",
+                             allow_empty=True)
+    if path != shipped and "families" not in data:
+        raise FlopcastError(f"--calibration {path}: not a calibration (allowed: a mapping with "
+                            "a 'families' mapping of GPU family -> fitted values, as flopcast "
+                            "calibrate writes)")
     families = data.get("families") or {}
     if not isinstance(families, dict) or not all(isinstance(v, dict)
                                                  for v in families.values()):
-        raise FlopcastError(f"calibration: {path}: 'families' must map each GPU family to a "
+        raise FlopcastError(f"--calibration {path}: 'families' must map each GPU family to a "
                             "mapping of values")
     return families
 

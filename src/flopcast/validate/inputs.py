@@ -21,9 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-import yaml
-
 from flopcast.errors import FlopcastError
+from flopcast.files import read_text
 
 #: Largest measurement file read (a million rows of the published schemas is ~300 MiB).
 MAX_FILE_BYTES = 512 * 2**20
@@ -212,7 +211,7 @@ def gpu_file_beside(row: dict, folder: Path) -> dict:
 def read_table(path: str | Path) -> Table:
     """Read and check a measurement CSV (module docstring); file-level problems raise."""
     path = Path(path)
-    text = _decode(path, _read_bytes(path))
+    text = _read_text(path)
     header, records = _parse(path, text)
     kind = schema_of(path, header)
     rows, lines, problems = [], [], []
@@ -236,41 +235,13 @@ def read_rows(path: str | Path) -> list[dict[str, str]]:
     return read_table(path).rows
 
 
-def _read_bytes(path: Path) -> bytes:
-    if not path.exists():
-        raise FlopcastError(f"{path}: file not found")
-    if path.is_dir():
-        raise FlopcastError(f"{path}: is a directory (allowed: a measurement CSV file)")
-    try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise FlopcastError(f"{path}: {size / 2**20:,.0f} MiB (allowed: at most "
-                                f"{MAX_FILE_BYTES // 2**20} MiB)")
-        data = path.read_bytes()
-    except OSError as e:
-        raise FlopcastError(f"{path}: cannot read: {e.strerror or e}") from None
-    if not data.strip():
+def _read_text(path: Path) -> str:
+    """The file's text through the one safe reader (UTF-8, BOM dropped, or UTF-16/32 with a
+    BOM; no NUL; at most MAX_FILE_BYTES), refusing an empty file."""
+    text = read_text(path, "measurements", MAX_FILE_BYTES, "a measurement CSV file")
+    if not text.strip():
         raise FlopcastError(f"{path}: empty file (allowed: a header line, then one row per "
                             "measurement)")
-    return data
-
-
-def _decode(path: Path, data: bytes) -> str:
-    """The file's text: UTF-8 (BOM dropped) or UTF-16 with a BOM; no NUL characters."""
-    encoding = "utf-16" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig"
-    try:
-        text = data.decode(encoding)
-    except UnicodeDecodeError as e:
-        line = data[:e.start].count(b"\n") + 1
-        raise FlopcastError(
-            f"{path}: line {line}: byte 0x{data[e.start]:02x} at offset {e.start} is not "
-            f"{encoding.removesuffix('-sig').upper()} text (allowed: a CSV in UTF-8, or "
-            "UTF-16 with a byte-order mark)") from None
-    nul = text.find("\0")
-    if nul >= 0:
-        line = text.count("\n", 0, nul) + 1
-        raise FlopcastError(f"{path}: line {line}: NUL character: a binary file, not a CSV "
-                            "(allowed: UTF-8 text, or UTF-16 with a byte-order mark)")
     return text
 
 
@@ -338,25 +309,10 @@ def schema_of(path: str | Path, columns: list[str] | set[str]) -> str:
 
 
 def check_calibration(path: str | Path | None) -> None:
-    """Refuse a ``--calibration`` file that cannot be one, before any work is done."""
+    """Refuse a ``--calibration`` file that cannot be one, before any work is done (the
+    loader's own check: one reading path for every command)."""
     if path is None:
         return
-    path = Path(path)
-    where = f"--calibration {path}"
-    if not path.exists():
-        raise FlopcastError(f"{where}: file not found (allowed: a YAML file written by "
-                            "flopcast calibrate)")
-    if not path.is_file():
-        raise FlopcastError(f"{where}: not a file (allowed: a YAML file written by flopcast "
-                            "calibrate)")
-    try:
-        data = yaml.safe_load(path.read_bytes())
-    except (OSError, yaml.YAMLError, ValueError) as e:
-        detail = " ".join(str(getattr(e, "strerror", None) or e).split())[:200]
-        raise FlopcastError(f"{where}: cannot read as YAML: {detail}") from None
-    families = data.get("families") if isinstance(data, dict) else None
-    if not isinstance(families, dict) or not all(isinstance(v, dict)
-                                                 for v in families.values()):
-        raise FlopcastError(f"{where}: not a calibration (allowed: a mapping with a "
-                            "'families' mapping of GPU family -> fitted values, as flopcast "
-                            "calibrate writes)")
+    from flopcast.catalog.loader import load_calibration
+
+    load_calibration(path)
