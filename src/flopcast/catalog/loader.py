@@ -48,8 +48,23 @@ def model_ids() -> list[str]:
 
 
 def _calibration_families(path: str | Path | None, shipped: Path) -> dict:
-    """The ``families`` mapping of a calibration file; the shipped one may be absent."""
+    """The ``families`` mapping of a calibration file; the shipped one may be absent. Read
+    once per (file, modification time): validate asks for it once per row."""
     path = Path(path) if path else shipped
+    try:
+        mtime = path.stat().st_mtime_ns
+    except (OSError, ValueError):
+        mtime = -1
+    return _cached_families(str(path), str(shipped), mtime)
+
+
+@cache
+def _cached_families(path: str, shipped: str, _mtime: int) -> dict:
+    return _read_calibration_families(Path(path), Path(shipped))
+
+
+def _read_calibration_families(path: Path, shipped: Path) -> dict:
+    """The ``families`` mapping of a calibration file, read and checked."""
     if path == shipped and not path.exists():
         return {}
     data = load_yaml_mapping(path, "--calibration", "a calibration (as flopcast calibrate writes)",

@@ -36,20 +36,12 @@ def validate(
 
 
 def _print_rows(file: Path, result: dict) -> None:
-    """One table line per row: measured, predicted and signed error, or the skip reason
-    (text from the file is escaped, never read as rich markup)."""
-    table = Table(title=f"{escape(file.name)}: {result['kind']} rows")
-    for col in ("id", "metric", "measured", "predicted", "error"):
-        table.add_column(col, justify="left" if col in ("id", "metric") else "right")
-    for r in result["rows"]:
-        if r["predicted"] is None:
-            table.add_row(escape(r["id"]), escape(r["metric"]), _fmt(r["measured"]), "—",
-                          f"skipped: {escape(str(r['skipped']))}")
-        else:
-            signed = 100 * (r["predicted"] / r["measured"] - 1)
-            table.add_row(escape(r["id"]), escape(r["metric"]), _fmt(r["measured"]),
-                          _fmt(r["predicted"]), f"{signed:+.1f}%")
-    console.print(table)
+    """The row table(s): one per metric below 120 columns, ids folded, never cut; skip
+    reasons numbered once under the table (text from the file is never read as markup)."""
+    from flopcast.report.validation import validation_tables
+
+    for renderable in validation_tables(result, file.name, console.width):
+        console.print(renderable)
 
 
 def _print_groups(result: dict) -> None:

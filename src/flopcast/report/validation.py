@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -46,9 +47,10 @@ def validation_tables(result: dict, name: str, width: int) -> list:
     validate_file ``result`` for file ``name``, then the numbered skip reasons."""
     reasons: dict[str, int] = {}
     if width >= WIDE:
-        table = _table(f"{name}: {result['kind']} rows", with_metric=True)
+        table = _table(escape(f"{name}: {result['kind']} rows"), with_metric=True)
         for r in result["rows"]:
-            table.add_row(r["id"], r["metric"], _fmt(r["measured"]), _fmt(r["predicted"]),
+            table.add_row(Text(r["id"]), Text(r["metric"]), _fmt(r["measured"]),
+                          _fmt(r["predicted"]),
                           _error_cell(r, reasons))
         tables = [table]
     else:
@@ -58,9 +60,9 @@ def validation_tables(result: dict, name: str, width: int) -> list:
         tables = []
         for metric, rows in by_metric.items():
             noun = "row" if len(rows) == 1 else "rows"
-            table = _table(f"{name}: {metric} ({len(rows)} {noun})", with_metric=False)
+            table = _table(escape(f"{name}: {metric} ({len(rows)} {noun})"), with_metric=False)
             for r in rows:
-                table.add_row(r["id"].removesuffix(f":{metric}"), _fmt(r["measured"]),
+                table.add_row(Text(r["id"].removesuffix(f":{metric}")), _fmt(r["measured"]),
                               _fmt(r["predicted"]), _error_cell(r, reasons))
             tables.append(table)
     notes = [Text(f"[{n}] {reason}") for reason, n in reasons.items()]
