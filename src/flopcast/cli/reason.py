@@ -4,7 +4,6 @@ cost and planning follow)."""
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +28,9 @@ app.add_typer(reason_app, name="reason")
 #: Largest sample count per problem (Large Language Monkeys drew 10⁴; beyond 10⁹ the
 #: extrapolation means nothing and the float arithmetic of (1 - p)^k loses meaning too).
 MAX_SAMPLES = 10**9
+#: Largest arithmetic intensity (FLOPs per byte of HBM): B200 is 562.5 (Kinetics), no
+#: accelerator is above a few thousand.
+MAX_INTENSITY = 1e5
 #: Most bootstrap resamples (each refits the difficulty model: ~ 10 ms per model).
 MAX_REPS = 10_000
 #: Most values in one list option.
@@ -144,8 +146,9 @@ def reason_cost(
     for name, value in (("prompt-len", prompt_len), ("out-len", out_len)):
         if not 1 <= value <= MAX_SEQ_LEN:
             raise FlopcastError(f"{name}: tokens in 1..{MAX_SEQ_LEN:,}; got {echo(value)}")
-    if not (math.isfinite(intensity) and intensity > 0):
-        raise FlopcastError(f"intensity: a finite number of FLOPs per byte > 0; got {intensity}")
+    if not 0 < intensity <= MAX_INTENSITY:  # NaN too
+        raise FlopcastError(f"intensity: FLOPs per byte in (0, {MAX_INTENSITY:g}]; got "
+                            f"{intensity}")
     job = InferenceJob(model=resolve_model(model), engine=load_engine(engine), tp=gpus,
                        system=System(gpu=load_gpu(gpu), num_gpus=gpus), weights=precision)
     eff = inference_efficiency(job.system.gpu, job.engine)
