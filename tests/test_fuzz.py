@@ -2,7 +2,8 @@
 
 Each example runs the real entry point (``flopcast.cli.main``) in-process with a valid base
 command plus a few options drawn from good, boundary and hostile values, and asserts:
-exit status 0 or 2, never an uncaught exception (a traceback), a single ``error:`` line on
+exit status 0 or 2, never an uncaught exception (a traceback; NumPy's RuntimeWarnings, e.g.
+an overflow, are raised as errors), a single ``error:`` line on
 status 2, finite JSON on status 0 with ``--json``, and no run longer than HANG_S.
 
 ``FLOPCAST_FUZZ_EXAMPLES`` sets the examples per command (default keeps the suite fast;
@@ -17,6 +18,7 @@ import json
 import math
 import os
 import signal
+import warnings
 from collections import Counter
 from pathlib import Path
 
@@ -54,7 +56,10 @@ def run(argv: list[str]) -> tuple[int, str, str]:
     signal.alarm(HANG_S)
     code = 0
     try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), \
+                warnings.catch_warnings():
+            # an overflow or 0/0 that NumPy only warns about is a result nobody should see
+            warnings.simplefilter("error", RuntimeWarning)
             main(argv)
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
