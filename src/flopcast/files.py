@@ -47,10 +47,10 @@ def read_text(path: str | Path, what: str, max_bytes: int = MAX_FILE_BYTES,
             raise FlopcastError(f"{what}: file not found: {p}")
         if p.is_dir():
             raise FlopcastError(f"{what}: {p} is a directory, not a file (allowed: {allowed})")
-        size = p.stat().st_size
-        if size > max_bytes:
-            raise FlopcastError(f"{what}: {p} is {size:,} bytes; at most {max_bytes:,} are read")
-        raw = p.read_bytes()
+        with p.open("rb") as f:  # read at most max_bytes + 1: devices and FIFOs report size 0
+            raw = f.read(max_bytes + 1)
+        if len(raw) > max_bytes:
+            raise FlopcastError(f"{what}: {p} is over {max_bytes:,} bytes; at most that is read")
     except OSError as e:
         raise FlopcastError(f"{what}: cannot read {_short(p)}: {e.strerror or _oneline(e)}") \
             from None
@@ -122,6 +122,9 @@ def load_yaml_mapping(path: str | Path, what: str, kind: str = "a YAML mapping",
         raise FlopcastError(f"{what}: {path} is not valid YAML{at}: {problem}") from None
     except RecursionError:
         raise FlopcastError(f"{what}: {path} is nested too deeply") from None
+    except (ValueError, TypeError, OverflowError) as e:  # e.g. a date such as 2020-02-30
+        raise FlopcastError(f"{what}: {path}: a value YAML cannot read ({_oneline(e)})") \
+            from None
     return _mapping(data, f"{what}: {path}", kind, allow_empty)
 
 

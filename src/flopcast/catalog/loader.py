@@ -81,9 +81,21 @@ def _read_calibration_families(path: Path, shipped: Path) -> dict:
     return families
 
 
+def is_inference_calibration(families: dict) -> bool:
+    """Whether a calibration's families map engines to values (``flopcast calibrate`` on an
+    inference file) rather than efficiency values (on a training file)."""
+    return bool(families) and all(
+        isinstance(v, dict) and "efficiency" not in v and "fitted" not in v
+        and all(isinstance(e, dict) for e in v.values()) for v in families.values())
+
+
 def load_calibration(path: str | Path | None = None) -> dict[str, dict[str, float]]:
-    """Efficiency values per GPU family from a calibration file (default: the shipped one)."""
+    """Efficiency values per GPU family from a calibration file (default: the shipped one).
+    An inference calibration given here leaves the shipped training one in force: `infer`
+    and `serve` take either kind with one --calibration option."""
     families = _calibration_families(path, CALIBRATION_FILE)
+    if path and is_inference_calibration(families):
+        families = _calibration_families(None, CALIBRATION_FILE)
     out = {}
     for fam, values in families.items():
         eff = values.get("efficiency", values)
@@ -305,10 +317,25 @@ def load_engine(name: str) -> Engine:
 
 
 def load_inference_calibration(path: str | Path | None = None) -> dict:
-    """{family: {engine id: {efficiency field: value}}} from an inference calibration file."""
+    """{family: {engine id: {efficiency field: value}}} from an inference calibration file; a
+    training calibration given here leaves the shipped inference one in force (it already
+    applies through the GPU's efficiency)."""
     families = _calibration_families(path, INFERENCE_CALIBRATION_FILE)
-    return {fam: {eng: dict(v.get("efficiency", v)) for eng, v in engines.items()}
-            for fam, engines in families.items()}
+    if path and not is_inference_calibration(families):
+        families = _calibration_families(None, INFERENCE_CALIBRATION_FILE)
+    out: dict = {}
+    for fam, engines in families.items():
+        out[fam] = {}
+        for eng, values in engines.items():
+            eff = values.get("efficiency", values) if isinstance(values, dict) else None
+            if not isinstance(eff, dict) or "efficiency" in engines:
+                raise FlopcastError(
+                    f"--calibration {path}: not an inference calibration (families.{fam}."
+                    f"{eng} must map efficiency fields to values per engine, as `flopcast "
+                    "calibrate inference.csv` writes; a training calibration applies to "
+                    "train and plan)")
+            out[fam][eng] = dict(eff)
+    return out
 
 
 def inference_calibration_source(gpu: GPU, engine: Engine,

@@ -104,7 +104,7 @@ def infer(
         pp=pp, ep=ep, weights=precision, kv_format=kv_precision, input_len=input_len,
         output_len=output_len, mode=mode, batch=size,
     )
-    est = estimate_inference(job)
+    est = estimate_inference(job, str(calibration) if calibration else None)
     warn_beyond_context(job.model, input_len + output_len, "--input-len + --output-len")
     out = est.to_dict() | {"expected_error": expected_error("inference", [the_gpu.family])}
     ensure_finite(out, "estimate")

@@ -8,9 +8,26 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 
 def _takes_number_not_bool(annotation) -> bool:
-    """Whether a field annotated ``annotation`` holds an int or float but never a bool."""
-    args = set(typing.get_args(annotation)) or {annotation}
-    return bool(args & {int, float}) and bool not in args
+    """Whether a field annotated ``annotation`` holds ints or floats (also inside lists and
+    dicts) but never a bool."""
+    seen, stack = set(), [annotation]
+    while stack:
+        a = stack.pop()
+        args = typing.get_args(a)
+        stack.extend(args)
+        seen.add(a)
+    return bool(seen & {int, float}) and bool not in seen
+
+
+def _holds_bool(value) -> bool:
+    """Whether ``value`` is a bool or a list/dict holding one (as a value)."""
+    if isinstance(value, bool):
+        return True
+    if isinstance(value, dict):
+        return any(_holds_bool(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_holds_bool(v) for v in value)
+    return False
 
 
 class Spec(BaseModel):
@@ -35,6 +52,6 @@ class Spec(BaseModel):
         if isinstance(data, dict):
             for name, field in cls.model_fields.items():
                 value = data.get(name)
-                if isinstance(value, bool) and _takes_number_not_bool(field.annotation):
+                if _takes_number_not_bool(field.annotation) and _holds_bool(value):
                     raise ValueError(f"{name}: expected a number; got {value}")
         return data

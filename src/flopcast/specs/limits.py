@@ -1,8 +1,9 @@
 """Physical ranges of inputs: values beyond them describe no model or cluster that exists or
 is planned, and would only make a search unbounded or a float overflow.
 
-Each bound sits orders of magnitude above the largest real value (cited), so no real question
-is refused; a value beyond one gets a one-line error naming the field, the value and the bound.
+Each physical bound sits orders of magnitude above the largest real value (cited), so no real
+question is refused; MAX_REQUESTS is a run-time cap instead (a longer trace is better split). A
+value beyond one gets a one-line error naming the field, the value and the bound.
 """
 
 #: Transformer layers. Largest published dense/MoE models have ≤ 128 (Llama 3.1 405B: 126;

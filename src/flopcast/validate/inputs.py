@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from flopcast.errors import FlopcastError
-from flopcast.files import read_text
+from flopcast.files import path_exists, read_text
 
 #: Largest measurement file read (a million rows of the published schemas is ~300 MiB).
 MAX_FILE_BYTES = 512 * 2**20
@@ -203,7 +203,7 @@ def gpu_file_beside(row: dict, folder: Path) -> dict:
     for column, is_file in (("gpu", is_gpu_file), ("model", lambda v: v.endswith(".json"))):
         value = (row.get(column) or "").strip()
         if value and is_file(value) and not Path(value).is_absolute() \
-                and (folder / value).is_file():
+                and path_exists(str(folder / value)) and (folder / value).is_file():
             out[column] = str(folder / value)
     return out
 

@@ -158,6 +158,7 @@ def choose(opts: Options, cost_key: str, target: float | None = None,
 def difficulty_bins(samples: SampleSet, n_bins: int) -> np.ndarray:
     """Bin of each problem (0 = easiest): quantiles of its estimated pass@1 c_i/n_i (Snell et
     al. 2024 §3.2, 'oracle' difficulty: quantiles of the base model's pass@1)."""
+    n_bins = min(n_bins, samples.n_problems)  # never an empty bin
     p1 = samples.correct / samples.samples
     order = np.argsort(-p1, kind="stable")
     bins = np.empty(p1.size, int)
