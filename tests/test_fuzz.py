@@ -32,6 +32,9 @@ EXAMPLES = int(os.environ.get("FLOPCAST_FUZZ_EXAMPLES", "25"))
 HANG_S = 10
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 TRIED: Counter = Counter()
+#: The shipped calibrations: each kind must be accepted (or refused in one line) everywhere.
+CALIBRATIONS = sorted((Path(__file__).resolve().parents[1] / "src" / "flopcast" /
+                       "calibration").glob("*.yaml"))
 
 # Values anyone can type where a number goes: boundaries, non-finite, overflowing, malformed.
 HOSTILE_NUMBERS = ["0", "-1", "-0", "nan", "inf", "-inf", "1e400", "1e30", "1e-30", "0.5",
@@ -128,6 +131,7 @@ def _write_files(root: Path) -> dict[str, list[str]]:
         "families.yaml": b"families: [1, 2]\n", "families2.yaml": b"families:\n  hopper: 3\n",
         "eff.yaml": b"families:\n  hopper:\n    efficiency:\n      gemm_fraction: .nan\n",
         "gpu.yaml": b"id: x\nfamily: hopper\nname: x\n", "empty.csv": b"",
+        "date.yaml": b"families:\n  hopper:\n    date: 2020-02-30\n",
         "header.csv": b"a,b,c\n1,2,3\n", "binary.csv": bytes(range(256)) * 4,
         "bom.csv": b"\xef\xbb\xbfmodel,benchmark,problem,samples,correct\nm,b,p,10,3\n",
         "neg.csv": b"model,benchmark,problem,samples,correct\nm,b,p,-10,3\n",
@@ -144,6 +148,7 @@ def _write_files(root: Path) -> dict[str, list[str]]:
     (root / "dir.json").mkdir(exist_ok=True)
     files = [str(root / n) for n in [*texts, "dir.yaml", "dir.json"]]
     files += [str(root / "missing.yaml"), str(root / "missing.json"), str(root / ("x" * 300))]
+    files += [p for p in ("/dev/zero", *(str(c) for c in CALIBRATIONS)) if Path(p).exists()]
     return {"model": [f for f in files if f.endswith((".json", ".yaml"))] + files[:3],
             "any": files}
 

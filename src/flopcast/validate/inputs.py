@@ -24,8 +24,9 @@ from typing import NamedTuple
 from flopcast.errors import FlopcastError
 from flopcast.files import path_exists, read_text
 
-#: Largest measurement file read (a million rows of the published schemas is ~300 MiB).
-MAX_FILE_BYTES = 512 * 2**20
+#: Largest measurement file read: 64 MiB is ~200,000 rows of the published schemas (~300
+#: bytes a row), hours of validation; a larger campaign is better split.
+MAX_FILE_BYTES = 64 * 2**20
 #: Longest CSV field (the csv module's default limit): a longer one is a file-level error.
 MAX_FIELD_CHARS = 131_072
 #: Longest cell of a column that names something (id, model, gpu, engine, …).
