@@ -7,9 +7,11 @@ Defaults for unstated fields: dp = gpus/(tp·pp·cp); pp, cp, ep, vp = 1; etp (o
 Megatron's --expert-tensor-parallel-size) = tp; sp = on when tp > 1
 (Megatron/NeMo's recommended setting); zero_stage = 1 (Megatron's distributed optimizer);
 micro_batch = 1 (Megatron's default); global_batch = micro_batch·dp; recompute = none
-(Megatron's default); gpus_per_node = the GPU entry's NVLink domain. An empty vocab takes
-the vocabulary of the catalog model with the same shape (layers, hidden, heads, KV heads,
-FFN), else GPT-2's 50,257-token BPE, which Megatron's and NeMo's GPT recipes use.
+(Megatron's default); gpus_per_node = the GPU entry's NVLink domain; framework =
+megatron, or fsdp when the row shards gradients or parameters (:func:`framework_of_row`).
+An empty vocab takes the vocabulary of the catalog model with the same shape (layers,
+hidden, heads, KV heads, FFN), else GPT-2's 50,257-token BPE, which Megatron's and NeMo's
+GPT recipes use.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from flopcast.catalog import load_gpu, load_model, model_ids, resolve_model
 from flopcast.errors import FlopcastError, validation_message
 from flopcast.specs import Model, Parallelism, System, TrainingJob
 from flopcast.specs.efficiency import Efficiency
+from flopcast.specs.training import DEFAULT_FRAMEWORK
 from flopcast.validate.inputs import (
     measured_value,
     number,
@@ -86,10 +89,24 @@ def model_from_row(row: dict) -> Model:
     return Model.model_validate(fields)
 
 
+def framework_of_row(row: dict) -> str:
+    """The row's ``framework``; when empty, Megatron-LM (the schema's default) unless the row
+    shards gradients or parameters (zero_stage 2 or 3): Megatron-LM's own data parallelism
+    shards at most the optimizer states (its distributed optimizer, ZeRO-1: Megatron-Core
+    docs, "Distributed Optimizer"), and the schema names stage 3 "FSDP FULL_SHARD", so such a
+    run used PyTorch FSDP (or DeepSpeed), whose eager kernels are not Megatron's fused ones:
+    the ``fsdp`` profile."""
+    named = (row.get("framework") or "").strip()
+    if named:
+        return named
+    return "fsdp" if (_int(row, "zero_stage", 1) or 0) >= 2 else DEFAULT_FRAMEWORK
+
+
 def job_from_row(row: dict, calibration: str | None = None) -> TrainingJob:
     """The training job a row describes (module docstring lists the defaults)."""
     model = model_from_row(row)
-    gpu = load_gpu(row["gpu"].strip(), calibration)
+    framework = framework_of_row(row)
+    gpu = load_gpu(row["gpu"].strip(), calibration, framework)
     system = System(gpu=gpu, num_gpus=_int(row, "num_gpus"),
                     gpus_per_node=_int(row, "gpus_per_node"))
     sp = _int(row, "sp")
@@ -103,6 +120,7 @@ def job_from_row(row: dict, calibration: str | None = None) -> TrainingJob:
     return TrainingJob(
         model=model, system=system, parallelism=Parallelism(**parallel),
         seq_len=_int(row, "seq_len", 2048), precision=(row.get("precision") or "bf16").strip(),
+        framework=framework,
     )
 
 
