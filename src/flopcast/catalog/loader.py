@@ -12,6 +12,7 @@ from flopcast.errors import FlopcastError, validation_message
 from flopcast.files import load_json_mapping, load_yaml_mapping, path_exists, read_text
 from flopcast.specs.efficiency import Efficiency
 from flopcast.specs.engine import Engine
+from flopcast.specs.framework import Framework
 from flopcast.specs.gpu import GPU
 from flopcast.specs.kernels import KernelProfile
 from flopcast.specs.model import Model
@@ -20,6 +21,9 @@ CATALOG_DIR = Path(__file__).parent
 GPU_DIR = CATALOG_DIR / "gpus"
 MODEL_DIR = CATALOG_DIR / "models"
 ENGINE_DIR = CATALOG_DIR / "engines"
+FRAMEWORK_DIR = CATALOG_DIR / "frameworks"
+#: The framework a training job uses when none is named (flopcast's reference counting).
+DEFAULT_FRAMEWORK = "megatron"
 CALIBRATION_FILE = CATALOG_DIR.parent / "calibration" / "default.yaml"
 INFERENCE_CALIBRATION_FILE = CATALOG_DIR.parent / "calibration" / "inference.yaml"
 KERNEL_PRIORS_DIR = CATALOG_DIR / "kernels"
@@ -314,6 +318,35 @@ def load_engine(name: str) -> Engine:
     if engine is None:
         raise FlopcastError(f"engine: unknown {name!r}; known: {', '.join(engine_ids())}")
     return engine
+
+
+@cache
+def _frameworks() -> dict[str, Framework]:
+    out = {}
+    for path in sorted(FRAMEWORK_DIR.glob("*.yaml")):
+        try:
+            framework = Framework.model_validate(yaml.safe_load(path.read_text()))
+        except ValidationError as e:
+            raise FlopcastError(f"{path}: {validation_message(e)}") from None
+        for name in [framework.id, *framework.aliases]:
+            out[name.lower()] = framework
+    return out
+
+
+def framework_ids() -> list[str]:
+    return sorted({f.id for f in _frameworks().values()})
+
+
+def load_framework(name: str | None = None) -> Framework:
+    """A training framework profile by id or alias (case-insensitive), e.g. 'megatron',
+    'hf-transformers', 'torchtitan' (= fsdp); None or empty = megatron."""
+    key = (name or DEFAULT_FRAMEWORK).strip().lower() or DEFAULT_FRAMEWORK
+    framework = _frameworks().get(key) if len(key) <= MAX_ID_CHARS else None
+    if framework is None:
+        aliases = sorted(k for k in _frameworks() if k not in framework_ids())
+        raise FlopcastError(f"framework: unknown {name!r}; known: {', '.join(framework_ids())} "
+                            f"(aliases: {', '.join(aliases)})")
+    return framework
 
 
 def load_inference_calibration(path: str | Path | None = None) -> dict:

@@ -209,7 +209,7 @@ def _search_slab(model, system, precision, seq_len, global_batch, axes):
         return None, None, rejected
     lay = _layout(g, dp, m)
     with np.errstate(all="ignore"):  # invalid grid points may divide by zero; dropped below
-        res = training_step(model, system, precision, seq_len, lay)
+        res = training_step(model, system, precision, seq_len, lay, detail=False)
     where = np.nonzero(valid)
     flat_index = np.flatnonzero(valid)
 

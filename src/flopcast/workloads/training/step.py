@@ -16,13 +16,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from flopcast.catalog.loader import load_framework
 from flopcast.physics import comm, kernels, layer, memory
 from flopcast.physics import flops as F
 from flopcast.physics.pipeline import layers_per_stage, micro_batches_in_flight, pipeline_time
+from flopcast.specs.framework import Framework
 from flopcast.specs.model import Model
 from flopcast.specs.precision import Precision
 from flopcast.specs.system import System
 from flopcast.workloads.training.layout import Layout
+from flopcast.workloads.training.phases import training_memory
 
 #: Adam update traffic per parameter: read the 16-bit gradient (2), read and write the fp32
 #: master weight, momentum and variance (3·8), write the 16-bit weight (2) = 28 bytes
@@ -38,12 +41,18 @@ def training_numerics(precision: Precision) -> layer.Numerics:
                           precision.activation_bytes, cast_bytes=low)
 
 
-def training_attention_backend(gpu, requested: str | None = None) -> str:
-    """The attention kernel of a training run: the job's, else the family calibration's when
-    this GPU's kernel profile has it, else the profile's default."""
+def training_attention_backend(gpu, requested: str | None = None,
+                               framework: Framework | None = None) -> str:
+    """The attention kernel of a training run: the job's, else the framework's for this GPU
+    family (or its 'default') when the kernel profile has it, else the family calibration's
+    when the profile has it, else the profile's default."""
     calibrated = gpu.efficiency.training_attention_backend
     if requested:
         return requested
+    chosen = framework.attention_backends if framework else {}
+    own = chosen.get(gpu.family, chosen.get("default"))
+    if own in gpu.kernels.attention:
+        return own
     if calibrated in gpu.kernels.attention:
         return calibrated
     return gpu.kernels.default_attention
@@ -119,16 +128,21 @@ def _head_time(model: Model, system: System, precision: Precision, seq_len, lay:
 
 
 def training_step(model: Model, system: System, precision: Precision, seq_len,
-                  lay: Layout, attention_backend: str | None = None) -> dict[str, np.ndarray]:
+                  lay: Layout, attention_backend: str | None = None,
+                  framework: Framework | None = None,
+                  detail: bool = True) -> dict[str, np.ndarray]:
     """Time, memory and FLOPs of one optimizer step for each configuration in ``lay``.
 
-    ``attention_backend``: the attention kernel (default: the family's calibrated training
-    backend, else the kernel profile's default)."""
+    ``attention_backend``: the attention kernel (default: the framework's for this GPU
+    family, else the family's calibrated training backend, else the kernel profile's
+    default); ``framework``: the training framework profile (default: megatron); without
+    ``detail`` memory is only its totals (phases.training_memory), as the planner needs."""
+    framework = framework or load_framework()
     gpu, eff = system.gpu, system.gpu.efficiency
     seq_len = np.asarray(seq_len, dtype=float)
     n_layers_stage = layers_per_stage(model.num_layers, lay.pp, lay.vp, lay.extra_slots)
     moe_fraction = model.num_moe_layers / model.num_layers
-    backend = training_attention_backend(gpu, attention_backend)
+    backend = training_attention_backend(gpu, attention_backend, framework)
     parts = _layer_times(model, system, precision, seq_len, lay, False, backend)
     if model.is_moe:
         moe_parts = _layer_times(model, system, precision, seq_len, lay, True, backend)
@@ -210,8 +224,10 @@ def training_step(model: Model, system: System, precision: Precision, seq_len,
     hardware_flops = F.training_flops_per_token(model, seq_len, "hardware",
                                                 lay.recompute) * tokens_step
 
-    mem = _memory(model, system, precision, seq_len, lay, first_p, last_p, expert_p,
-                  n_layers_stage, moe_fraction)
+    in_flight = micro_batches_in_flight(lay.pp, lay.num_micro_batches, lay.vp, lay.schedule)
+    mem = training_memory(model, framework, precision, seq_len, lay, (first_p, last_p, expert_p),
+                          n_layers_stage, in_flight, moe_fraction, eff.runtime_reserved_bytes,
+                          gpu.hbm_bytes, detail)
 
     bubble = pipe - m * stage_time
     out = dict(
@@ -236,69 +252,3 @@ def training_step(model: Model, system: System, precision: Precision, seq_len,
     arrays = {k: np.asarray(v, dtype=float) for k, v in out.items()}
     shape = np.broadcast_shapes(*(a.shape for a in arrays.values()))
     return {k: np.broadcast_to(a, shape) for k, a in arrays.items()}
-
-
-def _activations(model, precision, seq_len, lay, n_layers_stage, moe_fraction):
-    """Activation bytes per GPU on the first and on the last pipeline stage.
-
-    Under full recomputation each layer keeps only its input; backward rebuilds one layer's
-    activations at a time (Korthikanti et al. 2022 §4.3), whose first tensor, the input of
-    its first norm, is that kept input: the working set adds the rest of the layer's
-    activations, so recomputation never holds more than storing everything would."""
-    tokens = lay.micro_batch * seq_len / lay.cp
-    ab = precision.activation_bytes
-
-    def per_layer(recompute):
-        a = memory.activation_bytes_per_token_layer(model, seq_len, lay.tp, lay.sp, recompute, ab)
-        if model.is_moe:
-            a_moe = memory.activation_bytes_per_token_layer(model, seq_len, lay.tp, lay.sp,
-                                                            recompute, ab, moe_layer=True)
-            a = (1 - moe_fraction) * a + moe_fraction * a_moe
-        return a * tokens
-
-    stored = per_layer(lay.recompute)
-    working = np.where(lay.recompute == 2,
-                       per_layer(np.zeros_like(lay.recompute)) - stored, 0.0)
-    in_flight = micro_batches_in_flight(lay.pp, lay.num_micro_batches, lay.vp, lay.schedule)
-    logits = tokens * memory.logits_bytes_per_token(model, lay.tp, ab)
-    single = lay.pp == 1
-    act_first = n_layers_stage * stored * in_flight + working + np.where(single, logits, 0.0)
-    act_last = n_layers_stage * stored + working + logits
-    return act_first, act_last
-
-
-def _memory(model, system, precision, seq_len, lay, first_p, last_p, expert_p, n_layers_stage,
-            moe_fraction):
-    """Bytes per GPU on the first and last pipeline stage; the larger is reported."""
-    eff = system.gpu.efficiency
-    dense_shards = lay.dp * lay.cp
-    expert_shards = np.maximum(lay.tp * dense_shards / (lay.etp * lay.ep), 1)  # edp
-    act_first, act_last = _activations(model, precision, seq_len, lay, n_layers_stage,
-                                       moe_fraction)
-    other, expert = memory.layer_param_counts(model)
-    layer_p = other / lay.tp + expert / (lay.etp * lay.ep)
-    extra_first, extra_last = memory.stage_extra_unit_params(model, lay.tp, lay.pp)
-    result = {}
-    for name, non_expert, act, extra in (("first", first_p, act_first, extra_first),
-                                         ("last", last_p, act_last, extra_last)):
-        w, g, o = memory.model_state_bytes(non_expert, expert_p, precision, lay.zero,
-                                           dense_shards, expert_shards, lay.offload)
-        # ZeRO-2/3: the sharded gradients (and ZeRO-3 weights) of the units in flight are
-        # materialised whole (physics/memory.zero_transient_bytes).
-        share = memory.zero_units_in_flight_fraction(layer_p, extra, non_expert + expert_p)
-        gathered_w, gathered_g = memory.zero_transient_bytes(
-            non_expert, expert_p, precision, lay.zero, dense_shards, expert_shards, share)
-        temp = gathered_w + gathered_g + eff.runtime_reserved_bytes
-        result[name] = dict(weights=w, gradients=g, optimizer=o, activations=act, temporary=temp)
-    total_first = sum(result["first"].values())
-    total_last = sum(result["last"].values())
-    first_is_max = total_first >= total_last
-    out = {f"memory_{k}_bytes": np.where(first_is_max, result["first"][k], result["last"][k])
-           for k in result["first"]}
-    for stage in ("first", "last"):
-        for k, v in result[stage].items():
-            out[f"memory_{stage}_stage_{k}_bytes"] = v
-    out["memory_total_bytes"] = np.maximum(total_first, total_last)
-    out["memory_largest_stage"] = np.where(first_is_max, 0.0, lay.pp - 1.0)
-    out["memory_capacity_bytes"] = system.gpu.hbm_bytes
-    return out
