@@ -27,10 +27,6 @@ from flopcast.specs.system import System
 from flopcast.workloads.training.layout import Layout
 from flopcast.workloads.training.phases import training_memory
 
-#: Adam update traffic per parameter: read the 16-bit gradient (2), read and write the fp32
-#: master weight, momentum and variance (3·8), write the 16-bit weight (2) = 28 bytes
-#: (memory-bound; Megatron's distributed optimizer does it on each rank's shard).
-ADAM_UPDATE_BYTES_PER_PARAM = 28
 
 def training_numerics(precision: Precision) -> layer.Numerics:
     """Number formats of a training recipe for the layer-cost model: low-precision recipes
@@ -59,18 +55,23 @@ def training_attention_backend(gpu, requested: str | None = None,
 
 
 def _layer_times(model: Model, system: System, precision: Precision, seq_len, lay: Layout,
-                 moe: bool, backend: str | None):
+                 moe: bool, backend: str | None, framework: Framework):
     """Forward and backward seconds of one layer for one micro-batch, by part (costs from
-    physics/layer.py; overlap of communication with compute is decided here)."""
+    physics/layer.py; overlap of communication with compute is decided here). Element-wise
+    work is the framework's own count when it runs unfused kernels (specs/framework.py)."""
     eff = system.gpu.efficiency
     tokens = lay.micro_batch * seq_len / lay.cp
     place = layer.Placement(tp=lay.tp, sp=lay.sp, cp=lay.cp, ep=lay.ep, etp=lay.etp)
+    own = framework.elementwise
+    counted = None if own is None else (
+        layer.counted_elementwise_bytes_per_token(model, own.bytes_per_width, place), own.kernels)
     batch = layer.Batch(prefill_tokens=tokens,
                         prefill_context=F.attention_context(model, seq_len, causal=True),
                         prefill_sequences=lay.micro_batch)
     cost = layer.layer_cost(model, system, eff, place, training_numerics(precision), batch, moe,
                             backend=backend, fixed=eff.kernel_fixed_cost_scale, backward=True,
-                            elementwise_factor=eff.elementwise_traffic_factor)
+                            elementwise_factor=eff.elementwise_traffic_factor,
+                            elementwise_counted=counted)
     gemm, attn, elem = cost["gemm"], cost["attention"], cost["elementwise"]
     tp_one = cost["tp_comm"]  # two collectives per direction
     # Overlapped (chunked GEMM + transfer): communication hides only behind the GEMMs it runs
@@ -118,13 +119,36 @@ def _layer_times(model: Model, system: System, precision: Precision, seq_len, la
     )
 
 
-def _head_time(model: Model, system: System, precision: Precision, seq_len, lay: Layout):
-    """LM head GEMM and cross-entropy, forward + backward (physics/layer.py)."""
+def _head_time(model: Model, system: System, precision: Precision, seq_len, lay: Layout,
+               framework: Framework):
+    """LM head GEMM and cross-entropy, forward + backward (physics/layer.py), the loss moving
+    the framework's bytes per logit."""
     tokens = lay.micro_batch * seq_len / lay.cp
     num = training_numerics(precision)
     fixed = system.gpu.efficiency.kernel_fixed_cost_scale
+    per_logit = framework.loss_traffic_bytes_per_logit
     return (layer.lm_head_time(model, system.gpu, num, tokens, lay.tp, fixed)
-            + layer.lm_head_time(model, system.gpu, num, tokens, lay.tp, fixed, "bwd"))
+            + layer.lm_head_time(model, system.gpu, num, tokens, lay.tp, fixed, "bwd",
+                                 per_logit))
+
+
+def _weight_traffic(model: Model, gpu, framework: Framework, lay: Layout, n_layers_stage,
+                    stage_p):
+    """Seconds per micro-batch of a framework's weight-sized element-wise work: autocast's
+    casts of the fp32 GEMM weights to the compute dtype and of their gradients back (once per
+    forward, backward and recomputed forward, one kernel per weight), and the addition of each
+    micro-batch's gradients after the first into the kept ones (spread over the micro-batches).
+    Zero for Megatron (16-bit weights, gradients accumulated by the wgrad GEMM)."""
+    gemms = memory.gemm_weight_params(model, lay.tp, n_layers_stage, True)
+    passes = 2.0 + (lay.recompute == 2)
+    weights_per_layer = len(F.dense_layer_gemms(model))
+    casts = np.where(framework.weight_cast_traffic_bytes_per_param > 0, kernels.stream_time(
+        passes * framework.weight_cast_traffic_bytes_per_param * gemms, gpu,
+        passes * (weights_per_layer * n_layers_stage + 1)), 0.0)
+    m = lay.num_micro_batches
+    adds = framework.gradient_accumulation_bytes_per_param * stage_p
+    accumulate = np.where((m > 1) & (adds > 0), (m - 1) / m * kernels.stream_time(adds, gpu), 0.0)
+    return casts + accumulate
 
 
 def training_step(model: Model, system: System, precision: Precision, seq_len,
@@ -143,12 +167,13 @@ def training_step(model: Model, system: System, precision: Precision, seq_len,
     n_layers_stage = layers_per_stage(model.num_layers, lay.pp, lay.vp, lay.extra_slots)
     moe_fraction = model.num_moe_layers / model.num_layers
     backend = training_attention_backend(gpu, attention_backend, framework)
-    parts = _layer_times(model, system, precision, seq_len, lay, False, backend)
+    parts = _layer_times(model, system, precision, seq_len, lay, False, backend, framework)
     if model.is_moe:
-        moe_parts = _layer_times(model, system, precision, seq_len, lay, True, backend)
+        moe_parts = _layer_times(model, system, precision, seq_len, lay, True, backend,
+                                 framework)
         parts = {k: (1 - moe_fraction) * parts[k] + moe_fraction * moe_parts[k] for k in parts}
     layers = {k: n_layers_stage * v for k, v in parts.items()}
-    head = _head_time(model, system, precision, seq_len, lay)
+    head = _head_time(model, system, precision, seq_len, lay, framework)
     domain = system.domain_size
     ab = precision.activation_bytes
     tokens = lay.micro_batch * seq_len / lay.cp
@@ -163,7 +188,11 @@ def training_step(model: Model, system: System, precision: Precision, seq_len,
     pp_bytes = tokens * model.hidden_size * ab / np.where(lay.sp, lay.tp, 1)
     pp_comm = np.where(lay.pp > 1, 2 * lay.vp * comm.p2p_time(pp_bytes, pp_bw, pp_lat), 0.0)
 
-    stage_compute = layers["compute"] + head
+    first_p, last_p, expert_p = memory.stage_param_counts(model, lay.tp, lay.pp, lay.ep, lay.vp,
+                                                          lay.etp, lay.extra_slots)
+    stage_p = np.maximum(first_p, last_p) + expert_p
+    stage_compute = layers["compute"] + head + _weight_traffic(model, gpu, framework, lay,
+                                                               n_layers_stage, stage_p)
     stage_time = stage_compute + layers["tp_comm"] + layers["cp_comm"] + layers["ep_comm"] + pp_comm
     m = lay.num_micro_batches
     pipe = pipeline_time(stage_time, lay.pp, m, lay.vp)
@@ -174,9 +203,6 @@ def training_step(model: Model, system: System, precision: Precision, seq_len,
     # the last micro-batch (ZeRO 0-2) or with each micro-batch (ZeRO-3), as PyTorch DDP/FSDP
     # and Megatron's overlap-grad-reduce do; the last bucket cannot hide (1/layers of it), and
     # overlapped kernels still cost dp_overlap_exposed_fraction of their time.
-    first_p, last_p, expert_p = memory.stage_param_counts(model, lay.tp, lay.pp, lay.ep, lay.vp,
-                                                          lay.etp, lay.extra_slots)
-    stage_p = np.maximum(first_p, last_p) + expert_p
     dp_group = lay.dp * lay.cp
     dp_bw = comm.group_bandwidth(dp_group, lay.tp, domain, gpu.scale_up_bandwidth,
                                  system.network_bandwidth, eff)
@@ -184,7 +210,9 @@ def training_step(model: Model, system: System, precision: Precision, seq_len,
     # the ring's (n-1)·latency is paid per layer.
     dp_lat = n_layers_stage * comm.group_latency(dp_group, lay.tp, domain, gpu.nvlink_latency_s,
                                                  system.network_latency_s)
-    wb, gb = precision.weight_bytes, precision.weight_bytes
+    # Parameters travel in the compute copy; gradients in the framework's gradient dtype.
+    wb = precision.weight_bytes
+    gb = framework.gradient_bytes or precision.weight_bytes
     grad_ar = comm.all_reduce_time(stage_p * gb, dp_group, dp_bw, dp_lat)
     grad_rs = comm.reduce_scatter_time(stage_p * gb, dp_group, dp_bw, dp_lat)
     param_ag = comm.all_gather_time(stage_p * wb, dp_group, dp_bw, dp_lat)
@@ -203,7 +231,7 @@ def training_step(model: Model, system: System, precision: Precision, seq_len,
     # Optimizer: Adam over this rank's shard (memory-bound), or on the host (ZeRO-Offload).
     shards = np.where(lay.zero >= 1, dp_group, 1)
     shard_params = stage_p / shards
-    gpu_adam = kernels.stream_time(shard_params * ADAM_UPDATE_BYTES_PER_PARAM, gpu)
+    gpu_adam = kernels.stream_time(shard_params * framework.optimizer_update_bytes_per_param, gpu)
     host_adam = shard_params * (gb + wb) / gpu.pcie_bandwidth + (
         shard_params / eff.cpu_adam_params_per_s
     )
