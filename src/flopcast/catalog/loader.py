@@ -288,7 +288,10 @@ def resolve_model(ref: str) -> Model:
             from flopcast.catalog.hf_config import model_from_hf_config
 
             config = load_json_mapping(path, "model", "a Hugging Face config.json")
-            return model_from_hf_config(config, name=path.parent.name or path.stem)
+            # A model directory's config.json is named after its folder; any other file
+            # (hf_configs/qwen2.5-0.5b.json) after itself.
+            named = path.parent.name if path.name == "config.json" else path.stem
+            return model_from_hf_config(config, name=named or path.stem)
         data = load_yaml_mapping(path, "model", "a flopcast model entry")
         return _model_from_mapping(data, str(path))
     return load_model(ref)

@@ -12,6 +12,7 @@ from rich.table import Table
 from flopcast.cli.common import (
     CALIBRATION_OPT,
     FFN_OPT,
+    FRAMEWORK_OPT,
     GIB,
     GPU_HELP,
     HEADS_OPT,
@@ -138,6 +139,7 @@ def plan_train(
     micro_batch: str | None = typer.Option(None, "--micro-batch",
                                            help="Only these micro-batch sizes."),
     zero: str | None = typer.Option(None, "--zero", help="Only these ZeRO stages."),
+    framework: str = FRAMEWORK_OPT,
     calibration: Path | None = CALIBRATION_OPT,
     layers: int | None = LAYERS_OPT,
     hidden: int | None = HIDDEN_OPT,
@@ -180,7 +182,7 @@ def plan_train(
         model=m, gpus=gpu_refs(gpu), gpu_counts=parse_gpu_counts(gpus),
         seq_len=s, global_batch=global_batch, precision=precision.value,
         tokens=parse_count(tokens) if tokens else None, objective=objective.value, top=top,
-        deadline_days=deadline_days, options=options,
+        deadline_days=deadline_days, options=options, framework=framework,
     ) for m in models for s in lengths]
     request = requests[0]
     from flopcast.catalog import load_gpu
@@ -263,7 +265,8 @@ def _annotate(answer: dict, families: list[str]) -> dict:
 def _print_counts(answer: dict, request) -> None:
     n = answer["counts"]
     console.print(f"[bold]{request.model.name}[/], seq {request.seq_len}, global batch "
-                  f"{plural(request.batch, 'sequence')}, {request.precision.name}: "
+                  f"{plural(request.batch, 'sequence')}, {request.precision.name}"
+                  f"{', ' + request.framework.id if request.framework else ''}: "
                   f"{plural(n['enumerated'], 'configuration')} enumerated, "
                   f"{n['evaluated']:,} evaluated, {n['fit']:,} fit in memory")
     print_table("Configurations (− rejected)", ("", "count"), [

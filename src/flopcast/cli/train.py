@@ -12,6 +12,7 @@ from flopcast.cli.common import (
     EP_OPT,
     ETP_OPT,
     FFN_OPT,
+    FRAMEWORK_OPT,
     GIB,
     GPU_HELP,
     HEADS_OPT,
@@ -100,6 +101,7 @@ def train(
         None, "--attention-backend", help="Attention kernel of the GPU's kernel profile "
         "(cudnn, flash-attention-2, flash-attention-3, flash-attention-triton, …; default: the "
         "GPU family's calibrated training backend)."),
+    framework: str = FRAMEWORK_OPT,
     tokens: str | None = TOKENS_OPT,
     price: float | None = float_option(None, "--price", help="$ per GPU-hour (default: "
                                        "the GPU entry's indicative price)."),
@@ -115,7 +117,9 @@ def train(
 ) -> None:
     """Estimate one training configuration: memory per GPU, step time, throughput, MFU, cost.
 
-    Units: times in seconds, memory in GiB (bytes in --json), energy in MWh.
+    Units: times in seconds, memory in GiB (bytes in --json), energy in MWh. Memory is the
+    worst moment of the step (forward, backward or optimizer step) as the --framework lays
+    it out; --json adds each phase and what it is made of (memory_phases).
     """
     from flopcast.catalog import load_gpu
     from flopcast.specs import Parallelism, System, TrainingJob
@@ -139,7 +143,7 @@ def train(
     job = TrainingJob(model=the_model, system=system, parallelism=parallel, seq_len=seq_len,
                       precision=precision.value,
                       tokens=parse_count(tokens) if tokens else None,
-                      attention_backend=attention_backend)
+                      attention_backend=attention_backend, framework=framework)
     est = estimate_training(job)
     warn_beyond_context(the_model, seq_len, "--seq-len")
     out = est.to_dict() | training_assumptions(the_gpu)
@@ -169,7 +173,7 @@ def _print_training(est, out: dict) -> None:
         f"dp={c['dp']} "
         f"sp={'on' if c['sp'] else 'off'} zero={c['zero_stage']} mb={c['micro_batch']} "
         f"gb={c['global_batch']} ({plural(c['num_micro_batches'], 'micro-batch')}) "
-        f"recompute={c['recompute']} schedule={c['schedule']}; "
+        f"recompute={c['recompute']} schedule={c['schedule']} framework={c['framework']}; "
         f"efficiency from {c['efficiency_source']}; kernels from {c['kernels_source']} "
         f"(attention: {c['attention_backend']})"
     )
@@ -180,8 +184,11 @@ def _print_training(est, out: dict) -> None:
             "weights", "gradients", "optimizer", "activations", "temporary")
           if est.memory[k] > 0),
         ("total", f"{est.memory['total'] / GIB:,.1f}"),
+        ("of which allocated", f"{est.memory['allocated'] / GIB:,.1f} (peak at: "
+                               f"{est.memory_peak_phase.replace('_', ' ')})"),
         ("capacity", f"{est.memory['capacity'] / GIB:,.1f} ({verdict})"),
     ])
+    _print_phases(est)
     # Parts that are zero for this layout (no TP, no pipeline, …) are left out here; --json
     # keeps every key. Recomputation is part of compute: shown under it.
     parts = list(est.breakdown_s)
@@ -194,6 +201,18 @@ def _print_training(est, out: dict) -> None:
     ])
     print_table("Throughput", ("metric", "value"), _throughput_rows(est, out))
     expected_error_lines(out["expected_error"], out["expected_error_memory"])
+
+
+def _print_phases(est) -> None:
+    """Memory of the largest stage at the worst moment of each phase, with its biggest parts."""
+    rows = []
+    for phase, parts in est.memory_phases.items():
+        named = sorted(((k, v) for k, v in parts.items()
+                        if k not in ("total", "allocated", "reserved") and v > 0),
+                       key=lambda kv: -kv[1])[:3]
+        rows.append((phase.replace("_", " "), f"{parts['total'] / GIB:,.1f}",
+                     ", ".join(f"{memory_name(k)} {v / GIB:,.1f}" for k, v in named)))
+    print_table("Memory by phase (largest stage)", ("phase", "GiB", "largest parts"), rows)
 
 
 def _throughput_rows(est, out: dict) -> list[tuple[str, str]]:
