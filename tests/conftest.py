@@ -25,3 +25,8 @@ def inference_csv() -> Path:
 @pytest.fixture(scope="session")
 def serving_csv() -> Path:
     return _measurements("serving.csv")
+
+
+@pytest.fixture(scope="session")
+def training_hf_csv() -> Path:
+    return _measurements("training-hf.csv")

@@ -191,7 +191,8 @@ def plan_train(
                 for g in request.gpus]
     cal = str(calibration) if calibration else None
     if len(requests) > 1:
-        answers = [_annotate(a, families) for a in plan_sweep(requests, cal, use_ray=use_ray)]
+        answers = [_annotate(a, families, request.framework)
+                   for a in plan_sweep(requests, cal, use_ray=use_ray)]
         _warn_context(requests)
         if as_json:
             print(json.dumps({"sweep": [
@@ -214,7 +215,7 @@ def plan_train(
             answer = plan_training(request, cal, use_ray=use_ray, progress=hook)
     else:
         answer = plan_training(request, cal, use_ray=use_ray)
-    answer = _annotate(answer, families)
+    answer = _annotate(answer, families, request.framework)
     _warn_context(requests)
     if plot is not None:
         from flopcast.report.plots import plot_plan
@@ -248,15 +249,17 @@ def plan_counts(answer: dict) -> dict:
             "do_not_fit": answer["rejected"].get(memory_reason, 0)}
 
 
-def _annotate(answer: dict, families: list[str]) -> dict:
-    """The answer with its counts, the expected error of its step times and the prices per
-    GPU-hour it assumed (``answer`` itself is left as the planner returned it)."""
-    from flopcast.accuracy import expected_error
+def _annotate(answer: dict, families: list[str], framework=None) -> dict:
+    """The answer with its counts, the expected error of its step times (under the request's
+    framework profile) and the prices per GPU-hour it assumed (``answer`` itself is left as
+    the planner returned it)."""
+    from flopcast.accuracy import expected_error, training_kinds
     from flopcast.catalog import load_gpu
 
     prices = {c["gpu"]: load_gpu(c["gpu"]).price_per_gpu_hour_usd for c in answer["clusters"]}
     out = {**answer, "counts": plan_counts(answer),
-           "expected_error": expected_error("training", families),
+           "expected_error": expected_error(
+               training_kinds(framework.id if framework else "megatron")[0], families),
            "price_per_gpu_hour_usd": prices}
     ensure_finite(out, "plan")
     return out

@@ -146,7 +146,7 @@ def train(
                       attention_backend=attention_backend, framework=framework)
     est = estimate_training(job)
     warn_beyond_context(the_model, seq_len, "--seq-len")
-    out = est.to_dict() | training_assumptions(the_gpu)
+    out = est.to_dict() | training_assumptions(the_gpu, job.framework.id)
     ensure_finite(out, "estimate")
     if as_json:
         print(json.dumps(out, indent=2))
@@ -154,14 +154,16 @@ def train(
     _print_training(est, out)
 
 
-def training_assumptions(gpu) -> dict:
+def training_assumptions(gpu, framework_id: str = "megatron") -> dict:
     """What the cost and the error rest on: the price per GPU-hour and the expected error of
-    the step time (and of memory) on this GPU family (flopcast.accuracy)."""
-    from flopcast.accuracy import expected_error
+    the step time (and of memory) on this GPU family with this framework's profile
+    (flopcast.accuracy.training_kinds: measurements of another framework do not vouch)."""
+    from flopcast.accuracy import expected_error, training_kinds
 
+    step, mem = training_kinds(framework_id)
     return {"price_per_gpu_hour_usd": gpu.price_per_gpu_hour_usd,
-            "expected_error": expected_error("training", [gpu.family]),
-            "expected_error_memory": expected_error("training-hf-memory", [gpu.family])}
+            "expected_error": expected_error(step, [gpu.family]),
+            "expected_error_memory": expected_error(mem, [gpu.family])}
 
 
 def _print_training(est, out: dict) -> None:
