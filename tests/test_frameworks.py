@@ -1,6 +1,5 @@
 """Framework profiles (catalog/frameworks), memory by phase, and the training-hf bar."""
 
-import csv
 import json
 import os
 import subprocess
@@ -172,7 +171,7 @@ def test_frameworks_differ_where_their_layouts_do():
     assert mem["fsdp"] < mem["hf-transformers"]
 
 
-def test_validate_reads_framework_column_and_predicts_memory(tmp_path):
+def test_validate_reads_framework_column_and_predicts_memory(write_csv):
     columns = ["id", "source", "model", "gpu", "num_gpus", "seq_len", "micro_batch",
                "global_batch", "zero_stage", "recompute", "framework", "metric", "value"]
     rows = [dict(id=f"T:{k}", source="t", model="llama-3.1-8b", gpu="h100-sxm", num_gpus=1,
@@ -180,12 +179,7 @@ def test_validate_reads_framework_column_and_predicts_memory(tmp_path):
                  framework=fw, metric="peak_memory_gib", value=50)
             for k, fw in enumerate(["hf-transformers", "", "torchtitan"])]
     rows.append(dict(rows[0], id="T:9", framework="nope"))
-    path = tmp_path / "t.csv"
-    with path.open("w", newline="") as f:
-        w = csv.DictWriter(f, columns)
-        w.writeheader()
-        w.writerows(rows)
-    out = {r["id"]: r for r in validate_file(path)["rows"]}
+    out = {r["id"]: r for r in validate_file(write_csv(columns, rows))["rows"]}
     hf, megatron, fsdp = (out[f"T:{k}"]["predicted"] for k in range(3))
     assert min(hf, megatron, fsdp) > 0 and len({hf, megatron, fsdp}) == 3
     assert "framework: unknown 'nope'" in out["T:9"]["skipped"]
