@@ -324,13 +324,18 @@ def load_engine(name: str) -> Engine:
 
 
 @cache
+def _framework_file(path: Path) -> Framework:
+    try:
+        return Framework.model_validate(yaml.safe_load(path.read_text()))
+    except ValidationError as e:
+        raise FlopcastError(f"{path}: {validation_message(e)}") from None
+
+
+@cache
 def _frameworks() -> dict[str, Framework]:
     out = {}
     for path in sorted(FRAMEWORK_DIR.glob("*.yaml")):
-        try:
-            framework = Framework.model_validate(yaml.safe_load(path.read_text()))
-        except ValidationError as e:
-            raise FlopcastError(f"{path}: {validation_message(e)}") from None
+        framework = _framework_file(path)
         for name in [framework.id, *framework.aliases]:
             out[name.lower()] = framework
     return out
@@ -342,8 +347,12 @@ def framework_ids() -> list[str]:
 
 def load_framework(name: str | None = None) -> Framework:
     """A training framework profile by id or alias (case-insensitive), e.g. 'megatron',
-    'hf-transformers', 'torchtitan' (= fsdp); None or empty = megatron."""
+    'hf-transformers', 'torchtitan' (= fsdp); None or empty = megatron. An id reads its own
+    file only; an alias reads them all."""
     key = (name or DEFAULT_FRAMEWORK).strip().lower() or DEFAULT_FRAMEWORK
+    own = FRAMEWORK_DIR / f"{key}.yaml"
+    if _is_catalog_id(key) and own.exists():
+        return _framework_file(own)
     framework = _frameworks().get(key) if len(key) <= MAX_ID_CHARS else None
     if framework is None:
         aliases = sorted(k for k in _frameworks() if k not in framework_ids())
