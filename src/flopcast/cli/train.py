@@ -81,9 +81,10 @@ def train(
         None, "--global-batch", "--global-batch-size", help="Sequences per optimizer step "
         "(default: micro-batch · dp)."),
     seq_len: int = SEQ_OPT,
-    zero: int = int_option(1, "--zero", help="ZeRO stage: 0 DDP, 1 sharded optimizer "
-                             "(Megatron distributed optimizer), 2 + gradients, 3 + weights "
-                             "(FSDP)."),
+    zero: int | None = int_option(None, "--zero", help="ZeRO stage: 0 DDP, 1 sharded "
+                                  "optimizer (Megatron distributed optimizer), 2 + gradients, "
+                                  "3 + weights (FSDP) (default: the --framework's: 1 for "
+                                  "megatron and deepspeed, 0 hf-transformers, 3 fsdp)."),
     recompute: RecomputeChoice = typer.Option(
         RecomputeChoice.none, "--recompute", "--recompute-granularity",
         help="Activation recomputation."),
@@ -121,7 +122,7 @@ def train(
     worst moment of the step (forward, backward or optimizer step) as the --framework lays
     it out; --json adds each phase and what it is made of (memory_phases).
     """
-    from flopcast.catalog import load_gpu
+    from flopcast.catalog import load_framework, load_gpu
     from flopcast.specs import Parallelism, System, TrainingJob
     from flopcast.workloads.training import estimate_training
 
@@ -133,8 +134,10 @@ def train(
         raise FlopcastError(f"--network-gbps: must be > 0 Gb/s; got {network_gbps:g}")
     system = System(gpu=the_gpu, num_gpus=gpus, gpus_per_node=gpus_per_node,
                     network_bandwidth=None if network_gbps is None else network_gbps * 1e9 / 8)
+    the_framework = load_framework(framework)
     parallel = Parallelism(
-        tp=tp, pp=pp, vp=vp, cp=cp, ep=ep, etp=etp, dp=dp, sp=sp, zero_stage=zero,
+        tp=tp, pp=pp, vp=vp, cp=cp, ep=ep, etp=etp, dp=dp, sp=sp,
+        zero_stage=the_framework.default_zero_stage if zero is None else zero,
         micro_batch=micro_batch, global_batch=global_batch, recompute=recompute.value,
         schedule=schedule.value if schedule else None, tp_comm_overlap=tp_comm_overlap,
         dp_comm_overlap=dp_overlap, cpu_offload_optimizer=cpu_offload,
@@ -143,7 +146,7 @@ def train(
     job = TrainingJob(model=the_model, system=system, parallelism=parallel, seq_len=seq_len,
                       precision=precision.value,
                       tokens=parse_count(tokens) if tokens else None,
-                      attention_backend=attention_backend, framework=framework)
+                      attention_backend=attention_backend, framework=the_framework)
     est = estimate_training(job)
     warn_beyond_context(the_model, seq_len, "--seq-len")
     out = est.to_dict() | training_assumptions(the_gpu, job.framework.id)

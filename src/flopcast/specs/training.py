@@ -27,7 +27,8 @@ def _extra_slots(model: Model, embedding_loss_stages: bool) -> int:
 
 
 class TrainingJob(BaseModel):
-    """One training run to estimate.
+    """One training run to estimate, under a training ``framework`` profile (by id or alias;
+    default megatron: catalog/frameworks) that says what it allocates and which kernels it runs.
 
     Rules (each message names the option and what is allowed):
     tp divides the attention heads and the KV groups; tp·pp·cp·dp equals the GPU count;
