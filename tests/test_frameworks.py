@@ -73,15 +73,19 @@ def test_megatron_default_is_the_old_counting():
     assert a["memory_total_bytes"][0] == sum(a[f"memory_{k}_bytes"][0] for k in kinds)
 
 
-def test_search_totals_equal_estimate_totals():
-    """The planner's totals (no detail, dominated moments skipped) are the estimate's."""
-    for fw in ("megatron", "hf-transformers"):
-        j = job(gpus=8, framework=fw, tp=2, micro_batch=2, global_batch=64, zero_stage=0)
-        lay = Layout.from_job(j)
-        full = training_step(j.model, j.system, j.precision, j.seq_len, lay, framework=j.framework)
-        fast = training_step(j.model, j.system, j.precision, j.seq_len, lay,
-                             framework=j.framework, detail=False)
-        assert fast["memory_total_bytes"][0] == full["memory_total_bytes"][0]
+@pytest.mark.parametrize("fw", ["megatron", "hf-transformers", "fsdp", "deepspeed"])
+def test_search_totals_equal_estimate_totals(fw):
+    """The planner's totals (no detail, dominated moments skipped) are the estimate's, over a
+    grid of ZeRO stages, recompute and micro-batch counts."""
+    j = job(gpus=8, framework=fw, tp=2, micro_batch=2, global_batch=64)
+    base = Layout.from_job(j)
+    lay = Layout(**{**base.__dict__, "zero": np.array([0, 1, 2, 3])[:, None, None],
+                    "recompute": np.array([0, 2])[None, :, None],
+                    "num_micro_batches": np.array([1, 8])[None, None, :]})
+    args = (j.model, j.system, j.precision, j.seq_len, lay)
+    full = training_step(*args, framework=j.framework)
+    fast = training_step(*args, framework=j.framework, detail=False)
+    assert np.array_equal(fast["memory_total_bytes"], full["memory_total_bytes"])
 
 
 CONFIGS = [dict(), dict(recompute="full"), dict(micro_batch=4, seq_len=8192),
