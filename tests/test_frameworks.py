@@ -215,3 +215,17 @@ def test_cli_framework_flag():
                    "hf", "--top", "1", "--json")
     assert plan.returncode == 0, plan.stderr
     assert json.loads(plan.stdout)["top"][0]["config"]["framework"] == "hf-transformers"
+
+
+def test_eager_attention_keeps_the_scores():
+    """attn_implementation='eager' keeps s scores per query and head (fp32 softmax output and
+    its bf16 copy: 6 bytes each); SDPA keeps none; full recompute keeps neither."""
+    m = load_model("llama-3.1-8b")
+    sdpa = load_framework("hf-transformers")
+    eager = sdpa.model_copy(update={"attention": "eager"})
+    args = (4096, 1, False)
+    extra = (memory.layer_saved_bytes_per_token(m, eager, *args, 0)
+             - memory.layer_saved_bytes_per_token(m, sdpa, *args, 0))
+    assert float(extra) == pytest.approx(6 * m.num_attention_heads * 4096)
+    assert float(memory.layer_saved_bytes_per_token(m, eager, *args, 2)) == pytest.approx(
+        4 * m.hidden_size)
