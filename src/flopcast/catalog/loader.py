@@ -12,6 +12,7 @@ from flopcast.errors import FlopcastError, validation_message
 from flopcast.files import load_json_mapping, load_yaml_mapping, path_exists, read_text
 from flopcast.specs.efficiency import Efficiency
 from flopcast.specs.engine import Engine
+from flopcast.specs.framework import Framework
 from flopcast.specs.gpu import GPU
 from flopcast.specs.kernels import KernelProfile
 from flopcast.specs.model import Model
@@ -21,6 +22,9 @@ CATALOG_DIR = Path(__file__).parent
 GPU_DIR = CATALOG_DIR / "gpus"
 MODEL_DIR = CATALOG_DIR / "models"
 ENGINE_DIR = CATALOG_DIR / "engines"
+FRAMEWORK_DIR = CATALOG_DIR / "frameworks"
+#: The framework a training job uses when none is named (flopcast's reference counting).
+DEFAULT_FRAMEWORK = "megatron"
 CALIBRATION_FILE = CATALOG_DIR.parent / "calibration" / "default.yaml"
 INFERENCE_CALIBRATION_FILE = CATALOG_DIR.parent / "calibration" / "inference.yaml"
 KERNEL_PRIORS_DIR = CATALOG_DIR / "kernels"
@@ -322,7 +326,10 @@ def resolve_model(ref: str) -> Model:
             from flopcast.catalog.hf_config import model_from_hf_config
 
             config = load_json_mapping(path, "model", "a Hugging Face config.json")
-            return model_from_hf_config(config, name=path.parent.name or path.stem)
+            # A model directory's config.json is named after its folder; any other file
+            # (hf_configs/qwen2.5-0.5b.json) after itself.
+            named = path.parent.name if path.name == "config.json" else path.stem
+            return model_from_hf_config(config, name=named or path.stem)
         data = load_yaml_mapping(path, "model", "a flopcast model entry")
         return _model_from_mapping(data, str(path))
     return load_model(ref)
@@ -352,6 +359,44 @@ def load_engine(name: str) -> Engine:
     if engine is None:
         raise FlopcastError(f"engine: unknown {name!r}; known: {', '.join(engine_ids())}")
     return engine
+
+
+@cache
+def _framework_file(path: Path) -> Framework:
+    try:
+        return Framework.model_validate(yaml.safe_load(path.read_text()))
+    except ValidationError as e:
+        raise FlopcastError(f"{path}: {validation_message(e)}") from None
+
+
+@cache
+def _frameworks() -> dict[str, Framework]:
+    out = {}
+    for path in sorted(FRAMEWORK_DIR.glob("*.yaml")):
+        framework = _framework_file(path)
+        for name in [framework.id, *framework.aliases]:
+            out[name.lower()] = framework
+    return out
+
+
+def framework_ids() -> list[str]:
+    return sorted({f.id for f in _frameworks().values()})
+
+
+def load_framework(name: str | None = None) -> Framework:
+    """A training framework profile by id or alias (case-insensitive), e.g. 'megatron',
+    'hf-transformers', 'torchtitan' (= fsdp); None or empty = megatron. An id reads its own
+    file only; an alias reads them all."""
+    key = (name or DEFAULT_FRAMEWORK).strip().lower() or DEFAULT_FRAMEWORK
+    own = FRAMEWORK_DIR / f"{key}.yaml"
+    if _is_catalog_id(key) and own.exists():
+        return _framework_file(own)
+    framework = _frameworks().get(key) if len(key) <= MAX_ID_CHARS else None
+    if framework is None:
+        aliases = sorted(k for k in _frameworks() if k not in framework_ids())
+        raise FlopcastError(f"framework: unknown {name!r}; known: {', '.join(framework_ids())} "
+                            f"(aliases: {', '.join(aliases)})")
+    return framework
 
 
 def load_inference_calibration(path: str | Path | None = None) -> dict:

@@ -12,6 +12,7 @@ from rich.table import Table
 from flopcast.cli.common import (
     CALIBRATION_OPT,
     FFN_OPT,
+    FRAMEWORK_OPT,
     GIB,
     GPU_HELP,
     HEADS_OPT,
@@ -138,6 +139,7 @@ def plan_train(
     micro_batch: str | None = typer.Option(None, "--micro-batch",
                                            help="Only these micro-batch sizes."),
     zero: str | None = typer.Option(None, "--zero", help="Only these ZeRO stages."),
+    framework: str = FRAMEWORK_OPT,
     calibration: Path | None = CALIBRATION_OPT,
     layers: int | None = LAYERS_OPT,
     hidden: int | None = HIDDEN_OPT,
@@ -180,7 +182,7 @@ def plan_train(
         model=m, gpus=gpu_refs(gpu), gpu_counts=parse_gpu_counts(gpus),
         seq_len=s, global_batch=global_batch, precision=precision.value,
         tokens=parse_count(tokens) if tokens else None, objective=objective.value, top=top,
-        deadline_days=deadline_days, options=options,
+        deadline_days=deadline_days, options=options, framework=framework,
     ) for m in models for s in lengths]
     request = requests[0]
     from flopcast.catalog import load_gpu
@@ -189,7 +191,8 @@ def plan_train(
                 for g in request.gpus]
     cal = str(calibration) if calibration else None
     if len(requests) > 1:
-        answers = [_annotate(a, families) for a in plan_sweep(requests, cal, use_ray=use_ray)]
+        answers = [_annotate(a, families, request.framework)
+                   for a in plan_sweep(requests, cal, use_ray=use_ray)]
         _warn_context(requests)
         if as_json:
             print(json.dumps({"sweep": [
@@ -212,7 +215,7 @@ def plan_train(
             answer = plan_training(request, cal, use_ray=use_ray, progress=hook)
     else:
         answer = plan_training(request, cal, use_ray=use_ray)
-    answer = _annotate(answer, families)
+    answer = _annotate(answer, families, request.framework)
     _warn_context(requests)
     if plot is not None:
         from flopcast.report.plots import plot_plan
@@ -246,15 +249,17 @@ def plan_counts(answer: dict) -> dict:
             "do_not_fit": answer["rejected"].get(memory_reason, 0)}
 
 
-def _annotate(answer: dict, families: list[str]) -> dict:
-    """The answer with its counts, the expected error of its step times and the prices per
-    GPU-hour it assumed (``answer`` itself is left as the planner returned it)."""
-    from flopcast.accuracy import expected_error
+def _annotate(answer: dict, families: list[str], framework=None) -> dict:
+    """The answer with its counts, the expected error of its step times (under the request's
+    framework profile) and the prices per GPU-hour it assumed (``answer`` itself is left as
+    the planner returned it)."""
+    from flopcast.accuracy import expected_error, training_kinds
     from flopcast.catalog import load_gpu
 
     prices = {c["gpu"]: load_gpu(c["gpu"]).price_per_gpu_hour_usd for c in answer["clusters"]}
     out = {**answer, "counts": plan_counts(answer),
-           "expected_error": expected_error("training", families),
+           "expected_error": expected_error(
+               training_kinds(framework.id if framework else "megatron")[0], families),
            "price_per_gpu_hour_usd": prices}
     ensure_finite(out, "plan")
     return out
@@ -263,7 +268,8 @@ def _annotate(answer: dict, families: list[str]) -> dict:
 def _print_counts(answer: dict, request) -> None:
     n = answer["counts"]
     console.print(f"[bold]{request.model.name}[/], seq {request.seq_len}, global batch "
-                  f"{plural(request.batch, 'sequence')}, {request.precision.name}: "
+                  f"{plural(request.batch, 'sequence')}, {request.precision.name}"
+                  f"{', ' + request.framework.id if request.framework else ''}: "
                   f"{plural(n['enumerated'], 'configuration')} enumerated, "
                   f"{n['evaluated']:,} evaluated, {n['fit']:,} fit in memory")
     print_table("Configurations (− rejected)", ("", "count"), [

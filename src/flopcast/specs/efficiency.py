@@ -33,7 +33,8 @@ class Efficiency(BaseModel):
         "several times the minimum); fused Megatron/TE kernels stay near 1. Training only: "
         "inference engines fuse these ops. Not fitted: fitting it on training.csv improved the "
         "in-sample error (5.9 -> 5.4 %) but worsened four of five held-out sources (docs/"
-        "accuracy.md), so it waits for per-framework rows.",
+        "accuracy.md). A framework profile that counts its own element-wise traffic "
+        "(catalog/frameworks: elementwise) replaces the fused count and this factor.",
     )
     training_attention_backend: str | None = Field(
         None, description="Attention kernel (a kernel-profile backend) training runs on this "

@@ -5,7 +5,8 @@ flopcast cannot model is skipped with the reason.
 
 Defaults for unstated fields: dp = gpus/(tp·pp·cp); pp, cp, ep, vp = 1; etp (optional column,
 Megatron's --expert-tensor-parallel-size) = tp; sp = on when tp > 1
-(Megatron/NeMo's recommended setting); zero_stage = 1 (Megatron's distributed optimizer);
+(Megatron/NeMo's recommended setting); framework (optional column) = megatron;
+zero_stage = the framework's default (1 for Megatron's distributed optimizer);
 micro_batch = 1 (Megatron's default); global_batch = micro_batch·dp; recompute = none
 (Megatron's default); gpus_per_node = the GPU entry's NVLink domain; framework =
 megatron, or fsdp when the row shards gradients or parameters (:func:`framework_of_row`).
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
-from flopcast.catalog import load_gpu, load_model, model_ids, resolve_model
+from flopcast.catalog import load_framework, load_gpu, load_model, model_ids, resolve_model
 from flopcast.errors import FlopcastError, validation_message
 from flopcast.specs import Model, Parallelism, System, TrainingJob
 from flopcast.specs.efficiency import Efficiency
@@ -33,7 +34,9 @@ from flopcast.validate.inputs import (
 from flopcast.workloads.training import training_step
 from flopcast.workloads.training.layout import Layout
 
-TRAINING_METRICS = ("tokens_per_s_per_gpu", "step_time_s", "tflops_per_gpu", "mfu_pct")
+TRAINING_METRICS = ("tokens_per_s_per_gpu", "step_time_s", "tflops_per_gpu", "mfu_pct",
+                    "peak_memory_gib")
+GIB = 2**30
 DEFAULT_VOCAB = 50257  # GPT-2 BPE (Radford et al. 2019), Megatron's GPT default tokenizer
 
 
@@ -104,6 +107,7 @@ def framework_of_row(row: dict) -> str:
 
 def job_from_row(row: dict, calibration: str | None = None) -> TrainingJob:
     """The training job a row describes (module docstring lists the defaults)."""
+    framework = load_framework((row.get("framework") or "").strip() or None)
     model = model_from_row(row)
     framework = framework_of_row(row)
     gpu = load_gpu(row["gpu"].strip(), calibration, framework)
@@ -113,7 +117,8 @@ def job_from_row(row: dict, calibration: str | None = None) -> TrainingJob:
     parallel = dict(
         tp=_int(row, "tp", 1), pp=_int(row, "pp", 1), cp=_int(row, "cp", 1),
         ep=_int(row, "ep", 1), etp=_int(row, "etp"), vp=_int(row, "vp", 1), dp=_int(row, "dp"),
-        sp=None if sp is None else bool(sp), zero_stage=_int(row, "zero_stage", 1),
+        sp=None if sp is None else bool(sp),
+        zero_stage=_int(row, "zero_stage", framework.default_zero_stage),
         micro_batch=_int(row, "micro_batch", 1), global_batch=_int(row, "global_batch"),
         recompute=(row.get("recompute") or "none").strip(),
     )
@@ -173,12 +178,16 @@ def predict_case(case: TrainingCase, efficiency: Efficiency | None = None) -> fl
 
 def _step(job: TrainingJob, system: System) -> dict:
     return training_step(job.model, system, job.precision, job.seq_len, Layout.from_job(job),
-                         job.attention_backend)
+                         job.attention_backend, job.framework)
 
 
 def case_metric(case: TrainingCase, system: System, r: dict) -> float:
-    """The case's metric from its training step ``r`` on ``system``."""
+    """The case's metric from its training step ``r`` on ``system``: ``peak_memory_gib`` is
+    the framework's peak allocated memory per GPU (what torch.cuda.max_memory_allocated
+    reports: no CUDA context, no allocator slack)."""
     job = case.job
+    if case.metric == "peak_memory_gib":
+        return float(r["memory_allocated_bytes"][0]) / GIB
     step = float(r["step_time_s"][0])
     n = system.num_gpus
     flops = r["model_flops_per_step" if case.convention == "model" else "hardware_flops_per_step"]

@@ -36,7 +36,7 @@ def search_cluster(request: PlanRequest, cluster: Cluster, calibration: str | No
     """Evaluate every configuration of one cluster (the unit a Ray task runs)."""
     system = System(gpu=load_gpu(cluster.gpu, calibration), num_gpus=cluster.num_gpus)
     return search(request.model, system, request.precision, request.seq_len, request.batch,
-                  request.options, progress=progress)
+                  request.options, progress=progress, framework=request.framework)
 
 
 def objective_per_token(objective: str, gpu, num_gpus: int, seconds_per_token,
@@ -65,6 +65,7 @@ def _estimate(request: PlanRequest, cluster: Cluster, result: SearchResult, i: i
         system=System(gpu=load_gpu(cluster.gpu, calibration), num_gpus=cluster.num_gpus),
         parallelism=Parallelism(**config_at(result, int(i), request.batch)),
         seq_len=request.seq_len, precision=request.precision, tokens=request.tokens,
+        **({"framework": request.framework} if request.framework else {}),
     )
     return estimate_training(job).to_dict()
 

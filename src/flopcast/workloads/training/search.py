@@ -18,6 +18,7 @@ import numpy as np
 from flopcast.errors import FlopcastError
 from flopcast.physics.flops import RECOMPUTE_CODES
 from flopcast.physics.pipeline import SCHEDULE_CODES
+from flopcast.specs.framework import Framework
 from flopcast.specs.model import Model
 from flopcast.specs.precision import Precision
 from flopcast.specs.system import System
@@ -135,8 +136,10 @@ def _grid(axes: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def search(model: Model, system: System, precision: Precision, seq_len: int,
-           global_batch: int, options: dict | None = None, progress=None) -> SearchResult:
-    """Evaluate every valid configuration; ``progress(done, total)`` is called per tp value."""
+           global_batch: int, options: dict | None = None, progress=None,
+           framework: Framework | None = None) -> SearchResult:
+    """Evaluate every valid configuration under ``framework`` (None = megatron);
+    ``progress(done, total)`` is called per tp value."""
     if global_batch < 1:
         raise FlopcastError(f"global_batch must be at least 1; got {global_batch}")
     axes = candidate_axes(model, system, global_batch, options)
@@ -145,7 +148,7 @@ def search(model: Model, system: System, precision: Precision, seq_len: int,
     tps = axes["tp"]
     for k, tp in enumerate(tps):  # one slab per tp value: bounded memory, progress ticks
         lay, res, rej = _search_slab(model, system, precision, seq_len, global_batch,
-                                     {**axes, "tp": np.asarray([tp])})
+                                     {**axes, "tp": np.asarray([tp])}, framework)
         for reason, count in rej.items():
             rejected[reason] = rejected.get(reason, 0) + count
         if lay is not None:
@@ -168,7 +171,7 @@ def search(model: Model, system: System, precision: Precision, seq_len: int,
                         rejected=rejected)
 
 
-def _search_slab(model, system, precision, seq_len, global_batch, axes):
+def _search_slab(model, system, precision, seq_len, global_batch, axes, framework=None):
     g = _grid(axes)
     n = system.num_gpus
     model_parallel = g["tp"] * g["pp"] * g["cp"]
@@ -209,7 +212,8 @@ def _search_slab(model, system, precision, seq_len, global_batch, axes):
         return None, None, rejected
     lay = _layout(g, dp, m)
     with np.errstate(all="ignore"):  # invalid grid points may divide by zero; dropped below
-        res = training_step(model, system, precision, seq_len, lay)
+        res = training_step(model, system, precision, seq_len, lay, framework=framework,
+                            detail=False)
     where = np.nonzero(valid)
     flat_index = np.flatnonzero(valid)
 
