@@ -121,8 +121,8 @@ def calibrate(path: str | Path, out: str | Path | None = None) -> dict:
         [c for c in cases if c.job.system.gpu.family == fam], fit)) for fam in
         sorted({c.job.system.gpu.family for c in cases})}
     frameworks = {fw: _scope_entry(fit.frameworks.get(fw, {}), _score(
-        [c for c in cases if c.job.framework == fw], fit), fit.backends.get(fw))
-        for fw in sorted({c.job.framework for c in cases})}
+        [c for c in cases if c.job.framework.id == fw], fit), fit.backends.get(fw))
+        for fw in sorted({c.job.framework.id for c in cases})}
     doc = write_calibration(
         path, None, families, _score(cases, fit), parameters_fitted=len(params),
         description="Whole-run training parameters fitted by `flopcast calibrate`: link "

@@ -51,7 +51,7 @@ class Scoped:
 
 def case_scopes(case: TrainingCase) -> tuple[str, str]:
     """The (GPU family, framework) a case's row belongs to."""
-    return case.job.system.gpu.family, case.job.framework
+    return case.job.system.gpu.family, case.job.framework.id
 
 
 def identifiable(cases: list[TrainingCase]) -> list[Scoped]:

@@ -16,7 +16,6 @@ from flopcast.specs.framework import Framework
 from flopcast.specs.gpu import GPU
 from flopcast.specs.kernels import KernelProfile
 from flopcast.specs.model import Model
-from flopcast.specs.training import DEFAULT_FRAMEWORK, FRAMEWORKS
 
 CATALOG_DIR = Path(__file__).parent
 GPU_DIR = CATALOG_DIR / "gpus"
@@ -102,8 +101,7 @@ def load_calibration(path: str | Path | None = None,
     over each family's. Key ``""`` holds the framework's values alone, for families the file
     does not calibrate. An inference calibration given here leaves the shipped training one
     in force: `infer` and `serve` take either kind with one --calibration option."""
-    if framework not in FRAMEWORKS:
-        raise FlopcastError(f"framework: unknown {framework!r}; allowed: {', '.join(FRAMEWORKS)}")
+    framework = load_framework(framework).id  # an alias calibrates as its profile
     families = _calibration_families(path, CALIBRATION_FILE)
     if path and is_inference_calibration(families):
         path, families = None, _calibration_families(None, CALIBRATION_FILE)

@@ -127,7 +127,7 @@ def train(
     from flopcast.workloads.training import estimate_training
 
     the_model = _model(model, layers, hidden, heads, kv_heads, ffn_hidden, vocab, swiglu)
-    the_gpu = load_gpu(gpu, calibration)
+    the_gpu = load_gpu(gpu, calibration, framework)
     if price is not None:  # through GPU's own validation, as the API would
         the_gpu = validated_update(the_gpu, "--price", "price_per_gpu_hour_usd", price)
     if network_gbps is not None and network_gbps <= 0:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -12,12 +11,6 @@ from flopcast.specs.model import Model
 from flopcast.specs.parallelism import Parallelism
 from flopcast.specs.precision import Precision, coerce_precision, precision
 from flopcast.specs.system import System
-
-#: Training frameworks (the training schema's ``framework`` column; empty = Megatron-LM).
-#: Each has its own whole-run values in a calibration's ``frameworks`` section.
-Framework = Literal["megatron", "fsdp", "hf-transformers", "deepspeed", "torchtitan"]
-FRAMEWORKS: tuple[str, ...] = Framework.__args__
-DEFAULT_FRAMEWORK = "megatron"
 
 
 def _default_framework() -> Framework:
@@ -55,14 +48,10 @@ class TrainingJob(BaseModel):
     seq_len: int = Field(2048, ge=1)
     precision: Precision = Field(default_factory=lambda: precision("bf16"))
     tokens: float | None = Field(None, gt=0, description="Training budget in tokens.")
-    framework: Framework = Field(
-        DEFAULT_FRAMEWORK, description="Training framework whose whole-run behaviour the job "
-        "has (fused kernels, overheads, overlap): the GPU's efficiency carries its calibrated "
-        "values (catalog.load_gpu(..., framework=...)).")
     attention_backend: str | None = Field(
         None, description="Attention kernel (cudnn, flash-attention-2, flash-attention-3, "
         "flash-attention-triton, …: a backend of the GPU's kernel profile); None = the "
-        "calibrated training backend of the GPU family.")
+        "calibrated training backend of the job's framework.")
     framework: Framework = Field(
         default_factory=_default_framework, description="Training framework profile "
         "(catalog/frameworks): what it allocates and which kernels it runs; by id or alias.")

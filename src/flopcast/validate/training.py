@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 
 from flopcast.catalog import load_framework, load_gpu, load_model, model_ids, resolve_model
+from flopcast.catalog.loader import DEFAULT_FRAMEWORK
 from flopcast.errors import FlopcastError, validation_message
 from flopcast.specs import Model, Parallelism, System, TrainingJob
 from flopcast.specs.efficiency import Efficiency
-from flopcast.specs.training import DEFAULT_FRAMEWORK
 from flopcast.validate.inputs import (
     measured_value,
     number,
@@ -107,10 +107,9 @@ def framework_of_row(row: dict) -> str:
 
 def job_from_row(row: dict, calibration: str | None = None) -> TrainingJob:
     """The training job a row describes (module docstring lists the defaults)."""
-    framework = load_framework((row.get("framework") or "").strip() or None)
     model = model_from_row(row)
-    framework = framework_of_row(row)
-    gpu = load_gpu(row["gpu"].strip(), calibration, framework)
+    framework = load_framework(framework_of_row(row))
+    gpu = load_gpu(row["gpu"].strip(), calibration, framework.id)
     system = System(gpu=gpu, num_gpus=_int(row, "num_gpus"),
                     gpus_per_node=_int(row, "gpus_per_node"))
     sp = _int(row, "sp")

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from flopcast.catalog import load_gpu
+from flopcast.catalog.loader import DEFAULT_FRAMEWORK
 from flopcast.errors import FlopcastError
 from flopcast.specs import Parallelism, System, TrainingJob
 from flopcast.specs.plan import PlanRequest
@@ -27,6 +28,11 @@ class Cluster:
     num_gpus: int
 
 
+def _framework_id(request: PlanRequest) -> str:
+    """The framework whose calibrated whole-run values the plan's GPUs carry."""
+    return request.framework.id if request.framework else DEFAULT_FRAMEWORK
+
+
 def clusters(request: PlanRequest) -> list[Cluster]:
     return [Cluster(g, n) for g in request.gpus for n in request.gpu_counts]
 
@@ -34,7 +40,8 @@ def clusters(request: PlanRequest) -> list[Cluster]:
 def search_cluster(request: PlanRequest, cluster: Cluster, calibration: str | None = None,
                    progress=None) -> SearchResult:
     """Evaluate every configuration of one cluster (the unit a Ray task runs)."""
-    system = System(gpu=load_gpu(cluster.gpu, calibration), num_gpus=cluster.num_gpus)
+    system = System(gpu=load_gpu(cluster.gpu, calibration, _framework_id(request)),
+                    num_gpus=cluster.num_gpus)
     return search(request.model, system, request.precision, request.seq_len, request.batch,
                   request.options, progress=progress, framework=request.framework)
 
@@ -62,7 +69,8 @@ def _estimate(request: PlanRequest, cluster: Cluster, result: SearchResult, i: i
               calibration=None) -> dict:
     job = TrainingJob(
         model=request.model,
-        system=System(gpu=load_gpu(cluster.gpu, calibration), num_gpus=cluster.num_gpus),
+        system=System(gpu=load_gpu(cluster.gpu, calibration, _framework_id(request)),
+                      num_gpus=cluster.num_gpus),
         parallelism=Parallelism(**config_at(result, int(i), request.batch)),
         seq_len=request.seq_len, precision=request.precision, tokens=request.tokens,
         **({"framework": request.framework} if request.framework else {}),

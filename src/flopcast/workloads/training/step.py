@@ -39,18 +39,19 @@ def training_numerics(precision: Precision) -> layer.Numerics:
 
 def training_attention_backend(gpu, requested: str | None = None,
                                framework: Framework | None = None) -> str:
-    """The attention kernel of a training run: the job's, else the framework's for this GPU
-    family (or its 'default') when the kernel profile has it, else the family calibration's
-    when the profile has it, else the profile's default."""
+    """The attention kernel of a training run: the job's; else the one the calibration chose
+    for this framework from its measured whole runs, when the kernel profile has it; else the
+    framework profile's for this GPU family (or its 'default'), when the profile has it; else
+    the profile's default."""
     calibrated = gpu.efficiency.training_attention_backend
     if requested:
         return requested
+    if calibrated in gpu.kernels.attention:
+        return calibrated
     chosen = framework.attention_backends if framework else {}
     own = chosen.get(gpu.family, chosen.get("default"))
     if own in gpu.kernels.attention:
         return own
-    if calibrated in gpu.kernels.attention:
-        return calibrated
     return gpu.kernels.default_attention
 
 
