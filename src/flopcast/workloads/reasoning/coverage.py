@@ -26,10 +26,13 @@ from typing import Literal
 import numpy as np
 
 from flopcast.errors import FlopcastError
-from flopcast.workloads.reasoning.samples import SampleSet, check_counts
+from flopcast.workloads.reasoning.samples import SampleSet, check_counts, log_choose
 
-Method = Literal["beta-mixture", "power-law"]
-METHODS: tuple[str, ...] = ("beta-mixture", "power-law")
+Method = Literal["model-average", "beta-mixture", "kumaraswamy", "power-law"]
+METHODS: tuple[str, ...] = ("model-average", "beta-mixture", "kumaraswamy", "power-law")
+#: The extrapolation ``extrapolate``, ``held_out`` and ``flopcast reason coverage`` use unless
+#: told otherwise (docs/reasoning.md, "Against issue 9's extrapolation bar").
+DEFAULT_METHOD = "model-average"
 
 #: Cells of the (problems x k) work array of :func:`pass_at_k` per chunk of problems.
 _CHUNK_CELLS = 1 << 22
@@ -128,9 +131,9 @@ class BetaMixtureFit:
         """
         _, special = _scipy()
         ks = _ks(k).astype(float)
-        fail = self.zero_mass + sum(
-            w * np.exp(special.betaln(a, b + ks) - special.betaln(a, b))
-            for w, a, b in zip(self.weights, self.alpha, self.beta, strict=True))
+        fail = self.zero_mass + sum(w * np.exp(beta_log_fail(a, b, 0, 0, ks, special))
+                                    for w, a, b in zip(self.weights, self.alpha, self.beta,
+                                                       strict=True))
         return 1.0 - fail
 
     def coverage_given(self, samples, correct, k) -> np.ndarray:
@@ -146,23 +149,35 @@ class BetaMixtureFit:
         post = _posterior_weights(self, n, c, special)  # (M, 1 + J): point mass, components
         fail = post[:, :1] * np.ones(ks.size)
         for j, (a, b) in enumerate(zip(self.alpha, self.beta, strict=True)):
-            a_post, b_post = (a + c)[:, None], (b + n - c)[:, None]
-            ratio = np.exp(special.betaln(a_post, b_post + ks.ravel())
-                           - special.betaln(a_post, b_post))
+            ratio = np.exp(beta_log_fail(a, b, n[:, None], c[:, None], ks.ravel(), special))
             fail = fail + post[:, 1 + j, None] * ratio
         return (1.0 - fail.mean(axis=0)).reshape(ks.shape)
+
+
+def beta_log_fail(a, b, samples, correct, k, special):
+    """log E[(1 - p)^k | c correct of n] for p ~ Beta(a, b) a priori: the posterior is
+    Beta(a + c, b + n - c) and E[(1 - p)^k] = B(a', b' + k) / B(a', b') under Beta(a', b')
+    (README A1, "Per-problem law"; c = n = 0 gives the prior's). Broadcasts."""
+    a_post, b_post = a + correct, b + samples - correct
+    return special.betaln(a_post, b_post + k) - special.betaln(a_post, b_post)
+
+
+def beta_binomial_log_pmf(samples, correct, a, b, special, choose: bool = True):
+    """log C(n, c) B(c + a, n - c + b) / B(a, b): the beta-binomial pmf, the binomial with p
+    integrated over Beta(a, b) (standard; Skellam 1948, JRSS B 10(2)); without the log C(n, c)
+    when ``choose`` is false. Broadcasts."""
+    n, c = samples, correct
+    value = special.betaln(c + a, n - c + b) - special.betaln(a, b)
+    return value + log_choose(n, c) if choose else value
 
 
 def _component_log_pmf(alpha: tuple[float, ...], beta: tuple[float, ...], n: np.ndarray,
                        c: np.ndarray, special) -> np.ndarray:
     """log P(c_i | n_i, component) for the point mass at 0 (0 if c_i = 0, else -inf) and each
-    Beta component, shape (M, 1 + J). A Beta component's is the beta-binomial pmf
-    C(n, c) B(c + alpha, n - c + beta) / B(alpha, beta) (standard; Skellam 1948, JRSS B 10(2)):
-    the binomial with p integrated over Beta(alpha, beta)."""
-    log_comb = special.gammaln(n + 1.0) - special.gammaln(c + 1.0) - special.gammaln(n - c + 1.0)
+    Beta component (:func:`beta_binomial_log_pmf`), shape (M, 1 + J)."""
     cols = [np.where(c == 0, 0.0, -np.inf)]
-    for a, b in zip(alpha, beta, strict=True):
-        cols.append(log_comb + special.betaln(c + a, n - c + b) - special.betaln(a, b))
+    cols += [beta_binomial_log_pmf(n, c, a, b, special)
+             for a, b in zip(alpha, beta, strict=True)]
     return np.stack(cols, axis=1)
 
 
@@ -374,20 +389,23 @@ class Extrapolation:
     low: np.ndarray
     high: np.ndarray
     level: float
-    fit: BetaMixtureFit | PowerLawFit
+    fit: object  # BetaMixtureFit, PowerLawFit or average.ModelAverageFit
 
 
-def extrapolate(samples, correct, k, method: Method = "beta-mixture", *, components: int = 1,
+def extrapolate(samples, correct, k, method: Method = DEFAULT_METHOD, *, components: int = 1,
                 reps: int = 200, level: float = 0.9, seed: int = 0) -> Extrapolation:
     """Coverage at any k >= 1 (beyond the n_i samples drawn too) from a model fitted to the
     counts, with an uncertainty band from ``reps`` bootstrap resamples of the problems (drawn
     with replacement, each refitted; percentile interval at ``level``; seeded, deterministic).
 
-    ``"beta-mixture"``: :func:`fit_beta_mixture` with ``components``, predicting the problems at
-    hand with :meth:`BetaMixtureFit.coverage_given`; bootstrap refits start from the full fit.
-    ``"power-law"``: :func:`fit_power_law` (Brown et al. 2024, §3.1 / Fig. 5). The band reflects
-    which problems were drawn and their counts, not whether the model's form is right: it is
-    narrower than the error when the form is wrong (docs/reasoning.md).
+    ``"model-average"`` (the default): Beta and Kumaraswamy fits averaged by their Akaike
+    weights (``average``), each predicting the problems at hand from their posteriors; every
+    bootstrap resample refits and re-weights both, so the band includes which family fits.
+    ``"kumaraswamy"``: that family alone. ``"beta-mixture"``: :func:`fit_beta_mixture` with
+    ``components`` and a point mass at 0, predicting with :meth:`BetaMixtureFit.coverage_given`;
+    bootstrap refits start from the full fit. ``"power-law"``: :func:`fit_power_law` (Brown et
+    al. 2024, §3.1 / Fig. 5). The band reflects which problems were drawn and their counts (and
+    for the average which family), not whether either form is right (docs/reasoning.md).
     """
     if method not in METHODS:
         raise FlopcastError(f"extrapolate: unknown method {method!r}; "
@@ -398,7 +416,17 @@ def extrapolate(samples, correct, k, method: Method = "beta-mixture", *, compone
     n, c = check_counts(samples, correct, "extrapolate")
     ks = _ks(k)
     draws = np.random.default_rng(seed).integers(0, n.size, size=(int(reps), n.size))
-    if method == "beta-mixture":
+    if method in ("model-average", "kumaraswamy"):
+        from flopcast.workloads.reasoning.average import (
+            DEFAULT_FAMILIES,
+            bootstrap_model_average,
+            fit_model_average,
+        )
+        fit = fit_model_average(n, c, DEFAULT_FAMILIES if method == "model-average"
+                                else ("kumaraswamy",))
+        point = fit.coverage_given(n, c, ks)
+        boot = [row.reshape(ks.shape) for row in bootstrap_model_average(fit, n, c, draws, ks)]
+    elif method == "beta-mixture":
         fit = fit_beta_mixture(n, c, components)
         point = fit.coverage_given(n, c, ks)
         boot = [fit_beta_mixture(n[d], c[d], components, start=fit).coverage_given(n[d], c[d], ks)
