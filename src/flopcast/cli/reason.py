@@ -76,7 +76,8 @@ def reason_coverage(
     samples: Path = typer.Option(..., "--samples", help="Per-problem samples CSV: model, "
                                  "benchmark, problem, samples, correct."),
     k: str = typer.Option("1,10,100,1000", "--k", help="Comma-separated sample counts."),
-    method: str = typer.Option("model-average", "--method", help="Beyond the samples drawn: "
+    method: str = typer.Option("combined", "--method", help="Beyond the samples drawn: "
+                               "combined (the mean of model-average and power-law), "
                                "model-average (Beta and Kumaraswamy difficulty distributions "
                                "fitted to the counts, Akaike-weighted), beta-mixture (Beta "
                                "with a point mass at 0), kumaraswamy, or power-law (Brown et "
