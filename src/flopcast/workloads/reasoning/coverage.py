@@ -1,20 +1,24 @@
 """Coverage (pass@k) from per-problem sample counts, and its extrapolation beyond the samples
 drawn.
 
-Within the data (k <= n): the unbiased estimator of Chen et al. 2021. Beyond it (k > n), two
-models, both fitted to the counts (shared/reasoning/README.md, A1):
+Within the data (k <= n): the unbiased estimator of Chen et al. 2021. Beyond it (k > n),
+models fitted to the counts (shared/reasoning/README.md, A1):
 
 * ``"beta-mixture"``: per-problem success rates p_i from a mixture of a point mass at p = 0 (a
   share of problems never solved) and one or two Beta(alpha, beta) components, fitted by maximum
   likelihood to the binomial counts (beta-binomial likelihood). Under independent sampling
   pass_i@k = 1 - (1 - p_i)^k exactly, so coverage follows in closed form; for the problems at
   hand it is computed from each problem's posterior given its own counts (empirical Bayes).
+* ``"model-average"`` and ``"kumaraswamy"``: Beta and Kumaraswamy laws of p_i, fitted alike and
+  averaged by Akaike weights (``average``, ``kumaraswamy``), or the Kumaraswamy alone.
 * ``"power-law"``: coverage(k) = exp(a * k^b) fitted to the k <= n coverage curve (Brown et al.
   2024, "Large Language Monkeys", §3.1 / Fig. 5).
+* ``"combined"``, the default: the mean of ``"model-average"`` and ``"power-law"``
+  (:func:`extrapolate`).
 
 Uncertainty bands resample problems with replacement (seeded, deterministic) and refit.
-:func:`held_out` compares the two on a hypergeometric subsample against the full-data estimate.
-The Beta-mixture fit needs scipy (``scipy.optimize``, ``scipy.special``), imported when used.
+:func:`held_out` compares them on a hypergeometric subsample against the full-data estimate.
+The Beta fits need scipy (``scipy.optimize``, ``scipy.special``), imported when used.
 """
 
 from __future__ import annotations
@@ -423,8 +427,8 @@ def extrapolate(samples, correct, k, method: Method = DEFAULT_METHOD, *, compone
     the parts cannot be estimated well, Clemen 1989, Int. J. Forecasting 5(4):559-583). The two
     extrapolate from different evidence: the fitted distribution of per-problem rates, and the
     shape of the coverage curve within the samples; on the Pythia file their errors are of
-    opposite sign (docs/reasoning.md). With no problem solved, the power law cannot be fitted
-    and the model average alone predicts.
+    opposite sign (docs/reasoning.md). With no problem solved, or a problem with one sample,
+    the power law cannot be fitted and the model average alone predicts.
     ``"model-average"``: Beta and Kumaraswamy fits averaged by their Akaike weights
     (``average``), each predicting the problems at hand from their posteriors; every bootstrap
     resample refits and re-weights both, so the band includes which family fits.
@@ -456,8 +460,8 @@ def extrapolate(samples, correct, k, method: Method = DEFAULT_METHOD, *, compone
 class CombinedFit:
     """The default extrapolation's two parts, averaged with equal weights: the Akaike-weighted
     Beta/Kumaraswamy average (``average.ModelAverageFit``) and Brown et al.'s power law
-    (None when no problem was solved: the power law cannot be fitted, the average alone
-    predicts)."""
+    (None when no problem was solved or some problem has a single sample: the power law
+    cannot be fitted, the average alone predicts)."""
 
     model_average: object
     power_law: PowerLawFit | None
@@ -469,7 +473,7 @@ def _predictions(method: str, n: np.ndarray, c: np.ndarray, ks: np.ndarray, draw
     (:func:`extrapolate`)."""
     if method == "combined":
         avg, point, boot = _predictions("model-average", n, c, ks, draws, components)
-        if not np.any(c > 0):
+        if not np.any(c > 0) or n.min() < 2:  # fit_power_law_curve needs 2 points > 0
             return CombinedFit(avg, None), point, boot
         power, p_point, p_boot = _predictions("power-law", n, c, ks, draws, components)
         return CombinedFit(avg, power), 0.5 * (point + p_point), 0.5 * (boot + p_boot)
@@ -534,10 +538,11 @@ class HeldOut:
 def held_out(data: SampleSet, n_sub: int, k, *, seed: int = 0, components: int = 1,
              reps: int = 200, level: float = 0.9) -> HeldOut:
     """Which extrapolation the data prefers: draw ``n_sub`` of each problem's samples without
-    replacement (:meth:`SampleSet.subsample`, seeded), fit both methods (:func:`extrapolate`) on
-    that, and compare with the unbiased estimate (:func:`coverage`, Chen et al. 2021 §2.1) from
-    all samples at ``k`` (n_sub < k <= min n_i is the interesting range). shared/reasoning/
-    README.md ("Data") proposes this set-up: a small campaign with the truth known."""
+    replacement (:meth:`SampleSet.subsample`, seeded), fit every method in METHODS
+    (:func:`extrapolate`) on that, and compare with the unbiased estimate (:func:`coverage`,
+    Chen et al. 2021 §2.1) from all samples at ``k`` (n_sub < k <= min n_i is the interesting
+    range). shared/reasoning/README.md ("Data") proposes this set-up: a small campaign with the
+    truth known."""
     ks = _ks(k)
     truth = coverage(data.samples, data.correct, ks)
     sub = data.subsample(n_sub, seed)
