@@ -243,6 +243,7 @@ def _print_training(est, out: dict) -> None:
         ("capacity", f"{est.memory['capacity'] / GIB:,.1f} ({verdict})"),
     ])
     _print_phases(est)
+    _print_offload(est.offload)
     # Parts that are zero for this layout (no TP, no pipeline, …) are left out here; --json
     # keeps every key. Recomputation is part of compute: shown under it.
     parts = list(est.breakdown_s)
@@ -255,6 +256,17 @@ def _print_training(est, out: dict) -> None:
     ])
     print_table("Throughput", ("metric", "value"), _throughput_rows(est, out))
     expected_error_lines(out["expected_error"], out["expected_error_memory"])
+
+
+def _print_offload(off: dict) -> None:
+    """One line when states live off the GPU: where, and how full the host and NVMe are."""
+    placed = [f"{k} {v}" for k, v in off.items() if isinstance(v, str) and v != "gpu"]
+    if placed:
+        console.print(
+            f"offload: {', '.join(placed)}; host {off['host_bytes'] / GIB:,.1f} of "
+            f"{off['host_capacity_bytes'] / GIB:,.0f} GiB per GPU, NVMe "
+            f"{off['nvme_bytes'] / 1e12:,.2f} of {off['nvme_capacity_bytes'] / 1e12:,.2f} TB "
+            "per node", highlight=False)
 
 
 def _print_phases(est) -> None:

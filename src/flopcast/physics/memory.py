@@ -219,6 +219,8 @@ def offloaded_state_bytes(states, in_flight_fraction, params_tier, grads_tier, o
     layers the same way. As the fraction is ≤ 1, offloading never adds GPU memory.
     """
     w, g, o = states
+    if not any(np.any(np.asarray(t) > 0) for t in (params_tier, grads_tier, optimizer_tier)):
+        return w, g, o
     f = np.asarray(in_flight_fraction, dtype=float)
     return (np.where(np.asarray(params_tier) > 0, w * f, w),
             np.where(np.asarray(grads_tier) > 0, g * f, g),
@@ -229,6 +231,8 @@ def resident_layers(layers, activations_tier):
     """Layers' worth of saved activations on the GPU: all of them, or with activations
     offloaded to the host at most OFFLOAD_RESIDENT_LAYERS (never more than there are)."""
     layers = np.asarray(layers, dtype=float)
+    if not np.any(np.asarray(activations_tier) > 0):
+        return layers
     return np.where(np.asarray(activations_tier) > 0,
                     np.minimum(layers, OFFLOAD_RESIDENT_LAYERS), layers)
 

@@ -74,5 +74,12 @@ class Layout:
         return int(np.broadcast(*(getattr(self, f.name) for f in fields(self))).size)
 
     @property
+    def offloads(self) -> bool:
+        """Whether any configuration keeps any state off the GPU (else the offload terms
+        are skipped: the planner's speed)."""
+        return any(bool(np.any(getattr(self, name) > 0)) for name in
+                   ("offload", "offload_grad", "offload_param", "offload_act"))
+
+    @property
     def global_batch(self) -> np.ndarray:
         return self.micro_batch * self.dp * self.num_micro_batches

@@ -228,8 +228,9 @@ def training_memory(model: Model, framework: Framework, precision: Precision, se
                                 dict(layers=n_layers_stage, in_flight=flight, head=head),
                                 reserved)
         acts = tok["stored"] * n_layers_stage * flight
-        for tier, placed in zip(("host", "nvme"),
-                                memory.offloaded_bytes(states["all"], acts, lay), strict=True):
+        placed_by_tier = memory.offloaded_bytes(states["all"], acts, lay) if lay.offloads else (
+            0.0, 0.0)
+        for tier, placed in zip(("host", "nvme"), placed_by_tier, strict=True):
             key = f"memory_offload_{tier}_bytes"
             offloaded[key] = placed if key not in offloaded else np.maximum(offloaded[key],
                                                                             placed)

@@ -174,9 +174,11 @@ def _offload_sizes(model: Model, framework: Framework, precision: Precision, seq
                 units=n_layers_stage)
 
 
-def _offload_fits(system: System, mem: dict):
+def _offload_fits(system: System, mem: dict, lay: Layout):
     """Whether the offloaded states fit their tiers: host memory per GPU, and the node's NVMe
     for the job's GPUs on it."""
+    if not lay.offloads:
+        return True
     host = mem["memory_offload_host_bytes"] <= system.host_memory_bytes
     nvme = mem["memory_offload_nvme_bytes"] * system.domain_size <= system.nvme_bytes
     return host & nvme
@@ -264,9 +266,7 @@ def training_step(model: Model, system: System, precision: Precision, seq_len,
     shards = np.where(lay.zero >= 1, dp_group, 1)
     shard_params = stage_p / shards
     gpu_adam = kernels.stream_time(shard_params * framework.optimizer_update_bytes_per_param, gpu)
-    offloading = bool(np.any(lay.offload > 0) or np.any(lay.offload_param > 0)
-                      or np.any(lay.offload_grad > 0) or np.any(lay.offload_act > 0))
-    if offloading:
+    if lay.offloads:
         moved = offload_times(system, lay, _offload_sizes(
             model, framework, precision, seq_len, lay, stage_p, shard_params, dp_group,
             n_layers_stage), dict(fwd=layers["fwd_compute"],
@@ -310,7 +310,7 @@ def training_step(model: Model, system: System, precision: Precision, seq_len,
         dp_comm_total_s=dp_comm_total,
         optimizer_s=optimizer,
         offload_s=offload_s,
-        offload_fits=_offload_fits(system, mem),
+        offload_fits=_offload_fits(system, mem, lay),
         overhead_s=eff.step_overhead_s,
         board_power_w=power,
         tokens_per_step=tokens_step,
