@@ -42,6 +42,7 @@ from flopcast.cli.common import (
     warn_beyond_context,
 )
 from flopcast.errors import FlopcastError
+from flopcast.specs.parallelism import OFFLOAD_KINDS
 
 plan_app = typer.Typer(no_args_is_help=True, help="Search configurations and clusters.")
 app.add_typer(plan_app, name="plan")
@@ -159,8 +160,9 @@ def plan_train(
     """Search every parallel configuration (and cluster) for the best way to train a model.
 
     Every valid (tp, pp, vp, cp, ep, dp, micro-batch, ZeRO stage, recompute, schedule,
-    sequence parallelism, optimizer offload) is evaluated by the same model as `flopcast
-    train`; invalid ones are counted per reason.
+    sequence parallelism) is evaluated by the same model as `flopcast train`; invalid ones
+    are counted per reason. Offload to host memory or NVMe (ZeRO-Offload, ZeRO-Infinity) is
+    searched only when nothing fits without it, and the answer says so.
     """
     from flopcast.specs.plan import PlanRequest
     from flopcast.workloads.training.distributed import plan_sweep
@@ -293,6 +295,12 @@ def _print_assumptions(answer: dict) -> None:
         line += (f"; it trains {best['tokens']:.3g} tokens in {best['time_to_train_days']:,.1f} "
                  f"days for ${best['cost_usd']:,.0f} and {best['energy_mwh']:,.1f} MWh")
     console.print(line, highlight=False)
+    searched = [f"{c['num_gpus']}× {c['gpu']}" for c in answer["clusters"]
+                if c.get("offload_searched")]
+    if searched:
+        console.print(f"nothing fit without offload on {', '.join(searched)}: offload to host "
+                      "memory / NVMe searched there (ZeRO-Offload, ZeRO-Infinity)"
+                      f"; best:{_offload_text(best['config']) or ' none'}", highlight=False)
     expected_error_lines(answer["expected_error"])
 
 
@@ -340,10 +348,21 @@ def _config_text(c: dict, with_cluster: bool = False) -> str:
     text = (f"tp{c['tp']} pp{c['pp']} vp{c['vp']} cp{c['cp']} ep{c['ep']} dp{c['dp']} "
             f"mb{c['micro_batch']} zero{c['zero_stage']} rc={c['recompute']} {c['schedule']}"
             + (" sp" if c["sp"] else "")
-            + (" offload" if c.get("cpu_offload") or c.get("cpu_offload_optimizer") else ""))
+            + _offload_text(c))
     if with_cluster:
         text = f"{c['num_gpus']}×{c['gpu']} " + text
     return text
+
+
+def _offload_text(c: dict) -> str:
+    """" offload=optimizer:cpu,params:nvme" for the states off the GPU, else ""."""
+    tiers = c.get("offload")
+    if tiers is None:  # a search config (Parallelism keyword arguments)
+        tiers = {k: c.get(f"offload_{k}", "gpu") for k in OFFLOAD_KINDS}
+        if c.get("cpu_offload_optimizer") and tiers["optimizer"] == "gpu":
+            tiers["optimizer"] = "cpu"
+    off = [f"{k}:{v}" for k, v in tiers.items() if v != "gpu"]
+    return f" offload={','.join(off)}" if off else ""
 
 
 def _opt(v, fmt: str) -> str:

@@ -97,7 +97,20 @@ def train(
     dp_overlap: bool = typer.Option(True, "--dp-overlap/--no-dp-overlap",
                                     help="Overlap DP gradient/parameter communication."),
     cpu_offload: bool = typer.Option(False, "--cpu-offload",
-                                     help="Keep optimizer states on the host (ZeRO-Offload)."),
+                                     help="Keep optimizer states on the host (ZeRO-Offload); "
+                                     "the same as --offload optimizer=cpu."),
+    offload: str | None = typer.Option(
+        None, "--offload", help="Where states live off the GPU: comma-separated KIND=TIER, "
+        "KIND one of optimizer, gradients, params, activations; TIER gpu, cpu or nvme "
+        "(activations: gpu or cpu), e.g. optimizer=cpu,params=nvme (ZeRO-Offload, "
+        "ZeRO-Infinity)."),
+    host_memory_gib: float | None = float_option(
+        None, "--host-memory-gib", help="Host memory per GPU for offloaded states, GiB "
+        "(default 128)."),
+    nvme_tb: float | None = float_option(
+        None, "--nvme-tb", help="NVMe capacity per node, TB (default 15.36)."),
+    nvme_gbps: float | None = float_option(
+        None, "--nvme-gbps", help="NVMe bandwidth per node, GB/s (default 25)."),
     attention_backend: str | None = typer.Option(
         None, "--attention-backend", help="Attention kernel of the GPU's kernel profile "
         "(cudnn, flash-attention-2, flash-attention-3, flash-attention-triton, …; default: the "
@@ -133,7 +146,8 @@ def train(
     if network_gbps is not None and network_gbps <= 0:
         raise FlopcastError(f"--network-gbps: must be > 0 Gb/s; got {network_gbps:g}")
     system = System(gpu=the_gpu, num_gpus=gpus, gpus_per_node=gpus_per_node,
-                    network_bandwidth=None if network_gbps is None else network_gbps * 1e9 / 8)
+                    network_bandwidth=None if network_gbps is None else network_gbps * 1e9 / 8,
+                    **_offload_system(host_memory_gib, nvme_tb, nvme_gbps))
     the_framework = load_framework(framework)
     parallel = Parallelism(
         tp=tp, pp=pp, vp=vp, cp=cp, ep=ep, etp=etp, dp=dp, sp=sp,
@@ -141,6 +155,7 @@ def train(
         micro_batch=micro_batch, global_batch=global_batch, recompute=recompute.value,
         schedule=schedule.value if schedule else None, tp_comm_overlap=tp_comm_overlap,
         dp_comm_overlap=dp_overlap, cpu_offload_optimizer=cpu_offload,
+        **parse_offload(offload),
         embedding_loss_stages=embedding_loss_stages,
     )
     job = TrainingJob(model=the_model, system=system, parallelism=parallel, seq_len=seq_len,
@@ -155,6 +170,40 @@ def train(
         print(json.dumps(out, indent=2))
         return
     _print_training(est, out)
+
+
+def parse_offload(text: str | None) -> dict[str, str]:
+    """'optimizer=cpu,params=nvme' → Parallelism keyword arguments; one line naming --offload
+    and the bad part otherwise."""
+    from flopcast.specs.parallelism import OFFLOAD_KINDS, TIER_CODES
+
+    out: dict[str, str] = {}
+    for part in (text or "").split(","):
+        if not part.strip():
+            continue
+        kind, _, tier = (x.strip().lower() for x in part.partition("="))
+        tiers = ("gpu", "cpu") if kind == "activations" else tuple(TIER_CODES)
+        if kind not in OFFLOAD_KINDS or tier not in tiers:
+            raise FlopcastError(
+                f"--offload: {part.strip()!r} is not KIND=TIER with KIND one of "
+                f"{', '.join(OFFLOAD_KINDS)} and TIER one of {', '.join(tiers)}")
+        out[OFFLOAD_KINDS[kind]] = tier
+    return out
+
+
+def _offload_system(host_memory_gib, nvme_tb, nvme_gbps) -> dict:
+    """System keyword arguments of the offload tiers given on the command line."""
+    values = {"host_memory_bytes": (host_memory_gib, 2**30, "--host-memory-gib"),
+              "nvme_bytes": (nvme_tb, 1e12, "--nvme-tb"),
+              "nvme_bandwidth": (nvme_gbps, 1e9, "--nvme-gbps")}
+    out = {}
+    for field, (value, unit, option) in values.items():
+        if value is None:
+            continue
+        if value <= 0:
+            raise FlopcastError(f"{option}: must be > 0; got {value:g}")
+        out[field] = value * unit
+    return out
 
 
 def training_assumptions(gpu, framework_id: str = "megatron") -> dict:
@@ -194,6 +243,7 @@ def _print_training(est, out: dict) -> None:
         ("capacity", f"{est.memory['capacity'] / GIB:,.1f} ({verdict})"),
     ])
     _print_phases(est)
+    _print_offload(est.offload)
     # Parts that are zero for this layout (no TP, no pipeline, …) are left out here; --json
     # keeps every key. Recomputation is part of compute: shown under it.
     parts = list(est.breakdown_s)
@@ -206,6 +256,17 @@ def _print_training(est, out: dict) -> None:
     ])
     print_table("Throughput", ("metric", "value"), _throughput_rows(est, out))
     expected_error_lines(out["expected_error"], out["expected_error_memory"])
+
+
+def _print_offload(off: dict) -> None:
+    """One line when states live off the GPU: where, and how full the host and NVMe are."""
+    placed = [f"{k} {v}" for k, v in off.items() if isinstance(v, str) and v != "gpu"]
+    if placed:
+        console.print(
+            f"offload: {', '.join(placed)}; host {off['host_bytes'] / GIB:,.1f} of "
+            f"{off['host_capacity_bytes'] / GIB:,.0f} GiB per GPU, NVMe "
+            f"{off['nvme_bytes'] / 1e12:,.2f} of {off['nvme_capacity_bytes'] / 1e12:,.2f} TB "
+            "per node", highlight=False)
 
 
 def _print_phases(est) -> None:

@@ -43,6 +43,11 @@ LOGIT_LOSS_BYTES = 4
 #: same by element counts instead (deepspeed/runtime/zero/config.py: stage3_prefetch_bucket_size
 #: 5e7, stage3_max_live_parameters 1e9, reduce_bucket_size 5e8 elements).
 ZERO_UNITS_IN_FLIGHT = 2
+#: Layers whose saved activations stay on the GPU when activations are offloaded: the layer
+#: being computed and the one whose activations are being copied out (forward) or prefetched
+#: (backward): ZeRO-Infinity's activation-checkpoint offload (Rajbhandari et al. 2021 §5.1.2)
+#: and Superpipeline's layer streaming keep one transfer in flight beside the compute.
+OFFLOAD_RESIDENT_LAYERS = 2
 
 
 def _dims(model: Model):
@@ -198,6 +203,53 @@ def model_state_bytes(non_expert, expert, precision: Precision, zero_stage, dens
                   + sharded(expert, expert_shards, zero >= 1))
     optim = np.where(np.asarray(offload_optimizer), 0.0, optim)
     return weights, grads, optim
+
+
+def offloaded_state_bytes(states, in_flight_fraction, params_tier, grads_tier, optimizer_tier):
+    """(weights, gradients, optimizer) bytes left on the GPU when some live off it.
+
+    ``states``: the (weights, gradients, optimizer) bytes per GPU had nothing been offloaded
+    (:func:`model_state_bytes`); tiers 0 = gpu, > 0 = cpu or nvme. Offloaded optimizer states
+    leave nothing (ZeRO-Offload, Ren et al. 2021 §4.1: fp32 master weights, momentum and
+    variance live on the host, the update runs there). Offloaded parameters and gradients keep
+    only the sharding units in flight (``in_flight_fraction``, the share
+    :func:`zero_units_in_flight_fraction` gives): ZeRO-Infinity fetches each unit's parameters
+    before its forward and backward and frees them after, and moves each unit's gradients off
+    as the backward produces them (Rajbhandari et al. 2021 §5.1, §6.2); Superpipeline streams
+    layers the same way. As the fraction is ≤ 1, offloading never adds GPU memory.
+    """
+    w, g, o = states
+    if not any(np.any(np.asarray(t) > 0) for t in (params_tier, grads_tier, optimizer_tier)):
+        return w, g, o
+    f = np.asarray(in_flight_fraction, dtype=float)
+    return (np.where(np.asarray(params_tier) > 0, w * f, w),
+            np.where(np.asarray(grads_tier) > 0, g * f, g),
+            np.where(np.asarray(optimizer_tier) > 0, 0.0, o))
+
+
+def resident_layers(layers, activations_tier):
+    """Layers' worth of saved activations on the GPU: all of them, or with activations
+    offloaded to the host at most OFFLOAD_RESIDENT_LAYERS (never more than there are)."""
+    layers = np.asarray(layers, dtype=float)
+    if not np.any(np.asarray(activations_tier) > 0):
+        return layers
+    return np.where(np.asarray(activations_tier) > 0,
+                    np.minimum(layers, OFFLOAD_RESIDENT_LAYERS), layers)
+
+
+def offloaded_bytes(states, activations, lay):
+    """(host, NVMe) bytes per GPU of the offloaded states: each offloaded state whole, in its
+    tier (1 = cpu, 2 = nvme): ``states`` = (weights, gradients, optimizer) had none been
+    offloaded, ``activations`` the saved activations of all layers and micro-batches in
+    flight; ``lay`` carries the tiers (Layout offload, offload_grad, offload_param,
+    offload_act). The host's pinned staging buffers are left out."""
+    w, g, o = states
+    host = nvme = 0.0
+    for bytes_, tier in ((w, lay.offload_param), (g, lay.offload_grad), (o, lay.offload),
+                         (activations, lay.offload_act)):
+        host = host + np.where(tier == 1, bytes_, 0.0)
+        nvme = nvme + np.where(tier == 2, bytes_, 0.0)
+    return host, nvme
 
 
 def zero_units_in_flight_fraction(layer_params, extra_unit_params, stage_params):

@@ -109,6 +109,14 @@ class Efficiency(BaseModel):
         "offloaded (ZeRO-Offload's CPU-Adam, Ren et al. 2021 §4.1).",
     )
 
+    host_link_fraction: float = Field(
+        0.8, gt=0, le=1,
+        description="Fraction of the host link's per-direction bandwidth (PCIe, NVLink-C2C) "
+        "pinned-memory copies of offloaded states achieve (PCIe Gen3/Gen4 x16: ~12-13 of 16 "
+        "and ~25 of 32 GB/s in cudaMemcpy bandwidth tests; ZeRO-Offload, Ren et al. 2021 §5, "
+        "transfers over it in large pinned buffers). Prior, not fitted.",
+    )
+
     def updated(self, **values: float) -> Efficiency:
         """A copy with some fields replaced (validated)."""
         return Efficiency.model_validate({**self.model_dump(), **values})

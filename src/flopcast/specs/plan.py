@@ -25,9 +25,11 @@ Objective = Literal["time", "cost", "energy"]
 DEFAULT_TOKENS_PER_BATCH = 2**22
 
 
-#: Allowed values of pinned search axes that are codes or sizes other than GPU counts.
+#: Allowed values of pinned search axes that are codes or sizes other than GPU counts
+#: (offload: an index of workloads/training/search.OFFLOAD_PRESETS, 0 = none, 1 = optimizer
+#: on the host).
 _AXIS_RANGES = {"zero": (0, 3), "recompute": (0, 2), "schedule": (0, 2), "sp": (0, 1),
-                "offload": (0, 1), "micro_batch": (1, MAX_BATCH)}
+                "offload": (0, 6), "micro_batch": (1, MAX_BATCH)}
 
 
 class PlanRequest(Spec):

@@ -15,7 +15,7 @@ SECONDS_PER_DAY = 86400.0
 JOULES_PER_MWH = 3.6e9
 
 TIME_PARTS = ("compute_s", "tp_comm_s", "cp_comm_s", "ep_comm_s", "pp_comm_s", "bubble_s",
-              "dp_comm_exposed_s", "optimizer_s", "overhead_s")
+              "dp_comm_exposed_s", "optimizer_s", "offload_s", "overhead_s")
 MEMORY_KINDS = ("weights", "gradients", "optimizer", "activations", "temporary")
 
 
@@ -30,7 +30,9 @@ class TrainingEstimate:
     middle stages lie between them. ``memory_phases`` breaks the largest stage's memory into
     the worst moment of each phase (forward, backward, optimizer_step) and what it is made of
     (workloads/training/phases.py PARTS), ``memory_phases_by_stage`` the same per stage, and
-    ``memory_peak_phase`` names the phase that sets the peak.
+    ``memory_peak_phase`` names the phase that sets the peak. ``offload`` gives the tier of
+    each offloadable state and the bytes placed on the host (per GPU) and on NVMe (per node)
+    with their capacities; ``fits`` needs those to fit too.
     """
 
     step_time_s: float
@@ -47,6 +49,7 @@ class TrainingEstimate:
     memory_phases: dict[str, dict[str, float]]
     memory_phases_by_stage: dict[str, dict[str, dict[str, float]]]
     memory_peak_phase: str
+    offload: dict
     breakdown_s: dict[str, float]
     num_gpus: int
     tokens: float | None
@@ -70,6 +73,15 @@ def memory_phases(v: dict, stage: str) -> dict[str, dict[str, float]]:
         total = sum(parts.values())
         out[phase] = parts | {"total": total, "allocated": total - parts["reserved"]}
     return out
+
+
+def _offload_summary(job: TrainingJob, v: dict) -> dict:
+    """Tier of each state and what the host (per GPU) and the node's NVMe hold."""
+    system = job.system
+    return job.parallelism.offload | dict(
+        host_bytes=v["memory_offload_host_bytes"], host_capacity_bytes=system.host_memory_bytes,
+        nvme_bytes=v["memory_offload_nvme_bytes"] * system.domain_size,
+        nvme_capacity_bytes=system.nvme_bytes)
 
 
 def estimate_training(job: TrainingJob) -> TrainingEstimate:
@@ -123,13 +135,14 @@ def estimate_training(job: TrainingJob) -> TrainingEstimate:
         hardware_tflops_per_gpu=hardware_tflops / 1e12,
         mfu=model_tflops / peak,
         hfu=hardware_tflops / peak,
-        fits=bool(memory["total"] <= memory["capacity"]),
+        fits=bool(memory["total"] <= memory["capacity"] and v["offload_fits"]),
         memory=memory,
         memory_largest_stage=int(v["memory_largest_stage"]),
         memory_by_stage=by_stage,
         memory_phases=phases_by_stage[largest],
         memory_phases_by_stage=phases_by_stage,
         memory_peak_phase=peak_phase,
+        offload=_offload_summary(job, v),
         breakdown_s={k: v[k] for k in TIME_PARTS} | {"recompute_s": v["recompute_s"]},
         num_gpus=n,
         tokens=budget,
@@ -151,6 +164,7 @@ def estimate_training(job: TrainingJob) -> TrainingEstimate:
             micro_batch=p.micro_batch, global_batch=p.global_batch,
             num_micro_batches=job.num_micro_batches, recompute=p.recompute,
             schedule=p.pipeline_schedule, tp_comm_overlap=p.tp_overlap,
-            cpu_offload=p.cpu_offload_optimizer, embedding_loss_stages=p.embedding_loss_stages,
+            cpu_offload=p.cpu_offload_optimizer, offload=p.offload,
+            embedding_loss_stages=p.embedding_loss_stages,
         ),
     )

@@ -18,6 +18,11 @@ physics/memory.py counts their bytes. Moments (every term per GPU):
   linearly, so the worst moment is one of the two ends;
 - optimizer step: weights, gradients and optimizer states.
 
+Offloaded states (physics/memory.offloaded_state_bytes, ZeRO-Offload / ZeRO-Infinity) leave on
+the GPU only the units in flight; offloaded activations only the layers being computed or
+copied (memory.resident_layers); ``memory_offload_host_bytes`` / ``_nvme_bytes`` are what the
+larger stage places on the host (per GPU) and on NVMe (per GPU).
+
 The runtime reserve (CUDA context, NCCL buffers, allocator slack; Efficiency
 runtime_reserved_bytes) is part of every phase's total, which ``fits`` compares with the
 capacity; ``allocated`` leaves it out, which is what torch.cuda.max_memory_allocated reports.
@@ -118,7 +123,7 @@ def stage_moments(framework: Framework, lay: Layout, tok: dict, states: dict, st
     w, g, o = states["weights"], states["gradients"], states["optimizer"]
     layers, in_flight, head = stage["layers"], stage["in_flight"], stage["head"]
     full = lay.recompute == 2
-    stored = layers * tok["stored"] * in_flight
+    stored = tok["stored"] * memory.resident_layers(layers * in_flight, lay.offload_act)
     work = np.where(full, tok["full"] - tok["stored"], 0.0)
     loss_fwd, loss_bwd = (np.where(head, tok[k], 0.0) for k in ("loss_fwd", "loss_bwd"))
     g_before = np.where(framework.gradients_persist | (lay.num_micro_batches > 1), g, 0.0)
@@ -138,7 +143,8 @@ def stage_moments(framework: Framework, lay: Layout, tok: dict, states: dict, st
         recompute=work, loss=0.0 if framework.loss_freed_before_layers else loss_bwd)
     layers_end = layers_start | dict(
         weight_casts=c_layer, gradients=g,
-        activations=tok["stored"] * (layers * (in_flight - 1) + 1))
+        activations=tok["stored"] * memory.resident_layers(layers * (in_flight - 1) + 1,
+                                                           lay.offload_act))
     optimizer = base | dict(weight_casts=0.0, gradients=g, activations=0.0,
                             head_activations=0.0, zero_gathered=0.0)
     moments = dict(forward=forward, backward_at_loss=at_loss,
@@ -172,13 +178,15 @@ def _states(model, framework, precision, lay, non_expert, expert_p, extra, n_lay
     """Model states of one stage (stage_phases' ``states``)."""
     dense_shards = lay.dp * lay.cp
     expert_shards = np.maximum(lay.tp * dense_shards / (lay.etp * lay.ep), 1)  # edp
-    w, g, o = memory.model_state_bytes(non_expert, expert_p, precision, lay.zero, dense_shards,
-                                       expert_shards, lay.offload, framework)
+    w_all, g_all, o_all = memory.model_state_bytes(non_expert, expert_p, precision, lay.zero,
+                                                   dense_shards, expert_shards, False, framework)
     # ZeRO-2/3: the sharded gradients (and ZeRO-3 weights) of the units in flight are
     # materialised whole (physics/memory.zero_transient_bytes).
     other, expert = memory.layer_param_counts(model)
     layer_p = other / lay.tp + expert / (lay.etp * lay.ep)
     share = memory.zero_units_in_flight_fraction(layer_p, extra, non_expert + expert_p)
+    w, g, o = memory.offloaded_state_bytes((w_all, g_all, o_all), share, lay.offload_param,
+                                           lay.offload_grad, lay.offload)
     zero_w, zero_g = memory.zero_transient_bytes(non_expert, expert_p, precision, lay.zero,
                                                  dense_shards, expert_shards, share)
     stage_p = np.asarray(non_expert + expert_p, dtype=float)
@@ -189,6 +197,7 @@ def _states(model, framework, precision, lay, non_expert, expert_p, extra, n_lay
         framework.weight_casts == "autocast", np.where(lay.zero >= 3, share, 1.0), 0.0)
     bucket = np.where(framework.ddp_bucket_copy & (lay.zero == 0) & (dense_shards > 1), g, 0.0)
     return dict(weights=w, gradients=g, optimizer=o, zero_w=zero_w, zero_g=zero_g,
+                all=(w_all, g_all, o_all),
                 head_grad=head_grad, bucket=bucket,
                 casts_all=cast * memory.gemm_weight_params(model, lay.tp, n_layers, head),
                 casts_head=cast * head_p,
@@ -208,7 +217,7 @@ def training_memory(model: Model, framework: Framework, precision: Precision, se
                                                  moe_fraction).items()}
     extra_first, extra_last = memory.stage_extra_unit_params(model, lay.tp, lay.pp)
     single = lay.pp == 1
-    out, peaks = {}, {}
+    out, peaks, offloaded = {}, {}, {}
     skip = set() if detail else dominated(framework, tok)
     for name, non_expert, extra, flight, head in (
             ("first", first_p, extra_first, in_flight, single),
@@ -218,6 +227,13 @@ def training_memory(model: Model, framework: Framework, precision: Precision, se
         moments = stage_moments(framework, lay, tok, states,
                                 dict(layers=n_layers_stage, in_flight=flight, head=head),
                                 reserved)
+        acts = tok["stored"] * n_layers_stage * flight
+        placed_by_tier = memory.offloaded_bytes(states["all"], acts, lay) if lay.offloads else (
+            0.0, 0.0)
+        for tier, placed in zip(("host", "nvme"), placed_by_tier, strict=True):
+            key = f"memory_offload_{tier}_bytes"
+            offloaded[key] = placed if key not in offloaded else np.maximum(offloaded[key],
+                                                                            placed)
         if not detail:
             peaks[name] = worst([m for k, m in moments.items() if k not in skip], False)
             continue
@@ -226,7 +242,7 @@ def training_memory(model: Model, framework: Framework, precision: Precision, se
                   "optimizer_step": moments["optimizer_step"]}
         peaks[name] = worst([phases[p] for p in PHASES])
         out |= _phase_keys(name, phases, peaks[name]["total"])
-    return out | _largest(peaks, lay, reserved, capacity, detail)
+    return out | offloaded | _largest(peaks, lay, reserved, capacity, detail)
 
 
 def _phase_keys(stage: str, phases: dict, peak) -> dict:

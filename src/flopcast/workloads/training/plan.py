@@ -83,7 +83,8 @@ def summarize_cluster(request: PlanRequest, cluster: Cluster, result: SearchResu
     """Best configurations, rejections and the tokens/s-vs-headroom front of one cluster."""
     order = result.order()
     out = {"gpu": cluster.gpu, "num_gpus": cluster.num_gpus, "evaluated": result.evaluated,
-           "rejected": dict(result.rejected), "feasible": int(result.feasible.sum())}
+           "rejected": dict(result.rejected), "feasible": int(result.feasible.sum()),
+           "offload_searched": result.offload_searched}
     if len(order) == 0:
         out.update(top=[], pareto=[], best=None)
         return out
@@ -183,7 +184,8 @@ def _objective_value(request: PlanRequest, est: dict) -> float:
 def _cluster_row(request: PlanRequest, s: dict) -> dict:
     best = s["best"]
     row = {"gpu": s["gpu"], "num_gpus": s["num_gpus"], "evaluated": s["evaluated"],
-           "feasible": s["feasible"], "fits": best is not None}
+           "feasible": s["feasible"], "fits": best is not None,
+           "offload_searched": s.get("offload_searched", False)}
     if best is None:
         row.update(tokens_per_s=None, time_to_train_days=None, cost_usd=None, energy_mwh=None,
                    config=None, usd_per_million_tokens=None)

@@ -25,7 +25,8 @@ from flopcast.specs.model import Model
 from flopcast.specs.precision import Precision
 from flopcast.specs.system import System
 from flopcast.workloads.training.layout import Layout
-from flopcast.workloads.training.phases import training_memory
+from flopcast.workloads.training.offload import offload_times
+from flopcast.workloads.training.phases import token_bytes, training_memory
 
 
 def training_numerics(precision: Precision) -> layer.Numerics:
@@ -152,6 +153,37 @@ def _weight_traffic(model: Model, gpu, framework: Framework, lay: Layout, n_laye
     return casts + accumulate
 
 
+def _offload_sizes(model: Model, framework: Framework, precision: Precision, seq_len,
+                   lay: Layout, stage_p, shard_params, dp_group, n_layers_stage) -> dict:
+    """Bytes per GPU the offload tiers move (offload.offload_times' ``sizes``): the rank's
+    16-bit parameters (its ZeRO-3 shard), the gradients it owns (its ZeRO-2/3 shard), the
+    optimizer shard's gradients, parameters and states (memory.state_bytes_per_param), and one
+    micro-batch's saved activations of the stage (phases.token_bytes)."""
+    _, gb, ob = memory.state_bytes_per_param(precision, framework)
+    wb = precision.weight_bytes
+    tokens = lay.micro_batch * seq_len / lay.cp
+    acts = 0.0
+    if np.any(lay.offload_act > 0):
+        moe_fraction = model.num_moe_layers / model.num_layers
+        acts = token_bytes(model, framework, precision, seq_len, lay, moe_fraction)["stored"] * (
+            tokens * n_layers_stage)
+    return dict(params=stage_p * wb / np.where(lay.zero >= 3, dp_group, 1),
+                grads=stage_p * gb / np.where(lay.zero >= 2, dp_group, 1),
+                grad_shard=shard_params * gb, param_shard=shard_params * wb,
+                states=shard_params * ob, activations=acts, shard_params=shard_params,
+                units=n_layers_stage)
+
+
+def _offload_fits(system: System, mem: dict, lay: Layout):
+    """Whether the offloaded states fit their tiers: host memory per GPU, and the node's NVMe
+    for the job's GPUs on it."""
+    if not lay.offloads:
+        return True
+    host = mem["memory_offload_host_bytes"] <= system.host_memory_bytes
+    nvme = mem["memory_offload_nvme_bytes"] * system.domain_size <= system.nvme_bytes
+    return host & nvme
+
+
 def training_step(model: Model, system: System, precision: Precision, seq_len,
                   lay: Layout, attention_backend: str | None = None,
                   framework: Framework | None = None,
@@ -229,16 +261,22 @@ def training_step(model: Model, system: System, precision: Precision, seq_len,
     dp_comm = np.where(zero3, micro_exposed, step_exposed)
     dp_comm_total = np.where(zero3, m * per_micro, per_step)
 
-    # Optimizer: Adam over this rank's shard (memory-bound), or on the host (ZeRO-Offload).
+    # Optimizer: Adam over this rank's shard (memory-bound) on the GPU, or on the host, and
+    # the traffic of offloaded states (workloads/training/offload.py).
     shards = np.where(lay.zero >= 1, dp_group, 1)
     shard_params = stage_p / shards
     gpu_adam = kernels.stream_time(shard_params * framework.optimizer_update_bytes_per_param, gpu)
-    host_adam = shard_params * (gb + wb) / gpu.pcie_bandwidth + (
-        shard_params / eff.cpu_adam_params_per_s
-    )
-    optimizer = np.where(lay.offload, host_adam, gpu_adam)
+    if lay.offloads:
+        moved = offload_times(system, lay, _offload_sizes(
+            model, framework, precision, seq_len, lay, stage_p, shard_params, dp_group,
+            n_layers_stage), dict(fwd=layers["fwd_compute"],
+                                  bwd=stage_compute - layers["fwd_compute"] - layers["recompute"],
+                                  gpu_adam=gpu_adam))
+        optimizer, offload_s = moved["optimizer_s"], moved["offload_s"]
+    else:
+        optimizer, offload_s = gpu_adam, 0.0
 
-    step = pipe + dp_comm + optimizer + eff.step_overhead_s
+    step = pipe + dp_comm + optimizer + offload_s + eff.step_overhead_s
     # Board power from what bounds each part of the step (physics/kernels.board_power_w):
     # GEMM/attention time at the compute-bound power, element-wise and optimizer time at the
     # HBM-bound power, the rest (exposed communication, bubble, overheads) near idle.
@@ -271,6 +309,8 @@ def training_step(model: Model, system: System, precision: Precision, seq_len,
         dp_comm_exposed_s=dp_comm,
         dp_comm_total_s=dp_comm_total,
         optimizer_s=optimizer,
+        offload_s=offload_s,
+        offload_fits=_offload_fits(system, mem, lay),
         overhead_s=eff.step_overhead_s,
         board_power_w=power,
         tokens_per_step=tokens_step,
