@@ -1,0 +1,103 @@
+"""Seed reproductions (docs/reproductions.md): flopcast run on configurations a paper states in
+full, checked against the paper's published figure within a stated tolerance.
+
+Each test runs the same `flopcast train ... --json` command that docs/reproductions.md quotes,
+in-process. Tolerances are set from the documented gap and flopcast's own stated error
+(step time: ±4.5 % median, p90 11.6 % on the published Ampere runs), never from one row: they
+must stay tight enough that removing a cost term the result depends on (the pipeline bubble,
+tensor-parallel communication) moves the prediction outside them.
+"""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from flopcast.cli import app
+
+# Narayanan et al. 2021 (SC21), §5.1: vocabulary 51,200, sequence 2048, mixed precision (fp16)
+# on Selene DGX A100 80GB nodes; Eq. 3 counts the extra forward of full activation recomputation,
+# so the published TFLOP/s compare with flopcast's hardware (recompute-included) TFLOP/s.
+MEGATRON_2021 = ("--gpu", "a100-80gb", "--vocab", "51200", "--seq-len", "2048", "--gelu",
+                 "--precision", "fp16", "--recompute", "full", "--zero", "0")
+GPT_175B = ("--layers", "96", "--hidden", "12288", "--heads", "96")
+GPT_530B = ("--layers", "105", "--hidden", "20480", "--heads", "128")
+GPT_1T = ("--layers", "128", "--hidden", "25600", "--heads", "160")
+
+
+def train(*args: str) -> dict:
+    """Run `flopcast train ARGS --json` in-process and return its JSON."""
+    result = CliRunner().invoke(app, ["train", *args, "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def rel_gap(predicted: float, published: float) -> float:
+    return predicted / published - 1.0
+
+
+@pytest.mark.parametrize("extra", [("--vp", "2"), ()], ids=["interleaved-vp2", "1f1b"])
+def test_megatron_2021_trillion_model_on_3072_a100(extra):
+    """Narayanan et al. 2021, Table 1 last row: 1008 B parameters (128 layers, hidden 25600,
+    160 heads), TP 8, PP 64, DP 6, global batch 3072 on 3072 A100: 163 TFLOP/s per GPU (52 %).
+
+    §5.1 says the interleaved schedule was used but not with how many chunks; 2 layers per stage
+    allow only vp = 2 (or 1). Micro-batch 1 is assumed (Table 1 does not give it). flopcast is
+    -0.9 % (1F1B) and +4.1 % (vp 2) off; tolerance ±8 %: both inside, while dropping the
+    pipeline bubble (11 % / 6 % of the step: +11 % / +10 % off) leaves it.
+    """
+    d = train(*MEGATRON_2021, *GPT_1T, "--gpus", "3072", "--tp", "8", "--pp", "64",
+              "--global-batch", "3072", "--micro-batch", "1", *extra)
+    assert abs(rel_gap(d["hardware_tflops_per_gpu"], 163.0)) <= 0.08
+    assert d["fits"]
+
+
+# Table 2, PTD-P rows: (model, GPUs, published TFLOP/s per GPU); global batch 1536 (175B) and
+# 2240 (530B), micro-batch 1, model-parallel size 96 = TP 8 x PP 12 and 280 = TP 8 x PP 35.
+PTD_ROWS = [(GPT_175B, "12", "1536", 384, 153.0), (GPT_175B, "12", "1536", 768, 149.0),
+            (GPT_175B, "12", "1536", 1536, 141.0), (GPT_530B, "35", "2240", 560, 171.0),
+            (GPT_530B, "35", "2240", 1120, 167.0), (GPT_530B, "35", "2240", 2240, 159.0)]
+
+
+def _ptd(shape, pp, batch, gpus):
+    return train(*MEGATRON_2021, *shape, "--gpus", str(gpus), "--tp", "8", "--pp", pp,
+                 "--global-batch", batch, "--micro-batch", "1")
+
+
+@pytest.mark.parametrize(("shape", "pp", "batch", "gpus", "published"), PTD_ROWS,
+                         ids=[f"{'175B' if r[0] is GPT_175B else '530B'}-{r[3]}" for r in PTD_ROWS])
+def test_megatron_2021_ptd_rows_of_table_2(shape, pp, batch, gpus, published):
+    """Narayanan et al. 2021, Table 2 (PTD parallelism): flopcast's gaps are -0.4 % to +2.2 %
+    with the 1F1B schedule (the table does not name the schedule). Tolerance ±6 %: the gap plus
+    flopcast's median step-time error; the strong-scaling slope is checked separately below."""
+    d = _ptd(shape, pp, batch, gpus)
+    assert abs(rel_gap(d["hardware_tflops_per_gpu"], published)) <= 0.06
+
+
+@pytest.mark.parametrize(("shape", "pp", "batch", "small", "large", "ratio"),
+                         [(GPT_175B, "12", "1536", 384, 1536, 141 / 153),
+                          (GPT_530B, "35", "2240", 560, 2240, 159 / 171)])
+def test_megatron_2021_ptd_strong_scaling_loss(shape, pp, batch, small, large, ratio):
+    """Table 2: at a fixed global batch, 4x the GPUs leaves 4x fewer micro-batches per pipeline,
+    so the bubble (p-1)/m grows and TFLOP/s per GPU drops by 8 % (175B) and 7 % (530B).
+
+    flopcast's drop is 8.5 % and 8.5 %. Tolerance: the predicted ratio within 0.03 of the
+    published one; without the bubble term the ratio would be about 0.99 and fail.
+    """
+    lo = _ptd(shape, pp, batch, small)["hardware_tflops_per_gpu"]
+    hi = _ptd(shape, pp, batch, large)["hardware_tflops_per_gpu"]
+    assert abs(hi / lo - ratio) <= 0.03
+
+
+@pytest.mark.xfail(strict=True, reason="known gap, docs/reproductions.md: flopcast does not "
+                   "model DeepSpeed 2021 ZeRO-3's exposed cross-node gathers")
+def test_megatron_2021_zero3_rows_of_table_2():
+    """Table 2, ZeRO-3 without model parallelism, GPT-3 175B, global batch 1536: 144, 88 and
+    44 TFLOP/s per GPU on 384/768/1536 GPUs (micro-batch 4/2/1). flopcast predicts 208, 201,
+    187 (deepspeed profile): it overlaps the parameter gathers almost entirely. Strict xfail:
+    if a later model closes the gap to ±15 %, this test reports it."""
+    rows = [(384, "4", 144.0), (768, "2", 88.0), (1536, "1", 44.0)]
+    for gpus, micro, published in rows:
+        d = train(*MEGATRON_2021[:-2], *GPT_175B, "--gpus", str(gpus), "--zero", "3",
+                  "--framework", "deepspeed", "--global-batch", "1536", "--micro-batch", micro)
+        assert abs(rel_gap(d["hardware_tflops_per_gpu"], published)) <= 0.15
