@@ -238,3 +238,24 @@ def test_closed_loop_across_replicas_is_causal(job, monkeypatch):
     monkeypatch.setattr(sim, "LONG_STRETCH", 10**9)
     assert serve(dep, requests(200), concurrency=8)[1].requests.finish == pytest.approx(
         fast, rel=1e-9)
+
+
+def test_prefix_cache_under_memory_pressure_makes_progress(job):
+    """Free blocks below one per running request but cached prefixes evictable: the decode
+    stretch grows into free blocks only, so it must not be taken (it ran zero steps forever);
+    the scheduler evicts prefixes instead. Guarded by an alarm so a regression fails."""
+    import signal
+
+    def _hang(*_):
+        raise TimeoutError("the simulation stopped advancing")
+
+    old = signal.signal(signal.SIGALRM, _hang)
+    signal.alarm(60)
+    try:
+        dep = deployment_for(_small_memory(job), prefix_caching=True)
+        s = serve(dep, requests(150, rate=30.0, inp=(2000, 6000), out=(100, 400), groups=6,
+                                prefix=1200))[0]
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+    assert s["num_requests"] == 150 and s["preemptions"] > 0

@@ -246,10 +246,11 @@ class Simulator:
         finish, the next arrival or the KV headroom."""
         req = self.req
         n = len(rep.running)
-        if (FAST_PATH and rep.all_decoding and n and rep.available_blocks >= n
+        if (FAST_PATH and rep.all_decoding and n and rep.free_blocks >= n
                 and not rep.sched.may_admit(rep, req)):
-            # every running request is past its prefill and one block each is free: the
-            # scheduler would decode them all (no preemption possible), so skip asking it
+            # every running request is past its prefill and one block each is free (not
+            # merely evictable: the stretch grows into free blocks only): the scheduler
+            # would decode them all (no preemption possible), so skip asking it
             self._decode_stretch(rep, list(rep.running), until, grown=False)
             return
         it = rep.sched.schedule(rep, req, rep.clock)
