@@ -259,3 +259,24 @@ def test_prefix_cache_under_memory_pressure_makes_progress(job):
         signal.alarm(0)
         signal.signal(signal.SIGALRM, old)
     assert s["num_requests"] == 150 and s["preemptions"] > 0
+
+
+@pytest.mark.parametrize(("engine", "work"), [
+    ("tensorrt-llm", dict(n=100, inp=(500, 8000), out=(1000, 3000), seed=3)),
+    ("vllm", dict(n=150, rate=30.0, inp=(2000, 6000), out=(100, 900), groups=6, prefix=1200)),
+    ("sglang", dict(n=150, rate=30.0, inp=(2000, 6000), out=(100, 900), groups=6, prefix=1200)),
+])
+def test_block_lanes_change_nothing(job, engine, work, monkeypatch):
+    """Counting KV blocks per lane (lockstep.py) gives the numbers of granting them request
+    by request, under memory pressure too (preemptions, requests that change from lane to
+    heap and back, evictions of cached prefixes)."""
+    import flopcast.workloads.serving.lockstep as lockstep
+
+    tight = _small_memory(job.model_copy(update={"engine": load_engine(engine)}))
+    dep = deployment_for(tight, prefix_caching=True)
+    fast, res = serve(dep, requests(**work))
+    assert fast["preemptions"] > 0
+    monkeypatch.setattr(lockstep, "LANES", False)
+    slow, res_slow = serve(dep, requests(**work))
+    assert json.dumps(fast, sort_keys=True) == json.dumps(slow, sort_keys=True)
+    assert res.occupancy == res_slow.occupancy

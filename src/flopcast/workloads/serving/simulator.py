@@ -251,7 +251,7 @@ class Simulator:
             # every running request is past its prefill and one block each is free (not
             # merely evictable: the stretch grows into free blocks only): the scheduler
             # would decode them all (no preemption possible), so skip asking it
-            self._decode_stretch(rep, list(rep.running), until, grown=False)
+            self._decode_stretch(rep, until, grown=False)
             return
         it = rep.sched.schedule(rep, req, rep.clock)
         if not it:
@@ -260,7 +260,7 @@ class Simulator:
                 f"{rep.free_blocks} free KV blocks); the engine limits are too small for "
                 "these requests")
         if not it.prefill and not rep.sched.may_admit(rep, req):
-            self._decode_stretch(rep, it.decode, until)
+            self._decode_stretch(rep, until)
             return
         rep.all_decoding = False
         self._iteration(rep, it)
@@ -272,36 +272,51 @@ class Simulator:
             o = req.cached[i]
             tokens += c
             key_sum += kp[o + c] - kp[o]
-        context = sum(req.cached[i] for i in it.decode)
+        n = len(it.decode)
+        context = rep.decode_context() if n else 0
         completing = [i for i, c in it.prefill if req.to_prefill(i) == c]
-        dt = cost.step_s(tokens, key_sum, len(it.prefill), len(it.decode), context,
-                         len(it.decode) + len(completing))
+        dt = cost.step_s(tokens, key_sum, len(it.prefill), n, context, n + len(completing))
         end = rep.clock + dt
         if self.keep_trace:
-            rep.trace.append((rep.clock, end, len(rep.running), tokens + len(it.decode),
+            rep.trace.append((rep.clock, end, len(rep.running), tokens + n,
                               rep.capacity - rep.free_blocks))
         for i, c in it.prefill:
             req.cached[i] += c
-        for i in completing:
-            if rep.dep.prefix_caching and req.prefix_id[i] >= 0:
-                rep.cache_prefix(req, i)
-            if req.generated[i]:
-                continue  # a preempted request's cache is rebuilt; it decodes next
-            req.first_token[i] = end
-            self._emit(rep, i, end)
-            if rep.role == "prefill" and req.generated[i] < req.output[i]:
-                self._hand_off(rep, i, end)
-        if it.decode:
-            rep.decode_steps += 1
+        joining = [i for i in completing if self._prefilled(rep, i, end)]
+        if n:
+            rep.advance_decoding(req, 1)  # every request in rep.decoding decodes one token
             self.itl_s.append(dt + rep.stall_s)
-            self.itl_weight.append(len(it.decode))
+            self.itl_weight.append(n)
             rep.stall_s = 0.0
-            for i in it.decode:
-                req.cached[i] += 1
-                self._emit(rep, i, end)
-        elif rep.sched.stalls_decodes and any(req.generated[i] for i in rep.running):
-            rep.stall_s += dt
+        else:
+            rep.pregrown = 0  # (nothing decodes: nobody was granted a block)
+            if rep.sched.stalls_decodes and (rep.decoding or any(
+                    req.generated[i] for i in rep.running)):
+                rep.stall_s += dt
+        for i in joining:
+            rep.join_decoding(req, i)
+        for i in rep.finished(req):
+            self._finish(rep, i, end)
         rep.account(end)
+
+    def _prefilled(self, rep: Replica, i: int, end: float) -> bool:
+        """Request i's prompt (or, after a preemption, its recomputed cache) is in place at
+        ``end``: it emits its first token. True when it decodes here from the next iteration
+        on (not finished, not handed to a decode pool)."""
+        req = self.req
+        if rep.dep.prefix_caching and req.prefix_id[i] >= 0:
+            rep.cache_prefix(req, i)
+        if req.generated[i]:
+            return True  # a preempted request's cache is rebuilt; it decodes next
+        req.first_token[i] = end
+        req.generated[i] = 1
+        if req.output[i] <= 1:
+            self._finish(rep, i, end)
+            return False
+        if rep.role == "prefill":
+            self._hand_off(rep, i, end)
+            return False
+        return True
 
     def _hand_off(self, rep: Replica, i: int, t: float) -> None:
         """Prefill done on a prefill replica: free its KV there and ship it to the decode
@@ -311,33 +326,25 @@ class Simulator:
         rep.outstanding_tokens -= self.req.prompt[i] + self.req.output[i]
         heapq.heappush(self.handoffs, (t + rep.dep.kv_transfer_s(self.req.cached[i]), i))
 
-    def _decode_stretch(self, rep: Replica, decode: list[int], until: float,
-                        grown: bool = True) -> None:
-        """``grown``: the scheduler already holds each request's block for the first step."""
+    def _decode_stretch(self, rep: Replica, until: float, grown: bool = True) -> None:
+        """Decode-only iterations of every request in ``rep.decoding``; ``grown``: the
+        scheduler already holds each request's block for the first step."""
         req, cost = self.req, rep.cost
-        n = len(decode)
+        n = len(rep.decoding)
         rep.all_decoding = n == len(rep.running)
-        steps_to_finish = min(req.output[i] - req.generated[i] for i in decode)
         headroom = int(grown) + rep.block_tokens * (rep.free_blocks // n)
-        limit = min(steps_to_finish, headroom, rep.sched.stretch_cap(rep, req, n))
+        limit = min(rep.steps_to_finish(req), headroom, rep.sched.stretch_cap(rep, req, n))
         fixed = cost.rows_s[n] + cost.head_s[n]
-        context = sum(req.cached[i] for i in decode)
+        context = rep.decode_context()
         if limit > LONG_STRETCH and not self.keep_trace:
             t, k = self._long_stretch(rep, n, context, fixed, limit, until)
         else:
             t, k = self._short_stretch(rep, n, context, fixed, limit, until)
         rep.stall_s = 0.0
         rep.account(t)
-        rep.decode_steps += k
-        cached, gen, out, blocks = req.cached, req.generated, req.output, req.blocks
-        room = rep.block_tokens
-        for i in decode:
-            cached[i] += k
-            gen[i] += k
-            if cached[i] > blocks[i] * room:
-                rep.grow(req, i, cached[i])
-            if gen[i] >= out[i]:
-                self._finish(rep, i, t)
+        rep.advance_decoding(req, k)
+        for i in rep.finished(req):
+            self._finish(rep, i, t)
 
     def _short_stretch(self, rep, n, context, fixed, limit, until):
         cost = rep.cost
@@ -368,15 +375,10 @@ class Simulator:
         self.itl_weight.extend([n] * k)
         return rep.clock + float(dts.sum()), k
 
-    def _emit(self, rep: Replica, i: int, t: float) -> None:
-        """Request i produced one token at ``t``."""
-        req = self.req
-        req.generated[i] += 1
-        if req.generated[i] >= req.output[i]:
-            self._finish(rep, i, t)
-
     def _finish(self, rep: Replica, i: int, t: float) -> None:
         req = self.req
+        if i in rep.decoding:
+            rep.leave_decoding(req, i)
         req.finish[i] = t
         rep.release(req, i)
         rep.running.remove(i)

@@ -78,44 +78,38 @@ class Scheduler(ABC):
             if not rep.grow(req, i, req.cached[i] + 1):
                 return
             rep.running.append(rep.waiting.popleft())
+            rep.join_decoding(req, i)
 
     def decode_running(self, rep: Replica, req: RequestTable, it: Iteration) -> int:
-        """Every running request past its prefill decodes one token; a request that cannot
-        get the block it needs preempts the latest-admitted ones (vLLM recompute
-        preemption). Returns the tokens used."""
-        cached, blocks, gen, prompt = req.cached, req.blocks, req.generated, req.prompt
-        room = rep.block_tokens
-        running, decode = rep.running, it.decode
-        k = 0
-        while k < len(running):
-            i = running[k]
-            k += 1
-            g = gen[i]
-            if not g or cached[i] < prompt[i] + g - 1:
-                continue  # still prefilling
-            if cached[i] < blocks[i] * room:
-                decode.append(i)
-                continue
-            while not rep.grow(req, i, cached[i] + 1):
-                victim = running[-1]
+        """Every running request past its prefill (``rep.decoding``) decodes one token; a
+        request that cannot get the block it needs preempts the latest-admitted ones (vLLM
+        recompute preemption), taken in admission order. Returns the tokens used."""
+        short = None if rep.pregrown else rep.grant_next_blocks(req)
+        for i in short or ():
+            if i not in rep.decoding:
+                continue  # preempted for an earlier request's block
+            while not rep.grow_decoding(req, i, rep.cached_now(req, i) + 1):
+                victim = rep.running[-1]
                 rep.preempt(req, victim)
                 _drop(it, victim)
                 if victim == i:
-                    k -= 1
                     break
-            else:
-                decode.append(i)
-        return len(decode)
+        it.decode = list(rep.decoding)
+        return len(it.decode)
 
     def continue_prefills(self, rep: Replica, req: RequestTable, it: Iteration,
                           budget: int) -> int:
         """Running requests part-way through their prompt take their next chunk; one that
         cannot get its blocks preempts the latest-admitted requests (as a decode would)."""
-        gen, cached, prompt = req.generated, req.cached, req.prompt
+        if len(rep.running) == len(rep.decoding):
+            return budget  # every running request decodes: no prompt left anywhere
+        gen, cached, prompt, dec = req.generated, req.cached, req.prompt, rep.decoding
         k = 0
         while k < len(rep.running) and budget > 0:
             i = rep.running[k]
             k += 1
+            if i in dec:
+                continue
             g = gen[i]
             left = prompt[i] + (g - 1 if g else 0) - cached[i]
             chunk = self.chunk(left, budget) if left > 0 else 0

@@ -52,7 +52,8 @@ class SGLangScheduler(PrefillFirst):
 
     @staticmethod
     def _reserved(rep: Replica, req: RequestTable) -> int:
-        return sum(min(req.output[i] - req.generated[i], CLIP_MAX_NEW_TOKENS)
+        out, gen, dec, s = req.output, req.generated, rep.decoding, rep.decode_steps
+        return sum(min(out[i] - gen[i] - (s if i in dec else 0), CLIP_MAX_NEW_TOKENS)
                    for i in rep.running)
 
     def _room(self, rep: Replica, req: RequestTable) -> float:
