@@ -214,11 +214,19 @@ class Simulator:
                     self._arrive(arrivals.pop(), t_arr)
                 continue
             rep = replicas[heapq.heappop(ready)[1]]
-            if self.coupled and ready:
-                # a finish (closed loop) or a hand-off here may release work for another
-                # replica before t_next: stop where the next replica's clock stands
-                t_next = min(t_next, ready[0][0])
-            self._advance(rep, t_next)
+            if self.coupled:
+                if ready:
+                    # a finish (closed loop) or a hand-off here may release work for another
+                    # replica before t_next: stop where the next replica's clock stands
+                    t_next = min(t_next, ready[0][0])
+                self._advance(rep, t_next)
+            else:
+                # while it stays the earliest replica before the next arrival it would be
+                # popped again at once: keep advancing it
+                self._advance(rep, t_next)
+                while rep.busy and rep.clock < t_next and (
+                        not ready or (rep.clock, rep.index) < ready[0]):
+                    self._advance(rep, t_next)
             if rep.busy:
                 heapq.heappush(ready, (rep.clock, rep.index))
         end = max(r.clock for r in replicas)
