@@ -131,3 +131,19 @@ def test_catalog_engines_lists_nim():
                        capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
     assert "nim" in {e["id"] for e in json.loads(p.stdout)}
+
+
+def test_shipped_yaml_parses_the_same_with_libyaml():
+    """files.load_shipped_yaml may use libyaml's parser: every YAML file shipped in the
+    package must give exactly what yaml.safe_load gives."""
+    from pathlib import Path
+
+    import yaml
+
+    import flopcast
+    from flopcast.files import load_shipped_yaml
+
+    files = sorted(Path(flopcast.__file__).parent.rglob("*.yaml"))
+    assert len(files) > 20
+    for path in files:
+        assert load_shipped_yaml(path) == yaml.safe_load(path.read_text()), path

@@ -3,19 +3,40 @@
 >>> import flopcast
 >>> sorted(flopcast.__all__)[:3]
 ['Efficiency', 'GPU', 'InferenceEstimate']
+
+The names below are imported on first use (PEP 562), so a command that needs only some of
+the package (``flopcast serve``) does not pay for loading the rest.
 """
 
-from flopcast.specs import GPU, Efficiency, Model, Parallelism, Precision, System, TrainingJob
-from flopcast.specs.inference import InferenceJob
-from flopcast.specs.plan import PlanRequest
-from flopcast.workloads.inference import InferenceEstimate, estimate_inference
-from flopcast.workloads.training import TrainingEstimate, estimate_training
-from flopcast.workloads.training.plan import plan_training
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "GPU", "Efficiency", "InferenceEstimate", "InferenceJob", "Model", "Parallelism",
-    "PlanRequest", "Precision", "System", "TrainingEstimate", "TrainingJob",
-    "estimate_inference", "estimate_training", "plan_training",
-]
+#: public name -> module that defines it
+_EXPORTS = {
+    "GPU": "flopcast.specs", "Efficiency": "flopcast.specs", "Model": "flopcast.specs",
+    "Parallelism": "flopcast.specs", "Precision": "flopcast.specs",
+    "System": "flopcast.specs", "TrainingJob": "flopcast.specs",
+    "InferenceJob": "flopcast.specs.inference", "PlanRequest": "flopcast.specs.plan",
+    "InferenceEstimate": "flopcast.workloads.inference",
+    "estimate_inference": "flopcast.workloads.inference",
+    "TrainingEstimate": "flopcast.workloads.training",
+    "estimate_training": "flopcast.workloads.training",
+    "plan_training": "flopcast.workloads.training.plan",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'flopcast' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

@@ -75,6 +75,7 @@ class StepCost:
         head = batch_step(job, eff, layer.Batch(), logit_rows=np.arange(max_seqs + 1.0))
         self.head_s = head["lm_head_s"].tolist()
         self.grid = _context_grid(max_context).tolist()
+        self.grid_last = len(self.grid) - 1
         seqs = np.arange(max_seqs + 1, dtype=float)[:, None]
         ctx = np.asarray(self.grid)[None, :]
         dec = attention_step_s(job, eff, layer.Batch(decode_seqs=seqs, decode_context=ctx))
@@ -91,11 +92,14 @@ class StepCost:
             return 0.0
         c = context_sum / seqs
         g = self.grid
-        i = min(bisect.bisect_right(g, c), len(g) - 1)
-        lo, hi = g[i - 1], g[i]
+        i = bisect.bisect_right(g, c)
+        if i > self.grid_last:
+            i = self.grid_last
+        lo = g[i - 1]
+        w = (c - lo) / (g[i] - lo)
         row = self.decode_s[seqs]
-        w = min((c - lo) / (hi - lo), 1.0)
-        return row[i - 1] + w * (row[i] - row[i - 1])
+        a = row[i - 1]
+        return a + (w if w < 1.0 else 1.0) * (row[i] - a)
 
     def decode_attention_run_s(self, seqs: int, context_sums: np.ndarray) -> np.ndarray:
         """``decode_attention_s`` for many context totals at once (long decode stretches)."""

@@ -153,7 +153,7 @@ class LockStep:
         grant them (no eviction, no preemption: order does not matter) and return None;
         otherwise return the requests that need one, in admission order, for the scheduler
         to grant one by one (``grow_decoding``), preempting as it goes."""
-        due = self._heap_due(req, 1)
+        due = self._heap_due(req, 1) if self.block_heap else []
         lane = self.lanes[-self.decode_steps % self.block_tokens]
         need = len(lane)
         for i in due:

@@ -92,10 +92,13 @@ class Replica(LockStep):
         dt, occ = end - self.clock, self.occupancy
         used = self.capacity - self.free_blocks
         occ["kv_block_s"] += used * dt
-        occ["queued_s"] += len(self.waiting) * dt
+        queued = len(self.waiting)
+        occ["queued_s"] += queued * dt
         occ["busy_s"] += dt
-        occ["peak_kv_blocks"] = max(occ["peak_kv_blocks"], used)
-        occ["peak_queued"] = max(occ["peak_queued"], len(self.waiting))
+        if used > occ["peak_kv_blocks"]:
+            occ["peak_kv_blocks"] = used
+        if queued > occ["peak_queued"]:
+            occ["peak_queued"] = queued
         self.clock = end
 
     def blocks_for(self, tokens: int) -> int:

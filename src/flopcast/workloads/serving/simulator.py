@@ -303,8 +303,9 @@ class Simulator:
                 rep.stall_s += dt
         for i in joining:
             rep.join_decoding(req, i)
-        for i in rep.finished(req):
-            self._finish(rep, i, end)
+        if rep.finish_heap and rep.finish_heap[0][0] <= rep.decode_steps:
+            for i in rep.finished(req):
+                self._finish(rep, i, end)
         rep.account(end)
 
     def _prefilled(self, rep: Replica, i: int, end: float) -> bool:
@@ -351,23 +352,24 @@ class Simulator:
         rep.stall_s = 0.0
         rep.account(t)
         rep.advance_decoding(req, k)
-        for i in rep.finished(req):
-            self._finish(rep, i, t)
+        if rep.finish_heap[0][0] <= rep.decode_steps:
+            for i in rep.finished(req):
+                self._finish(rep, i, t)
 
     def _short_stretch(self, rep, n, context, fixed, limit, until):
-        cost = rep.cost
-        t, k = rep.clock, 0
-        first_gap = rep.stall_s
+        attention = rep.cost.decode_attention_s
+        trace = rep.trace if self.keep_trace else None
+        t, k, gaps = rep.clock, 0, []
         while k < limit and (k == 0 or t < until):
-            dt = fixed + cost.decode_attention_s(n, context + k * n)
-            if self.keep_trace:
-                rep.trace.append((t, t + dt, len(rep.running), n,
-                                  rep.capacity - rep.free_blocks))
+            dt = fixed + attention(n, context + k * n)
+            if trace is not None:
+                trace.append((t, t + dt, len(rep.running), n, rep.capacity - rep.free_blocks))
             t += dt
-            self.itl_s.append(dt + first_gap)
-            self.itl_weight.append(n)
-            first_gap = 0.0
+            gaps.append(dt)
             k += 1
+        gaps[0] += rep.stall_s  # the first gap includes the prefill-only steps sat out
+        self.itl_s.extend(gaps)
+        self.itl_weight.extend([n] * k)
         return t, k
 
     def _long_stretch(self, rep, n, context, fixed, limit, until):

@@ -10,10 +10,12 @@ from flopcast.workloads.serving.replica import Replica, RequestTable
 
 @dataclass
 class Iteration:
-    """One engine iteration: prompt chunks (request, tokens) and the requests that decode."""
+    """One engine iteration: prompt chunks (request, tokens) and the requests that decode
+    (``decode_running`` sets it to the replica's decode set itself: a request preempted while
+    the iteration is formed leaves both at once)."""
 
     prefill: list[tuple[int, int]] = field(default_factory=list)
-    decode: list[int] = field(default_factory=list)
+    decode: dict[int, None] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return bool(self.prefill or self.decode)
@@ -32,9 +34,8 @@ class Limits:
 
 
 def _drop(it: Iteration, i: int) -> None:
-    """Take a preempted request out of the iteration being formed."""
-    if i in it.decode:
-        it.decode.remove(i)
+    """Take a preempted request out of the iteration's prompt chunks (``Replica.preempt``
+    already took it out of the decode set)."""
     it.prefill[:] = [(j, c) for j, c in it.prefill if j != i]
 
 
@@ -94,7 +95,7 @@ class Scheduler(ABC):
                 _drop(it, victim)
                 if victim == i:
                     break
-        it.decode = list(rep.decoding)
+        it.decode = rep.decoding
         return len(it.decode)
 
     def continue_prefills(self, rep: Replica, req: RequestTable, it: Iteration,
