@@ -280,3 +280,16 @@ def test_block_lanes_change_nothing(job, engine, work, monkeypatch):
     slow, res_slow = serve(dep, requests(**work))
     assert json.dumps(fast, sort_keys=True) == json.dumps(slow, sort_keys=True)
     assert res.occupancy == res_slow.occupancy
+
+
+def test_requests_no_replica_can_hold_are_named(job):
+    """The first request too long for the KV cache, or (unchunked) for one iteration, is
+    refused by index before anything runs."""
+    work = requests(50, inp=(100, 200), out=(10, 20))
+    work.input_len[7] = work.input_len[30] = 500_000
+    with pytest.raises(FlopcastError, match=r"request 7: 500000\+\d+ tokens need \d+ KV blocks"):
+        serve(deployment_for(job), work)
+    work.input_len[7] = work.input_len[30] = 9000
+    with pytest.raises(FlopcastError, match="request 7: prompt of 9000 tokens exceeds"):
+        serve(deployment_for(job, scheduler="prefill-first", chunk_tokens=0), work)
+    assert serve(deployment_for(job), work)[0]["num_requests"] == 50  # chunked: fine

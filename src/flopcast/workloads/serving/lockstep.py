@@ -95,7 +95,7 @@ class LockStep:
         req.cached[i] = stored + s
         req.generated[i] += s
 
-    def _next_block(self, blocks: int) -> int:
+    def next_block_at(self, blocks: int) -> int:
         """Fewest cached tokens for which ``blocks_for`` exceeds ``blocks`` (its inverse)."""
         table = self.blocks_per_len
         if table[-1] > blocks:
@@ -107,7 +107,7 @@ class LockStep:
     def _watch_blocks(self, req: RequestTable, i: int) -> None:
         """Heap request i at the step its cached tokens reach its next block (none when
         they never will: KV held for the whole output)."""
-        nb = req.next_block[i] = self._next_block(req.blocks[i])
+        nb = req.next_block[i] = self.next_block_at(req.blocks[i])
         if nb <= req.prompt[i] + req.output[i]:
             heapq.heappush(self.block_heap, (nb - req.cached[i], i))
 

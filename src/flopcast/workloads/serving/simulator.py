@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import heapq
 import math
+import operator
 from dataclasses import dataclass
 
 import numpy as np
@@ -114,19 +115,22 @@ class _Arrivals:
                 req.arrival[i] = 0.0
                 self.heap.append((0.0, i))
             self.next_id = min(concurrency, n)
-        else:
-            self.heap = sorted(zip(req.arrival, range(n), strict=True))
-            self.heap.reverse()  # pop() from the end = earliest first
+        else:  # in order of (arrival, id); pop() from the end = earliest first
+            order = np.argsort(np.asarray(req.arrival, dtype=float), kind="stable")[::-1]
+            self.times, self.ids = np.asarray(req.arrival)[order].tolist(), order.tolist()
         self.closed = bool(concurrency)
         self.n = n
 
     def peek(self) -> float:
-        if not self.heap:
-            return math.inf
-        return self.heap[0][0] if self.closed else self.heap[-1][0]
+        if self.closed:
+            return self.heap[0][0] if self.heap else math.inf
+        return self.times[-1] if self.times else math.inf
 
     def pop(self) -> int:
-        return heapq.heappop(self.heap)[1] if self.closed else self.heap.pop()[1]
+        if self.closed:
+            return heapq.heappop(self.heap)[1]
+        self.times.pop()
+        return self.ids.pop()
 
     def finished(self, req: RequestTable, t: float) -> None:
         if self.closed and self.next_id < self.n:
@@ -143,7 +147,7 @@ class Simulator:
         pools = [pools] if isinstance(pools, Deployment) else list(pools)
         _check_pools(pools)
         self.pools, self.dep, self.req = pools, pools[0], req
-        longest = max(p + o for p, o in zip(req.prompt, req.output, strict=True))
+        longest = max(map(operator.add, req.prompt, req.output))
         model = pools[0].job.model
         max_context = longest + 1  # tables need only the contexts these requests reach
         self.replicas: list[Replica] = []
@@ -184,16 +188,23 @@ class Simulator:
         """Refuse requests no replica could ever hold (the engine would reject them)."""
         lim, dep = rep.sched.limits, rep.dep
         chunked = lim.chunk_tokens is not None or dep.scheduler == "static"
-        for i, (p, o) in enumerate(zip(self.req.prompt, self.req.output, strict=True)):
-            if rep.blocks_for(p + o) > rep.capacity:
-                raise FlopcastError(
-                    f"request {i}: {p}+{o} tokens need {rep.blocks_for(p + o)} KV blocks; a "
-                    f"replica holds {rep.capacity} ({dep.job.model.name} on "
-                    f"{dep.job.system.gpu.id}, tp={dep.job.tp})")
-            if not chunked and p > lim.max_tokens and rep.role != "decode":
-                raise FlopcastError(
-                    f"request {i}: prompt of {p} tokens exceeds max_num_tokens "
-                    f"({lim.max_tokens}) and this scheduler does not chunk prompts")
+        prompt, output = np.asarray(self.req.prompt), np.asarray(self.req.output)
+        # blocks_for is non-decreasing: a request fails from this many tokens on
+        too_long = prompt + output >= rep.next_block_at(rep.capacity)
+        too_wide = prompt > lim.max_tokens if not chunked and rep.role != "decode" else False
+        bad = np.flatnonzero(too_long | too_wide)
+        if not bad.size:
+            return
+        i = int(bad[0])
+        p, o = int(prompt[i]), int(output[i])
+        if too_long[i]:
+            raise FlopcastError(
+                f"request {i}: {p}+{o} tokens need {rep.blocks_for(p + o)} KV blocks; a "
+                f"replica holds {rep.capacity} ({dep.job.model.name} on "
+                f"{dep.job.system.gpu.id}, tp={dep.job.tp})")
+        raise FlopcastError(
+            f"request {i}: prompt of {p} tokens exceeds max_num_tokens "
+            f"({lim.max_tokens}) and this scheduler does not chunk prompts")
 
     def run(self) -> SimResult:
         arrivals, replicas, handoffs = self.arrivals, self.replicas, self.handoffs
