@@ -266,7 +266,7 @@ class Simulator:
         req = self.req
         n = len(rep.running)
         if (FAST_PATH and rep.all_decoding and n and rep.free_blocks >= n
-                and not rep.sched.may_admit(rep, req)):
+                and not (rep.waiting and rep.sched.may_admit(rep, req))):
             # every running request is past its prefill and one block each is free (not
             # merely evictable: the stretch grows into free blocks only): the scheduler
             # would decode them all (no preemption possible), so skip asking it
@@ -278,7 +278,7 @@ class Simulator:
                 f"replica {rep.index}: nothing can run ({len(rep.waiting)} waiting, "
                 f"{rep.free_blocks} free KV blocks); the engine limits are too small for "
                 "these requests")
-        if not it.prefill and not rep.sched.may_admit(rep, req):
+        if not it.prefill and not (rep.waiting and rep.sched.may_admit(rep, req)):
             self._decode_stretch(rep, until)
             return
         rep.all_decoding = False
@@ -352,10 +352,12 @@ class Simulator:
         req, cost = self.req, rep.cost
         n = len(rep.decoding)
         rep.all_decoding = n == len(rep.running)
-        headroom = int(grown) + rep.block_tokens * (rep.free_blocks // n)
-        limit = min(rep.steps_to_finish(req), headroom, rep.sched.stretch_cap(rep, req, n))
+        limit = min(rep.steps_to_finish(req),
+                    int(grown) + rep.block_tokens * (rep.free_blocks // n))  # KV headroom
+        if rep.waiting:
+            limit = min(limit, rep.sched.stretch_cap(rep, req, n))
         fixed = cost.rows_s[n] + cost.head_s[n]
-        context = rep.decode_context()
+        context = rep.context_base + n * rep.decode_steps  # rep.decode_context()
         if limit > LONG_STRETCH and not self.keep_trace:
             t, k = self._long_stretch(rep, n, context, fixed, limit, until)
         else:

@@ -7,6 +7,9 @@ from dataclasses import dataclass, field
 
 from flopcast.workloads.serving.replica import Replica, RequestTable
 
+#: ``stretch_cap`` when nothing limits a decode stretch.
+NO_CAP = 1 << 60
+
 
 @dataclass
 class Iteration:
@@ -57,12 +60,14 @@ class Scheduler(ABC):
 
     def stretch_cap(self, rep: Replica, req: RequestTable, decoding: int) -> int:
         """Most decode-only iterations that may run before this scheduler must decide again
-        (a scheduler whose admission rule changes with time caps it)."""
-        return 1 << 60
+        (a scheduler whose admission rule changes with time caps it). Unbounded when nothing
+        waits: the simulator does not ask then."""
+        return NO_CAP
 
     def may_admit(self, rep: Replica, req: RequestTable) -> bool:
         """Whether the head of the queue could be admitted now (False lets the simulator run
-        decode-only iterations in one stretch)."""
+        decode-only iterations in one stretch). False when nothing waits: the simulator does
+        not ask then."""
         if not rep.waiting or len(rep.running) >= self.limits.max_seqs:
             return False
         i = rep.waiting[0]
