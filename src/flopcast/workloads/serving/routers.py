@@ -28,7 +28,10 @@ class LeastOutstandingTokens(RoundRobin):
     balancer; Llumnix and SGLang's router weigh load the same way)."""
 
     def route(self, req: RequestTable, i: int) -> Replica:
-        return min(self.replicas, key=_OUTSTANDING)  # the first of the least loaded
+        replicas = self.replicas
+        if len(replicas) == 1:
+            return replicas[0]
+        return min(replicas, key=_OUTSTANDING)  # the first of the least loaded
 
 
 class PrefixAffinity(LeastOutstandingTokens):

@@ -209,36 +209,39 @@ class Simulator:
     def run(self) -> SimResult:
         arrivals, replicas, handoffs = self.arrivals, self.replicas, self.handoffs
         ready = self.ready  # (clock, replica index) of busy replicas; stale entries skipped
+        advance, inf = self._advance, math.inf
         while True:
             t_arr = arrivals.peek()
-            t_hand = handoffs[0][0] if handoffs else math.inf
-            t_next = min(t_arr, t_hand)
-            while ready and (not replicas[ready[0][1]].busy
-                             or replicas[ready[0][1]].clock != ready[0][0]):
+            t_hand = handoffs[0][0] if handoffs else inf
+            t_next = t_arr if t_arr < t_hand else t_hand
+            while ready:
+                rep = replicas[ready[0][1]]
+                if (rep.running or rep.waiting) and rep.clock == ready[0][0]:
+                    break
                 heapq.heappop(ready)
-            if not ready and t_next == math.inf:
-                break
             if not ready or t_next <= ready[0][0]:
+                if t_next == inf:
+                    break
                 if t_hand <= t_arr:
                     self._land(*heapq.heappop(handoffs))
                 else:
                     self._arrive(arrivals.pop(), t_arr)
                 continue
-            rep = replicas[heapq.heappop(ready)[1]]
+            heapq.heappop(ready)
             if self.coupled:
                 if ready:
                     # a finish (closed loop) or a hand-off here may release work for another
                     # replica before t_next: stop where the next replica's clock stands
                     t_next = min(t_next, ready[0][0])
-                self._advance(rep, t_next)
+                advance(rep, t_next)
             else:
                 # while it stays the earliest replica before the next arrival it would be
                 # popped again at once: keep advancing it
-                self._advance(rep, t_next)
-                while rep.busy and rep.clock < t_next and (
+                advance(rep, t_next)
+                while (rep.running or rep.waiting) and rep.clock < t_next and (
                         not ready or (rep.clock, rep.index) < ready[0]):
-                    self._advance(rep, t_next)
-            if rep.busy:
+                    advance(rep, t_next)
+            if rep.running or rep.waiting:
                 heapq.heappush(ready, (rep.clock, rep.index))
         end = max(r.clock for r in replicas)
         return SimResult(self.req, self.itl_s, self.itl_weight, end,
@@ -246,12 +249,14 @@ class Simulator:
                          [r.occupancy for r in replicas])
 
     def _enqueue(self, rep: Replica, i: int, t: float) -> None:
-        if not rep.busy:
-            rep.clock = max(rep.clock, t)
+        if not (rep.running or rep.waiting):
+            if t > rep.clock:
+                rep.clock = t
             heapq.heappush(self.ready, (rep.clock, rep.index))
         rep.waiting.append(i)
-        self.req.replica[i] = rep.index
-        rep.outstanding_tokens += self.req.prompt[i] + self.req.output[i]
+        req = self.req
+        req.replica[i] = rep.index
+        rep.outstanding_tokens += req.prompt[i] + req.output[i]
 
     def _land(self, t: float, i: int) -> None:
         """A prefilled request's KV cache arrives at a decode replica (Splitwise §4)."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from flopcast.workloads.serving.replica import Replica, RequestTable
 
@@ -11,17 +11,23 @@ from flopcast.workloads.serving.replica import Replica, RequestTable
 NO_CAP = 1 << 60
 
 
-@dataclass
 class Iteration:
     """One engine iteration: prompt chunks (request, tokens) and the requests that decode
     (``decode_running`` sets it to the replica's decode set itself: a request preempted while
     the iteration is formed leaves both at once)."""
 
-    prefill: list[tuple[int, int]] = field(default_factory=list)
-    decode: dict[int, None] = field(default_factory=dict)
+    __slots__ = ("decode", "prefill")
+
+    def __init__(self) -> None:
+        self.prefill: list[tuple[int, int]] = []
+        self.decode: dict[int, None] = _NONE_DECODE
 
     def __bool__(self) -> bool:
         return bool(self.prefill or self.decode)
+
+
+#: ``Iteration.decode`` until ``decode_running`` runs (never written to).
+_NONE_DECODE: dict[int, None] = {}
 
 
 @dataclass(frozen=True)
@@ -167,4 +173,6 @@ class Scheduler(ABC):
         size = self.limits.chunk_tokens
         if size is None:
             return left if left <= budget else 0
-        return min(left, budget, size)
+        if budget < left:
+            left = budget
+        return size if size < left else left  # min(left, budget, size)
