@@ -1,14 +1,13 @@
-"""Pydantic specs: every user input is validated here, at the edge."""
+"""Pydantic specs: every user input is validated here, at the edge (names imported on first
+use, ``flopcast.lazy``)."""
 
-from flopcast.specs.efficiency import Efficiency
-from flopcast.specs.gpu import GPU
-from flopcast.specs.model import Model
-from flopcast.specs.parallelism import Parallelism
-from flopcast.specs.precision import Precision, precision
-from flopcast.specs.system import System
-from flopcast.specs.training import TrainingJob
+from flopcast.lazy import lazy_exports
 
-__all__ = [
-    "GPU", "Efficiency", "Model", "Parallelism", "Precision", "System", "TrainingJob",
-    "precision",
-]
+_EXPORTS = {
+    "Efficiency": "flopcast.specs.efficiency", "GPU": "flopcast.specs.gpu",
+    "Model": "flopcast.specs.model", "Parallelism": "flopcast.specs.parallelism",
+    "Precision": "flopcast.specs.precision", "precision": "flopcast.specs.precision",
+    "System": "flopcast.specs.system", "TrainingJob": "flopcast.specs.training",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

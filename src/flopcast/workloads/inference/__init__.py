@@ -1,6 +1,13 @@
-"""Inference: prefill/decode step times, KV capacity, static and continuous batching."""
+"""Inference: prefill/decode step times, KV capacity, static and continuous batching (names
+imported on first use, ``flopcast.lazy``)."""
 
-from flopcast.workloads.inference.estimate import InferenceEstimate, estimate_inference
-from flopcast.workloads.inference.step import forward_step, memory_plan
+from flopcast.lazy import lazy_exports
 
-__all__ = ["InferenceEstimate", "estimate_inference", "forward_step", "memory_plan"]
+_EXPORTS = {
+    "InferenceEstimate": "flopcast.workloads.inference.estimate",
+    "estimate_inference": "flopcast.workloads.inference.estimate",
+    "forward_step": "flopcast.workloads.inference.step",
+    "memory_plan": "flopcast.workloads.inference.step",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
