@@ -11,15 +11,11 @@ from flopcast.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
-_EXPORTS = {
-    **dict.fromkeys(("GPU", "Efficiency", "Model", "Parallelism", "Precision", "System",
-                     "TrainingJob"), "flopcast.specs"),
-    "InferenceJob": "flopcast.specs.inference", "PlanRequest": "flopcast.specs.plan",
-    "InferenceEstimate": "flopcast.workloads.inference",
-    "estimate_inference": "flopcast.workloads.inference",
-    "TrainingEstimate": "flopcast.workloads.training",
-    "estimate_training": "flopcast.workloads.training",
-    "plan_training": "flopcast.workloads.training.plan",
-}
-__all__ = sorted(_EXPORTS)
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
+__getattr__, __dir__, __all__ = lazy_exports(__name__, globals(), {
+    "flopcast.specs": "GPU Efficiency Model Parallelism Precision System TrainingJob",
+    "flopcast.specs.inference": "InferenceJob",
+    "flopcast.specs.plan": "PlanRequest",
+    "flopcast.workloads.inference": "InferenceEstimate estimate_inference",
+    "flopcast.workloads.training": "TrainingEstimate estimate_training",
+    "flopcast.workloads.training.plan": "plan_training",
+})

@@ -3,11 +3,9 @@ use, ``flopcast.lazy``)."""
 
 from flopcast.lazy import lazy_exports
 
-_EXPORTS = {
-    "Efficiency": "flopcast.specs.efficiency", "GPU": "flopcast.specs.gpu",
-    "Model": "flopcast.specs.model", "Parallelism": "flopcast.specs.parallelism",
-    "Precision": "flopcast.specs.precision", "precision": "flopcast.specs.precision",
-    "System": "flopcast.specs.system", "TrainingJob": "flopcast.specs.training",
-}
-__all__ = sorted(_EXPORTS)
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
+__getattr__, __dir__, __all__ = lazy_exports(__name__, globals(), {
+    "flopcast.specs.efficiency": "Efficiency", "flopcast.specs.gpu": "GPU",
+    "flopcast.specs.model": "Model", "flopcast.specs.parallelism": "Parallelism",
+    "flopcast.specs.precision": "Precision precision", "flopcast.specs.system": "System",
+    "flopcast.specs.training": "TrainingJob",
+})

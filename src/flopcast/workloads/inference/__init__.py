@@ -3,11 +3,7 @@ imported on first use, ``flopcast.lazy``)."""
 
 from flopcast.lazy import lazy_exports
 
-_EXPORTS = {
-    "InferenceEstimate": "flopcast.workloads.inference.estimate",
-    "estimate_inference": "flopcast.workloads.inference.estimate",
-    "forward_step": "flopcast.workloads.inference.step",
-    "memory_plan": "flopcast.workloads.inference.step",
-}
-__all__ = sorted(_EXPORTS)
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
+__getattr__, __dir__, __all__ = lazy_exports(__name__, globals(), {
+    "flopcast.workloads.inference.estimate": "InferenceEstimate estimate_inference",
+    "flopcast.workloads.inference.step": "forward_step memory_plan",
+})
