@@ -25,3 +25,25 @@ def inference_csv() -> Path:
 @pytest.fixture(scope="session")
 def serving_csv() -> Path:
     return _measurements("serving.csv")
+
+
+@pytest.fixture(scope="session")
+def training_hf_csv() -> Path:
+    return _measurements("training-hf.csv")
+
+
+@pytest.fixture
+def write_csv(tmp_path):
+    """write_csv(columns, rows) -> the path of a CSV in tmp_path with those rows (cells a row
+    leaves out are empty)."""
+    import csv
+
+    def write(columns, rows, name="rows.csv"):
+        path = tmp_path / name
+        with path.open("w", newline="") as f:
+            w = csv.DictWriter(f, columns)
+            w.writeheader()
+            w.writerows({c: r.get(c, "") for c in columns} for r in rows)
+        return path
+
+    return write

@@ -217,7 +217,8 @@ COMMANDS: dict[str, tuple[list[str], dict[str, list[str]]]] = {
         "--precision": ["fp8"], "--seed": ["1"],
     }),
     "reason coverage": (["reason", "coverage", "--reps", "3"], {
-        "--k": ["1,10,100", "1000"], "--method": ["beta-mixture", "power-law"],
+        "--k": ["1,10,100", "1000"],
+        "--method": ["combined", "model-average", "kumaraswamy", "beta-mixture", "power-law"],
         "--reps": ["3", "1"], "--seed": ["0"],
     }),
     "reason cost": (["reason", "cost", "--model", "llama-3.1-8b"], {

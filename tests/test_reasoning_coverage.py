@@ -330,14 +330,26 @@ def test_subsample_is_hypergeometric_and_seeded():
 README_POWER_LAW = {"pythia-70m": (-7.767, -0.187), "pythia-410m": (-5.469, -0.282),
                     "pythia-2.8b": (-4.167, -0.336), "pythia-12b": (-4.059, -0.363)}
 
-#: docs/reasoning.md, the held-out table (n_sub = 100, seed 0): predicted coverage at k = 1000
-#: and 10000 by the Beta mixture and by the power law, and the full-data truth.
+#: docs/reasoning.md, the held-out tables (n_sub = 100, seed 0): predicted coverage at k = 1000
+#: and 10000 by the Beta mixture, the power law, the combined default and the model average,
+#: and the full-data truth.
 DOCUMENTED = {
     "pythia-12b": ((0.722, 0.857), (0.684, 0.841), (0.723, 0.875)),
     "pythia-2.8b": ((0.615, 0.759), (0.610, 0.783), (0.678, 0.812)),
     "pythia-410m": ((0.409, 0.573), (0.396, 0.598), (0.482, 0.656)),
     "pythia-70m": ((0.107, 0.169), (0.121, 0.242), (0.124, 0.266)),
 }
+DOCUMENTED_DEFAULT = {
+    "pythia-12b": ((0.715, 0.864), (0.747, 0.887)),
+    "pythia-2.8b": ((0.630, 0.798), (0.650, 0.813)),
+    "pythia-410m": ((0.414, 0.610), (0.432, 0.623)),
+    "pythia-70m": ((0.123, 0.235), (0.124, 0.229)),
+}
+#: docs/reasoning.md, "Against issue 9's extrapolation bar": seed-0 mean absolute error in
+#: points over k = 300, 1000, 3000, 10000 at n = 100 (combined, model average, Beta mixture).
+DOCUMENTED_BAR = {"pythia-12b": (1.3, 1.5, 1.0), "pythia-2.8b": (3.9, 2.1, 5.9),
+                  "pythia-410m": (5.7, 4.2, 7.2), "pythia-70m": (1.3, 1.5, 4.2)}
+BAR_K = [300, 1000, 3000, 10000]
 
 
 def test_pythia_file_reads_and_estimator_is_exact_at_n(pythia):
@@ -357,5 +369,32 @@ def test_pythia_held_out_matches_documented_table(pythia):
         assert result.truth == pytest.approx(truth, abs=5e-4)
         assert result.predictions["beta-mixture"].coverage == pytest.approx(beta, abs=5e-4)
         assert result.predictions["power-law"].coverage == pytest.approx(power, abs=5e-4)
-        assert result.preferred in ("beta-mixture", "power-law")
+        combined, average = DOCUMENTED_DEFAULT[model]
+        assert result.predictions["combined"].coverage == pytest.approx(combined, abs=5e-4)
+        assert result.predictions["model-average"].coverage == pytest.approx(average, abs=5e-4)
+        assert result.preferred in cov_module.METHODS
         assert result.in_band("power-law").dtype == bool
+
+
+def test_pythia_extrapolation_errors_match_documented_table(pythia):
+    """The seed-0 errors of the bar's set-up as docs/reasoning.md lists them (to 0.05 points),
+    and the default better than the old Beta-mixture default on average over the models."""
+    errors = {}
+    for (model, _), data in pythia.items():
+        result = held_out(data, 100, BAR_K, reps=0)
+        errors[model] = [100 * float(result.abs_error(m).mean())
+                         for m in ("combined", "model-average", "beta-mixture")]
+        assert errors[model] == pytest.approx(DOCUMENTED_BAR[model], abs=0.051)
+    mean = np.mean(list(errors.values()), axis=0)
+    assert mean[0] < mean[2] and mean[1] < mean[2]
+
+
+@pytest.mark.xfail(strict=True, reason="issue 9's bar is not met on the public file's seed-0 "
+                   "draw: Pythia-2.8B misses by 0.9 and 410M by 2.7 points (docs/reasoning.md, "
+                   "'Against issue 9's extrapolation bar'); strict, so a pass is noticed")
+def test_pythia_extrapolation_bar_at_100_samples(pythia):
+    """Issue 9's acceptance: from 100 samples per problem (hypergeometric, seed 0), the default
+    predicts coverage at k = 300-10,000 within 3 points of the full-data truth, per model."""
+    for data in pythia.values():
+        result = held_out(data, 100, BAR_K, reps=0)
+        assert 100 * result.abs_error(cov_module.DEFAULT_METHOD).mean() <= 3.0, data.model

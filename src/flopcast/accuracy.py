@@ -41,6 +41,28 @@ def load_accuracy(path: str | None = None) -> dict:
         file.read_text())) or {}
 
 
+def training_kinds(framework_id: str) -> tuple[str, str]:
+    """The accuracy kinds (step time, memory) that validate a training prediction made with
+    ``framework_id``'s profile: the published runs (training.csv) are scored with Megatron's,
+    training-hf.csv with the Hugging Face one; a kind no file validates reads "unknown".
+
+    >>> training_kinds("megatron"), training_kinds("hf-transformers")[1]
+    (('training', 'training-megatron-memory'), 'training-hf-memory')
+    """
+    if framework_id == "hf-transformers":
+        return "training-hf-step", "training-hf-memory"
+    step = "training" if framework_id == "megatron" else f"training-{framework_id}-step"
+    return step, f"training-{framework_id}-memory"
+
+
+def _label(kind: str) -> str:
+    """What the error is of, for a kind with or without a LABELS entry."""
+    if kind in LABELS:
+        return LABELS[kind]
+    return "memory" if kind.endswith("-memory") else "step time" if kind.endswith(
+        "-step") else kind
+
+
 def _summary(entry: dict | None) -> dict | None:
     """rows, predicted, median and p90 APE of a kind or family entry; None when no row of it
     was predicted (nothing validated)."""
@@ -55,7 +77,7 @@ def expected_error(kind: str, families: Iterable[str]) -> dict:
     doc = load_accuracy()
     entry = doc.get("kinds", {}).get(kind)
     by_family = (entry or {}).get("families", {})
-    out = {"kind": kind, "of": LABELS.get(kind, kind), "file": entry and entry["file"],
+    out = {"kind": kind, "of": _label(kind), "file": entry and entry["file"],
            "command": entry and f"flopcast validate {entry['file']}",
            "generated": doc.get("generated"), "overall": _summary(entry),
            "validated_families": sorted(f for f, s in by_family.items() if _summary(s)),

@@ -25,6 +25,7 @@ FITTED_PARAMETERS: dict[str, tuple[float, float]] = {
     "layer_overhead_s": (0.0, 1e-3),
     "tp_overlap_exposed_fraction": (0.0, 1.0),
     "dp_overlap_exposed_fraction": (0.0, 1.0),
+    "elementwise_traffic_factor": (1.0, 4.0),
     "inference_step_overhead_s": (0.0, 5e-3),
     "kernel_fixed_cost_scale": (0.0, 2.0),
     "allreduce_latency_s": (0.0, 1e-4),
@@ -52,34 +53,6 @@ def _scaled_bounds(names, prior):
 
 #: Parameters only serving rows inform (fitted by calibration/inference.py).
 INFERENCE_ONLY = ("inference_step_overhead_s", "allreduce_latency_s", "kernel_fixed_cost_scale")
-
-
-def _family_parameters(cases: list[TrainingCase]) -> list[str]:
-    """Parameters the family's rows can inform (fp8 only with low-precision rows, etc.)."""
-    names = [n for n in FITTED_PARAMETERS if n not in INFERENCE_ONLY]
-    if cases[0].job.system.gpu.kernels_measured:
-        names.remove("kernel_fraction_scale")  # kernels measured: whole runs do not refit them
-    if not any(c.job.system.num_gpus > c.job.system.gpus_per_node for c in cases):
-        names.remove("network_fraction")
-    if not any(c.job.parallelism.tp_overlap for c in cases):
-        names.remove("tp_overlap_exposed_fraction")
-    return names
-
-
-def fit_family(cases: list[TrainingCase], prior: Efficiency | None = None) -> Efficiency:
-    """Fit one family's training parameters to its cases (all must have a job).
-
-    The attention kernel is a discrete choice among the family profile's
-    training_attention_backends (each with its measured or documented efficiency curve):
-    the parameters are fitted once per candidate and the candidate with the lowest loss kept.
-    """
-    prior = prior or Efficiency()
-    names = _family_parameters(cases)
-    candidates = cases[0].job.system.gpu.kernels.training_attention_backends or [None]
-    fits = [fit_parameters(cases, predict_case, names,
-                           prior.updated(training_attention_backend=backend), with_cost=True)
-            for backend in candidates]
-    return min(fits, key=lambda fit: fit[1])[0]
 
 
 def fit_parameters(cases, predict, names: list[str], prior: Efficiency,
@@ -123,20 +96,6 @@ def _source_weights(cases: list[TrainingCase]) -> np.ndarray:
     return w / np.sqrt(np.mean(w**2))
 
 
-def _by_family(cases: list[TrainingCase]) -> dict[str, list[TrainingCase]]:
-    groups: dict[str, list[TrainingCase]] = defaultdict(list)
-    for c in cases:
-        if c.job is not None:
-            groups[c.job.system.gpu.family].append(c)
-    return dict(groups)
-
-
-def _score(cases, fits: dict[str, Efficiency]) -> dict:
-    errors = [ape_pct(predict_case(c, fits.get(c.job.system.gpu.family)), c.measured)
-              for c in cases if c.job is not None]
-    return rounded_summary(errors)
-
-
 def rounded_summary(errors: list[float]) -> dict:
     """Row count, median and p90 APE rounded to 0.01 %, as calibration files record them."""
     stats = error_summary(errors)
@@ -145,26 +104,51 @@ def rounded_summary(errors: list[float]) -> dict:
 
 
 def calibrate(path: str | Path, out: str | Path | None = None) -> dict:
-    """Fit every GPU family present in ``path``; write the calibration YAML to ``out``."""
+    """Fit every GPU family and training framework present in ``path`` jointly
+    (calibration/joint.py); write the calibration YAML to ``out``."""
+    from flopcast.calibration.joint import calibrate_joint, identifiable
+
     path = Path(path)
     check_output(out)
     table = read_table(path)
-    cases = prepare_training_rows(table.usable())
-    groups = _by_family(cases)
-    if not groups:
+    cases = [c for c in prepare_training_rows(table.usable()) if c.job is not None]
+    if not cases:
         raise FlopcastError(nothing_to_fit(path, table, cases))
-    check_enough_rows(path, {fam: (len(cs), _family_parameters(cs))
-                             for fam, cs in groups.items()})
-    fits = {fam: fit_family(cs) for fam, cs in sorted(groups.items())}
-    families = {fam: group_entry(_family_parameters(groups[fam]), eff, _score(groups[fam], fits))
-                for fam, eff in fits.items()}
-    return write_calibration(
-        path, out, families, _score(cases, fits),
-        parameters_fitted=sum(len(f["fitted"]) for f in families.values()),
-        description="Efficiency parameters per GPU family, fitted by `flopcast calibrate`. "
-                    "Families not listed keep the priors documented in specs/efficiency.py.",
+    params = identifiable(cases)
+    check_enough_rows(path, {"all groups": (len(cases), [f"{p.key}.{p.name}" for p in params])})
+    fit = calibrate_joint(cases)
+    families = {fam: _scope_entry(fit.families.get(fam, {}), _score(
+        [c for c in cases if c.job.system.gpu.family == fam], fit)) for fam in
+        sorted({c.job.system.gpu.family for c in cases})}
+    frameworks = {fw: _scope_entry(fit.frameworks.get(fw, {}), _score(
+        [c for c in cases if c.job.framework.id == fw], fit), fit.backends.get(fw))
+        for fw in sorted({c.job.framework.id for c in cases})}
+    doc = write_calibration(
+        path, None, families, _score(cases, fit), parameters_fitted=len(params),
+        description="Whole-run training parameters fitted by `flopcast calibrate`: link "
+                    "efficiencies per GPU family, overheads, overlap, attention kernel and "
+                    "element-wise traffic per training framework (calibration/joint.py). "
+                    "Families and frameworks not listed keep the priors of specs/efficiency.py.",
         prior="the priors of specs/efficiency.py",
     )
+    doc["frameworks"] = frameworks
+    if out is not None:
+        Path(out).write_text(yaml.safe_dump(doc, sort_keys=False, width=100))
+    return doc
+
+
+def _scope_entry(values: dict, fit: dict, backend: str | None = None) -> dict:
+    """One family's or framework's fitted values as the calibration file records them."""
+    eff = {n: float(f"{v:.6g}") for n, v in values.items()}
+    if backend:
+        eff["training_attention_backend"] = backend
+    return {"fitted": list(values), "efficiency": eff, "fit": fit}
+
+
+def _score(cases, fit) -> dict:
+    """Row count, median and p90 APE of ``cases`` under a JointFit."""
+    return rounded_summary([ape_pct(predict_case(c, fit.efficiency(c)), c.measured)
+                            for c in cases if c.job is not None])
 
 
 def check_output(out: str | Path | None) -> None:
@@ -244,6 +228,7 @@ def leave_one_out(cases, fit_groups, score) -> dict[str, dict]:
 
 def leave_one_source_out(path: str | Path) -> dict[str, dict]:
     """For each source: fit on the other sources' rows, score this source's rows."""
-    return leave_one_out(
-        prepare_training_rows(read_table(path).usable()),
-        lambda rest: {fam: fit_family(cs) for fam, cs in _by_family(rest).items()}, _score)
+    from flopcast.calibration.joint import calibrate_joint
+
+    return leave_one_out(prepare_training_rows(read_table(path).usable()),
+                         calibrate_joint, _score)

@@ -1,12 +1,15 @@
-"""Catalogs: GPUs and models as YAML data files, each with its source.
+"""Catalogs: GPUs, models, engines and training frameworks as YAML data files, each with its
+source.
 
 Adding a GPU or a model is adding a file to ``catalog/gpus`` or ``catalog/models``.
 """
 
 from flopcast.catalog.hf_config import model_from_hf_config
 from flopcast.catalog.loader import (
+    framework_ids,
     gpu_ids,
     load_calibration,
+    load_framework,
     load_gpu,
     load_model,
     model_ids,
@@ -14,6 +17,6 @@ from flopcast.catalog.loader import (
 )
 
 __all__ = [
-    "gpu_ids", "load_calibration", "load_gpu", "load_model", "model_from_hf_config", "model_ids",
-    "resolve_model",
+    "framework_ids", "gpu_ids", "load_calibration", "load_framework", "load_gpu", "load_model",
+    "model_from_hf_config", "model_ids", "resolve_model",
 ]

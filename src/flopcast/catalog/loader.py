@@ -17,6 +17,7 @@ from flopcast.files import (
 )
 from flopcast.specs.efficiency import Efficiency
 from flopcast.specs.engine import Engine
+from flopcast.specs.framework import Framework
 from flopcast.specs.gpu import GPU
 from flopcast.specs.kernels import KernelProfile
 from flopcast.specs.model import Model
@@ -25,6 +26,9 @@ CATALOG_DIR = Path(__file__).parent
 GPU_DIR = CATALOG_DIR / "gpus"
 MODEL_DIR = CATALOG_DIR / "models"
 ENGINE_DIR = CATALOG_DIR / "engines"
+FRAMEWORK_DIR = CATALOG_DIR / "frameworks"
+#: The framework a training job uses when none is named (flopcast's reference counting).
+DEFAULT_FRAMEWORK = "megatron"
 CALIBRATION_FILE = CATALOG_DIR.parent / "calibration" / "default.yaml"
 INFERENCE_CALIBRATION_FILE = CATALOG_DIR.parent / "calibration" / "inference.yaml"
 KERNEL_PRIORS_DIR = CATALOG_DIR / "kernels"
@@ -96,20 +100,53 @@ def is_inference_calibration(families: dict) -> bool:
         and all(isinstance(e, dict) for e in v.values()) for v in families.values())
 
 
-def load_calibration(path: str | Path | None = None) -> dict[str, dict[str, float]]:
-    """Efficiency values per GPU family from a calibration file (default: the shipped one).
-    An inference calibration given here leaves the shipped training one in force: `infer`
-    and `serve` take either kind with one --calibration option."""
+def load_calibration(path: str | Path | None = None,
+                     framework: str = DEFAULT_FRAMEWORK) -> dict[str, dict[str, float]]:
+    """Efficiency values per GPU family from a calibration file (default: the shipped one),
+    with the training framework's whole-run values (the file's ``frameworks`` section:
+    overheads and overlap belong to the software, link efficiencies to the hardware) laid
+    over each family's. Key ``""`` holds the framework's values alone, for families the file
+    does not calibrate. An inference calibration given here leaves the shipped training one
+    in force: `infer` and `serve` take either kind with one --calibration option."""
+    framework = load_framework(framework).id  # an alias calibrates as its profile
     families = _calibration_families(path, CALIBRATION_FILE)
     if path and is_inference_calibration(families):
-        families = _calibration_families(None, CALIBRATION_FILE)
-    out = {}
+        path, families = None, _calibration_families(None, CALIBRATION_FILE)
+    own = _calibration_frameworks(path).get(framework, {})
+    out = {"": dict(own)}
     for fam, values in families.items():
         eff = values.get("efficiency", values)
         if not isinstance(eff, dict):
             raise FlopcastError(f"calibration: {path}: families.{fam}.efficiency must be a "
                                 "mapping of efficiency values")
-        out[fam] = dict(eff)
+        out[fam] = {**eff, **own}
+    return out
+
+
+def _calibration_frameworks(path: str | Path | None) -> dict[str, dict[str, float]]:
+    """The ``frameworks`` section of a training calibration: framework -> efficiency values."""
+    path = Path(path) if path else CALIBRATION_FILE
+    try:
+        mtime = path.stat().st_mtime_ns
+    except (OSError, ValueError):
+        mtime = -1
+    return _cached_frameworks(str(path), mtime)
+
+
+@cache
+def _cached_frameworks(path: str, _mtime: int) -> dict[str, dict[str, float]]:
+    if Path(path) == CALIBRATION_FILE and not CALIBRATION_FILE.exists():
+        return {}
+    data = load_yaml_mapping(Path(path), "--calibration",
+                             "a calibration (as flopcast calibrate writes)", allow_empty=True)
+    section = data.get("frameworks") or {}
+    out = {}
+    for name, values in (section.items() if isinstance(section, dict) else [(None, None)]):
+        eff = values.get("efficiency", values) if isinstance(values, dict) else None
+        if not isinstance(eff, dict):
+            raise FlopcastError(f"--calibration {path}: 'frameworks' must map each framework "
+                                "to a mapping with an 'efficiency' mapping of values")
+        out[str(name)] = dict(eff)
     return out
 
 
@@ -173,7 +210,7 @@ def gpu_from_yaml(data: dict, calibration: dict[str, dict[str, float]] | None = 
     elif fallback in calibration:
         fitted, source = calibration[fallback], f"calibration:{fallback} (fallback)"
     else:
-        fitted, source = {}, "priors"
+        fitted, source = calibration.get("", {}), "priors"
     kernels, kernels_source = kernel_profile_for(d["family"], d.pop("kernels", None))
     own = d.pop("efficiency", {})
     if own:
@@ -215,7 +252,8 @@ def _read_gpu_file(path: Path) -> dict:
 
 
 @cache
-def _gpu_cached(gpu_id: str, calibration_path: str | None, _mtime: int = 0) -> GPU:
+def _gpu_cached(gpu_id: str, calibration_path: str | None, _mtime: int = 0,
+                framework: str = DEFAULT_FRAMEWORK) -> GPU:
     if is_gpu_file(gpu_id):
         path = Path(gpu_id)
     else:
@@ -223,7 +261,7 @@ def _gpu_cached(gpu_id: str, calibration_path: str | None, _mtime: int = 0) -> G
         if not _is_catalog_id(gpu_id) or not path.exists():
             raise FlopcastError(f"gpu: unknown id {gpu_id!r}; known: {', '.join(gpu_ids())} "
                                 "(or a GPU entry file.yaml)")
-    calibration = load_calibration(calibration_path)
+    calibration = load_calibration(calibration_path, framework)
     if not is_gpu_file(gpu_id):
         return gpu_from_yaml(load_shipped_yaml(path), calibration)
     data = _read_gpu_file(path)
@@ -238,25 +276,27 @@ def _gpu_cached(gpu_id: str, calibration_path: str | None, _mtime: int = 0) -> G
             from None
 
 
-def load_gpu(gpu_id: str, calibration: str | Path | None = None) -> GPU:
-    """The catalog GPU ``gpu_id`` with the calibration applied (default: shipped calibration).
+def load_gpu(gpu_id: str, calibration: str | Path | None = None,
+             framework: str = DEFAULT_FRAMEWORK) -> GPU:
+    """The catalog GPU ``gpu_id`` with the calibration applied (default: shipped calibration)
+    for training with ``framework`` (whole-run values; inference reads none of them).
 
     ``gpu_id`` may also be a path to a GPU entry file (``*.yaml``/``*.yml``, the catalog
     format; `flopcast profile` writes one for the device it measured).
     """
     cal = str(calibration) if calibration else None
     if calibration:
-        load_calibration(calibration)  # one line for a bad file before anything is built
+        load_calibration(calibration, framework)  # one line for a bad file before anything is built
     if is_gpu_file(gpu_id):
         path = Path(gpu_id.strip()).expanduser()
         read_text(path, "gpu")  # one line for a missing, unreadable or binary file
         # Keyed on the file's modification time so that a rewritten entry is read again.
-        gpu = _gpu_cached(str(path.resolve()), cal, path.stat().st_mtime_ns)
+        gpu = _gpu_cached(str(path.resolve()), cal, path.stat().st_mtime_ns, framework)
         _FILE_GPU_IDS[gpu.id] = str(path.resolve())
         return gpu
     if gpu_id in _FILE_GPU_IDS and not (GPU_DIR / f"{gpu_id}.yaml").exists():
-        return load_gpu(_FILE_GPU_IDS[gpu_id], calibration)
-    return _gpu_cached(gpu_id, cal)
+        return load_gpu(_FILE_GPU_IDS[gpu_id], calibration, framework)
+    return _gpu_cached(gpu_id, cal, 0, framework)
 
 
 #: Ids of GPU entries loaded from files in this process → their paths: results name a GPU by
@@ -291,7 +331,10 @@ def resolve_model(ref: str) -> Model:
             from flopcast.catalog.hf_config import model_from_hf_config
 
             config = load_json_mapping(path, "model", "a Hugging Face config.json")
-            return model_from_hf_config(config, name=path.parent.name or path.stem)
+            # A model directory's config.json is named after its folder; any other file
+            # (hf_configs/qwen2.5-0.5b.json) after itself.
+            named = path.parent.name if path.name == "config.json" else path.stem
+            return model_from_hf_config(config, name=named or path.stem)
         data = load_yaml_mapping(path, "model", "a flopcast model entry")
         return _model_from_mapping(data, str(path))
     return load_model(ref)
@@ -321,6 +364,44 @@ def load_engine(name: str) -> Engine:
     if engine is None:
         raise FlopcastError(f"engine: unknown {name!r}; known: {', '.join(engine_ids())}")
     return engine
+
+
+@cache
+def _framework_file(path: Path) -> Framework:
+    try:
+        return Framework.model_validate(yaml.safe_load(path.read_text()))
+    except ValidationError as e:
+        raise FlopcastError(f"{path}: {validation_message(e)}") from None
+
+
+@cache
+def _frameworks() -> dict[str, Framework]:
+    out = {}
+    for path in sorted(FRAMEWORK_DIR.glob("*.yaml")):
+        framework = _framework_file(path)
+        for name in [framework.id, *framework.aliases]:
+            out[name.lower()] = framework
+    return out
+
+
+def framework_ids() -> list[str]:
+    return sorted({f.id for f in _frameworks().values()})
+
+
+def load_framework(name: str | None = None) -> Framework:
+    """A training framework profile by id or alias (case-insensitive), e.g. 'megatron',
+    'hf-transformers', 'torchtitan' (= fsdp); None or empty = megatron. An id reads its own
+    file only; an alias reads them all."""
+    key = (name or DEFAULT_FRAMEWORK).strip().lower() or DEFAULT_FRAMEWORK
+    own = FRAMEWORK_DIR / f"{key}.yaml"
+    if _is_catalog_id(key) and own.exists():
+        return _framework_file(own)
+    framework = _frameworks().get(key) if len(key) <= MAX_ID_CHARS else None
+    if framework is None:
+        aliases = sorted(k for k in _frameworks() if k not in framework_ids())
+        raise FlopcastError(f"framework: unknown {name!r}; known: {', '.join(framework_ids())} "
+                            f"(aliases: {', '.join(aliases)})")
+    return framework
 
 
 def load_inference_calibration(path: str | Path | None = None) -> dict:

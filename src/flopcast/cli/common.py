@@ -300,6 +300,10 @@ ETP_OPT = int_option(
 CALIBRATION_OPT = typer.Option(None, "--calibration", help="Calibration YAML from `flopcast "
                                "calibrate` (default: the shipped one).")
 JSON_OPT = typer.Option(False, "--json", help="Print one JSON object.")
+FRAMEWORK_OPT = typer.Option(
+    "megatron", "--framework", help="Training framework whose memory layout and kernels the "
+    "run uses: megatron, hf-transformers, fsdp (torchtitan), deepspeed (`flopcast catalog "
+    "frameworks`).")
 #: What every --gpu accepts (help text).
 GPU_HELP = ("GPU catalog id (`flopcast catalog gpus`) or a GPU entry file (.yaml, e.g. written "
             "by `flopcast profile`).")

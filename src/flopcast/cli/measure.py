@@ -125,7 +125,9 @@ def _print_fit(out: Path, doc: dict) -> None:
     table = Table(title="Fit (in-sample)")
     for col in ("family", "rows", "median APE", "p90 APE", "parameters"):
         table.add_column(col)
-    for fam, f in doc["families"].items():
+    scopes = {**doc["families"],
+              **{f"framework {fw}": f for fw, f in doc.get("frameworks", {}).items()}}
+    for fam, f in scopes.items():
         groups = {"": f} if "efficiency" in f else {f" / {eng}": g for eng, g in f.items()}
         for suffix, g in groups.items():
             params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"

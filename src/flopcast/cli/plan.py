@@ -12,6 +12,7 @@ from rich.table import Table
 from flopcast.cli.common import (
     CALIBRATION_OPT,
     FFN_OPT,
+    FRAMEWORK_OPT,
     GIB,
     GPU_HELP,
     HEADS_OPT,
@@ -41,6 +42,7 @@ from flopcast.cli.common import (
     warn_beyond_context,
 )
 from flopcast.errors import FlopcastError
+from flopcast.specs.parallelism import OFFLOAD_KINDS
 
 plan_app = typer.Typer(no_args_is_help=True, help="Search configurations and clusters.")
 app.add_typer(plan_app, name="plan")
@@ -138,6 +140,7 @@ def plan_train(
     micro_batch: str | None = typer.Option(None, "--micro-batch",
                                            help="Only these micro-batch sizes."),
     zero: str | None = typer.Option(None, "--zero", help="Only these ZeRO stages."),
+    framework: str = FRAMEWORK_OPT,
     calibration: Path | None = CALIBRATION_OPT,
     layers: int | None = LAYERS_OPT,
     hidden: int | None = HIDDEN_OPT,
@@ -157,8 +160,9 @@ def plan_train(
     """Search every parallel configuration (and cluster) for the best way to train a model.
 
     Every valid (tp, pp, vp, cp, ep, dp, micro-batch, ZeRO stage, recompute, schedule,
-    sequence parallelism, optimizer offload) is evaluated by the same model as `flopcast
-    train`; invalid ones are counted per reason.
+    sequence parallelism) is evaluated by the same model as `flopcast train`; invalid ones
+    are counted per reason. Offload to host memory or NVMe (ZeRO-Offload, ZeRO-Infinity) is
+    searched only when nothing fits without it, and the answer says so.
     """
     from flopcast.specs.plan import PlanRequest
     from flopcast.workloads.training.distributed import plan_sweep
@@ -180,7 +184,7 @@ def plan_train(
         model=m, gpus=gpu_refs(gpu), gpu_counts=parse_gpu_counts(gpus),
         seq_len=s, global_batch=global_batch, precision=precision.value,
         tokens=parse_count(tokens) if tokens else None, objective=objective.value, top=top,
-        deadline_days=deadline_days, options=options,
+        deadline_days=deadline_days, options=options, framework=framework,
     ) for m in models for s in lengths]
     request = requests[0]
     from flopcast.catalog import load_gpu
@@ -189,7 +193,8 @@ def plan_train(
                 for g in request.gpus]
     cal = str(calibration) if calibration else None
     if len(requests) > 1:
-        answers = [_annotate(a, families) for a in plan_sweep(requests, cal, use_ray=use_ray)]
+        answers = [_annotate(a, families, request.framework)
+                   for a in plan_sweep(requests, cal, use_ray=use_ray)]
         _warn_context(requests)
         if as_json:
             print(json.dumps({"sweep": [
@@ -212,7 +217,7 @@ def plan_train(
             answer = plan_training(request, cal, use_ray=use_ray, progress=hook)
     else:
         answer = plan_training(request, cal, use_ray=use_ray)
-    answer = _annotate(answer, families)
+    answer = _annotate(answer, families, request.framework)
     _warn_context(requests)
     if plot is not None:
         from flopcast.report.plots import plot_plan
@@ -246,15 +251,17 @@ def plan_counts(answer: dict) -> dict:
             "do_not_fit": answer["rejected"].get(memory_reason, 0)}
 
 
-def _annotate(answer: dict, families: list[str]) -> dict:
-    """The answer with its counts, the expected error of its step times and the prices per
-    GPU-hour it assumed (``answer`` itself is left as the planner returned it)."""
-    from flopcast.accuracy import expected_error
+def _annotate(answer: dict, families: list[str], framework=None) -> dict:
+    """The answer with its counts, the expected error of its step times (under the request's
+    framework profile) and the prices per GPU-hour it assumed (``answer`` itself is left as
+    the planner returned it)."""
+    from flopcast.accuracy import expected_error, training_kinds
     from flopcast.catalog import load_gpu
 
     prices = {c["gpu"]: load_gpu(c["gpu"]).price_per_gpu_hour_usd for c in answer["clusters"]}
     out = {**answer, "counts": plan_counts(answer),
-           "expected_error": expected_error("training", families),
+           "expected_error": expected_error(
+               training_kinds(framework.id if framework else "megatron")[0], families),
            "price_per_gpu_hour_usd": prices}
     ensure_finite(out, "plan")
     return out
@@ -263,7 +270,8 @@ def _annotate(answer: dict, families: list[str]) -> dict:
 def _print_counts(answer: dict, request) -> None:
     n = answer["counts"]
     console.print(f"[bold]{request.model.name}[/], seq {request.seq_len}, global batch "
-                  f"{plural(request.batch, 'sequence')}, {request.precision.name}: "
+                  f"{plural(request.batch, 'sequence')}, {request.precision.name}"
+                  f"{', ' + request.framework.id if request.framework else ''}: "
                   f"{plural(n['enumerated'], 'configuration')} enumerated, "
                   f"{n['evaluated']:,} evaluated, {n['fit']:,} fit in memory")
     print_table("Configurations (− rejected)", ("", "count"), [
@@ -287,6 +295,12 @@ def _print_assumptions(answer: dict) -> None:
         line += (f"; it trains {best['tokens']:.3g} tokens in {best['time_to_train_days']:,.1f} "
                  f"days for ${best['cost_usd']:,.0f} and {best['energy_mwh']:,.1f} MWh")
     console.print(line, highlight=False)
+    searched = [f"{c['num_gpus']}× {c['gpu']}" for c in answer["clusters"]
+                if c.get("offload_searched")]
+    if searched:
+        console.print(f"nothing fit without offload on {', '.join(searched)}: offload to host "
+                      "memory / NVMe searched there (ZeRO-Offload, ZeRO-Infinity)"
+                      f"; best:{_offload_text(best['config']) or ' none'}", highlight=False)
     expected_error_lines(answer["expected_error"])
 
 
@@ -334,10 +348,21 @@ def _config_text(c: dict, with_cluster: bool = False) -> str:
     text = (f"tp{c['tp']} pp{c['pp']} vp{c['vp']} cp{c['cp']} ep{c['ep']} dp{c['dp']} "
             f"mb{c['micro_batch']} zero{c['zero_stage']} rc={c['recompute']} {c['schedule']}"
             + (" sp" if c["sp"] else "")
-            + (" offload" if c.get("cpu_offload") or c.get("cpu_offload_optimizer") else ""))
+            + _offload_text(c))
     if with_cluster:
         text = f"{c['num_gpus']}×{c['gpu']} " + text
     return text
+
+
+def _offload_text(c: dict) -> str:
+    """" offload=optimizer:cpu,params:nvme" for the states off the GPU, else ""."""
+    tiers = c.get("offload")
+    if tiers is None:  # a search config (Parallelism keyword arguments)
+        tiers = {k: c.get(f"offload_{k}", "gpu") for k in OFFLOAD_KINDS}
+        if c.get("cpu_offload_optimizer") and tiers["optimizer"] == "gpu":
+            tiers["optimizer"] = "cpu"
+    off = [f"{k}:{v}" for k, v in tiers.items() if v != "gpu"]
+    return f" offload={','.join(off)}" if off else ""
 
 
 def _opt(v, fmt: str) -> str:

@@ -76,9 +76,12 @@ def reason_coverage(
     samples: Path = typer.Option(..., "--samples", help="Per-problem samples CSV: model, "
                                  "benchmark, problem, samples, correct."),
     k: str = typer.Option("1,10,100,1000", "--k", help="Comma-separated sample counts."),
-    method: str = typer.Option("beta-mixture", "--method", help="Beyond the samples drawn: "
-                               "beta-mixture (difficulty distribution fitted to the counts) "
-                               "or power-law (Brown et al.'s exp(a·k^b))."),
+    method: str = typer.Option("combined", "--method", help="Beyond the samples drawn: "
+                               "combined (the mean of model-average and power-law), "
+                               "model-average (Beta and Kumaraswamy difficulty distributions "
+                               "fitted to the counts, Akaike-weighted), beta-mixture (Beta "
+                               "with a point mass at 0), kumaraswamy, or power-law (Brown et "
+                               "al.'s exp(a·k^b))."),
     reps: int = int_option(200, "--reps", help="Bootstrap resamples for the band."),
     seed: int = int_option(0, "--seed", help="Seed of the bootstrap."),
     as_json: bool = JSON_OPT,

@@ -12,6 +12,7 @@ from flopcast.cli.common import (
     EP_OPT,
     ETP_OPT,
     FFN_OPT,
+    FRAMEWORK_OPT,
     GIB,
     GPU_HELP,
     HEADS_OPT,
@@ -80,9 +81,10 @@ def train(
         None, "--global-batch", "--global-batch-size", help="Sequences per optimizer step "
         "(default: micro-batch · dp)."),
     seq_len: int = SEQ_OPT,
-    zero: int = int_option(1, "--zero", help="ZeRO stage: 0 DDP, 1 sharded optimizer "
-                             "(Megatron distributed optimizer), 2 + gradients, 3 + weights "
-                             "(FSDP)."),
+    zero: int | None = int_option(None, "--zero", help="ZeRO stage: 0 DDP, 1 sharded "
+                                  "optimizer (Megatron distributed optimizer), 2 + gradients, "
+                                  "3 + weights (FSDP) (default: the --framework's: 1 for "
+                                  "megatron and deepspeed, 0 hf-transformers, 3 fsdp)."),
     recompute: RecomputeChoice = typer.Option(
         RecomputeChoice.none, "--recompute", "--recompute-granularity",
         help="Activation recomputation."),
@@ -95,11 +97,25 @@ def train(
     dp_overlap: bool = typer.Option(True, "--dp-overlap/--no-dp-overlap",
                                     help="Overlap DP gradient/parameter communication."),
     cpu_offload: bool = typer.Option(False, "--cpu-offload",
-                                     help="Keep optimizer states on the host (ZeRO-Offload)."),
+                                     help="Keep optimizer states on the host (ZeRO-Offload); "
+                                     "the same as --offload optimizer=cpu."),
+    offload: str | None = typer.Option(
+        None, "--offload", help="Where states live off the GPU: comma-separated KIND=TIER, "
+        "KIND one of optimizer, gradients, params, activations; TIER gpu, cpu or nvme "
+        "(activations: gpu or cpu), e.g. optimizer=cpu,params=nvme (ZeRO-Offload, "
+        "ZeRO-Infinity)."),
+    host_memory_gib: float | None = float_option(
+        None, "--host-memory-gib", help="Host memory per GPU for offloaded states, GiB "
+        "(default 128)."),
+    nvme_tb: float | None = float_option(
+        None, "--nvme-tb", help="NVMe capacity per node, TB (default 15.36)."),
+    nvme_gbps: float | None = float_option(
+        None, "--nvme-gbps", help="NVMe bandwidth per node, GB/s (default 25)."),
     attention_backend: str | None = typer.Option(
         None, "--attention-backend", help="Attention kernel of the GPU's kernel profile "
         "(cudnn, flash-attention-2, flash-attention-3, flash-attention-triton, …; default: the "
         "GPU family's calibrated training backend)."),
+    framework: str = FRAMEWORK_OPT,
     tokens: str | None = TOKENS_OPT,
     price: float | None = float_option(None, "--price", help="$ per GPU-hour (default: "
                                        "the GPU entry's indicative price)."),
@@ -115,34 +131,40 @@ def train(
 ) -> None:
     """Estimate one training configuration: memory per GPU, step time, throughput, MFU, cost.
 
-    Units: times in seconds, memory in GiB (bytes in --json), energy in MWh.
+    Units: times in seconds, memory in GiB (bytes in --json), energy in MWh. Memory is the
+    worst moment of the step (forward, backward or optimizer step) as the --framework lays
+    it out; --json adds each phase and what it is made of (memory_phases).
     """
-    from flopcast.catalog import load_gpu
+    from flopcast.catalog import load_framework, load_gpu
     from flopcast.specs import Parallelism, System, TrainingJob
     from flopcast.workloads.training import estimate_training
 
     the_model = _model(model, layers, hidden, heads, kv_heads, ffn_hidden, vocab, swiglu)
-    the_gpu = load_gpu(gpu, calibration)
+    the_gpu = load_gpu(gpu, calibration, framework)
     if price is not None:  # through GPU's own validation, as the API would
         the_gpu = validated_update(the_gpu, "--price", "price_per_gpu_hour_usd", price)
     if network_gbps is not None and network_gbps <= 0:
         raise FlopcastError(f"--network-gbps: must be > 0 Gb/s; got {network_gbps:g}")
     system = System(gpu=the_gpu, num_gpus=gpus, gpus_per_node=gpus_per_node,
-                    network_bandwidth=None if network_gbps is None else network_gbps * 1e9 / 8)
+                    network_bandwidth=None if network_gbps is None else network_gbps * 1e9 / 8,
+                    **_offload_system(host_memory_gib, nvme_tb, nvme_gbps))
+    the_framework = load_framework(framework)
     parallel = Parallelism(
-        tp=tp, pp=pp, vp=vp, cp=cp, ep=ep, etp=etp, dp=dp, sp=sp, zero_stage=zero,
+        tp=tp, pp=pp, vp=vp, cp=cp, ep=ep, etp=etp, dp=dp, sp=sp,
+        zero_stage=the_framework.default_zero_stage if zero is None else zero,
         micro_batch=micro_batch, global_batch=global_batch, recompute=recompute.value,
         schedule=schedule.value if schedule else None, tp_comm_overlap=tp_comm_overlap,
         dp_comm_overlap=dp_overlap, cpu_offload_optimizer=cpu_offload,
+        **parse_offload(offload),
         embedding_loss_stages=embedding_loss_stages,
     )
     job = TrainingJob(model=the_model, system=system, parallelism=parallel, seq_len=seq_len,
                       precision=precision.value,
                       tokens=parse_count(tokens) if tokens else None,
-                      attention_backend=attention_backend)
+                      attention_backend=attention_backend, framework=the_framework)
     est = estimate_training(job)
     warn_beyond_context(the_model, seq_len, "--seq-len")
-    out = est.to_dict() | training_assumptions(the_gpu)
+    out = est.to_dict() | training_assumptions(the_gpu, job.framework.id)
     ensure_finite(out, "estimate")
     if as_json:
         print(json.dumps(out, indent=2))
@@ -150,14 +172,50 @@ def train(
     _print_training(est, out)
 
 
-def training_assumptions(gpu) -> dict:
-    """What the cost and the error rest on: the price per GPU-hour and the expected error of
-    the step time (and of memory) on this GPU family (flopcast.accuracy)."""
-    from flopcast.accuracy import expected_error
+def parse_offload(text: str | None) -> dict[str, str]:
+    """'optimizer=cpu,params=nvme' → Parallelism keyword arguments; one line naming --offload
+    and the bad part otherwise."""
+    from flopcast.specs.parallelism import OFFLOAD_KINDS, TIER_CODES
 
+    out: dict[str, str] = {}
+    for part in (text or "").split(","):
+        if not part.strip():
+            continue
+        kind, _, tier = (x.strip().lower() for x in part.partition("="))
+        tiers = ("gpu", "cpu") if kind == "activations" else tuple(TIER_CODES)
+        if kind not in OFFLOAD_KINDS or tier not in tiers:
+            raise FlopcastError(
+                f"--offload: {part.strip()!r} is not KIND=TIER with KIND one of "
+                f"{', '.join(OFFLOAD_KINDS)} and TIER one of {', '.join(tiers)}")
+        out[OFFLOAD_KINDS[kind]] = tier
+    return out
+
+
+def _offload_system(host_memory_gib, nvme_tb, nvme_gbps) -> dict:
+    """System keyword arguments of the offload tiers given on the command line."""
+    values = {"host_memory_bytes": (host_memory_gib, 2**30, "--host-memory-gib"),
+              "nvme_bytes": (nvme_tb, 1e12, "--nvme-tb"),
+              "nvme_bandwidth": (nvme_gbps, 1e9, "--nvme-gbps")}
+    out = {}
+    for field, (value, unit, option) in values.items():
+        if value is None:
+            continue
+        if value <= 0:
+            raise FlopcastError(f"{option}: must be > 0; got {value:g}")
+        out[field] = value * unit
+    return out
+
+
+def training_assumptions(gpu, framework_id: str = "megatron") -> dict:
+    """What the cost and the error rest on: the price per GPU-hour and the expected error of
+    the step time (and of memory) on this GPU family with this framework's profile
+    (flopcast.accuracy.training_kinds: measurements of another framework do not vouch)."""
+    from flopcast.accuracy import expected_error, training_kinds
+
+    step, mem = training_kinds(framework_id)
     return {"price_per_gpu_hour_usd": gpu.price_per_gpu_hour_usd,
-            "expected_error": expected_error("training", [gpu.family]),
-            "expected_error_memory": expected_error("training-hf-memory", [gpu.family])}
+            "expected_error": expected_error(step, [gpu.family]),
+            "expected_error_memory": expected_error(mem, [gpu.family])}
 
 
 def _print_training(est, out: dict) -> None:
@@ -169,7 +227,7 @@ def _print_training(est, out: dict) -> None:
         f"dp={c['dp']} "
         f"sp={'on' if c['sp'] else 'off'} zero={c['zero_stage']} mb={c['micro_batch']} "
         f"gb={c['global_batch']} ({plural(c['num_micro_batches'], 'micro-batch')}) "
-        f"recompute={c['recompute']} schedule={c['schedule']}; "
+        f"recompute={c['recompute']} schedule={c['schedule']} framework={c['framework']}; "
         f"efficiency from {c['efficiency_source']}; kernels from {c['kernels_source']} "
         f"(attention: {c['attention_backend']})"
     )
@@ -180,8 +238,12 @@ def _print_training(est, out: dict) -> None:
             "weights", "gradients", "optimizer", "activations", "temporary")
           if est.memory[k] > 0),
         ("total", f"{est.memory['total'] / GIB:,.1f}"),
+        ("of which allocated", f"{est.memory['allocated'] / GIB:,.1f} (peak at: "
+                               f"{est.memory_peak_phase.replace('_', ' ')})"),
         ("capacity", f"{est.memory['capacity'] / GIB:,.1f} ({verdict})"),
     ])
+    _print_phases(est)
+    _print_offload(est.offload)
     # Parts that are zero for this layout (no TP, no pipeline, …) are left out here; --json
     # keeps every key. Recomputation is part of compute: shown under it.
     parts = list(est.breakdown_s)
@@ -194,6 +256,29 @@ def _print_training(est, out: dict) -> None:
     ])
     print_table("Throughput", ("metric", "value"), _throughput_rows(est, out))
     expected_error_lines(out["expected_error"], out["expected_error_memory"])
+
+
+def _print_offload(off: dict) -> None:
+    """One line when states live off the GPU: where, and how full the host and NVMe are."""
+    placed = [f"{k} {v}" for k, v in off.items() if isinstance(v, str) and v != "gpu"]
+    if placed:
+        console.print(
+            f"offload: {', '.join(placed)}; host {off['host_bytes'] / GIB:,.1f} of "
+            f"{off['host_capacity_bytes'] / GIB:,.0f} GiB per GPU, NVMe "
+            f"{off['nvme_bytes'] / 1e12:,.2f} of {off['nvme_capacity_bytes'] / 1e12:,.2f} TB "
+            "per node", highlight=False)
+
+
+def _print_phases(est) -> None:
+    """Memory of the largest stage at the worst moment of each phase, with its biggest parts."""
+    rows = []
+    for phase, parts in est.memory_phases.items():
+        named = sorted(((k, v) for k, v in parts.items()
+                        if k not in ("total", "allocated", "reserved") and v > 0),
+                       key=lambda kv: -kv[1])[:3]
+        rows.append((phase.replace("_", " "), f"{parts['total'] / GIB:,.1f}",
+                     ", ".join(f"{memory_name(k)} {v / GIB:,.1f}" for k, v in named)))
+    print_table("Memory by phase (largest stage)", ("phase", "GiB", "largest parts"), rows)
 
 
 def _throughput_rows(est, out: dict) -> list[tuple[str, str]]:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from flopcast.physics import comm, kernels
+from flopcast.physics import comm, kernels, memory
 from flopcast.physics import flops as F
 from flopcast.physics.kv_cache import cached_tokens_per_layer
 from flopcast.specs.efficiency import Efficiency
@@ -244,13 +244,33 @@ def kv_elements_per_token_rank(model: Model, tp):
     return kv_heads * (model.head_dim_qk + model.head_dim_v)
 
 
+def counted_elementwise_bytes_per_token(model: Model, bytes_per_width: dict, place: Placement):
+    """Forward element-wise bytes per token per layer on one rank as a framework counted them
+    op by op (specs/framework.ElementwiseTraffic: bytes per unit of each width); widths as
+    physics/memory.saved_width, the hidden width split by tp under sequence parallelism."""
+    total = 0.0
+    for width, coefficient in bytes_per_width.items():
+        w = memory.saved_width(model, width, place.tp)
+        if width == "hidden":
+            w = np.where(place.sp, w / _f(place.tp), w)
+        total = total + coefficient * w
+    return total
+
+
 def elementwise_time(model: Model, gpu, place: Placement, num: Numerics, rows, moe: bool,
-                     fixed: float = 1.0, direction: str = "fwd", traffic_factor: float = 1.0):
+                     fixed: float = 1.0, direction: str = "fwd", traffic_factor: float = 1.0,
+                     counted: tuple | None = None):
     """Memory-bound element-wise kernels of one layer (backward: twice the bytes);
-    ``traffic_factor`` scales the fused byte count for frameworks that do not fuse them."""
-    per_token = traffic_factor * elementwise_bytes_per_token(model, place, num, moe)
+    ``traffic_factor`` scales the fused byte count for frameworks that do not fuse them;
+    ``counted`` = (forward bytes per token, forward kernels) replaces the fused count with a
+    framework's own (counted_elementwise_bytes_per_token)."""
+    if counted is None:
+        per_token = traffic_factor * elementwise_bytes_per_token(model, place, num, moe)
+        count = ELEMENTWISE_KERNELS
+    else:
+        per_token, count = counted
     scale = 1.0 if direction == "fwd" else ELEMENTWISE_BACKWARD_PER_FORWARD
-    launches = ELEMENTWISE_KERNELS * scale
+    launches = count * scale
     t = kernels.stream_time(scale * _f(rows) * per_token, gpu, launches)
     return np.where(_f(rows) > 0, fixed_scaled(t, gpu, fixed, launches), 0.0)
 
@@ -286,16 +306,19 @@ def expert_all_to_all_time(model: Model, system: System, eff: Efficiency, place:
 
 
 def lm_head_time(model: Model, gpu, num: Numerics, rows, tp, fixed: float = 1.0,
-                 direction: str = "fwd"):
+                 direction: str = "fwd", loss_bytes_per_logit: float | None = None):
     """Output projection h → V/tp for ``rows`` rows at 16 bits (Transformer Engine and the
-    engines keep it out of fp8); backward adds its two GEMMs and the cross-entropy pass."""
+    engines keep it out of fp8); backward adds its two GEMMs and the cross-entropy pass
+    (``loss_bytes_per_logit``: a framework's own loss traffic, forward + backward; default
+    CROSS_ENTROPY_BYTES_PER_LOGIT, a fused cross entropy)."""
     rows = _f(rows)
     vocab = model.vocab_size / _f(tp)
     replicated = Numerics(num.compute_dtype, num.compute_dtype, num.act_bytes, num.act_bytes,
                           num.act_bytes)
     t = _gemm(rows, vocab, model.hidden_size, gpu, replicated, True, fixed, direction=direction)
     if direction != "fwd":
-        loss = kernels.stream_time(rows * vocab * CROSS_ENTROPY_BYTES_PER_LOGIT, gpu)
+        per_logit = loss_bytes_per_logit or CROSS_ENTROPY_BYTES_PER_LOGIT
+        loss = kernels.stream_time(rows * vocab * per_logit, gpu)
         t = t + fixed_scaled(loss, gpu, fixed)
     return np.where(rows > 0, t, 0.0)
 
@@ -304,12 +327,13 @@ def layer_cost(model: Model, system: System, eff: Efficiency, place: Placement,
                num: Numerics, batch: Batch, moe: bool, kv_element_bytes: float = 2.0,
                backend: str | None = None, decode_backend: str | None = None,
                fixed: float = 1.0, backward: bool = False,
-               elementwise_factor: float = 1.0) -> dict:
+               elementwise_factor: float = 1.0, elementwise_counted: tuple | None = None) -> dict:
     """Seconds of one layer on one rank, by kernel class: ``gemm``, ``attention``,
     ``elementwise`` (forward, and ``*_bwd`` with ``backward``), the raw (un-overlapped)
     communication ``tp_comm`` (two collectives per direction) and ``ep_comm`` (dispatch +
     combine per direction). ``fixed`` scales each kernel's fixed cost (engine execution mode);
-    ``elementwise_factor`` the element-wise traffic (unfused training frameworks).
+    ``elementwise_factor`` the element-wise traffic (unfused training frameworks), or
+    ``elementwise_counted`` replaces it with a framework's own count (elementwise_time).
     """
     gpu = system.gpu
     rows = batch.rows
@@ -318,7 +342,8 @@ def layer_cost(model: Model, system: System, eff: Efficiency, place: Placement,
         attention=attention_time(model, gpu, place, num, batch, kv_element_bytes, backend,
                                  decode_backend, fixed),
         elementwise=elementwise_time(model, gpu, place, num, rows, moe, fixed,
-                                     traffic_factor=elementwise_factor),
+                                     traffic_factor=elementwise_factor,
+                                     counted=elementwise_counted),
         tp_comm=2 * tp_collective_time(rows * model.hidden_size * num.act_bytes, place.tp,
                                        system, eff),
         ep_comm=(2 * expert_all_to_all_time(model, system, eff, place, rows, num.act_bytes)
@@ -330,6 +355,6 @@ def layer_cost(model: Model, system: System, eff: Efficiency, place: Placement,
             attention_bwd=attention_time(model, gpu, place, num, batch, kv_element_bytes,
                                          backend, decode_backend, fixed, "bwd"),
             elementwise_bwd=elementwise_time(model, gpu, place, num, rows, moe, fixed, "bwd",
-                                             elementwise_factor),
+                                             elementwise_factor, elementwise_counted),
         )
     return out

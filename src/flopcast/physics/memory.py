@@ -11,6 +11,9 @@
   full recomputation keeps only each layer's 2·s·b·h input (§4.3); FlashAttention (Dao et al.
   2022) never stores the a·s² softmax terms. Written here per token in terms of the actual
   projection widths, so GQA, SwiGLU and MoE follow from the same counting.
+- Other frameworks (catalog/frameworks/*.yaml, specs/framework.py) list the tensors autograd
+  saves per token, in which dtype (saved_bytes_per_token), the buffers of the loss, and the
+  bytes per parameter of their weights, gradients and optimizer states.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import numpy as np
 
 from flopcast.physics import params as P
 from flopcast.physics.pipeline import layers_per_stage
+from flopcast.specs.framework import Framework, SavedTensor
 from flopcast.specs.model import Model
 from flopcast.specs.precision import Precision
 
@@ -39,6 +43,11 @@ LOGIT_LOSS_BYTES = 4
 #: same by element counts instead (deepspeed/runtime/zero/config.py: stage3_prefetch_bucket_size
 #: 5e7, stage3_max_live_parameters 1e9, reduce_bucket_size 5e8 elements).
 ZERO_UNITS_IN_FLIGHT = 2
+#: Layers whose saved activations stay on the GPU when activations are offloaded: the layer
+#: being computed and the one whose activations are being copied out (forward) or prefetched
+#: (backward): ZeRO-Infinity's activation-checkpoint offload (Rajbhandari et al. 2021 §5.1.2)
+#: and Superpipeline's layer streaming keep one transfer in flight beside the compute.
+OFFLOAD_RESIDENT_LAYERS = 2
 
 
 def _dims(model: Model):
@@ -160,18 +169,28 @@ def _weight_grad_bytes(precision: Precision) -> tuple[float, float]:
     return precision.weight_bytes + precision.low_precision_weight_bytes, precision.weight_bytes
 
 
+def state_bytes_per_param(precision: Precision, framework: Framework | None = None):
+    """(weight, gradient, optimizer) bytes per parameter: the framework's, or where it leaves
+    one unset (Megatron), the precision recipe's with ZeRO's K (12, or 8 for fp32 weights)."""
+    wb, gb = _weight_grad_bytes(precision)
+    ob = ADAM_STATE_BYTES_FP32 if precision.weight_bytes >= 4 else ADAM_STATE_BYTES_MIXED
+    if framework is None:
+        return wb, gb, ob
+    own = (framework.parameter_bytes, framework.gradient_bytes, framework.optimizer_bytes)
+    return tuple(d if o is None else o for o, d in zip(own, (wb, gb, ob), strict=True))
+
+
 def model_state_bytes(non_expert, expert, precision: Precision, zero_stage, dense_shards,
-                      expert_shards, offload_optimizer=False):
+                      expert_shards, offload_optimizer=False, framework: Framework | None = None):
     """(weights, gradients, optimizer) bytes per GPU under a ZeRO stage.
 
     ``dense_shards`` = dp·cp ranks share the non-expert states (Megatron's distributed
     optimizer shards over the data-parallel-with-context group); ``expert_shards`` = the
     expert data-parallel size edp = tp·cp·dp/(etp·ep) (MoE parallel folding, Liu et al. 2025;
-    dp·cp/ep when etp = tp).
+    dp·cp/ep when etp = tp). Bytes per parameter: :func:`state_bytes_per_param`.
     """
     zero = np.asarray(zero_stage)
-    wb, gb = _weight_grad_bytes(precision)
-    ob = ADAM_STATE_BYTES_FP32 if precision.weight_bytes >= 4 else ADAM_STATE_BYTES_MIXED
+    wb, gb, ob = state_bytes_per_param(precision, framework)
 
     def sharded(count, shards, applies):
         return np.where(applies, count / shards, count)
@@ -184,6 +203,53 @@ def model_state_bytes(non_expert, expert, precision: Precision, zero_stage, dens
                   + sharded(expert, expert_shards, zero >= 1))
     optim = np.where(np.asarray(offload_optimizer), 0.0, optim)
     return weights, grads, optim
+
+
+def offloaded_state_bytes(states, in_flight_fraction, params_tier, grads_tier, optimizer_tier):
+    """(weights, gradients, optimizer) bytes left on the GPU when some live off it.
+
+    ``states``: the (weights, gradients, optimizer) bytes per GPU had nothing been offloaded
+    (:func:`model_state_bytes`); tiers 0 = gpu, > 0 = cpu or nvme. Offloaded optimizer states
+    leave nothing (ZeRO-Offload, Ren et al. 2021 §4.1: fp32 master weights, momentum and
+    variance live on the host, the update runs there). Offloaded parameters and gradients keep
+    only the sharding units in flight (``in_flight_fraction``, the share
+    :func:`zero_units_in_flight_fraction` gives): ZeRO-Infinity fetches each unit's parameters
+    before its forward and backward and frees them after, and moves each unit's gradients off
+    as the backward produces them (Rajbhandari et al. 2021 §5.1, §6.2); Superpipeline streams
+    layers the same way. As the fraction is ≤ 1, offloading never adds GPU memory.
+    """
+    w, g, o = states
+    if not any(np.any(np.asarray(t) > 0) for t in (params_tier, grads_tier, optimizer_tier)):
+        return w, g, o
+    f = np.asarray(in_flight_fraction, dtype=float)
+    return (np.where(np.asarray(params_tier) > 0, w * f, w),
+            np.where(np.asarray(grads_tier) > 0, g * f, g),
+            np.where(np.asarray(optimizer_tier) > 0, 0.0, o))
+
+
+def resident_layers(layers, activations_tier):
+    """Layers' worth of saved activations on the GPU: all of them, or with activations
+    offloaded to the host at most OFFLOAD_RESIDENT_LAYERS (never more than there are)."""
+    layers = np.asarray(layers, dtype=float)
+    if not np.any(np.asarray(activations_tier) > 0):
+        return layers
+    return np.where(np.asarray(activations_tier) > 0,
+                    np.minimum(layers, OFFLOAD_RESIDENT_LAYERS), layers)
+
+
+def offloaded_bytes(states, activations, lay):
+    """(host, NVMe) bytes per GPU of the offloaded states: each offloaded state whole, in its
+    tier (1 = cpu, 2 = nvme): ``states`` = (weights, gradients, optimizer) had none been
+    offloaded, ``activations`` the saved activations of all layers and micro-batches in
+    flight; ``lay`` carries the tiers (Layout offload, offload_grad, offload_param,
+    offload_act). The host's pinned staging buffers are left out."""
+    w, g, o = states
+    host = nvme = 0.0
+    for bytes_, tier in ((w, lay.offload_param), (g, lay.offload_grad), (o, lay.offload),
+                         (activations, lay.offload_act)):
+        host = host + np.where(tier == 1, bytes_, 0.0)
+        nvme = nvme + np.where(tier == 2, bytes_, 0.0)
+    return host, nvme
 
 
 def zero_units_in_flight_fraction(layer_params, extra_unit_params, stage_params):
@@ -231,3 +297,99 @@ def zero_transient_bytes(non_expert, expert, precision: Precision, zero_stage, d
 def logits_bytes_per_token(model: Model, tp, act_bytes: float = 2.0):
     """LM-head output kept for the loss: 16-bit logits plus their fp32 copy, split over tp."""
     return (act_bytes + LOGIT_LOSS_BYTES) * model.vocab_size / np.asarray(tp, dtype=float)
+
+
+def saved_width(model: Model, width: str, tp=1):
+    """Elements per token of a saved tensor of ``width`` on one tensor-parallel rank (names in
+    specs/framework.Width): projections, heads, the MLP and the vocabulary split by tp; the
+    hidden width and rotary rows replicated (sequence parallelism splits hidden, see
+    :func:`saved_bytes_per_token`). MoE layers count top-k routed + shared expert widths."""
+    tp = np.asarray(tp, dtype=float)
+    q_dim, k_dim, v_dim, o_dim = _dims(model)
+    if model.is_moe:
+        ffn = model.moe_top_k * model.moe_ffn_hidden_size + (
+            model.num_shared_experts * model.shared_expert_ffn)
+    else:
+        ffn = model.ffn_hidden
+    split = {"q": q_dim, "k": k_dim, "v": v_dim, "o": o_dim, "ffn": ffn,
+             "heads": model.num_attention_heads, "vocab": model.vocab_size}
+    if width in split:
+        return split[width] / tp
+    return float(model.hidden_size if width == "hidden" else model.head_dim_qk)
+
+
+def _applies(model: Model, t: SavedTensor) -> bool:
+    if t.when == "gated":
+        return model.mlp == "swiglu"
+    if t.when == "plain":
+        return model.mlp != "swiglu"
+    if t.when == "rotary":
+        return model.position_embedding == "rotary"
+    return True
+
+
+def saved_bytes_per_token(tensors: list[SavedTensor], model: Model, framework: Framework,
+                          compute_bytes: float, tp=1, sp=False):
+    """Bytes per token of ``tensors`` on one rank: Σ count · width · bytes of its dtype
+    (compute, residual or fp32; Framework.bytes_of), for the tensors that exist for this model;
+    hidden-width tensors are split by tp under sequence parallelism (Korthikanti et al. 2022
+    §4.2.2), the rest as :func:`saved_width` says.
+
+    >>> from flopcast.catalog import load_framework
+    >>> from flopcast.specs.model import Model
+    >>> m = Model(name="m", num_layers=1, hidden_size=8, num_attention_heads=2, vocab_size=10)
+    >>> hf = load_framework("hf-transformers")
+    >>> float(saved_bytes_per_token(hf.checkpoint_keeps, m, hf, 2.0))  # fp32 layer input: 4·h
+    32.0
+    """
+    total = 0.0
+    sp = np.asarray(sp, dtype=bool)
+    tp = np.asarray(tp, dtype=float)
+    for t in tensors:
+        if not _applies(model, t):
+            continue
+        width = saved_width(model, t.width, tp)
+        if t.width == "hidden":
+            width = np.where(sp, width / tp, width)
+        total = total + t.count * width * framework.bytes_of(t.dtype, compute_bytes)
+    return total
+
+
+def layer_saved_bytes_per_token(model: Model, framework: Framework, seq_len, tp, sp, recompute,
+                                act_bytes: float = 2.0, moe_layer: bool = False):
+    """Activation bytes one token leaves in one layer under ``framework``: Megatron's counting
+    (:func:`activation_bytes_per_token_layer`) or the framework's saved tensors; full
+    recompute (code 2) keeps only ``checkpoint_keeps``. Eager attention adds the s scores per
+    query and head it stores (``eager_score_bytes`` each; selective recompute drops them)."""
+    recompute = np.asarray(recompute)
+    flash = framework.attention == "flash"
+    if framework.activations == "korthikanti":
+        return activation_bytes_per_token_layer(model, seq_len, tp, sp, recompute, act_bytes,
+                                                flash, moe_layer)
+    stored = saved_bytes_per_token(framework.activations, model, framework, act_bytes, tp, sp)
+    if not flash:
+        scores = framework.eager_score_bytes * saved_width(model, "heads", tp) * np.asarray(
+            seq_len, dtype=float)
+        stored = stored + np.where(recompute == 1, 0.0, scores)
+    kept = saved_bytes_per_token(framework.checkpoint_keeps, model, framework, act_bytes, tp, sp)
+    return np.where(recompute == 2, kept, stored)
+
+
+def gemm_weight_params(model: Model, tp, layers, head):
+    """GEMM weights on one rank of a stage holding ``layers`` layers and (``head`` true) the LM
+    head: what autocast casts to the compute dtype (norms, biases and the embedding lookup are
+    not GEMMs; a tied head casts the embedding matrix for its GEMM)."""
+    tp = np.asarray(tp, dtype=float)
+    if model.is_moe:
+        expert = model.num_experts * P.mlp_params(model, model.moe_ffn_hidden_size, bias=False)
+        shared = model.num_shared_experts * P.mlp_params(model, model.shared_expert_ffn,
+                                                         bias=False)
+        n_moe = model.num_moe_layers
+        mlp = ((model.num_layers - n_moe) * P.mlp_params(model, model.ffn_hidden, bias=False)
+               + n_moe * (expert + shared)) / model.num_layers
+    else:
+        mlp = P.mlp_params(model, model.ffn_hidden, bias=False)
+    per_layer = (P.attention_linear_params(model) + mlp) / tp
+    return np.asarray(layers, dtype=float) * per_layer + np.where(
+        head, model.vocab_size * model.hidden_size / tp, 0.0)
+

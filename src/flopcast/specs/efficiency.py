@@ -33,7 +33,8 @@ class Efficiency(BaseModel):
         "several times the minimum); fused Megatron/TE kernels stay near 1. Training only: "
         "inference engines fuse these ops. Not fitted: fitting it on training.csv improved the "
         "in-sample error (5.9 -> 5.4 %) but worsened four of five held-out sources (docs/"
-        "accuracy.md), so it waits for per-framework rows.",
+        "accuracy.md). A framework profile that counts its own element-wise traffic "
+        "(catalog/frameworks: elementwise) replaces the fused count and this factor.",
     )
     training_attention_backend: str | None = Field(
         None, description="Attention kernel (a kernel-profile backend) training runs on this "
@@ -106,6 +107,14 @@ class Efficiency(BaseModel):
         1.0e9, gt=0,
         description="Parameters per second a host CPU updates per GPU when the optimizer is "
         "offloaded (ZeRO-Offload's CPU-Adam, Ren et al. 2021 §4.1).",
+    )
+
+    host_link_fraction: float = Field(
+        0.8, gt=0, le=1,
+        description="Fraction of the host link's per-direction bandwidth (PCIe, NVLink-C2C) "
+        "pinned-memory copies of offloaded states achieve (PCIe Gen3/Gen4 x16: ~12-13 of 16 "
+        "and ~25 of 32 GB/s in cudaMemcpy bandwidth tests; ZeRO-Offload, Ren et al. 2021 §5, "
+        "transfers over it in large pinned buffers). Prior, not fitted.",
     )
 
     def updated(self, **values: float) -> Efficiency:

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from flopcast.specs.base import Spec
 from flopcast.specs.limits import MAX_BATCH, MAX_GPUS
 
 Recompute = Literal["none", "selective", "full"]
+#: Where a training state lives (ZeRO-Offload: cpu; ZeRO-Infinity: cpu or nvme).
+Tier = Literal["gpu", "cpu", "nvme"]
+TIER_CODES = {"gpu": 0, "cpu": 1, "nvme": 2}
+#: What can be offloaded, as --offload names it, and the Parallelism field of each.
+OFFLOAD_KINDS = {"optimizer": "offload_optimizer", "gradients": "offload_gradients",
+                 "params": "offload_params", "activations": "offload_activations"}
 Schedule = Literal["1f1b", "interleaved", "gpipe"]
 
 
@@ -31,6 +37,10 @@ class Parallelism(Spec):
       input embedding and the loss/LM head (and any MTP module) each count as one layer when
       splitting the pipeline, so pp·vp may reach num_layers + 2 (+ MTP). None = on exactly
       when pp·vp > num_layers.
+    - offload_optimizer / offload_gradients / offload_params / offload_activations: where
+      each state lives, gpu (default), cpu (ZeRO-Offload, Ren et al. 2021) or nvme
+      (ZeRO-Infinity, Rajbhandari et al. 2021; activations: gpu or cpu). The legacy
+      ``cpu_offload_optimizer`` = offload_optimizer "cpu".
     - zero_stage: 0 DDP, 1 sharded optimizer states (Megatron distributed optimizer),
       2 + gradients, 3 + parameters (FSDP FULL_SHARD).
     """
@@ -57,10 +67,28 @@ class Parallelism(Spec):
     )
     dp_comm_overlap: bool = True
     cpu_offload_optimizer: bool = False
+    offload_optimizer: Tier = "gpu"
+    offload_gradients: Tier = "gpu"
+    offload_params: Tier = "gpu"
+    offload_activations: Literal["gpu", "cpu"] = "gpu"
     embedding_loss_stages: bool | None = Field(
         None, description="Embedding and loss count as pipeline layers (Megatron-Core "
         "--account-for-embedding/loss-in-pipeline-split); None = on when pp·vp > num_layers."
     )
+
+    @model_validator(mode="after")
+    def _legacy_offload(self) -> Parallelism:
+        """``cpu_offload_optimizer`` and ``offload_optimizer`` say the same thing: keep them
+        in step (the former is what older callers and the planner's configs pass)."""
+        if self.cpu_offload_optimizer and self.offload_optimizer == "gpu":
+            object.__setattr__(self, "offload_optimizer", "cpu")
+        object.__setattr__(self, "cpu_offload_optimizer", self.offload_optimizer != "gpu")
+        return self
+
+    @property
+    def offload(self) -> dict[str, str]:
+        """Tier of each offloadable state, by --offload name."""
+        return {kind: getattr(self, name) for kind, name in OFFLOAD_KINDS.items()}
 
     @property
     def sequence_parallel(self) -> bool:

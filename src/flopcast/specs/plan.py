@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from flopcast.specs.base import Spec
+from flopcast.specs.framework import Framework
 from flopcast.specs.limits import (
     MAX_BATCH,
     MAX_DAYS,
@@ -24,9 +25,11 @@ Objective = Literal["time", "cost", "energy"]
 DEFAULT_TOKENS_PER_BATCH = 2**22
 
 
-#: Allowed values of pinned search axes that are codes or sizes other than GPU counts.
+#: Allowed values of pinned search axes that are codes or sizes other than GPU counts
+#: (offload: an index of workloads/training/search.OFFLOAD_PRESETS, 0 = none, 1 = optimizer
+#: on the host).
 _AXIS_RANGES = {"zero": (0, 3), "recompute": (0, 2), "schedule": (0, 2), "sp": (0, 1),
-                "offload": (0, 1), "micro_batch": (1, MAX_BATCH)}
+                "offload": (0, 6), "micro_batch": (1, MAX_BATCH)}
 
 
 class PlanRequest(Spec):
@@ -49,11 +52,18 @@ class PlanRequest(Spec):
     top: int = Field(5, ge=1, le=1000)
     deadline_days: float | None = Field(None, gt=0, le=MAX_DAYS)
     options: dict[str, list[int]] = Field(default_factory=dict)
+    framework: Framework | None = Field(
+        None, description="Training framework profile (by id or alias); None = megatron.")
 
     @model_validator(mode="before")
     @classmethod
     def _precision_by_name(cls, data):
-        return coerce_precision(data)
+        data = coerce_precision(data)
+        if isinstance(data, dict) and isinstance(data.get("framework"), str):
+            from flopcast.catalog.loader import load_framework
+
+            data = {**data, "framework": load_framework(data["framework"])}
+        return data
 
     @model_validator(mode="after")
     def _check(self) -> PlanRequest:

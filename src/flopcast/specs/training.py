@@ -6,10 +6,17 @@ import math
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from flopcast.specs.framework import Framework
 from flopcast.specs.model import Model
 from flopcast.specs.parallelism import Parallelism
 from flopcast.specs.precision import Precision, coerce_precision, precision
 from flopcast.specs.system import System
+
+
+def _default_framework() -> Framework:
+    from flopcast.catalog.loader import load_framework
+
+    return load_framework()
 
 
 def _extra_slots(model: Model, embedding_loss_stages: bool) -> int:
@@ -20,7 +27,8 @@ def _extra_slots(model: Model, embedding_loss_stages: bool) -> int:
 
 
 class TrainingJob(BaseModel):
-    """One training run to estimate.
+    """One training run to estimate, under a training ``framework`` profile (by id or alias;
+    default megatron: catalog/frameworks) that says what it allocates and which kernels it runs.
 
     Rules (each message names the option and what is allowed):
     tp divides the attention heads and the KV groups; tp·pp·cp·dp equals the GPU count;
@@ -43,12 +51,20 @@ class TrainingJob(BaseModel):
     attention_backend: str | None = Field(
         None, description="Attention kernel (cudnn, flash-attention-2, flash-attention-3, "
         "flash-attention-triton, …: a backend of the GPU's kernel profile); None = the "
-        "calibrated training backend of the GPU family.")
+        "calibrated training backend of the job's framework.")
+    framework: Framework = Field(
+        default_factory=_default_framework, description="Training framework profile "
+        "(catalog/frameworks): what it allocates and which kernels it runs; by id or alias.")
 
     @model_validator(mode="before")
     @classmethod
     def _precision_by_name(cls, data):
-        return coerce_precision(data)
+        data = coerce_precision(data)
+        if isinstance(data, dict) and isinstance(data.get("framework"), str):
+            from flopcast.catalog.loader import load_framework
+
+            data = {**data, "framework": load_framework(data["framework"])}
+        return data
 
     @field_validator("tokens")
     @classmethod

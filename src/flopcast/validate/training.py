@@ -5,11 +5,14 @@ flopcast cannot model is skipped with the reason.
 
 Defaults for unstated fields: dp = gpus/(tp·pp·cp); pp, cp, ep, vp = 1; etp (optional column,
 Megatron's --expert-tensor-parallel-size) = tp; sp = on when tp > 1
-(Megatron/NeMo's recommended setting); zero_stage = 1 (Megatron's distributed optimizer);
+(Megatron/NeMo's recommended setting); framework (optional column) = megatron;
+zero_stage = the framework's default (1 for Megatron's distributed optimizer);
 micro_batch = 1 (Megatron's default); global_batch = micro_batch·dp; recompute = none
-(Megatron's default); gpus_per_node = the GPU entry's NVLink domain. An empty vocab takes
-the vocabulary of the catalog model with the same shape (layers, hidden, heads, KV heads,
-FFN), else GPT-2's 50,257-token BPE, which Megatron's and NeMo's GPT recipes use.
+(Megatron's default); gpus_per_node = the GPU entry's NVLink domain; framework =
+megatron, or fsdp when the row shards gradients or parameters (:func:`framework_of_row`).
+An empty vocab takes the vocabulary of the catalog model with the same shape (layers,
+hidden, heads, KV heads, FFN), else GPT-2's 50,257-token BPE, which Megatron's and NeMo's
+GPT recipes use.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
-from flopcast.catalog import load_gpu, load_model, model_ids, resolve_model
+from flopcast.catalog import load_framework, load_gpu, load_model, model_ids, resolve_model
+from flopcast.catalog.loader import DEFAULT_FRAMEWORK
 from flopcast.errors import FlopcastError, validation_message
 from flopcast.specs import Model, Parallelism, System, TrainingJob
 from flopcast.specs.efficiency import Efficiency
@@ -30,7 +34,9 @@ from flopcast.validate.inputs import (
 from flopcast.workloads.training import training_step
 from flopcast.workloads.training.layout import Layout
 
-TRAINING_METRICS = ("tokens_per_s_per_gpu", "step_time_s", "tflops_per_gpu", "mfu_pct")
+TRAINING_METRICS = ("tokens_per_s_per_gpu", "step_time_s", "tflops_per_gpu", "mfu_pct",
+                    "peak_memory_gib")
+GIB = 2**30
 DEFAULT_VOCAB = 50257  # GPT-2 BPE (Radford et al. 2019), Megatron's GPT default tokenizer
 
 
@@ -86,23 +92,39 @@ def model_from_row(row: dict) -> Model:
     return Model.model_validate(fields)
 
 
+def framework_of_row(row: dict) -> str:
+    """The row's ``framework``; when empty, Megatron-LM (the schema's default) unless the row
+    shards gradients or parameters (zero_stage 2 or 3): Megatron-LM's own data parallelism
+    shards at most the optimizer states (its distributed optimizer, ZeRO-1: Megatron-Core
+    docs, "Distributed Optimizer"), and the schema names stage 3 "FSDP FULL_SHARD", so such a
+    run used PyTorch FSDP (or DeepSpeed), whose eager kernels are not Megatron's fused ones:
+    the ``fsdp`` profile."""
+    named = (row.get("framework") or "").strip()
+    if named:
+        return named
+    return "fsdp" if (_int(row, "zero_stage", 1) or 0) >= 2 else DEFAULT_FRAMEWORK
+
+
 def job_from_row(row: dict, calibration: str | None = None) -> TrainingJob:
     """The training job a row describes (module docstring lists the defaults)."""
     model = model_from_row(row)
-    gpu = load_gpu(row["gpu"].strip(), calibration)
+    framework = load_framework(framework_of_row(row))
+    gpu = load_gpu(row["gpu"].strip(), calibration, framework.id)
     system = System(gpu=gpu, num_gpus=_int(row, "num_gpus"),
                     gpus_per_node=_int(row, "gpus_per_node"))
     sp = _int(row, "sp")
     parallel = dict(
         tp=_int(row, "tp", 1), pp=_int(row, "pp", 1), cp=_int(row, "cp", 1),
         ep=_int(row, "ep", 1), etp=_int(row, "etp"), vp=_int(row, "vp", 1), dp=_int(row, "dp"),
-        sp=None if sp is None else bool(sp), zero_stage=_int(row, "zero_stage", 1),
+        sp=None if sp is None else bool(sp),
+        zero_stage=_int(row, "zero_stage", framework.default_zero_stage),
         micro_batch=_int(row, "micro_batch", 1), global_batch=_int(row, "global_batch"),
         recompute=(row.get("recompute") or "none").strip(),
     )
     return TrainingJob(
         model=model, system=system, parallelism=Parallelism(**parallel),
         seq_len=_int(row, "seq_len", 2048), precision=(row.get("precision") or "bf16").strip(),
+        framework=framework,
     )
 
 
@@ -155,12 +177,16 @@ def predict_case(case: TrainingCase, efficiency: Efficiency | None = None) -> fl
 
 def _step(job: TrainingJob, system: System) -> dict:
     return training_step(job.model, system, job.precision, job.seq_len, Layout.from_job(job),
-                         job.attention_backend)
+                         job.attention_backend, job.framework)
 
 
 def case_metric(case: TrainingCase, system: System, r: dict) -> float:
-    """The case's metric from its training step ``r`` on ``system``."""
+    """The case's metric from its training step ``r`` on ``system``: ``peak_memory_gib`` is
+    the framework's peak allocated memory per GPU (what torch.cuda.max_memory_allocated
+    reports: no CUDA context, no allocator slack)."""
     job = case.job
+    if case.metric == "peak_memory_gib":
+        return float(r["memory_allocated_bytes"][0]) / GIB
     step = float(r["step_time_s"][0])
     n = system.num_gpus
     flops = r["model_flops_per_step" if case.convention == "model" else "hardware_flops_per_step"]

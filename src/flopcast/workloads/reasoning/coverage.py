@@ -1,20 +1,24 @@
 """Coverage (pass@k) from per-problem sample counts, and its extrapolation beyond the samples
 drawn.
 
-Within the data (k <= n): the unbiased estimator of Chen et al. 2021. Beyond it (k > n), two
-models, both fitted to the counts (shared/reasoning/README.md, A1):
+Within the data (k <= n): the unbiased estimator of Chen et al. 2021. Beyond it (k > n),
+models fitted to the counts (shared/reasoning/README.md, A1):
 
 * ``"beta-mixture"``: per-problem success rates p_i from a mixture of a point mass at p = 0 (a
   share of problems never solved) and one or two Beta(alpha, beta) components, fitted by maximum
   likelihood to the binomial counts (beta-binomial likelihood). Under independent sampling
   pass_i@k = 1 - (1 - p_i)^k exactly, so coverage follows in closed form; for the problems at
   hand it is computed from each problem's posterior given its own counts (empirical Bayes).
+* ``"model-average"`` and ``"kumaraswamy"``: Beta and Kumaraswamy laws of p_i, fitted alike and
+  averaged by Akaike weights (``average``, ``kumaraswamy``), or the Kumaraswamy alone.
 * ``"power-law"``: coverage(k) = exp(a * k^b) fitted to the k <= n coverage curve (Brown et al.
   2024, "Large Language Monkeys", §3.1 / Fig. 5).
+* ``"combined"``, the default: the mean of ``"model-average"`` and ``"power-law"``
+  (:func:`extrapolate`).
 
 Uncertainty bands resample problems with replacement (seeded, deterministic) and refit.
-:func:`held_out` compares the two on a hypergeometric subsample against the full-data estimate.
-The Beta-mixture fit needs scipy (``scipy.optimize``, ``scipy.special``), imported when used.
+:func:`held_out` compares them on a hypergeometric subsample against the full-data estimate.
+The Beta fits need scipy (``scipy.optimize``, ``scipy.special``), imported when used.
 """
 
 from __future__ import annotations
@@ -26,10 +30,14 @@ from typing import Literal
 import numpy as np
 
 from flopcast.errors import FlopcastError
-from flopcast.workloads.reasoning.samples import SampleSet, check_counts
+from flopcast.workloads.reasoning.samples import SampleSet, check_counts, log_choose
 
-Method = Literal["beta-mixture", "power-law"]
-METHODS: tuple[str, ...] = ("beta-mixture", "power-law")
+Method = Literal["combined", "model-average", "beta-mixture", "kumaraswamy", "power-law"]
+METHODS: tuple[str, ...] = ("combined", "model-average", "beta-mixture", "kumaraswamy",
+                            "power-law")
+#: The extrapolation ``extrapolate``, ``held_out`` and ``flopcast reason coverage`` use unless
+#: told otherwise (docs/reasoning.md, "Against issue 9's extrapolation bar").
+DEFAULT_METHOD = "combined"
 
 #: Cells of the (problems x k) work array of :func:`pass_at_k` per chunk of problems.
 _CHUNK_CELLS = 1 << 22
@@ -128,9 +136,9 @@ class BetaMixtureFit:
         """
         _, special = _scipy()
         ks = _ks(k).astype(float)
-        fail = self.zero_mass + sum(
-            w * np.exp(special.betaln(a, b + ks) - special.betaln(a, b))
-            for w, a, b in zip(self.weights, self.alpha, self.beta, strict=True))
+        fail = self.zero_mass + sum(w * np.exp(beta_log_fail(a, b, 0, 0, ks, special))
+                                    for w, a, b in zip(self.weights, self.alpha, self.beta,
+                                                       strict=True))
         return 1.0 - fail
 
     def coverage_given(self, samples, correct, k) -> np.ndarray:
@@ -146,23 +154,35 @@ class BetaMixtureFit:
         post = _posterior_weights(self, n, c, special)  # (M, 1 + J): point mass, components
         fail = post[:, :1] * np.ones(ks.size)
         for j, (a, b) in enumerate(zip(self.alpha, self.beta, strict=True)):
-            a_post, b_post = (a + c)[:, None], (b + n - c)[:, None]
-            ratio = np.exp(special.betaln(a_post, b_post + ks.ravel())
-                           - special.betaln(a_post, b_post))
+            ratio = np.exp(beta_log_fail(a, b, n[:, None], c[:, None], ks.ravel(), special))
             fail = fail + post[:, 1 + j, None] * ratio
         return (1.0 - fail.mean(axis=0)).reshape(ks.shape)
+
+
+def beta_log_fail(a, b, samples, correct, k, special):
+    """log E[(1 - p)^k | c correct of n] for p ~ Beta(a, b) a priori: the posterior is
+    Beta(a + c, b + n - c) and E[(1 - p)^k] = B(a', b' + k) / B(a', b') under Beta(a', b')
+    (README A1, "Per-problem law"; c = n = 0 gives the prior's). Broadcasts."""
+    a_post, b_post = a + correct, b + samples - correct
+    return special.betaln(a_post, b_post + k) - special.betaln(a_post, b_post)
+
+
+def beta_binomial_log_pmf(samples, correct, a, b, special, choose: bool = True):
+    """log C(n, c) B(c + a, n - c + b) / B(a, b): the beta-binomial pmf, the binomial with p
+    integrated over Beta(a, b) (standard; Skellam 1948, JRSS B 10(2)); without the log C(n, c)
+    when ``choose`` is false. Broadcasts."""
+    n, c = samples, correct
+    value = special.betaln(c + a, n - c + b) - special.betaln(a, b)
+    return value + log_choose(n, c) if choose else value
 
 
 def _component_log_pmf(alpha: tuple[float, ...], beta: tuple[float, ...], n: np.ndarray,
                        c: np.ndarray, special) -> np.ndarray:
     """log P(c_i | n_i, component) for the point mass at 0 (0 if c_i = 0, else -inf) and each
-    Beta component, shape (M, 1 + J). A Beta component's is the beta-binomial pmf
-    C(n, c) B(c + alpha, n - c + beta) / B(alpha, beta) (standard; Skellam 1948, JRSS B 10(2)):
-    the binomial with p integrated over Beta(alpha, beta)."""
-    log_comb = special.gammaln(n + 1.0) - special.gammaln(c + 1.0) - special.gammaln(n - c + 1.0)
+    Beta component (:func:`beta_binomial_log_pmf`), shape (M, 1 + J)."""
     cols = [np.where(c == 0, 0.0, -np.inf)]
-    for a, b in zip(alpha, beta, strict=True):
-        cols.append(log_comb + special.betaln(c + a, n - c + b) - special.betaln(a, b))
+    cols += [beta_binomial_log_pmf(n, c, a, b, special)
+             for a, b in zip(alpha, beta, strict=True)]
     return np.stack(cols, axis=1)
 
 
@@ -327,30 +347,48 @@ def fit_power_law_curve(k, cov) -> PowerLawFit:
 
     The exponentiated power law of Brown et al. 2024, §3.1 / Fig. 5 (form from a secondary
     summary, grade C; README A1, which fits it the same way: least squares of log c). For fixed
-    b the best a is linear least squares; b is searched on a grid over [-3, 0) and refined.
+    b the best a is linear least squares; b is searched on a grid over [-3, 0) and refined
+    (:func:`_power_law_params`).
     """
-    with np.errstate(divide="ignore"):
-        ks, y = _ks(k).astype(float).ravel(), np.log(np.asarray(cov, dtype=float).ravel())
-    keep = np.isfinite(y)
-    ks, y = ks[keep], y[keep]
-    if np.unique(ks).size < 2:
+    ks = _ks(k).astype(float).ravel()
+    cov = np.asarray(cov, dtype=float).ravel()
+    if np.unique(ks[cov > 0]).size < 2:
         raise FlopcastError("power law: needs coverage > 0 at two or more k to fit (no problem "
                             "solved, or fewer than 2 samples per problem)")
+    a, b = _power_law_params(ks, cov[None, :])
+    return PowerLawFit(float(a[0]), float(b[0]), int(ks[cov > 0].max()))
 
-    def solve(b: float) -> tuple[float, float]:
-        x = ks ** b
-        a = float(min(x @ y / (x @ x), 0.0))
-        return a, float(np.sum((y - a * x) ** 2))
+
+def _power_law_params(ks: np.ndarray, curves: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(a, b) of exp(a * k^b) for each row of ``curves`` (R, len(ks)), zero coverage dropped
+    from its row: for fixed b, a = min(sum x y / sum x^2, 0) with x = k^b, y = log coverage;
+    b on a 600-point grid over [-3, 0), then 40 golden-section steps between the grid
+    neighbours of the best point. A row with fewer than two positive points gets a = -inf."""
+    with np.errstate(divide="ignore"):
+        y = np.log(curves)
+    w = np.isfinite(y).astype(float)
+    y = np.where(w > 0, y, 0.0)
+    yy = (w * y * y).sum(axis=1)
+
+    def solve(b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x = ks ** b[..., None]
+        xx, xy = (w * x * x).sum(axis=-1), (w * x * y).sum(axis=-1)
+        a = np.minimum(xy / np.where(xx > 0, xx, 1.0), 0.0)
+        return a, yy - 2.0 * a * xy + a * a * xx
 
     grid = np.linspace(-3.0, -1e-3, 600)
-    sse = np.array([solve(b)[1] for b in grid])
-    i = int(np.argmin(sse))
-    lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, grid.size - 1)]
+    x = ks ** grid[:, None]
+    xx, xy = w @ (x * x).T, (w * y) @ x.T
+    a = np.minimum(xy / np.where(xx > 0, xx, 1.0), 0.0)
+    i = np.argmin(yy[:, None] - 2.0 * a * xy + a * a * xx, axis=1)
+    lo, hi = grid[np.maximum(i - 1, 0)], grid[np.minimum(i + 1, grid.size - 1)]
     for _ in range(40):  # golden-section refinement
         m1, m2 = hi - 0.618 * (hi - lo), lo + 0.618 * (hi - lo)
-        lo, hi = (lo, m2) if solve(m1)[1] < solve(m2)[1] else (m1, hi)
+        left = solve(m1)[1] < solve(m2)[1]
+        lo, hi = np.where(left, lo, m1), np.where(left, m2, hi)
     b = 0.5 * (lo + hi)
-    return PowerLawFit(solve(b)[0], float(b), int(ks.max()))
+    a = np.where(w.sum(axis=1) >= 2, solve(b)[0], -np.inf)
+    return a, b
 
 
 def fit_power_law(samples, correct, points: int = 40) -> PowerLawFit:
@@ -374,20 +412,31 @@ class Extrapolation:
     low: np.ndarray
     high: np.ndarray
     level: float
-    fit: BetaMixtureFit | PowerLawFit
+    fit: object  # CombinedFit, average.ModelAverageFit, BetaMixtureFit or PowerLawFit
 
 
-def extrapolate(samples, correct, k, method: Method = "beta-mixture", *, components: int = 1,
+def extrapolate(samples, correct, k, method: Method = DEFAULT_METHOD, *, components: int = 1,
                 reps: int = 200, level: float = 0.9, seed: int = 0) -> Extrapolation:
     """Coverage at any k >= 1 (beyond the n_i samples drawn too) from a model fitted to the
     counts, with an uncertainty band from ``reps`` bootstrap resamples of the problems (drawn
     with replacement, each refitted; percentile interval at ``level``; seeded, deterministic).
 
-    ``"beta-mixture"``: :func:`fit_beta_mixture` with ``components``, predicting the problems at
-    hand with :meth:`BetaMixtureFit.coverage_given`; bootstrap refits start from the full fit.
-    ``"power-law"``: :func:`fit_power_law` (Brown et al. 2024, §3.1 / Fig. 5). The band reflects
-    which problems were drawn and their counts, not whether the model's form is right: it is
-    narrower than the error when the form is wrong (docs/reasoning.md).
+    ``"combined"`` (the default): the mean of ``"model-average"`` and ``"power-law"``, draw by
+    draw in the bootstrap (equal-weight forecast combination, Bates & Granger 1969, Operational
+    Research Quarterly 20(4):451-468; equal weights are the robust choice when the errors of
+    the parts cannot be estimated well, Clemen 1989, Int. J. Forecasting 5(4):559-583). The two
+    extrapolate from different evidence: the fitted distribution of per-problem rates, and the
+    shape of the coverage curve within the samples; on the Pythia file their errors are of
+    opposite sign (docs/reasoning.md). With no problem solved, or a problem with one sample,
+    the power law cannot be fitted and the model average alone predicts.
+    ``"model-average"``: Beta and Kumaraswamy fits averaged by their Akaike weights
+    (``average``), each predicting the problems at hand from their posteriors; every bootstrap
+    resample refits and re-weights both, so the band includes which family fits.
+    ``"kumaraswamy"``: that family alone. ``"beta-mixture"``: :func:`fit_beta_mixture` with
+    ``components`` and a point mass at 0, predicting with :meth:`BetaMixtureFit.coverage_given`;
+    bootstrap refits start from the full fit. ``"power-law"``: :func:`fit_power_law` (Brown et
+    al. 2024, §3.1 / Fig. 5). The band reflects which problems were drawn and their counts (and
+    for the averages which family), not whether any form is right (docs/reasoning.md).
     """
     if method not in METHODS:
         raise FlopcastError(f"extrapolate: unknown method {method!r}; "
@@ -398,17 +447,8 @@ def extrapolate(samples, correct, k, method: Method = "beta-mixture", *, compone
     n, c = check_counts(samples, correct, "extrapolate")
     ks = _ks(k)
     draws = np.random.default_rng(seed).integers(0, n.size, size=(int(reps), n.size))
-    if method == "beta-mixture":
-        fit = fit_beta_mixture(n, c, components)
-        point = fit.coverage_given(n, c, ks)
-        boot = [fit_beta_mixture(n[d], c[d], components, start=fit).coverage_given(n[d], c[d], ks)
-                for d in draws]
-    else:
-        grid = _k_grid(int(n.min()))
-        per_problem = pass_at_k(n, c, grid)
-        fit = fit_power_law_curve(grid, per_problem.mean(axis=0))
-        point = fit.coverage(ks)
-        boot = [_power_law_refit(grid, per_problem[d].mean(axis=0), ks) for d in draws]
+    fit, point, boot = _predictions(method, n, c, ks.ravel(), draws, components)
+    point, boot = point.reshape(ks.shape), [row.reshape(ks.shape) for row in boot]
     if boot:
         low, high = np.quantile(np.array(boot), [(1 - level) / 2, (1 + level) / 2], axis=0)
     else:
@@ -416,12 +456,58 @@ def extrapolate(samples, correct, k, method: Method = "beta-mixture", *, compone
     return Extrapolation(method, ks, point, low, high, level, fit)
 
 
-def _power_law_refit(grid: np.ndarray, curve: np.ndarray, ks: np.ndarray) -> np.ndarray:
-    """A bootstrap refit's prediction; a resample with no problem solved predicts 0 (the limit
-    a -> -inf of exp(a * k^b)) rather than failing."""
-    if not np.any(curve > 0):
-        return np.zeros(ks.shape)
-    return fit_power_law_curve(grid, curve).coverage(ks)
+@dataclass(frozen=True)
+class CombinedFit:
+    """The default extrapolation's two parts, averaged with equal weights: the Akaike-weighted
+    Beta/Kumaraswamy average (``average.ModelAverageFit``) and Brown et al.'s power law
+    (None when no problem was solved or some problem has a single sample: the power law
+    cannot be fitted, the average alone predicts)."""
+
+    model_average: object
+    power_law: PowerLawFit | None
+
+
+def _predictions(method: str, n: np.ndarray, c: np.ndarray, ks: np.ndarray, draws: np.ndarray,
+                 components: int) -> tuple[object, np.ndarray, np.ndarray]:
+    """(fit, coverage at ks, one row per bootstrap draw (reps, ks)) of ``method``
+    (:func:`extrapolate`)."""
+    if method == "combined":
+        avg, point, boot = _predictions("model-average", n, c, ks, draws, components)
+        if not np.any(c > 0) or n.min() < 2:  # fit_power_law_curve needs 2 points > 0
+            return CombinedFit(avg, None), point, boot
+        power, p_point, p_boot = _predictions("power-law", n, c, ks, draws, components)
+        return CombinedFit(avg, power), 0.5 * (point + p_point), 0.5 * (boot + p_boot)
+    if method in ("model-average", "kumaraswamy"):
+        from flopcast.workloads.reasoning.average import (
+            DEFAULT_FAMILIES,
+            bootstrap_model_average,
+            fit_model_average,
+        )
+        fit = fit_model_average(n, c, DEFAULT_FAMILIES if method == "model-average"
+                                else ("kumaraswamy",))
+        return fit, fit.coverage_given(n, c, ks), bootstrap_model_average(fit, n, c, draws, ks)
+    if method == "beta-mixture":
+        fit = fit_beta_mixture(n, c, components)
+        boot = [fit_beta_mixture(n[d], c[d], components, start=fit).coverage_given(n[d], c[d], ks)
+                for d in draws]
+        return fit, fit.coverage_given(n, c, ks), np.array(boot).reshape(len(draws), ks.size)
+    grid = _k_grid(int(n.min()))
+    per_problem = pass_at_k(n, c, grid)
+    fit = fit_power_law_curve(grid, per_problem.mean(axis=0))
+    return fit, fit.coverage(ks), _power_law_boot(grid, per_problem, draws, ks)
+
+
+def _power_law_boot(grid: np.ndarray, per_problem: np.ndarray, draws: np.ndarray,
+                    ks: np.ndarray) -> np.ndarray:
+    """Each bootstrap resample's refitted power law at ``ks``, (reps, ks): the resampled
+    problems' coverage curve on ``grid`` fitted by :func:`_power_law_params`; a resample with
+    no problem solved predicts 0 (the limit a -> -inf of exp(a * k^b)) rather than failing."""
+    if not len(draws):
+        return np.empty((0, ks.size))
+    curves = np.stack([per_problem[d].mean(axis=0) for d in draws])
+    a, b = _power_law_params(grid.astype(float), curves)
+    with np.errstate(invalid="ignore"):
+        return np.nan_to_num(np.exp(a[:, None] * ks.astype(float).ravel() ** b[:, None]))
 
 
 @dataclass(frozen=True, eq=False)
@@ -452,10 +538,11 @@ class HeldOut:
 def held_out(data: SampleSet, n_sub: int, k, *, seed: int = 0, components: int = 1,
              reps: int = 200, level: float = 0.9) -> HeldOut:
     """Which extrapolation the data prefers: draw ``n_sub`` of each problem's samples without
-    replacement (:meth:`SampleSet.subsample`, seeded), fit both methods (:func:`extrapolate`) on
-    that, and compare with the unbiased estimate (:func:`coverage`, Chen et al. 2021 §2.1) from
-    all samples at ``k`` (n_sub < k <= min n_i is the interesting range). shared/reasoning/
-    README.md ("Data") proposes this set-up: a small campaign with the truth known."""
+    replacement (:meth:`SampleSet.subsample`, seeded), fit every method in METHODS
+    (:func:`extrapolate`) on that, and compare with the unbiased estimate (:func:`coverage`,
+    Chen et al. 2021 §2.1) from all samples at ``k`` (n_sub < k <= min n_i is the interesting
+    range). shared/reasoning/README.md ("Data") proposes this set-up: a small campaign with the
+    truth known."""
     ks = _ks(k)
     truth = coverage(data.samples, data.correct, ks)
     sub = data.subsample(n_sub, seed)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,6 +99,16 @@ def check_counts(samples, correct, what: str = "samples") -> tuple[np.ndarray, n
                             "(allowed: samples >= 1, 0 <= correct <= samples)")
     n.flags.writeable = c.flags.writeable = False
     return n, c
+
+
+_LGAMMA = np.vectorize(math.lgamma, otypes=[float])
+
+
+def log_choose(samples, correct) -> np.ndarray:
+    """log C(n, c), the binomial coefficient of c correct among n samples (log-gamma; arrays
+    broadcast)."""
+    n, c = np.asarray(samples, dtype=float), np.asarray(correct, dtype=float)
+    return _LGAMMA(n + 1.0) - _LGAMMA(c + 1.0) - _LGAMMA(n - c + 1.0)
 
 
 def read_sample_groups(path: str | Path) -> dict[tuple[str, str], SampleSet]:

@@ -8,13 +8,14 @@ import numpy as np
 
 from flopcast.specs.training import TrainingJob
 from flopcast.workloads.training.layout import Layout
+from flopcast.workloads.training.phases import PARTS, PHASES
 from flopcast.workloads.training.step import training_attention_backend, training_step
 
 SECONDS_PER_DAY = 86400.0
 JOULES_PER_MWH = 3.6e9
 
 TIME_PARTS = ("compute_s", "tp_comm_s", "cp_comm_s", "ep_comm_s", "pp_comm_s", "bubble_s",
-              "dp_comm_exposed_s", "optimizer_s", "overhead_s")
+              "dp_comm_exposed_s", "optimizer_s", "offload_s", "overhead_s")
 MEMORY_KINDS = ("weights", "gradients", "optimizer", "activations", "temporary")
 
 
@@ -22,9 +23,16 @@ MEMORY_KINDS = ("weights", "gradients", "optimizer", "activations", "temporary")
 class TrainingEstimate:
     """What one training configuration costs. Times in s, memory in bytes, energy in MWh.
 
-    ``memory`` is the largest pipeline stage's bytes per GPU by kind; ``memory_by_stage``
-    gives the first stage (embedding, most micro-batches in flight) and the last (LM head,
-    logits); middle stages lie between them.
+    ``memory`` is the largest pipeline stage's bytes per GPU by kind at its worst moment
+    (``total``, which ``fits`` compares with ``capacity``; ``allocated`` = total less the
+    runtime reserve, what torch.cuda.max_memory_allocated reports); ``memory_by_stage`` gives
+    the first stage (embedding, most micro-batches in flight) and the last (LM head, logits);
+    middle stages lie between them. ``memory_phases`` breaks the largest stage's memory into
+    the worst moment of each phase (forward, backward, optimizer_step) and what it is made of
+    (workloads/training/phases.py PARTS), ``memory_phases_by_stage`` the same per stage, and
+    ``memory_peak_phase`` names the phase that sets the peak. ``offload`` gives the tier of
+    each offloadable state and the bytes placed on the host (per GPU) and on NVMe (per node)
+    with their capacities; ``fits`` needs those to fit too.
     """
 
     step_time_s: float
@@ -38,6 +46,10 @@ class TrainingEstimate:
     memory: dict[str, float]
     memory_largest_stage: int
     memory_by_stage: dict[str, dict[str, float]]
+    memory_phases: dict[str, dict[str, float]]
+    memory_phases_by_stage: dict[str, dict[str, dict[str, float]]]
+    memory_peak_phase: str
+    offload: dict
     breakdown_s: dict[str, float]
     num_gpus: int
     tokens: float | None
@@ -50,6 +62,26 @@ class TrainingEstimate:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def memory_phases(v: dict, stage: str) -> dict[str, dict[str, float]]:
+    """Per phase of one stage ("first" or "last"): bytes per part, the ``total`` and the
+    ``allocated`` part of it (less the runtime reserve), from training_step's scalars ``v``."""
+    out = {}
+    for phase in PHASES:
+        parts = {p: v[f"memory_{stage}_{phase}_{p}_bytes"] for p in PARTS}
+        total = sum(parts.values())
+        out[phase] = parts | {"total": total, "allocated": total - parts["reserved"]}
+    return out
+
+
+def _offload_summary(job: TrainingJob, v: dict) -> dict:
+    """Tier of each state and what the host (per GPU) and the node's NVMe hold."""
+    system = job.system
+    return job.parallelism.offload | dict(
+        host_bytes=v["memory_offload_host_bytes"], host_capacity_bytes=system.host_memory_bytes,
+        nvme_bytes=v["memory_offload_nvme_bytes"] * system.domain_size,
+        nvme_capacity_bytes=system.nvme_bytes)
 
 
 def estimate_training(job: TrainingJob) -> TrainingEstimate:
@@ -65,7 +97,7 @@ def estimate_training(job: TrainingJob) -> TrainingEstimate:
     (True, True)
     """
     r = training_step(job.model, job.system, job.precision, job.seq_len, Layout.from_job(job),
-                      job.attention_backend)
+                      job.attention_backend, job.framework)
     v = {k: float(np.asarray(a).reshape(-1)[0]) for k, a in r.items()}
     gpu = job.system.gpu
     n = job.system.num_gpus
@@ -76,11 +108,15 @@ def estimate_training(job: TrainingJob) -> TrainingEstimate:
     tokens_per_s = v["tokens_per_step"] / step
     memory = {k: v[f"memory_{k}_bytes"] for k in MEMORY_KINDS}
     memory["total"] = v["memory_total_bytes"]
+    memory["allocated"] = v["memory_allocated_bytes"]
     memory["capacity"] = v["memory_capacity_bytes"]
     by_stage = {}
     for stage in ("first", "last"):
         kinds = {k: v[f"memory_{stage}_stage_{k}_bytes"] for k in MEMORY_KINDS}
         by_stage[stage] = kinds | {"total": sum(kinds.values())}
+    phases_by_stage = {stage: memory_phases(v, stage) for stage in ("first", "last")}
+    largest = "first" if v["memory_largest_stage"] == 0 else "last"
+    peak_phase = PHASES[int(v[f"memory_{largest}_peak_phase"])]
     budget = job.tokens
     if budget:
         seconds = budget / tokens_per_s
@@ -99,10 +135,14 @@ def estimate_training(job: TrainingJob) -> TrainingEstimate:
         hardware_tflops_per_gpu=hardware_tflops / 1e12,
         mfu=model_tflops / peak,
         hfu=hardware_tflops / peak,
-        fits=bool(memory["total"] <= memory["capacity"]),
+        fits=bool(memory["total"] <= memory["capacity"] and v["offload_fits"]),
         memory=memory,
         memory_largest_stage=int(v["memory_largest_stage"]),
         memory_by_stage=by_stage,
+        memory_phases=phases_by_stage[largest],
+        memory_phases_by_stage=phases_by_stage,
+        memory_peak_phase=peak_phase,
+        offload=_offload_summary(job, v),
         breakdown_s={k: v[k] for k in TIME_PARTS} | {"recompute_s": v["recompute_s"]},
         num_gpus=n,
         tokens=budget,
@@ -114,7 +154,9 @@ def estimate_training(job: TrainingJob) -> TrainingEstimate:
         config=dict(
             model=job.model.name, gpu=gpu.id, efficiency_source=gpu.efficiency_source,
             kernels_source=gpu.kernels_source,
-            attention_backend=training_attention_backend(gpu, job.attention_backend),
+            attention_backend=training_attention_backend(gpu, job.attention_backend,
+                                                         job.framework),
+            framework=job.framework.id,
             num_gpus=n, gpus_per_node=job.system.gpus_per_node,
             precision=job.precision.name, seq_len=job.seq_len, tp=p.tp, pp=p.pp, vp=p.vp,
             cp=p.cp, ep=p.ep, etp=p.expert_tp, dp=p.dp, sp=p.sequence_parallel,
@@ -122,6 +164,7 @@ def estimate_training(job: TrainingJob) -> TrainingEstimate:
             micro_batch=p.micro_batch, global_batch=p.global_batch,
             num_micro_batches=job.num_micro_batches, recompute=p.recompute,
             schedule=p.pipeline_schedule, tp_comm_overlap=p.tp_overlap,
-            cpu_offload=p.cpu_offload_optimizer, embedding_loss_stages=p.embedding_loss_stages,
+            cpu_offload=p.cpu_offload_optimizer, offload=p.offload,
+            embedding_loss_stages=p.embedding_loss_stages,
         ),
     )

@@ -8,6 +8,7 @@ import numpy as np
 
 from flopcast.physics.flops import RECOMPUTE_CODES
 from flopcast.physics.pipeline import SCHEDULE_CODES
+from flopcast.specs.parallelism import TIER_CODES
 from flopcast.specs.training import TrainingJob
 
 
@@ -16,6 +17,8 @@ class Layout:
     """Parallel sizes, batch and options, each an array broadcastable against the others.
 
     Codes: recompute 0 none / 1 selective / 2 full; schedule 0 1f1b / 1 interleaved / 2 gpipe.
+    Offload tiers (specs/parallelism.TIER_CODES, 0 gpu / 1 cpu / 2 nvme): ``offload`` of the
+    optimizer states, ``offload_grad``, ``offload_param``, ``offload_act`` (default 0).
     ``etp`` (expert tensor-parallel size, Megatron --expert-tensor-parallel-size) defaults to
     tp: no MoE parallel folding (Liu et al. 2025). ``extra_slots``: pipeline slots beyond the
     transformer layers (embedding, loss, MTP: see TrainingJob.pipeline_extra_slots), default 0.
@@ -38,8 +41,14 @@ class Layout:
     offload: np.ndarray
     etp: np.ndarray | None = None
     extra_slots: np.ndarray | None = None
+    offload_grad: np.ndarray | None = None
+    offload_param: np.ndarray | None = None
+    offload_act: np.ndarray | None = None
 
     def __post_init__(self) -> None:
+        for name in ("offload_grad", "offload_param", "offload_act"):
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, np.zeros_like(self.offload, dtype=int))
         if self.etp is None:
             object.__setattr__(self, "etp", self.tp)
         if self.extra_slots is None:
@@ -53,13 +62,23 @@ class Layout:
             num_micro_batches=job.num_micro_batches, sp=p.sequence_parallel,
             zero=p.zero_stage, recompute=RECOMPUTE_CODES[p.recompute],
             schedule=SCHEDULE_CODES[p.pipeline_schedule], tp_overlap=p.tp_overlap,
-            dp_overlap=p.dp_comm_overlap, offload=p.cpu_offload_optimizer, etp=p.expert_tp,
-            extra_slots=job.pipeline_extra_slots,
+            dp_overlap=p.dp_comm_overlap, offload=TIER_CODES[p.offload_optimizer],
+            etp=p.expert_tp, extra_slots=job.pipeline_extra_slots,
+            offload_grad=TIER_CODES[p.offload_gradients],
+            offload_param=TIER_CODES[p.offload_params],
+            offload_act=TIER_CODES[p.offload_activations],
         )
         return cls(**{k: np.atleast_1d(np.asarray(v)) for k, v in values.items()})
 
     def __len__(self) -> int:
         return int(np.broadcast(*(getattr(self, f.name) for f in fields(self))).size)
+
+    @property
+    def offloads(self) -> bool:
+        """Whether any configuration keeps any state off the GPU (else the offload terms
+        are skipped: the planner's speed)."""
+        return any(bool(np.any(getattr(self, name) > 0)) for name in
+                   ("offload", "offload_grad", "offload_param", "offload_act"))
 
     @property
     def global_batch(self) -> np.ndarray:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from flopcast.catalog import load_gpu
+from flopcast.catalog.loader import DEFAULT_FRAMEWORK
 from flopcast.errors import FlopcastError
 from flopcast.specs import Parallelism, System, TrainingJob
 from flopcast.specs.plan import PlanRequest
@@ -27,6 +28,11 @@ class Cluster:
     num_gpus: int
 
 
+def _framework_id(request: PlanRequest) -> str:
+    """The framework whose calibrated whole-run values the plan's GPUs carry."""
+    return request.framework.id if request.framework else DEFAULT_FRAMEWORK
+
+
 def clusters(request: PlanRequest) -> list[Cluster]:
     return [Cluster(g, n) for g in request.gpus for n in request.gpu_counts]
 
@@ -34,9 +40,10 @@ def clusters(request: PlanRequest) -> list[Cluster]:
 def search_cluster(request: PlanRequest, cluster: Cluster, calibration: str | None = None,
                    progress=None) -> SearchResult:
     """Evaluate every configuration of one cluster (the unit a Ray task runs)."""
-    system = System(gpu=load_gpu(cluster.gpu, calibration), num_gpus=cluster.num_gpus)
+    system = System(gpu=load_gpu(cluster.gpu, calibration, _framework_id(request)),
+                    num_gpus=cluster.num_gpus)
     return search(request.model, system, request.precision, request.seq_len, request.batch,
-                  request.options, progress=progress)
+                  request.options, progress=progress, framework=request.framework)
 
 
 def objective_per_token(objective: str, gpu, num_gpus: int, seconds_per_token,
@@ -62,9 +69,11 @@ def _estimate(request: PlanRequest, cluster: Cluster, result: SearchResult, i: i
               calibration=None) -> dict:
     job = TrainingJob(
         model=request.model,
-        system=System(gpu=load_gpu(cluster.gpu, calibration), num_gpus=cluster.num_gpus),
+        system=System(gpu=load_gpu(cluster.gpu, calibration, _framework_id(request)),
+                      num_gpus=cluster.num_gpus),
         parallelism=Parallelism(**config_at(result, int(i), request.batch)),
         seq_len=request.seq_len, precision=request.precision, tokens=request.tokens,
+        **({"framework": request.framework} if request.framework else {}),
     )
     return estimate_training(job).to_dict()
 
@@ -74,7 +83,8 @@ def summarize_cluster(request: PlanRequest, cluster: Cluster, result: SearchResu
     """Best configurations, rejections and the tokens/s-vs-headroom front of one cluster."""
     order = result.order()
     out = {"gpu": cluster.gpu, "num_gpus": cluster.num_gpus, "evaluated": result.evaluated,
-           "rejected": dict(result.rejected), "feasible": int(result.feasible.sum())}
+           "rejected": dict(result.rejected), "feasible": int(result.feasible.sum()),
+           "offload_searched": result.offload_searched}
     if len(order) == 0:
         out.update(top=[], pareto=[], best=None)
         return out
@@ -174,7 +184,8 @@ def _objective_value(request: PlanRequest, est: dict) -> float:
 def _cluster_row(request: PlanRequest, s: dict) -> dict:
     best = s["best"]
     row = {"gpu": s["gpu"], "num_gpus": s["num_gpus"], "evaluated": s["evaluated"],
-           "feasible": s["feasible"], "fits": best is not None}
+           "feasible": s["feasible"], "fits": best is not None,
+           "offload_searched": s.get("offload_searched", False)}
     if best is None:
         row.update(tokens_per_s=None, time_to_train_days=None, cost_usd=None, energy_mwh=None,
                    config=None, usd_per_million_tokens=None)

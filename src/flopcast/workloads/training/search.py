@@ -2,9 +2,10 @@
 
 The space is the product of every tp (dividing the GPU count, within one NVLink domain:
 Narayanan et al. 2021 §3.3 takeaway #1, TP across nodes is never competitive), pp, vp, cp, ep,
-micro-batch, ZeRO stage, recompute mode, pipeline schedule, sequence parallelism and optimizer
-offload. Combinations that are not distinct configurations (sequence parallelism with tp = 1,
-a schedule that contradicts vp) are not counted; invalid ones are rejected with the first rule
+micro-batch, ZeRO stage, recompute mode, pipeline schedule and sequence parallelism; offload
+placements (OFFLOAD_PRESETS) only when nothing fits without them. Combinations that are not
+distinct configurations (sequence parallelism with tp = 1, a schedule that contradicts vp) are
+not counted; invalid ones are rejected with the first rule
 they break, counted per reason; the rest are evaluated by the same ``training_step`` as
 ``flopcast train`` and filtered on memory.
 """
@@ -18,6 +19,7 @@ import numpy as np
 from flopcast.errors import FlopcastError
 from flopcast.physics.flops import RECOMPUTE_CODES
 from flopcast.physics.pipeline import SCHEDULE_CODES
+from flopcast.specs.framework import Framework
 from flopcast.specs.model import Model
 from flopcast.specs.precision import Precision
 from flopcast.specs.system import System
@@ -37,7 +39,19 @@ MAX_SEARCH_POINTS = 200_000_000
 
 #: Results kept per configuration: enough to rank and to draw the fronts; the top ones are
 #: re-estimated in full with estimate_training.
-RANKING_KEYS = ("step_time_s", "memory_total_bytes", "memory_capacity_bytes", "board_power_w")
+RANKING_KEYS = ("step_time_s", "memory_total_bytes", "memory_capacity_bytes", "board_power_w",
+                "offload_fits")
+
+#: Offload placements the planner tries, as the ``offload`` search axis (tier codes of
+#: specs/parallelism.TIER_CODES for optimizer states, gradients, parameters, activations), from
+#: least to most offloaded: ZeRO-Offload (optimizer; + gradients, Ren et al. 2021),
+#: ZeRO-Infinity on host memory (+ parameters, + activation checkpoints) and on NVMe
+#: (optimizer states and parameters on the drives, gradients through the host; Rajbhandari
+#: et al. 2021). Index 0 offloads nothing and is the only one searched unless nothing fits.
+OFFLOAD_PRESETS = np.array([
+    (0, 0, 0, 0), (1, 0, 0, 0), (1, 1, 0, 0), (1, 1, 1, 0), (1, 1, 1, 1), (2, 1, 2, 0),
+    (2, 1, 2, 1)])
+TIER_NAMES = ("gpu", "cpu", "nvme")
 
 REASONS = (
     "tp does not divide the attention heads or KV heads",
@@ -49,6 +63,9 @@ REASONS = (
     "ep does not divide the experts or dp·cp",
     "does not fit in GPU memory",
 )
+#: Rejection reason of configurations whose GPU memory fits but whose offloaded states do not
+#: fit the host memory or the NVMe drives.
+OFFLOAD_REASON = "offloaded states do not fit in host memory or NVMe"
 
 
 def divisors(n: int, limit: int | None = None) -> list[int]:
@@ -67,6 +84,7 @@ class SearchResult:
     feasible: np.ndarray
     evaluated: int
     rejected: dict[str, int] = field(default_factory=dict)
+    offload_searched: bool = False
 
     def order(self) -> np.ndarray:
         """Indices of feasible configurations, best first.
@@ -81,7 +99,8 @@ class SearchResult:
         step_key = np.round(step / step.min(), 9)
         lay = self.layout
         keys = (self.results["memory_total_bytes"][idx], lay.tp[idx], lay.pp[idx],
-                lay.vp[idx], lay.cp[idx], lay.zero[idx], lay.offload[idx], step_key)
+                lay.vp[idx], lay.cp[idx], lay.zero[idx], lay.offload_act[idx],
+                lay.offload_param[idx], lay.offload_grad[idx], lay.offload[idx], step_key)
         return idx[np.lexsort(keys)]
 
 
@@ -101,7 +120,7 @@ def candidate_axes(model: Model, system: System, global_batch: int,
         recompute=opts.get("recompute") or [0, 1, 2],
         schedule=opts.get("schedule") or [0, 1, 2],
         sp=opts.get("sp") or [0, 1],
-        offload=opts.get("offload") or [0, 1],
+        offload=opts.get("offload") or [0],
     )
     return {k: np.asarray(v) for k, v in axes.items()}
 
@@ -135,8 +154,32 @@ def _grid(axes: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def search(model: Model, system: System, precision: Precision, seq_len: int,
-           global_batch: int, options: dict | None = None, progress=None) -> SearchResult:
-    """Evaluate every valid configuration; ``progress(done, total)`` is called per tp value."""
+           global_batch: int, options: dict | None = None, progress=None,
+           framework: Framework | None = None) -> SearchResult:
+    """Evaluate every valid configuration under ``framework`` (None = megatron);
+    ``progress(done, total)`` is called per tp value. Offload (OFFLOAD_PRESETS) is searched
+    only when nothing fits without it, unless ``options`` pins the ``offload`` axis; the
+    result then says so (``offload_searched``) and counts both searches."""
+    options = options or {}
+    first = _search_axes(model, system, precision, seq_len, global_batch, options, progress,
+                         framework)
+    if "offload" in options or first.feasible.any():
+        return first
+    more = _search_axes(model, system, precision, seq_len, global_batch,
+                        {**options, "offload": list(range(1, len(OFFLOAD_PRESETS)))}, progress,
+                        framework)
+    more.offload_searched = True
+    more.evaluated += first.evaluated
+    # The rules reject the same points in both searches (counted once); memory adds up.
+    unfit = first.rejected.get(REASONS[-1], 0)
+    if unfit:
+        more.rejected[REASONS[-1]] = more.rejected.get(REASONS[-1], 0) + unfit
+    return more
+
+
+def _search_axes(model, system, precision, seq_len, global_batch, options, progress,
+                 framework) -> SearchResult:
+    """One exhaustive search over the axes ``options`` leaves open (search's first step)."""
     if global_batch < 1:
         raise FlopcastError(f"global_batch must be at least 1; got {global_batch}")
     axes = candidate_axes(model, system, global_batch, options)
@@ -145,7 +188,7 @@ def search(model: Model, system: System, precision: Precision, seq_len: int,
     tps = axes["tp"]
     for k, tp in enumerate(tps):  # one slab per tp value: bounded memory, progress ticks
         lay, res, rej = _search_slab(model, system, precision, seq_len, global_batch,
-                                     {**axes, "tp": np.asarray([tp])})
+                                     {**axes, "tp": np.asarray([tp])}, framework)
         for reason, count in rej.items():
             rejected[reason] = rejected.get(reason, 0) + count
         if lay is not None:
@@ -161,14 +204,17 @@ def search(model: Model, system: System, precision: Precision, seq_len: int,
     layout = Layout(**{f: np.concatenate([getattr(x, f) for x in layouts])
                        for f in Layout.__dataclass_fields__})
     merged = {key: np.concatenate([r[key] for r in results]) for key in results[0]}
-    feasible = merged["memory_total_bytes"] <= merged["memory_capacity_bytes"]
-    if (~feasible).any():
-        rejected[REASONS[-1]] = int((~feasible).sum())
+    fits_gpu = merged["memory_total_bytes"] <= merged["memory_capacity_bytes"]
+    feasible = fits_gpu & (merged["offload_fits"] > 0)
+    if (~fits_gpu).any():
+        rejected[REASONS[-1]] = int((~fits_gpu).sum())
+    if (fits_gpu & ~feasible).any():
+        rejected[OFFLOAD_REASON] = int((fits_gpu & ~feasible).sum())
     return SearchResult(layout=layout, results=merged, feasible=feasible, evaluated=evaluated,
                         rejected=rejected)
 
 
-def _search_slab(model, system, precision, seq_len, global_batch, axes):
+def _search_slab(model, system, precision, seq_len, global_batch, axes, framework=None):
     g = _grid(axes)
     n = system.num_gpus
     model_parallel = g["tp"] * g["pp"] * g["cp"]
@@ -209,7 +255,8 @@ def _search_slab(model, system, precision, seq_len, global_batch, axes):
         return None, None, rejected
     lay = _layout(g, dp, m)
     with np.errstate(all="ignore"):  # invalid grid points may divide by zero; dropped below
-        res = training_step(model, system, precision, seq_len, lay)
+        res = training_step(model, system, precision, seq_len, lay, framework=framework,
+                            detail=False)
     where = np.nonzero(valid)
     flat_index = np.flatnonzero(valid)
 
@@ -236,8 +283,9 @@ def _layout(c: dict[str, np.ndarray], dp: np.ndarray, m: np.ndarray) -> Layout:
         tp=c["tp"], pp=c["pp"], vp=c["vp"], cp=c["cp"], ep=c["ep"], dp=dp,
         micro_batch=c["micro_batch"], num_micro_batches=m, sp=sp, zero=c["zero"],
         recompute=c["recompute"], schedule=c["schedule"], tp_overlap=sp & (c["tp"] > 1),
-        dp_overlap=np.ones_like(dp, dtype=bool), offload=c["offload"].astype(bool),
-        etp=c["tp"],
+        dp_overlap=np.ones_like(dp, dtype=bool), etp=c["tp"],
+        **{name: OFFLOAD_PRESETS[c["offload"], k] for k, name in enumerate(
+            ("offload", "offload_grad", "offload_param", "offload_act"))},
     )
 
 
@@ -251,7 +299,9 @@ def config_at(result: SearchResult, i: int, global_batch: int) -> dict:
         micro_batch=int(lay.micro_batch[i]), global_batch=global_batch,
         recompute=RECOMPUTE_NAMES[int(lay.recompute[i])],
         schedule=SCHEDULE_NAMES[int(lay.schedule[i])], tp_comm_overlap=bool(lay.tp_overlap[i]),
-        cpu_offload_optimizer=bool(lay.offload[i]),
+        **{f"offload_{kind}": TIER_NAMES[int(getattr(lay, code)[i])] for kind, code in (
+            ("optimizer", "offload"), ("gradients", "offload_grad"),
+            ("params", "offload_param"), ("activations", "offload_act"))},
     )
 
 

@@ -16,18 +16,18 @@ from __future__ import annotations
 
 import numpy as np
 
+from flopcast.catalog.loader import load_framework
 from flopcast.physics import comm, kernels, layer, memory
 from flopcast.physics import flops as F
 from flopcast.physics.pipeline import layers_per_stage, micro_batches_in_flight, pipeline_time
+from flopcast.specs.framework import Framework
 from flopcast.specs.model import Model
 from flopcast.specs.precision import Precision
 from flopcast.specs.system import System
 from flopcast.workloads.training.layout import Layout
+from flopcast.workloads.training.offload import offload_times
+from flopcast.workloads.training.phases import token_bytes, training_memory
 
-#: Adam update traffic per parameter: read the 16-bit gradient (2), read and write the fp32
-#: master weight, momentum and variance (3·8), write the 16-bit weight (2) = 28 bytes
-#: (memory-bound; Megatron's distributed optimizer does it on each rank's shard).
-ADAM_UPDATE_BYTES_PER_PARAM = 28
 
 def training_numerics(precision: Precision) -> layer.Numerics:
     """Number formats of a training recipe for the layer-cost model: low-precision recipes
@@ -38,30 +38,42 @@ def training_numerics(precision: Precision) -> layer.Numerics:
                           precision.activation_bytes, cast_bytes=low)
 
 
-def training_attention_backend(gpu, requested: str | None = None) -> str:
-    """The attention kernel of a training run: the job's, else the family calibration's when
-    this GPU's kernel profile has it, else the profile's default."""
+def training_attention_backend(gpu, requested: str | None = None,
+                               framework: Framework | None = None) -> str:
+    """The attention kernel of a training run: the job's; else the one the calibration chose
+    for this framework from its measured whole runs, when the kernel profile has it; else the
+    framework profile's for this GPU family (or its 'default'), when the profile has it; else
+    the profile's default."""
     calibrated = gpu.efficiency.training_attention_backend
     if requested:
         return requested
     if calibrated in gpu.kernels.attention:
         return calibrated
+    chosen = framework.attention_backends if framework else {}
+    own = chosen.get(gpu.family, chosen.get("default"))
+    if own in gpu.kernels.attention:
+        return own
     return gpu.kernels.default_attention
 
 
 def _layer_times(model: Model, system: System, precision: Precision, seq_len, lay: Layout,
-                 moe: bool, backend: str | None):
+                 moe: bool, backend: str | None, framework: Framework):
     """Forward and backward seconds of one layer for one micro-batch, by part (costs from
-    physics/layer.py; overlap of communication with compute is decided here)."""
+    physics/layer.py; overlap of communication with compute is decided here). Element-wise
+    work is the framework's own count when it runs unfused kernels (specs/framework.py)."""
     eff = system.gpu.efficiency
     tokens = lay.micro_batch * seq_len / lay.cp
     place = layer.Placement(tp=lay.tp, sp=lay.sp, cp=lay.cp, ep=lay.ep, etp=lay.etp)
+    own = framework.elementwise
+    counted = None if own is None else (
+        layer.counted_elementwise_bytes_per_token(model, own.bytes_per_width, place), own.kernels)
     batch = layer.Batch(prefill_tokens=tokens,
                         prefill_context=F.attention_context(model, seq_len, causal=True),
                         prefill_sequences=lay.micro_batch)
     cost = layer.layer_cost(model, system, eff, place, training_numerics(precision), batch, moe,
                             backend=backend, fixed=eff.kernel_fixed_cost_scale, backward=True,
-                            elementwise_factor=eff.elementwise_traffic_factor)
+                            elementwise_factor=eff.elementwise_traffic_factor,
+                            elementwise_counted=counted)
     gemm, attn, elem = cost["gemm"], cost["attention"], cost["elementwise"]
     tp_one = cost["tp_comm"]  # two collectives per direction
     # Overlapped (chunked GEMM + transfer): communication hides only behind the GEMMs it runs
@@ -109,32 +121,92 @@ def _layer_times(model: Model, system: System, precision: Precision, seq_len, la
     )
 
 
-def _head_time(model: Model, system: System, precision: Precision, seq_len, lay: Layout):
-    """LM head GEMM and cross-entropy, forward + backward (physics/layer.py)."""
+def _head_time(model: Model, system: System, precision: Precision, seq_len, lay: Layout,
+               framework: Framework):
+    """LM head GEMM and cross-entropy, forward + backward (physics/layer.py), the loss moving
+    the framework's bytes per logit."""
     tokens = lay.micro_batch * seq_len / lay.cp
     num = training_numerics(precision)
     fixed = system.gpu.efficiency.kernel_fixed_cost_scale
+    per_logit = framework.loss_traffic_bytes_per_logit
     return (layer.lm_head_time(model, system.gpu, num, tokens, lay.tp, fixed)
-            + layer.lm_head_time(model, system.gpu, num, tokens, lay.tp, fixed, "bwd"))
+            + layer.lm_head_time(model, system.gpu, num, tokens, lay.tp, fixed, "bwd",
+                                 per_logit))
+
+
+def _weight_traffic(model: Model, gpu, framework: Framework, lay: Layout, n_layers_stage,
+                    stage_p):
+    """Seconds per micro-batch of a framework's weight-sized element-wise work: autocast's
+    casts of the fp32 GEMM weights to the compute dtype and of their gradients back (once per
+    forward, backward and recomputed forward, one kernel per weight), and the addition of each
+    micro-batch's gradients after the first into the kept ones (spread over the micro-batches).
+    Zero for Megatron (16-bit weights, gradients accumulated by the wgrad GEMM)."""
+    gemms = memory.gemm_weight_params(model, lay.tp, n_layers_stage, True)
+    passes = 2.0 + (lay.recompute == 2)
+    weights_per_layer = len(F.dense_layer_gemms(model))
+    casts = np.where(framework.weight_cast_traffic_bytes_per_param > 0, kernels.stream_time(
+        passes * framework.weight_cast_traffic_bytes_per_param * gemms, gpu,
+        passes * (weights_per_layer * n_layers_stage + 1)), 0.0)
+    m = lay.num_micro_batches
+    adds = framework.gradient_accumulation_bytes_per_param * stage_p
+    accumulate = np.where((m > 1) & (adds > 0), (m - 1) / m * kernels.stream_time(adds, gpu), 0.0)
+    return casts + accumulate
+
+
+def _offload_sizes(model: Model, framework: Framework, precision: Precision, seq_len,
+                   lay: Layout, stage_p, shard_params, dp_group, n_layers_stage) -> dict:
+    """Bytes per GPU the offload tiers move (offload.offload_times' ``sizes``): the rank's
+    16-bit parameters (its ZeRO-3 shard), the gradients it owns (its ZeRO-2/3 shard), the
+    optimizer shard's gradients, parameters and states (memory.state_bytes_per_param), and one
+    micro-batch's saved activations of the stage (phases.token_bytes)."""
+    _, gb, ob = memory.state_bytes_per_param(precision, framework)
+    wb = precision.weight_bytes
+    tokens = lay.micro_batch * seq_len / lay.cp
+    acts = 0.0
+    if np.any(lay.offload_act > 0):
+        moe_fraction = model.num_moe_layers / model.num_layers
+        acts = token_bytes(model, framework, precision, seq_len, lay, moe_fraction)["stored"] * (
+            tokens * n_layers_stage)
+    return dict(params=stage_p * wb / np.where(lay.zero >= 3, dp_group, 1),
+                grads=stage_p * gb / np.where(lay.zero >= 2, dp_group, 1),
+                grad_shard=shard_params * gb, param_shard=shard_params * wb,
+                states=shard_params * ob, activations=acts, shard_params=shard_params,
+                units=n_layers_stage)
+
+
+def _offload_fits(system: System, mem: dict, lay: Layout):
+    """Whether the offloaded states fit their tiers: host memory per GPU, and the node's NVMe
+    for the job's GPUs on it."""
+    if not lay.offloads:
+        return True
+    host = mem["memory_offload_host_bytes"] <= system.host_memory_bytes
+    nvme = mem["memory_offload_nvme_bytes"] * system.domain_size <= system.nvme_bytes
+    return host & nvme
 
 
 def training_step(model: Model, system: System, precision: Precision, seq_len,
-                  lay: Layout, attention_backend: str | None = None) -> dict[str, np.ndarray]:
+                  lay: Layout, attention_backend: str | None = None,
+                  framework: Framework | None = None,
+                  detail: bool = True) -> dict[str, np.ndarray]:
     """Time, memory and FLOPs of one optimizer step for each configuration in ``lay``.
 
-    ``attention_backend``: the attention kernel (default: the family's calibrated training
-    backend, else the kernel profile's default)."""
+    ``attention_backend``: the attention kernel (default: the framework's for this GPU
+    family, else the family's calibrated training backend, else the kernel profile's
+    default); ``framework``: the training framework profile (default: megatron); without
+    ``detail`` memory is only its totals (phases.training_memory), as the planner needs."""
+    framework = framework or load_framework()
     gpu, eff = system.gpu, system.gpu.efficiency
     seq_len = np.asarray(seq_len, dtype=float)
     n_layers_stage = layers_per_stage(model.num_layers, lay.pp, lay.vp, lay.extra_slots)
     moe_fraction = model.num_moe_layers / model.num_layers
-    backend = training_attention_backend(gpu, attention_backend)
-    parts = _layer_times(model, system, precision, seq_len, lay, False, backend)
+    backend = training_attention_backend(gpu, attention_backend, framework)
+    parts = _layer_times(model, system, precision, seq_len, lay, False, backend, framework)
     if model.is_moe:
-        moe_parts = _layer_times(model, system, precision, seq_len, lay, True, backend)
+        moe_parts = _layer_times(model, system, precision, seq_len, lay, True, backend,
+                                 framework)
         parts = {k: (1 - moe_fraction) * parts[k] + moe_fraction * moe_parts[k] for k in parts}
     layers = {k: n_layers_stage * v for k, v in parts.items()}
-    head = _head_time(model, system, precision, seq_len, lay)
+    head = _head_time(model, system, precision, seq_len, lay, framework)
     domain = system.domain_size
     ab = precision.activation_bytes
     tokens = lay.micro_batch * seq_len / lay.cp
@@ -149,7 +221,11 @@ def training_step(model: Model, system: System, precision: Precision, seq_len,
     pp_bytes = tokens * model.hidden_size * ab / np.where(lay.sp, lay.tp, 1)
     pp_comm = np.where(lay.pp > 1, 2 * lay.vp * comm.p2p_time(pp_bytes, pp_bw, pp_lat), 0.0)
 
-    stage_compute = layers["compute"] + head
+    first_p, last_p, expert_p = memory.stage_param_counts(model, lay.tp, lay.pp, lay.ep, lay.vp,
+                                                          lay.etp, lay.extra_slots)
+    stage_p = np.maximum(first_p, last_p) + expert_p
+    stage_compute = layers["compute"] + head + _weight_traffic(model, gpu, framework, lay,
+                                                               n_layers_stage, stage_p)
     stage_time = stage_compute + layers["tp_comm"] + layers["cp_comm"] + layers["ep_comm"] + pp_comm
     m = lay.num_micro_batches
     pipe = pipeline_time(stage_time, lay.pp, m, lay.vp)
@@ -160,9 +236,6 @@ def training_step(model: Model, system: System, precision: Precision, seq_len,
     # the last micro-batch (ZeRO 0-2) or with each micro-batch (ZeRO-3), as PyTorch DDP/FSDP
     # and Megatron's overlap-grad-reduce do; the last bucket cannot hide (1/layers of it), and
     # overlapped kernels still cost dp_overlap_exposed_fraction of their time.
-    first_p, last_p, expert_p = memory.stage_param_counts(model, lay.tp, lay.pp, lay.ep, lay.vp,
-                                                          lay.etp, lay.extra_slots)
-    stage_p = np.maximum(first_p, last_p) + expert_p
     dp_group = lay.dp * lay.cp
     dp_bw = comm.group_bandwidth(dp_group, lay.tp, domain, gpu.scale_up_bandwidth,
                                  system.network_bandwidth, eff)
@@ -170,7 +243,9 @@ def training_step(model: Model, system: System, precision: Precision, seq_len,
     # the ring's (n-1)·latency is paid per layer.
     dp_lat = n_layers_stage * comm.group_latency(dp_group, lay.tp, domain, gpu.nvlink_latency_s,
                                                  system.network_latency_s)
-    wb, gb = precision.weight_bytes, precision.weight_bytes
+    # Parameters travel in the compute copy; gradients in the framework's gradient dtype.
+    wb = precision.weight_bytes
+    gb = framework.gradient_bytes or precision.weight_bytes
     grad_ar = comm.all_reduce_time(stage_p * gb, dp_group, dp_bw, dp_lat)
     grad_rs = comm.reduce_scatter_time(stage_p * gb, dp_group, dp_bw, dp_lat)
     param_ag = comm.all_gather_time(stage_p * wb, dp_group, dp_bw, dp_lat)
@@ -186,16 +261,22 @@ def training_step(model: Model, system: System, precision: Precision, seq_len,
     dp_comm = np.where(zero3, micro_exposed, step_exposed)
     dp_comm_total = np.where(zero3, m * per_micro, per_step)
 
-    # Optimizer: Adam over this rank's shard (memory-bound), or on the host (ZeRO-Offload).
+    # Optimizer: Adam over this rank's shard (memory-bound) on the GPU, or on the host, and
+    # the traffic of offloaded states (workloads/training/offload.py).
     shards = np.where(lay.zero >= 1, dp_group, 1)
     shard_params = stage_p / shards
-    gpu_adam = kernels.stream_time(shard_params * ADAM_UPDATE_BYTES_PER_PARAM, gpu)
-    host_adam = shard_params * (gb + wb) / gpu.pcie_bandwidth + (
-        shard_params / eff.cpu_adam_params_per_s
-    )
-    optimizer = np.where(lay.offload, host_adam, gpu_adam)
+    gpu_adam = kernels.stream_time(shard_params * framework.optimizer_update_bytes_per_param, gpu)
+    if lay.offloads:
+        moved = offload_times(system, lay, _offload_sizes(
+            model, framework, precision, seq_len, lay, stage_p, shard_params, dp_group,
+            n_layers_stage), dict(fwd=layers["fwd_compute"],
+                                  bwd=stage_compute - layers["fwd_compute"] - layers["recompute"],
+                                  gpu_adam=gpu_adam))
+        optimizer, offload_s = moved["optimizer_s"], moved["offload_s"]
+    else:
+        optimizer, offload_s = gpu_adam, 0.0
 
-    step = pipe + dp_comm + optimizer + eff.step_overhead_s
+    step = pipe + dp_comm + optimizer + offload_s + eff.step_overhead_s
     # Board power from what bounds each part of the step (physics/kernels.board_power_w):
     # GEMM/attention time at the compute-bound power, element-wise and optimizer time at the
     # HBM-bound power, the rest (exposed communication, bubble, overheads) near idle.
@@ -210,8 +291,10 @@ def training_step(model: Model, system: System, precision: Precision, seq_len,
     hardware_flops = F.training_flops_per_token(model, seq_len, "hardware",
                                                 lay.recompute) * tokens_step
 
-    mem = _memory(model, system, precision, seq_len, lay, first_p, last_p, expert_p,
-                  n_layers_stage, moe_fraction)
+    in_flight = micro_batches_in_flight(lay.pp, lay.num_micro_batches, lay.vp, lay.schedule)
+    mem = training_memory(model, framework, precision, seq_len, lay, (first_p, last_p, expert_p),
+                          n_layers_stage, in_flight, moe_fraction, eff.runtime_reserved_bytes,
+                          gpu.hbm_bytes, detail)
 
     bubble = pipe - m * stage_time
     out = dict(
@@ -226,6 +309,8 @@ def training_step(model: Model, system: System, precision: Precision, seq_len,
         dp_comm_exposed_s=dp_comm,
         dp_comm_total_s=dp_comm_total,
         optimizer_s=optimizer,
+        offload_s=offload_s,
+        offload_fits=_offload_fits(system, mem, lay),
         overhead_s=eff.step_overhead_s,
         board_power_w=power,
         tokens_per_step=tokens_step,
@@ -236,69 +321,3 @@ def training_step(model: Model, system: System, precision: Precision, seq_len,
     arrays = {k: np.asarray(v, dtype=float) for k, v in out.items()}
     shape = np.broadcast_shapes(*(a.shape for a in arrays.values()))
     return {k: np.broadcast_to(a, shape) for k, a in arrays.items()}
-
-
-def _activations(model, precision, seq_len, lay, n_layers_stage, moe_fraction):
-    """Activation bytes per GPU on the first and on the last pipeline stage.
-
-    Under full recomputation each layer keeps only its input; backward rebuilds one layer's
-    activations at a time (Korthikanti et al. 2022 §4.3), whose first tensor, the input of
-    its first norm, is that kept input: the working set adds the rest of the layer's
-    activations, so recomputation never holds more than storing everything would."""
-    tokens = lay.micro_batch * seq_len / lay.cp
-    ab = precision.activation_bytes
-
-    def per_layer(recompute):
-        a = memory.activation_bytes_per_token_layer(model, seq_len, lay.tp, lay.sp, recompute, ab)
-        if model.is_moe:
-            a_moe = memory.activation_bytes_per_token_layer(model, seq_len, lay.tp, lay.sp,
-                                                            recompute, ab, moe_layer=True)
-            a = (1 - moe_fraction) * a + moe_fraction * a_moe
-        return a * tokens
-
-    stored = per_layer(lay.recompute)
-    working = np.where(lay.recompute == 2,
-                       per_layer(np.zeros_like(lay.recompute)) - stored, 0.0)
-    in_flight = micro_batches_in_flight(lay.pp, lay.num_micro_batches, lay.vp, lay.schedule)
-    logits = tokens * memory.logits_bytes_per_token(model, lay.tp, ab)
-    single = lay.pp == 1
-    act_first = n_layers_stage * stored * in_flight + working + np.where(single, logits, 0.0)
-    act_last = n_layers_stage * stored + working + logits
-    return act_first, act_last
-
-
-def _memory(model, system, precision, seq_len, lay, first_p, last_p, expert_p, n_layers_stage,
-            moe_fraction):
-    """Bytes per GPU on the first and last pipeline stage; the larger is reported."""
-    eff = system.gpu.efficiency
-    dense_shards = lay.dp * lay.cp
-    expert_shards = np.maximum(lay.tp * dense_shards / (lay.etp * lay.ep), 1)  # edp
-    act_first, act_last = _activations(model, precision, seq_len, lay, n_layers_stage,
-                                       moe_fraction)
-    other, expert = memory.layer_param_counts(model)
-    layer_p = other / lay.tp + expert / (lay.etp * lay.ep)
-    extra_first, extra_last = memory.stage_extra_unit_params(model, lay.tp, lay.pp)
-    result = {}
-    for name, non_expert, act, extra in (("first", first_p, act_first, extra_first),
-                                         ("last", last_p, act_last, extra_last)):
-        w, g, o = memory.model_state_bytes(non_expert, expert_p, precision, lay.zero,
-                                           dense_shards, expert_shards, lay.offload)
-        # ZeRO-2/3: the sharded gradients (and ZeRO-3 weights) of the units in flight are
-        # materialised whole (physics/memory.zero_transient_bytes).
-        share = memory.zero_units_in_flight_fraction(layer_p, extra, non_expert + expert_p)
-        gathered_w, gathered_g = memory.zero_transient_bytes(
-            non_expert, expert_p, precision, lay.zero, dense_shards, expert_shards, share)
-        temp = gathered_w + gathered_g + eff.runtime_reserved_bytes
-        result[name] = dict(weights=w, gradients=g, optimizer=o, activations=act, temporary=temp)
-    total_first = sum(result["first"].values())
-    total_last = sum(result["last"].values())
-    first_is_max = total_first >= total_last
-    out = {f"memory_{k}_bytes": np.where(first_is_max, result["first"][k], result["last"][k])
-           for k in result["first"]}
-    for stage in ("first", "last"):
-        for k, v in result[stage].items():
-            out[f"memory_{stage}_stage_{k}_bytes"] = v
-    out["memory_total_bytes"] = np.maximum(total_first, total_last)
-    out["memory_largest_stage"] = np.where(first_is_max, 0.0, lay.pp - 1.0)
-    out["memory_capacity_bytes"] = system.gpu.hbm_bytes
-    return out

@@ -1,0 +1,96 @@
+"""Time of offloaded training states: host-link and NVMe traffic and the CPU optimizer.
+
+Tiers (Layout offload codes): 0 gpu, 1 cpu (host memory over the GPU's host link, PCIe or
+NVLink-C2C), 2 nvme (the node's drives, shared by its GPUs, reached through the host).
+
+- Optimizer on the host (ZeRO-Offload, Ren et al. 2021 §4.1-4.2): the rank's gradient shard
+  goes to the host as the last micro-batch's backward produces it (overlapped with that
+  backward), CPU-Adam updates the shard (Efficiency.cpu_adam_params_per_s), and the updated
+  16-bit parameters go back to where the parameters live (the GPU over the host link; NVMe;
+  nothing to move when they live in host memory). With the optimizer states on NVMe
+  (ZeRO-Infinity, Rajbhandari et al. 2021 §6.2) they are read and written once per step,
+  overlapped with the CPU update: that part of the step lasts the longer of the two.
+- Parameters off the GPU (ZeRO-Infinity; Superpipeline layer streaming): every forward,
+  backward and recomputed forward of each micro-batch fetches the rank's parameters, each
+  unit prefetched behind the previous unit's compute: the exposed part is what the transfer
+  takes beyond the pass's compute, plus the first unit, which has nothing to hide behind.
+  With the optimizer on the GPU, the updated parameters are written back once per step.
+- Gradients off the GPU: each micro-batch's gradients leave during its backward (exposed
+  beyond the backward's compute); a GPU optimizer reads them back once per step.
+- Activations on the host (ZeRO-Infinity activation-checkpoint offload, §5.1.2): each
+  micro-batch's saved activations go out during its forward and come back during its
+  backward, each hidden behind that pass's compute.
+
+Every exposed term is max(traffic − compute beside it, 0) (plus the first unit for
+parameters), so no offload ever takes less time than the traffic it adds minus the compute
+it can hide behind. Deep Optimizer States' interleaving of GPU and CPU updates is not
+modelled: the CPU update is all on the critical path.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from flopcast.specs.system import System
+from flopcast.workloads.training.layout import Layout
+
+
+def tier_bandwidth(system: System, tier):
+    """Bytes/s one GPU moves to or from ``tier`` (1 cpu: its host link at the achieved
+    fraction; 2 nvme: its share of the node's NVMe bandwidth, never above the host link it
+    also crosses); tier 0 (gpu) gets the host link too, unused."""
+    host = system.host_bandwidth * system.gpu.efficiency.host_link_fraction
+    return np.where(np.asarray(tier) == 2, np.minimum(system.nvme_bandwidth_per_gpu, host),
+                    host)
+
+
+def exposed(transfer, compute):
+    """What a transfer overlapped with ``compute`` adds to the step: max(transfer −
+    compute, 0)."""
+    return np.maximum(transfer - compute, 0.0)
+
+
+def offload_times(system: System, lay: Layout, sizes: dict, compute: dict) -> dict:
+    """Seconds per step of offloaded states, by part.
+
+    ``sizes`` (bytes per GPU): ``params`` (the rank's 16-bit parameters, all units),
+    ``grads`` (the gradients it offloads per micro-batch), ``grad_shard`` and ``param_shard``
+    (the gradient and 16-bit parameter bytes of the optimizer shard), ``states`` (its
+    optimizer states), ``activations`` (saved activations of one micro-batch), ``shard_params``
+    (parameters of the optimizer shard), ``units`` (sharding units on the stage).
+    ``compute`` (seconds per micro-batch): ``fwd``, ``bwd``, ``gpu_adam`` (the GPU optimizer
+    step the host one replaces).
+
+    Returns ``optimizer_s`` (the optimizer step, GPU or host) and ``offload_s`` (exposed
+    parameter, gradient and activation traffic of the micro-batches), module docstring.
+    """
+    eff = system.gpu.efficiency
+    host_bw = tier_bandwidth(system, 1)
+    m = lay.num_micro_batches
+    opt, par, grd, act = lay.offload, lay.offload_param, lay.offload_grad, lay.offload_act
+    fwd, bwd = compute["fwd"], compute["bwd"]
+    # Optimizer step on the host: gradients in (unless already there), CPU-Adam beside the
+    # NVMe reads and writes of its states, updated parameters out to their tier.
+    grads_in = np.where(grd > 0, 0.0, exposed(sizes["grad_shard"] / host_bw, bwd))
+    cpu_adam = sizes["shard_params"] / eff.cpu_adam_params_per_s
+    nvme_io = np.where(opt == 2, 2 * sizes["states"] / tier_bandwidth(system, 2), 0.0)
+    params_out = np.where(par == 0, sizes["param_shard"] / host_bw,
+                          np.where(par == 2, sizes["param_shard"] / tier_bandwidth(system, 2),
+                                   0.0))
+    host_step = grads_in + np.maximum(cpu_adam, nvme_io) + params_out
+    # Optimizer on the GPU with offloaded gradients or parameters: read them in, write back.
+    gpu_step = compute["gpu_adam"] + np.where(
+        grd > 0, sizes["grad_shard"] / tier_bandwidth(system, grd), 0.0) + np.where(
+        par > 0, sizes["param_shard"] / tier_bandwidth(system, par), 0.0)
+    optimizer = np.where(opt > 0, host_step, gpu_step)
+    # Per micro-batch streams.
+    fetch = sizes["params"] / tier_bandwidth(system, par)
+    first_unit = fetch / np.maximum(sizes["units"], 1.0)
+    passes = np.where(lay.recompute == 2, 2.0, 1.0)  # forwards per micro-batch
+    param_stream = passes * exposed(fetch, fwd) + exposed(fetch, bwd) + (1 + passes) * first_unit
+    grad_stream = exposed(sizes["grads"] / tier_bandwidth(system, grd), bwd)
+    act_move = sizes["activations"] / host_bw
+    act_stream = exposed(act_move, fwd) + exposed(act_move, bwd)
+    per_micro = (np.where(par > 0, param_stream, 0.0) + np.where(grd > 0, grad_stream, 0.0)
+                 + np.where(act > 0, act_stream, 0.0))
+    return dict(optimizer_s=optimizer, offload_s=m * per_micro)

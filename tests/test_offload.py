@@ -1,0 +1,160 @@
+"""Offload tiers (ZeRO-Offload, ZeRO-Infinity) and the GPU entries the seed papers run on."""
+
+import itertools
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from flopcast.catalog import load_gpu, load_model
+from flopcast.specs import Parallelism, System, TrainingJob
+from flopcast.specs.plan import PlanRequest
+from flopcast.workloads.training import estimate_training
+from flopcast.workloads.training.phases import PHASES
+from flopcast.workloads.training.plan import plan_training
+
+NEW_GPUS = ("v100-16gb", "v100-32gb", "rtx-3090", "rtx-a6000", "gh200", "h100-nvl")
+TIERS = ("gpu", "cpu", "nvme")
+KINDS = ("optimizer", "gradients", "params", "activations")
+
+
+def placements():
+    """Every placement: optimizer, gradients, parameters on gpu/cpu/nvme, activations gpu/cpu."""
+    for o, g, p, a in itertools.product(TIERS, TIERS, TIERS, ("gpu", "cpu")):
+        yield dict(offload_optimizer=o, offload_gradients=g, offload_params=p,
+                   offload_activations=a)
+
+
+def job(model="llama-2-7b", gpu="a100-80gb", gpus=8, framework="megatron", seq_len=4096,
+        system=None, **par):
+    par = {"micro_batch": 1, **par}
+    return TrainingJob(model=load_model(model),
+                       system=System(gpu=load_gpu(gpu), num_gpus=gpus, **(system or {})),
+                       parallelism=Parallelism(**par), seq_len=seq_len, framework=framework,
+                       precision="fp16" if gpu.startswith("v100") else "bf16")
+
+
+@pytest.mark.parametrize("gpu", NEW_GPUS)
+def test_new_gpu_entries_estimate(gpu):
+    g = load_gpu(gpu)
+    assert g.sources and g.price_date and "bf16" not in g.peak_flops or gpu[:4] != "v100"
+    est = estimate_training(job(gpu=gpu, zero_stage=3, recompute="full", seq_len=2048))
+    assert 0.05 < est.mfu < 0.8 and est.step_time_s > 0
+
+
+def test_volta_has_no_bf16_and_its_own_kernel_priors():
+    g = load_gpu("v100-32gb")
+    assert "bf16" not in g.peak_flops and g.kernels_source.startswith("priors:volta")
+    assert g.calibration_fallback == "ampere"
+    with pytest.raises(ValueError, match="no bf16"):
+        TrainingJob(model=load_model("llama-2-7b"), system=System(gpu=g, num_gpus=8))
+
+
+def _phase_totals(est):
+    return np.array([est.memory_phases_by_stage[s][p]["total"]
+                     for s in ("first", "last") for p in PHASES])
+
+
+@pytest.mark.parametrize("framework,zero", [("megatron", 1), ("deepspeed", 3),
+                                            ("hf-transformers", 0), ("fsdp", 3)])
+def test_offloading_never_increases_gpu_memory(framework, zero):
+    base = estimate_training(job(framework=framework, zero_stage=zero, global_batch=16))
+    for place in placements():
+        est = estimate_training(job(framework=framework, zero_stage=zero, global_batch=16,
+                                    **place))
+        assert est.memory["total"] <= base.memory["total"] * (1 + 1e-12), place
+        assert np.all(_phase_totals(est) <= _phase_totals(base) * (1 + 1e-12)), place
+    everything = estimate_training(job(framework=framework, zero_stage=zero, global_batch=16,
+                                       offload_optimizer="cpu", offload_gradients="cpu",
+                                       offload_params="cpu", offload_activations="cpu"))
+    assert everything.memory["total"] < 0.6 * base.memory["total"]
+
+
+def _step(**kw):
+    return estimate_training(job(zero_stage=3, global_batch=32, **kw)).step_time_s
+
+
+def test_offloading_never_beats_the_gpu_only_step_when_it_fits():
+    for model, gpu in (("llama-2-7b", "a100-80gb"), ("llama-2-13b", "h100-sxm")):
+        base = estimate_training(job(model, gpu, zero_stage=3, global_batch=32))
+        assert base.fits
+        for place in placements():
+            est = estimate_training(job(model, gpu, zero_stage=3, global_batch=32, **place))
+            assert est.step_time_s >= base.step_time_s, place
+
+
+def test_a_slower_tier_is_never_faster():
+    """For each state, moving it gpu → cpu → nvme with the rest fixed never shortens the
+    step, except the parameters' gpu → cpu move with the optimizer already on the host: the
+    CPU update then writes them in place and skips the upload (ZeRO-Infinity's design), so
+    only the fetches beyond the compute are paid (offload.py docstring)."""
+    for place in placements():
+        for kind in KINDS:
+            field = f"offload_{kind}"
+            tiers = ("gpu", "cpu") if kind == "activations" else TIERS
+            steps = [_step(**{**place, field: t}) for t in tiers]
+            for i in range(len(steps) - 1):
+                host_update = place["offload_optimizer"] != "gpu"
+                if kind == "params" and tiers[i] == "gpu" and host_update:
+                    continue
+                assert steps[i + 1] >= steps[i] * (1 - 1e-12), (place, kind, tiers[i])
+
+
+def test_fits_agrees_with_phases_and_offload_capacity():
+    cases = [dict(), dict(offload_optimizer="cpu"),
+             dict(offload_optimizer="nvme", offload_params="nvme", offload_gradients="cpu"),
+             dict(offload_optimizer="cpu", offload_params="cpu", offload_activations="cpu")]
+    for model, gpus in (("llama-2-7b", 1), ("llama-2-13b", 1), ("llama-2-70b", 8)):
+        for place in cases:
+            for host_gib in (16, 512):
+                est = estimate_training(job(model, "a100-80gb", gpus, zero_stage=3,
+                                            system={"host_memory_bytes": host_gib * 2**30},
+                                            **place))
+                peaks = _phase_totals(est)
+                off = est.offload
+                within = (off["host_bytes"] <= off["host_capacity_bytes"]
+                          and off["nvme_bytes"] <= off["nvme_capacity_bytes"])
+                assert est.fits == bool(np.all(peaks <= est.memory["capacity"]) and within)
+                if est.fits:
+                    assert peaks.max() <= est.memory["capacity"]
+
+
+def test_offloaded_bytes_land_on_their_tier():
+    est = estimate_training(job(offload_optimizer="nvme", offload_params="cpu", zero_stage=1))
+    assert est.offload["nvme_bytes"] > 0 and est.offload["host_bytes"] > 0
+    assert est.offload["optimizer"] == "nvme" and est.config["offload"]["params"] == "cpu"
+    legacy = estimate_training(job(cpu_offload_optimizer=True))
+    assert legacy.offload["optimizer"] == "cpu" and legacy.memory["optimizer"] == 0
+
+
+def _cli(*args):
+    env = {**os.environ, "COLUMNS": "160", "TERM": "dumb"}
+    return subprocess.run([sys.executable, "-m", "flopcast.cli", *args], capture_output=True,
+                          text=True, env=env)
+
+
+def test_cli_offload_option_and_its_errors():
+    ok = _cli("train", "-m", "llama-2-7b", "--gpus", "1", "--offload",
+              "optimizer=cpu,params=nvme", "--json")
+    assert ok.returncode == 0, ok.stderr
+    for bad in ("params=disk", "weights=cpu", "activations=nvme", "optimizer"):
+        r = _cli("train", "-m", "llama-2-7b", "--offload", bad)
+        assert r.returncode == 2 and "--offload" in r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+
+
+def _plan(model, gpu, n):
+    return plan_training(PlanRequest(model=load_model(model), gpus=[gpu], gpu_counts=[n],
+                                     seq_len=2048, global_batch=8, top=1))
+
+
+def test_planner_offloads_only_when_nothing_fits():
+    fits = _plan("llama-2-7b", "a100-80gb", 8)
+    assert not fits["clusters"][0]["offload_searched"]
+    assert set(fits["top"][0]["config"]["offload"].values()) == {"gpu"}
+    tight = _plan("llama-2-13b", "rtx-4090", 1)
+    assert tight["clusters"][0]["offload_searched"]
+    best = tight["top"][0]
+    assert best["fits"] and set(best["config"]["offload"].values()) != {"gpu"}
