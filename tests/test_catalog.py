@@ -131,3 +131,36 @@ def test_catalog_engines_lists_nim():
                        capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
     assert "nim" in {e["id"] for e in json.loads(p.stdout)}
+
+
+def test_shipped_yaml_parses_the_same_with_libyaml():
+    """files.load_shipped_yaml may use libyaml's parser: every YAML file shipped in the
+    package must give exactly what yaml.safe_load gives."""
+    from pathlib import Path
+
+    import yaml
+
+    import flopcast
+    from flopcast.files import load_shipped_yaml
+
+    files = sorted(Path(flopcast.__file__).parent.rglob("*.yaml"))
+    assert len(files) > 20
+    for path in files:
+        assert load_shipped_yaml(path) == yaml.safe_load(path.read_text()), path
+
+
+def test_lazy_package_names_are_the_objects_not_modules():
+    """flopcast.lazy: a package name that is also a module's name (specs.precision) gives
+    the function, whatever was imported before."""
+    import importlib
+
+    import flopcast
+    import flopcast.specs
+    import flopcast.specs.precision
+    import flopcast.workloads.inference
+
+    for package in (flopcast, flopcast.specs, flopcast.workloads.inference):
+        for name in package.__all__:
+            value = getattr(package, name)
+            assert not isinstance(value, type(importlib)), f"{package.__name__}.{name}"
+    assert flopcast.specs.precision("bf16").name == "bf16"

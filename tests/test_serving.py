@@ -238,3 +238,58 @@ def test_closed_loop_across_replicas_is_causal(job, monkeypatch):
     monkeypatch.setattr(sim, "LONG_STRETCH", 10**9)
     assert serve(dep, requests(200), concurrency=8)[1].requests.finish == pytest.approx(
         fast, rel=1e-9)
+
+
+def test_prefix_cache_under_memory_pressure_makes_progress(job):
+    """Free blocks below one per running request but cached prefixes evictable: the decode
+    stretch grows into free blocks only, so it must not be taken (it ran zero steps forever);
+    the scheduler evicts prefixes instead. Guarded by an alarm so a regression fails."""
+    import signal
+
+    def _hang(*_):
+        raise TimeoutError("the simulation stopped advancing")
+
+    old = signal.signal(signal.SIGALRM, _hang)
+    signal.alarm(60)
+    try:
+        dep = deployment_for(_small_memory(job), prefix_caching=True)
+        s = serve(dep, requests(150, rate=30.0, inp=(2000, 6000), out=(100, 400), groups=6,
+                                prefix=1200))[0]
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+    assert s["num_requests"] == 150 and s["preemptions"] > 0
+
+
+@pytest.mark.parametrize(("engine", "work"), [
+    ("tensorrt-llm", dict(n=100, inp=(500, 8000), out=(1000, 3000), seed=3)),
+    ("vllm", dict(n=150, rate=30.0, inp=(2000, 6000), out=(100, 900), groups=6, prefix=1200)),
+    ("sglang", dict(n=150, rate=30.0, inp=(2000, 6000), out=(100, 900), groups=6, prefix=1200)),
+])
+def test_block_lanes_change_nothing(job, engine, work, monkeypatch):
+    """Counting KV blocks per lane (lockstep.py) gives the numbers of granting them request
+    by request, under memory pressure too (preemptions, requests that change from lane to
+    heap and back, evictions of cached prefixes)."""
+    import flopcast.workloads.serving.lockstep as lockstep
+
+    tight = _small_memory(job.model_copy(update={"engine": load_engine(engine)}))
+    dep = deployment_for(tight, prefix_caching=True)
+    fast, res = serve(dep, requests(**work))
+    assert fast["preemptions"] > 0
+    monkeypatch.setattr(lockstep, "LANES", False)
+    slow, res_slow = serve(dep, requests(**work))
+    assert json.dumps(fast, sort_keys=True) == json.dumps(slow, sort_keys=True)
+    assert res.occupancy == res_slow.occupancy
+
+
+def test_requests_no_replica_can_hold_are_named(job):
+    """The first request too long for the KV cache, or (unchunked) for one iteration, is
+    refused by index before anything runs."""
+    work = requests(50, inp=(100, 200), out=(10, 20))
+    work.input_len[7] = work.input_len[30] = 500_000
+    with pytest.raises(FlopcastError, match=r"request 7: 500000\+\d+ tokens need \d+ KV blocks"):
+        serve(deployment_for(job), work)
+    work.input_len[7] = work.input_len[30] = 9000
+    with pytest.raises(FlopcastError, match="request 7: prompt of 9000 tokens exceeds"):
+        serve(deployment_for(job, scheduler="prefill-first", chunk_tokens=0), work)
+    assert serve(deployment_for(job), work)[0]["num_requests"] == 50  # chunked: fine

@@ -3,19 +3,19 @@
 >>> import flopcast
 >>> sorted(flopcast.__all__)[:3]
 ['Efficiency', 'GPU', 'InferenceEstimate']
+
+The names below are imported on first use (``flopcast.lazy``).
 """
 
-from flopcast.specs import GPU, Efficiency, Model, Parallelism, Precision, System, TrainingJob
-from flopcast.specs.inference import InferenceJob
-from flopcast.specs.plan import PlanRequest
-from flopcast.workloads.inference import InferenceEstimate, estimate_inference
-from flopcast.workloads.training import TrainingEstimate, estimate_training
-from flopcast.workloads.training.plan import plan_training
+from flopcast.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "GPU", "Efficiency", "InferenceEstimate", "InferenceJob", "Model", "Parallelism",
-    "PlanRequest", "Precision", "System", "TrainingEstimate", "TrainingJob",
-    "estimate_inference", "estimate_training", "plan_training",
-]
+__getattr__, __dir__, __all__ = lazy_exports(__name__, globals(), {
+    "flopcast.specs": "GPU Efficiency Model Parallelism Precision System TrainingJob",
+    "flopcast.specs.inference": "InferenceJob",
+    "flopcast.specs.plan": "PlanRequest",
+    "flopcast.workloads.inference": "InferenceEstimate estimate_inference",
+    "flopcast.workloads.training": "TrainingEstimate estimate_training",
+    "flopcast.workloads.training.plan": "plan_training",
+})

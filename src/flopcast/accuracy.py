@@ -19,6 +19,8 @@ from pathlib import Path
 
 import yaml
 
+from flopcast.files import load_shipped_yaml
+
 ACCURACY_FILE = Path(__file__).parent / "calibration" / "accuracy.yaml"
 
 #: What the error is of, in a few words, per kind (the yaml's keys).
@@ -35,7 +37,8 @@ def load_accuracy(path: str | None = None) -> dict:
     file = Path(path) if path else ACCURACY_FILE
     if not file.exists():
         return {}
-    return yaml.safe_load(file.read_text()) or {}
+    return (load_shipped_yaml(file) if file == ACCURACY_FILE else yaml.safe_load(
+        file.read_text())) or {}
 
 
 def training_kinds(framework_id: str) -> tuple[str, str]:

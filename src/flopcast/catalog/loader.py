@@ -5,11 +5,16 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 
-import yaml
 from pydantic import ValidationError
 
 from flopcast.errors import FlopcastError, validation_message
-from flopcast.files import load_json_mapping, load_yaml_mapping, path_exists, read_text
+from flopcast.files import (
+    load_json_mapping,
+    load_shipped_yaml,
+    load_yaml_mapping,
+    path_exists,
+    read_text,
+)
 from flopcast.specs.efficiency import Efficiency
 from flopcast.specs.engine import Engine
 from flopcast.specs.framework import Framework
@@ -69,10 +74,12 @@ def _cached_families(path: str, shipped: str, _mtime: int) -> dict:
 
 def _read_calibration_families(path: Path, shipped: Path) -> dict:
     """The ``families`` mapping of a calibration file, read and checked."""
-    if path == shipped and not path.exists():
-        return {}
-    data = load_yaml_mapping(path, "--calibration", "a calibration (as flopcast calibrate writes)",
-                             allow_empty=True)
+    if path == shipped:
+        data = load_shipped_yaml(path) if path.exists() else None
+        data = data or {}
+    else:
+        data = load_yaml_mapping(path, "--calibration",
+                                 "a calibration (as flopcast calibrate writes)", allow_empty=True)
     if path != shipped and "families" not in data:
         raise FlopcastError(f"--calibration {path}: not a calibration (allowed: a mapping with "
                             "a 'families' mapping of GPU family -> fitted values, as flopcast "
@@ -146,7 +153,7 @@ def _cached_frameworks(path: str, _mtime: int) -> dict[str, dict[str, float]]:
 @cache
 def _kernel_family_priors(family: str) -> dict:
     path = KERNEL_PRIORS_DIR / f"{family}.yaml"
-    return yaml.safe_load(path.read_text()) if path.exists() else {}
+    return load_shipped_yaml(path) if path.exists() else {}
 
 
 @cache
@@ -256,7 +263,7 @@ def _gpu_cached(gpu_id: str, calibration_path: str | None, _mtime: int = 0,
                                 "(or a GPU entry file.yaml)")
     calibration = load_calibration(calibration_path, framework)
     if not is_gpu_file(gpu_id):
-        return gpu_from_yaml(yaml.safe_load(path.read_text()), calibration)
+        return gpu_from_yaml(load_shipped_yaml(path), calibration)
     data = _read_gpu_file(path)
     try:
         return gpu_from_yaml(data, calibration)
@@ -303,7 +310,7 @@ def load_model(model_id: str) -> Model:
     path = MODEL_DIR / f"{model_id}.yaml"
     if not _is_catalog_id(model_id) or not path.exists():
         raise FlopcastError(f"model: unknown id {model_id!r}; known: {', '.join(model_ids())}")
-    return _model_from_mapping(yaml.safe_load(path.read_text()), str(path))
+    return _model_from_mapping(load_shipped_yaml(path), str(path))
 
 
 def _model_from_mapping(data: dict, where: str) -> Model:
@@ -337,7 +344,7 @@ def resolve_model(ref: str) -> Model:
 def _engines() -> dict[str, Engine]:
     out = {}
     for path in sorted(ENGINE_DIR.glob("*.yaml")):
-        engine = Engine.model_validate(yaml.safe_load(path.read_text()))
+        engine = Engine.model_validate(load_shipped_yaml(path))
         for name in [engine.id, *engine.aliases]:
             out[name.lower()] = engine
     for engine in out.values():

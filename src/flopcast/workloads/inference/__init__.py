@@ -1,6 +1,9 @@
-"""Inference: prefill/decode step times, KV capacity, static and continuous batching."""
+"""Inference: prefill/decode step times, KV capacity, static and continuous batching (names
+imported on first use, ``flopcast.lazy``)."""
 
-from flopcast.workloads.inference.estimate import InferenceEstimate, estimate_inference
-from flopcast.workloads.inference.step import forward_step, memory_plan
+from flopcast.lazy import lazy_exports
 
-__all__ = ["InferenceEstimate", "estimate_inference", "forward_step", "memory_plan"]
+__getattr__, __dir__, __all__ = lazy_exports(__name__, globals(), {
+    "flopcast.workloads.inference.estimate": "InferenceEstimate estimate_inference",
+    "flopcast.workloads.inference.step": "forward_step memory_plan",
+})

@@ -12,9 +12,10 @@ profiled operator tables (Agrawal et al. 2024 §4.2), and looked up in pure Pyth
 - decode attention: a table over (decoding sequences, mean cached context) on a context grid
   of Flash-Decoding split blocks, linear in between (bandwidth-bound time is linear in the
   context within a split block);
-- prefill attention: exact in the query rows (tabulated lazily in blocks of
-  ``ROW_BLOCK`` row counts per number of chunks), on a geometric grid of mean keys per row
-  (``CONTEXT_STEP`` apart), linear in between.
+- prefill attention: exact in the query rows, on a geometric grid of mean keys per row
+  (``CONTEXT_STEP`` apart), linear in between; tabulated lazily, per number of chunks, in
+  blocks of ``ROW_BLOCK`` row counts × ``KEY_BLOCK`` grid points (a run meets few of them:
+  a prompt's mean keys per row are about half its length).
 
 ``tests/test_serving.py`` checks the lookup against ``batch_step`` on random batches.
 """
@@ -43,6 +44,9 @@ from flopcast.workloads.inference.step import (
 CONTEXT_STEP = 1.01
 #: Query-row counts tabulated together when a prefill size is first seen.
 ROW_BLOCK = 64
+#: Grid points of mean keys per row tabulated together (a block holds one more, the upper
+#: end of its last interval).
+KEY_BLOCK = 64
 #: Context grid: every split block up to this many tokens, geometric (64 points) beyond.
 LINEAR_GRID_TOKENS = 32768
 LOG_STEP = math.log(CONTEXT_STEP)
@@ -75,6 +79,7 @@ class StepCost:
         head = batch_step(job, eff, layer.Batch(), logit_rows=np.arange(max_seqs + 1.0))
         self.head_s = head["lm_head_s"].tolist()
         self.grid = _context_grid(max_context).tolist()
+        self.grid_last = len(self.grid) - 1
         seqs = np.arange(max_seqs + 1, dtype=float)[:, None]
         ctx = np.asarray(self.grid)[None, :]
         dec = attention_step_s(job, eff, layer.Batch(decode_seqs=seqs, decode_context=ctx))
@@ -83,7 +88,8 @@ class StepCost:
         self.grid_array = np.asarray(self.grid)
         steps = int(np.ceil(np.log(max_context) / np.log(CONTEXT_STEP))) + 1
         self.key_grid = (CONTEXT_STEP ** np.arange(steps)).tolist()
-        self._prefill: dict[tuple[int, int], np.ndarray] = {}
+        self.key_last = len(self.key_grid) - 2  # last interval's lower end
+        self._prefill: dict[tuple[int, int, int], list[list[float]]] = {}
 
     def decode_attention_s(self, seqs: int, context_sum: float) -> float:
         """Decode attention of ``seqs`` sequences holding ``context_sum`` cached tokens."""
@@ -91,11 +97,14 @@ class StepCost:
             return 0.0
         c = context_sum / seqs
         g = self.grid
-        i = min(bisect.bisect_right(g, c), len(g) - 1)
-        lo, hi = g[i - 1], g[i]
+        i = bisect.bisect_right(g, c)
+        if i > self.grid_last:
+            i = self.grid_last
+        lo = g[i - 1]
+        w = (c - lo) / (g[i] - lo)
         row = self.decode_s[seqs]
-        w = min((c - lo) / (hi - lo), 1.0)
-        return row[i - 1] + w * (row[i] - row[i - 1])
+        a = row[i - 1]
+        return a + (w if w < 1.0 else 1.0) * (row[i] - a)
 
     def decode_attention_run_s(self, seqs: int, context_sums: np.ndarray) -> np.ndarray:
         """``decode_attention_s`` for many context totals at once (long decode stretches)."""
@@ -106,23 +115,32 @@ class StepCost:
         (Σ rows·keys: exact FLOPs), belonging to ``sequences`` chunks."""
         if tokens <= 0:
             return 0.0
-        block = self._prefill.get((sequences, tokens // ROW_BLOCK))
+        mean = key_sum / tokens
+        if mean < 1.0:
+            mean = 1.0
+        j = int(math.log(mean) / LOG_STEP)
+        if j > self.key_last:
+            j = self.key_last
+        key = (sequences, tokens // ROW_BLOCK, j // KEY_BLOCK)
+        block = self._prefill.get(key)
         if block is None:
-            block = self._prefill_block(sequences, tokens // ROW_BLOCK)
-        r = tokens % ROW_BLOCK
-        mean = max(key_sum / tokens, 1.0)
-        j = min(int(math.log(mean) / LOG_STEP), len(self.key_grid) - 2)
+            block = self._prefill_block(*key)
+        row = block[tokens % ROW_BLOCK]
         lo = self.key_grid[j]
         w = (mean - lo) / (self.key_grid[j + 1] - lo)
-        a, b = float(block[r, j]), float(block[r, j + 1])
+        a, b = row[j % KEY_BLOCK], row[j % KEY_BLOCK + 1]
         return a + w * (b - a)
 
-    def _prefill_block(self, sequences: int, b: int) -> np.ndarray:
+    def _prefill_block(self, sequences: int, b: int, q: int) -> list[list[float]]:
+        """Prefill attention for row counts [b, b + 1)·ROW_BLOCK at grid points
+        [q·KEY_BLOCK, (q + 1)·KEY_BLOCK] (elementwise: any block gives the full table's
+        numbers)."""
         rows = np.arange(b * ROW_BLOCK, (b + 1) * ROW_BLOCK, dtype=float)[:, None]
-        batch = layer.Batch(prefill_tokens=rows, prefill_context=np.asarray(self.key_grid),
+        keys = np.asarray(self.key_grid[q * KEY_BLOCK:(q + 1) * KEY_BLOCK + 1])
+        batch = layer.Batch(prefill_tokens=rows, prefill_context=keys,
                             prefill_sequences=float(sequences))
-        table = np.ascontiguousarray(attention_step_s(self.job, self.eff, batch))
-        self._prefill[(sequences, b)] = table
+        table = attention_step_s(self.job, self.eff, batch).tolist()
+        self._prefill[(sequences, b, q)] = table
         return table
 
     def step_s(self, prefill_tokens: int, prefill_key_sum: float, prefill_seqs: int,

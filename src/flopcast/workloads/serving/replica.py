@@ -5,6 +5,9 @@ few entries per iteration; NumPy scalars would cost more than the arithmetic). K
 paged (Kwon et al. 2023, vLLM §4.1): a request holds whole blocks for the tokens it has
 cached; when a decode needs a block and none is free, the most recently admitted request is
 preempted and later recomputed (vLLM's default preemption, §4.5).
+
+Requests past their prefill advance in lock step (``lockstep.LockStep``): a decode step costs
+O(1) whatever the batch.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
 from flopcast.workloads.serving.cost import StepCost
+from flopcast.workloads.serving.lockstep import LockStep
 
 
 @dataclass
@@ -32,13 +36,14 @@ class RequestTable:
     shared: list[int] = field(default_factory=list)      # of which a cached prefix's
     preemptions: list[int] = field(default_factory=list)
     replica: list[int] = field(default_factory=list)
+    next_block: list[int] = field(default_factory=list)  # cached tokens needing one more block
 
     def __post_init__(self):
         n = len(self.arrival)
         nan = float("nan")
         for name, value in (("cached", 0), ("generated", 0), ("first_token", nan),
                             ("finish", nan), ("blocks", 0), ("shared", 0), ("preemptions", 0),
-                            ("replica", -1)):
+                            ("replica", -1), ("next_block", 0)):
             setattr(self, name, [value] * n)
 
     def to_prefill(self, i: int) -> int:
@@ -48,7 +53,7 @@ class RequestTable:
         return self.prompt[i] + (g - 1 if g else 0) - self.cached[i]
 
 
-class Replica:
+class Replica(LockStep):
     """One data-parallel copy of the model with its scheduler's queues and KV cache."""
 
     def __init__(self, index: int, cost: StepCost, kv_capacity_blocks: int,
@@ -63,6 +68,7 @@ class Replica:
         self.block_tokens = block_tokens
         self.waiting: deque[int] = deque()
         self.running: list[int] = []        # admitted, in admission order
+        self.init_lockstep()
         self.clock = 0.0                     # when the next iteration may start
         self.stall_s = 0.0                   # time decoding requests sat out (prefill-only steps)
         self.all_decoding = False            # every running request is past its prefill
@@ -86,10 +92,13 @@ class Replica:
         dt, occ = end - self.clock, self.occupancy
         used = self.capacity - self.free_blocks
         occ["kv_block_s"] += used * dt
-        occ["queued_s"] += len(self.waiting) * dt
+        queued = len(self.waiting)
+        occ["queued_s"] += queued * dt
         occ["busy_s"] += dt
-        occ["peak_kv_blocks"] = max(occ["peak_kv_blocks"], used)
-        occ["peak_queued"] = max(occ["peak_queued"], len(self.waiting))
+        if used > occ["peak_kv_blocks"]:
+            occ["peak_kv_blocks"] = used
+        if queued > occ["peak_queued"]:
+            occ["peak_queued"] = queued
         self.clock = end
 
     def blocks_for(self, tokens: int) -> int:
@@ -171,6 +180,8 @@ class Replica:
     def preempt(self, req: RequestTable, i: int) -> None:
         """Recompute preemption: drop request i's cache, queue it first to be prefilled again
         (prompt + the tokens it had generated)."""
+        if i in self.decoding:
+            self.leave_decoding(req, i)
         self.release(req, i)
         self.running.remove(i)
         req.preemptions[i] += 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from operator import attrgetter
+
 from flopcast.errors import FlopcastError
 from flopcast.workloads.serving.replica import Replica, RequestTable
 
@@ -18,12 +20,18 @@ class RoundRobin:
         return rep
 
 
+_OUTSTANDING = attrgetter("outstanding_tokens")
+
+
 class LeastOutstandingTokens(RoundRobin):
     """The replica with the fewest routed, unfinished prompt + output tokens (a load-aware
     balancer; Llumnix and SGLang's router weigh load the same way)."""
 
     def route(self, req: RequestTable, i: int) -> Replica:
-        return min(self.replicas, key=lambda r: r.outstanding_tokens)
+        replicas = self.replicas
+        if len(replicas) == 1:
+            return replicas[0]
+        return min(replicas, key=_OUTSTANDING)  # the first of the least loaded
 
 
 class PrefixAffinity(LeastOutstandingTokens):

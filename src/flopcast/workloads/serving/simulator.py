@@ -4,8 +4,9 @@ model), and tokens come out at iteration ends.
 
 Events are iteration ends and arrivals. A stretch of decode-only iterations in which nothing
 can join and nothing finishes is run in one tight loop (its iterations differ only in the
-cached context), which is what makes ~10⁴–10⁵ requests per second of wall time possible in
-pure Python.
+cached context), and decoding requests advance in lock step (``lockstep.py``: a decode step
+costs O(1) whatever the batch), which is what makes a few 10⁴ simulated requests per second
+possible in pure Python.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from __future__ import annotations
 import dataclasses
 import heapq
 import math
+import operator
+from array import array
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,8 +74,8 @@ class SimResult:
     gaps every decode token saw (value, how many tokens saw it)."""
 
     requests: RequestTable
-    itl_s: list[float]
-    itl_weight: list[int]
+    itl_s: array  # of float64
+    itl_weight: array  # of int64
     end_s: float
     trace: list[list[tuple[float, float, int, int, int]]]
     kv_capacity_blocks: list[int] = dataclasses.field(default_factory=list)
@@ -114,19 +117,22 @@ class _Arrivals:
                 req.arrival[i] = 0.0
                 self.heap.append((0.0, i))
             self.next_id = min(concurrency, n)
-        else:
-            self.heap = sorted(zip(req.arrival, range(n), strict=True))
-            self.heap.reverse()  # pop() from the end = earliest first
+        else:  # in order of (arrival, id); pop() from the end = earliest first
+            order = np.argsort(np.asarray(req.arrival, dtype=float), kind="stable")[::-1]
+            self.times, self.ids = np.asarray(req.arrival)[order].tolist(), order.tolist()
         self.closed = bool(concurrency)
         self.n = n
 
     def peek(self) -> float:
-        if not self.heap:
-            return math.inf
-        return self.heap[0][0] if self.closed else self.heap[-1][0]
+        if self.closed:
+            return self.heap[0][0] if self.heap else math.inf
+        return self.times[-1] if self.times else math.inf
 
     def pop(self) -> int:
-        return heapq.heappop(self.heap)[1] if self.closed else self.heap.pop()[1]
+        if self.closed:
+            return heapq.heappop(self.heap)[1]
+        self.times.pop()
+        return self.ids.pop()
 
     def finished(self, req: RequestTable, t: float) -> None:
         if self.closed and self.next_id < self.n:
@@ -143,7 +149,7 @@ class Simulator:
         pools = [pools] if isinstance(pools, Deployment) else list(pools)
         _check_pools(pools)
         self.pools, self.dep, self.req = pools, pools[0], req
-        longest = max(p + o for p, o in zip(req.prompt, req.output, strict=True))
+        longest = max(map(operator.add, req.prompt, req.output))
         model = pools[0].job.model
         max_context = longest + 1  # tables need only the contexts these requests reach
         self.replicas: list[Replica] = []
@@ -160,8 +166,8 @@ class Simulator:
         ends = np.arange(max_context + 1, dtype=float)
         self.key_prefix = (ends * F.attention_context(model, np.maximum(ends, 1.0),
                                                       causal=True)).tolist()
-        self.itl_s: list[float] = []
-        self.itl_weight: list[int] = []
+        self.itl_s = array("d")  # 8 bytes a gap (a million requests make ~5 M of them)
+        self.itl_weight = array("q")
         self.keep_trace = keep_trace
         for dep in pools:  # replicas of one pool share their limits: check one of each
             self._check_fits(next(r for r in self.replicas if r.dep is dep))
@@ -184,42 +190,60 @@ class Simulator:
         """Refuse requests no replica could ever hold (the engine would reject them)."""
         lim, dep = rep.sched.limits, rep.dep
         chunked = lim.chunk_tokens is not None or dep.scheduler == "static"
-        for i, (p, o) in enumerate(zip(self.req.prompt, self.req.output, strict=True)):
-            if rep.blocks_for(p + o) > rep.capacity:
-                raise FlopcastError(
-                    f"request {i}: {p}+{o} tokens need {rep.blocks_for(p + o)} KV blocks; a "
-                    f"replica holds {rep.capacity} ({dep.job.model.name} on "
-                    f"{dep.job.system.gpu.id}, tp={dep.job.tp})")
-            if not chunked and p > lim.max_tokens and rep.role != "decode":
-                raise FlopcastError(
-                    f"request {i}: prompt of {p} tokens exceeds max_num_tokens "
-                    f"({lim.max_tokens}) and this scheduler does not chunk prompts")
+        prompt, output = np.asarray(self.req.prompt), np.asarray(self.req.output)
+        # blocks_for is non-decreasing: a request fails from this many tokens on
+        too_long = prompt + output >= rep.next_block_at(rep.capacity)
+        too_wide = prompt > lim.max_tokens if not chunked and rep.role != "decode" else False
+        bad = np.flatnonzero(too_long | too_wide)
+        if not bad.size:
+            return
+        i = int(bad[0])
+        p, o = int(prompt[i]), int(output[i])
+        if too_long[i]:
+            raise FlopcastError(
+                f"request {i}: {p}+{o} tokens need {rep.blocks_for(p + o)} KV blocks; a "
+                f"replica holds {rep.capacity} ({dep.job.model.name} on "
+                f"{dep.job.system.gpu.id}, tp={dep.job.tp})")
+        raise FlopcastError(
+            f"request {i}: prompt of {p} tokens exceeds max_num_tokens "
+            f"({lim.max_tokens}) and this scheduler does not chunk prompts")
 
     def run(self) -> SimResult:
         arrivals, replicas, handoffs = self.arrivals, self.replicas, self.handoffs
         ready = self.ready  # (clock, replica index) of busy replicas; stale entries skipped
+        advance, inf = self._advance, math.inf
         while True:
             t_arr = arrivals.peek()
-            t_hand = handoffs[0][0] if handoffs else math.inf
-            t_next = min(t_arr, t_hand)
-            while ready and (not replicas[ready[0][1]].busy
-                             or replicas[ready[0][1]].clock != ready[0][0]):
+            t_hand = handoffs[0][0] if handoffs else inf
+            t_next = t_arr if t_arr < t_hand else t_hand
+            while ready:
+                rep = replicas[ready[0][1]]
+                if (rep.running or rep.waiting) and rep.clock == ready[0][0]:
+                    break
                 heapq.heappop(ready)
-            if not ready and t_next == math.inf:
-                break
             if not ready or t_next <= ready[0][0]:
+                if t_next == inf:
+                    break
                 if t_hand <= t_arr:
                     self._land(*heapq.heappop(handoffs))
                 else:
                     self._arrive(arrivals.pop(), t_arr)
                 continue
-            rep = replicas[heapq.heappop(ready)[1]]
-            if self.coupled and ready:
-                # a finish (closed loop) or a hand-off here may release work for another
-                # replica before t_next: stop where the next replica's clock stands
-                t_next = min(t_next, ready[0][0])
-            self._advance(rep, t_next)
-            if rep.busy:
+            heapq.heappop(ready)
+            if self.coupled:
+                if ready:
+                    # a finish (closed loop) or a hand-off here may release work for another
+                    # replica before t_next: stop where the next replica's clock stands
+                    t_next = min(t_next, ready[0][0])
+                advance(rep, t_next)
+            else:
+                # while it stays the earliest replica before the next arrival it would be
+                # popped again at once: keep advancing it
+                advance(rep, t_next)
+                while (rep.running or rep.waiting) and rep.clock < t_next and (
+                        not ready or (rep.clock, rep.index) < ready[0]):
+                    advance(rep, t_next)
+            if rep.running or rep.waiting:
                 heapq.heappush(ready, (rep.clock, rep.index))
         end = max(r.clock for r in replicas)
         return SimResult(self.req, self.itl_s, self.itl_weight, end,
@@ -227,12 +251,14 @@ class Simulator:
                          [r.occupancy for r in replicas])
 
     def _enqueue(self, rep: Replica, i: int, t: float) -> None:
-        if not rep.busy:
-            rep.clock = max(rep.clock, t)
+        if not (rep.running or rep.waiting):
+            if t > rep.clock:
+                rep.clock = t
             heapq.heappush(self.ready, (rep.clock, rep.index))
         rep.waiting.append(i)
-        self.req.replica[i] = rep.index
-        rep.outstanding_tokens += self.req.prompt[i] + self.req.output[i]
+        req = self.req
+        req.replica[i] = rep.index
+        rep.outstanding_tokens += req.prompt[i] + req.output[i]
 
     def _land(self, t: float, i: int) -> None:
         """A prefilled request's KV cache arrives at a decode replica (Splitwise §4)."""
@@ -246,11 +272,12 @@ class Simulator:
         finish, the next arrival or the KV headroom."""
         req = self.req
         n = len(rep.running)
-        if (FAST_PATH and rep.all_decoding and n and rep.available_blocks >= n
-                and not rep.sched.may_admit(rep, req)):
-            # every running request is past its prefill and one block each is free: the
-            # scheduler would decode them all (no preemption possible), so skip asking it
-            self._decode_stretch(rep, list(rep.running), until, grown=False)
+        if (FAST_PATH and rep.all_decoding and n and rep.free_blocks >= n
+                and not (rep.waiting and rep.sched.may_admit(rep, req))):
+            # every running request is past its prefill and one block each is free (not
+            # merely evictable: the stretch grows into free blocks only): the scheduler
+            # would decode them all (no preemption possible), so skip asking it
+            self._decode_stretch(rep, until, grown=False)
             return
         it = rep.sched.schedule(rep, req, rep.clock)
         if not it:
@@ -258,8 +285,8 @@ class Simulator:
                 f"replica {rep.index}: nothing can run ({len(rep.waiting)} waiting, "
                 f"{rep.free_blocks} free KV blocks); the engine limits are too small for "
                 "these requests")
-        if not it.prefill and not rep.sched.may_admit(rep, req):
-            self._decode_stretch(rep, it.decode, until)
+        if not it.prefill and not (rep.waiting and rep.sched.may_admit(rep, req)):
+            self._decode_stretch(rep, until)
             return
         rep.all_decoding = False
         self._iteration(rep, it)
@@ -271,36 +298,52 @@ class Simulator:
             o = req.cached[i]
             tokens += c
             key_sum += kp[o + c] - kp[o]
-        context = sum(req.cached[i] for i in it.decode)
+        n = len(it.decode)
+        context = rep.decode_context() if n else 0
         completing = [i for i, c in it.prefill if req.to_prefill(i) == c]
-        dt = cost.step_s(tokens, key_sum, len(it.prefill), len(it.decode), context,
-                         len(it.decode) + len(completing))
+        dt = cost.step_s(tokens, key_sum, len(it.prefill), n, context, n + len(completing))
         end = rep.clock + dt
         if self.keep_trace:
-            rep.trace.append((rep.clock, end, len(rep.running), tokens + len(it.decode),
+            rep.trace.append((rep.clock, end, len(rep.running), tokens + n,
                               rep.capacity - rep.free_blocks))
         for i, c in it.prefill:
             req.cached[i] += c
-        for i in completing:
-            if rep.dep.prefix_caching and req.prefix_id[i] >= 0:
-                rep.cache_prefix(req, i)
-            if req.generated[i]:
-                continue  # a preempted request's cache is rebuilt; it decodes next
-            req.first_token[i] = end
-            self._emit(rep, i, end)
-            if rep.role == "prefill" and req.generated[i] < req.output[i]:
-                self._hand_off(rep, i, end)
-        if it.decode:
-            rep.decode_steps += 1
+        joining = [i for i in completing if self._prefilled(rep, i, end)]
+        if n:
+            rep.advance_decoding(req, 1)  # every request in rep.decoding decodes one token
             self.itl_s.append(dt + rep.stall_s)
-            self.itl_weight.append(len(it.decode))
+            self.itl_weight.append(n)
             rep.stall_s = 0.0
-            for i in it.decode:
-                req.cached[i] += 1
-                self._emit(rep, i, end)
-        elif rep.sched.stalls_decodes and any(req.generated[i] for i in rep.running):
-            rep.stall_s += dt
+        else:
+            rep.pregrown = 0  # (nothing decodes: nobody was granted a block)
+            if rep.sched.stalls_decodes and (rep.decoding or any(
+                    req.generated[i] for i in rep.running)):
+                rep.stall_s += dt
+        for i in joining:
+            rep.join_decoding(req, i)
+        if rep.finish_heap and rep.finish_heap[0][0] <= rep.decode_steps:
+            for i in rep.finished(req):
+                self._finish(rep, i, end)
         rep.account(end)
+
+    def _prefilled(self, rep: Replica, i: int, end: float) -> bool:
+        """Request i's prompt (or, after a preemption, its recomputed cache) is in place at
+        ``end``: it emits its first token. True when it decodes here from the next iteration
+        on (not finished, not handed to a decode pool)."""
+        req = self.req
+        if rep.dep.prefix_caching and req.prefix_id[i] >= 0:
+            rep.cache_prefix(req, i)
+        if req.generated[i]:
+            return True  # a preempted request's cache is rebuilt; it decodes next
+        req.first_token[i] = end
+        req.generated[i] = 1
+        if req.output[i] <= 1:
+            self._finish(rep, i, end)
+            return False
+        if rep.role == "prefill":
+            self._hand_off(rep, i, end)
+            return False
+        return True
 
     def _hand_off(self, rep: Replica, i: int, t: float) -> None:
         """Prefill done on a prefill replica: free its KV there and ship it to the decode
@@ -310,48 +353,43 @@ class Simulator:
         rep.outstanding_tokens -= self.req.prompt[i] + self.req.output[i]
         heapq.heappush(self.handoffs, (t + rep.dep.kv_transfer_s(self.req.cached[i]), i))
 
-    def _decode_stretch(self, rep: Replica, decode: list[int], until: float,
-                        grown: bool = True) -> None:
-        """``grown``: the scheduler already holds each request's block for the first step."""
+    def _decode_stretch(self, rep: Replica, until: float, grown: bool = True) -> None:
+        """Decode-only iterations of every request in ``rep.decoding``; ``grown``: the
+        scheduler already holds each request's block for the first step."""
         req, cost = self.req, rep.cost
-        n = len(decode)
+        n = len(rep.decoding)
         rep.all_decoding = n == len(rep.running)
-        steps_to_finish = min(req.output[i] - req.generated[i] for i in decode)
-        headroom = int(grown) + rep.block_tokens * (rep.free_blocks // n)
-        limit = min(steps_to_finish, headroom, rep.sched.stretch_cap(rep, req, n))
+        limit = min(rep.steps_to_finish(req),
+                    int(grown) + rep.block_tokens * (rep.free_blocks // n))  # KV headroom
+        if rep.waiting:
+            limit = min(limit, rep.sched.stretch_cap(rep, req, n))
         fixed = cost.rows_s[n] + cost.head_s[n]
-        context = sum(req.cached[i] for i in decode)
+        context = rep.context_base + n * rep.decode_steps  # rep.decode_context()
         if limit > LONG_STRETCH and not self.keep_trace:
             t, k = self._long_stretch(rep, n, context, fixed, limit, until)
         else:
             t, k = self._short_stretch(rep, n, context, fixed, limit, until)
         rep.stall_s = 0.0
         rep.account(t)
-        rep.decode_steps += k
-        cached, gen, out, blocks = req.cached, req.generated, req.output, req.blocks
-        room = rep.block_tokens
-        for i in decode:
-            cached[i] += k
-            gen[i] += k
-            if cached[i] > blocks[i] * room:
-                rep.grow(req, i, cached[i])
-            if gen[i] >= out[i]:
+        rep.advance_decoding(req, k)
+        if rep.finish_heap[0][0] <= rep.decode_steps:
+            for i in rep.finished(req):
                 self._finish(rep, i, t)
 
     def _short_stretch(self, rep, n, context, fixed, limit, until):
-        cost = rep.cost
-        t, k = rep.clock, 0
-        first_gap = rep.stall_s
+        attention = rep.cost.decode_attention_s
+        trace = rep.trace if self.keep_trace else None
+        t, k, gaps = rep.clock, 0, []
         while k < limit and (k == 0 or t < until):
-            dt = fixed + cost.decode_attention_s(n, context + k * n)
-            if self.keep_trace:
-                rep.trace.append((t, t + dt, len(rep.running), n,
-                                  rep.capacity - rep.free_blocks))
+            dt = fixed + attention(n, context + k * n)
+            if trace is not None:
+                trace.append((t, t + dt, len(rep.running), n, rep.capacity - rep.free_blocks))
             t += dt
-            self.itl_s.append(dt + first_gap)
-            self.itl_weight.append(n)
-            first_gap = 0.0
+            gaps.append(dt)
             k += 1
+        gaps[0] += rep.stall_s  # the first gap includes the prefill-only steps sat out
+        self.itl_s.extend(gaps)
+        self.itl_weight.extend([n] * k)
         return t, k
 
     def _long_stretch(self, rep, n, context, fixed, limit, until):
@@ -367,15 +405,10 @@ class Simulator:
         self.itl_weight.extend([n] * k)
         return rep.clock + float(dts.sum()), k
 
-    def _emit(self, rep: Replica, i: int, t: float) -> None:
-        """Request i produced one token at ``t``."""
-        req = self.req
-        req.generated[i] += 1
-        if req.generated[i] >= req.output[i]:
-            self._finish(rep, i, t)
-
     def _finish(self, rep: Replica, i: int, t: float) -> None:
         req = self.req
+        if i in rep.decoding:
+            rep.leave_decoding(req, i)
         req.finish[i] = t
         rep.release(req, i)
         rep.running.remove(i)

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from flopcast.errors import FlopcastError, echo, validation_message
+from flopcast.files import load_shipped_yaml
 from flopcast.specs.dataset import LengthDataset
 from flopcast.specs.limits import MAX_ARRIVAL_CV, MAX_REQUEST_RATE, MAX_REQUESTS, MAX_SEQ_LEN
 
@@ -317,7 +317,7 @@ def _datasets() -> dict[str, LengthDataset]:
     out: dict[str, LengthDataset] = {}
     for path in sorted(DATASET_DIR.glob("*.yaml")):
         try:
-            ds = LengthDataset.model_validate(yaml.safe_load(path.read_text()))
+            ds = LengthDataset.model_validate(load_shipped_yaml(path))
         except ValidationError as e:
             raise FlopcastError(f"dataset {path.name}: {validation_message(e)}") from None
         if ds.id != path.stem:
@@ -422,19 +422,44 @@ def _lognormal_mu(mean: float, sigma: float, lo: float, hi: float) -> float:
     return 0.5 * (down + up)
 
 
-def _pair_means(mu_x: float, mu_y: float, x: _Marginal, y: _Marginal,
-                total: int) -> tuple[float, float]:
+class _PairMeans:
     """Means of integer lengths (X, Y) drawn as rounded lognormals inside their bounds and
     kept only when X + Y <= total: sums over the integer grid (the density at each integer
-    stands for the mass rounding to it)."""
-    kx = np.arange(x.lo, min(x.hi or total, total - y.lo) + 1, dtype=np.float64)
-    ky = np.arange(y.lo, min(y.hi or total, total - x.lo) + 1, dtype=np.float64)
-    wx, wy = (np.exp(-((np.log(k) - mu) ** 2) / (2 * law.spread**2) - np.log(k))
-              for k, mu, law in ((kx, mu_x, x), (ky, mu_y, y)))
-    top = np.clip(total - kx - y.lo, -1, ky.size - 1).astype(np.int64)  # last y index per x
-    mass_y, sum_y = np.cumsum(wy), np.cumsum(ky * wy)
-    w = wx * np.where(top >= 0, mass_y[top], 0.0)
-    return float(np.sum(kx * w) / np.sum(w)), float(np.sum(wx * sum_y[top]) / np.sum(w))
+    stands for the mass rounding to it). The grid, its logarithms and the cut are built once
+    per (x, y, total); each side's mean is computed alone, with the other side's location
+    fixed (the alternating bisection of ``_joint_lognormal_mus`` asks for one at a time)."""
+
+    def __init__(self, x: _Marginal, y: _Marginal, total: int):
+        self.x, self.y = x, y
+        self.kx = np.arange(x.lo, min(x.hi or total, total - y.lo) + 1, dtype=np.float64)
+        self.ky = np.arange(y.lo, min(y.hi or total, total - x.lo) + 1, dtype=np.float64)
+        self.log_kx, self.log_ky = np.log(self.kx), np.log(self.ky)
+        # last y index per x
+        self.top = np.clip(total - self.kx - y.lo, -1, self.ky.size - 1).astype(np.int64)
+        self.cut = self.top >= 0
+
+    @staticmethod
+    def _weights(log_k: np.ndarray, mu: float, law: _Marginal) -> np.ndarray:
+        return np.exp(-((log_k - mu) ** 2) / (2 * law.spread**2) - log_k)
+
+    @lru_cache(maxsize=2)  # noqa: B019 (one object per solve; the side held fixed repeats)
+    def _x_side(self, mu_x: float) -> np.ndarray:
+        return self._weights(self.log_kx, mu_x, self.x)
+
+    @lru_cache(maxsize=2)  # noqa: B019
+    def _y_side(self, mu_y: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        wy = self._weights(self.log_ky, mu_y, self.y)
+        mass_y, sum_y = np.cumsum(wy), np.cumsum(self.ky * wy)
+        return mass_y, sum_y, np.where(self.cut, mass_y[self.top], 0.0)
+
+    def mean_x(self, mu_x: float, mu_y: float) -> float:
+        w = self._x_side(mu_x) * self._y_side(mu_y)[2]
+        return float(np.sum(self.kx * w) / np.sum(w))
+
+    def mean_y(self, mu_x: float, mu_y: float) -> float:
+        wx = self._x_side(mu_x)
+        _, sum_y, kept = self._y_side(mu_y)
+        return float(np.sum(wx * sum_y[self.top]) / np.sum(wx * kept))
 
 
 @lru_cache(maxsize=64)
@@ -443,13 +468,15 @@ def _joint_lognormal_mus(x: _Marginal, y: _Marginal, total: int) -> tuple[float,
     pairs over ``total`` are dropped (alternating bisections; the coupling is weak)."""
     mus = [_lognormal_mu(law.centre, law.spread, law.lo - 0.5,
                          math.inf if law.hi is None else law.hi + 0.5) for law in (x, y)]
+    pairs = _PairMeans(x, y, total)
     for _ in range(4):
         for i, law in enumerate((x, y)):
+            mean = pairs.mean_x if i == 0 else pairs.mean_y
             down, up = mus[i] - 3 * law.spread, mus[i] + 3 * law.spread
             for _ in range(60):
                 trial = [*mus]
                 trial[i] = 0.5 * (down + up)
-                if _pair_means(*trial, x, y, total)[i] < law.centre:
+                if mean(*trial) < law.centre:
                     down = trial[i]
                 else:
                     up = trial[i]

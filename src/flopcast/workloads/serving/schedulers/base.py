@@ -3,20 +3,31 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from flopcast.workloads.serving.replica import Replica, RequestTable
 
+#: ``stretch_cap`` when nothing limits a decode stretch.
+NO_CAP = 1 << 60
 
-@dataclass
+
 class Iteration:
-    """One engine iteration: prompt chunks (request, tokens) and the requests that decode."""
+    """One engine iteration: prompt chunks (request, tokens) and the requests that decode
+    (``decode_running`` sets it to the replica's decode set itself: a request preempted while
+    the iteration is formed leaves both at once)."""
 
-    prefill: list[tuple[int, int]] = field(default_factory=list)
-    decode: list[int] = field(default_factory=list)
+    __slots__ = ("decode", "prefill")
+
+    def __init__(self) -> None:
+        self.prefill: list[tuple[int, int]] = []
+        self.decode: dict[int, None] = _NONE_DECODE
 
     def __bool__(self) -> bool:
         return bool(self.prefill or self.decode)
+
+
+#: ``Iteration.decode`` until ``decode_running`` runs (never written to).
+_NONE_DECODE: dict[int, None] = {}
 
 
 @dataclass(frozen=True)
@@ -32,9 +43,8 @@ class Limits:
 
 
 def _drop(it: Iteration, i: int) -> None:
-    """Take a preempted request out of the iteration being formed."""
-    if i in it.decode:
-        it.decode.remove(i)
+    """Take a preempted request out of the iteration's prompt chunks (``Replica.preempt``
+    already took it out of the decode set)."""
     it.prefill[:] = [(j, c) for j, c in it.prefill if j != i]
 
 
@@ -56,12 +66,14 @@ class Scheduler(ABC):
 
     def stretch_cap(self, rep: Replica, req: RequestTable, decoding: int) -> int:
         """Most decode-only iterations that may run before this scheduler must decide again
-        (a scheduler whose admission rule changes with time caps it)."""
-        return 1 << 60
+        (a scheduler whose admission rule changes with time caps it). Unbounded when nothing
+        waits: the simulator does not ask then."""
+        return NO_CAP
 
     def may_admit(self, rep: Replica, req: RequestTable) -> bool:
         """Whether the head of the queue could be admitted now (False lets the simulator run
-        decode-only iterations in one stretch)."""
+        decode-only iterations in one stretch). False when nothing waits: the simulator does
+        not ask then."""
         if not rep.waiting or len(rep.running) >= self.limits.max_seqs:
             return False
         i = rep.waiting[0]
@@ -78,44 +90,38 @@ class Scheduler(ABC):
             if not rep.grow(req, i, req.cached[i] + 1):
                 return
             rep.running.append(rep.waiting.popleft())
+            rep.join_decoding(req, i)
 
     def decode_running(self, rep: Replica, req: RequestTable, it: Iteration) -> int:
-        """Every running request past its prefill decodes one token; a request that cannot
-        get the block it needs preempts the latest-admitted ones (vLLM recompute
-        preemption). Returns the tokens used."""
-        cached, blocks, gen, prompt = req.cached, req.blocks, req.generated, req.prompt
-        room = rep.block_tokens
-        running, decode = rep.running, it.decode
-        k = 0
-        while k < len(running):
-            i = running[k]
-            k += 1
-            g = gen[i]
-            if not g or cached[i] < prompt[i] + g - 1:
-                continue  # still prefilling
-            if cached[i] < blocks[i] * room:
-                decode.append(i)
-                continue
-            while not rep.grow(req, i, cached[i] + 1):
-                victim = running[-1]
+        """Every running request past its prefill (``rep.decoding``) decodes one token; a
+        request that cannot get the block it needs preempts the latest-admitted ones (vLLM
+        recompute preemption), taken in admission order. Returns the tokens used."""
+        short = None if rep.pregrown else rep.grant_next_blocks(req)
+        for i in short or ():
+            if i not in rep.decoding:
+                continue  # preempted for an earlier request's block
+            while not rep.grow_decoding(req, i, rep.cached_now(req, i) + 1):
+                victim = rep.running[-1]
                 rep.preempt(req, victim)
                 _drop(it, victim)
                 if victim == i:
-                    k -= 1
                     break
-            else:
-                decode.append(i)
-        return len(decode)
+        it.decode = rep.decoding
+        return len(it.decode)
 
     def continue_prefills(self, rep: Replica, req: RequestTable, it: Iteration,
                           budget: int) -> int:
         """Running requests part-way through their prompt take their next chunk; one that
         cannot get its blocks preempts the latest-admitted requests (as a decode would)."""
-        gen, cached, prompt = req.generated, req.cached, req.prompt
+        if len(rep.running) == len(rep.decoding):
+            return budget  # every running request decodes: no prompt left anywhere
+        gen, cached, prompt, dec = req.generated, req.cached, req.prompt, rep.decoding
         k = 0
         while k < len(rep.running) and budget > 0:
             i = rep.running[k]
             k += 1
+            if i in dec:
+                continue
             g = gen[i]
             left = prompt[i] + (g - 1 if g else 0) - cached[i]
             chunk = self.chunk(left, budget) if left > 0 else 0
@@ -167,4 +173,6 @@ class Scheduler(ABC):
         size = self.limits.chunk_tokens
         if size is None:
             return left if left <= budget else 0
-        return min(left, budget, size)
+        if budget < left:
+            left = budget
+        return size if size < left else left  # min(left, budget, size)

@@ -11,7 +11,7 @@ remaining outputs clipped at CLIP_MAX_NEW_TOKENS = 4096)."""
 from __future__ import annotations
 
 from flopcast.workloads.serving.replica import Replica, RequestTable
-from flopcast.workloads.serving.schedulers.base import Iteration, Scheduler
+from flopcast.workloads.serving.schedulers.base import NO_CAP, Iteration, Scheduler
 from flopcast.workloads.serving.schedulers.prefill_first import PrefillFirst
 
 INIT_NEW_TOKEN_RATIO = 0.7
@@ -52,7 +52,8 @@ class SGLangScheduler(PrefillFirst):
 
     @staticmethod
     def _reserved(rep: Replica, req: RequestTable) -> int:
-        return sum(min(req.output[i] - req.generated[i], CLIP_MAX_NEW_TOKENS)
+        out, gen, dec, s = req.output, req.generated, rep.decoding, rep.decode_steps
+        return sum(min(out[i] - gen[i] - (s if i in dec else 0), CLIP_MAX_NEW_TOKENS)
                    for i in rep.running)
 
     def _room(self, rep: Replica, req: RequestTable) -> float:
@@ -83,7 +84,7 @@ class SGLangScheduler(PrefillFirst):
         """Decode steps until the waiting head fits as the ratio decays (each step also
         caches one token per decoding request and spends one of its reserved outputs)."""
         if not rep.waiting or len(rep.running) >= self.limits.max_seqs:
-            return super().stretch_cap(rep, req, decoding)
+            return NO_CAP
         need = self._need(req, rep.waiting[0])
         free = rep.available_blocks * rep.block_tokens
         reserved = self._reserved(rep, req)
@@ -91,4 +92,4 @@ class SGLangScheduler(PrefillFirst):
             room = free - decoding * k - self.ratio(rep, k) * max(reserved - decoding * k, 0)
             if need <= room:
                 return k
-        return super().stretch_cap(rep, req, decoding)
+        return NO_CAP
