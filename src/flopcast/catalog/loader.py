@@ -369,7 +369,7 @@ def load_engine(name: str) -> Engine:
 @cache
 def _framework_file(path: Path) -> Framework:
     try:
-        return Framework.model_validate(yaml.safe_load(path.read_text()))
+        return Framework.model_validate(load_shipped_yaml(path))
     except ValidationError as e:
         raise FlopcastError(f"{path}: {validation_message(e)}") from None
 
