@@ -51,10 +51,6 @@ def _scaled_bounds(names, prior):
     return x0 / scale, lo / scale, hi / scale, scale
 
 
-#: Parameters only serving rows inform (fitted by calibration/inference.py).
-INFERENCE_ONLY = ("inference_step_overhead_s", "allreduce_latency_s", "kernel_fixed_cost_scale")
-
-
 def fit_parameters(cases, predict, names: list[str], prior: Efficiency,
                    with_cost: bool = False):
     """Fit ``names`` of ``prior`` so that ``predict(case, efficiency)`` matches each case's

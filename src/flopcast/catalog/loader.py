@@ -60,11 +60,16 @@ def _calibration_families(path: str | Path | None, shipped: Path) -> dict:
     """The ``families`` mapping of a calibration file; the shipped one may be absent. Read
     once per (file, modification time): validate asks for it once per row."""
     path = Path(path) if path else shipped
+    return _cached_families(str(path), str(shipped), _mtime_ns(path))
+
+
+def _mtime_ns(path: Path) -> int:
+    """A file's modification time for cache keys (-1 when it cannot be read: the reader
+    then says why in one line)."""
     try:
-        mtime = path.stat().st_mtime_ns
+        return path.stat().st_mtime_ns
     except (OSError, ValueError):
-        mtime = -1
-    return _cached_families(str(path), str(shipped), mtime)
+        return -1
 
 
 @cache
@@ -126,11 +131,7 @@ def load_calibration(path: str | Path | None = None,
 def _calibration_frameworks(path: str | Path | None) -> dict[str, dict[str, float]]:
     """The ``frameworks`` section of a training calibration: framework -> efficiency values."""
     path = Path(path) if path else CALIBRATION_FILE
-    try:
-        mtime = path.stat().st_mtime_ns
-    except (OSError, ValueError):
-        mtime = -1
-    return _cached_frameworks(str(path), mtime)
+    return _cached_frameworks(str(path), _mtime_ns(path))
 
 
 @cache
