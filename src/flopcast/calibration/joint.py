@@ -29,10 +29,14 @@ from flopcast.validate.training import TrainingCase, predict_case
 FAMILY_PARAMETERS = ("kernel_fraction_scale", "nvlink_fraction", "network_fraction",
                      "layer_overhead_s", "tp_overlap_exposed_fraction",
                      "dp_overlap_exposed_fraction")
-#: Whole-run parameters fitted per training framework, whatever GPU it runs on: how many
-#: bytes its element-wise kernels move (fitted alone per family, the unfused framework's
-#: factor came out 2.19 on ampere and 2.33 on hopper: one property of the software).
-FRAMEWORK_PARAMETERS = ("elementwise_traffic_factor",)
+#: Whole-run parameters fitted per training framework, whatever GPU it runs on. Empty: the
+#: element-wise factor was fitted here (1.28 for FSDP on top of its profile's counted loss and
+#: optimizer traffic), which improved training.csv in-sample (p90 13.5 -> 12.2 %) but made four
+#: of five held-out sources worse (BLOOM 2.9 -> 6.2, MPT 15.8 -> 18.8, Megatron-2021 7.6 ->
+#: 13.0, Megatron-2024 3.0 -> 5.9 %): the framework profiles (catalog/frameworks) count what
+#: each framework moves, and what is left is not one number per framework. The attention
+#: kernel stays a per-framework choice (choose_backends).
+FRAMEWORK_PARAMETERS: tuple[str, ...] = ()
 #: Frameworks whose element-wise kernels are the fused ones physics/layer.py counts, so their
 #: traffic factor stays 1 and is not fitted: Megatron-Core with Transformer Engine fuses the
 #: norm into the following GEMM (LayerNormLinear), bias+GeLU/SwiGLU, bias-dropout-add and
