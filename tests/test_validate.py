@@ -12,16 +12,6 @@ COLUMNS = ["id", "source", "url", "model", "layers", "hidden", "heads", "kv_head
            "global_batch", "recompute", "metric", "value", "flops_convention", "notes"]
 
 
-def write(tmp_path, rows):
-    path = tmp_path / "t.csv"
-    with path.open("w", newline="") as f:
-        w = csv.DictWriter(f, COLUMNS)
-        w.writeheader()
-        for r in rows:
-            w.writerow({c: r.get(c, "") for c in COLUMNS})
-    return path
-
-
 def test_published_training_rows_meet_acceptance(training_csv):
     result = validate_file(training_csv)
     s = result["summary"]
@@ -34,7 +24,7 @@ def test_published_training_rows_meet_acceptance(training_csv):
         assert (row["predicted"] is None) == (row["skipped"] is not None)
 
 
-def test_rows_it_cannot_model_are_skipped_with_reason(tmp_path):
+def test_rows_it_cannot_model_are_skipped_with_reason(tmp_path, write_csv):
     base = dict(layers=24, hidden=2048, heads=16, seq_len=2048, num_gpus=8, gpu="h100-sxm",
                 precision="bf16", metric="tokens_per_s_per_gpu", value=1000, global_batch=64)
     rows = [
@@ -46,7 +36,7 @@ def test_rows_it_cannot_model_are_skipped_with_reason(tmp_path):
         dict(id="X:6", model="not-a-model", seq_len=2048, num_gpus=8, gpu="h100-sxm",
              metric="step_time_s", value=1),
     ]
-    result = validate_file(write(tmp_path, rows))
+    result = validate_file(write_csv(COLUMNS, rows))
     by_id = {r["id"]: r for r in result["rows"]}
     assert by_id["X:1"]["predicted"] > 0
     assert "unknown id 'tpu-v9'" in by_id["X:2"]["skipped"]
@@ -74,13 +64,13 @@ def test_malformed_rows_are_skipped_not_crashed(tmp_path):
         validate_file(path)
 
 
-def test_catalog_model_rows_and_conventions(tmp_path):
+def test_catalog_model_rows_and_conventions(tmp_path, write_csv):
     base = dict(model="llama-3.1-8b", seq_len=8192, num_gpus=8, gpu="h100-sxm", precision="bf16",
                 global_batch=64, recompute="full")
     rows = [dict(base, id="Y:1", metric="tflops_per_gpu", value=400, flops_convention="model"),
             dict(base, id="Y:2", metric="tflops_per_gpu", value=400, flops_convention="hardware"),
             dict(base, id="Y:3", metric="mfu_pct", value=40, flops_convention="model")]
-    r = {x["id"]: x for x in validate_file(write(tmp_path, rows))["rows"]}
+    r = {x["id"]: x for x in validate_file(write_csv(COLUMNS, rows))["rows"]}
     # full recompute: hardware FLOPs = model FLOPs + one more forward of every layer
     assert r["Y:2"]["predicted"] > 1.25 * r["Y:1"]["predicted"]
     assert r["Y:3"]["predicted"] == pytest.approx(100 * r["Y:1"]["predicted"] / 989.4)
@@ -104,7 +94,7 @@ def test_published_inference_rows_meet_acceptance(inference_csv):
                    for r in result["rows"])
 
 
-def test_model_config_path_resolves_beside_the_csv(tmp_path):
+def test_model_config_path_resolves_beside_the_csv(tmp_path, write_csv):
     """A `model` column may name a Hugging Face config.json relative to the CSV's folder."""
     import json
 
@@ -113,7 +103,7 @@ def test_model_config_path_resolves_beside_the_csv(tmp_path):
         "model_type": "llama", "num_hidden_layers": 4, "hidden_size": 1024,
         "num_attention_heads": 8, "num_key_value_heads": 8, "intermediate_size": 2816,
         "vocab_size": 32000}))
-    path = write(tmp_path, [dict(id="T:1", source="t", model="cfgs/tiny.json", seq_len=2048,
+    path = write_csv(COLUMNS, [dict(id="T:1", source="t", model="cfgs/tiny.json", seq_len=2048,
                                  gpu="h100-sxm", num_gpus=1, precision="bf16", micro_batch=1,
                                  global_batch=1, metric="step_time_s", value=0.1)])
     row = validate_file(path)["rows"][0]

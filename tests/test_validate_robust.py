@@ -4,7 +4,6 @@ traceback; a single bad row is skipped with its reason and not scored."""
 
 from __future__ import annotations
 
-import csv
 import math
 from pathlib import Path
 
@@ -19,15 +18,6 @@ INFERENCE = ["id", "source", "model", "gpu", "num_gpus", "tp", "precision", "eng
 GOOD = dict(id="R:1", source="r", model="llama-3.1-8b", gpu="h100-sxm", num_gpus="1", tp="1",
             precision="bf16", engine="vllm", input_len="128", output_len="128",
             batch_size="8", metric="tpot_ms", value="10", notes="")
-
-
-def write_rows(path: Path, rows: list[dict], columns: list[str] = INFERENCE) -> Path:
-    with path.open("w", newline="") as f:
-        w = csv.DictWriter(f, columns)
-        w.writeheader()
-        for r in rows:
-            w.writerow({c: r.get(c, "") for c in columns})
-    return path
 
 
 def run_cli(capsys, *args: str) -> tuple[int, str, str]:
@@ -84,8 +74,8 @@ def test_missing_file_and_directory(tmp_path, capsys):
     assert "is a directory" in refused(capsys, "validate", str(tmp_path))
 
 
-def test_bom_and_utf16_files_are_read(tmp_path):
-    text = write_rows(tmp_path / "plain.csv", [GOOD]).read_text()
+def test_bom_and_utf16_files_are_read(tmp_path, write_csv):
+    text = write_csv(INFERENCE, [GOOD], "plain.csv").read_text()
     expected = validate_file(tmp_path / "plain.csv")["rows"][0]["predicted"]
     for name, data in (("bom", b"\xef\xbb\xbf" + text.encode()), ("u16", text.encode("utf-16"))):
         (tmp_path / f"{name}.csv").write_bytes(data)
@@ -95,8 +85,8 @@ def test_bom_and_utf16_files_are_read(tmp_path):
 
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf", "-1", "0", "abc", "", "1e400",
                                    "1" * 500, "1e13"])
-def test_unusable_measured_values_are_skipped_not_scored(tmp_path, value):
-    path = write_rows(tmp_path / "v.csv", [dict(GOOD, id="BAD", value=value), GOOD])
+def test_unusable_measured_values_are_skipped_not_scored(tmp_path, value, write_csv):
+    path = write_csv(INFERENCE, [dict(GOOD, id="BAD", value=value), GOOD], "v.csv")
     result = validate_file(path)
     bad, good = result["rows"]
     assert bad["predicted"] is None and "ape_pct" not in bad
@@ -117,16 +107,16 @@ def test_unusable_measured_values_are_skipped_not_scored(tmp_path, value):
     ("tp", "nan", "not a number"),
     ("model", "m" * 5000, "5,000 characters"),
 ])
-def test_bad_cells_skip_the_row_with_a_reason(tmp_path, column, value, phrase):
-    path = write_rows(tmp_path / "c.csv", [dict(GOOD, id="BAD", **{column: value}), GOOD])
+def test_bad_cells_skip_the_row_with_a_reason(tmp_path, column, value, phrase, write_csv):
+    path = write_csv(INFERENCE, [dict(GOOD, id="BAD", **{column: value}), GOOD], "c.csv")
     bad, good = validate_file(path)["rows"]
     assert bad["predicted"] is None and phrase in bad["skipped"], bad["skipped"]
     assert column in bad["skipped"] and len(bad["skipped"]) < 300
     assert bad["line"] == 2 and good["line"] == 3 and good["predicted"] is not None
 
 
-def test_wrong_field_count_skips_the_row(tmp_path):
-    path = write_rows(tmp_path / "f.csv", [GOOD])
+def test_wrong_field_count_skips_the_row(tmp_path, write_csv):
+    path = write_csv(INFERENCE, [GOOD], "f.csv")
     path.write_text(path.read_text() + "R:2,r,llama-3.1-8b,h100-sxm,1,1,bf16,vllm,128,128,8,"
                     "tpot_ms,10,,one too many\n")
     first, second = validate_file(path)["rows"]
@@ -134,8 +124,8 @@ def test_wrong_field_count_skips_the_row(tmp_path):
     assert second["predicted"] is None and "has 15 fields; the header has 14" in second["skipped"]
 
 
-def test_cli_table_shows_skips_and_escapes_markup(tmp_path, capsys):
-    path = write_rows(tmp_path / "t.csv", [dict(GOOD, id="[/bold]x", value="-1"), GOOD])
+def test_cli_table_shows_skips_and_escapes_markup(tmp_path, capsys, write_csv):
+    path = write_csv(INFERENCE, [dict(GOOD, id="[/bold]x", value="-1"), GOOD], "t.csv")
     code, out, err = run_cli(capsys, "validate", str(path))
     assert code == 0 and not err
     assert "[/bold]x" in out and "skipped" in out
@@ -160,38 +150,37 @@ def test_bad_calibration_is_refused_before_any_work(tmp_path, capsys, monkeypatc
         assert "--calibration" in line and phrase in line, line
 
 
-def test_calibrate_checks_output_folder_before_fitting(tmp_path, capsys):
-    path = write_rows(tmp_path / "i.csv", [GOOD])
+def test_calibrate_checks_output_folder_before_fitting(tmp_path, capsys, write_csv):
+    path = write_csv(INFERENCE, [GOOD], "i.csv")
     line = refused(capsys, "calibrate", str(path), "-o", str(tmp_path / "no" / "c.yaml"))
     assert "does not exist" in line
     line = refused(capsys, "calibrate", str(path), "-o", str(tmp_path))
     assert "is a directory" in line
 
 
-def test_calibrate_refuses_fewer_rows_than_parameters(tmp_path, capsys):
+def test_calibrate_refuses_fewer_rows_than_parameters(tmp_path, capsys, write_csv):
     pytest.importorskip("scipy")
-    path = write_rows(tmp_path / "i.csv", [GOOD, dict(GOOD, id="R:2", value="nan")])
+    path = write_csv(INFERENCE, [GOOD, dict(GOOD, id="R:2", value="nan")], "i.csv")
     line = refused(capsys, "calibrate", str(path), "-o", str(tmp_path / "c.yaml"))
     assert "1 usable row for 2 parameters" in line, line
     assert not (tmp_path / "c.yaml").exists()
 
 
-def test_calibrate_with_only_unusable_values_says_why(tmp_path, capsys):
-    path = write_rows(tmp_path / "i.csv", [dict(GOOD, value=v) for v in ("0", "-1", "inf")])
+def test_calibrate_with_only_unusable_values_says_why(tmp_path, capsys, write_csv):
+    path = write_csv(INFERENCE, [dict(GOOD, value=v) for v in ("0", "-1", "inf")], "i.csv")
     line = refused(capsys, "calibrate", str(path), "-o", str(tmp_path / "c.yaml"))
     assert "none of its 3 inference rows can be fitted" in line and "value '0'" in line
 
 
-def test_serving_and_training_rows_reject_hostile_numbers(tmp_path):
-    serving = write_rows(tmp_path / "s.csv", [dict(GOOD, scenario="online", request_rate="0",
-                                                   batch_size="")],
-                         INFERENCE + ["scenario", "request_rate"])
+def test_serving_and_training_rows_reject_hostile_numbers(tmp_path, write_csv):
+    serving = write_csv(INFERENCE + ["scenario", "request_rate"],
+                        [dict(GOOD, scenario="online", request_rate="0", batch_size="")], "s.csv")
     row = validate_file(serving)["rows"][0]
     assert row["predicted"] is None and "request_rate '0' is out of range" in row["skipped"]
     training = ["id", "model", "gpu", "num_gpus", "seq_len", "tp", "metric", "value"]
     base = dict(id="T:1", model="llama-3.1-8b", gpu="h100-sxm", num_gpus="8", seq_len="4096",
                 metric="step_time_s", value="1")
-    path = write_rows(tmp_path / "t.csv", [dict(base, tp="1" * 400), base], training)
+    path = write_csv(training, [dict(base, tp="1" * 400), base], "t.csv")
     bad, good = validate_file(path)["rows"]
     assert "tp '111" in bad["skipped"] and good["predicted"] is not None
 
