@@ -56,12 +56,7 @@ def fit_parameters(cases, predict, names: list[str], prior: Efficiency,
     """Fit ``names`` of ``prior`` so that ``predict(case, efficiency)`` matches each case's
     ``measured`` (robust least squares on log error, source-balanced, pulled to the prior).
     With ``with_cost``, return (efficiency, final loss)."""
-    try:
-        from scipy.optimize import least_squares
-    except ImportError:  # pragma: no cover - exercised only without the extra
-        raise FlopcastError(
-            "calibrate needs scipy: pip install 'flopcast[calibrate]'"
-        ) from None
+    least_squares = scipy_least_squares()
     x0, lo, hi, scale = _scaled_bounds(names, prior)
     measured = np.array([c.measured for c in cases])
     weights = _source_weights(cases)
@@ -81,6 +76,15 @@ def fit_parameters(cases, predict, names: list[str], prior: Efficiency,
     result = least_squares(residuals, x0, bounds=(lo, hi), loss="soft_l1", f_scale=ROBUST_SCALE,
                            diff_step=1e-3, max_nfev=200)
     return (efficiency(result.x), float(result.cost)) if with_cost else efficiency(result.x)
+
+
+def scipy_least_squares():
+    """scipy's least_squares, or one line saying how to install it (an optional extra)."""
+    try:
+        from scipy.optimize import least_squares
+    except ImportError:  # pragma: no cover - exercised only without the extra
+        raise FlopcastError("calibrate needs scipy: pip install 'flopcast[calibrate]'") from None
+    return least_squares
 
 
 def _source_weights(cases: list[TrainingCase]) -> np.ndarray:

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from flopcast.errors import FlopcastError
 from flopcast.specs.efficiency import Efficiency
 from flopcast.validate.training import TrainingCase, predict_case
 
@@ -125,7 +124,7 @@ def fit_joint(cases: list[TrainingCase], backends: dict[str, str | None],
     calibration/fit.py: log error, soft-L1, source-balanced rows, pull toward the prior)."""
     from flopcast.calibration import fit as base
 
-    least_squares = _least_squares()
+    least_squares = base.scipy_least_squares()
     prior = prior or Efficiency()
     params = identifiable(cases)
     bounds = np.array([base.FITTED_PARAMETERS[p.name] for p in params], dtype=float)
@@ -173,10 +172,3 @@ def calibrate_joint(cases: list[TrainingCase], prior: Efficiency | None = None) 
     """Choose each framework's attention kernel, then fit every value jointly."""
     return fit_joint(cases, choose_backends(cases, prior), prior)
 
-
-def _least_squares():
-    try:
-        from scipy.optimize import least_squares
-    except ImportError:  # pragma: no cover - exercised only without the extra
-        raise FlopcastError("calibrate needs scipy: pip install 'flopcast[calibrate]'") from None
-    return least_squares
