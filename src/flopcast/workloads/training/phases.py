@@ -188,10 +188,14 @@ def _states(model, framework, precision, lay, non_expert, expert_p, extra, n_lay
     # materialised whole (physics/memory.zero_transient_bytes).
     other, expert = memory.layer_param_counts(model)
     layer_p = other / lay.tp + expert / (lay.etp * lay.ep)
-    # Streamed parameters keep their window of layers (stream_window; 2 by default).
-    units = np.where(lay.offload_param > 0, lay.stream_window, memory.ZERO_UNITS_IN_FLIGHT)
-    share = memory.zero_units_in_flight_fraction(layer_p, extra, non_expert + expert_p, units)
-    w, g, o = memory.offloaded_state_bytes((w_all, g_all, o_all), share, lay.offload_param,
+    share = memory.zero_units_in_flight_fraction(layer_p, extra, non_expert + expert_p)
+    # Streamed parameters keep the rank's part of a window of layers resident (stream_window,
+    # 2 by default: the share above); ZeRO-3's gathers stay two units whatever the window.
+    streamed = memory.zero_units_in_flight_fraction(layer_p, extra, non_expert + expert_p,
+                                                    np.where(lay.offload_param > 0,
+                                                             lay.stream_window,
+                                                             memory.ZERO_UNITS_IN_FLIGHT))
+    w, g, o = memory.offloaded_state_bytes((w_all, g_all, o_all), streamed, lay.offload_param,
                                            lay.offload_grad, lay.offload)
     zero_w, zero_g = memory.zero_transient_bytes(non_expert, expert_p, precision, lay.zero,
                                                  dense_shards, expert_shards, share)
