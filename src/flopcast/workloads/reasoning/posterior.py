@@ -130,8 +130,10 @@ def _node_weights(quad, log_f: np.ndarray, below: np.ndarray, above: np.ndarray)
     log_node = quad.log_weight + log_f
     top = log_node.max(axis=1, keepdims=True)
     w = np.exp(log_node - top)
-    w[:, 0] += np.where(quad.low > 0, below, 0.0) * np.exp(-top[:, 0])
-    w[:, -1] += np.where(quad.high < 1, above, 0.0) * np.exp(-top[:, 0])
+    for col, mass, used in ((0, below, quad.low > 0), (-1, above, quad.high < 1)):
+        with np.errstate(divide="ignore"):
+            log_mass = np.where(used & (mass > 0), np.log(np.where(mass > 0, mass, 1.0)), -np.inf)
+        w[:, col] += np.exp(np.minimum(log_mass - top[:, 0], 700.0))
     return np.exp(quad.log_p), w / w.sum(axis=1, keepdims=True)
 
 
