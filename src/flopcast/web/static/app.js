@@ -157,7 +157,8 @@ function renderPlan(d) {
     ["ZeRO", "config.zero_stage"], ["recompute", "config.recompute"],
     ["step s", "step_time_s"], ["tokens/s", "tokens_per_s"], ["MFU %", "mfu", PCT],
     ["GiB/GPU", "memory.total", TO_GIB], ["fits", "fits"], ["days", "time_to_train_days"],
-    ["$", "cost_usd"]].filter(([, c]) => top.some((t) => get(t, c) !== undefined && get(t, c) !== null));
+    ["$", "cost_usd"]].filter(([, c]) => top.some((t) => get(t, c) !== undefined
+      && get(t, c) !== null));
   out.push(gridTable(`Best ${top.length} configurations`, d, "#", top.map((_, i) => i), cols,
     (i, c) => `top.${i}.${c}`, (i) => i + 1));
   out.push(...planPareto(d), ...planClusters(d));
@@ -483,7 +484,15 @@ async function fillCatalogs() {
   }
 }
 
+// <template data-use="fields-X"> inside a form becomes a copy of the fields of #fields-X.
+function expandTemplates() {
+  for (const slot of document.querySelectorAll("form template[data-use]")) {
+    slot.replaceWith(document.getElementById(slot.dataset.use).content.cloneNode(true));
+  }
+}
+
 async function init() {
+  expandTemplates();
   for (const b of document.querySelectorAll("#tabs button")) {
     b.addEventListener("click", () => {
       showTab(b.dataset.tab);
@@ -491,6 +500,9 @@ async function init() {
     });
   }
   for (const form of document.querySelectorAll("form[data-endpoint]")) {
+    const key = formKey(form);
+    form.after(el("p", { class: "error", id: `${key}-error`, role: "alert", hidden: "" }),
+      el("div", { class: "result", id: `${key}-result`, "aria-live": "polite" }));
     form.addEventListener("submit", (ev) => {
       ev.preventDefault();
       submit(form);
