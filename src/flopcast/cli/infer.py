@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from flopcast.api.common import ModelFlags
 from flopcast.cli.common import (
     CALIBRATION_OPT,
     FFN_OPT,
@@ -20,7 +21,6 @@ from flopcast.cli.common import (
     MODEL_OPT,
     SWIGLU_OPT,
     VOCAB_OPT,
-    _model,
     app,
     console,
     ensure_finite,
@@ -98,7 +98,9 @@ def infer(
         raise FlopcastError(f"{flag}: must be at least 1; got {size}")
     the_gpu = load_gpu(gpu, calibration)
     job = InferenceJob(
-        model=_model(model, layers, hidden, heads, kv_heads, ffn_hidden, vocab, swiglu),
+        model=ModelFlags(model=model, layers=layers, hidden=hidden, heads=heads,
+                         kv_heads=kv_heads, ffn_hidden=ffn_hidden, vocab=vocab,
+                         swiglu=swiglu).resolve(),
         system=System(gpu=the_gpu, num_gpus=gpus),
         engine=load_engine(engine), tp=tp if tp is not None else max(gpus // max(pp, 1), 1),
         pp=pp, ep=ep, weights=precision, kv_format=kv_precision, input_len=input_len,
