@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from enum import Enum
 from typing import Annotated, TypeVar, get_type_hints
 
@@ -38,6 +38,15 @@ class Request(BaseModel):
     def options(cls) -> dict[str, str]:
         """Field → the command-line option that sets it ('global_batch' → '--global-batch')."""
         return {name: "--" + name.replace("_", "-") for name in cls.model_fields}
+
+
+#: Where a request's warnings go: what is allowed but doubtful (the CLI prints them on
+#: stderr, the web API sends them in a header; the result alone is the answer).
+Warn = Callable[[str], None]
+
+
+def ignore(message: str) -> None:
+    """The default warning sink: drops the warning."""
 
 
 def fields_of(dataclass: type) -> dict:

@@ -5,7 +5,6 @@ Imports the training workload: the CLI imports this module inside the command.""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from pydantic import create_model
@@ -17,9 +16,11 @@ from flopcast.api.common import (
     PrecisionChoice,
     RecomputeChoice,
     ScheduleChoice,
+    Warn,
     beyond_context,
     ensure_finite,
     fields_of,
+    ignore,
     parse_count,
     validated_update,
 )
@@ -75,13 +76,6 @@ TrainResult = create_model(
     expected_error=(dict[str, Any], ...), expected_error_memory=(dict[str, Any], ...))
 
 
-Warn = Callable[[str], None]
-
-
-def _ignore(message: str) -> None:
-    """The default warning sink: the result alone is the answer."""
-
-
 def training_job(r: TrainRequest):
     """The TrainingJob a request describes (catalog entries loaded, overrides validated)."""
     from flopcast.catalog import load_framework, load_gpu
@@ -113,10 +107,10 @@ def training_job(r: TrainRequest):
                        attention_backend=r.attention_backend, framework=framework)
 
 
-def run_train(request: TrainRequest, warn: Warn = _ignore) -> tuple[Any, TrainingEstimate]:
-    """Estimate one training configuration: (the typed result, the TrainingEstimate it
-    serialises, for renderers). Refusals raise FlopcastError or pydantic's ValidationError,
-    each one line (api.common.one_line); ``warn`` receives what is allowed but doubtful."""
+def run_train(request: TrainRequest, warn: Warn = ignore):
+    """Estimate one training configuration: a TrainResult. Refusals raise FlopcastError or
+    pydantic's ValidationError, each one line (api.common.one_line); ``warn`` receives what
+    is allowed but doubtful."""
     from flopcast.workloads.training import estimate_training
 
     job = training_job(request)
@@ -125,7 +119,7 @@ def run_train(request: TrainRequest, warn: Warn = _ignore) -> tuple[Any, Trainin
         warn(text)
     out = est.to_dict() | training_assumptions(job.system.gpu, job.framework.id)
     ensure_finite(out, "estimate")
-    return TrainResult.model_validate(out), est
+    return TrainResult.model_validate(out)
 
 
 def parse_offload(text: str | None) -> dict[str, str]:

@@ -133,11 +133,11 @@ def train(
     """
     from flopcast.api.train import TrainRequest, run_train
 
-    result, est = run_train(request_from(TrainRequest, locals()), warn)
+    result = run_train(request_from(TrainRequest, locals()), warn)
     if as_json:
         print(json.dumps(result.model_dump(mode="json"), indent=2))
         return
-    _print_training(est, result.model_dump())
+    _print_training(result, result.model_dump())
 
 
 def _print_training(est, out: dict) -> None:
