@@ -109,3 +109,11 @@ def test_page_placeholder_static_files_and_plotly(client):
 def test_openapi_lists_the_endpoints(client):
     paths = client.get("/openapi.json").json()["paths"]
     assert "/api/train" in paths
+
+
+@pytest.mark.parametrize("kind", ["gpus", "models", "engines", "frameworks", "datasets"])
+def test_catalog_api_equals_cli_json(client, kind):
+    r = client.get(f"/api/catalog/{kind}")
+    assert r.status_code == 200
+    assert r.json() == cli_json("catalog", kind)
+    assert all(row["id"] for row in r.json())

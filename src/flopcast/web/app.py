@@ -38,6 +38,7 @@ def create_app() -> FastAPI:
     _error_handlers(app)
     for route in routes():
         _add_post(app, *route)
+    _catalog_routes(app)
     _static_routes(app)
     return app
 
@@ -106,6 +107,28 @@ def request_error_line(errors) -> str:
         loc = ("--" + loc[0].replace("_", "-"),)
     err["loc"] = loc or ("body",)
     return error_line(err, {})
+
+
+def _catalog_routes(app: FastAPI) -> None:
+    """GET /api/catalog/{gpus,models,engines,frameworks,datasets} (flopcast catalog KIND
+    --json): the entries the page's drop-downs offer."""
+    from flopcast.api.catalog import CatalogKind, CatalogResult
+
+    for kind in CatalogKind:
+        app.get(f"/api/catalog/{kind.value}", response_model=CatalogResult,
+                summary=f"The catalog's {kind.value} (flopcast catalog {kind.value} --json)."
+                )(_catalog_endpoint(kind))
+
+
+def _catalog_endpoint(kind) -> Callable[[], Response]:
+    """The endpoint answering one catalog (no parameters)."""
+    from flopcast.api.catalog import CatalogRequest, run_catalog
+
+    def endpoint() -> Response:
+        return JSONResponse(run_catalog(CatalogRequest(kind=kind)).model_dump(mode="json"))
+
+    endpoint.__name__ = f"catalog_{kind.value}"
+    return endpoint
 
 
 def _static_routes(app: FastAPI) -> None:
