@@ -117,3 +117,25 @@ def test_catalog_api_equals_cli_json(client, kind):
     assert r.status_code == 200
     assert r.json() == cli_json("catalog", kind)
     assert all(row["id"] for row in r.json())
+
+
+@pytest.mark.parametrize(("args", "body"), [
+    (["-m", "llama-3.1-8b"], {"model": "llama-3.1-8b"}),
+    (["-m", "llama-3.1-70b", "--gpus", "4", "--concurrency", "32", "--precision", "fp8"],
+     {"model": "llama-3.1-70b", "gpus": 4, "concurrency": 32, "precision": "fp8"}),
+    (["--layers", "4", "--hidden", "256", "--heads", "4", "--max-throughput"],
+     {"layers": 4, "hidden": 256, "heads": 4, "max_throughput": True}),
+])
+def test_infer_api_equals_cli_json(client, args, body):
+    assert api(client, "/api/infer", body) == cli_json("infer", *args)
+
+
+@pytest.mark.parametrize(("args", "body"), [
+    (["--batch", "2", "--concurrency", "3"], {"batch": 2, "concurrency": 3}),
+    (["--batch", "0"], {"batch": 0}),
+    (["--engine", "nope"], {"engine": "nope"}),
+])
+def test_infer_refusal_is_422_with_the_cli_line(client, args, body):
+    r = client.post("/api/infer", json={"model": "llama-3.1-8b"} | body)
+    assert r.status_code == 422
+    assert r.json() == {"detail": cli_error("infer", "-m", "llama-3.1-8b", *args)}

@@ -45,11 +45,14 @@ def create_app() -> FastAPI:
 
 def routes() -> list[tuple[str, type[BaseModel], type[BaseModel], Callable, str]]:
     """(path, request type, result type, function, summary) of each POST endpoint."""
+    from flopcast.api.infer import InferRequest, InferResult, run_infer
     from flopcast.api.train import TrainRequest, TrainResult, run_train
 
     return [
         ("/api/train", TrainRequest, TrainResult, run_train,
          "One training configuration (flopcast train --json)."),
+        ("/api/infer", InferRequest, InferResult, run_infer,
+         "Serving one configuration in steady state (flopcast infer --json)."),
     ]
 
 
