@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from flopcast.api.common import ModelFlags
 from flopcast.cli.common import (
     CALIBRATION_OPT,
     FFN_OPT,
@@ -28,8 +29,6 @@ from flopcast.cli.common import (
     TOKENS_OPT,
     VOCAB_OPT,
     PrecisionChoice,
-    _model,
-    _short,
     app,
     console,
     ensure_finite,
@@ -39,6 +38,7 @@ from flopcast.cli.common import (
     parse_count,
     plural,
     print_table,
+    short,
     warn_beyond_context,
 )
 from flopcast.errors import FlopcastError
@@ -68,10 +68,10 @@ def parse_gpu_counts(text: str) -> list[int]:
             counts = [int(x) for x in text.split(",")]
     except ValueError:
         raise FlopcastError(f"--gpus: expected a count (512), a range (64..2048) or a list "
-                            f"(64,128); got {_short(text)!r}") from None
+                            f"(64,128); got {short(text)!r}") from None
     if not all(1 <= n <= MAX_INT for n in counts):
         raise FlopcastError(f"--gpus: every GPU count must be at least 1 and at most "
-                            f"{MAX_INT:,}; got {_short(text)!r}")
+                            f"{MAX_INT:,}; got {short(text)!r}")
     return counts
 
 
@@ -107,7 +107,7 @@ def _int_list(text: str | None, name: str, low: int = 1, high: int = MAX_INT) ->
     except ValueError:
         values = []
     if not values or not all(low <= v <= high for v in values):
-        raise FlopcastError(f"--{name}: expected {allowed}; got {_short(text)!r}")
+        raise FlopcastError(f"--{name}: expected {allowed}; got {short(text)!r}")
     return values
 
 
@@ -177,7 +177,8 @@ def plan_train(
         ep=_int_list(ep, "ep"), micro_batch=_int_list(micro_batch, "micro-batch"),
         zero=_int_list(zero, "zero", 0, 3)).items() if v is not None}
     refs = [m.strip() for m in model.split(",")] if model else [None]
-    models = [_model(ref, layers, hidden, heads, kv_heads, ffn_hidden, vocab, swiglu)
+    models = [ModelFlags(layers=layers, hidden=hidden, heads=heads, kv_heads=kv_heads,
+                          ffn_hidden=ffn_hidden, vocab=vocab, swiglu=swiglu).resolve(ref)
               for ref in refs]
     lengths = _int_list(seq_lens, "seq-lens") or [seq_len]
     requests = [PlanRequest(

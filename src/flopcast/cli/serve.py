@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 
+from flopcast.api.common import ModelFlags
 from flopcast.cli.common import (
     CALIBRATION_OPT,
     GPU_HELP,
@@ -206,12 +207,11 @@ def serve(
 def _job(model, gpu, gpus, tp, pp, ep, precision, kv_precision, engine, calibration):
     from flopcast.catalog import load_gpu
     from flopcast.catalog.loader import load_engine
-    from flopcast.cli.common import _model
     from flopcast.specs import System
     from flopcast.specs.inference import InferenceJob
 
     return InferenceJob(
-        model=_model(model, None, None, None, None, None, None, None),
+        model=ModelFlags(model=model).resolve(),
         system=System(gpu=load_gpu(gpu, calibration), num_gpus=gpus),
         # max(pp, 1): --pp 0 must reach InferenceJob's validator, not divide by zero here.
         engine=load_engine(engine), tp=tp if tp is not None else max(gpus // max(pp, 1), 1),

@@ -1,0 +1,171 @@
+"""The web API and page: ``create_app()`` builds the FastAPI application ``flopcast web``
+serves.
+
+Every JSON endpoint takes the typed request of a command (flopcast.api; field names are the
+command's options in snake_case) and answers exactly what the command's ``--json`` prints.
+Invalid input is HTTP 422 with ``{"detail": "<the one line the CLI prints>"}``; warnings
+(allowed but doubtful input) come in the ``X-Flopcast-Warning`` header. The page and its
+script are files under ``static/``; the charting library is the ``plotly.min.js`` bundled in
+the ``plotly`` package: nothing is fetched from the internet.
+"""
+
+import importlib.util
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from pydantic import BaseModel, ValidationError
+
+from flopcast.api.common import error_line, one_line
+from flopcast.errors import FlopcastError, echo
+
+STATIC = Path(__file__).resolve().parent / "static"
+#: Served at ``GET /`` while the page (static/index.html) is missing.
+PLACEHOLDER = ("<!doctype html><html><head><meta charset='utf-8'><title>flopcast</title>"
+               "</head><body><h1>flopcast</h1><p>The page is not installed; the JSON API is "
+               "described at <a href='/openapi.json'>/openapi.json</a>.</p></body></html>")
+
+
+def create_app() -> FastAPI:
+    """The application: JSON endpoints under /api, the page at /, its files under /static."""
+    from flopcast.cli.common import package_version
+
+    app = FastAPI(title="flopcast", version=package_version(), docs_url=None,
+                  redoc_url=None, description=__doc__)
+    _error_handlers(app)
+    for route in routes():
+        _add_post(app, *route)
+    _catalog_routes(app)
+    _static_routes(app)
+    return app
+
+
+def routes() -> list[tuple[str, type[BaseModel], type[BaseModel], Callable, str]]:
+    """(path, request type, result type, function, summary) of each POST endpoint."""
+    from flopcast.api.infer import InferRequest, InferResult, run_infer
+    from flopcast.api.train import TrainRequest, TrainResult, run_train
+
+    return [
+        ("/api/train", TrainRequest, TrainResult, run_train,
+         "One training configuration (flopcast train --json)."),
+        ("/api/infer", InferRequest, InferResult, run_infer,
+         "Serving one configuration in steady state (flopcast infer --json)."),
+    ]
+
+
+def _add_post(app: FastAPI, path: str, request_type: type[BaseModel],
+              result_type: type[BaseModel], run: Callable, summary: str) -> None:
+    """POST ``path``: the body validated as ``request_type``, answered by ``run`` (in a worker
+    thread: the estimates are CPU-bound), serialised as the CLI's --json."""
+
+    def endpoint(body) -> Response:
+        warnings: list[str] = []
+        result = run(body, warnings.append)
+        headers = {"X-Flopcast-Warning": _header_text(warnings)} if warnings else None
+        return JSONResponse(result.model_dump(mode="json"), headers=headers)
+
+    endpoint.__annotations__ = {"body": request_type, "return": Response}
+    endpoint.__name__ = path.strip("/").replace("/", "_")
+    app.post(path, response_model=result_type, summary=summary,
+             responses={422: {"description": "Invalid input: {\"detail\": one line}"}}
+             )(endpoint)
+
+
+def _header_text(warnings: list[str]) -> str:
+    """Warnings as one ASCII header value (JSON list, non-ASCII escaped)."""
+    return json.dumps(warnings, ensure_ascii=True)
+
+
+def _error_handlers(app: FastAPI) -> None:
+    """Every refusal as HTTP 422 {"detail": one line}: a body that is not the request type
+    (FastAPI's own check), and what the specs, catalogs and workloads refuse."""
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_body(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return _refusal(request_error_line(exc.errors()))
+
+    @app.exception_handler(FlopcastError)
+    @app.exception_handler(ValidationError)
+    @app.exception_handler(OSError)
+    async def _refused(request: Request, exc: Exception) -> JSONResponse:
+        return _refusal(one_line(exc))
+
+
+def _refusal(line: str) -> JSONResponse:
+    return JSONResponse({"detail": line}, status_code=422)
+
+
+def request_error_line(errors) -> str:
+    """The first error of a request body as one line naming the option: a field of the body
+    is the command's option of that name ('global_batch: …' → '--global-batch: …')."""
+    if not errors:
+        return "body: not a valid request"
+    err = dict(errors[0])
+    loc = tuple(err.get("loc", ()))
+    loc = loc[1:] if loc[:1] == ("body",) else loc
+    if len(loc) == 1 and isinstance(loc[0], str):
+        loc = ("--" + loc[0].replace("_", "-"),)
+    err["loc"] = loc or ("body",)
+    return error_line(err, {})
+
+
+def _catalog_routes(app: FastAPI) -> None:
+    """GET /api/catalog/{gpus,models,engines,frameworks,datasets} (flopcast catalog KIND
+    --json): the entries the page's drop-downs offer."""
+    from flopcast.api.catalog import CatalogKind, CatalogResult
+
+    for kind in CatalogKind:
+        app.get(f"/api/catalog/{kind.value}", response_model=CatalogResult,
+                summary=f"The catalog's {kind.value} (flopcast catalog {kind.value} --json)."
+                )(_catalog_endpoint(kind))
+
+
+def _catalog_endpoint(kind) -> Callable[[], Response]:
+    """The endpoint answering one catalog (no parameters)."""
+    from flopcast.api.catalog import CatalogRequest, run_catalog
+
+    def endpoint() -> Response:
+        return JSONResponse(run_catalog(CatalogRequest(kind=kind)).model_dump(mode="json"))
+
+    endpoint.__name__ = f"catalog_{kind.value}"
+    return endpoint
+
+
+def _static_routes(app: FastAPI) -> None:
+    """GET / (the page, or a placeholder while it is missing), /static/vendor/plotly.min.js
+    (plotly's bundled copy) and /static/… (the page's files)."""
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def index() -> Response:
+        page = STATIC / "index.html"
+        return FileResponse(page) if page.is_file() else HTMLResponse(PLACEHOLDER)
+
+    @app.get("/static/vendor/plotly.min.js", include_in_schema=False)
+    def plotly_js() -> Response:
+        path = plotly_bundle()
+        if path is None:
+            return JSONResponse({"detail": "plotly is not installed: pip install "
+                                 "'flopcast[web]'"}, status_code=404)
+        return FileResponse(path, media_type="text/javascript")
+
+    @app.get("/static/{path:path}", include_in_schema=False)
+    def static(path: str) -> Response:
+        file = (STATIC / path).resolve()
+        if not file.is_relative_to(STATIC) or not file.is_file():
+            return JSONResponse({"detail": f"no such file: {echo(path)}"}, status_code=404)
+        return FileResponse(file)
+
+
+def plotly_bundle() -> Path | None:
+    """plotly.min.js inside the installed ``plotly`` package (found without importing it)."""
+    spec = importlib.util.find_spec("plotly")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for root in spec.submodule_search_locations:
+        path = Path(root) / "package_data" / "plotly.min.js"
+        if path.is_file():
+            return path
+    return None
