@@ -46,10 +46,10 @@ function valueCell(data, path, scale) {
   return el("td", attrs, fmt(shown));
 }
 
-// rows: [[label, path, scale?], ...] -> two-column table; rows whose value is absent are left out.
+// rows: [[label, path, scale?], ...] -> two-column table; absent or null values are left out.
 function statTable(title, data, rows) {
   const body = rows
-    .filter(([, path]) => get(data, path) !== undefined)
+    .filter(([, path]) => get(data, path) !== undefined && get(data, path) !== null)
     .map(([label, path, scale]) => el("tr", {}, el("th", { scope: "row" }, label),
       valueCell(data, path, scale)));
   return el("table", { class: "stats" }, el("caption", {}, title), el("tbody", {}, ...body));
@@ -73,10 +73,16 @@ function chart(id, traces, layout) {
   const div = el("div", { id, class: "chart" });
   const base = { margin: { t: 40, r: 20, b: 90, l: 70 }, height: 360, font: { size: 12 },
     legend: { orientation: "h", y: -0.3 } };
-  requestAnimationFrame(() => {
-    if (window.Plotly) window.Plotly.newPlot(div, traces, { ...base, ...layout }, CHART_CONFIG);
-    else div.textContent = "(charts need /static/vendor/plotly.min.js, which did not load)";
-  });
+  const draw = () => window.Plotly.newPlot(div, traces, { ...base, ...layout }, CHART_CONFIG);
+  const missing = () => { div.textContent = "(charts need /static/vendor/plotly.min.js)"; };
+  const script = document.getElementById("plotly-js");
+  // Plotly loads asynchronously (the forms work before it has); draw once it is there.
+  if (window.Plotly) requestAnimationFrame(draw);
+  else if (script.dataset.failed) missing();
+  else {
+    script.addEventListener("load", draw);
+    script.addEventListener("error", missing);
+  }
   return div;
 }
 
@@ -364,7 +370,7 @@ function formBody(form) {
 function resetField(f) {
   if (f.tagName === "SELECT") {
     const dflt = f.dataset.default;
-    const hit = [...f.options].find((o) => o.value === dflt);
+    const hit = [...f.options].find((o) => (dflt ? o.value === dflt : o.defaultSelected));
     f.selectedIndex = hit ? hit.index : 0;
   } else if (f.type !== "file") {
     f.value = f.defaultValue;
