@@ -139,3 +139,17 @@ def test_infer_refusal_is_422_with_the_cli_line(client, args, body):
     r = client.post("/api/infer", json={"model": "llama-3.1-8b"} | body)
     assert r.status_code == 422
     assert r.json() == {"detail": cli_error("infer", "-m", "llama-3.1-8b", *args)}
+
+
+@pytest.mark.parametrize(("args", "body"), [
+    (["-m", "llama-3.1-8b", "--gpus", "16", "--tokens", "1T"],
+     {"model": "llama-3.1-8b", "gpus": 16, "tokens": "1T"}),
+    (["-m", "llama-3.1-8b", "--gpu", "h100-sxm,a100-80gb", "--gpus", "8..16", "--tokens", "1T",
+      "--deadline-days", "200", "--tp", "1,2", "--objective", "cost"],
+     {"model": "llama-3.1-8b", "gpu": "h100-sxm,a100-80gb", "gpus": "8..16", "tokens": "1T",
+      "deadline_days": 200, "tp": "1,2", "objective": "cost"}),
+    (["-m", "pythia-1b,pythia-410m", "--gpus", "8", "--seq-lens", "1024,2048", "--top", "2"],
+     {"model": "pythia-1b,pythia-410m", "gpus": 8, "seq_lens": "1024,2048", "top": 2}),
+])
+def test_plan_train_api_equals_cli_json(client, args, body):
+    assert api(client, "/api/plan/train", body) == cli_json("plan", "train", *args)

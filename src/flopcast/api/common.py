@@ -49,6 +49,12 @@ def ignore(message: str) -> None:
     """The default warning sink: drops the warning."""
 
 
+def json_of(result: BaseModel):
+    """A result as the CLI's --json prints it and the API answers: what the workload gave,
+    keys it did not give (optional ones, e.g. a deadline's verdict) left out."""
+    return result.model_dump(mode="json", exclude_unset=True)
+
+
 def fields_of(dataclass: type) -> dict:
     """A dataclass's fields as ``pydantic.create_model`` arguments (all required), so that a
     result type is declared once, by the workload's own dataclass."""
@@ -80,6 +86,12 @@ class PrecisionChoice(str, Enum):
     fp8 = "fp8"
     mxfp8 = "mxfp8"
     nvfp4 = "nvfp4"
+
+
+class ObjectiveChoice(str, Enum):
+    time = "time"
+    cost = "cost"
+    energy = "energy"
 
 
 M = TypeVar("M", bound=BaseModel)

@@ -20,12 +20,13 @@ def catalog(
     """List the built-in GPUs, models, serving engines, training frameworks or request-length
     datasets."""
     from flopcast.api.catalog import CatalogKind, CatalogRequest, run_catalog
+    from flopcast.api.common import json_of
 
     kinds = [k.value for k in CatalogKind]
     if kind not in kinds:
         raise FlopcastError(f"catalog: kind must be {', '.join(map(repr, kinds[:-1]))} or "
                             f"{kinds[-1]!r}; got {kind!r}")
-    data = run_catalog(CatalogRequest(kind=kind)).model_dump(mode="json")
+    data = json_of(run_catalog(CatalogRequest(kind=kind)))
     if as_json:
         print(json.dumps(data, indent=2))
         return

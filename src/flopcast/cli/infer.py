@@ -76,11 +76,12 @@ def infer(
     Default mode is a static batch of 1; give one of --batch, --concurrency, --max-throughput.
     Latencies in ms, memory in GiB (bytes in --json).
     """
+    from flopcast.api.common import json_of
     from flopcast.api.infer import InferRequest, run_infer
 
     result = run_infer(request_from(InferRequest, locals()), warn)
     if as_json:
-        print(json.dumps(result.model_dump(mode="json"), indent=2))
+        print(json.dumps(json_of(result), indent=2))
         return
     _print_inference(result, result.model_dump())
 

@@ -131,11 +131,12 @@ def train(
     worst moment of the step (forward, backward or optimizer step) as the --framework lays
     it out; --json adds each phase and what it is made of (memory_phases).
     """
+    from flopcast.api.common import json_of
     from flopcast.api.train import TrainRequest, run_train
 
     result = run_train(request_from(TrainRequest, locals()), warn)
     if as_json:
-        print(json.dumps(result.model_dump(mode="json"), indent=2))
+        print(json.dumps(json_of(result), indent=2))
         return
     _print_training(result, result.model_dump())
 

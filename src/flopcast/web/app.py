@@ -13,13 +13,14 @@ import importlib.util
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ValidationError
 
-from flopcast.api.common import error_line, one_line
+from flopcast.api.common import error_line, json_of, one_line
 from flopcast.errors import FlopcastError, echo
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -43,21 +44,24 @@ def create_app() -> FastAPI:
     return app
 
 
-def routes() -> list[tuple[str, type[BaseModel], type[BaseModel], Callable, str]]:
+def routes() -> list[tuple[str, type[BaseModel], Any, Callable, str]]:
     """(path, request type, result type, function, summary) of each POST endpoint."""
     from flopcast.api.infer import InferRequest, InferResult, run_infer
+    from flopcast.api.plan import PlanResult, PlanSweepResult, PlanTrainRequest, run_plan_train
     from flopcast.api.train import TrainRequest, TrainResult, run_train
 
     return [
         ("/api/train", TrainRequest, TrainResult, run_train,
          "One training configuration (flopcast train --json)."),
+        ("/api/plan/train", PlanTrainRequest, PlanResult | PlanSweepResult, run_plan_train,
+         "Search configurations, clusters and sweeps (flopcast plan train --json)."),
         ("/api/infer", InferRequest, InferResult, run_infer,
          "Serving one configuration in steady state (flopcast infer --json)."),
     ]
 
 
 def _add_post(app: FastAPI, path: str, request_type: type[BaseModel],
-              result_type: type[BaseModel], run: Callable, summary: str) -> None:
+              result_type: Any, run: Callable, summary: str) -> None:
     """POST ``path``: the body validated as ``request_type``, answered by ``run`` (in a worker
     thread: the estimates are CPU-bound), serialised as the CLI's --json."""
 
@@ -65,7 +69,7 @@ def _add_post(app: FastAPI, path: str, request_type: type[BaseModel],
         warnings: list[str] = []
         result = run(body, warnings.append)
         headers = {"X-Flopcast-Warning": _header_text(warnings)} if warnings else None
-        return JSONResponse(result.model_dump(mode="json"), headers=headers)
+        return JSONResponse(json_of(result), headers=headers)
 
     endpoint.__annotations__ = {"body": request_type, "return": Response}
     endpoint.__name__ = path.strip("/").replace("/", "_")
@@ -128,7 +132,7 @@ def _catalog_endpoint(kind) -> Callable[[], Response]:
     from flopcast.api.catalog import CatalogRequest, run_catalog
 
     def endpoint() -> Response:
-        return JSONResponse(run_catalog(CatalogRequest(kind=kind)).model_dump(mode="json"))
+        return JSONResponse(json_of(run_catalog(CatalogRequest(kind=kind))))
 
     endpoint.__name__ = f"catalog_{kind.value}"
     return endpoint
