@@ -18,6 +18,7 @@ import socket
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -121,7 +122,7 @@ def shown_number(text: str) -> float:
 
 
 def fill_train_form(page, base_url: str, request: dict) -> None:
-    page.goto(base_url + "/")
+    page.goto(base_url + "/", wait_until="domcontentloaded")
     page.wait_for_selector("body[data-ready=true]", state="attached")
     for name, value in request.items():
         field = page.locator(f"#train-form [name={name}]")
@@ -183,12 +184,35 @@ def test_the_address_reruns_the_form(base_url, page):
     shared = page.url
     assert "#train?" in shared and "model=llama-3.1-70b" in shared and "tp=4" in shared
     page.goto("about:blank")
-    page.goto(shared)
+    page.goto(shared, wait_until="domcontentloaded")
     page.wait_for_selector("#train-result[data-state=done]", state="attached", timeout=20_000)
     assert page.input_value("#train-form [name=gpus]") == str(TRAIN["gpus"])
     assert page.input_value("#train-form [name=model]") == TRAIN["model"]
     _, answer = post(base_url, "/api/train", TRAIN)
     check_cells(result_cells(page, "#train-result"), answer)
+
+
+#: (form, endpoint, request) for the other tabs: opened by address, checked against the API.
+OTHER_TABS = [
+    ("infer", "/api/infer", {"model": "llama-3.1-8b", "gpus": 1, "batch": 8}),
+    ("plan", "/api/plan/train", {"model": "llama-3.1-8b", "gpus": "16", "top": 3}),
+]
+
+
+def test_other_tabs_show_the_api_numbers(base_url, page):
+    page.goto(base_url + "/", wait_until="domcontentloaded")
+    page.wait_for_selector("body[data-ready=true]", state="attached")
+    for form, endpoint, request in OTHER_TABS:
+        page.goto(f"{base_url}/#{form}?{urllib.parse.urlencode(request)}",
+                  wait_until="domcontentloaded")
+        page.wait_for_selector(f"#{form}-result[data-state=done], #{form}-result[data-state=error]",
+                               state="attached", timeout=20_000)
+        assert page.is_hidden(f"#{form}-error"), page.inner_text(f"#{form}-error")
+        status, answer = post(base_url, endpoint, request)
+        assert status == 200, answer
+        cells = result_cells(page, f"#{form}-result")
+        assert len(cells) > 10
+        check_cells(cells, answer)
 
 
 def test_invalid_input_shows_the_one_line_error(base_url, page):
