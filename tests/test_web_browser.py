@@ -97,12 +97,15 @@ def page(browser):
     assert not errors, f"JavaScript errors on the page: {errors}"
 
 
-def post(base_url: str, path: str, body: dict) -> tuple[int, dict]:
-    """POST a JSON body straight to the API: (status, JSON answer)."""
+def post(base_url: str, path: str, body: dict, warnings: list | None = None) -> tuple[int, dict]:
+    """POST a JSON body straight to the API: (status, JSON answer); the warnings it sends
+    (X-Flopcast-Warning) are appended to ``warnings``."""
     req = urllib.request.Request(base_url + path, data=json.dumps(body).encode(),
                                  headers={"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(req, timeout=60) as res:
+            if warnings is not None and res.headers.get("X-Flopcast-Warning"):
+                warnings.extend(json.loads(res.headers["X-Flopcast-Warning"]))
             return res.status, json.load(res)
     except urllib.error.HTTPError as err:
         return err.code, json.load(err)
@@ -196,6 +199,8 @@ def test_the_address_reruns_the_form(base_url, page):
 OTHER_TABS = [
     ("infer", "/api/infer", {"model": "llama-3.1-8b", "gpus": 1, "batch": 8}),
     ("plan", "/api/plan/train", {"model": "llama-3.1-8b", "gpus": "16", "top": 3}),
+    # beyond the model's context: allowed, with a warning the page must show
+    ("train", "/api/train", {"model": "pythia-70m", "seq_len": 8192}),
 ]
 
 
@@ -208,11 +213,16 @@ def test_other_tabs_show_the_api_numbers(base_url, page):
         page.wait_for_selector(f"#{form}-result[data-state=done], #{form}-result[data-state=error]",
                                state="attached", timeout=20_000)
         assert page.is_hidden(f"#{form}-error"), page.inner_text(f"#{form}-error")
-        status, answer = post(base_url, endpoint, request)
+        warnings: list[str] = []
+        status, answer = post(base_url, endpoint, request, warnings)
         assert status == 200, answer
         cells = result_cells(page, f"#{form}-result")
         assert len(cells) > 10
         check_cells(cells, answer)
+        shown = page.eval_on_selector_all(f"#{form}-result .warning",
+                                          "ws => ws.map(w => w.textContent)")
+        assert shown == [f"warning: {w}" for w in warnings]
+    assert shown, "the context-length warning was not shown"
 
 
 def test_invalid_input_shows_the_one_line_error(base_url, page):

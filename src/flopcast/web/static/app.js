@@ -437,7 +437,19 @@ async function callApi(form) {
     return { ok: false, detail: `the server did not answer (${e.message})` };
   }
   const data = await res.json().catch(() => null);
-  return res.ok && data ? { ok: true, data } : { ok: false, detail: errorLine(res.status, data) };
+  if (!res.ok || !data) return { ok: false, detail: errorLine(res.status, data) };
+  return { ok: true, data, warnings: headerWarnings(res.headers.get("X-Flopcast-Warning")) };
+}
+
+// Allowed but doubtful input: the API lists the CLI's warnings in a JSON header.
+function headerWarnings(value) {
+  if (!value) return [];
+  try {
+    const list = JSON.parse(value);
+    return Array.isArray(list) ? list.map(String) : [String(list)];
+  } catch (e) {
+    return [value];
+  }
 }
 
 async function submit(form) {
@@ -461,7 +473,8 @@ async function submit(form) {
     result.dataset.state = "error";
     return;
   }
-  result.replaceChildren(...RENDER[key](answer.data));
+  const warnings = answer.warnings.map((w) => el("p", { class: "warning" }, `warning: ${w}`));
+  result.replaceChildren(...warnings, ...RENDER[key](answer.data));
   result.dataset.state = "done";
 }
 
