@@ -153,3 +153,23 @@ def test_infer_refusal_is_422_with_the_cli_line(client, args, body):
 ])
 def test_plan_train_api_equals_cli_json(client, args, body):
     assert api(client, "/api/plan/train", body) == cli_json("plan", "train", *args)
+
+
+SERVE = ["-m", "llama-3.1-8b", "--num-requests", "60", "--seed", "3"]
+
+
+@pytest.mark.parametrize(("args", "body"), [
+    (["--request-rate", "5", "--dataset", "sharegpt"],
+     {"request_rate": 5, "dataset": "sharegpt"}),
+    (["--concurrency", "4", "--input-len", "256", "--output-len", "32", "--gpus", "2"],
+     {"concurrency": 4, "input_len": 256, "output_len": 32, "gpus": 2}),
+    (["plan", "--request-rate", "2", "--dataset", "sharegpt", "--gpu-types", "h100-sxm,l40s",
+      "--max-tp", "1", "--slo-ttft-p99", "3000"],
+     {"request_rate": 2, "dataset": "sharegpt", "gpu_types": "h100-sxm,l40s", "max_tp": 1,
+      "slo_ttft_p99": 3000}),
+])
+def test_serve_api_equals_cli_json(client, args, body):
+    path = "/api/serve/plan" if args[0] == "plan" else "/api/serve"
+    cli_args = ["plan", *SERVE, *args[1:]] if args[0] == "plan" else [*SERVE, *args]
+    body = {"model": "llama-3.1-8b", "num_requests": 60, "seed": 3} | body
+    assert api(client, path, body) == cli_json("serve", *cli_args)

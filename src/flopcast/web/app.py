@@ -48,6 +48,14 @@ def routes() -> list[tuple[str, type[BaseModel], Any, Callable, str]]:
     """(path, request type, result type, function, summary) of each POST endpoint."""
     from flopcast.api.infer import InferRequest, InferResult, run_infer
     from flopcast.api.plan import PlanResult, PlanSweepResult, PlanTrainRequest, run_plan_train
+    from flopcast.api.serve import (
+        ServePlanRequest,
+        ServePlanResult,
+        ServeRequest,
+        ServeResult,
+        run_serve,
+        run_serve_plan,
+    )
     from flopcast.api.train import TrainRequest, TrainResult, run_train
 
     return [
@@ -57,6 +65,10 @@ def routes() -> list[tuple[str, type[BaseModel], Any, Callable, str]]:
          "Search configurations, clusters and sweeps (flopcast plan train --json)."),
         ("/api/infer", InferRequest, InferResult, run_infer,
          "Serving one configuration in steady state (flopcast infer --json)."),
+        ("/api/serve", ServeRequest, ServeResult, run_serve,
+         "Simulate a request stream on a deployment (flopcast serve --json)."),
+        ("/api/serve/plan", ServePlanRequest, ServePlanResult, run_serve_plan,
+         "The cheapest fleet meeting p99 SLOs at a request rate (flopcast serve plan --json)."),
     ]
 
 
