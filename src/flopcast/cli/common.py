@@ -107,8 +107,14 @@ def request_from(cls: type[R], options: dict) -> R:
     """The typed request a command's options describe: its parameters (``locals()`` at the
     top of the command) that are fields of ``cls``, paths as text; rendering options
     (``--json``, ``--plot``, …) are left out."""
-    return cls(**{k: str(v) if isinstance(v, Path) else v
-                  for k, v in options.items() if k in cls.model_fields})
+    return cls(**{k: _text_paths(v) for k, v in options.items() if k in cls.model_fields})
+
+
+def _text_paths(value):
+    """A path (or a list of them, a repeated option) as text; anything else as it is."""
+    if isinstance(value, list):
+        return [_text_paths(v) for v in value]
+    return str(value) if isinstance(value, Path) else value
 
 
 def plural(n: int, word: str) -> str:
