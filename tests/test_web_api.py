@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+from pathlib import Path
 
 import pytest
 
@@ -173,3 +174,27 @@ def test_serve_api_equals_cli_json(client, args, body):
     cli_args = ["plan", *SERVE, *args[1:]] if args[0] == "plan" else [*SERVE, *args]
     body = {"model": "llama-3.1-8b", "num_requests": 60, "seed": 3} | body
     assert api(client, path, body) == cli_json("serve", *cli_args)
+
+
+SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "reasoning" / \
+    "pythia-math-samples.csv"
+
+
+def test_reason_api_equals_cli_json(client, tmp_path):
+    samples = tmp_path / "samples.csv"
+    samples.write_text("model,benchmark,problem,samples,correct\n"
+                       + "".join(f"m,b,p{i},10,{i % 4}\n" for i in range(12)))
+    body = {"samples": str(samples), "k": "1,5,40", "reps": 5}
+    assert api(client, "/api/reason/coverage", body) == cli_json(
+        "reason", "coverage", "--samples", str(samples), "--k", "1,5,40", "--reps", "5")
+    assert api(client, "/api/reason/cost", {"model": "llama-3.1-8b", "trials": "1,16"}) == \
+        cli_json("reason", "cost", "-m", "llama-3.1-8b", "--trials", "1,16")
+
+
+@pytest.mark.skipif(not SAMPLES.exists(), reason="../shared/reasoning absent")
+def test_reason_plan_api_equals_cli_json(client):
+    body = {"samples": [str(SAMPLES)], "model_map": "pythia-70m=pythia-160m", "max_k": 64,
+            "target_accuracy": 0.2, "per_bin": 2}
+    assert api(client, "/api/reason/plan", body) == cli_json(
+        "reason", "plan", "--samples", str(SAMPLES), "--model-map", "pythia-70m=pythia-160m",
+        "--max-k", "64", "--target-accuracy", "0.2", "--per-bin", "2")

@@ -144,15 +144,19 @@ class ReasonCostRequest(Request):
 
 class CostRow(BaseModel):
     """One problem at ``trials`` samples: FLOPs (2·P per token), Kinetics eFLOPs and the
-    share of them that is KV memory, and time, GPU-hours, $ and energy on the hardware."""
-
-    model_config = ConfigDict(extra="allow")
+    share of them that is KV memory, and on the hardware the time (prefill and decode),
+    trials run at once, waves of them, GPU-hours, $ and energy (J)."""
 
     trials: int
     flops: float
     kinetics_eflops: float
     kinetics_memory_share: float
     seconds: float
+    prefill_s: float
+    decode_s: float
+    parallel_trials: float
+    waves: float
+    gpu_hours: float
     usd: float
     joules: float
 

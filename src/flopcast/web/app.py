@@ -48,6 +48,17 @@ def routes() -> list[tuple[str, type[BaseModel], Any, Callable, str]]:
     """(path, request type, result type, function, summary) of each POST endpoint."""
     from flopcast.api.infer import InferRequest, InferResult, run_infer
     from flopcast.api.plan import PlanResult, PlanSweepResult, PlanTrainRequest, run_plan_train
+    from flopcast.api.reason import (
+        ReasonCostRequest,
+        ReasonCostResult,
+        ReasonCoverageRequest,
+        ReasonCoverageResult,
+        ReasonPlanRequest,
+        ReasonPlanResult,
+        run_reason_cost,
+        run_reason_coverage,
+        run_reason_plan,
+    )
     from flopcast.api.serve import (
         ServePlanRequest,
         ServePlanResult,
@@ -69,6 +80,14 @@ def routes() -> list[tuple[str, type[BaseModel], Any, Callable, str]]:
          "Simulate a request stream on a deployment (flopcast serve --json)."),
         ("/api/serve/plan", ServePlanRequest, ServePlanResult, run_serve_plan,
          "The cheapest fleet meeting p99 SLOs at a request rate (flopcast serve plan --json)."),
+        ("/api/reason/coverage", ReasonCoverageRequest, ReasonCoverageResult,
+         run_reason_coverage, "Coverage (pass@k) from per-problem samples (flopcast reason "
+         "coverage --json); samples is a path on the server."),
+        ("/api/reason/cost", ReasonCostRequest, ReasonCostResult, run_reason_cost,
+         "Cost of one problem at N samples (flopcast reason cost --json)."),
+        ("/api/reason/plan", ReasonPlanRequest, ReasonPlanResult, run_reason_plan,
+         "Model × strategy × samples for a target accuracy or a budget (flopcast reason plan "
+         "--json); samples are paths on the server."),
     ]
 
 
