@@ -198,3 +198,26 @@ def test_reason_plan_api_equals_cli_json(client):
     assert api(client, "/api/reason/plan", body) == cli_json(
         "reason", "plan", "--samples", str(SAMPLES), "--model-map", "pythia-70m=pythia-160m",
         "--max-k", "64", "--target-accuracy", "0.2", "--per-bin", "2")
+
+
+VALIDATE_CSV = ("model,gpu,num_gpus,metric,value,source,id,tp,global_batch,seq_len\n"
+                "llama-3.1-8b,h100-sxm,8,step_time_s,3.1,test,t:1,1,64,4096\n"
+                "llama-3.1-8b,h100-sxm,8,step_time_s,-1,test,t:2,1,64,4096\n")
+
+
+def test_validate_upload_equals_cli_json(client, tmp_path):
+    path = tmp_path / "runs.csv"
+    path.write_text(VALIDATE_CSV)
+    r = client.post("/api/validate", files={"file": ("runs.csv", path.read_bytes(), "text/csv")})
+    assert r.status_code == 200, r.text
+    assert r.json() == cli_json("validate", str(path))
+
+
+@pytest.mark.parametrize("content", [b"", b"a,b\n1,2\n", bytes(range(256))])
+def test_validate_refusal_is_422_with_the_cli_line(client, tmp_path, content):
+    path = tmp_path / "bad.csv"
+    path.write_bytes(content)
+    r = client.post("/api/validate", files={"file": ("bad.csv", content, "text/csv")})
+    assert r.status_code == 422
+    assert r.json()["detail"] == cli_error("validate", str(path)).replace(str(tmp_path) + "/",
+                                                                          "")
