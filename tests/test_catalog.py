@@ -164,3 +164,21 @@ def test_lazy_package_names_are_the_objects_not_modules():
             value = getattr(package, name)
             assert not isinstance(value, type(importlib)), f"{package.__name__}.{name}"
     assert flopcast.specs.precision("bf16").name == "bf16"
+
+
+
+def test_every_shipped_yaml_is_package_data():
+    """A wheel carries only the globs pyproject lists: a catalog folder missing there works
+    in an editable install and breaks in `pip install flopcast` (it did for frameworks/)."""
+    import fnmatch
+    import pathlib
+    import re
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    pyproject = (root / "pyproject.toml").read_text()
+    block = pyproject.split("[tool.setuptools.package-data]", 1)[1].split("\n[", 1)[0]
+    globs = re.findall(r'"([^"]+)"', block)
+    package = root / "src" / "flopcast"
+    shipped = [p.relative_to(package).as_posix() for p in package.rglob("*.yaml")]
+    missing = [s for s in shipped if not any(fnmatch.fnmatch(s, g) for g in globs)]
+    assert shipped and not missing, missing

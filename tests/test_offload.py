@@ -10,6 +10,7 @@ import pytest
 
 from flopcast.catalog import load_gpu, load_model
 from flopcast.specs import Parallelism, System, TrainingJob
+from flopcast.specs.parallelism import parse_offload
 from flopcast.specs.plan import PlanRequest
 from flopcast.workloads.training import estimate_training
 from flopcast.workloads.training.phases import PHASES
@@ -158,3 +159,120 @@ def test_planner_offloads_only_when_nothing_fits():
     assert tight["clusters"][0]["offload_searched"]
     best = tight["top"][0]
     assert best["fits"] and set(best["config"]["offload"].values()) != {"gpu"}
+
+
+# Superpipeline layer streaming (stream_window_layers) and Deep Optimizer States
+# (interleave_optimizer): workloads/training/offload.py's docstring.
+STREAMED = (dict(offload_params="cpu"), dict(offload_params="nvme", offload_optimizer="cpu"),
+            dict(offload_activations="cpu"),
+            dict(offload_params="cpu", offload_activations="cpu", offload_gradients="cpu"))
+
+
+@pytest.mark.parametrize("place", STREAMED)
+def test_streaming_never_increases_gpu_memory_and_a_wider_window_never_slows(place):
+    """A window of k resident layers holds no more than the GPU-only run, more layers hold
+    more memory, and a window of one (nothing prefetched) is the slowest."""
+    gpu_only = estimate_training(job(zero_stage=3, global_batch=32))
+    runs = [estimate_training(job(zero_stage=3, global_batch=32, stream_window_layers=k,
+                                  **place)) for k in (1, 2, 4, 8, 32)]
+    mem = [r.memory["total"] for r in runs]
+    steps = [r.step_time_s for r in runs]
+    assert all(m <= gpu_only.memory["total"] * (1 + 1e-12) for m in mem)
+    assert all(a <= b * (1 + 1e-12) for a, b in zip(mem, mem[1:], strict=False))
+    assert all(a >= b * (1 - 1e-12) for a, b in zip(steps, steps[1:], strict=False))
+    assert mem[0] < mem[-1] or place == dict(offload_activations="cpu")
+    assert steps[0] > steps[1]
+    assert all(s >= gpu_only.step_time_s for s in steps)
+
+
+def test_default_window_is_the_existing_two_layer_stream():
+    place = dict(zero_stage=3, offload_params="cpu", offload_activations="cpu")
+    plain, two = (estimate_training(job(**place, **w)) for w in ({}, dict(stream_window_layers=2)))
+    assert plain.step_time_s == two.step_time_s and plain.memory == two.memory
+
+
+def _dos(model="llama-2-13b", gpu="a100-80gb", gpus=1, **par):
+    par = dict(zero_stage=3, recompute="full", global_batch=4 * gpus) | dict(
+        offload_optimizer="cpu") | par
+    return estimate_training(job(model, gpu, gpus, framework="deepspeed", seq_len=2048,
+                                 system={"host_memory_bytes": 1024 * 2**30}, **par))
+
+
+@pytest.mark.parametrize(("model", "gpu", "gpus"), [("llama-2-13b", "a100-80gb", 1),
+                                                    ("llama-2-7b", "h100-sxm", 4),
+                                                    ("llama-2-70b", "a100-40gb", 8)])
+def test_deep_optimizer_states_never_slower_than_zero_offload(model, gpu, gpus):
+    """Over every placement of the other states: interleaving the update never lengthens the
+    step, uses a GPU share in [0, 1), and its GPU memory stays at or below the GPU-only run."""
+    gpu_only = _dos(model, gpu, gpus, offload_optimizer="gpu")
+    for g, p, a in itertools.product(TIERS, TIERS, ("gpu", "cpu")):
+        place = dict(offload_gradients=g, offload_params=p, offload_activations=a)
+        plain = _dos(model, gpu, gpus, **place)
+        dos = _dos(model, gpu, gpus, interleave_optimizer=True, **place)
+        assert dos.step_time_s <= plain.step_time_s * (1 + 1e-12), place
+        assert 0 <= dos.offload["optimizer_gpu_fraction"] < 1
+        assert dos.memory["total"] <= gpu_only.memory["total"] * (1 + 1e-12), place
+        if dos.offload["optimizer_gpu_fraction"] > 0:
+            assert dos.step_time_s < plain.step_time_s and dos.breakdown_s["optimizer_s"] < \
+                plain.breakdown_s["optimizer_s"]
+
+
+def test_deep_optimizer_states_chooses_the_best_fraction():
+    """The closed-form share is no worse than any pinned one (T(f) is V-shaped in f)."""
+    best = _dos(interleave_optimizer=True)
+    f_best = best.offload["optimizer_gpu_fraction"]
+    assert 0.05 < f_best < 0.95
+    for f in np.linspace(0, 1, 21):
+        pinned = _dos(interleave_optimizer=True, optimizer_gpu_fraction=float(f))
+        assert pinned.step_time_s >= best.step_time_s * (1 - 1e-12), f
+    assert _dos(interleave_optimizer=True, optimizer_gpu_fraction=0.0).step_time_s == \
+        _dos().step_time_s
+
+
+def test_deep_optimizer_states_equals_zero_offload_without_spare_gpu_memory():
+    """One subgroup as large as the 13B shard: its optimizer states (156 GB) cannot sit on the
+    80 GB GPU even when the activations are gone, so there is no GPU share and step and
+    memory are ZeRO-Offload's. With the default subgroup (1e8) the same job interleaves, its
+    buffer only in the optimizer-step phase."""
+    plain = _dos()
+    huge = _dos(interleave_optimizer=True, optimizer_subgroup_params=1e11)
+    assert huge.offload["optimizer_gpu_fraction"] == 0
+    assert huge.step_time_s == plain.step_time_s and huge.memory == plain.memory
+    small = _dos(interleave_optimizer=True)
+    assert small.offload["optimizer_gpu_fraction"] > 0
+    assert small.memory_phases["optimizer_step"]["optimizer"] == pytest.approx(2 * 1e8 * 12)
+    assert small.memory_phases["backward"] == plain.memory_phases["backward"]
+
+
+def test_more_offload_with_streaming_or_interleaving_never_beats_gpu_only():
+    for model, gpu in (("llama-2-7b", "a100-80gb"), ("llama-2-13b", "h100-sxm")):
+        base = estimate_training(job(model, gpu, zero_stage=3, global_batch=32))
+        assert base.fits
+        for extra in (dict(offload_optimizer="cpu", interleave_optimizer=True),
+                      dict(offload_optimizer="cpu", interleave_optimizer=True,
+                           offload_params="cpu", stream_window_layers=4),
+                      dict(offload_params="cpu", stream_window_layers=1),
+                      dict(offload_activations="cpu", stream_window_layers=8)):
+            est = estimate_training(job(model, gpu, zero_stage=3, global_batch=32, **extra))
+            assert est.step_time_s >= base.step_time_s, extra
+
+
+def test_offload_grammar_of_the_spec():
+    assert parse_offload("optimizer=cpu-interleaved,params=cpu,window=4") == dict(
+        offload_optimizer="cpu", interleave_optimizer=True, offload_params="cpu",
+        stream_window_layers=4)
+    assert parse_offload("optimizer=cpu, params=nvme") == dict(offload_optimizer="cpu",
+                                                               offload_params="nvme")
+    assert parse_offload(None) == {}
+    for bad in ("window=0", "window=x", "params=cpu-interleaved", "activations=nvme",
+                "optimizer", "weights=cpu"):
+        with pytest.raises(ValueError, match="--offload") as err:
+            parse_offload(bad)
+        assert "\n" not in str(err.value)
+    for bad in (dict(interleave_optimizer=True), dict(interleave_optimizer=True,
+                                                      offload_optimizer="nvme"),
+                dict(stream_window_layers=4), dict(optimizer_gpu_fraction=0.5,
+                                                   offload_optimizer="cpu"),
+                dict(offload_params="cpu", stream_window_layers=0)):
+        with pytest.raises(ValueError):
+            Parallelism(**bad)

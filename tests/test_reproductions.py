@@ -177,3 +177,79 @@ def test_vocabulary_imbalance_slope():
     time) the ratio would be near 0.9 and fail."""
     ratio = _vocab(4096, 256000)["mfu"] / _vocab(4096, 32000)["mfu"]
     assert abs(ratio - 27.63 / 52.82) <= 0.10
+
+
+# Deep Optimizer States (Maurya et al. 2024, arXiv:2410.21316): the authors' artifact
+# (mauryaavinash95/deep-optimizer-states-results) runs Megatron-DeepSpeed Llama-style models
+# (SwiGLU, RMSNorm, rotary, 4 or 16 KV heads, 32k Llama tokenizer) with ZeRO-3, bf16, full
+# activation checkpointing, sequence 2048, optimizer (and gradients) offloaded to the CPU,
+# sub_group_size 1e8, on one node. Polaris (ALCF): 4x A100-40GB, PCIe Gen4, one 32-core EPYC
+# 7543P, 512 GB DDR4; the "twinflow" runs: 4 GPUs of 80 GB, unnamed in the logs (H100 SXM
+# assumed). Iteration seconds: median of iterations 2-10 of each log; baseline = DeepSpeed's
+# ZeRO-3 offload with asynchronous gradient flushes (prefetch0-flush_async1: flopcast's
+# ZeRO-Offload already overlaps the gradient copies with the backward), DOS = the fastest of
+# the artifact's prefetch gaps. --offload optimizer=cpu-interleaved is not reachable from the
+# CLI yet (cli/train.py's parser), so these run through the Python API.
+def _dos_model(layers, hidden, heads, kv_heads, ffn):
+    from flopcast.specs.model import Model
+
+    return Model(name=f"dos-{layers}x{hidden}", num_layers=layers, hidden_size=hidden,
+                 num_attention_heads=heads, num_kv_heads=kv_heads, ffn_hidden_size=ffn,
+                 vocab_size=32000, mlp="swiglu", position_embedding="rotary", norm="rmsnorm")
+
+
+def _dos_step(shape, gpu, gpus, micro, interleave):
+    from flopcast.catalog import load_gpu
+    from flopcast.specs import Parallelism, System, TrainingJob
+    from flopcast.workloads.training import estimate_training
+
+    system = System(gpu=load_gpu(gpu), num_gpus=gpus, host_memory_bytes=512e9 / gpus)
+    par = Parallelism(zero_stage=3, recompute="full", micro_batch=micro,
+                      global_batch=micro * gpus, offload_optimizer="cpu",
+                      offload_gradients="cpu", interleave_optimizer=interleave)
+    est = estimate_training(TrainingJob(model=_dos_model(*shape), system=system,
+                                        parallelism=par, seq_len=2048, framework="deepspeed"))
+    return est
+
+
+DOS_13B, DOS_7B = (40, 5120, 40, 4, 13632), (32, 4096, 32, 4, 11008)
+DOS_8B, DOS_20B_A100 = (72, 3072, 32, 4, 11008), (64, 4096, 256, 16, 16384)
+DOS_20B = (40, 5120, 64, 4, 20480)
+_OVER = pytest.mark.xfail(strict=True, reason="docs/reproductions.md: flopcast's host update "
+                          "(CPU-Adam at a fixed rate per GPU, copies not contending with it for "
+                          "host memory) makes interleaving 1.97x faster on the update, measured "
+                          "1.5-1.75x: the speed-up is over-predicted")
+DOS_ROWS = [  # (shape, gpu, GPUs, micro-batch, baseline s, DOS s)
+    pytest.param(DOS_13B, "a100-40gb", 1, 4, 14.30, 12.84, marks=_OVER, id="13B-mb4-1gpu"),
+    pytest.param(DOS_13B, "a100-40gb", 2, 4, 11.21, 9.41, marks=_OVER, id="13B-mb4-2gpu"),
+    pytest.param(DOS_13B, "a100-40gb", 4, 4, 10.78, 8.36, id="13B-mb4-4gpu"),
+    pytest.param(DOS_13B, "a100-40gb", 4, 1, 6.10, 4.76, marks=_OVER, id="13B-mb1-4gpu"),
+    pytest.param(DOS_7B, "a100-40gb", 4, 1, 3.55, 2.74, marks=_OVER, id="7B-mb1-4gpu"),
+    pytest.param(DOS_8B, "a100-40gb", 4, 1, 5.26, 4.17, marks=_OVER, id="8B-mb1-4gpu"),
+    pytest.param(DOS_20B_A100, "a100-40gb", 4, 1, 9.33, 7.51, marks=_OVER, id="20B-mb1-4gpu"),
+    pytest.param(DOS_20B, "h100-sxm", 4, 1, 3.80, 2.95, marks=_OVER, id="20B-80GB-4gpu"),
+]
+
+
+@pytest.mark.parametrize(("shape", "gpu", "gpus", "micro", "base_s", "dos_s"), DOS_ROWS)
+def test_deep_optimizer_states_speedup_over_zero_offload(shape, gpu, gpus, micro, base_s,
+                                                         dos_s):
+    """Iteration speed-up of interleaving the optimizer update (Deep Optimizer States) over
+    ZeRO-3 offload, measured 1.11-1.30x. Tolerance ±15 % on the ratio: flopcast's own median
+    step error plus the spread across the artifact's prefetch gaps (a few %); a model without
+    the interleaving (ratio 1.0) fails every row above 1.18x."""
+    plain = _dos_step(shape, gpu, gpus, micro, False)
+    dos = _dos_step(shape, gpu, gpus, micro, True)
+    assert plain.fits and dos.fits
+    assert abs(rel_gap(plain.step_time_s / dos.step_time_s, base_s / dos_s)) <= 0.15
+
+
+def test_deep_optimizer_states_headline_is_not_comparable():
+    """Published: "2.5x faster iterations over state-of-the-art approaches" (abstract). In the
+    artifact that is the 20B run on 80 GB GPUs against DeepSpeed's blocking gradient flushes
+    (7.29 s -> 2.95 s); against the overlapped flushes flopcast assumes it is 1.29x. flopcast
+    predicts 2.3x over its own ZeRO-Offload: close to the headline, but for the wrong reason
+    (test above), so this only pins that flopcast's baseline is the overlapped one: its
+    backward holds no exposed gradient traffic."""
+    plain = _dos_step(DOS_20B, "h100-sxm", 4, 1, False)
+    assert plain.breakdown_s["offload_s"] == 0.0

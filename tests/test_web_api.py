@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+from pathlib import Path
 
 import pytest
 
@@ -153,3 +154,70 @@ def test_infer_refusal_is_422_with_the_cli_line(client, args, body):
 ])
 def test_plan_train_api_equals_cli_json(client, args, body):
     assert api(client, "/api/plan/train", body) == cli_json("plan", "train", *args)
+
+
+SERVE = ["-m", "llama-3.1-8b", "--num-requests", "60", "--seed", "3"]
+
+
+@pytest.mark.parametrize(("args", "body"), [
+    (["--request-rate", "5", "--dataset", "sharegpt"],
+     {"request_rate": 5, "dataset": "sharegpt"}),
+    (["--concurrency", "4", "--input-len", "256", "--output-len", "32", "--gpus", "2"],
+     {"concurrency": 4, "input_len": 256, "output_len": 32, "gpus": 2}),
+    (["plan", "--request-rate", "2", "--dataset", "sharegpt", "--gpu-types", "h100-sxm,l40s",
+      "--max-tp", "1", "--slo-ttft-p99", "3000"],
+     {"request_rate": 2, "dataset": "sharegpt", "gpu_types": "h100-sxm,l40s", "max_tp": 1,
+      "slo_ttft_p99": 3000}),
+])
+def test_serve_api_equals_cli_json(client, args, body):
+    path = "/api/serve/plan" if args[0] == "plan" else "/api/serve"
+    cli_args = ["plan", *SERVE, *args[1:]] if args[0] == "plan" else [*SERVE, *args]
+    body = {"model": "llama-3.1-8b", "num_requests": 60, "seed": 3} | body
+    assert api(client, path, body) == cli_json("serve", *cli_args)
+
+
+SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "reasoning" / \
+    "pythia-math-samples.csv"
+
+
+def test_reason_api_equals_cli_json(client, tmp_path):
+    samples = tmp_path / "samples.csv"
+    samples.write_text("model,benchmark,problem,samples,correct\n"
+                       + "".join(f"m,b,p{i},10,{i % 4}\n" for i in range(12)))
+    body = {"samples": str(samples), "k": "1,5,40", "reps": 5}
+    assert api(client, "/api/reason/coverage", body) == cli_json(
+        "reason", "coverage", "--samples", str(samples), "--k", "1,5,40", "--reps", "5")
+    assert api(client, "/api/reason/cost", {"model": "llama-3.1-8b", "trials": "1,16"}) == \
+        cli_json("reason", "cost", "-m", "llama-3.1-8b", "--trials", "1,16")
+
+
+@pytest.mark.skipif(not SAMPLES.exists(), reason="../shared/reasoning absent")
+def test_reason_plan_api_equals_cli_json(client):
+    body = {"samples": [str(SAMPLES)], "model_map": "pythia-70m=pythia-160m", "max_k": 64,
+            "target_accuracy": 0.2, "per_bin": 2}
+    assert api(client, "/api/reason/plan", body) == cli_json(
+        "reason", "plan", "--samples", str(SAMPLES), "--model-map", "pythia-70m=pythia-160m",
+        "--max-k", "64", "--target-accuracy", "0.2", "--per-bin", "2")
+
+
+VALIDATE_CSV = ("model,gpu,num_gpus,metric,value,source,id,tp,global_batch,seq_len\n"
+                "llama-3.1-8b,h100-sxm,8,step_time_s,3.1,test,t:1,1,64,4096\n"
+                "llama-3.1-8b,h100-sxm,8,step_time_s,-1,test,t:2,1,64,4096\n")
+
+
+def test_validate_upload_equals_cli_json(client, tmp_path):
+    path = tmp_path / "runs.csv"
+    path.write_text(VALIDATE_CSV)
+    r = client.post("/api/validate", files={"file": ("runs.csv", path.read_bytes(), "text/csv")})
+    assert r.status_code == 200, r.text
+    assert r.json() == cli_json("validate", str(path))
+
+
+@pytest.mark.parametrize("content", [b"", b"a,b\n1,2\n", bytes(range(256))])
+def test_validate_refusal_is_422_with_the_cli_line(client, tmp_path, content):
+    path = tmp_path / "bad.csv"
+    path.write_bytes(content)
+    r = client.post("/api/validate", files={"file": ("bad.csv", content, "text/csv")})
+    assert r.status_code == 422
+    assert r.json()["detail"] == cli_error("validate", str(path)).replace(str(tmp_path) + "/",
+                                                                          "")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 import sys
 from pathlib import Path
@@ -106,8 +107,14 @@ def request_from(cls: type[R], options: dict) -> R:
     """The typed request a command's options describe: its parameters (``locals()`` at the
     top of the command) that are fields of ``cls``, paths as text; rendering options
     (``--json``, ``--plot``, …) are left out."""
-    return cls(**{k: str(v) if isinstance(v, Path) else v
-                  for k, v in options.items() if k in cls.model_fields})
+    return cls(**{k: _text_paths(v) for k, v in options.items() if k in cls.model_fields})
+
+
+def _text_paths(value):
+    """A path (or a list of them, a repeated option) as text; anything else as it is."""
+    if isinstance(value, list):
+        return [_text_paths(v) for v in value]
+    return str(value) if isinstance(value, Path) else value
 
 
 def plural(n: int, word: str) -> str:
@@ -154,6 +161,29 @@ VOCAB_OPT = int_option(None, "--vocab", "--vocab-size",
                          help="Ad-hoc model: vocabulary (default: 50257).")
 SWIGLU_OPT = typer.Option(None, "--swiglu/--gelu", help="Ad-hoc model: gated MLP (default: "
                           "SwiGLU when --kv-heads is given).")
+#: The ad-hoc model option group (api.common.ModelFlags), added to a command by model_flags.
+SHAPE_FLAGS = {"layers": (int | None, LAYERS_OPT), "hidden": (int | None, HIDDEN_OPT),
+               "heads": (int | None, HEADS_OPT), "kv_heads": (int | None, KV_HEADS_OPT),
+               "ffn_hidden": (int | None, FFN_OPT), "vocab": (int | None, VOCAB_OPT),
+               "swiglu": (bool | None, SWIGLU_OPT)}
+
+
+def model_flags(command):
+    """Give ``command`` (which takes ``**shape``) the ad-hoc model options --layers, --hidden,
+    --heads, --kv-heads, --ffn-hidden, --vocab and --swiglu/--gelu, before --json: one
+    declaration of the group for every command that takes a model."""
+    sig = inspect.signature(command, eval_str=True)
+    params = [p for p in sig.parameters.values() if p.kind is not p.VAR_KEYWORD]
+    at = next((i for i, p in enumerate(params) if p.name == "as_json"), len(params))
+    group = [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=option,
+                               annotation=kind)
+             for name, (kind, option) in SHAPE_FLAGS.items()]
+    command.__signature__ = sig.replace(parameters=params[:at] + group + params[at:])
+    command.__annotations__ = {**command.__annotations__,
+                               **{name: kind for name, (kind, _) in SHAPE_FLAGS.items()}}
+    return command
+
+
 SEQ_OPT = int_option(4096, "--seq-len", "--seq-length", help="Tokens per sequence.")
 PRECISION_OPT = typer.Option(PrecisionChoice.bf16, "--precision", help="Training number format.")
 TOKENS_OPT = typer.Option(None, "--tokens", help="Training budget in tokens, e.g. 15T, 300B, "

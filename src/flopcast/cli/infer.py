@@ -9,22 +9,16 @@ import typer
 
 from flopcast.cli.common import (
     CALIBRATION_OPT,
-    FFN_OPT,
     GIB,
     GPU_HELP,
-    HEADS_OPT,
-    HIDDEN_OPT,
     JSON_OPT,
-    KV_HEADS_OPT,
-    LAYERS_OPT,
     MODEL_OPT,
-    SWIGLU_OPT,
-    VOCAB_OPT,
     app,
     console,
     expected_error_lines,
     int_option,
     memory_name,
+    model_flags,
     print_table,
     request_from,
     step_name,
@@ -33,6 +27,7 @@ from flopcast.cli.common import (
 
 
 @app.command()
+@model_flags
 def infer(
     model: str | None = MODEL_OPT,
     gpu: str = typer.Option("h100-sxm", "--gpu", help=GPU_HELP),
@@ -62,14 +57,8 @@ def infer(
         False, "--max-throughput", help="Find the concurrency with the most output tokens/s "
         "within KV memory and the engine's limits."),
     calibration: Path | None = CALIBRATION_OPT,
-    layers: int | None = LAYERS_OPT,
-    hidden: int | None = HIDDEN_OPT,
-    heads: int | None = HEADS_OPT,
-    kv_heads: int | None = KV_HEADS_OPT,
-    ffn_hidden: int | None = FFN_OPT,
-    vocab: int | None = VOCAB_OPT,
-    swiglu: bool | None = SWIGLU_OPT,
     as_json: bool = JSON_OPT,
+    **shape,
 ) -> None:
     """Estimate serving: TTFT, time per output token, end-to-end latency, tokens/s, KV capacity.
 
@@ -79,7 +68,7 @@ def infer(
     from flopcast.api.common import json_of
     from flopcast.api.infer import InferRequest, run_infer
 
-    result = run_infer(request_from(InferRequest, locals()), warn)
+    result = run_infer(request_from(InferRequest, locals() | shape), warn)
     if as_json:
         print(json.dumps(json_of(result), indent=2))
         return

@@ -11,27 +11,21 @@ from rich.table import Table
 from flopcast.api.common import ObjectiveChoice
 from flopcast.cli.common import (
     CALIBRATION_OPT,
-    FFN_OPT,
     FRAMEWORK_OPT,
     GIB,
     GPU_HELP,
-    HEADS_OPT,
-    HIDDEN_OPT,
     JSON_OPT,
-    KV_HEADS_OPT,
-    LAYERS_OPT,
     MODEL_OPT,
     PRECISION_OPT,
     SEQ_OPT,
-    SWIGLU_OPT,
     TOKENS_OPT,
-    VOCAB_OPT,
     PrecisionChoice,
     app,
     console,
     expected_error_lines,
     float_option,
     int_option,
+    model_flags,
     plural,
     print_table,
     request_from,
@@ -44,6 +38,7 @@ app.add_typer(plan_app, name="plan")
 
 
 @plan_app.command("train")
+@model_flags
 def plan_train(
     model: str | None = MODEL_OPT,
     gpu: str = typer.Option("h100-sxm", "--gpu", help=GPU_HELP.removesuffix(".") + "; "
@@ -74,13 +69,6 @@ def plan_train(
     zero: str | None = typer.Option(None, "--zero", help="Only these ZeRO stages."),
     framework: str = FRAMEWORK_OPT,
     calibration: Path | None = CALIBRATION_OPT,
-    layers: int | None = LAYERS_OPT,
-    hidden: int | None = HIDDEN_OPT,
-    heads: int | None = HEADS_OPT,
-    kv_heads: int | None = KV_HEADS_OPT,
-    ffn_hidden: int | None = FFN_OPT,
-    vocab: int | None = VOCAB_OPT,
-    swiglu: bool | None = SWIGLU_OPT,
     progress: bool = typer.Option(False, "--progress", help="Show a progress bar."),
     use_ray: bool = typer.Option(False, "--ray", help="Spread clusters over Ray tasks "
                                  "(pip install 'flopcast[ray]')."),
@@ -88,6 +76,7 @@ def plan_train(
                                      "configuration's memory per stage to a PNG/SVG "
                                      "(pip install 'flopcast[plot]')."),
     as_json: bool = JSON_OPT,
+    **shape,
 ) -> None:
     """Search every parallel configuration (and cluster) for the best way to train a model.
 
@@ -99,7 +88,7 @@ def plan_train(
     from flopcast.api.common import json_of
     from flopcast.api.plan import PlanTrainRequest, run_plan_train
 
-    request = request_from(PlanTrainRequest, locals())
+    request = request_from(PlanTrainRequest, locals() | shape)
     if progress and not as_json:
         from rich.progress import Progress
 

@@ -11,21 +11,14 @@ from flopcast.cli.common import (
     CALIBRATION_OPT,
     EP_OPT,
     ETP_OPT,
-    FFN_OPT,
     FRAMEWORK_OPT,
     GIB,
     GPU_HELP,
-    HEADS_OPT,
-    HIDDEN_OPT,
     JSON_OPT,
-    KV_HEADS_OPT,
-    LAYERS_OPT,
     MODEL_OPT,
     PRECISION_OPT,
     SEQ_OPT,
-    SWIGLU_OPT,
     TOKENS_OPT,
-    VOCAB_OPT,
     PrecisionChoice,
     RecomputeChoice,
     ScheduleChoice,
@@ -35,6 +28,7 @@ from flopcast.cli.common import (
     float_option,
     int_option,
     memory_name,
+    model_flags,
     plural,
     print_table,
     request_from,
@@ -44,6 +38,7 @@ from flopcast.cli.common import (
 
 
 @app.command()
+@model_flags
 def train(
     model: str | None = MODEL_OPT,
     gpu: str = typer.Option("h100-sxm", "--gpu", help=GPU_HELP),
@@ -116,14 +111,8 @@ def train(
     price: float | None = float_option(None, "--price", help="$ per GPU-hour (default: "
                                        "the GPU entry's indicative price)."),
     calibration: Path | None = CALIBRATION_OPT,
-    layers: int | None = LAYERS_OPT,
-    hidden: int | None = HIDDEN_OPT,
-    heads: int | None = HEADS_OPT,
-    kv_heads: int | None = KV_HEADS_OPT,
-    ffn_hidden: int | None = FFN_OPT,
-    vocab: int | None = VOCAB_OPT,
-    swiglu: bool | None = SWIGLU_OPT,
     as_json: bool = JSON_OPT,
+    **shape,
 ) -> None:
     """Estimate one training configuration: memory per GPU, step time, throughput, MFU, cost.
 
@@ -134,7 +123,7 @@ def train(
     from flopcast.api.common import json_of
     from flopcast.api.train import TrainRequest, run_train
 
-    result = run_train(request_from(TrainRequest, locals()), warn)
+    result = run_train(request_from(TrainRequest, locals() | shape), warn)
     if as_json:
         print(json.dumps(json_of(result), indent=2))
         return

@@ -48,6 +48,11 @@ ZERO_UNITS_IN_FLIGHT = 2
 #: (backward): ZeRO-Infinity's activation-checkpoint offload (Rajbhandari et al. 2021 §5.1.2)
 #: and Superpipeline's layer streaming keep one transfer in flight beside the compute.
 OFFLOAD_RESIDENT_LAYERS = 2
+#: Optimizer subgroups whose states (and, when gradients are offloaded, gradients) are on the
+#: GPU at once under Deep Optimizer States' interleaved update (Maurya et al. 2024,
+#: arXiv:2410.21316): the one the GPU updates and the next, prefetched while it runs (the
+#: artifact's "prefetch_optimizer" setting), as any double-buffered stream needs.
+OPTIMIZER_SUBGROUPS_IN_FLIGHT = 2
 
 
 def _dims(model: Model):
@@ -227,14 +232,30 @@ def offloaded_state_bytes(states, in_flight_fraction, params_tier, grads_tier, o
             np.where(np.asarray(optimizer_tier) > 0, 0.0, o))
 
 
-def resident_layers(layers, activations_tier):
+def interleaved_optimizer_bytes(states, subgroup_params, bytes_per_param, interleave,
+                                grads_tier):
+    """GPU bytes of Deep Optimizer States' update buffer (Maurya et al. 2024,
+    arXiv:2410.21316): OPTIMIZER_SUBGROUPS_IN_FLIGHT subgroups of ``subgroup_params``
+    parameters with their optimizer states and, when the gradients live off the GPU, their
+    gradients, never more than the shard holds. ``states`` = (weights, gradients, optimizer)
+    bytes per GPU had nothing been offloaded; ``bytes_per_param`` = state_bytes_per_param's
+    triple. As the buffer is at most the offloaded optimizer (and gradient) bytes, interleaving
+    never needs more GPU memory than keeping the optimizer on the GPU."""
+    _, g, o = states
+    _, gb, ob = bytes_per_param
+    n = OPTIMIZER_SUBGROUPS_IN_FLIGHT * np.asarray(subgroup_params, dtype=float)
+    grads = np.where(np.asarray(grads_tier) > 0, np.minimum(g, n * gb), 0.0)
+    return np.where(np.asarray(interleave) > 0, np.minimum(o, n * ob) + grads, 0.0)
+
+
+def resident_layers(layers, activations_tier, window=OFFLOAD_RESIDENT_LAYERS):
     """Layers' worth of saved activations on the GPU: all of them, or with activations
-    offloaded to the host at most OFFLOAD_RESIDENT_LAYERS (never more than there are)."""
+    offloaded to the host at most ``window`` (OFFLOAD_RESIDENT_LAYERS, or Superpipeline's k
+    layers resident: Abbasi & Lim 2024, arXiv:2410.08791), never more than there are."""
     layers = np.asarray(layers, dtype=float)
     if not np.any(np.asarray(activations_tier) > 0):
         return layers
-    return np.where(np.asarray(activations_tier) > 0,
-                    np.minimum(layers, OFFLOAD_RESIDENT_LAYERS), layers)
+    return np.where(np.asarray(activations_tier) > 0, np.minimum(layers, window), layers)
 
 
 def offloaded_bytes(states, activations, lay):
@@ -252,17 +273,20 @@ def offloaded_bytes(states, activations, lay):
     return host, nvme
 
 
-def zero_units_in_flight_fraction(layer_params, extra_unit_params, stage_params):
+def zero_units_in_flight_fraction(layer_params, extra_unit_params, stage_params,
+                                  units=ZERO_UNITS_IN_FLIGHT):
     """Share of a pipeline stage's parameters that ZeRO materialises whole at once.
 
-    ``ZERO_UNITS_IN_FLIGHT`` sharding units (each transformer layer is one unit, as FSDP
-    wraps decoder layers and Megatron-FSDP its layers; the embedding and the LM head are
-    units of their own, ``extra_unit_params`` the larger of those on the stage, 0 if none):
-    at most one layer plus ZERO_UNITS_IN_FLIGHT − 1 units as large as the larger of a layer
-    and that extra unit. A stage cannot gather more than it holds, so the share is ≤ 1.
+    ``units`` sharding units (default ZERO_UNITS_IN_FLIGHT; each transformer layer is one
+    unit, as FSDP wraps decoder layers and Megatron-FSDP its layers; the embedding and the LM
+    head are units of their own, ``extra_unit_params`` the larger of those on the stage, 0 if
+    none): at most one layer plus ``units`` − 1 units as large as the larger of a layer and
+    that extra unit. Streamed parameters keep Superpipeline's window of k layers the same way
+    (Abbasi & Lim 2024, arXiv:2410.08791). A stage cannot gather more than it holds, so the
+    share is ≤ 1 and grows with ``units``.
     """
     layer = np.asarray(layer_params, dtype=float)
-    pair = layer + np.maximum(layer, extra_unit_params) * (ZERO_UNITS_IN_FLIGHT - 1)
+    pair = layer + np.maximum(layer, extra_unit_params) * (np.asarray(units) - 1)
     stage = np.asarray(stage_params, dtype=float)
     return np.where(stage > 0, np.minimum(pair / np.where(stage > 0, stage, 1.0), 1.0), 0.0)
 

@@ -7,13 +7,20 @@ Invalid input is HTTP 422 with ``{"detail": "<the one line the CLI prints>"}``; 
 (allowed but doubtful input) come in the ``X-Flopcast-Warning`` header. The page and its
 script are files under ``static/``; the charting library is the ``plotly.min.js`` bundled in
 the ``plotly`` package: nothing is fetched from the internet.
+
+Paths in a request (``model`` as a config file, ``gpu`` as an entry file, ``calibration``,
+reasoning ``samples``) are read on the machine that serves: bind it to 127.0.0.1 (the
+default) unless everyone who can reach it may read those files. ``calibrate`` has no
+endpoint: it writes a calibration file on the server and a fit (with leave-one-source-out,
+dozens of fits) takes minutes; run ``flopcast calibrate FILE.csv`` instead.
 """
 
 import importlib.util
 import json
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -40,6 +47,7 @@ def create_app() -> FastAPI:
     for route in routes():
         _add_post(app, *route)
     _catalog_routes(app)
+    _validate_route(app)
     _static_routes(app)
     return app
 
@@ -48,6 +56,25 @@ def routes() -> list[tuple[str, type[BaseModel], Any, Callable, str]]:
     """(path, request type, result type, function, summary) of each POST endpoint."""
     from flopcast.api.infer import InferRequest, InferResult, run_infer
     from flopcast.api.plan import PlanResult, PlanSweepResult, PlanTrainRequest, run_plan_train
+    from flopcast.api.reason import (
+        ReasonCostRequest,
+        ReasonCostResult,
+        ReasonCoverageRequest,
+        ReasonCoverageResult,
+        ReasonPlanRequest,
+        ReasonPlanResult,
+        run_reason_cost,
+        run_reason_coverage,
+        run_reason_plan,
+    )
+    from flopcast.api.serve import (
+        ServePlanRequest,
+        ServePlanResult,
+        ServeRequest,
+        ServeResult,
+        run_serve,
+        run_serve_plan,
+    )
     from flopcast.api.train import TrainRequest, TrainResult, run_train
 
     return [
@@ -57,6 +84,18 @@ def routes() -> list[tuple[str, type[BaseModel], Any, Callable, str]]:
          "Search configurations, clusters and sweeps (flopcast plan train --json)."),
         ("/api/infer", InferRequest, InferResult, run_infer,
          "Serving one configuration in steady state (flopcast infer --json)."),
+        ("/api/serve", ServeRequest, ServeResult, run_serve,
+         "Simulate a request stream on a deployment (flopcast serve --json)."),
+        ("/api/serve/plan", ServePlanRequest, ServePlanResult, run_serve_plan,
+         "The cheapest fleet meeting p99 SLOs at a request rate (flopcast serve plan --json)."),
+        ("/api/reason/coverage", ReasonCoverageRequest, ReasonCoverageResult,
+         run_reason_coverage, "Coverage (pass@k) from per-problem samples (flopcast reason "
+         "coverage --json); samples is a path on the server."),
+        ("/api/reason/cost", ReasonCostRequest, ReasonCostResult, run_reason_cost,
+         "Cost of one problem at N samples (flopcast reason cost --json)."),
+        ("/api/reason/plan", ReasonPlanRequest, ReasonPlanResult, run_reason_plan,
+         "Model × strategy × samples for a target accuracy or a budget (flopcast reason plan "
+         "--json); samples are paths on the server."),
     ]
 
 
@@ -136,6 +175,41 @@ def _catalog_endpoint(kind) -> Callable[[], Response]:
 
     endpoint.__name__ = f"catalog_{kind.value}"
     return endpoint
+
+
+#: Largest measurement CSV /api/validate takes (the shipped training.csv is ~100 kB).
+MAX_UPLOAD_BYTES = 20 * 2**20
+#: Characters kept from an uploaded file's name (the rest become '_').
+_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+
+
+def _validate_route(app: FastAPI) -> None:
+    """POST /api/validate: a measurement CSV uploaded (multipart field ``file``; optional
+    form field ``calibration``, a path on the server), answered as `flopcast validate FILE
+    --json`."""
+    from fastapi import File, Form, UploadFile
+
+    from flopcast.api.validate import ValidateRequest, ValidateResult, run_validate
+
+    @app.post("/api/validate", response_model=ValidateResult,
+              summary="Score a measurement CSV (flopcast validate FILE --json).",
+              responses={422: {"description": "Invalid input: {\"detail\": one line}"}})
+    def validate(file: Annotated[UploadFile, File()],
+                 calibration: Annotated[str | None, Form()] = None) -> Response:
+        data = file.file.read(MAX_UPLOAD_BYTES + 1)
+        if len(data) > MAX_UPLOAD_BYTES:
+            raise FlopcastError(f"file: at most {MAX_UPLOAD_BYTES // 2**20} MiB")
+        name = "".join(c if c in _NAME_CHARS else "_"
+                       for c in Path(file.filename or "").name).lstrip(".") or "upload.csv"
+        with tempfile.TemporaryDirectory(prefix="flopcast-") as folder:
+            path = Path(folder) / name
+            path.write_bytes(data)
+            try:
+                result = run_validate(ValidateRequest(file=str(path), calibration=calibration))
+            except (FlopcastError, ValidationError, OSError) as exc:
+                # the message names the file as uploaded, not the temporary folder
+                raise FlopcastError(one_line(exc).replace(folder + "/", "")) from None
+        return JSONResponse(json_of(result))
 
 
 def _static_routes(app: FastAPI) -> None:

@@ -5,7 +5,10 @@ benchmark); ``coverage`` turns counts into pass@k (the unbiased estimator within
 drawn) and extrapolates beyond them (by default the mean of an Akaike-weighted Beta/Kumaraswamy
 model average, ``average`` and ``kumaraswamy``, and Brown et al.'s exponentiated power law; or
 a Beta mixture with a point mass at 0), with seeded bootstrap bands and a held-out comparison;
-``voting`` bounds majority-vote accuracy from the same counts. Formulas and
+``voting`` bounds majority-vote accuracy from the same counts; ``posterior`` gives each
+problem's posterior under any of those fits, which ``strategies`` (pass@k, best-of-N),
+``answers`` (majority and weighted voting from an answer model) and ``search`` (tree search,
+sequential thinking) average over for ``plan``. Formulas and
 their sources: shared/reasoning/README.md (A1); measured accuracy: docs/reasoning.md.
 
 The function ``coverage`` is not re-exported here: the package attribute ``coverage`` is the

@@ -4,9 +4,14 @@ argmax Acc s.t. C_TTS <= C; Wu et al. 2025 §4: compute-optimal inference), opti
 difficulty bin (Snell et al. 2024 §3: the strategy chosen per quantile bin of estimated
 difficulty).
 
-Accuracy comes from each candidate's samples file (``strategies``), cost from flopcast's
-inference model on the chosen hardware (``cost.batched_problem_cost``: $ and energy per problem
-with the replica kept full; ``cost.problem_cost``: latency of one problem alone).
+Accuracy comes from each candidate's samples file: the difficulty model ``flopcast reason
+coverage`` uses (``coverage.DEFAULT_METHOD``, the combined model, fitted to the counts), each
+problem's posterior under it (``posterior``), and the strategies of ``strategies``, ``answers``
+and ``search`` averaged over it. Cost comes from flopcast's inference model on the chosen
+hardware (``cost.batched_problem_cost``: $ and energy per problem with the replica kept full;
+``cost.problem_cost``: latency of one problem alone); a tree search's cost is its setting's
+multiplier times the cost of as many independent samples (the extra FLOPs taken to cost time
+in proportion: assumed), sequential thinking's that of one chain R times as long.
 """
 
 from __future__ import annotations
@@ -16,17 +21,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from flopcast.errors import FlopcastError
-from flopcast.workloads.reasoning.coverage import BetaMixtureFit, _posterior_weights, _scipy
+from flopcast.workloads.reasoning.coverage import DEFAULT_METHOD
 from flopcast.workloads.reasoning.samples import SampleSet
-from flopcast.workloads.reasoning.strategies import (
-    best_of_n_accuracy,
-    best_of_n_limit,
-    oracle_accuracy,
-)
-from flopcast.workloads.reasoning.voting import (
-    majority_vote_bounds_per_problem,
-    majority_vote_limits,
-)
+from flopcast.workloads.reasoning.search import DEFAULT_SEQUENTIAL, DEFAULT_TREE
 
 #: What the planner may minimise: $ and energy per problem with the replica kept full, the
 #: seconds one problem takes alone, or the two hardware-free accounts (FLOPs as Wu et al.
@@ -36,53 +33,97 @@ OBJECTIVES = {"usd": "usd", "energy": "joules", "latency": "latency_s", "flops":
 #: Lagrange multipliers tried when allocating per difficulty bin (log-spaced over the range
 #: of accuracy per unit cost that the options span).
 LAMBDA_POINTS = 400
+#: The cost fields of a row (scaled together by a tree search's cost multiplier).
+COST_FIELDS = ("usd", "joules", "gpu_hours", "latency_s", "flops", "kinetics_eflops")
 
 
 @dataclass
 class Candidate:
-    """One model: its samples on the benchmark, its fitted difficulty model and deployment."""
+    """One model: its samples on the benchmark, a fitted difficulty model (kept for callers
+    that pass one; the planner fits ``Settings.method`` to the samples itself, the model
+    ``flopcast reason coverage`` uses) and its deployment."""
 
     name: str
     samples: SampleSet
-    fit: BetaMixtureFit
+    fit: object
     job: object
     eff: object
 
 
+@dataclass(frozen=True)
+class Settings:
+    """What the strategies need beyond the counts: the verifier (best-of-n, weighted vote,
+    search), the wrong-answer concentration assumed when the samples have no answer
+    histograms (``answers.concentration``), the tree-search and sequential settings
+    (``search``), and the difficulty model (a ``coverage.METHODS`` name)."""
+
+    tpr: float = 0.9
+    fpr: float = 0.1
+    concentration: float | None = None
+    tree: str = DEFAULT_TREE
+    sequential: str = DEFAULT_SEQUENTIAL
+    method: str = DEFAULT_METHOD
+
+
 @dataclass
 class Options:
-    """Every (candidate, strategy, k) evaluated: accuracy per problem and cost per problem."""
+    """Every (candidate, strategy, k) evaluated: accuracy per problem and cost per problem;
+    ``skipped`` names the options whose cost could not be had (e.g. a chain too long for the
+    KV memory)."""
 
     rows: list[dict]
     per_problem: np.ndarray  # (options, problems)
     ceilings: list[dict] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
 
 
-def _accuracy(cand: Candidate, strategy: str, ks, tpr: float, fpr: float):
-    """(per-problem accuracy (problems, ks), optimistic per-problem accuracy or None)."""
-    s = cand.samples
+def _accuracy(post, samples: SampleSet, strategy: str, ks, st: Settings):
+    """(per-problem accuracy (problems, ks), optimistic mean accuracy per k or None,
+    accuracy as k -> infinity) of one strategy."""
+    from flopcast.workloads.reasoning import answers, search, strategies
+
     if strategy == "oracle":
-        return oracle_accuracy(cand.fit, s.samples, s.correct, ks), None
+        return 1.0 - post.fail(ks), None, float(post.expect(post.p > 0).mean())
     if strategy == "best-of-n":
-        return best_of_n_accuracy(cand.fit, s.samples, s.correct, ks, tpr, fpr), None
-    low, high = majority_vote_bounds_per_problem(cand.fit, s.samples, s.correct, ks)
-    return low, high.mean(axis=0)
+        return (strategies.best_of_n_posterior(post, ks, st.tpr, st.fpr), None,
+                strategies.best_of_n_plateau(post, st.tpr, st.fpr))
+    if strategy == "majority":  # counts only: all wrong answers agree; optimistic: all differ
+        high = answers.vote_accuracy(post, ks, 0.0).mean(axis=0)
+        return answers.vote_accuracy(post, ks, 1.0), high, answers.vote_limit(post, 1.0)
+    if strategy == "sequential":
+        seq = search.sequential_setting(st.sequential)
+        return search.sequential_accuracy(post, ks, seq), None, search.sequential_limit(post, seq)
+    rho = answers.concentration(samples, st.concentration)
+    if strategy == "majority-answers":
+        return answers.vote_accuracy(post, ks, rho), None, answers.vote_limit(post, rho)
+    limit = answers.vote_limit(post, rho, st.tpr, st.fpr)
+    if strategy == "weighted-vote":
+        return answers.vote_accuracy(post, ks, rho, st.tpr, st.fpr), None, limit
+    if strategy == "tree-search":
+        tree = search.tree_setting(st.tree)
+        if tree.selection == "best-of-n":
+            limit = strategies.best_of_n_plateau(post, st.tpr, st.fpr)
+        return search.tree_search_accuracy(post, ks, tree, rho, st.tpr, st.fpr), None, limit
+    raise FlopcastError(f"strategies: unknown {strategy!r}; one of "
+                        f"{', '.join(strategies.STRATEGIES)}")
 
 
-def _ceiling(cand: Candidate, strategy: str, tpr: float, fpr: float) -> float:
-    s = cand.samples
-    if strategy == "oracle":
-        _, special = _scipy()
-        post = _posterior_weights(cand.fit, s.samples, s.correct, special)
-        return float(np.mean(1.0 - post[:, 0]))
-    if strategy == "best-of-n":
-        return best_of_n_limit(cand.fit, s.samples, s.correct, tpr, fpr)
-    return majority_vote_limits(cand.fit, s.samples, s.correct)[0]
+def _run_shape(strategy: str, k: int, out_len: int, st: Settings) -> tuple[int, int, float]:
+    """(trials, tokens per trial, cost multiplier) of one option: k samples of out_len
+    tokens; a tree search's k solutions at its cost multiplier; sequential thinking's k rounds
+    as one chain of k x out_len tokens (``search`` module docstring)."""
+    if strategy == "sequential":
+        return 1, k * out_len, 1.0
+    if strategy == "tree-search":
+        from flopcast.workloads.reasoning.search import tree_setting
+
+        return k, out_len, tree_setting(st.tree).cost_multiplier
+    return k, out_len, 1.0
 
 
-def evaluate(cands: list[Candidate], strategies: list[str], ks: list[int], prompt_len: int,
-             out_len: int, tpr: float = 0.9, fpr: float = 0.1) -> Options:
-    """Accuracy and cost of every (candidate, strategy, k)."""
+def _costs(cand: Candidate, trials: int, out_len: int, prompt_len: int) -> dict:
+    """Every cost account of one problem: $, J and GPU-hours with the replica kept full,
+    seconds alone, FLOPs (2·P per token) and Kinetics eFLOPs."""
     from flopcast.workloads.reasoning.cost import (
         Shape,
         batched_problem_cost,
@@ -91,29 +132,52 @@ def evaluate(cands: list[Candidate], strategies: list[str], ks: list[int], promp
         sampling_flops,
     )
 
-    rows, per_problem, ceilings = [], [], []
+    shape = Shape.of(cand.job.model)
+    batched = batched_problem_cost(cand.job, cand.eff, trials, prompt_len, out_len)
+    alone = problem_cost(cand.job, cand.eff, trials, prompt_len, out_len)
+    return {"usd": batched["usd"], "joules": batched["joules"],
+            "gpu_hours": batched["gpu_hours"], "latency_s": alone["seconds"],
+            "flops": float(sampling_flops(shape.active_params, out_len, trials)),
+            "kinetics_eflops": float(kinetics_cost(shape, trials, prompt_len,
+                                                   out_len)["eflops"])}
+
+
+def evaluate(cands: list[Candidate], strategies: list[str], ks: list[int], prompt_len: int,
+             out_len: int, tpr: float = 0.9, fpr: float = 0.1, *,
+             settings: Settings | None = None) -> Options:
+    """Accuracy and cost of every (candidate, strategy, k); ``tpr``/``fpr`` are the verifier's
+    when ``settings`` is not given."""
+    from flopcast.workloads.reasoning.posterior import difficulty_posterior
+
+    st = settings or Settings(tpr=tpr, fpr=fpr)
+    opts = Options([], np.empty(0), [])
+    per_problem, cache = [], {}
     for cand in cands:
-        shape = Shape.of(cand.job.model)
-        costs = {k: (batched_problem_cost(cand.job, cand.eff, k, prompt_len, out_len),
-                     problem_cost(cand.job, cand.eff, k, prompt_len, out_len)) for k in ks}
+        s = cand.samples
+        post = difficulty_posterior(s.samples, s.correct, st.method)
         for strategy in strategies:
-            acc, high = _accuracy(cand, strategy, ks, tpr, fpr)
-            ceilings.append({"model": cand.name, "strategy": strategy,
-                             "ceiling": _ceiling(cand, strategy, tpr, fpr)})
+            acc, high, ceiling = _accuracy(post, s, strategy, ks, st)
+            opts.ceilings.append({"model": cand.name, "strategy": strategy, "ceiling": ceiling})
             for i, k in enumerate(ks):
-                batched, alone = costs[k]
-                rows.append({
+                trials, tokens, mult = _run_shape(strategy, int(k), out_len, st)
+                key = (cand.name, trials, tokens)
+                try:
+                    if key not in cache:
+                        cache[key] = _costs(cand, trials, tokens, prompt_len)
+                except FlopcastError as e:
+                    opts.skipped.append(f"{cand.name} {strategy} k={k}: {e}")
+                    continue
+                opts.rows.append({
                     "model": cand.name, "strategy": strategy, "k": int(k),
                     "accuracy": float(acc[:, i].mean()),
                     "accuracy_high": None if high is None else float(high[i]),
-                    "usd": batched["usd"], "joules": batched["joules"],
-                    "gpu_hours": batched["gpu_hours"], "latency_s": alone["seconds"],
-                    "flops": float(sampling_flops(shape.active_params, out_len, k)),
-                    "kinetics_eflops": float(kinetics_cost(shape, k, prompt_len,
-                                                           out_len)["eflops"]),
-                })
+                    **{f: mult * cache[key][f] for f in COST_FIELDS}})
                 per_problem.append(acc[:, i])
-    return Options(rows, np.array(per_problem), ceilings)
+    if not opts.rows:
+        raise FlopcastError("reason plan: no option could be priced (" + "; ".join(
+            opts.skipped[:1]) + ")")
+    opts.per_problem = np.array(per_problem)
+    return opts
 
 
 def pareto_front(rows: list[dict], cost_key: str) -> list[dict]:

@@ -7,11 +7,12 @@ The schema is the one of ``shared/reasoning/pythia-math-samples.csv`` (Brown et 
     id, source, model, params, benchmark, problem, samples, correct
 
 ``model``, ``benchmark``, ``problem``, ``samples`` and ``correct`` are required; ``params``
-(parameter count), ``id``, ``source``, ``url``, ``notes`` and answer-histogram columns
-(``answers``, ``top_wrong``) are optional; any other column is refused (a misspelt column
-must not be silently ignored). Rows are
-grouped by (model, benchmark); each group is one :class:`SampleSet`. Problems may have different
-sample counts n_i. Every problem in the file is one FlopcastError line naming the file, row (and
+(parameter count), ``id``, ``source``, ``url``, ``notes`` and answer-histogram columns are
+optional: ``top_wrong`` (samples giving the most common wrong answer; read, for the voting
+models of ``answers``) and ``answers`` (accepted, not used yet); any other column is
+refused (a misspelt column must not be silently ignored). Rows are grouped by (model,
+benchmark); each group is one :class:`SampleSet`. Problems may have different sample counts
+n_i. Every problem in the file is one FlopcastError line naming the file, row (and
 line), column, value and what is allowed.
 """
 
@@ -47,14 +48,18 @@ class SampleSet:
     correct: np.ndarray
     params: float | None = None
     path: Path | None = None
+    top_wrong: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        n, c = check_counts(self.samples, self.correct, f"samples {self.model}/{self.benchmark}")
+        where = f"samples {self.model}/{self.benchmark}"
+        n, c = check_counts(self.samples, self.correct, where)
         if len(self.problems) != n.size:
-            raise FlopcastError(f"samples {self.model}/{self.benchmark}: {len(self.problems)} "
-                                f"problem names for {n.size} rows of counts")
+            raise FlopcastError(f"{where}: {len(self.problems)} problem names for {n.size} "
+                                "rows of counts")
         object.__setattr__(self, "samples", n)
         object.__setattr__(self, "correct", c)
+        if self.top_wrong is not None:
+            object.__setattr__(self, "top_wrong", check_top_wrong(n, c, self.top_wrong, where))
 
     @property
     def n_problems(self) -> int:
@@ -74,8 +79,28 @@ class SampleSet:
                                 f"of problem {self.problems[i]!r} ({self.model}/{self.benchmark})")
         rng = np.random.default_rng(seed)
         c_sub = rng.hypergeometric(self.correct, self.samples - self.correct, int(n_sub))
+        # the answer histogram of the subsample is not known from the counts: left out
         return SampleSet(self.model, self.benchmark, self.problems,
                          np.full(self.n_problems, int(n_sub)), c_sub, self.params, self.path)
+
+
+def check_top_wrong(samples: np.ndarray, correct: np.ndarray, top_wrong,
+                    what: str) -> np.ndarray:
+    """The most common wrong answer's count per problem, checked: whole numbers with
+    1 <= top_wrong <= samples - correct where some sample was wrong, else 0."""
+    t = np.asarray(top_wrong)
+    if t.shape != samples.shape or not np.issubdtype(t.dtype, np.number) \
+            or np.any(t != np.round(t)):
+        raise FlopcastError(f"{what}: top_wrong must be whole numbers, one per problem")
+    t = t.astype(np.int64)
+    wrong = samples - correct
+    bad = np.flatnonzero((t > wrong) | (t < np.minimum(wrong, 1)))
+    if bad.size:
+        i = int(bad[0])
+        raise FlopcastError(f"{what}: problem {i} has top_wrong = {t[i]} with {wrong[i]} wrong "
+                            "samples (allowed: 1..wrong samples, or 0 when none was wrong)")
+    t.flags.writeable = False
+    return t
 
 
 def check_counts(samples, correct, what: str = "samples") -> tuple[np.ndarray, np.ndarray]:
@@ -180,7 +205,7 @@ def _group(path: Path, rows: list[dict[str, str]], lines: list[int],
         return f"samples {path}: row {r + 1} (line {lines[r]}), column {column}"
 
     seen: dict[str, int] = {}
-    n, c, params = [], [], set()
+    n, c, params, top = [], [], set(), []
     for r in members:
         row = rows[r]
         for column in ("model", "benchmark", "problem"):
@@ -196,13 +221,27 @@ def _group(path: Path, rows: list[dict[str, str]], lines: list[int],
             raise FlopcastError(f"{where(r, 'correct')}: {c[-1]} exceeds samples = {n[-1]} "
                                 "(allowed: 0..samples)")
         params.add(_params(row.get("params", ""), where(r, "params")))
+        top.append(row.get("top_wrong", ""))
     if len(params) > 1:
         raise FlopcastError(f"samples {path}: column params differs between rows of "
                             f"{rows[members[0]]['model']}/{rows[members[0]]['benchmark']} "
                             f"({', '.join(sorted(str(p) for p in params))})")
     first = rows[members[0]]
     return SampleSet(first["model"], first["benchmark"], tuple(seen), np.array(n), np.array(c),
-                     params.pop(), path)
+                     params.pop(), path, _top_wrong(top, members, where))
+
+
+def _top_wrong(cells: list[str], members: list[int], where) -> np.ndarray | None:
+    """The optional top_wrong column of one group: on every row or on none."""
+    filled = [bool(x) for x in cells]
+    if not any(filled):
+        return None
+    if not all(filled):
+        r = members[filled.index(False)]
+        raise FlopcastError(f"{where(r, 'top_wrong')}: empty while other rows of the group "
+                            "have it (give it on every row or none)")
+    return np.array([_whole(x, 0, where(r, "top_wrong"), "a whole number >= 0")
+                     for x, r in zip(cells, members, strict=True)])
 
 
 def _whole(cell: str, low: int, where: str, allowed: str) -> int:

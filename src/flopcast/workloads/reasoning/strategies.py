@@ -3,8 +3,11 @@
 Every function returns an array (problems, ks): the planner averages it over all problems or
 over a difficulty bin (Snell et al. 2024 §3: compute-optimal allocation by estimated
 difficulty). Each problem's success rate p_i is uncertain given its counts (c_i correct of
-n_i); its posterior under the fitted Beta mixture (``coverage.BetaMixtureFit``, empirical
-Bayes) is what k > n_i samples are predicted from.
+n_i); its posterior under a fitted difficulty model (``posterior.posterior_of``: any fit the
+coverage methods return, the combined default included; empirical Bayes) is what k > n_i
+samples are predicted from. The functions taking ``(fit, samples, correct)`` build that
+posterior; the ``*_posterior`` ones take it built. Voting with an answer model, weighted
+voting: ``answers``; tree search and sequential thinking: ``search``.
 
 - ``oracle``: a perfect verifier (unit tests, exact answer check): pass@k = 1 - E[(1 - p_i)^k]
   over p_i's posterior (README A1) at every k. Within the samples drawn the unbiased estimator
@@ -19,8 +22,9 @@ Bayes) is what k > n_i samples are predicted from.
   (1-p)·fpr) — the saturation Brown et al. 2024 and Wu et al. 2025 report for reward models
   (README A2: "no closed form was found in any source"; this one is flopcast's, under
   independent samples and a verifier whose errors are independent of the sample).
-- ``majority``: Wu et al. 2025 Thm. 1 bounds from counts alone (``voting``): the planner uses
-  the lower bound (all wrong answers agree), the conservative case, and reports the upper.
+- ``majority``: Wu et al. 2025 Thm. 1 from counts alone: the planner uses the answer model of
+  ``answers`` with all wrong answers agreeing (rho = 1, the lower bound of ``voting``), the
+  conservative case, and reports all of them distinct (rho = 0, the upper bound).
 """
 
 from __future__ import annotations
@@ -28,45 +32,16 @@ from __future__ import annotations
 import numpy as np
 
 from flopcast.errors import FlopcastError
-from flopcast.workloads.reasoning.coverage import (
-    BetaMixtureFit,
-    _ks,
-    _posterior_weights,
-    _scipy,
-)
-from flopcast.workloads.reasoning.samples import check_counts
+from flopcast.workloads.reasoning.coverage import _ks
+from flopcast.workloads.reasoning.posterior import Posterior, posterior_of
 
-STRATEGIES = ("oracle", "best-of-n", "majority")
-#: Quantile points per posterior component when averaging a nonlinear acc(p, k) over a
-#: problem's posterior (mid-quantiles: exact for the mean, resolves posteriors of any width).
-POSTERIOR_POINTS = 48
+STRATEGIES = ("oracle", "best-of-n", "majority", "majority-answers", "weighted-vote",
+              "tree-search", "sequential")
 
 
-def oracle_accuracy(fit: BetaMixtureFit, samples, correct, k) -> np.ndarray:
+def oracle_accuracy(fit, samples, correct, k) -> np.ndarray:
     """pass@k per problem (problems, ks) from each problem's posterior (module docstring)."""
-    _, special = _scipy()
-    n, c = check_counts(samples, correct, "oracle")
-    ks = _ks(k).ravel()
-    post = _posterior_weights(fit, n, c, special)
-    fail = post[:, :1] * np.ones(ks.size)
-    for j, (a, b) in enumerate(zip(fit.alpha, fit.beta, strict=True)):
-        a_post, b_post = (a + c)[:, None], (b + n - c)[:, None]
-        fail = fail + post[:, 1 + j, None] * np.exp(special.betaln(a_post, b_post + ks)
-                                                     - special.betaln(a_post, b_post))
-    return 1.0 - fail
-
-
-def _posterior_points(fit: BetaMixtureFit, n: np.ndarray, c: np.ndarray):
-    """(p, weight) arrays (problems, points): each problem's posterior as weighted quantile
-    points; the point mass at p = 0 is one point."""
-    _, special = _scipy()
-    post = _posterior_weights(fit, n, c, special)
-    u = (np.arange(POSTERIOR_POINTS) + 0.5) / POSTERIOR_POINTS
-    ps, ws = [np.zeros((n.size, 1))], [post[:, :1]]
-    for j, (a, b) in enumerate(zip(fit.alpha, fit.beta, strict=True)):
-        ps.append(special.betaincinv((a + c)[:, None], (b + n - c)[:, None], u[None, :]))
-        ws.append(np.repeat(post[:, 1 + j, None] / POSTERIOR_POINTS, POSTERIOR_POINTS, axis=1))
-    return np.concatenate(ps, axis=1), np.concatenate(ws, axis=1)
+    return 1.0 - posterior_of(fit, samples, correct).fail(k)
 
 
 def best_of_n_given_p(p, k, tpr: float, fpr: float) -> np.ndarray:
@@ -85,22 +60,27 @@ def check_verifier(tpr: float, fpr: float) -> None:
                             f"fpr={fpr}")
 
 
-def best_of_n_accuracy(fit: BetaMixtureFit, samples, correct, k, tpr: float,
-                       fpr: float) -> np.ndarray:
+def best_of_n_posterior(post: Posterior, k, tpr: float, fpr: float) -> np.ndarray:
     """Best-of-k accuracy per problem (problems, ks), averaged over each posterior."""
     check_verifier(tpr, fpr)
-    n, c = check_counts(samples, correct, "best-of-n")
     ks = _ks(k).ravel()
-    p, w = _posterior_points(fit, n, c)
-    acc = best_of_n_given_p(p[:, :, None], ks[None, None, :], tpr, fpr)
-    return np.einsum("mq,mqk->mk", w, acc)
+    return post.expect(best_of_n_given_p(post.p[..., None], ks[None, None, :], tpr, fpr))
 
 
-def best_of_n_limit(fit: BetaMixtureFit, samples, correct, tpr: float, fpr: float) -> float:
+def best_of_n_accuracy(fit, samples, correct, k, tpr: float, fpr: float) -> np.ndarray:
+    """Best-of-k accuracy per problem (problems, ks) under ``fit``'s posterior."""
+    return best_of_n_posterior(posterior_of(fit, samples, correct), k, tpr, fpr)
+
+
+def best_of_n_plateau(post: Posterior, tpr: float, fpr: float) -> float:
     """Accuracy of best-of-k as k -> infinity: E[p·tpr / (p·tpr + (1-p)·fpr)]."""
     check_verifier(tpr, fpr)
-    n, c = check_counts(samples, correct, "best-of-n")
-    p, w = _posterior_points(fit, n, c)
+    p = post.p
     with np.errstate(divide="ignore", invalid="ignore"):
         share = np.where(p > 0, p * tpr / (p * tpr + (1 - p) * fpr), 0.0)
-    return float((w * share).sum(axis=1).mean())
+    return float(post.expect(share).mean())
+
+
+def best_of_n_limit(fit, samples, correct, tpr: float, fpr: float) -> float:
+    """:func:`best_of_n_plateau` under ``fit``'s posterior."""
+    return best_of_n_plateau(posterior_of(fit, samples, correct), tpr, fpr)

@@ -76,9 +76,13 @@ def memory_phases(v: dict, stage: str) -> dict[str, dict[str, float]]:
 
 
 def _offload_summary(job: TrainingJob, v: dict) -> dict:
-    """Tier of each state and what the host (per GPU) and the node's NVMe hold."""
-    system = job.system
-    return job.parallelism.offload | dict(
+    """Tier of each state, what the host (per GPU) and the node's NVMe hold, the streaming
+    window (Superpipeline) and the share of the update Deep Optimizer States runs on the GPU
+    (0 when off, or when its buffer did not fit)."""
+    system, p = job.system, job.parallelism
+    return p.offload | dict(
+        stream_window_layers=p.stream_window_layers, interleave_optimizer=p.interleave_optimizer,
+        optimizer_gpu_fraction=v["optimizer_gpu_fraction"],
         host_bytes=v["memory_offload_host_bytes"], host_capacity_bytes=system.host_memory_bytes,
         nvme_bytes=v["memory_offload_nvme_bytes"] * system.domain_size,
         nvme_capacity_bytes=system.nvme_bytes)

@@ -7,8 +7,9 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from flopcast.physics.flops import RECOMPUTE_CODES
+from flopcast.physics.memory import ZERO_UNITS_IN_FLIGHT
 from flopcast.physics.pipeline import SCHEDULE_CODES
-from flopcast.specs.parallelism import TIER_CODES
+from flopcast.specs.parallelism import DOS_SUBGROUP_PARAMS, TIER_CODES
 from flopcast.specs.training import TrainingJob
 
 
@@ -19,6 +20,10 @@ class Layout:
     Codes: recompute 0 none / 1 selective / 2 full; schedule 0 1f1b / 1 interleaved / 2 gpipe.
     Offload tiers (specs/parallelism.TIER_CODES, 0 gpu / 1 cpu / 2 nvme): ``offload`` of the
     optimizer states, ``offload_grad``, ``offload_param``, ``offload_act`` (default 0).
+    ``stream_window``: layers resident on the GPU while offloaded parameters/activations stream
+    (Superpipeline's k; default memory.ZERO_UNITS_IN_FLIGHT). ``interleave``: Deep Optimizer
+    States on (0/1, default 0), ``gpu_fraction`` the pinned GPU share of its update (NaN = the
+    best one), ``subgroup_params`` its optimizer subgroup size (Parallelism's fields).
     ``etp`` (expert tensor-parallel size, Megatron --expert-tensor-parallel-size) defaults to
     tp: no MoE parallel folding (Liu et al. 2025). ``extra_slots``: pipeline slots beyond the
     transformer layers (embedding, loss, MTP: see TrainingJob.pipeline_extra_slots), default 0.
@@ -44,11 +49,19 @@ class Layout:
     offload_grad: np.ndarray | None = None
     offload_param: np.ndarray | None = None
     offload_act: np.ndarray | None = None
+    stream_window: np.ndarray | None = None
+    interleave: np.ndarray | None = None
+    gpu_fraction: np.ndarray | None = None
+    subgroup_params: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        for name in ("offload_grad", "offload_param", "offload_act"):
+        defaults = dict(offload_grad=0, offload_param=0, offload_act=0, interleave=0,
+                        stream_window=ZERO_UNITS_IN_FLIGHT, gpu_fraction=np.nan,
+                        subgroup_params=DOS_SUBGROUP_PARAMS)
+        for name, value in defaults.items():
             if getattr(self, name) is None:
-                object.__setattr__(self, name, np.zeros_like(self.offload, dtype=int))
+                object.__setattr__(self, name, np.full_like(self.offload, value,
+                                                             dtype=type(value)))
         if self.etp is None:
             object.__setattr__(self, "etp", self.tp)
         if self.extra_slots is None:
@@ -67,6 +80,10 @@ class Layout:
             offload_grad=TIER_CODES[p.offload_gradients],
             offload_param=TIER_CODES[p.offload_params],
             offload_act=TIER_CODES[p.offload_activations],
+            stream_window=p.stream_window_layers or ZERO_UNITS_IN_FLIGHT,
+            interleave=int(p.interleave_optimizer),
+            gpu_fraction=np.nan if p.optimizer_gpu_fraction is None else p.optimizer_gpu_fraction,
+            subgroup_params=p.optimizer_subgroup_params,
         )
         return cls(**{k: np.atleast_1d(np.asarray(v)) for k, v in values.items()})
 

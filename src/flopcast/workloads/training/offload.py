@@ -21,10 +21,30 @@ NVLink-C2C), 2 nvme (the node's drives, shared by its GPUs, reached through the 
   micro-batch's saved activations go out during its forward and come back during its
   backward, each hidden behind that pass's compute.
 
+- Streaming window (Superpipeline, Abbasi & Lim 2024, arXiv:2410.08791: k layers resident,
+  Layout.stream_window): with two or more layers resident the next one is prefetched behind
+  the current one's compute, as above; with one, nothing can be in flight beside the compute
+  and every parameter and activation transfer is exposed whole. A larger window holds more
+  GPU memory and hides no more than the compute there is.
+- Deep Optimizer States (Maurya et al. 2024, arXiv:2410.21316, Layout.interleave): with the
+  optimizer on the host, a fraction f of its subgroups is updated on the GPU: their states
+  come in and go back over the host link (each direction counted one after the other: the
+  paper's performance model charges the competition of the copies and CPU-Adam for host
+  memory; flopcast does not model that contention), plus their gradients when those live
+  off the GPU and their parameters' write-back when parameters do; the GPU update itself is
+  the GPU optimizer step's share. Meanwhile the CPU updates the other 1 − f, whose 16-bit
+  parameters then go to their tier as under ZeRO-Offload. With a = the CPU update of the
+  shard, c = the GPU path for the whole shard and u = the parameter upload,
+  T(f) = max((1 − f)·a, f·c) + (1 − f)·u, which falls until the two paths balance and rises
+  after (c > u: the states are larger than the 16-bit parameters), so the best fraction is
+  f* = a / (a + c) (the paper's performance model picks the split the same way; flopcast
+  solves it in closed form), T(f*) = c·(a + u)/(a + c) < a + u = T(0). A pinned fraction is
+  taken as given. training_step turns interleaving off (f = 0: plain ZeRO-Offload) where its
+  GPU buffer does not fit.
+
 Every exposed term is max(traffic − compute beside it, 0) (plus the first unit for
 parameters), so no offload ever takes less time than the traffic it adds minus the compute
-it can hide behind. Deep Optimizer States' interleaving of GPU and CPU updates is not
-modelled: the CPU update is all on the critical path.
+it can hide behind.
 """
 
 from __future__ import annotations
@@ -61,8 +81,10 @@ def offload_times(system: System, lay: Layout, sizes: dict, compute: dict) -> di
     ``compute`` (seconds per micro-batch): ``fwd``, ``bwd``, ``gpu_adam`` (the GPU optimizer
     step the host one replaces).
 
-    Returns ``optimizer_s`` (the optimizer step, GPU or host) and ``offload_s`` (exposed
-    parameter, gradient and activation traffic of the micro-batches), module docstring.
+    Returns ``optimizer_s`` (the optimizer step, GPU or host), ``offload_s`` (exposed
+    parameter, gradient and activation traffic of the micro-batches) and
+    ``optimizer_gpu_fraction`` (the share of a host optimizer's update run on the GPU),
+    module docstring.
     """
     eff = system.gpu.efficiency
     host_bw = tier_bandwidth(system, 1)
@@ -77,7 +99,12 @@ def offload_times(system: System, lay: Layout, sizes: dict, compute: dict) -> di
     params_out = np.where(par == 0, sizes["param_shard"] / host_bw,
                           np.where(par == 2, sizes["param_shard"] / tier_bandwidth(system, 2),
                                    0.0))
-    host_step = grads_in + np.maximum(cpu_adam, nvme_io) + params_out
+    host_step, fraction = interleaved_update(
+        lay, np.maximum(cpu_adam, nvme_io), params_out, gpu_path=(
+            (2 * sizes["states"] + np.where(grd > 0, sizes["grad_shard"], 0.0)) / host_bw
+            + compute["gpu_adam"] + np.where(par > 0, sizes["param_shard"] / tier_bandwidth(
+                system, par), 0.0)))
+    host_step = grads_in + host_step
     # Optimizer on the GPU with offloaded gradients or parameters: read them in, write back.
     gpu_step = compute["gpu_adam"] + np.where(
         grd > 0, sizes["grad_shard"] / tier_bandwidth(system, grd), 0.0) + np.where(
@@ -91,6 +118,22 @@ def offload_times(system: System, lay: Layout, sizes: dict, compute: dict) -> di
     grad_stream = exposed(sizes["grads"] / tier_bandwidth(system, grd), bwd)
     act_move = sizes["activations"] / host_bw
     act_stream = exposed(act_move, fwd) + exposed(act_move, bwd)
+    # A window of one layer leaves nothing to prefetch into: every transfer is exposed.
+    serial = lay.stream_window < 2
+    param_stream = np.where(serial, np.maximum((1 + passes) * fetch, param_stream), param_stream)
+    act_stream = np.where(serial, 2 * act_move, act_stream)
     per_micro = (np.where(par > 0, param_stream, 0.0) + np.where(grd > 0, grad_stream, 0.0)
                  + np.where(act > 0, act_stream, 0.0))
-    return dict(optimizer_s=optimizer, offload_s=m * per_micro)
+    return dict(optimizer_s=optimizer, offload_s=m * per_micro,
+                optimizer_gpu_fraction=np.where(opt > 0, fraction, 0.0))
+
+
+def interleaved_update(lay: Layout, cpu_update, upload, gpu_path):
+    """(seconds, GPU fraction) of the host optimizer's update and parameter upload under Deep
+    Optimizer States (module docstring): ``cpu_update`` a, ``upload`` u and ``gpu_path`` c
+    for the whole shard; the fraction is Layout.gpu_fraction where pinned, else
+    f* = a / (a + c); 0 where interleaving is off, which gives ZeRO-Offload's a + u."""
+    best = cpu_update / np.maximum(cpu_update + gpu_path, 1e-30)
+    f = np.where(lay.interleave > 0, np.where(np.isnan(lay.gpu_fraction), best,
+                                              lay.gpu_fraction), 0.0)
+    return np.maximum((1 - f) * cpu_update, f * gpu_path) + (1 - f) * upload, f

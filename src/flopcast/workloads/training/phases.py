@@ -16,12 +16,14 @@ physics/memory.py counts their bytes. Moments (every term per GPU):
   working set of one layer, the head's gradient) and at its end (all gradients, one layer's
   activations): the activations a layer frees and the gradients it produces trade places
   linearly, so the worst moment is one of the two ends;
-- optimizer step: weights, gradients and optimizer states.
+- optimizer step: weights, gradients and optimizer states (with Deep Optimizer States, also
+  the GPU buffer of the subgroups it updates there: memory.interleaved_optimizer_bytes).
 
 Offloaded states (physics/memory.offloaded_state_bytes, ZeRO-Offload / ZeRO-Infinity) leave on
-the GPU only the units in flight; offloaded activations only the layers being computed or
-copied (memory.resident_layers); ``memory_offload_host_bytes`` / ``_nvme_bytes`` are what the
-larger stage places on the host (per GPU) and on NVMe (per GPU).
+the GPU only the units in flight (Superpipeline's window of k layers when parameters stream:
+Layout.stream_window); offloaded activations only the layers being computed or copied
+(memory.resident_layers, the same window); ``memory_offload_host_bytes`` / ``_nvme_bytes``
+are what the larger stage places on the host (per GPU) and on NVMe (per GPU).
 
 The runtime reserve (CUDA context, NCCL buffers, allocator slack; Efficiency
 runtime_reserved_bytes) is part of every phase's total, which ``fits`` compares with the
@@ -123,7 +125,8 @@ def stage_moments(framework: Framework, lay: Layout, tok: dict, states: dict, st
     w, g, o = states["weights"], states["gradients"], states["optimizer"]
     layers, in_flight, head = stage["layers"], stage["in_flight"], stage["head"]
     full = lay.recompute == 2
-    stored = tok["stored"] * memory.resident_layers(layers * in_flight, lay.offload_act)
+    stored = tok["stored"] * memory.resident_layers(layers * in_flight, lay.offload_act,
+                                                    lay.stream_window)
     work = np.where(full, tok["full"] - tok["stored"], 0.0)
     loss_fwd, loss_bwd = (np.where(head, tok[k], 0.0) for k in ("loss_fwd", "loss_bwd"))
     g_before = np.where(framework.gradients_persist | (lay.num_micro_batches > 1), g, 0.0)
@@ -144,9 +147,10 @@ def stage_moments(framework: Framework, lay: Layout, tok: dict, states: dict, st
     layers_end = layers_start | dict(
         weight_casts=c_layer, gradients=g,
         activations=tok["stored"] * memory.resident_layers(layers * (in_flight - 1) + 1,
-                                                           lay.offload_act))
+                                                           lay.offload_act, lay.stream_window))
     optimizer = base | dict(weight_casts=0.0, gradients=g, activations=0.0,
-                            head_activations=0.0, zero_gathered=0.0)
+                            head_activations=0.0, zero_gathered=0.0,
+                            optimizer=o + states["interleave_buffer"])
     moments = dict(forward=forward, backward_at_loss=at_loss,
                    backward_layers_start=layers_start, backward_layers_end=layers_end,
                    optimizer_step=optimizer)
@@ -185,7 +189,13 @@ def _states(model, framework, precision, lay, non_expert, expert_p, extra, n_lay
     other, expert = memory.layer_param_counts(model)
     layer_p = other / lay.tp + expert / (lay.etp * lay.ep)
     share = memory.zero_units_in_flight_fraction(layer_p, extra, non_expert + expert_p)
-    w, g, o = memory.offloaded_state_bytes((w_all, g_all, o_all), share, lay.offload_param,
+    # Streamed parameters keep the rank's part of a window of layers resident (stream_window,
+    # 2 by default: the share above); ZeRO-3's gathers stay two units whatever the window.
+    streamed = memory.zero_units_in_flight_fraction(layer_p, extra, non_expert + expert_p,
+                                                    np.where(lay.offload_param > 0,
+                                                             lay.stream_window,
+                                                             memory.ZERO_UNITS_IN_FLIGHT))
+    w, g, o = memory.offloaded_state_bytes((w_all, g_all, o_all), streamed, lay.offload_param,
                                            lay.offload_grad, lay.offload)
     zero_w, zero_g = memory.zero_transient_bytes(non_expert, expert_p, precision, lay.zero,
                                                  dense_shards, expert_shards, share)
@@ -196,8 +206,13 @@ def _states(model, framework, precision, lay, non_expert, expert_p, extra, n_lay
     cast = precision.activation_bytes * np.where(
         framework.weight_casts == "autocast", np.where(lay.zero >= 3, share, 1.0), 0.0)
     bucket = np.where(framework.ddp_bucket_copy & (lay.zero == 0) & (dense_shards > 1), g, 0.0)
+    buffer = 0.0
+    if np.any(lay.interleave > 0):
+        buffer = memory.interleaved_optimizer_bytes(
+            (w_all, g_all, o_all), lay.subgroup_params,
+            memory.state_bytes_per_param(precision, framework), lay.interleave, lay.offload_grad)
     return dict(weights=w, gradients=g, optimizer=o, zero_w=zero_w, zero_g=zero_g,
-                all=(w_all, g_all, o_all),
+                all=(w_all, g_all, o_all), interleave_buffer=buffer,
                 head_grad=head_grad, bucket=bucket,
                 casts_all=cast * memory.gemm_weight_params(model, lay.tp, n_layers, head),
                 casts_head=cast * head_p,
@@ -219,6 +234,8 @@ def training_memory(model: Model, framework: Framework, precision: Precision, se
     single = lay.pp == 1
     out, peaks, offloaded = {}, {}, {}
     skip = set() if detail else dominated(framework, tok)
+    if np.any(lay.interleave > 0):  # the interleaved update's buffer lives in this moment
+        skip.discard("optimizer_step")
     for name, non_expert, extra, flight, head in (
             ("first", first_p, extra_first, in_flight, single),
             ("last", last_p, extra_last, 1.0, np.ones_like(single))):

@@ -14,6 +14,8 @@ calls it with arrays of length one.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from flopcast.catalog.loader import load_framework
@@ -184,6 +186,20 @@ def _offload_fits(system: System, mem: dict, lay: Layout):
     return host & nvme
 
 
+def _memory_where_interleave_fits(memory_of, lay: Layout, capacity):
+    """(layout, memory) with Deep Optimizer States' interleaving kept only where its GPU buffer
+    fits (``memory_of(layout)`` → training_memory's dict): where it does not, the step is plain
+    ZeRO-Offload (the GPU has no spare memory to update on) and so is its memory."""
+    mem = memory_of(lay)
+    if not np.any(lay.interleave > 0):
+        return lay, mem
+    off = (lay.interleave > 0) & (mem["memory_total_bytes"] > capacity)
+    if not np.any(off):
+        return lay, mem
+    lay = replace(lay, interleave=np.where(off, 0, lay.interleave))
+    return lay, memory_of(lay)
+
+
 def training_step(model: Model, system: System, precision: Precision, seq_len,
                   lay: Layout, attention_backend: str | None = None,
                   framework: Framework | None = None,
@@ -266,6 +282,13 @@ def training_step(model: Model, system: System, precision: Precision, seq_len,
     shards = np.where(lay.zero >= 1, dp_group, 1)
     shard_params = stage_p / shards
     gpu_adam = kernels.stream_time(shard_params * framework.optimizer_update_bytes_per_param, gpu)
+    in_flight = micro_batches_in_flight(lay.pp, lay.num_micro_batches, lay.vp, lay.schedule)
+    lay, mem = _memory_where_interleave_fits(
+        lambda lay_: training_memory(model, framework, precision, seq_len, lay_,
+                                     (first_p, last_p, expert_p), n_layers_stage, in_flight,
+                                     moe_fraction, eff.runtime_reserved_bytes, gpu.hbm_bytes,
+                                     detail), lay, gpu.hbm_bytes)
+    gpu_fraction = 0.0
     if lay.offloads:
         moved = offload_times(system, lay, _offload_sizes(
             model, framework, precision, seq_len, lay, stage_p, shard_params, dp_group,
@@ -273,6 +296,7 @@ def training_step(model: Model, system: System, precision: Precision, seq_len,
                                   bwd=stage_compute - layers["fwd_compute"] - layers["recompute"],
                                   gpu_adam=gpu_adam))
         optimizer, offload_s = moved["optimizer_s"], moved["offload_s"]
+        gpu_fraction = moved["optimizer_gpu_fraction"]
     else:
         optimizer, offload_s = gpu_adam, 0.0
 
@@ -291,11 +315,6 @@ def training_step(model: Model, system: System, precision: Precision, seq_len,
     hardware_flops = F.training_flops_per_token(model, seq_len, "hardware",
                                                 lay.recompute) * tokens_step
 
-    in_flight = micro_batches_in_flight(lay.pp, lay.num_micro_batches, lay.vp, lay.schedule)
-    mem = training_memory(model, framework, precision, seq_len, lay, (first_p, last_p, expert_p),
-                          n_layers_stage, in_flight, moe_fraction, eff.runtime_reserved_bytes,
-                          gpu.hbm_bytes, detail)
-
     bubble = pipe - m * stage_time
     out = dict(
         step_time_s=step,
@@ -309,6 +328,7 @@ def training_step(model: Model, system: System, precision: Precision, seq_len,
         dp_comm_exposed_s=dp_comm,
         dp_comm_total_s=dp_comm_total,
         optimizer_s=optimizer,
+        optimizer_gpu_fraction=gpu_fraction,
         offload_s=offload_s,
         offload_fits=_offload_fits(system, mem, lay),
         overhead_s=eff.step_overhead_s,
