@@ -199,6 +199,8 @@ def test_the_address_reruns_the_form(base_url, page):
 OTHER_TABS = [
     ("infer", "/api/infer", {"model": "llama-3.1-8b", "gpus": 1, "batch": 8}),
     ("plan", "/api/plan/train", {"model": "llama-3.1-8b", "gpus": "16", "top": 3}),
+    ("serve", "/api/serve", {"model": "llama-3.1-8b", "dataset": "sharegpt", "request_rate": 4,
+                             "num_requests": 200}),
     # beyond the model's context: allowed, with a warning the page must show
     ("train", "/api/train", {"model": "pythia-70m", "seq_len": 8192}),
 ]
@@ -235,3 +237,24 @@ def test_invalid_input_shows_the_one_line_error(base_url, page):
     shown = page.inner_text("#train-error")
     assert shown == answer["detail"] and "\n" not in shown and "tp" in shown
     assert page.inner_text("#train-result") == ""
+
+
+def test_validate_upload_shows_the_api_numbers(base_url, page, training_csv, tmp_path):
+    import httpx
+
+    lines = training_csv.read_text().splitlines(keepends=True)
+    csv = tmp_path / "few.csv"
+    csv.write_text("".join(lines[:9]))
+    answer = httpx.post(base_url + "/api/validate", timeout=60,
+                        files={"file": (csv.name, csv.read_bytes(), "text/csv")}).json()
+    page.goto(base_url + "/#validate", wait_until="domcontentloaded")
+    page.wait_for_selector("body[data-ready=true]", state="attached")
+    page.set_input_files("#validate-file", str(csv))
+    page.click("#validate-submit")
+    page.wait_for_selector("#validate-result[data-state=done], #validate-result[data-state=error]",
+                           state="attached", timeout=20_000)
+    assert page.is_hidden("#validate-error"), page.inner_text("#validate-error")
+    cells = result_cells(page, "#validate-result")
+    assert {"summary.median_ape_pct", "rows.0.predicted", "rows.7.ape_pct"} <= {
+        c["field"] for c in cells}
+    check_cells(cells, answer)

@@ -268,9 +268,10 @@ function renderServePlan(d) {
   }
   const front = d.front || [];
   if (front.length) {
-    out.push(chart("servplan-chart-front", [{ type: "scatter", mode: "markers+text",
+    out.push(chart("servplan-chart-front", [{ type: "scatter", mode: "markers",
       x: front.map((f) => f.usd_per_hour), y: front.map((f) => f.capacity_rps),
-      text: front.map((f) => f.replica), textposition: "top center" }], {
+      text: front.map((f) => f.replica), hovertemplate: "%{text}<extra></extra>",
+      marker: { size: 10 } }], {
       title: { text: "Replica options: capacity meeting the SLOs vs price" },
       xaxis: { title: { text: "$ per hour" } }, yaxis: { title: { text: "requests/s" } } }));
     out.push(gridTable("Replica options", d, "replica", front.map((_, i) => i),
@@ -361,6 +362,7 @@ function formBody(form) {
     if (!f.name || f.type === "file" || f.value.trim() === "") continue;
     const v = f.value.trim();
     if (f.type === "number" || f.dataset.number !== undefined) body[f.name] = Number(v);
+    else if (f.dataset.list !== undefined) body[f.name] = v.split(",").map((x) => x.trim());
     else if (v === "true" || v === "false") body[f.name] = v === "true";
     else body[f.name] = v;
   }
