@@ -401,7 +401,10 @@ function showTab(tab) {
 
 // "#train?model=llama-3.1-8b&gpus=8" -> show the train tab, fill its form, run it.
 function applyHash() {
-  const [key, query] = decodeURIComponent(location.hash.slice(1)).split("?");
+  const hash = location.hash.slice(1);
+  const cut = hash.indexOf("?");
+  const key = decodeURIComponent(cut < 0 ? hash : hash.slice(0, cut));
+  const query = cut < 0 ? undefined : hash.slice(cut + 1);
   const form = key && document.getElementById(`${key}-form`);
   if (!form) {
     const tab = document.querySelector(`#tabs button[data-tab="${key}"]`);
