@@ -261,6 +261,23 @@ def _file_options(name: str, files: dict[str, list[str]]) -> dict[str, list[str]
     return out
 
 
+def fuzz_options(keys: list[str]):
+    """A test run EXAMPLES times (reproducibly) with 1 to 3 of ``keys`` chosen:
+    ``test(data, chosen)`` draws their values from ``data``."""
+
+    def wrap(test):
+        @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
+                  suppress_health_check=list(HealthCheck))
+        @given(st.data())
+        def run_one(data):
+            test(data, data.draw(st.lists(st.sampled_from(keys), min_size=1, max_size=3,
+                                          unique=True)))
+
+        return run_one
+
+    return wrap
+
+
 @pytest.mark.parametrize("name", list(COMMANDS))
 def test_fuzz_command(name, files):
     base, options = COMMANDS[name]
@@ -277,12 +294,8 @@ def test_fuzz_command(name, files):
         return st.one_of(*(s for s in (st.sampled_from(good) if good else None, NUM, TEXT,
                                        hostile) if s is not None))
 
-    @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
-              suppress_health_check=list(HealthCheck))
-    @given(st.data())
-    def one(data):
-        chosen = data.draw(st.lists(st.sampled_from(keys), min_size=1, max_size=3,
-                                    unique=True))
+    @fuzz_options(keys)
+    def one(data, chosen):
         argv = list(base)
         for key in chosen:
             value = data.draw(value_for(key), label=key)
@@ -413,12 +426,8 @@ def test_fuzz_endpoint(name, files, client):
         return st.one_of(*(st.sampled_from(v) for v in (good, hostile, JSON_HOSTILE,
                                                         HOSTILE_NUMBERS, HOSTILE_TEXT) if v))
 
-    @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
-              suppress_health_check=list(HealthCheck))
-    @given(st.data())
-    def one(data):
-        chosen = data.draw(st.lists(st.sampled_from(keys), min_size=1, max_size=3,
-                                    unique=True))
+    @fuzz_options(keys)
+    def one(data, chosen):
         check_api(client, ENDPOINTS[name],
                   body | {key: data.draw(value_for(key), label=key) for key in chosen})
 
