@@ -62,8 +62,9 @@ def fields_of(dataclass: type) -> dict:
 
 
 def short(value) -> str:
-    """A value for a message: long ones cut in the middle ('99999999…99999999 (309 chars)')."""
-    text = str(value)
+    """A value for a message: long ones cut in the middle ('99999999…99999999 (309 chars)'),
+    characters that are not printable (a newline) escaped, so a message stays one line."""
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(value))
     return text if len(text) <= 24 else f"{text[:8]}…{text[-8:]} ({len(text)} characters)"
 
 
