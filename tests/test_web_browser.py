@@ -29,6 +29,8 @@ REQUIRE = os.environ.get("FLOPCAST_REQUIRE_BROWSER") == "1"
 #: The training request the test types into the form (field = the form's input name).
 TRAIN = {"model": "llama-3.1-70b", "gpu": "h100-sxm", "gpus": 64, "tp": 4, "pp": 2,
          "global_batch": 128, "seq_len": 4096}
+#: The training form's drop-downs among the fields TRAIN fills (the rest are text boxes).
+TRAIN_SELECTS = {"model", "gpu"}
 #: Shown numbers have 4 significant digits (app.js fmt): at most half a unit in the 4th digit.
 SHOWN_RTOL = 5.01e-4
 #: Fields the training result must show (paths in the API's JSON).
@@ -129,7 +131,7 @@ def fill_train_form(page, base_url: str, request: dict) -> None:
     page.wait_for_selector("body[data-ready=true]", state="attached")
     for name, value in request.items():
         field = page.locator(f"#train-form [name={name}]")
-        if field.evaluate("e => e.tagName") == "SELECT":
+        if name in TRAIN_SELECTS:
             field.select_option(str(value))
         else:
             field.fill(str(value))

@@ -69,20 +69,30 @@ function note(text) {
   return el("p", { class: "note" }, text);
 }
 
+// Plotly (4.8 MB) is fetched when the first chart is drawn, not with the page: the forms and
+// tables never wait for it.
+const PLOTLY_URL = "/static/vendor/plotly.min.js";
+let plotlyLoading = null;
+
+function loadPlotly() {
+  if (!plotlyLoading) {
+    plotlyLoading = new Promise((resolve, reject) => {
+      const script = el("script", { src: PLOTLY_URL, id: "plotly-js" });
+      script.addEventListener("load", resolve);
+      script.addEventListener("error", reject);
+      document.head.append(script);
+    });
+  }
+  return plotlyLoading;
+}
+
 function chart(id, traces, layout) {
   const div = el("div", { id, class: "chart" });
   const base = { margin: { t: 40, r: 20, b: 90, l: 70 }, height: 360, font: { size: 12 },
     legend: { orientation: "h", y: -0.3 } };
-  const draw = () => window.Plotly.newPlot(div, traces, { ...base, ...layout }, CHART_CONFIG);
-  const missing = () => { div.textContent = "(charts need /static/vendor/plotly.min.js)"; };
-  const script = document.getElementById("plotly-js");
-  // Plotly loads asynchronously (the forms work before it has); draw once it is there.
-  if (window.Plotly) requestAnimationFrame(draw);
-  else if (script.dataset.failed) missing();
-  else {
-    script.addEventListener("load", draw);
-    script.addEventListener("error", missing);
-  }
+  loadPlotly().then(
+    () => window.Plotly.newPlot(div, traces, { ...base, ...layout }, CHART_CONFIG),
+    () => { div.textContent = `(charts need ${PLOTLY_URL}, which did not load)`; });
   return div;
 }
 
