@@ -221,3 +221,13 @@ def test_validate_refusal_is_422_with_the_cli_line(client, tmp_path, content):
     assert r.status_code == 422
     assert r.json()["detail"] == cli_error("validate", str(path)).replace(str(tmp_path) + "/",
                                                                           "")
+
+
+def test_warning_comes_in_a_header(client):
+    r = client.post("/api/train", json={"model": "llama-2-7b", "seq_len": 8192,
+                                        "global_batch": 8})
+    assert r.status_code == 200
+    (warning,) = json.loads(r.headers["x-flopcast-warning"])
+    assert "context" in warning
+    assert "x-flopcast-warning" not in client.post("/api/train", json={
+        "model": "llama-2-7b", "global_batch": 8}).headers

@@ -34,11 +34,6 @@ class Request(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    @classmethod
-    def options(cls) -> dict[str, str]:
-        """Field → the command-line option that sets it ('global_batch' → '--global-batch')."""
-        return {name: "--" + name.replace("_", "-") for name in cls.model_fields}
-
 
 #: Where a request's warnings go: what is allowed but doubtful (the CLI prints them on
 #: stderr, the web API sends them in a header; the result alone is the answer).

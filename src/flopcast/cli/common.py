@@ -130,14 +130,6 @@ def warn(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr)
 
 
-def warn_beyond_context(model, tokens: int, option: str) -> None:
-    """api.common.beyond_context's warning, if any, on stderr."""
-    from flopcast.api.common import beyond_context
-
-    if (text := beyond_context(model, tokens, option)) is not None:
-        warn(text)
-
-
 def expected_error_lines(*errors: dict) -> None:
     """The expected-error statements (flopcast.accuracy) under a result, dimmed."""
     for e in errors:

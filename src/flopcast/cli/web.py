@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from flopcast.cli.common import app, int_option
@@ -31,4 +33,7 @@ def web(
 
     from flopcast.web.app import create_app
 
-    uvicorn.run(create_app(), host=host, port=port, log_level="warning")
+    app_ = create_app()
+    shown = f"[{host}]" if ":" in host else host
+    print(f"flopcast web: http://{shown}:{port}/ (Ctrl-C stops it)", file=sys.stderr)
+    uvicorn.run(app_, host=host, port=port, log_level="warning")
