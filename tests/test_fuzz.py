@@ -261,6 +261,23 @@ def _file_options(name: str, files: dict[str, list[str]]) -> dict[str, list[str]
     return out
 
 
+def fuzz_options(keys: list[str]):
+    """A test run EXAMPLES times (reproducibly) with 1 to 3 of ``keys`` chosen:
+    ``test(data, chosen)`` draws their values from ``data``."""
+
+    def wrap(test):
+        @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
+                  suppress_health_check=list(HealthCheck))
+        @given(st.data())
+        def run_one(data):
+            test(data, data.draw(st.lists(st.sampled_from(keys), min_size=1, max_size=3,
+                                          unique=True)))
+
+        return run_one
+
+    return wrap
+
+
 @pytest.mark.parametrize("name", list(COMMANDS))
 def test_fuzz_command(name, files):
     base, options = COMMANDS[name]
@@ -277,12 +294,8 @@ def test_fuzz_command(name, files):
         return st.one_of(*(s for s in (st.sampled_from(good) if good else None, NUM, TEXT,
                                        hostile) if s is not None))
 
-    @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
-              suppress_health_check=list(HealthCheck))
-    @given(st.data())
-    def one(data):
-        chosen = data.draw(st.lists(st.sampled_from(keys), min_size=1, max_size=3,
-                                    unique=True))
+    @fuzz_options(keys)
+    def one(data, chosen):
         argv = list(base)
         for key in chosen:
             value = data.draw(value_for(key), label=key)
@@ -317,6 +330,128 @@ def test_help_of_every_command():
                  ["catalog"], ["train", "--help"], ["plan", "train", "--help"]):
         code, _, err = run(argv)
         assert code in (0, 2) and "Traceback" not in err, argv
+
+
+# ---------------------------------------------------------------------------------------------
+# The web API: every endpoint with the same options as JSON fields, plus values only JSON can
+# carry (null, booleans, lists, objects, huge integers). Each answer must be 200 with finite
+# JSON or 422 with a one-line "detail"; a 5xx (an uncaught exception) fails.
+
+ENDPOINTS = {"train": "/api/train", "plan train": "/api/plan/train", "infer": "/api/infer",
+             "serve": "/api/serve", "serve plan": "/api/serve/plan",
+             "reason coverage": "/api/reason/coverage", "reason cost": "/api/reason/cost",
+             "reason plan": "/api/reason/plan"}
+JSON_HOSTILE = [None, True, False, [], {}, ["8"], {"a": 1}, 0, -1, 2**31, 2**63, -2**64,
+                10**400, 1e308, -1e-308, 0.5, "１２", "8 "]
+#: Flags that are booleans in a request body.
+SWITCHES = {"--offline", "--max-throughput", "--json"}
+
+
+def _field(option: str) -> str:
+    return option.lstrip("-").replace("-", "_")
+
+
+def _json_value(text: str):
+    """A command-line value as JSON would carry it: a number where it reads as one."""
+    for kind in (int, float):
+        try:
+            value = kind(text)
+        except ValueError:
+            continue
+        if math.isfinite(value):
+            return value
+    return text
+
+
+def _body(name: str, base: list[str]) -> dict:
+    """The request body of a command's base argv (options after the command words)."""
+    words = 2 if name in ENDPOINTS and " " in name else 1
+    args, body = base[words:], {}
+    while args:
+        key = args.pop(0)
+        body[_field(key)] = True if key in SWITCHES else _json_value(args.pop(0))
+    if name == "reason plan":
+        body["samples"] = [body["samples"]]
+    return body
+
+
+@pytest.fixture(scope="module")
+def client():
+    pytest.importorskip("fastapi")
+    pytest.importorskip("httpx")
+    from fastapi.testclient import TestClient
+
+    from flopcast.web.app import create_app
+
+    return TestClient(create_app(), raise_server_exceptions=False)
+
+
+def check_api(client, path: str, body, files=None) -> None:
+    """One request: 200 with finite JSON, or 422 with one line; never 5xx, never a hang."""
+    TRIED["api " + path] += 1
+    old = signal.signal(signal.SIGALRM, _alarm)
+    signal.alarm(HANG_S)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)
+            r = (client.post(path, files=files) if files is not None
+                 else client.post(path, json=body))
+    except Hang:
+        pytest.fail(f"ran longer than {HANG_S} s: POST {path} {str(body)[:300]}")
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+    shown = f"POST {path} {str(body)[:300]}"
+    assert r.status_code in (200, 422), f"{r.status_code}: {shown}\n{r.text[:2000]}"
+    data = json.loads(r.text, parse_constant=_no_constant)
+    if r.status_code == 422:
+        detail = data.get("detail")
+        assert isinstance(detail, str) and detail and "\n" not in detail, f"{shown}: {data}"
+    else:
+        assert _finite(data) is None, f"non-finite {_finite(data)}: {shown}"
+
+
+@pytest.mark.parametrize("name", list(ENDPOINTS))
+def test_fuzz_endpoint(name, files, client):
+    base, options = COMMANDS[name]
+    body = _body(name, _base_with_samples(name, base))
+    file_opts = _file_options(name, files)
+    keys = sorted({_field(k) for k in (*options, *file_opts)} | {"no_such_option"})
+
+    def value_for(key: str) -> st.SearchStrategy:
+        option = "--" + key.replace("_", "-")
+        good = [True if option in SWITCHES else _json_value(v)
+                for v in options.get(option, [])]
+        hostile = file_opts.get(option, [])
+        return st.one_of(*(st.sampled_from(v) for v in (good, hostile, JSON_HOSTILE,
+                                                        HOSTILE_NUMBERS, HOSTILE_TEXT) if v))
+
+    @fuzz_options(keys)
+    def one(data, chosen):
+        check_api(client, ENDPOINTS[name],
+                  body | {key: data.draw(value_for(key), label=key) for key in chosen})
+
+    one()
+
+
+def test_fuzz_endpoint_bodies(client):
+    """Bodies that are not objects, and the catalogs."""
+    for path in ENDPOINTS.values():
+        for body in (None, [], [1], "x", 1, {"": 1}, {"a" * 5000: 1}):
+            check_api(client, path, body)
+    for kind in ("gpus", "models", "engines", "frameworks", "datasets"):
+        TRIED["api /api/catalog"] += 1
+        assert client.get(f"/api/catalog/{kind}").status_code == 200
+
+
+def test_fuzz_validate_upload(files, client):
+    """POST /api/validate with every hostile file uploaded."""
+    for path in files["any"]:
+        try:
+            content = Path(path).read_bytes()[:2**20] if Path(path).is_file() else b""
+        except OSError:
+            content = b""
+        check_api(client, "/api/validate", path, files={"file": (Path(path).name, content)})
 
 
 def teardown_module(module):

@@ -1,5 +1,5 @@
 """flopcast command line: train, plan, infer, serve, reason, validate, calibrate, profile,
-catalog (one module each).
+catalog, web (one module each).
 
 Every user error ends as one line on stderr naming the option and what is allowed, with exit
 status 2 and no traceback.
@@ -22,6 +22,7 @@ from flopcast.cli import (  # noqa: F401  (register commands)
     reason_plan,
     serve,
     train,
+    web,
 )
 from flopcast.cli.common import app, validation_line
 from flopcast.errors import FlopcastError, echo

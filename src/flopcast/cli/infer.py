@@ -9,32 +9,25 @@ import typer
 
 from flopcast.cli.common import (
     CALIBRATION_OPT,
-    FFN_OPT,
     GIB,
     GPU_HELP,
-    HEADS_OPT,
-    HIDDEN_OPT,
     JSON_OPT,
-    KV_HEADS_OPT,
-    LAYERS_OPT,
     MODEL_OPT,
-    SWIGLU_OPT,
-    VOCAB_OPT,
-    _model,
     app,
     console,
-    ensure_finite,
     expected_error_lines,
     int_option,
     memory_name,
+    model_flags,
     print_table,
+    request_from,
     step_name,
-    warn_beyond_context,
+    warn,
 )
-from flopcast.errors import FlopcastError
 
 
 @app.command()
+@model_flags
 def infer(
     model: str | None = MODEL_OPT,
     gpu: str = typer.Option("h100-sxm", "--gpu", help=GPU_HELP),
@@ -64,54 +57,22 @@ def infer(
         False, "--max-throughput", help="Find the concurrency with the most output tokens/s "
         "within KV memory and the engine's limits."),
     calibration: Path | None = CALIBRATION_OPT,
-    layers: int | None = LAYERS_OPT,
-    hidden: int | None = HIDDEN_OPT,
-    heads: int | None = HEADS_OPT,
-    kv_heads: int | None = KV_HEADS_OPT,
-    ffn_hidden: int | None = FFN_OPT,
-    vocab: int | None = VOCAB_OPT,
-    swiglu: bool | None = SWIGLU_OPT,
     as_json: bool = JSON_OPT,
+    **shape,
 ) -> None:
     """Estimate serving: TTFT, time per output token, end-to-end latency, tokens/s, KV capacity.
 
     Default mode is a static batch of 1; give one of --batch, --concurrency, --max-throughput.
     Latencies in ms, memory in GiB (bytes in --json).
     """
-    from flopcast.accuracy import expected_error
-    from flopcast.catalog import load_gpu
-    from flopcast.catalog.loader import load_engine
-    from flopcast.specs import System
-    from flopcast.specs.inference import InferenceJob
-    from flopcast.workloads.inference import estimate_inference
+    from flopcast.api.common import json_of
+    from flopcast.api.infer import InferRequest, run_infer
 
-    chosen = [x for x in (batch is not None, concurrency is not None, max_throughput) if x]
-    if len(chosen) > 1:
-        raise FlopcastError("mode: give at most one of --batch, --concurrency, --max-throughput")
-    mode = ("max_throughput" if max_throughput else "concurrency" if concurrency is not None
-            else "batch")
-    # `is not None`, not `or`: --batch 0 / --concurrency 0 must reach the validator, not
-    # become 1; max(pp, 1): --pp 0 must too, not divide by zero here.
-    size = concurrency if concurrency is not None else batch if batch is not None else 1
-    if size < 1:
-        flag = "--concurrency" if concurrency is not None else "--batch"
-        raise FlopcastError(f"{flag}: must be at least 1; got {size}")
-    the_gpu = load_gpu(gpu, calibration)
-    job = InferenceJob(
-        model=_model(model, layers, hidden, heads, kv_heads, ffn_hidden, vocab, swiglu),
-        system=System(gpu=the_gpu, num_gpus=gpus),
-        engine=load_engine(engine), tp=tp if tp is not None else max(gpus // max(pp, 1), 1),
-        pp=pp, ep=ep, weights=precision, kv_format=kv_precision, input_len=input_len,
-        output_len=output_len, mode=mode, batch=size,
-    )
-    est = estimate_inference(job, str(calibration) if calibration else None)
-    warn_beyond_context(job.model, input_len + output_len, "--input-len + --output-len")
-    out = est.to_dict() | {"expected_error": expected_error("inference", [the_gpu.family])}
-    ensure_finite(out, "estimate")
+    result = run_infer(request_from(InferRequest, locals() | shape), warn)
     if as_json:
-        print(json.dumps(out, indent=2))
+        print(json.dumps(json_of(result), indent=2))
         return
-    _print_inference(est, out)
+    _print_inference(result, result.model_dump())
 
 
 def _print_inference(est, out: dict) -> None:

@@ -9,11 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from flopcast.cli.common import (
-    app,
-    console,
-    print_table,
-)
+from flopcast.cli.common import app, console, print_table, request_from
 
 
 @app.command()
@@ -25,9 +21,10 @@ def validate(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Predict every row of a measurement CSV and report the error (APE) per row and overall."""
-    from flopcast.validate import validate_file
+    from flopcast.api.common import json_of
+    from flopcast.api.validate import ValidateRequest, run_validate
 
-    result = validate_file(file, str(calibration) if calibration else None)
+    result = json_of(run_validate(request_from(ValidateRequest, locals())))
     if as_json:
         print(json.dumps(result, indent=2))
         return
@@ -84,34 +81,19 @@ def calibrate(
     src/flopcast/calibration/default.yaml` (and inference.csv -> inference.yaml,
     kernels.csv -> kernels.yaml).
     """
-    from flopcast.calibration import calibrate as fit
-    from flopcast.calibration import leave_one_source_out
-    from flopcast.calibration.fit import check_output
-    from flopcast.errors import FlopcastError
-    from flopcast.validate.inputs import read_table
+    from flopcast.api.validate import CalibrateRequest, run_calibrate
 
-    check_output(out)
-    kind = read_table(file).kind
-    if kind == "serving":
-        raise FlopcastError(f"{file}: a serving file has no fit (allowed: a training, "
-                            "inference or kernel measurement file)")
-    if kind == "kernel":
-        _calibrate_kernels(file, out)
+    result = run_calibrate(CalibrateRequest(file=str(file), out=str(out),
+                                            leave_one_source_out=loso))
+    if result.kind == "kernel":
+        _print_kernel_fit(out, result.doc)
         return
-    if kind == "inference":
-        from flopcast.calibration.inference import (
-            calibrate_inference,
-            leave_one_source_out_inference,
-        )
-
-        fit, leave_one_source_out = calibrate_inference, leave_one_source_out_inference
-    doc = fit(file, out)
-    _print_fit(out, doc)
-    if loso:
+    _print_fit(out, result.doc)
+    if result.held_out is not None:
         held = Table(title="Leave one source out (fit without it, score it)")
         for col in ("source", "rows", "median APE", "p90 APE"):
             held.add_column(col)
-        for source, s in leave_one_source_out(file).items():
+        for source, s in result.held_out.items():
             held.add_row(escape(source), str(s["rows"]), _pct(s["median_ape_pct"]),
                          _pct(s["p90_ape_pct"]))
         console.print(held)
@@ -137,10 +119,7 @@ def _print_fit(out: Path, doc: dict) -> None:
     console.print(table)
 
 
-def _calibrate_kernels(file: Path, out: Path) -> None:
-    from flopcast.calibration.kernels import calibrate_kernels
-
-    doc = calibrate_kernels(file, out)
+def _print_kernel_fit(out: Path, doc: dict) -> None:
     console.print(f"wrote {escape(str(out))}: {doc['parameters_fitted']} kernel parameters "
                   "fitted")
     for fam, f in doc["families"].items():

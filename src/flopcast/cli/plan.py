@@ -3,115 +3,42 @@
 from __future__ import annotations
 
 import json
-from enum import Enum
 from pathlib import Path
 
 import typer
 from rich.table import Table
 
+from flopcast.api.common import ObjectiveChoice
 from flopcast.cli.common import (
     CALIBRATION_OPT,
-    FFN_OPT,
     FRAMEWORK_OPT,
     GIB,
     GPU_HELP,
-    HEADS_OPT,
-    HIDDEN_OPT,
     JSON_OPT,
-    KV_HEADS_OPT,
-    LAYERS_OPT,
-    MAX_INT,
     MODEL_OPT,
     PRECISION_OPT,
     SEQ_OPT,
-    SWIGLU_OPT,
     TOKENS_OPT,
-    VOCAB_OPT,
     PrecisionChoice,
-    _model,
-    _short,
     app,
     console,
-    ensure_finite,
     expected_error_lines,
     float_option,
     int_option,
-    parse_count,
+    model_flags,
     plural,
     print_table,
-    warn_beyond_context,
+    request_from,
+    warn,
 )
-from flopcast.errors import FlopcastError
 from flopcast.specs.parallelism import OFFLOAD_KINDS
 
 plan_app = typer.Typer(no_args_is_help=True, help="Search configurations and clusters.")
 app.add_typer(plan_app, name="plan")
 
 
-class ObjectiveChoice(str, Enum):
-    time = "time"
-    cost = "cost"
-    energy = "energy"
-
-
-def parse_gpu_counts(text: str) -> list[int]:
-    """'512' → [512]; '64..2048' → powers of two from 64 to 2048; '64,96,128' → that list.
-    Every count is 1 to MAX_INT (a 20-digit count would search for hours)."""
-    text = text.strip()
-    try:
-        if ".." in text:
-            lo, hi = (int(x) for x in text.split(".."))
-            if lo > hi:
-                raise ValueError
-            counts = _powers_of_two(lo, min(hi, MAX_INT + 1))
-        else:
-            counts = [int(x) for x in text.split(",")]
-    except ValueError:
-        raise FlopcastError(f"--gpus: expected a count (512), a range (64..2048) or a list "
-                            f"(64,128); got {_short(text)!r}") from None
-    if not all(1 <= n <= MAX_INT for n in counts):
-        raise FlopcastError(f"--gpus: every GPU count must be at least 1 and at most "
-                            f"{MAX_INT:,}; got {_short(text)!r}")
-    return counts
-
-
-def _powers_of_two(lo: int, hi: int) -> list[int]:
-    """lo, 2·lo, 4·lo, … up to hi, and hi itself (lo < 1 gives [lo]: refused by the caller)."""
-    if lo < 1:
-        return [lo]
-    counts, n = [], lo
-    while n <= hi:
-        counts.append(n)
-        n *= 2
-    if counts[-1] != hi:
-        counts.append(hi)
-    return counts
-
-
-def gpu_refs(text: str) -> list[str]:
-    """'h100-sxm,my.yaml' → ['h100-sxm', '/abs/my.yaml']: GPU entry files as absolute paths,
-    so that Ray workers in another directory find them too."""
-    from flopcast.catalog.loader import is_gpu_file
-
-    refs = [g.strip() for g in text.split(",") if g.strip()]
-    return [str(Path(g).expanduser().resolve()) if is_gpu_file(g) else g for g in refs]
-
-
-def _int_list(text: str | None, name: str, low: int = 1, high: int = MAX_INT) -> list[int] | None:
-    """'4,8' → [4, 8]; each value within [low, high], else one line naming --name."""
-    if text is None:
-        return None
-    allowed = f"comma-separated integers from {low} to {high:,}"
-    try:
-        values = [int(x) for x in text.split(",")]
-    except ValueError:
-        values = []
-    if not values or not all(low <= v <= high for v in values):
-        raise FlopcastError(f"--{name}: expected {allowed}; got {_short(text)!r}")
-    return values
-
-
 @plan_app.command("train")
+@model_flags
 def plan_train(
     model: str | None = MODEL_OPT,
     gpu: str = typer.Option("h100-sxm", "--gpu", help=GPU_HELP.removesuffix(".") + "; "
@@ -142,13 +69,6 @@ def plan_train(
     zero: str | None = typer.Option(None, "--zero", help="Only these ZeRO stages."),
     framework: str = FRAMEWORK_OPT,
     calibration: Path | None = CALIBRATION_OPT,
-    layers: int | None = LAYERS_OPT,
-    hidden: int | None = HIDDEN_OPT,
-    heads: int | None = HEADS_OPT,
-    kv_heads: int | None = KV_HEADS_OPT,
-    ffn_hidden: int | None = FFN_OPT,
-    vocab: int | None = VOCAB_OPT,
-    swiglu: bool | None = SWIGLU_OPT,
     progress: bool = typer.Option(False, "--progress", help="Show a progress bar."),
     use_ray: bool = typer.Option(False, "--ray", help="Spread clusters over Ray tasks "
                                  "(pip install 'flopcast[ray]')."),
@@ -156,6 +76,7 @@ def plan_train(
                                      "configuration's memory per stage to a PNG/SVG "
                                      "(pip install 'flopcast[plot]')."),
     as_json: bool = JSON_OPT,
+    **shape,
 ) -> None:
     """Search every parallel configuration (and cluster) for the best way to train a model.
 
@@ -164,46 +85,10 @@ def plan_train(
     are counted per reason. Offload to host memory or NVMe (ZeRO-Offload, ZeRO-Infinity) is
     searched only when nothing fits without it, and the answer says so.
     """
-    from flopcast.specs.plan import PlanRequest
-    from flopcast.workloads.training.distributed import plan_sweep
-    from flopcast.workloads.training.plan import plan_training
+    from flopcast.api.common import json_of
+    from flopcast.api.plan import PlanTrainRequest, run_plan_train
 
-    if deadline_days is not None and not tokens:
-        raise FlopcastError(f"--deadline-days {deadline_days:g}: needs --tokens (the training "
-                            "budget the deadline applies to)")
-
-    options = {k: v for k, v in dict(
-        tp=_int_list(tp, "tp"), pp=_int_list(pp, "pp"), cp=_int_list(cp, "cp"),
-        ep=_int_list(ep, "ep"), micro_batch=_int_list(micro_batch, "micro-batch"),
-        zero=_int_list(zero, "zero", 0, 3)).items() if v is not None}
-    refs = [m.strip() for m in model.split(",")] if model else [None]
-    models = [_model(ref, layers, hidden, heads, kv_heads, ffn_hidden, vocab, swiglu)
-              for ref in refs]
-    lengths = _int_list(seq_lens, "seq-lens") or [seq_len]
-    requests = [PlanRequest(
-        model=m, gpus=gpu_refs(gpu), gpu_counts=parse_gpu_counts(gpus),
-        seq_len=s, global_batch=global_batch, precision=precision.value,
-        tokens=parse_count(tokens) if tokens else None, objective=objective.value, top=top,
-        deadline_days=deadline_days, options=options, framework=framework,
-    ) for m in models for s in lengths]
-    request = requests[0]
-    from flopcast.catalog import load_gpu
-
-    families = [load_gpu(g, calibration).family  # refuses an unknown GPU before searching
-                for g in request.gpus]
-    cal = str(calibration) if calibration else None
-    if len(requests) > 1:
-        answers = [_annotate(a, families, request.framework)
-                   for a in plan_sweep(requests, cal, use_ray=use_ray)]
-        _warn_context(requests)
-        if as_json:
-            print(json.dumps({"sweep": [
-                {"model": r.model.name, "seq_len": r.seq_len, **a}
-                for r, a in zip(requests, answers, strict=True)]}, indent=2))
-            return
-        for r, a in zip(requests, answers, strict=True):
-            _print_plan(a, r)
-        return
+    request = request_from(PlanTrainRequest, locals() | shape)
     if progress and not as_json:
         from rich.progress import Progress
 
@@ -214,64 +99,27 @@ def plan_train(
                 bar.update(task, description=f"cluster {k + 1}/{n_clusters}", completed=done,
                            total=total)
 
-            answer = plan_training(request, cal, use_ray=use_ray, progress=hook)
+            result = run_plan_train(request, warn, use_ray, hook)
     else:
-        answer = plan_training(request, cal, use_ray=use_ray)
-    answer = _annotate(answer, families, request.framework)
-    _warn_context(requests)
-    if plot is not None:
+        result = run_plan_train(request, warn, use_ray)
+    answer = json_of(result)
+    if plot is not None and "sweep" not in answer:
         from flopcast.report.plots import plot_plan
 
         plot_plan(answer, plot)
     if as_json:
         print(json.dumps(answer, indent=2))
         return
-    _print_plan(answer, request)
+    for a in answer.get("sweep", [answer]):
+        _print_plan(a, objective.value)
 
 
-def _warn_context(requests) -> None:
-    """After the search (an answer, not an error, follows the warning): sequence lengths
-    beyond a model's context."""
-    for r in requests:
-        warn_beyond_context(r.model, r.seq_len, "--seq-len")
-
-
-def plan_counts(answer: dict) -> dict:
-    """How many configurations were enumerated, rejected by a rule before evaluation (per
-    reason), evaluated, and of those how many fit in memory: enumerated = rejected by rule +
-    evaluated, evaluated = fit + do not fit. (The search's ``rejected`` mixes rule rejections
-    with memory rejections of evaluated ones, so its counts did not add up to anything.)"""
-    from flopcast.workloads.training.search import REASONS
-
-    memory_reason = REASONS[-1]
-    by_rule = {k: v for k, v in answer["rejected"].items() if k != memory_reason}
-    evaluated = answer["evaluated"]
-    return {"enumerated": evaluated + sum(by_rule.values()), "rejected_by_rule": by_rule,
-            "evaluated": evaluated, "fit": sum(c["feasible"] for c in answer["clusters"]),
-            "do_not_fit": answer["rejected"].get(memory_reason, 0)}
-
-
-def _annotate(answer: dict, families: list[str], framework=None) -> dict:
-    """The answer with its counts, the expected error of its step times (under the request's
-    framework profile) and the prices per GPU-hour it assumed (``answer`` itself is left as
-    the planner returned it)."""
-    from flopcast.accuracy import expected_error, training_kinds
-    from flopcast.catalog import load_gpu
-
-    prices = {c["gpu"]: load_gpu(c["gpu"]).price_per_gpu_hour_usd for c in answer["clusters"]}
-    out = {**answer, "counts": plan_counts(answer),
-           "expected_error": expected_error(
-               training_kinds(framework.id if framework else "megatron")[0], families),
-           "price_per_gpu_hour_usd": prices}
-    ensure_finite(out, "plan")
-    return out
-
-
-def _print_counts(answer: dict, request) -> None:
+def _print_counts(answer: dict) -> None:
     n = answer["counts"]
-    console.print(f"[bold]{request.model.name}[/], seq {request.seq_len}, global batch "
-                  f"{plural(request.batch, 'sequence')}, {request.precision.name}"
-                  f"{', ' + request.framework.id if request.framework else ''}: "
+    c = answer["top"][0]["config"]
+    console.print(f"[bold]{c['model']}[/], seq {c['seq_len']}, global batch "
+                  f"{plural(c['global_batch'], 'sequence')}, {c['precision']}, "
+                  f"{c['framework']}: "
                   f"{plural(n['enumerated'], 'configuration')} enumerated, "
                   f"{n['evaluated']:,} evaluated, {n['fit']:,} fit in memory")
     print_table("Configurations (− rejected)", ("", "count"), [
@@ -304,9 +152,9 @@ def _print_assumptions(answer: dict) -> None:
     expected_error_lines(answer["expected_error"])
 
 
-def _print_plan(answer: dict, request) -> None:
-    _print_counts(answer, request)
-    top = Table(title=f"Top {len(answer['top'])} by {request.objective}")
+def _print_plan(answer: dict, objective: str) -> None:
+    _print_counts(answer)
+    top = Table(title=f"Top {len(answer['top'])} by {objective}")
     for col in ("#", "configuration", "tok/s/GPU", "MFU", "GiB", "step s"):
         top.add_column(col, justify="left" if col == "configuration" else "right")
     for k, e in enumerate(answer["top"], 1):

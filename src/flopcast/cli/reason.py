@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import typer
 
 from flopcast.cli.common import (
@@ -16,59 +15,12 @@ from flopcast.cli.common import (
     int_option,
     plural,
     print_table,
+    request_from,
 )
-from flopcast.errors import FlopcastError, echo
-from flopcast.specs.limits import MAX_SEQ_LEN
 
 reason_app = typer.Typer(no_args_is_help=True, help="Test-time reasoning: coverage of "
                          "repeated sampling from per-problem samples.")
 app.add_typer(reason_app, name="reason")
-
-
-#: Largest sample count per problem (Large Language Monkeys drew 10⁴; beyond 10⁹ the
-#: extrapolation means nothing and the float arithmetic of (1 - p)^k loses meaning too).
-MAX_SAMPLES = 10**9
-#: Largest arithmetic intensity (FLOPs per byte of HBM): B200 is 562.5 (Kinetics), no
-#: accelerator is above a few thousand.
-MAX_INTENSITY = 1e5
-#: Most bootstrap resamples (each refits the difficulty model: ~ 10 ms per model).
-MAX_REPS = 10_000
-#: Most values in one list option.
-MAX_LIST = 1000
-
-
-def _parse_ks(text: str, name: str = "k") -> list[int]:
-    try:
-        ks = [int(float(x)) for x in text.split(",") if x.strip()]
-    except (ValueError, OverflowError):
-        raise FlopcastError(f"{name}: expected comma-separated whole numbers such as "
-                            f"1,10,100; got {echo(text)}") from None
-    if not ks or min(ks) < 1 or max(ks) > MAX_SAMPLES or len(ks) > MAX_LIST:
-        raise FlopcastError(f"{name}: at most {MAX_LIST} values, each in 1..{MAX_SAMPLES:.0e}; "
-                            f"got {echo(text)}")
-    return sorted(set(ks))
-
-
-def coverage_curve(data, ks: list[int], method: str, reps: int, seed: int) -> dict:
-    """One model × benchmark: the unbiased estimator where every problem has ≥ k samples
-    (exact, no band), the fitted model beyond (with its bootstrap band)."""
-    from flopcast.workloads.reasoning.coverage import coverage, extrapolate
-
-    ks_arr = np.asarray(ks)
-    inside = ks_arr <= int(data.samples.min())
-    cov = np.empty(ks_arr.size)
-    low, high = np.empty_like(cov), np.empty_like(cov)
-    if inside.any():
-        cov[inside] = low[inside] = high[inside] = coverage(data.samples, data.correct,
-                                                            ks_arr[inside])
-    if (~inside).any():
-        ext = extrapolate(data.samples, data.correct, ks_arr[~inside], method, reps=reps,
-                          seed=seed)
-        cov[~inside], low[~inside], high[~inside] = ext.coverage, ext.low, ext.high
-    return {"model": data.model, "benchmark": data.benchmark, "problems": data.n_problems,
-            "samples_per_problem": int(data.samples.min()), "method": method,
-            "k": ks, "coverage": cov.tolist(), "low": low.tolist(), "high": high.tolist(),
-            "extrapolated": (~inside).tolist()}
 
 
 @reason_app.command("coverage")
@@ -91,19 +43,14 @@ def reason_coverage(
 
     Example: flopcast reason coverage --samples pythia-math-samples.csv --k 1,10,100,1000,10000
     """
-    from flopcast.workloads.reasoning.coverage import METHODS
-    from flopcast.workloads.reasoning.samples import read_sample_groups
+    from flopcast.api.common import json_of
+    from flopcast.api.reason import ReasonCoverageRequest, run_reason_coverage
 
-    ks = _parse_ks(k)
-    if method not in METHODS:
-        raise FlopcastError(f"method: one of {', '.join(METHODS)}; got {echo(method)}")
-    if not 0 <= reps <= MAX_REPS:
-        raise FlopcastError(f"reps: bootstrap resamples in 0..{MAX_REPS}; got {echo(reps)}")
-    curves = [coverage_curve(data, ks, method, reps, seed)
-              for _, data in sorted(read_sample_groups(samples).items())]
+    result = json_of(run_reason_coverage(request_from(ReasonCoverageRequest, locals())))
     if as_json:
-        print(json.dumps({"curves": curves}, indent=2))
+        print(json.dumps(result, indent=2))
         return
+    curves = result["curves"]
     for c in curves:
         rows = [(f"{kk:,}", f"{100 * v:.1f}", f"{100 * lo:.1f}–{100 * hi:.1f}" if ext else "exact")
                 for kk, v, lo, hi, ext in zip(c["k"], c["coverage"], c["low"], c["high"],
@@ -134,43 +81,19 @@ def reason_cost(
 
     Example: flopcast reason cost -m llama-3.1-8b --gpu h100-sxm --trials 1,16,64 --out-len 8000
     """
-    from flopcast.catalog import load_gpu, resolve_model
-    from flopcast.catalog.loader import inference_efficiency, load_engine
-    from flopcast.specs import System
-    from flopcast.specs.inference import InferenceJob
-    from flopcast.workloads.reasoning.cost import (
-        Shape,
-        kinetics_cost,
-        problem_cost,
-        sampling_flops,
-    )
+    from flopcast.api.common import json_of
+    from flopcast.api.reason import ReasonCostRequest, run_reason_cost
 
-    ns = _parse_ks(trials, "trials")
-    for name, value in (("prompt-len", prompt_len), ("out-len", out_len)):
-        if not 1 <= value <= MAX_SEQ_LEN:
-            raise FlopcastError(f"{name}: tokens in 1..{MAX_SEQ_LEN:,}; got {echo(value)}")
-    if not 0 < intensity <= MAX_INTENSITY:  # NaN too
-        raise FlopcastError(f"intensity: FLOPs per byte in (0, {MAX_INTENSITY:g}]; got "
-                            f"{intensity}")
-    job = InferenceJob(model=resolve_model(model), engine=load_engine(engine), tp=gpus,
-                       system=System(gpu=load_gpu(gpu), num_gpus=gpus), weights=precision)
-    eff = inference_efficiency(job.system.gpu, job.engine)
-    shape = Shape.of(job.model)
-    rows = []
-    for n in ns:
-        hw = problem_cost(job, eff, n, prompt_len, out_len)
-        kin = kinetics_cost(shape, n, prompt_len, out_len, intensity)
-        rows.append({"trials": n, "flops": float(sampling_flops(shape.active_params, out_len, n)),
-                     "kinetics_eflops": float(kin["eflops"]),
-                     "kinetics_memory_share": float(kin["memory_eflops"] / kin["eflops"]),
-                     **{k: float(v) for k, v in hw.items()}})
+    result = run_reason_cost(request_from(ReasonCostRequest, locals()))
     if as_json:
-        print(json.dumps({"model": job.model.name, "gpu": job.system.gpu.id, "gpus": gpus,
-                          "prompt_len": prompt_len, "out_len": out_len, "costs": rows},
-                         indent=2))
+        print(json.dumps(json_of(result), indent=2))
         return
-    print_table(f"{job.model.name} on {gpus}x {job.system.gpu.id} at "
-                f"${job.system.gpu.price_per_gpu_hour_usd:,.2f}/GPU-hour: {prompt_len} prompt + "
+    from flopcast.catalog import load_gpu
+
+    price = load_gpu(gpu).price_per_gpu_hour_usd
+    rows = json_of(result)["costs"]
+    print_table(f"{result.model} on {gpus}x {result.gpu} at "
+                f"${price:,.2f}/GPU-hour: {prompt_len} prompt + "
                 f"{plural(out_len, 'generated token')} per trial",
                 ("trials", "FLOPs", "eFLOPs (KV share)", "seconds", "$", "Wh"),
                 [(str(r["trials"]), f"{r['flops']:.3g}",

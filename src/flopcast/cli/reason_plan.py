@@ -3,77 +3,15 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import typer
 
-from flopcast.cli.common import JSON_OPT, print_table
-from flopcast.cli.reason import _parse_ks, reason_app
-from flopcast.errors import FlopcastError, echo
-from flopcast.specs.limits import MAX_SEQ_LEN
-
-#: Default largest k: 4,096 samples per problem (Brown et al. 2024 drew 10,000; beyond a few
-#: thousand the extrapolation rests on the fitted tail alone).
-DEFAULT_MAX_K = 4096
-
-
-def _model_map(text: str) -> dict[str, str]:
-    out = {}
-    for item in filter(None, (x.strip() for x in text.split(","))):
-        name, sep, ref = item.partition("=")
-        if not sep or not name.strip() or not ref.strip():
-            raise FlopcastError(f"model-map: expected name=catalog-id pairs such as "
-                                f"pythia-12b=pythia-12b; got {echo(item)}")
-        out[name.strip()] = ref.strip()
-    return out
-
-
-def _candidates(paths: list[Path], benchmark: str | None, mapping: dict, deployment: dict):
-    """One planner candidate per model in the samples files, on ``benchmark``."""
-    from flopcast.catalog import load_gpu, resolve_model
-    from flopcast.catalog.loader import inference_efficiency, load_engine
-    from flopcast.specs import System
-    from flopcast.specs.inference import InferenceJob
-    from flopcast.workloads.reasoning import fit_beta_mixture, read_sample_groups
-    from flopcast.workloads.reasoning.plan import Candidate
-
-    groups = {}
-    for path in paths:
-        groups.update(read_sample_groups(path))
-    benches = sorted({b for _, b in groups})
-    if benchmark is None and len(benches) > 1:
-        raise FlopcastError(f"benchmark: the samples hold {', '.join(benches)}; choose one")
-    bench = benchmark or benches[0]
-    chosen = {m: s for (m, b), s in sorted(groups.items()) if b == bench}
-    if not chosen:
-        raise FlopcastError(f"benchmark: {echo(bench)} not in the samples ({', '.join(benches)})")
-    gpu, engine = load_gpu(deployment["gpu"]), load_engine(deployment["engine"])
-    cands = []
-    for name, s in chosen.items():
-        try:
-            model = resolve_model(mapping.get(name, name))
-        except FlopcastError as e:
-            raise FlopcastError(f"model-map: samples model {name!r} is not a catalog model "
-                                f"({e}); map it with --model-map {name}=<catalog id>") from None
-        job = InferenceJob(model=model, engine=engine, tp=deployment["gpus"],
-                           system=System(gpu=gpu, num_gpus=deployment["gpus"]),
-                           weights=deployment["precision"])
-        cands.append(Candidate(name, s, fit_beta_mixture(s.samples, s.correct), job,
-                               inference_efficiency(gpu, engine)))
-    return bench, cands
-
-
-def _check_numbers(prompt_len: int, out_len: int, target, budget) -> None:
-    for name, value in (("prompt-len", prompt_len), ("out-len", out_len)):
-        if not 1 <= value <= MAX_SEQ_LEN:
-            raise FlopcastError(f"{name}: tokens in 1..{MAX_SEQ_LEN:,}; got {echo(value)}")
-    if target is not None and not 0 < target <= 1:
-        raise FlopcastError(f"target-accuracy: a share in (0, 1]; got {target}")
-    if budget is not None and not (math.isfinite(budget) and budget > 0):
-        raise FlopcastError(f"budget: a finite number > 0; got {budget}")
-    if (target is None) == (budget is None):
-        raise FlopcastError("reason plan: give --target-accuracy or --budget (one of them)")
+from flopcast.api.reason import DEFAULT_MAX_K
+from flopcast.api.reason import candidates as _candidates  # noqa: F401  (tests import it)
+from flopcast.cli.common import JSON_OPT, print_table, request_from
+from flopcast.cli.reason import reason_app
+from flopcast.errors import FlopcastError
 
 
 @reason_app.command("plan")
@@ -94,15 +32,15 @@ def reason_plan(
     strategies: str = typer.Option("oracle,best-of-n,majority", "--strategies", help="oracle "
                                    "(perfect verifier: pass@k), best-of-n (imperfect "
                                    "verifier), majority (Wu et al. lower bound)."),
-    tpr: float = typer.Option(0.9, "--verifier-tpr", help="best-of-n: P(verifier accepts a "
-                              "correct sample)."),
-    fpr: float = typer.Option(0.1, "--verifier-fpr", help="best-of-n: P(verifier accepts a "
-                              "wrong sample)."),
+    verifier_tpr: float = typer.Option(0.9, "--verifier-tpr", help="best-of-n: P(verifier "
+                                       "accepts a correct sample)."),
+    verifier_fpr: float = typer.Option(0.1, "--verifier-fpr", help="best-of-n: P(verifier "
+                                       "accepts a wrong sample)."),
     max_k: int = typer.Option(DEFAULT_MAX_K, "--max-k", help="Largest samples per problem."),
-    per_octave: int = typer.Option(4, "--k-per-octave", help="Sample counts tried per doubling "
-                                   "of k (1: powers of two)."),
-    target: float = typer.Option(None, "--target-accuracy", help="Cheapest way to reach this "
-                                 "accuracy (0-1)."),
+    k_per_octave: int = typer.Option(4, "--k-per-octave", help="Sample counts tried per "
+                                     "doubling of k (1: powers of two)."),
+    target_accuracy: float = typer.Option(None, "--target-accuracy", help="Cheapest way to "
+                                          "reach this accuracy (0-1)."),
     budget: float = typer.Option(None, "--budget", help="Most accurate way within this cost "
                                  "per problem (units of --objective: $, J or s)."),
     objective: str = typer.Option("usd", "--objective", help="usd ($ per problem, replica "
@@ -119,53 +57,26 @@ def reason_plan(
 
     Example: flopcast reason plan --samples pythia-math-samples.csv --target-accuracy 0.5
     """
-    from flopcast.workloads.reasoning.plan import (
-        OBJECTIVES,
-        allocate_by_bin,
-        choose,
-        difficulty_bins,
-        evaluate,
-        pareto_front,
-    )
-    from flopcast.workloads.reasoning.strategies import STRATEGIES, check_verifier
+    from flopcast.api.common import json_of
+    from flopcast.api.reason import ReasonPlanRequest, run_reason_plan
+    from flopcast.workloads.reasoning.plan import OBJECTIVES
 
-    _check_numbers(prompt_len, out_len, target, budget)
-    if objective not in OBJECTIVES:
-        raise FlopcastError(f"objective: one of {', '.join(OBJECTIVES)}; got {echo(objective)}")
-    chosen = [s.strip() for s in strategies.split(",") if s.strip()]
-    bad = [s for s in chosen if s not in STRATEGIES]
-    if bad or not chosen:
-        raise FlopcastError(f"strategies: each one of {', '.join(STRATEGIES)}; got "
-                            f"{echo(strategies)}")
-    check_verifier(tpr, fpr)
-    if not 0 <= per_bin <= 20:
-        raise FlopcastError(f"per-bin: bins in 0..20; got {per_bin}")
-    top = _parse_ks(str(max_k), "max-k")[0]
-    if not 1 <= per_octave <= 16:
-        raise FlopcastError(f"k-per-octave: 1..16; got {per_octave}")
-    ks = sorted({min(top, round(2 ** (i / per_octave)))
-                 for i in range(per_octave * top.bit_length() + 1)})
+    request = request_from(ReasonPlanRequest, locals())
     if plot is not None and plot.suffix.lower() not in (".png", ".svg", ".pdf"):
         raise FlopcastError(f"plot: file must end in .png, .svg or .pdf; got {plot.name!r}")
-    bench, cands = _candidates(samples, benchmark, _model_map(model_map),
-                               {"gpu": gpu, "gpus": gpus, "engine": engine,
-                                "precision": precision})
-    opts = evaluate(cands, chosen, ks, prompt_len, out_len, tpr, fpr)
-    key = OBJECTIVES[objective]
-    answer = {"benchmark": bench, "objective": objective, "target_accuracy": target,
-              "budget": budget, "best": choose(opts, key, target, budget),
-              "front": pareto_front(opts.rows, key), "ceilings": opts.ceilings}
-    if per_bin:
-        problems = {c.samples.problems for c in cands}
-        if len(problems) > 1:
-            raise FlopcastError("per-bin: the candidates' samples cover different problems")
-        answer["per_bin"] = allocate_by_bin(opts, difficulty_bins(cands[0].samples, per_bin),
-                                            key, target, budget)
-    if plot is not None:
+    result = run_reason_plan(request, options_to=None if plot is None else _plotter(plot))
+    _show(json_of(result), OBJECTIVES[objective], as_json)
+
+
+def _plotter(plot: Path):
+    """What --plot draws: the accuracy-vs-cost front of every option evaluated."""
+
+    def draw(rows, key: str) -> None:
         from flopcast.report.reasoning import plot_front
 
-        plot_front(opts.rows, key, plot)
-    _show(answer, key, as_json)
+        plot_front(rows, key, plot)
+
+    return draw
 
 
 def _show(answer: dict, key: str, as_json: bool) -> None:

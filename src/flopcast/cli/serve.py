@@ -15,59 +15,15 @@ from flopcast.cli.common import (
     MODEL_OPT,
     app,
     console,
-    ensure_finite,
     expected_error_lines,
     float_option,
     int_option,
+    model_flags,
     plural,
+    print_table,
+    request_from,
+    warn,
 )
-from flopcast.errors import FlopcastError
-
-
-def _workload(dataset, input_len, output_len, length_dist, range_ratio, trace, rate,
-              burstiness, concurrency, offline, num_requests, seed, prefix_len, prefixes,
-              spread=None):
-    from flopcast.workloads.serving.workload import (
-        ArrivalSpec,
-        LengthSpec,
-        make_requests,
-        read_trace,
-    )
-
-    modes = [x for x in (rate is not None, concurrency is not None, offline) if x]
-    if trace is not None:
-        if modes or dataset:
-            raise FlopcastError("trace: a trace fixes arrivals and lengths; drop --request-rate"
-                                ", --concurrency, --offline and --dataset")
-        return read_trace(trace), None
-    if len(modes) != 1:
-        raise FlopcastError("load: give exactly one of --request-rate, --concurrency, "
-                            "--offline (or --trace)")
-    if dataset:
-        lengths = LengthSpec(kind="dataset", dataset=dataset, input_len=input_len,
-                             output_len=output_len)
-    else:
-        if input_len is None or output_len is None:
-            raise FlopcastError("lengths: give --dataset, or --input-len and --output-len")
-        extra = {"range_ratio": range_ratio} if range_ratio is not None else {}
-        if length_dist == "lognormal":
-            extra.update(input_sigma=spread or 1.0, output_sigma=spread or 1.0)
-        elif length_dist == "normal":
-            extra.update(input_std=(spread or 0.2) * input_len,
-                         output_std=(spread or 0.2) * output_len)
-        lengths = LengthSpec(kind=length_dist, input_len=input_len, output_len=output_len,
-                             **extra)
-    if rate is not None:
-        kind = "poisson" if burstiness == 1.0 else "gamma"
-        arrivals = ArrivalSpec(kind=kind, rate=rate, cv=burstiness)
-    elif concurrency is not None:
-        arrivals = ArrivalSpec(kind="concurrency", concurrency=concurrency)
-    else:
-        arrivals = ArrivalSpec(kind="offline")
-    reqs = make_requests(lengths, arrivals, num_requests, seed=seed,
-                         shared_prefix_len=prefix_len, num_prefixes=prefixes)
-    return reqs, concurrency
-
 
 serve_app = typer.Typer(no_args_is_help=False)
 
@@ -87,6 +43,7 @@ app.add_typer(serve_app, name="serve")
 
 
 @serve_app.callback(invoke_without_command=True)
+@model_flags
 def serve(
     ctx: typer.Context,
     model: str | None = MODEL_OPT,
@@ -151,6 +108,7 @@ def serve(
                                              "as a Chrome trace (JSON)."),
     calibration: Path | None = CALIBRATION_OPT,
     as_json: bool = JSON_OPT,
+    **shape,
 ) -> None:
     """Simulate serving a request stream: TTFT, TPOT, ITL and end-to-end percentiles,
     throughput and goodput; with an SLO and no rate, the highest Poisson rate meeting it.
@@ -161,64 +119,36 @@ def serve(
     """
     if ctx.invoked_subcommand is not None:
         return
-    from flopcast.accuracy import expected_error
-    from flopcast.workloads.serving.run import deployment_for
-    from flopcast.workloads.serving.run import serve as run_serve
+    from flopcast.api.common import json_of
+    from flopcast.api.serve import ServeRequest, run_serve
 
-    if num_requests < 1:
-        raise FlopcastError(f"num-requests: must be at least 1; got {num_requests}")
-    find_rate = request_rate is None and (slo_ttft_p99 or slo_tpot_p99 or slo_itl_p99) and not (
-        concurrency or offline or trace)
-    rate = 1.0 if find_rate else request_rate
-    reqs, closed = _workload(dataset, input_len, output_len, length_dist, range_ratio, trace,
-                             rate, burstiness, concurrency, offline, num_requests, seed,
-                             shared_prefix_len, num_prefixes, spread)
-    job = _job(model, gpu, gpus, tp, pp, ep, precision, kv_precision, engine, calibration)
-    dep = deployment_for(job, scheduler, max_num_seqs, max_num_tokens, chunk_tokens,
-                         batch_size, prefix_caching, router,
-                         str(calibration) if calibration else None)
-    if find_rate:
-        from flopcast.workloads.serving.capacity import max_rate_under_slo
-
-        best, summary = max_rate_under_slo(dep, reqs, slo_ttft_p99, slo_tpot_p99, slo_itl_p99)
-        summary["max_request_rate_under_slo"] = best
-        res = None
-    else:
-        summary, res = run_serve(dep, reqs, closed, slo_ttft_p99, slo_tpot_p99,
-                                 keep_trace=bool(plot or chrome_trace))
-    if plot and res is not None:
-        from flopcast.report.serving import plot_serving
-
-        plot_serving(res, plot)
-    if chrome_trace and res is not None:
-        from flopcast.report.serving import write_chrome_trace
-
-        write_chrome_trace(res, chrome_trace)
-    summary["expected_error"] = expected_error("serving", [job.system.gpu.family])
-    ensure_finite(summary, "simulation")
+    request = request_from(ServeRequest, locals() | shape)
+    result = run_serve(request, warn, _writer(plot, chrome_trace) if plot or chrome_trace
+                       else None)
     if as_json:
-        print(json.dumps(summary, indent=2, sort_keys=True))
+        print(json.dumps(json_of(result), indent=2, sort_keys=True))
         return
-    _print_summary(summary)
+    _print_summary(json_of(result))
 
 
+def _writer(plot: Path | None, chrome_trace: Path | None):
+    """What --plot and --chrome-trace write from a simulation (with its trace)."""
 
-def _job(model, gpu, gpus, tp, pp, ep, precision, kv_precision, engine, calibration):
-    from flopcast.catalog import load_gpu
-    from flopcast.catalog.loader import load_engine
-    from flopcast.cli.common import _model
-    from flopcast.specs import System
-    from flopcast.specs.inference import InferenceJob
+    def write(res) -> None:
+        if plot:
+            from flopcast.report.serving import plot_serving
 
-    return InferenceJob(
-        model=_model(model, None, None, None, None, None, None, None),
-        system=System(gpu=load_gpu(gpu, calibration), num_gpus=gpus),
-        # max(pp, 1): --pp 0 must reach InferenceJob's validator, not divide by zero here.
-        engine=load_engine(engine), tp=tp if tp is not None else max(gpus // max(pp, 1), 1),
-        pp=pp, ep=ep, weights=precision, kv_format=kv_precision)
+            plot_serving(res, plot)
+        if chrome_trace:
+            from flopcast.report.serving import write_chrome_trace
+
+            write_chrome_trace(res, chrome_trace)
+
+    return write
 
 
 @serve_app.command("plan")
+@model_flags
 def serve_plan(
     model: str | None = MODEL_OPT,
     request_rate: float = float_option(..., "--request-rate", help="Poisson requests/s the "
@@ -240,6 +170,7 @@ def serve_plan(
                                "one fleet (Mélange)."),
     calibration: Path | None = CALIBRATION_OPT,
     as_json: bool = JSON_OPT,
+    **shape,
 ) -> None:
     """The cheapest fleet (GPU types × tp × replicas) meeting p99 SLOs at a request rate,
     and each GPU type's cost/latency alone.
@@ -247,47 +178,18 @@ def serve_plan(
     Example: flopcast serve plan -m llama-3.1-8b --request-rate 40 --dataset sharegpt
     --slo-ttft-p99 1000 --slo-tpot-p99 50
     """
-    from flopcast.errors import UnsupportedError
-    from flopcast.workloads.serving.fleet import front, plan_fleet, replica_options
-    from flopcast.workloads.serving.run import deployment_for
+    from flopcast.api.common import json_of
+    from flopcast.api.serve import ServePlanRequest, run_serve_plan
 
-    if request_rate <= 0:
-        raise FlopcastError(f"request-rate: must be > 0; got {request_rate}")
-    reqs, _ = _workload(dataset, input_len, output_len, length_dist, None, None, request_rate,
-                        1.0, None, False, num_requests, seed, 0, 0)
-    deps = []
-    for gpu in [g.strip() for g in gpu_types.split(",") if g.strip()]:
-        tp = 1
-        while tp <= max_tp:
-            try:
-                job = _job(model, gpu, tp, tp, 1, 1, precision, None, engine, calibration)
-                deps.append(deployment_for(job, calibration=str(calibration) if calibration
-                                           else None))
-            except (FlopcastError, ValueError) as e:
-                if isinstance(e, UnsupportedError):
-                    raise
-            tp *= 2
+    request = request_from(ServePlanRequest, locals() | shape)
     with console.status("measuring replica capacities") as status:
-        options, left_out = replica_options(
-            deps, reqs, slo_ttft_p99, slo_tpot_p99,
-            progress=lambda name: status.update(f"capacity of one {name} replica"))
-        best = plan_fleet(options, reqs, request_rate, slo_ttft_p99, slo_tpot_p99, mixed)
-        alone = front(options, reqs, request_rate, slo_ttft_p99, slo_tpot_p99)
-    from flopcast.accuracy import expected_error
-    from flopcast.catalog import load_gpu
-
-    families = sorted({load_gpu(g.strip(), calibration).family
-                       for g in gpu_types.split(",") if g.strip()})
-    answer = {"best": best, "front": alone, "left_out": left_out,
-              "options": [{"replica": o.name, "capacity_rps": o.capacity_rps,
-                           "usd_per_hour": o.usd_per_hour} for o in options],
-              "expected_error": expected_error("serving", families)}
-    ensure_finite(answer, "fleet plan")
+        result = run_serve_plan(request, warn, lambda name: status.update(
+            f"capacity of one {name} replica"))
+    answer = json_of(result)
     if as_json:
         print(json.dumps(answer, indent=2, sort_keys=True, default=str))
         return
-    from flopcast.cli.common import print_table
-
+    best, alone, left_out = answer["best"], answer["front"], answer["left_out"]
     fleet = " + ".join(f"{f['count']}× {f['replica']}" for f in best["fleet"])
     s = best["summary"]
     console.print(f"cheapest fleet for {request_rate:g} req/s: [bold]{fleet}[/] at "
@@ -304,8 +206,6 @@ def serve_plan(
 
 
 def _print_summary(s: dict) -> None:
-    from flopcast.cli.common import print_table
-
     c = s["config"]
     console.print(
         f"[bold]{c['model']}[/] on {c['num_gpus']}× {c['gpu']} with {c['engine']} "

@@ -11,43 +11,34 @@ from flopcast.cli.common import (
     CALIBRATION_OPT,
     EP_OPT,
     ETP_OPT,
-    FFN_OPT,
     FRAMEWORK_OPT,
     GIB,
     GPU_HELP,
-    HEADS_OPT,
-    HIDDEN_OPT,
     JSON_OPT,
-    KV_HEADS_OPT,
-    LAYERS_OPT,
     MODEL_OPT,
     PRECISION_OPT,
     SEQ_OPT,
-    SWIGLU_OPT,
     TOKENS_OPT,
-    VOCAB_OPT,
     PrecisionChoice,
     RecomputeChoice,
     ScheduleChoice,
-    _model,
     app,
     console,
-    ensure_finite,
     expected_error_lines,
     float_option,
     int_option,
     memory_name,
-    parse_count,
+    model_flags,
     plural,
     print_table,
+    request_from,
     step_name,
-    validated_update,
-    warn_beyond_context,
+    warn,
 )
-from flopcast.errors import FlopcastError
 
 
 @app.command()
+@model_flags
 def train(
     model: str | None = MODEL_OPT,
     gpu: str = typer.Option("h100-sxm", "--gpu", help=GPU_HELP),
@@ -120,14 +111,8 @@ def train(
     price: float | None = float_option(None, "--price", help="$ per GPU-hour (default: "
                                        "the GPU entry's indicative price)."),
     calibration: Path | None = CALIBRATION_OPT,
-    layers: int | None = LAYERS_OPT,
-    hidden: int | None = HIDDEN_OPT,
-    heads: int | None = HEADS_OPT,
-    kv_heads: int | None = KV_HEADS_OPT,
-    ffn_hidden: int | None = FFN_OPT,
-    vocab: int | None = VOCAB_OPT,
-    swiglu: bool | None = SWIGLU_OPT,
     as_json: bool = JSON_OPT,
+    **shape,
 ) -> None:
     """Estimate one training configuration: memory per GPU, step time, throughput, MFU, cost.
 
@@ -135,87 +120,14 @@ def train(
     worst moment of the step (forward, backward or optimizer step) as the --framework lays
     it out; --json adds each phase and what it is made of (memory_phases).
     """
-    from flopcast.catalog import load_framework, load_gpu
-    from flopcast.specs import Parallelism, System, TrainingJob
-    from flopcast.workloads.training import estimate_training
+    from flopcast.api.common import json_of
+    from flopcast.api.train import TrainRequest, run_train
 
-    the_model = _model(model, layers, hidden, heads, kv_heads, ffn_hidden, vocab, swiglu)
-    the_gpu = load_gpu(gpu, calibration, framework)
-    if price is not None:  # through GPU's own validation, as the API would
-        the_gpu = validated_update(the_gpu, "--price", "price_per_gpu_hour_usd", price)
-    if network_gbps is not None and network_gbps <= 0:
-        raise FlopcastError(f"--network-gbps: must be > 0 Gb/s; got {network_gbps:g}")
-    system = System(gpu=the_gpu, num_gpus=gpus, gpus_per_node=gpus_per_node,
-                    network_bandwidth=None if network_gbps is None else network_gbps * 1e9 / 8,
-                    **_offload_system(host_memory_gib, nvme_tb, nvme_gbps))
-    the_framework = load_framework(framework)
-    parallel = Parallelism(
-        tp=tp, pp=pp, vp=vp, cp=cp, ep=ep, etp=etp, dp=dp, sp=sp,
-        zero_stage=the_framework.default_zero_stage if zero is None else zero,
-        micro_batch=micro_batch, global_batch=global_batch, recompute=recompute.value,
-        schedule=schedule.value if schedule else None, tp_comm_overlap=tp_comm_overlap,
-        dp_comm_overlap=dp_overlap, cpu_offload_optimizer=cpu_offload,
-        **parse_offload(offload),
-        embedding_loss_stages=embedding_loss_stages,
-    )
-    job = TrainingJob(model=the_model, system=system, parallelism=parallel, seq_len=seq_len,
-                      precision=precision.value,
-                      tokens=parse_count(tokens) if tokens else None,
-                      attention_backend=attention_backend, framework=the_framework)
-    est = estimate_training(job)
-    warn_beyond_context(the_model, seq_len, "--seq-len")
-    out = est.to_dict() | training_assumptions(the_gpu, job.framework.id)
-    ensure_finite(out, "estimate")
+    result = run_train(request_from(TrainRequest, locals() | shape), warn)
     if as_json:
-        print(json.dumps(out, indent=2))
+        print(json.dumps(json_of(result), indent=2))
         return
-    _print_training(est, out)
-
-
-def parse_offload(text: str | None) -> dict[str, str]:
-    """'optimizer=cpu,params=nvme' → Parallelism keyword arguments; one line naming --offload
-    and the bad part otherwise."""
-    from flopcast.specs.parallelism import OFFLOAD_KINDS, TIER_CODES
-
-    out: dict[str, str] = {}
-    for part in (text or "").split(","):
-        if not part.strip():
-            continue
-        kind, _, tier = (x.strip().lower() for x in part.partition("="))
-        tiers = ("gpu", "cpu") if kind == "activations" else tuple(TIER_CODES)
-        if kind not in OFFLOAD_KINDS or tier not in tiers:
-            raise FlopcastError(
-                f"--offload: {part.strip()!r} is not KIND=TIER with KIND one of "
-                f"{', '.join(OFFLOAD_KINDS)} and TIER one of {', '.join(tiers)}")
-        out[OFFLOAD_KINDS[kind]] = tier
-    return out
-
-
-def _offload_system(host_memory_gib, nvme_tb, nvme_gbps) -> dict:
-    """System keyword arguments of the offload tiers given on the command line."""
-    values = {"host_memory_bytes": (host_memory_gib, 2**30, "--host-memory-gib"),
-              "nvme_bytes": (nvme_tb, 1e12, "--nvme-tb"),
-              "nvme_bandwidth": (nvme_gbps, 1e9, "--nvme-gbps")}
-    out = {}
-    for field, (value, unit, option) in values.items():
-        if value is None:
-            continue
-        if value <= 0:
-            raise FlopcastError(f"{option}: must be > 0; got {value:g}")
-        out[field] = value * unit
-    return out
-
-
-def training_assumptions(gpu, framework_id: str = "megatron") -> dict:
-    """What the cost and the error rest on: the price per GPU-hour and the expected error of
-    the step time (and of memory) on this GPU family with this framework's profile
-    (flopcast.accuracy.training_kinds: measurements of another framework do not vouch)."""
-    from flopcast.accuracy import expected_error, training_kinds
-
-    step, mem = training_kinds(framework_id)
-    return {"price_per_gpu_hour_usd": gpu.price_per_gpu_hour_usd,
-            "expected_error": expected_error(step, [gpu.family]),
-            "expected_error_memory": expected_error(mem, [gpu.family])}
+    _print_training(result, result.model_dump())
 
 
 def _print_training(est, out: dict) -> None:

@@ -1,0 +1,293 @@
+"""`serve` and `serve plan`: simulate a request stream on a deployment, and find the cheapest
+fleet meeting an SLO — requests, typed results, run_serve and run_serve_plan
+(``flopcast serve``/``serve plan`` and ``POST /api/serve``/``/api/serve/plan``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from flopcast.api.common import Finite, Int, ModelFlags, Warn, ensure_finite, ignore
+from flopcast.errors import FlopcastError
+
+
+class _Load(ModelFlags):
+    """What `serve` and `serve plan` share: the model, the engine and the request lengths."""
+
+    precision: str = "bf16"
+    engine: str = "vllm"
+    dataset: str | None = None
+    input_len: Int | None = None
+    output_len: Int | None = None
+    length_dist: str = "fixed"
+    seed: Int = 0
+    slo_ttft_p99: Finite | None = None
+    slo_tpot_p99: Finite | None = None
+    calibration: str | None = None
+
+
+class ServeRequest(_Load):
+    """The options of ``flopcast serve`` (same names, snake_case; defaults as the CLI's):
+    exactly one load (``request_rate``, ``concurrency``, ``offline``, or a ``trace`` file);
+    with an SLO and no load, the highest Poisson rate meeting it."""
+
+    gpu: str = "h100-sxm"
+    gpus: Int = 1
+    tp: Int | None = None
+    pp: Int = 1
+    ep: Int = 1
+    kv_precision: str | None = None
+    scheduler: str | None = None
+    max_num_seqs: Int | None = None
+    max_num_tokens: Int | None = None
+    chunk_tokens: Int | None = None
+    batch_size: Int | None = None
+    prefix_caching: bool | None = None
+    router: str = "round-robin"
+    request_rate: Finite | None = None
+    burstiness: Finite = 1.0
+    concurrency: Int | None = None
+    offline: bool = False
+    range_ratio: Finite | None = None
+    spread: Finite | None = None
+    trace: str | None = None
+    num_requests: Int = 1000
+    shared_prefix_len: Int = 0
+    num_prefixes: Int = 0
+    slo_itl_p99: Finite | None = None
+
+
+class ServeResult(BaseModel):
+    """What ``flopcast serve --json`` prints: latency statistics in ms (mean and
+    percentiles), throughput per s, goodput, KV and queue occupancy (absent when nothing
+    ran), the deployment (``config``), with an SLO and no rate the highest rate meeting it,
+    and the expected error."""
+
+    # extra="allow": a key the simulator adds later reaches the answer rather than failing it
+    model_config = ConfigDict(extra="allow")
+
+    num_requests: int
+    duration_s: float
+    ttft_ms: dict[str, float]
+    tpot_ms: dict[str, float]
+    itl_ms: dict[str, float]
+    e2e_latency_ms: dict[str, float]
+    requests_per_s: float
+    output_tokens_per_s: float
+    total_tokens_per_s: float
+    output_tokens_per_s_per_gpu: float
+    output_tokens_per_s_per_user: float
+    goodput_requests_per_s: float
+    mean_input_len: float
+    mean_output_len: float
+    preemptions: int
+    kv_utilization_mean: float | None = None
+    kv_utilization_peak: float | None = None
+    queue_length_mean: float | None = None
+    queue_length_peak: int | None = None
+    busy_share: float | None = None
+    config: dict[str, Any] | None = None
+    max_request_rate_under_slo: float | None = None
+    expected_error: dict[str, Any] | None = None
+
+
+def requests_for(r: _Load, rate=None, concurrency=None, offline=False, trace=None,
+                 num_requests: int = 1000, extra: dict | None = None):
+    """(the simulated requests, the closed-loop concurrency or None) of a load: a trace, or
+    lengths (a dataset, or input/output lengths in a distribution) with arrivals."""
+    from flopcast.workloads.serving.workload import ArrivalSpec, make_requests, read_trace
+
+    extra = extra or {}
+    modes = [x for x in (rate is not None, concurrency is not None, offline) if x]
+    if trace is not None:
+        if modes or r.dataset:
+            raise FlopcastError("trace: a trace fixes arrivals and lengths; drop --request-rate"
+                                ", --concurrency, --offline and --dataset")
+        return read_trace(trace), None
+    if len(modes) != 1:
+        raise FlopcastError("load: give exactly one of --request-rate, --concurrency, "
+                            "--offline (or --trace)")
+    lengths = _lengths(r, extra.get("range_ratio"), extra.get("spread"))
+    if rate is not None:
+        burstiness = extra.get("burstiness", 1.0)
+        arrivals = ArrivalSpec(kind="poisson" if burstiness == 1.0 else "gamma", rate=rate,
+                               cv=burstiness)
+    elif concurrency is not None:
+        arrivals = ArrivalSpec(kind="concurrency", concurrency=concurrency)
+    else:
+        arrivals = ArrivalSpec(kind="offline")
+    reqs = make_requests(lengths, arrivals, num_requests, seed=r.seed,
+                         shared_prefix_len=extra.get("shared_prefix_len", 0),
+                         num_prefixes=extra.get("num_prefixes", 0))
+    return reqs, concurrency
+
+
+def _lengths(r: _Load, range_ratio, spread):
+    """The LengthSpec of a load: its dataset, or its lengths in its distribution."""
+    from flopcast.workloads.serving.workload import LengthSpec
+
+    if r.dataset:
+        return LengthSpec(kind="dataset", dataset=r.dataset, input_len=r.input_len,
+                          output_len=r.output_len)
+    if r.input_len is None or r.output_len is None:
+        raise FlopcastError("lengths: give --dataset, or --input-len and --output-len")
+    extra: dict = {"range_ratio": range_ratio} if range_ratio is not None else {}
+    if r.length_dist == "lognormal":
+        extra.update(input_sigma=spread or 1.0, output_sigma=spread or 1.0)
+    elif r.length_dist == "normal":
+        extra.update(input_std=(spread or 0.2) * r.input_len,
+                     output_std=(spread or 0.2) * r.output_len)
+    return LengthSpec(kind=r.length_dist, input_len=r.input_len, output_len=r.output_len,
+                      **extra)
+
+
+def serving_job(r: _Load, gpu: str, gpus: int, tp, pp: int = 1, ep: int = 1,
+                kv_precision=None):
+    """The InferenceJob of one replica (tp defaults to gpus / pp)."""
+    from flopcast.catalog import load_gpu
+    from flopcast.catalog.loader import load_engine
+    from flopcast.specs import System
+    from flopcast.specs.inference import InferenceJob
+
+    return InferenceJob(
+        model=r.resolve(), system=System(gpu=load_gpu(gpu, r.calibration), num_gpus=gpus),
+        # max(pp, 1): pp 0 must reach InferenceJob's validator, not divide by zero here.
+        engine=load_engine(r.engine), tp=tp if tp is not None else max(gpus // max(pp, 1), 1),
+        pp=pp, ep=ep, weights=r.precision, kv_format=kv_precision)
+
+
+def run_serve(request: ServeRequest, warn: Warn = ignore,
+              trace_to: Callable[[Any], None] | None = None) -> ServeResult:
+    """Simulate serving: a ServeResult. ``trace_to`` (the CLI's --plot, --chrome-trace)
+    receives the simulation with its per-iteration trace when a rate or load was given."""
+    from flopcast.accuracy import expected_error
+    from flopcast.workloads.serving.run import deployment_for, serve
+
+    r = request
+    if r.num_requests < 1:
+        raise FlopcastError(f"num-requests: must be at least 1; got {r.num_requests}")
+    find_rate = r.request_rate is None and (r.slo_ttft_p99 or r.slo_tpot_p99
+                                            or r.slo_itl_p99) and not (
+        r.concurrency or r.offline or r.trace)
+    reqs, closed = requests_for(
+        r, 1.0 if find_rate else r.request_rate, r.concurrency, r.offline, r.trace,
+        r.num_requests, {k: getattr(r, k) for k in ("range_ratio", "spread", "burstiness",
+                                                   "shared_prefix_len", "num_prefixes")})
+    job = serving_job(r, r.gpu, r.gpus, r.tp, r.pp, r.ep, r.kv_precision)
+    dep = deployment_for(job, r.scheduler, r.max_num_seqs, r.max_num_tokens, r.chunk_tokens,
+                         r.batch_size, r.prefix_caching, r.router, r.calibration)
+    if find_rate:
+        from flopcast.workloads.serving.capacity import max_rate_under_slo
+
+        best, summary = max_rate_under_slo(dep, reqs, r.slo_ttft_p99, r.slo_tpot_p99,
+                                           r.slo_itl_p99)
+        summary["max_request_rate_under_slo"] = best
+    else:
+        summary, res = serve(dep, reqs, closed, r.slo_ttft_p99, r.slo_tpot_p99,
+                             keep_trace=trace_to is not None)
+        if trace_to is not None:
+            trace_to(res)
+    summary["expected_error"] = expected_error("serving", [job.system.gpu.family])
+    ensure_finite(summary, "simulation")
+    return ServeResult.model_validate(summary)
+
+
+class ServePlanRequest(_Load):
+    """The options of ``flopcast serve plan`` (same names, snake_case; defaults as the
+    CLI's): the Poisson ``request_rate`` the fleet must take, the GPU types and largest tp to
+    consider, whether a fleet may mix two types."""
+
+    request_rate: Finite
+    gpu_types: str = "h100-sxm,h200,a100-80gb,l40s"
+    max_tp: Int = 8
+    num_requests: Int = 400
+    mixed: bool = True
+
+
+class FleetPart(BaseModel):
+    replica: str
+    count: int
+    usd_per_hour: float
+
+
+class Fleet(BaseModel):
+    """The cheapest fleet: replicas of each kind, $ per hour, and its simulated summary."""
+
+    fleet: list[FleetPart]
+    usd_per_hour: float
+    summary: ServeResult
+
+
+class AloneRow(BaseModel):
+    """One GPU type alone at the rate: replicas needed, $ per hour, simulated p99s (ms)."""
+
+    replica: str
+    capacity_rps: float
+    count: int
+    usd_per_hour: float
+    ttft_p99_ms: float
+    tpot_p99_ms: float
+
+
+class ReplicaOptionRow(BaseModel):
+    replica: str
+    capacity_rps: float
+    usd_per_hour: float
+
+
+class ServePlanResult(BaseModel):
+    """What ``flopcast serve plan --json`` prints."""
+
+    best: Fleet
+    front: list[AloneRow]
+    left_out: list[str]
+    options: list[ReplicaOptionRow]
+    expected_error: dict[str, Any]
+
+
+def run_serve_plan(request: ServePlanRequest, warn: Warn = ignore,
+                   progress: Callable[[str], None] | None = None) -> ServePlanResult:
+    """The cheapest fleet meeting the p99 SLOs at the rate, and each GPU type alone.
+    ``progress`` hears the replica whose capacity is being measured."""
+    from flopcast.accuracy import expected_error
+    from flopcast.catalog import load_gpu
+    from flopcast.workloads.serving.fleet import front, plan_fleet, replica_options
+
+    r = request
+    if r.request_rate <= 0:
+        raise FlopcastError(f"request-rate: must be > 0; got {r.request_rate}")
+    reqs, _ = requests_for(r, r.request_rate, num_requests=r.num_requests)
+    types = [g.strip() for g in r.gpu_types.split(",") if g.strip()]
+    options, left_out = replica_options(_deployments(r, types), reqs, r.slo_ttft_p99,
+                                        r.slo_tpot_p99, progress=progress)
+    best = plan_fleet(options, reqs, r.request_rate, r.slo_ttft_p99, r.slo_tpot_p99, r.mixed)
+    alone = front(options, reqs, r.request_rate, r.slo_ttft_p99, r.slo_tpot_p99)
+    families = sorted({load_gpu(g, r.calibration).family for g in types})
+    answer = {"best": best, "front": alone, "left_out": left_out,
+              "options": [{"replica": o.name, "capacity_rps": o.capacity_rps,
+                           "usd_per_hour": o.usd_per_hour} for o in options],
+              "expected_error": expected_error("serving", families)}
+    ensure_finite(answer, "fleet plan")
+    return ServePlanResult.model_validate(answer)
+
+
+def _deployments(r: ServePlanRequest, types: list[str]) -> list:
+    """One deployment per GPU type × tp (powers of two up to max_tp) the model can run on;
+    a refusal other than 'unsupported' just leaves that one out."""
+    from flopcast.errors import UnsupportedError
+    from flopcast.workloads.serving.run import deployment_for
+
+    deps = []
+    for gpu in types:
+        tp = 1
+        while tp <= r.max_tp:
+            try:
+                deps.append(deployment_for(serving_job(r, gpu, tp, tp),
+                                           calibration=r.calibration))
+            except (FlopcastError, ValueError) as e:
+                if isinstance(e, UnsupportedError):
+                    raise
+            tp *= 2
+    return deps

@@ -1,0 +1,168 @@
+"""`train`: one training configuration — its request, its result and the function answering
+it (the CLI's ``flopcast train`` and the web's ``POST /api/train`` both call run_train).
+
+Imports the training workload: the CLI imports this module inside the command."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import create_model
+
+from flopcast.api.common import (
+    Finite,
+    Int,
+    ModelFlags,
+    PrecisionChoice,
+    RecomputeChoice,
+    ScheduleChoice,
+    Warn,
+    beyond_context,
+    ensure_finite,
+    fields_of,
+    ignore,
+    parse_count,
+    validated_update,
+)
+from flopcast.errors import FlopcastError
+from flopcast.workloads.training.estimate import TrainingEstimate
+
+
+class TrainRequest(ModelFlags):
+    """The options of ``flopcast train`` (same names, snake_case; defaults as the CLI's)."""
+
+    gpu: str = "h100-sxm"
+    gpus: Int = 8
+    gpus_per_node: Int | None = None
+    network_gbps: Finite | None = None
+    tp: Int = 1
+    pp: Int = 1
+    vp: Int = 1
+    cp: Int = 1
+    ep: Int = 1
+    etp: Int | None = None
+    embedding_loss_stages: bool | None = None
+    dp: Int | None = None
+    sp: bool | None = None
+    micro_batch: Int = 1
+    global_batch: Int | None = None
+    seq_len: Int = 4096
+    zero: Int | None = None
+    recompute: RecomputeChoice = RecomputeChoice.none
+    schedule: ScheduleChoice | None = None
+    precision: PrecisionChoice = PrecisionChoice.bf16
+    tp_comm_overlap: bool | None = None
+    dp_overlap: bool = True
+    cpu_offload: bool = False
+    offload: str | None = None
+    host_memory_gib: Finite | None = None
+    nvme_tb: Finite | None = None
+    nvme_gbps: Finite | None = None
+    attention_backend: str | None = None
+    framework: str = "megatron"
+    tokens: str | None = None
+    price: Finite | None = None
+    calibration: str | None = None
+
+
+#: What ``flopcast train --json`` prints: the TrainingEstimate's fields (times in s, memory in
+#: bytes, energy in MWh; workloads/training/estimate.py documents each), then the price per
+#: GPU-hour assumed and the expected error of the step time and of memory.
+TrainResult = create_model(
+    "TrainResult", __doc__="What `flopcast train --json` prints: a training estimate (times "
+    "in s, memory in bytes, energy in MWh), the price per GPU-hour assumed and the expected "
+    "error of the step time and of memory.",
+    **fields_of(TrainingEstimate), price_per_gpu_hour_usd=(float, ...),
+    expected_error=(dict[str, Any], ...), expected_error_memory=(dict[str, Any], ...))
+
+
+def training_job(r: TrainRequest):
+    """The TrainingJob a request describes (catalog entries loaded, overrides validated)."""
+    from flopcast.catalog import load_framework, load_gpu
+    from flopcast.specs import Parallelism, System, TrainingJob
+
+    the_model = r.resolve()
+    the_gpu = load_gpu(r.gpu, r.calibration, r.framework)
+    if r.price is not None:  # through GPU's own validation
+        the_gpu = validated_update(the_gpu, "--price", "price_per_gpu_hour_usd", r.price)
+    if r.network_gbps is not None and r.network_gbps <= 0:
+        raise FlopcastError(f"--network-gbps: must be > 0 Gb/s; got {r.network_gbps:g}")
+    system = System(gpu=the_gpu, num_gpus=r.gpus, gpus_per_node=r.gpus_per_node,
+                    network_bandwidth=None if r.network_gbps is None
+                    else r.network_gbps * 1e9 / 8,
+                    **_offload_system(r.host_memory_gib, r.nvme_tb, r.nvme_gbps))
+    framework = load_framework(r.framework)
+    parallel = Parallelism(
+        tp=r.tp, pp=r.pp, vp=r.vp, cp=r.cp, ep=r.ep, etp=r.etp, dp=r.dp, sp=r.sp,
+        zero_stage=framework.default_zero_stage if r.zero is None else r.zero,
+        micro_batch=r.micro_batch, global_batch=r.global_batch,
+        recompute=r.recompute.value, schedule=r.schedule.value if r.schedule else None,
+        tp_comm_overlap=r.tp_comm_overlap, dp_comm_overlap=r.dp_overlap,
+        cpu_offload_optimizer=r.cpu_offload, **parse_offload(r.offload),
+        embedding_loss_stages=r.embedding_loss_stages,
+    )
+    return TrainingJob(model=the_model, system=system, parallelism=parallel,
+                       seq_len=r.seq_len, precision=r.precision.value,
+                       tokens=parse_count(r.tokens) if r.tokens else None,
+                       attention_backend=r.attention_backend, framework=framework)
+
+
+def run_train(request: TrainRequest, warn: Warn = ignore):
+    """Estimate one training configuration: a TrainResult. Refusals raise FlopcastError or
+    pydantic's ValidationError, each one line (api.common.one_line); ``warn`` receives what
+    is allowed but doubtful."""
+    from flopcast.workloads.training import estimate_training
+
+    job = training_job(request)
+    est = estimate_training(job)
+    if (text := beyond_context(job.model, request.seq_len, "--seq-len")) is not None:
+        warn(text)
+    out = est.to_dict() | training_assumptions(job.system.gpu, job.framework.id)
+    ensure_finite(out, "estimate")
+    return TrainResult.model_validate(out)
+
+
+def parse_offload(text: str | None) -> dict[str, str]:
+    """'optimizer=cpu,params=nvme' → Parallelism keyword arguments; one line naming --offload
+    and the bad part otherwise."""
+    from flopcast.specs.parallelism import OFFLOAD_KINDS, TIER_CODES
+
+    out: dict[str, str] = {}
+    for part in (text or "").split(","):
+        if not part.strip():
+            continue
+        kind, _, tier = (x.strip().lower() for x in part.partition("="))
+        tiers = ("gpu", "cpu") if kind == "activations" else tuple(TIER_CODES)
+        if kind not in OFFLOAD_KINDS or tier not in tiers:
+            raise FlopcastError(
+                f"--offload: {part.strip()!r} is not KIND=TIER with KIND one of "
+                f"{', '.join(OFFLOAD_KINDS)} and TIER one of {', '.join(tiers)}")
+        out[OFFLOAD_KINDS[kind]] = tier
+    return out
+
+
+def _offload_system(host_memory_gib, nvme_tb, nvme_gbps) -> dict:
+    """System keyword arguments of the offload tiers given in the request."""
+    values = {"host_memory_bytes": (host_memory_gib, 2**30, "--host-memory-gib"),
+              "nvme_bytes": (nvme_tb, 1e12, "--nvme-tb"),
+              "nvme_bandwidth": (nvme_gbps, 1e9, "--nvme-gbps")}
+    out = {}
+    for field, (value, unit, option) in values.items():
+        if value is None:
+            continue
+        if value <= 0:
+            raise FlopcastError(f"{option}: must be > 0; got {value:g}")
+        out[field] = value * unit
+    return out
+
+
+def training_assumptions(gpu, framework_id: str = "megatron") -> dict:
+    """What the cost and the error rest on: the price per GPU-hour and the expected error of
+    the step time (and of memory) on this GPU family with this framework's profile
+    (flopcast.accuracy.training_kinds: measurements of another framework do not vouch)."""
+    from flopcast.accuracy import expected_error, training_kinds
+
+    step, mem = training_kinds(framework_id)
+    return {"price_per_gpu_hour_usd": gpu.price_per_gpu_hour_usd,
+            "expected_error": expected_error(step, [gpu.family]),
+            "expected_error_memory": expected_error(mem, [gpu.family])}
