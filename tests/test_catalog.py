@@ -167,9 +167,10 @@ def test_lazy_package_names_are_the_objects_not_modules():
 
 
 
-def test_every_shipped_yaml_is_package_data():
-    """A wheel carries only the globs pyproject lists: a catalog folder missing there works
-    in an editable install and breaks in `pip install flopcast` (it did for frameworks/)."""
+def test_every_shipped_data_file_is_package_data():
+    """A wheel carries only the globs pyproject lists: a data folder missing there works in an
+    editable install and breaks in `pip install flopcast` (it did for catalog/frameworks/ and
+    the web page's static files)."""
     import fnmatch
     import pathlib
     import re
@@ -179,6 +180,7 @@ def test_every_shipped_yaml_is_package_data():
     block = pyproject.split("[tool.setuptools.package-data]", 1)[1].split("\n[", 1)[0]
     globs = re.findall(r'"([^"]+)"', block)
     package = root / "src" / "flopcast"
-    shipped = [p.relative_to(package).as_posix() for p in package.rglob("*.yaml")]
+    shipped = [p.relative_to(package).as_posix() for p in package.rglob("*")
+               if p.is_file() and p.suffix not in (".py", ".pyc")]
     missing = [s for s in shipped if not any(fnmatch.fnmatch(s, g) for g in globs)]
     assert shipped and not missing, missing
