@@ -66,10 +66,23 @@ def _inverse_moment(j: int, trials, t, special) -> np.ndarray:
     return np.where(small, 0.5, first - second)
 
 
-def _binom_log_pmf(m, k, prob, special) -> np.ndarray:
-    """log P(M = m) for M ~ Binomial(k, prob) (arrays broadcast)."""
-    return (special.gammaln(k + 1.0) - special.gammaln(m + 1.0) - special.gammaln(k - m + 1.0)
-            + special.xlogy(m, prob) + special.xlog1py(k - m, -prob))
+def _binom_log_pmf(m, k, prob, special, log_factorial=None) -> np.ndarray:
+    """log P(M = m) for M ~ Binomial(k, prob) (arrays broadcast). ``log_factorial``: a table
+    of log(j!) for j = 0..max k, indexed instead of calling gammaln when m and k are whole
+    numbers (the vote sums evaluate millions of terms)."""
+    if log_factorial is None:
+        log_choose = special.gammaln(k + 1.0) - special.gammaln(m + 1.0) - special.gammaln(
+            k - m + 1.0)
+    else:
+        mi, ki = np.asarray(m, np.int64), np.asarray(k, np.int64)
+        log_choose = log_factorial[ki] - log_factorial[mi] - log_factorial[ki - mi]
+    # m log(prob) + (k - m) log(1 - prob) with 0 log 0 = 0 (as scipy's xlogy): the logs are
+    # taken on prob's own (smaller) shape and only multiplied over the broadcast grid.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_p, log_q = np.log(prob), np.log1p(-np.asarray(prob, float))
+        rest = np.asarray(k, float) - m
+        return (log_choose + np.where(m > 0, m * log_p, 0.0)
+                + np.where(rest > 0, rest * log_q, 0.0))
 
 
 def _plurality_sum(pi, theta, k: int, special) -> np.ndarray:
@@ -81,7 +94,16 @@ def _plurality_sum(pi, theta, k: int, special) -> np.ndarray:
     out = np.zeros(pi.size)
     if k < 2:
         return out
+    # Closed forms where one side is missing: no top wrong answer (theta = 1) wins every
+    # m >= 2, so the sum is P(m >= 2); no correct vote (theta = 0) never wins. Only rows with
+    # both answers need the window.
+    alone = theta >= 1.0
+    out[alone] = np.clip(1.0 - (1.0 - pi[alone]) ** k
+                         - k * pi[alone] * (1.0 - pi[alone]) ** (k - 1), 0.0, 1.0)
+    closed = alone | (theta <= 0.0)
     order = np.argsort(hi - lo, kind="stable")
+    order = order[~closed[order]]
+    log_factorial = special.gammaln(np.arange(k + 1.0) + 1.0)
     for start in range(0, order.size, CHUNK_ROWS):
         rows = order[start:start + CHUNK_ROWS]
         width = int((hi[rows] - lo[rows]).max()) + 1
@@ -92,8 +114,8 @@ def _plurality_sum(pi, theta, k: int, special) -> np.ndarray:
         th = theta[rows, None]
         win = special.betainc(half + 1, m - half, th)
         even = (m % 2 == 0) & (m >= 4)
-        tie = np.where(even, np.exp(_binom_log_pmf(half, m, th, special)), 0.0)
-        pmf = np.exp(_binom_log_pmf(m, k, pi[rows, None], special))
+        tie = np.where(even, np.exp(_binom_log_pmf(half, m, th, special, log_factorial)), 0.0)
+        pmf = np.exp(_binom_log_pmf(m, k, pi[rows, None], special, log_factorial))
         out[rows] = (valid * pmf * (win + 0.5 * tie)).sum(axis=1)
     return out
 
