@@ -27,6 +27,8 @@ SLOW = {"/api/serve": {"num_requests": 20}, "/api/serve/plan": {"num_requests": 
         "/api/plan/train": {"gpus": 8}, "/api/reason/plan": {"max_k": 16}}
 TRIED: Counter = Counter()
 SERVER_ERRORS: Counter = Counter()
+#: Answers by status code.
+STATUS: Counter = Counter()
 
 schema = schemathesis.openapi.from_asgi("/openapi.json", create_app())
 
@@ -43,6 +45,7 @@ def test_no_server_error(case):
     if short is not None and isinstance(case.body, dict):
         case.body = {**case.body, **short}
     response = case.call()
+    STATUS[response.status_code] += 1
     if response.status_code >= 500:
         SERVER_ERRORS[key] += 1
     case.validate_response(response, checks=[not_a_server_error])
@@ -50,5 +53,6 @@ def test_no_server_error(case):
 
 def teardown_module(module):
     """Inputs tried and 5xx answers per operation (shown with ``pytest -s``)."""
-    print(f"\nschemathesis: {sum(TRIED.values())} inputs, {sum(SERVER_ERRORS.values())} 5xx: "
+    print(f"\nschemathesis: {sum(TRIED.values())} inputs, {sum(SERVER_ERRORS.values())} 5xx "
+          f"(answers by status: {dict(sorted(STATUS.items()))}): "
           + ", ".join(f"{k} {v}" for k, v in sorted(TRIED.items())))

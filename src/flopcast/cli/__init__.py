@@ -12,6 +12,7 @@ import sys
 import typer
 from pydantic import ValidationError
 
+from flopcast.api.common import one_line
 from flopcast.cli import (  # noqa: F401  (register commands)
     catalog,
     infer,
@@ -24,8 +25,8 @@ from flopcast.cli import (  # noqa: F401  (register commands)
     train,
     web,
 )
-from flopcast.cli.common import app, validation_line
-from flopcast.errors import FlopcastError, echo
+from flopcast.cli.common import app
+from flopcast.errors import FlopcastError
 
 
 def _is_usage_error(exc: BaseException) -> bool:
@@ -34,11 +35,9 @@ def _is_usage_error(exc: BaseException) -> bool:
 
 
 def _one_line(exc: BaseException) -> str:
-    if isinstance(exc, ValidationError):
-        return validation_line(exc)
     if _is_usage_error(exc):
         return " ".join(exc.format_message().split())
-    return " ".join(str(exc).split())
+    return one_line(exc)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -48,13 +47,9 @@ def main(argv: list[str] | None = None) -> None:
         args = ["--help"]
     try:
         code = app(args=args, prog_name="flopcast", standalone_mode=False)
-    except (FlopcastError, ValidationError) as exc:
+    except (FlopcastError, ValidationError, OSError) as exc:
+        # OSError: a path the OS refuses (too long, unreadable, a full disk)
         print(f"error: {_one_line(exc)}", file=sys.stderr)
-        sys.exit(2)
-    except OSError as exc:  # a path the OS refuses (too long, unreadable, a full disk)
-        name = echo(str(exc.filename)) if exc.filename else ""
-        print(f"error: {name}{': ' if name else ''}{exc.strerror or _one_line(exc)}",
-              file=sys.stderr)
         sys.exit(2)
     except typer.Exit as exc:
         sys.exit(getattr(exc, "exit_code", 0))
