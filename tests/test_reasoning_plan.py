@@ -130,3 +130,21 @@ def test_kv_aware_cost_prefers_the_larger_model_where_flops_prefer_the_smaller()
     assert answers["flops"]["model"] == "pythia-410m"
     assert answers["eflops"]["model"] == answers["usd"]["model"] == "pythia-2.8b"
     assert answers["eflops"]["k"] < answers["flops"]["k"]
+
+
+@needs_data
+def test_cli_plan_voting_needs_answers_or_an_assumed_concentration():
+    """The answer-model strategies refuse counts-only files unless --concentration is given;
+    with it, the planner answers and lists what it could not price."""
+    refused = _plan("--target-accuracy", "0.2", "--strategies", "weighted-vote")
+    assert refused.returncode == 2 and "top_wrong" in refused.stderr
+    assert refused.stderr.count("\n") == 1
+    bad = _plan("--target-accuracy", "0.2", "--tree-search", "no-such-setting")
+    assert bad.returncode == 2 and "rebase" in bad.stderr
+    p = _plan("--target-accuracy", "0.08", "--strategies", "weighted-vote,tree-search",
+              "--concentration", "0.5", "--max-k", "64")
+    assert p.returncode == 0, p.stderr
+    answer = json.loads(p.stdout)
+    assert answer["best"]["strategy"] in ("weighted-vote", "tree-search")
+    assert answer["best"]["accuracy"] >= 0.08
+    assert isinstance(answer["skipped"], list)

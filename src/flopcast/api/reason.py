@@ -233,6 +233,10 @@ class ReasonPlanRequest(Request):
     budget: Finite | None = None
     objective: str = "usd"
     per_bin: Int = 0
+    concentration: Finite | None = None
+    tree_search: str = "rebase-mistral-7b-math"
+    sequential: str = "ttspm-absorbing"
+    method: str = "combined"
 
 
 class PlanOption(BaseModel):
@@ -261,6 +265,7 @@ class ReasonPlanResult(BaseModel):
     best: PlanOption
     front: list[PlanOption]
     ceilings: list[dict[str, Any]]
+    skipped: list[str] = []
     per_bin: dict[str, Any] | None = None
 
 
@@ -282,7 +287,7 @@ def candidates(paths: list, benchmark: str | None, mapping: dict, deployment: di
     from flopcast.catalog.loader import inference_efficiency, load_engine
     from flopcast.specs import System
     from flopcast.specs.inference import InferenceJob
-    from flopcast.workloads.reasoning import fit_beta_mixture, read_sample_groups
+    from flopcast.workloads.reasoning import read_sample_groups
     from flopcast.workloads.reasoning.plan import Candidate
 
     groups = {}
@@ -306,8 +311,8 @@ def candidates(paths: list, benchmark: str | None, mapping: dict, deployment: di
         job = InferenceJob(model=model, engine=engine, tp=deployment["gpus"],
                            system=System(gpu=gpu, num_gpus=deployment["gpus"]),
                            weights=deployment["precision"])
-        cands.append(Candidate(name, s, fit_beta_mixture(s.samples, s.correct), job,
-                               inference_efficiency(gpu, engine)))
+        # The planner fits its own difficulty model (--method) to the samples.
+        cands.append(Candidate(name, s, None, job, inference_efficiency(gpu, engine)))
     return bench, cands
 
 
@@ -331,6 +336,7 @@ def _check_plan(r: ReasonPlanRequest) -> tuple[list[str], list[int]]:
         raise FlopcastError(f"strategies: each one of {', '.join(STRATEGIES)}; got "
                             f"{echo(r.strategies)}")
     check_verifier(r.verifier_tpr, r.verifier_fpr)
+    _check_settings(r)
     if not 0 <= r.per_bin <= 20:
         raise FlopcastError(f"per-bin: bins in 0..20; got {r.per_bin}")
     top = parse_ks(str(r.max_k), "max-k")[0]
@@ -338,6 +344,26 @@ def _check_plan(r: ReasonPlanRequest) -> tuple[list[str], list[int]]:
         raise FlopcastError(f"k-per-octave: 1..16; got {r.k_per_octave}")
     n = r.k_per_octave
     return chosen, sorted({min(top, round(2 ** (i / n))) for i in range(n * top.bit_length() + 1)})
+
+
+def _check_settings(r: ReasonPlanRequest) -> None:
+    """The strategy settings name catalog entries and a coverage method; one line otherwise."""
+    from flopcast.workloads.reasoning.coverage import METHODS
+    from flopcast.workloads.reasoning.search import sequential_setting, tree_setting
+
+    if r.concentration is not None and not 0.0 <= r.concentration <= 1.0:
+        raise FlopcastError(f"concentration: a share in [0, 1]; got {r.concentration}")
+    if r.method not in METHODS:
+        raise FlopcastError(f"method: one of {', '.join(METHODS)}; got {echo(r.method)}")
+    tree_setting(r.tree_search)
+    sequential_setting(r.sequential)
+
+
+def _settings(r: ReasonPlanRequest):
+    from flopcast.workloads.reasoning.plan import Settings
+
+    return Settings(tpr=r.verifier_tpr, fpr=r.verifier_fpr, concentration=r.concentration,
+                    tree=r.tree_search, sequential=r.sequential, method=r.method)
 
 
 def run_reason_plan(request: ReasonPlanRequest, warn: Warn = ignore,
@@ -359,12 +385,12 @@ def run_reason_plan(request: ReasonPlanRequest, warn: Warn = ignore,
     bench, cands = candidates(r.samples, r.benchmark, model_map(r.model_map),
                               {"gpu": r.gpu, "gpus": r.gpus, "engine": r.engine,
                                "precision": r.precision})
-    opts = evaluate(cands, strategies, ks, r.prompt_len, r.out_len, r.verifier_tpr,
-                    r.verifier_fpr)
+    opts = evaluate(cands, strategies, ks, r.prompt_len, r.out_len, settings=_settings(r))
     key = OBJECTIVES[r.objective]
     answer = {"benchmark": bench, "objective": r.objective, "target_accuracy": r.target_accuracy,
               "budget": r.budget, "best": choose(opts, key, r.target_accuracy, r.budget),
-              "front": pareto_front(opts.rows, key), "ceilings": opts.ceilings}
+              "front": pareto_front(opts.rows, key), "ceilings": opts.ceilings,
+              "skipped": opts.skipped}
     if r.per_bin:
         if len({c.samples.problems for c in cands}) > 1:
             raise FlopcastError("per-bin: the candidates' samples cover different problems")

@@ -31,7 +31,10 @@ def reason_plan(
                                 "(Brown et al. capped MATH answers at 512)."),
     strategies: str = typer.Option("oracle,best-of-n,majority", "--strategies", help="oracle "
                                    "(perfect verifier: pass@k), best-of-n (imperfect "
-                                   "verifier), majority (Wu et al. lower bound)."),
+                                   "verifier), majority (counts only: Wu et al. bounds), "
+                                   "majority-answers and weighted-vote (answer model: the "
+                                   "samples' top_wrong column or --concentration), tree-search "
+                                   "(--tree-search setting), sequential (--sequential setting)."),
     verifier_tpr: float = typer.Option(0.9, "--verifier-tpr", help="best-of-n: P(verifier "
                                        "accepts a correct sample)."),
     verifier_fpr: float = typer.Option(0.1, "--verifier-fpr", help="best-of-n: P(verifier "
@@ -49,6 +52,15 @@ def reason_plan(
                                   "(Kinetics: FLOPs + intensity × KV bytes)."),
     per_bin: int = typer.Option(0, "--per-bin", help="Also allocate per difficulty bin: this "
                                 "many quantile bins of the first model's pass@1 (Snell et al.)."),
+    concentration: float = typer.Option(
+        None, "--concentration", help="Voting without answer histograms: assumed share of "
+        "the wrong samples giving the most common wrong answer (0: all differ, 1: all agree)."),
+    tree_search: str = typer.Option("rebase-mistral-7b-math", "--tree-search", help="Tree-search "
+                                    "setting of catalog/reasoning/test-time.yaml."),
+    sequential: str = typer.Option("ttspm-absorbing", "--sequential", help="Sequential-revision "
+                                   "setting of catalog/reasoning/test-time.yaml."),
+    method: str = typer.Option("combined", "--method", help="Difficulty model the accuracies "
+                               "rest on (as `reason coverage --method`)."),
     plot: Path = typer.Option(None, "--plot", help="Save the accuracy-vs-cost front (PNG/SVG)."),
     as_json: bool = JSON_OPT,
 ) -> None:
@@ -89,6 +101,9 @@ def _show(answer: dict, key: str, as_json: bool) -> None:
              f"{r[key]:.3g}") for r in answer["front"]]
     print_table(f"accuracy vs {unit} per problem on {answer['benchmark']} (Pareto front)",
                 ("model", "strategy", "k", "accuracy %", unit), rows)
+    if skipped := answer.get("skipped"):
+        print(f"skipped {len(skipped)} option(s) that could not be priced (all in --json), "
+              f"e.g. {skipped[-1]}")
     b = answer["best"]
     goal = (f"target {100 * answer['target_accuracy']:.1f} %" if answer["budget"] is None
             else f"budget {answer['budget']:.3g} {unit}")
