@@ -276,3 +276,29 @@ def test_offload_grammar_of_the_spec():
                 dict(offload_params="cpu", stream_window_layers=0)):
         with pytest.raises(ValueError):
             Parallelism(**bad)
+
+
+def test_cli_offload_reaches_streaming_and_interleaving():
+    """`train --offload` takes the spec's grammar: Deep Optimizer States is never slower than
+    the plain CPU optimizer, a smaller streaming window never needs more GPU memory, and a bad
+    window is one line with exit status 2."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from flopcast.cli import app
+
+    def run(offload: str):
+        args = ["train", "--model", "llama-3.1-8b", "--gpus", "1", "--global-batch", "8",
+                "--seq-len", "2048", "--zero", "0", "--offload", offload, "--json"]
+        return CliRunner().invoke(app, args)
+
+    plain, interleaved = (json.loads(run(o).stdout) for o in
+                          ("optimizer=cpu", "optimizer=cpu-interleaved"))
+    assert interleaved["step_time_s"] <= plain["step_time_s"]
+    narrow, wide = (json.loads(run(f"params=cpu,optimizer=cpu,window={k}").stdout)
+                    for k in (1, 8))
+    assert narrow["memory"]["total"] <= wide["memory"]["total"]
+    bad = subprocess.run([sys.executable, "-m", "flopcast.cli", "train", "--model",
+                          "llama-3.1-8b", "--offload", "window=0"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "window" in bad.stderr and bad.stderr.count("\n") == 1

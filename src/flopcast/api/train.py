@@ -122,23 +122,15 @@ def run_train(request: TrainRequest, warn: Warn = ignore):
     return TrainResult.model_validate(out)
 
 
-def parse_offload(text: str | None) -> dict[str, str]:
-    """'optimizer=cpu,params=nvme' → Parallelism keyword arguments; one line naming --offload
-    and the bad part otherwise."""
-    from flopcast.specs.parallelism import OFFLOAD_KINDS, TIER_CODES
+def parse_offload(text: str | None) -> dict:
+    """'optimizer=cpu,params=nvme,window=4' → Parallelism keyword arguments (the grammar is
+    specs.parallelism.parse_offload's); one line naming --offload and the bad part otherwise."""
+    from flopcast.specs.parallelism import parse_offload as parse
 
-    out: dict[str, str] = {}
-    for part in (text or "").split(","):
-        if not part.strip():
-            continue
-        kind, _, tier = (x.strip().lower() for x in part.partition("="))
-        tiers = ("gpu", "cpu") if kind == "activations" else tuple(TIER_CODES)
-        if kind not in OFFLOAD_KINDS or tier not in tiers:
-            raise FlopcastError(
-                f"--offload: {part.strip()!r} is not KIND=TIER with KIND one of "
-                f"{', '.join(OFFLOAD_KINDS)} and TIER one of {', '.join(tiers)}")
-        out[OFFLOAD_KINDS[kind]] = tier
-    return out
+    try:
+        return parse(text)
+    except ValueError as e:
+        raise FlopcastError(str(e)) from None
 
 
 def _offload_system(host_memory_gib, nvme_tb, nvme_gbps) -> dict:

@@ -94,7 +94,9 @@ def train(
         None, "--offload", help="Where states live off the GPU: comma-separated KIND=TIER, "
         "KIND one of optimizer, gradients, params, activations; TIER gpu, cpu or nvme "
         "(activations: gpu or cpu), e.g. optimizer=cpu,params=nvme (ZeRO-Offload, "
-        "ZeRO-Infinity)."),
+        "ZeRO-Infinity); optimizer=cpu-interleaved runs part of the host update on the GPU "
+        "(Deep Optimizer States); window=K keeps K layers' parameters resident while "
+        "offloaded ones stream (Superpipeline; default 2)."),
     host_memory_gib: float | None = float_option(
         None, "--host-memory-gib", help="Host memory per GPU for offloaded states, GiB "
         "(default 128)."),
