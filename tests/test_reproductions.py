@@ -186,11 +186,11 @@ def test_vocabulary_imbalance_slope():
 # sub_group_size 1e8, on one node. Polaris (ALCF): 4x A100-40GB, PCIe Gen4, one 32-core EPYC
 # 7543P, 512 GB DDR4; the "twinflow" runs: 4 GPUs of 80 GB, unnamed in the logs (H100 SXM
 # assumed, with the h100-sxm entry's DGX H100 host: the logs name no CPU model; the A100 runs
-# get the Polaris host, _polaris_host). Iteration seconds: median of iterations 2-10 of each log; baseline = DeepSpeed's
-# ZeRO-3 offload with asynchronous gradient flushes (prefetch0-flush_async1: flopcast's
-# ZeRO-Offload already overlaps the gradient copies with the backward), DOS = the fastest of
-# the artifact's prefetch gaps. The host is a System choice the CLI does not offer, so these
-# run through the Python API.
+# get the Polaris host, _polaris_host). Iteration seconds: median of iterations 2-10 of each
+# log; baseline = DeepSpeed's ZeRO-3 offload with asynchronous gradient flushes
+# (prefetch0-flush_async1: flopcast's ZeRO-Offload already overlaps the gradient copies with
+# the backward), DOS = the fastest of the artifact's prefetch gaps. The host is a System
+# choice the CLI does not offer, so these run through the Python API.
 def _dos_model(layers, hidden, heads, kv_heads, ffn):
     from flopcast.specs.model import Model
 
