@@ -302,3 +302,50 @@ def test_cli_offload_reaches_streaming_and_interleaving():
     bad = subprocess.run([sys.executable, "-m", "flopcast.cli", "train", "--model",
                           "llama-3.1-8b", "--offload", "window=0"], capture_output=True, text=True)
     assert bad.returncode == 2 and "window" in bad.stderr and bad.stderr.count("\n") == 1
+
+
+# The host the node's offloading GPUs share (physics/host.py).
+def _host_rate(gpus, gpu="a100-80gb", **eff):
+    """Parameters per second each GPU's rank updates on the host: its shard over the host
+    optimizer's update (ZeRO-1, optimizer on the host, nothing else offloaded)."""
+    from flopcast.physics.host import cpu_adam_time
+
+    g = load_gpu(gpu)
+    g = g.model_copy(update={"efficiency": g.efficiency.updated(**eff)}) if eff else g
+    return 1e9 / cpu_adam_time(System(gpu=g, num_gpus=gpus), 1e9, 30.0)
+
+
+def test_more_offloading_gpus_per_host_never_make_each_cpu_optimizer_faster():
+    """Each rank's CPU-Adam shares the host's DRAM and cores with the host's other offloading
+    GPUs: its rate per GPU never rises with more of them, and falls once DRAM is shared; the
+    whole host's rate never exceeds what one rank alone gets with all of it. End to end, the
+    host optimizer step of a fixed-size shard never shortens with more GPUs per host."""
+    for gpu in ("a100-80gb", "h100-sxm", "gb200", "rtx-4090"):
+        rates = [_host_rate(n, gpu) for n in (1, 2, 3, 4, 8, 16)]
+        assert all(b <= a * (1 + 1e-12) for a, b in zip(rates, rates[1:], strict=False))
+        sharing = [System(gpu=load_gpu(gpu), num_gpus=n).gpus_per_host for n in (1, 2, 3, 4, 8, 16)]
+        assert all(k * r <= rates[0] * (1 + 1e-12) for k, r in zip(sharing, rates, strict=False))
+    assert _host_rate(8) < _host_rate(1)
+    steps = []
+    for gpus in (1, 2, 4, 8):
+        est = estimate_training(job("llama-2-7b", "a100-80gb", gpus, zero_stage=0,
+                                    offload_optimizer="cpu", global_batch=gpus,
+                                    system={"host_memory_bytes": 1024 * 2**30}))
+        steps.append(est.breakdown_s["optimizer_s"])
+    assert all(b >= a * (1 - 1e-12) for a, b in zip(steps, steps[1:], strict=False))
+    assert steps[-1] > steps[0]
+
+
+def test_cpu_adam_rate_is_an_explicit_override_and_the_host_a_system_choice():
+    """Efficiency.cpu_adam_params_per_s, when set, is the rate per GPU whatever the host; a
+    System's own host replaces the GPU entry's (half the DRAM: half the DRAM-bound rate)."""
+    from flopcast.physics.host import cpu_adam_time
+
+    assert _host_rate(1, cpu_adam_params_per_s=2e9) == pytest.approx(2e9)
+    assert _host_rate(8, cpu_adam_params_per_s=2e9) == pytest.approx(2e9)
+    g = load_gpu("a100-80gb")
+    half = g.host.model_copy(update={"memory_bandwidth": g.host.memory_bandwidth / 2})
+    full_t = cpu_adam_time(System(gpu=g, num_gpus=4), 1e9, 30.0)
+    half_t = cpu_adam_time(System(gpu=g, num_gpus=4, host=half), 1e9, 30.0)
+    assert half_t == pytest.approx(2 * full_t)
+    assert System(gpu=load_gpu("rtx-4090"), num_gpus=2).host.gpus == 8  # default host

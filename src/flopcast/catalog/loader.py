@@ -19,6 +19,7 @@ from flopcast.specs.efficiency import Efficiency
 from flopcast.specs.engine import Engine
 from flopcast.specs.framework import Framework
 from flopcast.specs.gpu import GPU
+from flopcast.specs.host import Host
 from flopcast.specs.kernels import KernelProfile
 from flopcast.specs.model import Model
 
@@ -232,12 +233,26 @@ def gpu_from_yaml(data: dict, calibration: dict[str, dict[str, float]] | None = 
             price_per_gpu_hour_usd=d["price_per_gpu_hour_usd"],
             price_date=str(d["price_date"]),
             efficiency=Efficiency.model_validate(eff),
-            efficiency_source=source,
+            efficiency_source=source, host=host_from_yaml(d.get("host")),
             calibration_fallback=fallback,
             sources=d.get("sources", []),
         )
     except KeyError as e:
         raise FlopcastError(f"gpu entry {d.get('id', '?')}: missing field {e.args[0]}") from None
+
+
+def host_from_yaml(data: dict | None) -> Host | None:
+    """A host from a GPU entry's ``host:`` mapping (memory_bandwidth_gb_s, cpu_clock_ghz)."""
+    if data is None:
+        return None
+    if not isinstance(data, dict):
+        raise FlopcastError("gpu entry: host must be a mapping")
+    d = dict(data)
+    for key, si, unit in (("memory_bandwidth", "memory_bandwidth_gb_s", GB),
+                          ("cpu_clock_hz", "cpu_clock_ghz", 1e9)):
+        if si in d:
+            d[key] = d.pop(si) * unit
+    return Host.model_validate(d)
 
 
 GPU_FILE_SUFFIXES = (".yaml", ".yml")

@@ -103,10 +103,39 @@ class Efficiency(BaseModel):
         description="GPU memory not available to tensors: CUDA context, NCCL buffers, "
         "cuBLAS workspaces and allocator fragmentation (typically 1.5-4 GiB).",
     )
-    cpu_adam_params_per_s: float = Field(
-        1.0e9, gt=0,
-        description="Parameters per second a host CPU updates per GPU when the optimizer is "
-        "offloaded (ZeRO-Offload's CPU-Adam, Ren et al. 2021 §4.1).",
+    cpu_adam_params_per_s: float | None = Field(
+        None, gt=0,
+        description="Override: parameters per second the host CPU updates per GPU when the "
+        "optimizer is offloaded (ZeRO-Offload's CPU-Adam, Ren et al. 2021 §4.1). None = "
+        "modelled from the host (physics/host.py): its DRAM bandwidth and vector cores, "
+        "shared by the GPUs of the host that offload.",
+    )
+    cpu_adam_memory_fraction: float = Field(
+        0.43, gt=0, le=1,
+        description="Fraction of the host's DRAM peak that CPU-Adam's streams reach with all "
+        "cores (DeepSpeed csrc/includes/cpu_adam.h Step_AVX: OpenMP over tiles, four loads "
+        "and three stores per parameter). Prior from ZeRO-Offload's CPU-Adam latency table "
+        "(Ren et al. 2021 §6, Table 3, as recalled, not re-read: 10 B parameters in 2.57 s on "
+        "a DGX-2 host, 2x Xeon Platinum 8168 with 12 channels of DDR4-2666 = 256 GB/s: "
+        "3.9e9 parameters/s x 28 bytes = 109 GB/s = 0.43 of peak). Below STREAM "
+        "(host_memory_fraction): seven streams, write-allocate reads of the stored lines and "
+        "a barrier per tile. Prior, not fitted.",
+    )
+    host_memory_fraction: float = Field(
+        0.75, gt=0, le=1,
+        description="Fraction of the host's DRAM peak all its traffic together reaches: the "
+        "STREAM Triad fraction (McCalpin's STREAM; servers with 8 DDR4/DDR5 channels per "
+        "socket typically report 70-80 % of peak). Bounds CPU-Adam plus the DMA of offloaded "
+        "states that runs beside it (Deep Optimizer States' GPU share). Prior, not fitted.",
+    )
+    cpu_adam_vector_fraction: float = Field(
+        0.2, gt=0, le=1,
+        description="Fraction of the host cores' peak vector fp32 FLOP/s (Host.vector_flops) "
+        "CPU-Adam reaches when its cores, not DRAM, bound it: of the 15 FLOPs per parameter "
+        "(physics/host.py) one is a square root and one a division, which issue once per "
+        "~4-12 cycles per vector where a multiply or FMA issues twice per cycle (Agner Fog's "
+        "instruction tables, Zen 2/3 and Skylake-X): ~16-20 cycles per vector against "
+        "~4 at the FMA peak. Prior, not fitted.",
     )
 
     host_link_fraction: float = Field(

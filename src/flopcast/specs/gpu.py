@@ -8,6 +8,7 @@ from pydantic import Field
 
 from flopcast.specs.base import Spec
 from flopcast.specs.efficiency import Efficiency
+from flopcast.specs.host import Host
 from flopcast.specs.kernels import KernelProfile
 
 #: Tensor-core number formats a datasheet lists peak FLOP/s for.
@@ -42,6 +43,8 @@ class GPU(Spec):
     price_per_gpu_hour_usd: float = Field(ge=0)
     price_date: str
     efficiency: Efficiency = Efficiency()
+    host: Host | None = Field(None, description="The typical server's host CPUs and DRAM "
+                              "(specs/host.py); None = specs.host.DEFAULT_HOST.")
     kernels: KernelProfile = KernelProfile()
     kernels_source: str = Field("priors", description="Where the kernel profile came from.")
     calibration_fallback: str | None = Field(

@@ -6,6 +6,7 @@ from pydantic import Field, PrivateAttr, model_validator
 
 from flopcast.specs.base import Spec
 from flopcast.specs.gpu import GPU
+from flopcast.specs.host import DEFAULT_HOST, Host
 from flopcast.specs.limits import MAX_GPUS
 
 GIB = 2**30
@@ -28,7 +29,8 @@ class System(Spec):
     ``network_bandwidth`` is per GPU per direction (bytes/s) between domains; it defaults to
     the GPU entry's typical NIC (e.g. 400 Gb/s = 50 GB/s per H100). Offload tiers (ZeRO-Offload,
     ZeRO-Infinity): host memory and its link per GPU, NVMe capacity and bandwidth per node
-    (node = ``gpus_per_node`` GPUs), with the documented defaults above.
+    (node = ``gpus_per_node`` GPUs), with the documented defaults above; the host CPUs and DRAM
+    (``host``, shared by ``host.gpus`` GPUs) that run the offloaded optimizer.
     """
 
 
@@ -48,6 +50,10 @@ class System(Spec):
     nvme_bandwidth: float | None = Field(
         None, gt=0, description="NVMe bandwidth per node (read or write), bytes/s, shared by "
         "the node's GPUs; None = NVME_BANDWIDTH_PER_NODE.")
+    host: Host | None = Field(
+        None, description="The host CPUs and DRAM the GPUs share (specs/host.py); None = the "
+        "GPU entry's host, else DEFAULT_HOST; its ``gpus`` None = the GPU entry's "
+        "gpus_per_node.")
 
     #: Whether gpus_per_node was given (True) or taken from the GPU entry (False).
     _domain_given: bool = PrivateAttr(True)
@@ -67,7 +73,16 @@ class System(Spec):
         for name, value in defaults.items():
             if getattr(self, name) is None:
                 object.__setattr__(self, name, value)
+        host = self.host or self.gpu.host or DEFAULT_HOST
+        if host.gpus is None:
+            host = host.model_copy(update={"gpus": self.gpu.gpus_per_node})
+        object.__setattr__(self, "host", host)
         return self
+
+    @property
+    def gpus_per_host(self) -> int:
+        """The job's GPUs on one host, sharing its CPUs and DRAM (never more than the job has)."""
+        return min(self.host.gpus, self.num_gpus)
 
     @property
     def domain_given(self) -> bool:

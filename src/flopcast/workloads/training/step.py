@@ -160,7 +160,8 @@ def _offload_sizes(model: Model, framework: Framework, precision: Precision, seq
     """Bytes per GPU the offload tiers move (offload.offload_times' ``sizes``): the rank's
     16-bit parameters (its ZeRO-3 shard), the gradients it owns (its ZeRO-2/3 shard), the
     optimizer shard's gradients, parameters and states (memory.state_bytes_per_param), and one
-    micro-batch's saved activations of the stage (phases.token_bytes)."""
+    micro-batch's saved activations of the stage (phases.token_bytes), and the host bytes
+    CPU-Adam moves per parameter (physics/host.py)."""
     _, gb, ob = memory.state_bytes_per_param(precision, framework)
     wb = precision.weight_bytes
     tokens = lay.micro_batch * seq_len / lay.cp
@@ -173,7 +174,8 @@ def _offload_sizes(model: Model, framework: Framework, precision: Precision, seq
                 grads=stage_p * gb / np.where(lay.zero >= 2, dp_group, 1),
                 grad_shard=shard_params * gb, param_shard=shard_params * wb,
                 states=shard_params * ob, activations=acts, shard_params=shard_params,
-                units=n_layers_stage)
+                units=n_layers_stage,
+                update_bytes=framework.optimizer_update_bytes_per_param + wb)
 
 
 def _offload_fits(system: System, mem: dict, lay: Layout):
