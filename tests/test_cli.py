@@ -93,6 +93,11 @@ def test_serve_json_keys_and_bad_inputs(tmp_path):
     d = json.loads(p.stdout)
     for key in ("ttft_ms", "tpot_ms", "itl_ms", "e2e_latency_ms"):
         assert set(d[key]) == {"mean", "p50", "p90", "p99"}
+        cdf = d["cdf"][key]                              # the distribution at a fixed grid
+        assert set(cdf) == {"quantiles", "values"} and len(cdf["values"]) == len(
+            cdf["quantiles"]) >= 20
+        assert all(a <= b for a, b in zip(cdf["values"], cdf["values"][1:], strict=False))
+        assert cdf["values"][cdf["quantiles"].index(0.5)] == pytest.approx(d[key]["p50"])
     assert d["num_requests"] == 200 and d["requests_per_s"] > 0 and d["output_tokens_per_s"] > 0
     again = run("serve", "--model", "llama-3.1-8b", "--request-rate", "5", "--dataset",
                 "sharegpt", "--num-requests", "200", "--seed", "3", "--json")

@@ -91,6 +91,34 @@ def test_percentiles_ordered_and_latency_rises_with_rate(dep):
     assert high["e2e_latency_ms"]["p50"] > low["e2e_latency_ms"]["p50"]
 
 
+def test_cdf_is_the_distribution_of_the_requests(dep):
+    """The summary's cdf: the fixed quantile grid, non-decreasing values, the summary's
+    p50/p90/p99 at 0.5/0.9/0.99, the fastest and slowest request at 0 and 1, and at each
+    grid point about that share of the requests (of the output tokens for ITL) at or below."""
+    s, res = serve(dep, requests(400, rate=20.0))
+    r = res.requests
+    arrival, first, finish = (np.asarray(x, float) for x in (r.arrival, r.first_token, r.finish))
+    per_request = {"ttft_ms": 1e3 * (first - arrival), "e2e_latency_ms": 1e3 * (finish - arrival)}
+    assert set(s["cdf"]) == {"ttft_ms", "tpot_ms", "itl_ms", "e2e_latency_ms"}
+    for key, c in s["cdf"].items():
+        q, v = np.array(c["quantiles"]), np.array(c["values"])
+        assert 20 <= q.size <= 25 and q.size == v.size and q[0] == 0.0 and q[-1] == 1.0
+        assert np.all(np.diff(q) > 0) and np.all(np.diff(v) >= 0) and v[0] > 0, key
+        for p in (50, 90, 99):
+            assert v[np.flatnonzero(q == p / 100)[0]] == pytest.approx(s[key][f"p{p}"],
+                                                                       rel=1e-12), (key, p)
+    for key, lat in per_request.items():
+        v = np.array(s["cdf"][key]["values"])
+        assert v[0] == pytest.approx(lat.min()) and v[-1] == pytest.approx(lat.max())
+        share = (lat[:, None] <= v[None, :] * (1 + 1e-12)).mean(axis=0)
+        assert np.all(share >= np.array(s["cdf"][key]["quantiles"]) - 1 / lat.size), key
+    itl, w = np.asarray(res.itl_s) * 1e3, np.asarray(res.itl_weight, float)
+    v = np.array(s["cdf"]["itl_ms"]["values"])
+    share = ((itl[:, None] <= v[None, :] * (1 + 1e-12)) * w[:, None]).sum(axis=0) / w.sum()
+    assert np.all(share >= np.array(s["cdf"]["itl_ms"]["quantiles"]) - 1e-12)
+    assert v[-1] == pytest.approx(itl[w > 0].max())
+
+
 def test_same_seed_same_json(dep):
     a = json.dumps(serve(dep, requests(200, rate=5.0))[0], sort_keys=True)
     b = json.dumps(serve(dep, requests(200, rate=5.0))[0], sort_keys=True)

@@ -1,6 +1,7 @@
 """The page in a real browser: Playwright drives Debian's Chromium (/usr/bin/chromium) against
-`flopcast web` on a loopback port, fills the training form, and checks that every number the
-page shows is the API's number for the same request.
+`flopcast web` on a loopback port, fills the training and reason-cost forms, opens the other
+tabs by address, and checks that every number the page shows is the API's number for the same
+request, and that the serving latency CDFs and the reason-cost chart draw the API's numbers.
 
 Skips when fastapi, uvicorn, plotly, playwright or /usr/bin/chromium is missing, except under
 FLOPCAST_REQUIRE_BROWSER=1 (set by .ci/run), where a missing piece fails the test.
@@ -197,26 +198,30 @@ def test_the_address_reruns_the_form(base_url, page):
     check_cells(result_cells(page, "#train-result"), answer)
 
 
-#: (form, endpoint, request) for the other tabs: opened by address, checked against the API.
+#: (form, endpoint, request) for the other tabs: opened by address, checked against the API
+#: (the serving tabs: SERVING_TABS below).
 OTHER_TABS = [
     ("infer", "/api/infer", {"model": "llama-3.1-8b", "gpus": 1, "batch": 8}),
     ("plan", "/api/plan/train", {"model": "llama-3.1-8b", "gpus": "16", "top": 3}),
-    ("serve", "/api/serve", {"model": "llama-3.1-8b", "dataset": "sharegpt", "request_rate": 4,
-                             "num_requests": 200}),
     # beyond the model's context: allowed, with a warning the page must show
     ("train", "/api/train", {"model": "pythia-70m", "seq_len": 8192}),
 ]
+
+
+def open_by_address(page, base_url: str, form: str, request: dict) -> None:
+    """Open #form?request (the shared-address form), wait for its result, check no error."""
+    page.goto(f"{base_url}/#{form}?{urllib.parse.urlencode(request)}",
+              wait_until="domcontentloaded")
+    page.wait_for_selector(f"#{form}-result[data-state=done], #{form}-result[data-state=error]",
+                           state="attached", timeout=20_000)
+    assert page.is_hidden(f"#{form}-error"), page.inner_text(f"#{form}-error")
 
 
 def test_other_tabs_show_the_api_numbers(base_url, page):
     page.goto(base_url + "/", wait_until="domcontentloaded")
     page.wait_for_selector("body[data-ready=true]", state="attached")
     for form, endpoint, request in OTHER_TABS:
-        page.goto(f"{base_url}/#{form}?{urllib.parse.urlencode(request)}",
-                  wait_until="domcontentloaded")
-        page.wait_for_selector(f"#{form}-result[data-state=done], #{form}-result[data-state=error]",
-                               state="attached", timeout=20_000)
-        assert page.is_hidden(f"#{form}-error"), page.inner_text(f"#{form}-error")
+        open_by_address(page, base_url, form, request)
         warnings: list[str] = []
         status, answer = post(base_url, endpoint, request, warnings)
         assert status == 200, answer
@@ -260,3 +265,80 @@ def test_validate_upload_shows_the_api_numbers(base_url, page, training_csv, tmp
     assert {"summary.median_ape_pct", "rows.0.predicted", "rows.7.ape_pct"} <= {
         c["field"] for c in cells}
     check_cells(cells, answer)
+
+
+#: (form, endpoint, request) of the serving tabs; every field whose page default differs from
+#: the API's is given, so the page's request is this one.
+SERVING_TABS = [
+    ("serve", "/api/serve", {"model": "llama-3.1-8b", "dataset": "sharegpt", "request_rate": 6,
+                             "num_requests": 150, "seed": 2}),
+    ("servplan", "/api/serve/plan", {"model": "llama-3.1-8b", "request_rate": 4,
+                                     "gpu_types": "h100-sxm", "max_tp": 1,
+                                     "dataset": "sharegpt", "slo_ttft_p99": 500,
+                                     "slo_tpot_p99": 50, "num_requests": 60}),
+]
+LATENCY_KEYS = ("ttft_ms", "tpot_ms", "itl_ms", "e2e_latency_ms")
+
+
+def chart_traces(page, chart_id: str) -> list[dict]:
+    """The traces Plotly drew in #chart_id: name, x, y."""
+    page.wait_for_selector(f"#{chart_id} .main-svg", state="attached", timeout=20_000)
+    return page.evaluate("id => document.getElementById(id).data.map("
+                         "t => ({name: t.name, x: t.x, y: t.y}))", chart_id)
+
+
+def test_serving_tabs_draw_the_api_cdf(base_url, page):
+    """The latency CDF is the API's distribution (cdf: values at its quantile grid), drawn
+    and tabled, on Serve and on Plan a fleet."""
+    for form, endpoint, request in SERVING_TABS:
+        open_by_address(page, base_url, form, request)
+        status, answer = post(base_url, endpoint, request)
+        assert status == 200, answer
+        summary, prefix = (answer, "") if form == "serve" else (answer["best"]["summary"],
+                                                                 "best.summary.")
+        cells = result_cells(page, f"#{form}-result")
+        check_cells(cells, answer)
+        fields = {c["field"] for c in cells}
+        for key in LATENCY_KEYS:
+            values = summary["cdf"][key]["values"]
+            assert len(values) >= 20
+            assert {f"{prefix}cdf.{key}.values.{i}" for i in range(len(values))} <= fields
+        drawn = chart_traces(page, f"{form}-chart-cdf")
+        assert [t["name"] for t in drawn] == ["TTFT", "TPOT", "ITL", "end-to-end"]
+        for trace, key in zip(drawn, LATENCY_KEYS, strict=True):
+            assert trace["x"] == summary["cdf"][key]["values"]
+            assert trace["y"] == summary["cdf"][key]["quantiles"]
+
+
+#: The reason cost request the test types into the form (the other fields keep defaults
+#: equal to the API's).
+RCOST = {"model": "llama-3.1-8b", "gpu": "h100-sxm", "trials": "1,4,32", "out_len": 2000}
+RCOST_FIELDS = ("flops", "kinetics_eflops", "kinetics_memory_share", "seconds", "prefill_s",
+                "decode_s", "parallel_trials", "waves", "gpu_hours", "usd", "joules")
+
+
+def test_reason_cost_form_shows_the_api_numbers(base_url, page):
+    page.goto(base_url + "/#reason", wait_until="domcontentloaded")
+    page.wait_for_selector("body[data-ready=true]", state="attached")
+    for name, value in RCOST.items():
+        field = page.locator(f"#rcost-form [name={name}]")
+        if name in {"model", "gpu"}:
+            field.select_option(value)
+        else:
+            field.fill(str(value))
+    page.click("#rcost-submit")
+    page.wait_for_selector("#rcost-result[data-state=done], #rcost-result[data-state=error]",
+                           state="attached", timeout=20_000)
+    assert page.is_hidden("#rcost-error"), page.inner_text("#rcost-error")
+    assert "#rcost?" in page.url and "trials=1%2C4%2C32" in page.url
+    status, answer = post(base_url, "/api/reason/cost", RCOST)
+    assert status == 200, answer
+    assert [row["trials"] for row in answer["costs"]] == [1, 4, 32]
+    cells = result_cells(page, "#rcost-result")
+    assert {f"costs.{i}.{f}" for i in range(3) for f in RCOST_FIELDS} <= {c["field"]
+                                                                          for c in cells}
+    check_cells(cells, answer)
+    drawn = chart_traces(page, "rcost-chart-cost")
+    assert [t["x"] for t in drawn] == [[1, 4, 32]] * 3
+    assert [t["y"] for t in drawn] == [[r[k] for r in answer["costs"]]
+                                       for k in ("flops", "kinetics_eflops", "usd")]

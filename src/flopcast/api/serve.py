@@ -59,11 +59,21 @@ class ServeRequest(_Load):
     slo_itl_p99: Finite | None = None
 
 
+class LatencyCdf(BaseModel):
+    """One latency's distribution over the simulated requests (ITL: over output tokens):
+    the value in ms at each quantile of the fixed grid (serving.metrics.CDF_QUANTILES:
+    min, 0.01, 0.05 … 0.95 by 0.05, 0.99, max); ``values`` is empty when nothing has it."""
+
+    quantiles: list[float]
+    values: list[float]
+
+
 class ServeResult(BaseModel):
     """What ``flopcast serve --json`` prints: latency statistics in ms (mean and
-    percentiles), throughput per s, goodput, KV and queue occupancy (absent when nothing
-    ran), the deployment (``config``), with an SLO and no rate the highest rate meeting it,
-    and the expected error."""
+    percentiles) and their distributions (``cdf``: TTFT, TPOT, ITL, end-to-end), throughput
+    per s, goodput, KV and queue occupancy (absent when nothing ran), the deployment
+    (``config``), with an SLO and no rate the highest rate meeting it, and the expected
+    error."""
 
     # extra="allow": a key the simulator adds later reaches the answer rather than failing it
     model_config = ConfigDict(extra="allow")
@@ -74,6 +84,7 @@ class ServeResult(BaseModel):
     tpot_ms: dict[str, float]
     itl_ms: dict[str, float]
     e2e_latency_ms: dict[str, float]
+    cdf: dict[str, LatencyCdf]
     requests_per_s: float
     output_tokens_per_s: float
     total_tokens_per_s: float

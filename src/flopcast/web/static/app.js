@@ -238,15 +238,31 @@ function latencyTable(d, prefix) {
     (k, p) => `${prefix}${k}.${p}`, (k) => LATENCIES.find(([, key]) => key === k)[0]);
 }
 
-// The API reports percentiles, not every request: the curves join (p50, 0.5), (p90, 0.9), (p99, 0.99).
+// The latencies that have a distribution in a serving answer's cdf (none has no values).
+const withCdf = (cdf) => LATENCIES.filter(([, k]) => cdf[k] && cdf[k].values.length);
+
+// The latency at each quantile of the API's fixed grid (cdf.*.quantiles), as a collapsed table.
+function cdfTable(d, prefix) {
+  const cdf = get(d, `${prefix}cdf`) || {};
+  const present = withCdf(cdf);
+  if (!present.length) return [];
+  const qs = cdf[present[0][1]].quantiles;
+  const table = gridTable("Latency at each quantile, ms", d, "quantile", qs.map((_, i) => i),
+    present.map(([name, k]) => [name, k]), (i, k) => `${prefix}cdf.${k}.values.${i}`,
+    (i) => `${fmt(qs[i] * PCT)} %`);
+  return [el("details", { class: "cdf" }, el("summary", {}, "Latency distribution (table)"),
+    table)];
+}
+
+// The CDF of each latency over the simulated requests (ITL: over output tokens), drawn through
+// the API's quantiles.
 function latencyChart(id, s) {
-  const qs = [["p50", 0.5], ["p90", 0.9], ["p99", 0.99]];
-  const traces = LATENCIES.filter(([, k]) => s[k]).map(([name, k]) => ({ type: "scatter",
-    mode: "lines+markers", name, x: qs.map(([p]) => s[k][p]), y: qs.map(([, q]) => q),
-    line: { shape: "vh" } }));
-  return chart(id, traces, { title: { text: "Latency CDF through the p50, p90 and p99" },
+  const cdf = s.cdf || {};
+  const traces = withCdf(cdf).map(([name, k]) => ({ type: "scatter", mode: "lines+markers", name,
+    x: cdf[k].values, y: cdf[k].quantiles, marker: { size: 4 } }));
+  return chart(id, traces, { title: { text: "Latency CDF" },
     xaxis: { title: { text: "ms" }, type: "log" },
-    yaxis: { title: { text: "share of requests" }, range: [0, 1] } });
+    yaxis: { title: { text: "share of requests (ITL: of tokens)" }, range: [0, 1] } });
 }
 
 const SERVE_ROWS = [["requests/s", "requests_per_s"], ["goodput, requests/s", "goodput_requests_per_s"],
@@ -262,7 +278,7 @@ function renderServe(d) {
   const out = [note(`${c.model} on ${c.total_gpus}× ${c.gpu}, ${c.engine} (${c.scheduler}), ` +
     `${configText(c, ["tp", "pp", "replicas", "max_num_seqs", "max_num_tokens", "router"])}`)];
   out.push(statTable("Throughput", d, SERVE_ROWS), latencyTable(d, ""),
-    latencyChart("serve-chart-cdf", d));
+    latencyChart("serve-chart-cdf", d), ...cdfTable(d, ""));
   if (d.expected_error) out.push(note(d.expected_error.text));
   return out;
 }
@@ -274,7 +290,8 @@ function renderServePlan(d) {
     (i) => fleet[i].replica), statTable("Fleet", d, [["$/hour", "best.usd_per_hour"]])];
   if (d.best && d.best.summary) {
     out.push(statTable("Simulated on the fleet", d, SERVE_ROWS.map(([l, k, s]) => [l, `best.summary.${k}`, s])),
-      latencyTable(d, "best.summary."), latencyChart("servplan-chart-cdf", d.best.summary));
+      latencyTable(d, "best.summary."), latencyChart("servplan-chart-cdf", d.best.summary),
+      ...cdfTable(d, "best.summary."));
   }
   const front = d.front || [];
   if (front.length) {
@@ -311,6 +328,31 @@ function renderCoverage(d) {
   gridTable("Coverage, %", d, "model, benchmark", curves.map((_, i) => i),
     ks.map((k, j) => [`k=${fmt(k)}`, j, PCT]), (i, j) => `curves.${i}.coverage.${j}`,
     (i) => name(curves[i]))];
+}
+
+const COST_COLS = [["FLOPs", "flops"], ["Kinetics eFLOPs", "kinetics_eflops"],
+  ["KV share of eFLOPs, %", "kinetics_memory_share", PCT], ["time, s", "seconds"],
+  ["prefill, s", "prefill_s"], ["decode, s", "decode_s"], ["trials at once", "parallel_trials"],
+  ["waves", "waves"], ["GPU-hours", "gpu_hours"], ["$", "usd"], ["energy, J", "joules"]];
+
+function renderReasonCost(d) {
+  const rows = d.costs || [];
+  const trials = rows.map((r) => r.trials);
+  const out = [note(`${d.model} on ${d.gpus}× ${d.gpu}: ${d.prompt_len} prompt tokens, ` +
+    `${d.out_len} generated tokens per trial`),
+  gridTable("Per problem", d, "trials", rows.map((_, i) => i), COST_COLS,
+    (i, c) => `costs.${i}.${c}`, (i) => trials[i])];
+  const line = (name, key, axis) => ({ type: "scatter", mode: "lines+markers", name, x: trials,
+    y: rows.map((r) => r[key]), yaxis: axis });
+  out.push(chart("rcost-chart-cost", [line("FLOPs", "flops", "y"),
+    line("Kinetics eFLOPs", "kinetics_eflops", "y"), line("$ per problem", "usd", "y2")], {
+    title: { text: "Cost of one problem against samples" },
+    xaxis: { title: { text: "samples per problem" }, type: "log" },
+    yaxis: { title: { text: "FLOPs per problem" }, type: "log" },
+    yaxis2: { title: { text: "$ per problem" }, rangemode: "tozero", tickprefix: "$",
+      tickmode: "auto", overlaying: "y", side: "right" },
+    margin: { t: 40, r: 70, b: 90, l: 70 } }));
+  return out;
 }
 
 function renderReasonPlan(d) {
@@ -356,7 +398,8 @@ function renderValidate(d) {
 }
 
 const RENDER = { train: renderTrain, plan: renderPlan, infer: renderInfer, serve: renderServe,
-  servplan: renderServePlan, reason: renderCoverage, rplan: renderReasonPlan,
+  servplan: renderServePlan, reason: renderCoverage, rcost: renderReasonCost,
+  rplan: renderReasonPlan,
   validate: renderValidate };
 
 // ---------------------------------------------------------------- forms, the URL, the API

@@ -10,6 +10,29 @@ import numpy as np
 from flopcast.workloads.serving.simulator import SimResult
 
 PERCENTILES = (50, 90, 99)
+#: The quantiles at which the summary's ``cdf`` gives each latency (shares of the requests,
+#: or for ITL of the output tokens): the minimum, 1 %, every 5 % from 5 % to 95 %, 99 % and
+#: the maximum — 23 points, enough to draw the CDF without sending every request.
+CDF_QUANTILES = (0.0, 0.01, *(k / 20 for k in range(1, 20)), 0.99, 1.0)
+
+
+def quantiles_ms(seconds: np.ndarray, qs) -> np.ndarray:
+    """The ``qs`` quantiles (0..1) in ms of the finite values, numpy's linear interpolation
+    (as vLLM's benchmark_serving reports percentiles); empty when there are none."""
+    v = 1e3 * seconds[np.isfinite(seconds)]
+    return np.quantile(v, qs) if v.size else np.array([])
+
+
+def weighted_quantiles_ms(values: np.ndarray, weights: np.ndarray, qs) -> np.ndarray:
+    """The ``qs`` quantiles in ms of values seen ``weights`` times each: the smallest value
+    whose cumulative weight reaches q of the total (the inverse of the step CDF); empty when
+    no value has weight."""
+    keep = weights > 0
+    if not keep.any():
+        return np.array([])
+    order = np.argsort(values[keep])
+    v, cum = 1e3 * values[keep][order], np.cumsum(weights[keep][order])
+    return v[np.minimum(np.searchsorted(cum, np.asarray(qs) * cum[-1]), v.size - 1)]
 
 
 def stats_ms(seconds: np.ndarray) -> dict[str, float]:
@@ -17,8 +40,9 @@ def stats_ms(seconds: np.ndarray) -> dict[str, float]:
     v = 1e3 * seconds[np.isfinite(seconds)]
     if v.size == 0:
         return {"mean": float("nan"), **{f"p{p}": float("nan") for p in PERCENTILES}}
-    return {"mean": float(v.mean()), **{f"p{p}": float(np.percentile(v, p))
-                                        for p in PERCENTILES}}
+    ps = quantiles_ms(seconds, [p / 100 for p in PERCENTILES])
+    return {"mean": float(v.mean()), **{f"p{p}": float(x) for p, x in zip(PERCENTILES, ps,
+                                                                          strict=True)}}
 
 
 def weighted_stats_ms(values: np.ndarray, weights: np.ndarray) -> dict[str, float]:
@@ -27,11 +51,15 @@ def weighted_stats_ms(values: np.ndarray, weights: np.ndarray) -> dict[str, floa
     if values.size == 0 or weights.sum() == 0:
         return stats_ms(np.array([]))
     order = np.argsort(values)
-    v, cum = 1e3 * values[order], np.cumsum(weights[order])
-    out = {"mean": float(np.average(v, weights=weights[order]))}
-    for p in PERCENTILES:
-        out[f"p{p}"] = float(v[min(np.searchsorted(cum, p / 100 * cum[-1]), v.size - 1)])
-    return out
+    ps = weighted_quantiles_ms(values, weights, [p / 100 for p in PERCENTILES])
+    return {"mean": float(np.average(1e3 * values[order], weights=weights[order])),
+            **{f"p{p}": float(x) for p, x in zip(PERCENTILES, ps, strict=True)}}
+
+
+def cdf(values_ms: np.ndarray) -> dict[str, list[float]]:
+    """One latency's distribution as the summary's ``cdf`` gives it: the CDF_QUANTILES and
+    the latency (ms) at each; ``values`` is empty when no request has that latency."""
+    return {"quantiles": list(CDF_QUANTILES), "values": [float(x) for x in values_ms]}
 
 
 def summarize(res: SimResult, num_gpus: int, slo_ttft_ms: float | None = None,
@@ -48,6 +76,7 @@ def summarize(res: SimResult, num_gpus: int, slo_ttft_ms: float | None = None,
                 else float("nan"))
     done = np.isfinite(finish)
     out_tokens, in_tokens = float(output[done].sum()), float(prompt[done].sum())
+    itl, itl_weight = np.asarray(res.itl_s), np.asarray(res.itl_weight)
     good = done.copy()
     if slo_ttft_ms is not None:
         good &= 1e3 * ttft <= slo_ttft_ms
@@ -58,8 +87,12 @@ def summarize(res: SimResult, num_gpus: int, slo_ttft_ms: float | None = None,
         "duration_s": duration,
         "ttft_ms": stats_ms(ttft),
         "tpot_ms": stats_ms(tpot),
-        "itl_ms": weighted_stats_ms(np.asarray(res.itl_s), np.asarray(res.itl_weight)),
+        "itl_ms": weighted_stats_ms(itl, itl_weight),
         "e2e_latency_ms": stats_ms(e2e),
+        "cdf": {"ttft_ms": cdf(quantiles_ms(ttft, CDF_QUANTILES)),
+                "tpot_ms": cdf(quantiles_ms(tpot, CDF_QUANTILES)),
+                "itl_ms": cdf(weighted_quantiles_ms(itl, itl_weight, CDF_QUANTILES)),
+                "e2e_latency_ms": cdf(quantiles_ms(e2e, CDF_QUANTILES))},
         "requests_per_s": done.sum() / duration,
         "output_tokens_per_s": out_tokens / duration,
         "total_tokens_per_s": (out_tokens + in_tokens) / duration,
