@@ -398,3 +398,55 @@ def test_pythia_extrapolation_bar_at_100_samples(pythia):
     for data in pythia.values():
         result = held_out(data, 100, BAR_K, reps=0)
         assert 100 * result.abs_error(cov_module.DEFAULT_METHOD).mean() <= 3.0, data.model
+
+
+# --- the backtest inside the subsample (benchmarks/reasoning_extrapolation.py --backtest) -----
+
+def _extrapolation_benchmark():
+    """benchmarks/reasoning_extrapolation.py as a module (benchmarks/ is not a package)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "reasoning_extrapolation.py"
+    spec = importlib.util.spec_from_file_location("reasoning_extrapolation", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_backtest_rules_follow_the_backtest():
+    """Stacking and selection take the part the backtest found exact; held-out-likelihood
+    weights are exp(score) normalised (Beta 2 nats ahead: e^2 / (1 + e^2)) in the default's
+    place of the Akaike weights; with no usable fold every rule is the default."""
+    bench = _extrapolation_benchmark()
+    grid = bench._simplex(3, 0.05)
+    assert grid.shape == (231, 3) and np.allclose(grid.sum(axis=1), 1.0) and grid.min() >= 0
+    parts = np.array([[0.50, 0.60], [0.70, 0.80], [0.40, 0.45]])
+    residuals = np.random.default_rng(0).normal(0.0, 0.05, size=(4, 3, 5))
+    residuals[:, 1] = 0.0  # the Kumaraswamy predicted every held-out point exactly
+    scores = np.array([[-10.0, -12.0]] * 4)
+    rules = bench.backtest_rules(parts, (0.25, 0.75), residuals, scores)
+    assert rules["default"] == pytest.approx(0.5 * (0.25 * parts[0] + 0.75 * parts[1])
+                                             + 0.5 * parts[2])
+    assert rules["stacked"] == pytest.approx(parts[1])
+    assert rules["selected"] == pytest.approx(parts[1])
+    w = math.exp(2.0) / (1.0 + math.exp(2.0))
+    assert rules["held-out weights"] == pytest.approx(0.5 * (w * parts[0] + (1 - w) * parts[1])
+                                                      + 0.5 * parts[2])
+    empty = bench.backtest_rules(parts, (0.25, 0.75), np.empty((0, 3, 5)), np.empty((0, 2)))
+    assert all(v == pytest.approx(rules["default"]) for v in empty.values())
+
+
+def test_backtest_held_out_likelihood_and_folds():
+    """The held-out score's building block is the beta-binomial's closed form (Beta family),
+    and a subsample gives one fold per half of each split, residuals at k in (n/2, n]."""
+    from scipy import special
+
+    bench = _extrapolation_benchmark()
+    n, c = _synthetic(40, 30, 0.2, 0.4, 3.0, seed=5)
+    direct = cov_module.beta_binomial_log_pmf(n, c, 0.4, 3.0, special, choose=False).sum()
+    assert bench._log_marginal("beta", np.log([0.4, 3.0]), n, c) == pytest.approx(direct)
+    sub = SampleSet("m", "b", tuple(map(str, range(n.size))), n, c)
+    residuals, scores = bench._backtest(sub)
+    assert residuals.shape[:2] == (2 * bench.SPLITS, 3) and scores.shape == (2 * bench.SPLITS, 2)
+    assert np.all(np.isfinite(residuals)) and np.all(np.isfinite(scores))
+    assert np.all(np.abs(residuals) < 0.5)
