@@ -139,3 +139,20 @@ def test_reason_cost_json():
     assert many["flops"] == 16 * one["flops"]          # FLOPs: linear in trials (Wu et al.)
     assert many["seconds"] < 4 * one["seconds"]         # hardware: trials batch together
     assert run("reason", "cost", "--model", "llama-3.1-8b", "--trials", "0").returncode == 2
+
+
+def test_serve_one_token_outputs_and_serve_plan_without_slo():
+    """One-token outputs have no TPOT or ITL: null in --json and '—' in the table, not a
+    refusal; serve plan without any SLO says it needs one instead of blaming the GPUs."""
+    base = ("serve", "--model", "llama-3.1-8b", "--input-len", "500", "--output-len", "1",
+            "--num-requests", "30", "--request-rate", "5")
+    p = run(*base, "--json")
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    assert set(out["tpot_ms"].values()) == {None} and set(out["itl_ms"].values()) == {None}
+    assert out["ttft_ms"]["p50"] > 0 and out["output_tokens_per_s_per_user"] is None
+    assert "—" in run(*base).stdout
+    plan = run("serve", "plan", "--model", "llama-3.1-8b", "--input-len", "500",
+               "--output-len", "100", "--request-rate", "5", "--num-requests", "50")
+    assert plan.returncode == 2 and "--slo-ttft-p99" in plan.stderr
+    assert plan.stderr.count("\n") == 1

@@ -80,16 +80,16 @@ class ServeResult(BaseModel):
 
     num_requests: int
     duration_s: float
-    ttft_ms: dict[str, float]
-    tpot_ms: dict[str, float]
-    itl_ms: dict[str, float]
-    e2e_latency_ms: dict[str, float]
+    ttft_ms: dict[str, float | None]  # null: no request has it (e.g. TPOT of 1-token outputs)
+    tpot_ms: dict[str, float | None]
+    itl_ms: dict[str, float | None]
+    e2e_latency_ms: dict[str, float | None]
     cdf: dict[str, LatencyCdf]
     requests_per_s: float
     output_tokens_per_s: float
     total_tokens_per_s: float
     output_tokens_per_s_per_gpu: float
-    output_tokens_per_s_per_user: float
+    output_tokens_per_s_per_user: float | None
     goodput_requests_per_s: float
     mean_input_len: float
     mean_output_len: float
@@ -201,8 +201,22 @@ def run_serve(request: ServeRequest, warn: Warn = ignore,
         if trace_to is not None:
             trace_to(res)
     summary["expected_error"] = expected_error("serving", [job.system.gpu.family])
-    ensure_finite(summary, "simulation")
+    ensure_finite(undefined_as_null(summary), "simulation")
     return ServeResult.model_validate(summary)
+
+
+LATENCY_KEYS = ("ttft_ms", "tpot_ms", "itl_ms", "e2e_latency_ms")
+
+
+def undefined_as_null(summary: dict) -> dict:
+    """Latencies no request has (TPOT and ITL when every output is one token) are null, not
+    NaN: strict JSON has no NaN, and ensure_finite keeps refusing real overflows."""
+    for key in LATENCY_KEYS:
+        if not summary.get("cdf", {}).get(key, {}).get("values", [None]):
+            summary[key] = {k: None for k in summary[key]}
+            if key == "tpot_ms":
+                summary["output_tokens_per_s_per_user"] = None
+    return summary
 
 
 class ServePlanRequest(_Load):
@@ -269,6 +283,10 @@ def run_serve_plan(request: ServePlanRequest, warn: Warn = ignore,
     r = request
     if r.request_rate <= 0:
         raise FlopcastError(f"request-rate: must be > 0; got {r.request_rate}")
+    if r.slo_ttft_p99 is None and r.slo_tpot_p99 is None:
+        # without a bound every replica "fails" it, which read as "no GPU meets the SLO"
+        raise FlopcastError("slo: serve plan sizes a fleet to an SLO; give --slo-ttft-p99 "
+                            "and/or --slo-tpot-p99")
     reqs, _ = requests_for(r, r.request_rate, num_requests=r.num_requests)
     types = [g.strip() for g in r.gpu_types.split(",") if g.strip()]
     options, left_out = replica_options(_deployments(r, types), reqs, r.slo_ttft_p99,

@@ -217,7 +217,8 @@ def _print_summary(s: dict) -> None:
     if "max_request_rate_under_slo" in s:
         console.print(f"highest Poisson rate meeting the SLO: "
                       f"[bold]{s['max_request_rate_under_slo']:.2f} req/s[/]")
-    rows = [(name, *(f"{s[key][k]:,.1f}" for k in ("mean", "p50", "p90", "p99")))
+    rows = [(name, *("—" if s[key][k] is None else f"{s[key][k]:,.1f}"
+                     for k in ("mean", "p50", "p90", "p99")))
             for name, key in (("TTFT", "ttft_ms"), ("TPOT", "tpot_ms"), ("ITL", "itl_ms"),
                               ("end-to-end", "e2e_latency_ms"))]
     print_table("Latency (ms)", ("metric", "mean", "p50", "p90", "p99"), rows)
