@@ -231,3 +231,32 @@ def test_warning_comes_in_a_header(client):
     assert "context" in warning
     assert "x-flopcast-warning" not in client.post("/api/train", json={
         "model": "llama-2-7b", "global_batch": 8}).headers
+
+
+def test_review_findings_answer_422_or_200_never_500(client, tmp_path):
+    """Inputs a review found ending in a 500 or a misleading refusal: an empty samples list,
+    a samples file every sample of which is correct, one-token outputs in a fleet plan; a
+    file that is not a samples file is refused without echoing its first line; a server on
+    loopback refuses a foreign Host header (DNS rebinding)."""
+    from flopcast.web.app import LOOPBACK_HOSTS
+
+    empty = client.post("/api/reason/plan", json={"samples": [], "target_accuracy": 0.5})
+    assert empty.status_code == 422 and "--samples" in empty.json()["detail"]
+    solved = tmp_path / "solved.csv"
+    solved.write_text("model,benchmark,problem,samples,correct\n"
+                      + "".join(f"pythia-410m,MATH,{i},10,10\n" for i in range(20)))
+    plan = client.post("/api/reason/plan", json={"samples": [str(solved)],
+                                                 "target_accuracy": 0.5})
+    assert plan.status_code == 200 and plan.json()["best"]["accuracy"] > 0.99
+    secret = tmp_path / "secret.txt"
+    secret.write_text("root:x:0:0:root:/root:/bin/bash\n")  # not a header: not echoed
+    leak = client.post("/api/reason/coverage", json={"samples": str(secret), "k": "1,10"})
+    assert leak.status_code == 422 and "/bin/bash" not in leak.json()["detail"]
+    fleet = client.post("/api/serve/plan", json={
+        "model": "llama-3.1-8b", "input_len": 500, "output_len": 1, "request_rate": 5,
+        "num_requests": 40, "slo_ttft_p99": 2000, "gpu_types": "h100-sxm"})
+    assert fleet.status_code == 200, fleet.text
+    assert fleet.json()["best"]["summary"]["tpot_ms"]["p99"] is None
+    guarded = TestClient(create_app(allowed_hosts=LOOPBACK_HOSTS), base_url="http://127.0.0.1")
+    assert guarded.get("/api/catalog/gpus").status_code == 200
+    assert guarded.get("/api/catalog/gpus", headers={"host": "evil.example"}).status_code == 400

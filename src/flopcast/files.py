@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import codecs
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -166,3 +167,15 @@ def path_exists(ref: str) -> bool:
         return Path(ref).expanduser().exists()
     except (OSError, ValueError):
         return False
+
+
+#: What a column name looks like; anything else in a header is not echoed back (the file may
+#: be any file the caller could name, e.g. through the web API).
+COLUMN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_ .()-]{0,40}")
+
+
+def column_names_shown(columns: list[str]) -> str:
+    """The header's names for an error message: names only, others counted."""
+    names = [c for c in columns if c and COLUMN_NAME.fullmatch(c)]
+    hidden = sum(1 for c in columns if c and not COLUMN_NAME.fullmatch(c))
+    return ", ".join(names + ([f"{hidden} unreadable"] if hidden else [])) or "(none)"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from flopcast.api.common import Finite, Int, Request, Warn, ignore
 from flopcast.errors import FlopcastError, echo
@@ -215,7 +215,7 @@ class ReasonPlanRequest(Request):
     CLI's): samples files (paths on the machine that answers), the deployment, the
     strategies, and exactly one of ``target_accuracy`` and ``budget``."""
 
-    samples: list[str]
+    samples: list[str] = Field(min_length=1)
     benchmark: str | None = None
     model_map: str = ""
     gpu: str = "h100-sxm"

@@ -253,7 +253,7 @@ class AloneRow(BaseModel):
     count: int
     usd_per_hour: float
     ttft_p99_ms: float
-    tpot_p99_ms: float
+    tpot_p99_ms: float | None
 
 
 class ReplicaOptionRow(BaseModel):
@@ -298,6 +298,10 @@ def run_serve_plan(request: ServePlanRequest, warn: Warn = ignore,
               "options": [{"replica": o.name, "capacity_rps": o.capacity_rps,
                            "usd_per_hour": o.usd_per_hour} for o in options],
               "expected_error": expected_error("serving", families)}
+    undefined_as_null(best["summary"])
+    for row in alone:
+        if row.get("tpot_p99_ms") is not None and row["tpot_p99_ms"] != row["tpot_p99_ms"]:
+            row["tpot_p99_ms"] = None  # NaN: no request has a TPOT (one-token outputs)
     ensure_finite(answer, "fleet plan")
     return ServePlanResult.model_validate(answer)
 

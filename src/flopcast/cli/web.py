@@ -31,9 +31,10 @@ def web(
         raise FlopcastError(f"--port: a port in 1..65535; got {port}")
     import uvicorn
 
-    from flopcast.web.app import create_app
+    from flopcast.web.app import LOOPBACK_HOSTS, create_app
 
-    app_ = create_app()
+    loopback = host in ("127.0.0.1", "localhost", "::1")
+    app_ = create_app(allowed_hosts=LOOPBACK_HOSTS if loopback else None)
     shown = f"[{host}]" if ":" in host else host
     print(f"flopcast web: http://{shown}:{port}/ (Ctrl-C stops it)", file=sys.stderr)
     uvicorn.run(app_, host=host, port=port, log_level="warning")

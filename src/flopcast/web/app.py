@@ -37,12 +37,23 @@ PLACEHOLDER = ("<!doctype html><html><head><meta charset='utf-8'><title>flopcast
                "described at <a href='/openapi.json'>/openapi.json</a>.</p></body></html>")
 
 
-def create_app() -> FastAPI:
-    """The application: JSON endpoints under /api, the page at /, its files under /static."""
+#: Host headers a loopback-bound server answers: a page elsewhere that re-points its own
+#: domain at 127.0.0.1 (DNS rebinding) sends its domain, and is refused.
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]", "::1")
+
+
+def create_app(allowed_hosts: list[str] | tuple[str, ...] | None = None) -> FastAPI:
+    """The application: JSON endpoints under /api, the page at /, its files under /static.
+    ``allowed_hosts``: answer only requests whose Host header names one of these (`flopcast
+    web` passes LOOPBACK_HOSTS when it listens on a loopback address)."""
     from flopcast.cli.common import package_version
 
     app = FastAPI(title="flopcast", version=package_version(), docs_url=None,
                   redoc_url=None, description=__doc__)
+    if allowed_hosts:
+        from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))
     _error_handlers(app)
     for route in routes():
         _add_post(app, *route)

@@ -197,6 +197,8 @@ def implied_distribution(power_law: PowerLawFit) -> tuple[np.ndarray, np.ndarray
     design = np.vstack([design, np.full((1, p.size), heavy)])
     g, _ = nnls(design, np.concatenate([target * scale, [heavy]]), maxiter=50 * p.size)
     keep = g > 0
+    if not keep.any():  # a curve already at 1 (every problem solved): the easiest point
+        return p[-1:], np.ones(1)
     return p[keep], g[keep] / g[keep].sum()
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from flopcast.errors import FlopcastError
-from flopcast.files import read_text
+from flopcast.files import column_names_shown, read_text
 
 #: Columns a samples CSV must have.
 REQUIRED_COLUMNS = ("model", "benchmark", "problem", "samples", "correct")
@@ -82,6 +82,7 @@ class SampleSet:
         # the answer histogram of the subsample is not known from the counts: left out
         return SampleSet(self.model, self.benchmark, self.problems,
                          np.full(self.n_problems, int(n_sub)), c_sub, self.params, self.path)
+
 
 
 def check_top_wrong(samples: np.ndarray, correct: np.ndarray, top_wrong,
@@ -181,7 +182,7 @@ def _parse_rows(path: Path, reader) -> tuple[list[dict[str, str]], list[int]]:
     missing = [c for c in REQUIRED_COLUMNS if c not in columns]
     if missing:
         raise FlopcastError(f"samples {path}: missing column {', '.join(missing)}; columns "
-                            f"found: {', '.join(c for c in columns if c) or '(none)'}")
+                            f"found: {column_names_shown(columns)}")
     unknown = [c for c in columns if c and c not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
     if unknown:
         raise FlopcastError(

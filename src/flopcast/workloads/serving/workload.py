@@ -21,7 +21,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from flopcast.errors import FlopcastError, echo, validation_message
-from flopcast.files import load_shipped_yaml
+from flopcast.files import column_names_shown, load_shipped_yaml
 from flopcast.specs.dataset import LengthDataset
 from flopcast.specs.limits import MAX_ARRIVAL_CV, MAX_REQUEST_RATE, MAX_REQUESTS, MAX_SEQ_LEN
 
@@ -662,7 +662,7 @@ def read_trace(path: str | Path) -> Requests:
         if not found:
             also = " (or arrival, timestamp)" if name == "arrival_s" else ""
             raise FlopcastError(f"trace {path}: missing column {name}{also}; columns found: "
-                                f"{', '.join(columns) or '(none)'}")
+                                f"{column_names_shown(columns)}")
     col = _TraceColumns(path, rows, lines)
     input_len = col.get("input_len", whole=True, low=1)
     prefix_len = col.get("prefix_len", whole=True, low=0, default=0)

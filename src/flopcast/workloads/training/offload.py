@@ -159,7 +159,7 @@ def interleaved_update(lay: Layout, cpu_update, upload, gpu_path, dram=(0.0, 0.0
 
     shape = np.broadcast(a, u, c, m, h, lay.interleave, lay.gpu_fraction).shape
     candidates = np.stack([np.broadcast_to(f, shape) for f in (
-        0.0, cross(a, a + c), cross(a - m, a - m + h), cross(m, m + c - h))])
+        0.0, 1.0, cross(a, a + c), cross(a - m, a - m + h), cross(m, m + c - h))])
     best = np.take_along_axis(candidates, np.argmin(step(candidates), axis=0)[None], 0)[0]
     f = np.where(lay.interleave > 0, np.where(np.isnan(lay.gpu_fraction), best,
                                               lay.gpu_fraction), 0.0)
