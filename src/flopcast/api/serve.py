@@ -289,6 +289,11 @@ def run_serve_plan(request: ServePlanRequest, warn: Warn = ignore,
                             "and/or --slo-tpot-p99")
     reqs, _ = requests_for(r, r.request_rate, num_requests=r.num_requests)
     types = [g.strip() for g in r.gpu_types.split(",") if g.strip()]
+    if not types:
+        raise FlopcastError(f"gpu-types: one or more GPU catalog ids, comma-separated; got "
+                            f"{r.gpu_types!r}")
+    if r.max_tp < 1:
+        raise FlopcastError(f"max-tp: a tensor parallel size >= 1; got {r.max_tp}")
     options, left_out = replica_options(_deployments(r, types), reqs, r.slo_ttft_p99,
                                         r.slo_tpot_p99, progress=progress)
     best = plan_fleet(options, reqs, r.request_rate, r.slo_ttft_p99, r.slo_tpot_p99, r.mixed)
