@@ -118,8 +118,10 @@ class Parallelism(Spec):
             raise ValueError("optimizer_gpu_fraction needs interleave_optimizer")
         if self.stream_window_layers is not None and (
                 self.offload_params == "gpu" and self.offload_activations == "gpu"):
-            raise ValueError("stream_window_layers needs offload_params or "
-                             "offload_activations off the GPU")
+            raise ValueError(f"stream_window_layers (--offload window="
+                             f"{self.stream_window_layers}) streams offloaded layers: it needs "
+                             "params or activations off the GPU (e.g. --offload "
+                             "params=cpu,window=4)")
         return self
 
     @property
