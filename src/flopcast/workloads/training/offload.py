@@ -109,18 +109,18 @@ def offload_times(system: System, lay: Layout, sizes: dict, compute: dict) -> di
     params_out = np.where(par == 0, sizes["param_shard"] / host_bw,
                           np.where(par == 2, sizes["param_shard"] / tier_bandwidth(system, 2),
                                    0.0))
+    # Updated parameters written back to their tier when they live off the GPU.
+    params_back = np.where(par > 0, sizes["param_shard"] / tier_bandwidth(system, par), 0.0)
     # The GPU share's states (and host-resident gradients) cross the host's DRAM by DMA.
     gpu_dma = 2 * sizes["states"] + np.where(grd > 0, sizes["grad_shard"], 0.0)
     host_step, fraction = interleaved_update(
-        lay, np.maximum(cpu_adam, nvme_io), params_out, gpu_path=(
-            gpu_dma / host_bw + compute["gpu_adam"] + np.where(
-                par > 0, sizes["param_shard"] / tier_bandwidth(system, par), 0.0)),
+        lay, np.maximum(cpu_adam, nvme_io), params_out,
+        gpu_path=gpu_dma / host_bw + compute["gpu_adam"] + params_back,
         dram=(host_memory_time(system, update_bytes), host_memory_time(system, gpu_dma)))
     host_step = grads_in + host_step
     # Optimizer on the GPU with offloaded gradients or parameters: read them in, write back.
     gpu_step = compute["gpu_adam"] + np.where(
-        grd > 0, sizes["grad_shard"] / tier_bandwidth(system, grd), 0.0) + np.where(
-        par > 0, sizes["param_shard"] / tier_bandwidth(system, par), 0.0)
+        grd > 0, sizes["grad_shard"] / tier_bandwidth(system, grd), 0.0) + params_back
     optimizer = np.where(opt > 0, host_step, gpu_step)
     # Per micro-batch streams.
     fetch = sizes["params"] / tier_bandwidth(system, par)
