@@ -39,17 +39,17 @@ def cpu_adam_time(system: System, params, bytes_per_param):
     params = np.asarray(params, dtype=float)
     if eff.cpu_adam_params_per_s is not None:
         return params / eff.cpu_adam_params_per_s
-    host, sharing = system.host, system.gpus_per_host
-    dram = params * bytes_per_param * sharing / (host.memory_bandwidth
-                                                 * eff.cpu_adam_memory_fraction)
-    cores = params * ADAM_FLOPS_PER_PARAM * sharing / (host.vector_flops
-                                                       * eff.cpu_adam_vector_fraction)
+    dram = host_memory_time(system, params * bytes_per_param, eff.cpu_adam_memory_fraction)
+    cores = params * ADAM_FLOPS_PER_PARAM * system.gpus_per_host / (
+        system.host.vector_flops * eff.cpu_adam_vector_fraction)
     return np.maximum(dram, cores)
 
 
-def host_memory_time(system: System, num_bytes):
+def host_memory_time(system: System, num_bytes, fraction: float | None = None):
     """Seconds the host's DRAM needs for ``num_bytes`` per GPU moved by each of its offloading
-    GPUs at once, at the fraction of its peak STREAM reaches (module docstring)."""
+    GPUs at once, at ``fraction`` of its peak (default: the share STREAM reaches, module
+    docstring)."""
     eff = system.gpu.efficiency
+    share = eff.host_memory_fraction if fraction is None else fraction
     return (np.asarray(num_bytes, dtype=float) * system.gpus_per_host
-            / (system.host.memory_bandwidth * eff.host_memory_fraction))
+            / (system.host.memory_bandwidth * share))
