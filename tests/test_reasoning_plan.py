@@ -75,7 +75,7 @@ def _plan(*args):
 
 @needs_data
 def test_more_budget_never_lowers_accuracy():
-    from flopcast.cli.reason_plan import _candidates
+    from flopcast.api.reason import candidates as _candidates
     from flopcast.workloads.reasoning.plan import (
         allocate_by_bin,
         choose,

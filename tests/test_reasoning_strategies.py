@@ -207,7 +207,7 @@ def test_planner_pass_at_k_is_the_coverage_model():
 
 @pytest.mark.skipif(not SAMPLES.exists(), reason="../shared/reasoning absent")
 def test_planner_with_every_strategy_is_consistent():
-    from flopcast.cli.reason_plan import _candidates
+    from flopcast.api.reason import candidates as _candidates
     from flopcast.workloads.reasoning.plan import Settings, choose, evaluate
 
     _, cands = _candidates([SAMPLES], None, {"pythia-70m": "pythia-160m"},

@@ -4,6 +4,7 @@ fleet meeting an SLO — requests, typed results, run_serve and run_serve_plan
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -304,9 +305,9 @@ def run_serve_plan(request: ServePlanRequest, warn: Warn = ignore,
                            "usd_per_hour": o.usd_per_hour} for o in options],
               "expected_error": expected_error("serving", families)}
     undefined_as_null(best["summary"])
-    for row in alone:
-        if row.get("tpot_p99_ms") is not None and row["tpot_p99_ms"] != row["tpot_p99_ms"]:
-            row["tpot_p99_ms"] = None  # NaN: no request has a TPOT (one-token outputs)
+    for row in alone:  # NaN: no request has a TPOT (one-token outputs)
+        if math.isnan(row["tpot_p99_ms"]):
+            row["tpot_p99_ms"] = None
     ensure_finite(answer, "fleet plan")
     return ServePlanResult.model_validate(answer)
 

@@ -8,7 +8,6 @@ from pathlib import Path
 import typer
 
 from flopcast.api.reason import DEFAULT_MAX_K
-from flopcast.api.reason import candidates as _candidates  # noqa: F401  (tests import it)
 from flopcast.cli.common import JSON_OPT, print_table, request_from
 from flopcast.cli.reason import reason_app
 from flopcast.errors import FlopcastError

@@ -33,8 +33,7 @@ def web(
 
     from flopcast.web.app import LOOPBACK_HOSTS, create_app
 
-    loopback = host in ("127.0.0.1", "localhost", "::1")
-    app_ = create_app(allowed_hosts=LOOPBACK_HOSTS if loopback else None)
+    app_ = create_app(allowed_hosts=LOOPBACK_HOSTS if host in LOOPBACK_HOSTS else None)
     shown = f"[{host}]" if ":" in host else host
     print(f"flopcast web: http://{shown}:{port}/ (Ctrl-C stops it)", file=sys.stderr)
     uvicorn.run(app_, host=host, port=port, log_level="warning")
