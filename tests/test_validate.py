@@ -120,3 +120,25 @@ def test_published_serving_rows(serving_csv):
     assert s["median_ape_pct"] <= 20 and s["p90_ape_pct"] <= 60
     by_metric = result["by_metric"]
     assert by_metric["output_tokens_per_s"]["median_ape_pct"] <= 15
+
+
+SERVING_COLUMNS = ["id", "source", "model", "gpu", "num_gpus", "tp", "precision", "engine",
+                   "dataset", "input_len", "output_len", "batch_size", "scenario", "metric",
+                   "value"]
+
+
+def test_static_batch_ttft_needs_no_output_length(write_csv):
+    """A static batch is prefilled before any token is decoded: its TTFT is predicted without
+    output_len (and equals the TTFT of the same batch with any output length), while its
+    throughput, which does depend on it, stays skipped."""
+    base = dict(source="s", model="gpt-j-6b", gpu="h100-sxm", num_gpus=1, tp=1,
+                precision="bf16", engine="tensorrt-llm", dataset="fixed", input_len=128,
+                batch_size=1, scenario="static")
+    rows = [dict(base, id="S-1", metric="ttft_ms", value=10),
+            dict(base, id="S-2", metric="output_tokens_per_s", value=100),
+            dict(base, id="S-3", output_len=64, metric="ttft_ms", value=10),
+            dict(base, id="S-4", batch_size="", scenario="", metric="ttft_ms", value=10)]
+    by_id = {r["id"]: r for r in validate_file(write_csv(SERVING_COLUMNS, rows))["rows"]}
+    assert by_id["S-1"]["predicted"] == pytest.approx(by_id["S-3"]["predicted"], rel=1e-6)
+    assert "output_len not given" in by_id["S-2"]["skipped"]
+    assert by_id["S-4"]["skipped"]  # not a static batch: the output length matters

@@ -10,7 +10,8 @@ Each row becomes a simulation; rows that differ only in the metric share one. Ru
 - dataset ``fixed``: exact lengths; ``random``: uniform integer lengths up to the nominal
   ones (sglang random_range_ratio 0), or within ±N % of them when the row's notes state such
   a spread; ``sharegpt`` (and inference.csv rows with empty lengths): the catalog's ShareGPT
-  distribution; MLPerf sets: their catalog entries.
+  distribution; MLPerf sets: their catalog entries. A static batch's TTFT row may leave
+  output_len empty (the batch is prefilled before any token is decoded).
 - a plain latency metric (``ttft_ms``) is the median (SGLang rows are medians; for fixed
   lengths and batches mean and median coincide); ``max_qps_under_slo`` runs the capacity
   search.
@@ -82,10 +83,14 @@ def _metric_key(metric: str) -> tuple[str, str]:
     raise FlopcastError(f"metric {shown(metric)} is not a serving metric")
 
 
-def _lengths(row: dict) -> dict:
-    """LengthSpec arguments for the row (see the module rules)."""
+def _lengths(row: dict, static: bool = False) -> dict:
+    """LengthSpec arguments for the row (see the module rules). A static batch's TTFT does not
+    depend on the output length (the whole batch is prefilled before any token is decoded), so
+    a TTFT row of a static batch without output_len simulates one output token."""
     dataset = _text(row, "dataset").lower()
     inp, out = _int(row, "input_len"), _int(row, "output_len")
+    if static and inp and not out and _metric_key(_text(row, "metric"))[0] == "ttft_ms":
+        out = 1
     if not dataset:
         dataset = "fixed" if inp and out else "sharegpt"
     if dataset == "fixed":
@@ -143,8 +148,9 @@ def setup_from_row(row: dict, calibration: str | None = None) -> tuple:
         not _text(row, "scenario") and _int(row, "batch_size"))
     overrides = (("static" if static else None), _int(row, "max_batch_size"),
                  _int(row, "max_num_tokens"), _int(row, "batch_size") if static else None)
-    workload = (tuple(sorted(_lengths(row).items())), tuple(sorted(arrivals.items())), n,
-                concurrency, _float(row, "slo_ttft_ms"), _float(row, "slo_tpot_ms"))
+    lengths = _lengths(row, bool(static))
+    workload = (tuple(sorted(lengths.items())), tuple(sorted(arrivals.items())), n, concurrency,
+                _float(row, "slo_ttft_ms"), _float(row, "slo_tpot_ms"))
     return job, overrides, workload
 
 
