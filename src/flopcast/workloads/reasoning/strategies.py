@@ -79,8 +79,3 @@ def best_of_n_plateau(post: Posterior, tpr: float, fpr: float) -> float:
     with np.errstate(divide="ignore", invalid="ignore"):
         share = np.where(p > 0, p * tpr / (p * tpr + (1 - p) * fpr), 0.0)
     return float(post.expect(share).mean())
-
-
-def best_of_n_limit(fit, samples, correct, tpr: float, fpr: float) -> float:
-    """:func:`best_of_n_plateau` under ``fit``'s posterior."""
-    return best_of_n_plateau(posterior_of(fit, samples, correct), tpr, fpr)
