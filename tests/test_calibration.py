@@ -64,3 +64,57 @@ def test_rows_sharding_gradients_or_parameters_ran_fsdp_unless_named():
     assert framework_of_row({"zero_stage": "1"}) == "megatron"
     assert framework_of_row({}) == "megatron"
     assert framework_of_row({"zero_stage": "3", "framework": "deepspeed"}) == "deepspeed"
+
+
+def test_training_kernel_scale_slows_training_compute_only():
+    """A family's training_kernel_scale prices a training step's GEMMs and attention below
+    the kernel benchmarks; inference, which does not read it, is unchanged."""
+    from flopcast.catalog.loader import load_engine
+    from flopcast.specs.inference import InferenceJob
+    from flopcast.workloads.inference.estimate import estimate_inference
+    from flopcast.workloads.training.step import sustained
+
+    base = load_gpu("h100-sxm")
+    slow = base.model_copy(update={"efficiency": base.efficiency.updated(
+        training_kernel_scale=0.8)})
+    model = load_model("llama-2-7b")
+    times = []
+    for gpu in (base, slow):
+        job = TrainingJob(model=model, system=System(gpu=gpu, num_gpus=8),
+                          parallelism=Parallelism(micro_batch=1, global_batch=64), seq_len=4096)
+        case = TrainingCase("S:1", "S", "step_time_s", 1.0, "model", job, None)
+        times.append(predict_case(case))
+    assert times[1] > 1.1 * times[0]  # compute-bound: most of the 1/0.8 shows
+    assert times[1] < times[0] / 0.8 * 1.01  # never more than the scale itself
+    scaled = sustained(System(gpu=slow, num_gpus=1))
+    assert scaled.gpu.efficiency.kernel_fraction_scale == pytest.approx(
+        0.8 * base.efficiency.kernel_fraction_scale)
+    assert sustained(scaled) == scaled  # applied once
+    infer = [estimate_inference(InferenceJob(model=model, engine=load_engine("vllm"),
+                                             system=System(gpu=g, num_gpus=1), input_len=2048,
+                                             output_len=128, batch=8)).ttft_ms
+             for g in (base, slow)]
+    assert infer[0] == infer[1]
+
+
+def test_megatron_runs_its_documented_attention_kernel_not_a_fitted_one():
+    """Transformer Engine picks cuDNN on Hopper and FlashAttention-2 on Ampere; a calibrated
+    kernel applies only to frameworks that run the model code's attention (FSDP)."""
+    from flopcast.catalog import load_framework
+    from flopcast.workloads.training.step import training_attention_backend
+
+    megatron, fsdp = load_framework("megatron"), load_framework("fsdp")
+    for gpu_id, expected in (("h100-sxm", "cudnn"), ("a100-80gb", "flash-attention-2")):
+        gpu = load_gpu(gpu_id)
+        fitted = gpu.model_copy(update={"efficiency": gpu.efficiency.updated(
+            training_attention_backend="flash-attention-triton")})
+        assert training_attention_backend(fitted, None, megatron) == expected
+        assert training_attention_backend(fitted, None, fsdp) == "flash-attention-triton"
+        assert training_attention_backend(fitted, "cudnn", fsdp) == "cudnn"  # the job's own
+
+
+def test_calibration_chooses_no_kernel_for_a_framework_that_documents_its_own():
+    from flopcast.calibration.joint import choose_backends
+
+    cases = synthetic_cases(Efficiency())  # Megatron rows (the schema's default framework)
+    assert choose_backends(cases) == {"megatron": None}

@@ -142,3 +142,17 @@ def test_static_batch_ttft_needs_no_output_length(write_csv):
     assert by_id["S-1"]["predicted"] == pytest.approx(by_id["S-3"]["predicted"], rel=1e-6)
     assert "output_len not given" in by_id["S-2"]["skipped"]
     assert by_id["S-4"]["skipped"]  # not a static batch: the output length matters
+
+
+def test_a_row_with_a_catalog_shape_is_that_model():
+    """Nemotron-4 340B has KV heads and an ungated squared-ReLU MLP: its catalog entry, not
+    the schema's gated rule, sets the GEMMs and the vocabulary of a row with its shape."""
+    from flopcast.validate.training import model_from_row
+
+    row = {"model": "Nemotron-340B", "layers": "96", "hidden": "18432", "heads": "96",
+           "kv_heads": "8", "ffn_hidden": "73728", "seq_len": "4096"}
+    known = model_from_row(row)
+    assert (known.mlp, known.vocab_size) == ("gelu", 256000)
+    unknown = model_from_row({**row, "layers": "95"})
+    assert (unknown.mlp, unknown.vocab_size) == ("swiglu", 50257)
+    assert model_from_row({**row, "vocab": "32000"}).vocab_size == 32000  # the row's own

@@ -20,6 +20,7 @@ from flopcast.validate.training import TrainingCase, predict_case, prepare_train
 #: Fitted parameters with their bounds. Everything else keeps its documented default.
 FITTED_PARAMETERS: dict[str, tuple[float, float]] = {
     "kernel_fraction_scale": (0.5, 1.3),
+    "training_kernel_scale": (0.5, 1.3),
     "nvlink_fraction": (0.2, 1.0),
     "network_fraction": (0.2, 1.0),
     "layer_overhead_s": (0.0, 1e-3),

@@ -25,8 +25,11 @@ from flopcast.validate.training import TrainingCase, predict_case
 #: but what they cost depends on the GPU's speed next to its links (the same framework leaves
 #: more communication exposed on an H100 than on an A100), and fitting them per framework
 #: across families made both worse (training.csv: 6.2 % / 16.6 % against 5.9 % / 15.8 %).
-FAMILY_PARAMETERS = ("kernel_fraction_scale", "nvlink_fraction", "network_fraction",
-                     "layer_overhead_s", "tp_overlap_exposed_fraction",
+#: The kernel scale stands for a missing kernel profile; the training kernel scale for what a
+#: whole training run sustains next to measured kernels (specs/efficiency.py): one or the
+#: other per family, never both.
+FAMILY_PARAMETERS = ("kernel_fraction_scale", "training_kernel_scale", "nvlink_fraction",
+                     "network_fraction", "layer_overhead_s", "tp_overlap_exposed_fraction",
                      "dp_overlap_exposed_fraction")
 #: Whole-run parameters fitted per training framework, whatever GPU it runs on. Empty: the
 #: element-wise factor was fitted here (1.28 for FSDP on top of its profile's counted loss and
@@ -59,8 +62,9 @@ def case_scopes(case: TrainingCase) -> tuple[str, str]:
 
 def identifiable(cases: list[TrainingCase]) -> list[Scoped]:
     """The values the cases can inform: a family's kernel scale only without kernel
-    measurements, its network fraction only with multi-node rows, its TP overlap only with
-    overlapped TP rows; a framework's element-wise factor only when it does not fuse."""
+    measurements, its training kernel scale only with them, its network fraction only with
+    multi-node rows, its TP overlap only with overlapped TP rows; a framework's element-wise
+    factor only when it does not fuse."""
     out: list[Scoped] = []
     by_family, by_framework = _grouped(cases)
     for fam, cs in sorted(by_family.items()):
@@ -75,6 +79,8 @@ def _informed(name: str, cases: list[TrainingCase]) -> bool:
     """Whether a family's rows can inform ``name``."""
     if name == "kernel_fraction_scale":
         return not cases[0].job.system.gpu.kernels_measured
+    if name == "training_kernel_scale":  # without measured kernels the scale above holds it
+        return cases[0].job.system.gpu.kernels_measured
     if name == "network_fraction":
         return any(c.job.system.num_gpus > c.job.system.gpus_per_node for c in cases)
     if name == "tp_overlap_exposed_fraction":
@@ -154,10 +160,14 @@ def choose_backends(cases: list[TrainingCase], prior: Efficiency | None = None
                     ) -> dict[str, str | None]:
     """Each framework's attention kernel: among the training backends its GPUs' kernel
     profiles offer, the one whose fit on that framework's rows has the lowest loss (a
-    discrete choice the continuous fit cannot make)."""
+    discrete choice the continuous fit cannot make); None for a framework that runs its own
+    documented attention (specs/framework.py: attention_chosen_by_calibration)."""
     _, by_framework = _grouped(cases)
     chosen: dict[str, str | None] = {}
     for fw, cs in sorted(by_framework.items()):
+        if not cs[0].job.framework.attention_chosen_by_calibration:
+            chosen[fw] = None  # the framework's own, documented kernel (attention_backends)
+            continue
         offered = [set(c.job.system.gpu.kernels.training_attention_backends) for c in cs]
         candidates = sorted(set.intersection(*offered)) if offered else []
         if len(candidates) <= 1:

@@ -24,6 +24,18 @@ class Efficiency(BaseModel):
         "fast they run); fitted on whole runs only for families with no kernel measurement "
         "(ampere), where it stands for the missing profile until `flopcast profile` runs there.",
     )
+    training_kernel_scale: float = Field(
+        1.0, gt=0, le=1.5,
+        description="Multiplies the GEMM and attention fractions of peak in training steps "
+        "only (forward, backward, recompute, LM head), for families whose kernels were "
+        "measured: the compute a whole training run sustains relative to the kernel "
+        "benchmarks, which time one kernel at a time in short bursts (do_bench, L2 flushed) "
+        "and only the forward GEMM layout y = x·Wᵀ. In a run the clocks settle under the "
+        "board power limit over seconds, overlapped NCCL kernels hold SMs and L2 beside the "
+        "GEMMs, and the backward GEMMs (dgrad, wgrad) run other layouts. Fitted per family "
+        "on whole training runs (calibration/joint.py); 1 = the benchmarks' speed. Inference "
+        "does not read it: engines' steps are priced from the kernels as measured.",
+    )
     elementwise_traffic_factor: float = Field(
         1.0, gt=0, le=4,
         description="Element-wise HBM traffic of a training framework relative to the fused "

@@ -103,6 +103,12 @@ class Framework(Spec):
     attention_backends: dict[str, str] = Field(
         default_factory=dict, description="Attention kernel per GPU family (a kernel-profile "
         "backend), key 'default' for the rest; empty = the GPU's calibrated training backend.")
+    attention_chosen_by_calibration: bool = Field(
+        True, description="Whether whole-run calibration chooses the attention kernel among "
+        "the kernel profile's training backends (calibration/joint.py: choose_backends). True "
+        "for data-parallel wrappers (FSDP, DeepSpeed) that run whatever attention the model "
+        "code calls, which a measured row does not name; False for a framework that runs its "
+        "own attention module, whose choice attention_backends documents.")
     loss_forward: list[SavedTensor] = Field(
         min_length=1, description="Buffers live when the forward computes the loss (width "
         "vocab: logits and their copies).")

@@ -10,9 +10,9 @@ zero_stage = the framework's default (1 for Megatron's distributed optimizer);
 micro_batch = 1 (Megatron's default); global_batch = micro_batch·dp; recompute = none
 (Megatron's default); gpus_per_node = the GPU entry's NVLink domain; framework =
 megatron, or fsdp when the row shards gradients or parameters (:func:`framework_of_row`).
-An empty vocab takes the vocabulary of the catalog model with the same shape (layers,
-hidden, heads, KV heads, FFN), else GPT-2's 50,257-token BPE, which Megatron's and NeMo's
-GPT recipes use.
+A shape the catalog has (layers, hidden, heads, KV heads, FFN) is that model: an empty vocab
+takes its vocabulary, and its MLP replaces the schema's gated-MLP rule; otherwise an empty
+vocab is GPT-2's 50,257-token BPE, which Megatron's and NeMo's GPT recipes use.
 """
 
 from __future__ import annotations
@@ -59,33 +59,41 @@ def _int(row: dict, key: str, default: int | None = None) -> int | None:
     return default if value is None else int(value)
 
 
-def _same_shape_vocab(layers, hidden, heads, kv_heads, ffn) -> int | None:
+def _same_shape_model(layers, hidden, heads, kv_heads, ffn) -> Model | None:
+    """The catalog model with the row's shape (layers, hidden, heads, KV heads, FFN), if any."""
     for mid in model_ids():
         m = load_model(mid)
         if (m.num_layers, m.hidden_size, m.num_attention_heads, m.kv_heads, m.ffn_hidden) == (
             layers, hidden, heads, kv_heads or heads, ffn or 4 * hidden
         ):
-            return m.vocab_size
+            return m
     return None
 
 
 def model_from_row(row: dict) -> Model:
-    """The row's model: from its shape columns, or its catalog id when they are empty."""
+    """The row's model: from its shape columns, or its catalog id when they are empty. A
+    shape that a catalog model has is that model: its vocabulary (when the row gives none)
+    and its MLP come from the entry, which cites the model's paper (Nemotron-4 340B has KV
+    heads and an ungated squared-ReLU MLP); the schema's rule (a given FFN with KV heads set
+    is gated) stands for shapes the catalog lacks."""
     layers, hidden, heads = _int(row, "layers"), _int(row, "hidden"), _int(row, "heads")
     if layers is None or hidden is None or heads is None:
         return resolve_model(row["model"].strip())
     kv_heads, ffn = _int(row, "kv_heads"), _int(row, "ffn_hidden")
-    vocab = _int(row, "vocab") or _same_shape_vocab(layers, hidden, heads, kv_heads, ffn)
+    known = _same_shape_model(layers, hidden, heads, kv_heads, ffn)
     experts = _int(row, "moe_experts", 0)
     gated = ffn is not None and kv_heads is not None  # the schema's rule for SwiGLU
     fields = dict(
         name=row["model"].strip() or "model", num_layers=layers, hidden_size=hidden,
         num_attention_heads=heads, num_kv_heads=kv_heads, ffn_hidden_size=ffn,
-        vocab_size=vocab or DEFAULT_VOCAB, max_position_embeddings=_int(row, "seq_len", 2048),
+        vocab_size=_int(row, "vocab") or (known.vocab_size if known else DEFAULT_VOCAB),
+        max_position_embeddings=_int(row, "seq_len", 2048),
         mlp="swiglu" if gated else "gelu",
         position_embedding="rotary" if gated else "learned",
         norm="rmsnorm" if gated else "layernorm",
     )
+    if known is not None and not experts:
+        fields["mlp"] = known.mlp  # what sets the GEMMs; norms and positions stay the rule's
     if experts:
         fields.update(num_experts=experts, moe_top_k=_int(row, "moe_topk", 1),
                       moe_ffn_hidden_size=ffn or 4 * hidden)

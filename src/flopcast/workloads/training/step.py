@@ -42,20 +42,33 @@ def training_numerics(precision: Precision) -> layer.Numerics:
 
 def training_attention_backend(gpu, requested: str | None = None,
                                framework: Framework | None = None) -> str:
-    """The attention kernel of a training run: the job's; else the one the calibration chose
-    for this framework from its measured whole runs, when the kernel profile has it; else the
-    framework profile's for this GPU family (or its 'default'), when the profile has it; else
-    the profile's default."""
-    calibrated = gpu.efficiency.training_attention_backend
+    """The attention kernel of a training run: the job's; else, unless the framework runs
+    its own documented attention, the one the calibration chose for this framework from its
+    measured whole runs, when the kernel profile has it; else the framework profile's for
+    this GPU family (or its 'default'), when the profile has it; else the profile's default."""
     if requested:
         return requested
-    if calibrated in gpu.kernels.attention:
-        return calibrated
     chosen = framework.attention_backends if framework else {}
     own = chosen.get(gpu.family, chosen.get("default"))
+    calibrated = gpu.efficiency.training_attention_backend
+    pinned = framework is not None and not framework.attention_chosen_by_calibration
+    if calibrated in gpu.kernels.attention and not pinned:
+        return calibrated
     if own in gpu.kernels.attention:
         return own
     return gpu.kernels.default_attention
+
+
+def sustained(system: System) -> System:
+    """``system`` as a whole training run sustains its kernels: the GPU's GEMM and attention
+    fractions times its family's ``training_kernel_scale`` (specs/efficiency.py), which then
+    reads 1 so that a second call changes nothing."""
+    eff = system.gpu.efficiency
+    if eff.training_kernel_scale == 1.0:
+        return system
+    eff = eff.updated(kernel_fraction_scale=eff.kernel_fraction_scale * eff.training_kernel_scale,
+                      training_kernel_scale=1.0)
+    return system.model_copy(update={"gpu": system.gpu.model_copy(update={"efficiency": eff})})
 
 
 def _layer_times(model: Model, system: System, precision: Precision, seq_len, lay: Layout,
@@ -213,6 +226,7 @@ def training_step(model: Model, system: System, precision: Precision, seq_len,
     default); ``framework``: the training framework profile (default: megatron); without
     ``detail`` memory is only its totals (phases.training_memory), as the planner needs."""
     framework = framework or load_framework()
+    system = sustained(system)
     gpu, eff = system.gpu, system.gpu.efficiency
     seq_len = np.asarray(seq_len, dtype=float)
     n_layers_stage = layers_per_stage(model.num_layers, lay.pp, lay.vp, lay.extra_slots)
