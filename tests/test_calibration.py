@@ -74,9 +74,9 @@ def test_training_kernel_scale_slows_training_compute_only():
     from flopcast.workloads.inference.estimate import estimate_inference
     from flopcast.workloads.training.step import sustained
 
-    base = load_gpu("h100-sxm")
-    slow = base.model_copy(update={"efficiency": base.efficiency.updated(
-        training_kernel_scale=0.8)})
+    shipped = load_gpu("h100-sxm")
+    base, slow = (shipped.model_copy(update={"efficiency": shipped.efficiency.updated(
+        training_kernel_scale=scale)}) for scale in (1.0, 0.8))
     model = load_model("llama-2-7b")
     times = []
     for gpu in (base, slow):
