@@ -60,6 +60,8 @@ class TrainRequest(ModelFlags):
     nvme_gbps: Finite | None = None
     attention_backend: str | None = None
     framework: str = "megatron"
+    lora_rank: Int | None = None
+    lora_targets: str = "qkv"
     tokens: str | None = None
     price: Finite | None = None
     calibration: str | None = None
@@ -104,7 +106,9 @@ def training_job(r: TrainRequest):
     return TrainingJob(model=the_model, system=system, parallelism=parallel,
                        seq_len=r.seq_len, precision=r.precision.value,
                        tokens=parse_count(r.tokens) if r.tokens else None,
-                       attention_backend=r.attention_backend, framework=framework)
+                       attention_backend=r.attention_backend, framework=framework,
+                       lora_rank=r.lora_rank,
+                       lora_targets=tuple(t.strip() for t in r.lora_targets.split(",")))
 
 
 def run_train(request: TrainRequest, warn: Warn = ignore):

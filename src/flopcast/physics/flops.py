@@ -96,6 +96,39 @@ def moe_layer_gemms(model: Model) -> list[Gemm]:
     return gemms
 
 
+def lora_adapter_gemms(model: Model, rank: int, targets, moe: bool = False) -> tuple:
+    """LoRA adapters of one layer (Hu et al. 2021 §4.1: W x + B A x, A r×k, B n×r): for each
+    targeted weight GEMM, A (k → r) and B (r → n). A column-parallel weight's A sees the whole
+    input and its B is split like the weight; a row-parallel weight's A is split like the
+    weight and its B produces the whole output (NeMo ParallelLinearAdapter). Expert GEMMs
+    are not targeted."""
+    layer = moe_layer_gemms(model) if moe else dense_layer_gemms(model)
+    out = []
+    for g in layer:
+        if g.name not in targets or g.experts:
+            continue
+        row = g.split == "row"
+        out += [Gemm(f"{g.name}_lora_a", g.k, rank, "row" if row else "replicated",
+                     g.tokens_per_token),
+                Gemm(f"{g.name}_lora_b", rank, g.n, "replicated" if row else g.split,
+                     g.tokens_per_token)]
+    return tuple(out)
+
+
+def lora_params_per_layer(model: Model, rank: int, targets, tp=1):
+    """Trainable LoRA parameters of one (dense) layer on one of ``tp`` tensor-parallel ranks:
+    Σ over targeted weights of r·(k + n), the split adapter matrices divided by tp."""
+    tp = np.asarray(tp, dtype=float)
+    return sum(g.k * g.n / np.where(g.split == "replicated", 1.0, tp)
+               for g in lora_adapter_gemms(model, rank, targets))
+
+
+def weight_gradient_flops_per_token(model: Model) -> float:
+    """FLOPs per token of the weight-gradient GEMMs of every layer and the LM head (2·k·n per
+    weight, Narayanan et al. 2021 §5.1): what training with frozen weights does not run."""
+    return layer_linear_flops_per_token(model) + lm_head_flops_per_token(model)
+
+
 def gemm_flops_per_token(gemms: list[Gemm]) -> float:
     """Forward FLOPs per token of a list of GEMMs: Σ 2·k·n·(rows per token)."""
     return float(sum(2 * g.k * g.n * g.tokens_per_token for g in gemms))
@@ -150,11 +183,14 @@ def forward_flops_per_token(model: Model, seq_len, causal: bool = False):
 RECOMPUTE_CODES = {"none": 0, "selective": 1, "full": 2}
 
 
-def training_flops_per_token(model: Model, seq_len, convention: str = "model", recompute=0):
+def training_flops_per_token(model: Model, seq_len, convention: str = "model", recompute=0,
+                             lora_rank=0, lora_targets=()):
     """FLOPs per trained token in the given convention (see module docstring).
 
     ``recompute`` is a code or array of codes (0 none, 1 selective, 2 full); it only
-    matters for the ``hardware`` convention.
+    matters for the ``hardware`` convention. With ``lora_rank`` > 0 the weights are frozen:
+    no weight-gradient GEMMs (weight_gradient_flops_per_token), plus the adapters' forward
+    and backward (3 × their forward FLOPs).
 
     >>> from flopcast.catalog import load_model
     >>> m = load_model("gpt-3-175b")
@@ -164,6 +200,10 @@ def training_flops_per_token(model: Model, seq_len, convention: str = "model", r
     """
     fwd = forward_flops_per_token(model, seq_len, causal=False)
     total = 3 * fwd
+    if lora_rank:
+        adapters = model.num_layers * gemm_flops_per_token(
+            list(lora_adapter_gemms(model, lora_rank, lora_targets)))
+        total = total - weight_gradient_flops_per_token(model) + 3 * adapters
     if convention == "model":
         return total
     if convention != "hardware":

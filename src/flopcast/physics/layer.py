@@ -94,7 +94,8 @@ def _f(x):
 
 def _gemm(m, n, k, gpu, num: Numerics, replicated: bool, fixed: float, groups=1.0,
           grouped=False, direction="fwd"):
-    """Seconds of one (m×k)·(k×n) weight GEMM forward, or its two backward GEMMs."""
+    """Seconds of one (m×k)·(k×n) weight GEMM forward ("fwd"), its two backward GEMMs
+    ("bwd"), or only the activation-gradient one ("dgrad": a frozen weight, LoRA)."""
     if replicated:
         dtype, a, w, wo = num.compute_dtype, num.act_bytes, num.act_bytes, False
     else:
@@ -104,6 +105,8 @@ def _gemm(m, n, k, gpu, num: Numerics, replicated: bool, fixed: float, groups=1.
     if direction == "fwd":
         return fixed_scaled(kernels.gemm_time(m, n, k, **kw), gpu, fixed)
     dgrad = kernels.gemm_time(m, k, n, **{**kw, "weight_bytes": w})
+    if direction == "dgrad":
+        return fixed_scaled(dgrad, gpu, fixed)
     wgrad = kernels.gemm_time(k, n, m, **{**kw, "weight_bytes": a})
     return fixed_scaled(dgrad, gpu, fixed) + fixed_scaled(wgrad, gpu, fixed)
 
@@ -114,21 +117,27 @@ def fixed_scaled(seconds, gpu, scale: float, launches=1.0):
 
 
 def gemms_time(model: Model, gpu, place: Placement, num: Numerics, tokens, moe: bool,
-               fixed: float = 1.0, direction: str = "fwd"):
-    """Weight GEMMs of one layer for ``tokens`` rows on one rank (forward or backward)."""
+               fixed: float = 1.0, direction: str = "fwd", adapters: tuple = ()):
+    """Weight GEMMs of one layer for ``tokens`` rows on one rank (forward or backward).
+
+    ``adapters`` (LoRA, flops.lora_adapter_gemms): the layer's weights are frozen, so their
+    backward is the activation gradient only (Hu et al. 2021 §4: no gradients for the
+    pretrained weights), and the adapters' own GEMMs run forward and backward."""
     tokens = _f(tokens)
     tp, etp, ep = _f(place.tp), _f(place.expert_tp), _f(place.ep)
     total = 0.0
-    for g in F.moe_layer_gemms(model) if moe else F.dense_layer_gemms(model):
+    base = F.moe_layer_gemms(model) if moe else F.dense_layer_gemms(model)
+    frozen = "dgrad" if adapters and direction == "bwd" else direction
+    for g, d in [(g, frozen) for g in base] + [(g, direction) for g in adapters]:
         if g.split == "replicated":
-            total = total + _gemm(tokens, g.n, g.k, gpu, num, True, fixed, direction=direction)
+            total = total + _gemm(tokens, g.n, g.k, gpu, num, True, fixed, direction=d)
             continue
         split = etp if g.experts else tp
         k = g.k / split if g.split == "row" else g.k
         n = g.n / split if g.split == "column" else g.n
         if not g.experts:
             total = total + _gemm(tokens * g.tokens_per_token, n, k, gpu, num, False, fixed,
-                                  direction=direction)
+                                  direction=d)
             continue
         # Distinct tokens the EP×ETP group routes (each rank brings tokens/tp of its own when
         # the group spans data-parallel ranks); balanced routing over the touched experts.
@@ -138,7 +147,7 @@ def gemms_time(model: Model, gpu, place: Placement, num: Numerics, tokens, moe: 
         rows = distinct * g.tokens_per_token / touched
         local = touched / ep
         total = total + _gemm(rows, n, k, gpu, num, False, fixed, groups=local, grouped=True,
-                              direction=direction)
+                              direction=d)
     return total
 
 
@@ -327,18 +336,20 @@ def layer_cost(model: Model, system: System, eff: Efficiency, place: Placement,
                num: Numerics, batch: Batch, moe: bool, kv_element_bytes: float = 2.0,
                backend: str | None = None, decode_backend: str | None = None,
                fixed: float = 1.0, backward: bool = False,
-               elementwise_factor: float = 1.0, elementwise_counted: tuple | None = None) -> dict:
+               elementwise_factor: float = 1.0, elementwise_counted: tuple | None = None,
+               adapters: tuple = ()) -> dict:
     """Seconds of one layer on one rank, by kernel class: ``gemm``, ``attention``,
     ``elementwise`` (forward, and ``*_bwd`` with ``backward``), the raw (un-overlapped)
     communication ``tp_comm`` (two collectives per direction) and ``ep_comm`` (dispatch +
     combine per direction). ``fixed`` scales each kernel's fixed cost (engine execution mode);
     ``elementwise_factor`` the element-wise traffic (unfused training frameworks), or
-    ``elementwise_counted`` replaces it with a framework's own count (elementwise_time).
+    ``elementwise_counted`` replaces it with a framework's own count (elementwise_time);
+    ``adapters``: LoRA adapter GEMMs on frozen weights (gemms_time).
     """
     gpu = system.gpu
     rows = batch.rows
     out = dict(
-        gemm=gemms_time(model, gpu, place, num, rows, moe, fixed),
+        gemm=gemms_time(model, gpu, place, num, rows, moe, fixed, adapters=adapters),
         attention=attention_time(model, gpu, place, num, batch, kv_element_bytes, backend,
                                  decode_backend, fixed),
         elementwise=elementwise_time(model, gpu, place, num, rows, moe, fixed,
@@ -351,7 +362,7 @@ def layer_cost(model: Model, system: System, eff: Efficiency, place: Placement,
     )
     if backward:
         out.update(
-            gemm_bwd=gemms_time(model, gpu, place, num, rows, moe, fixed, "bwd"),
+            gemm_bwd=gemms_time(model, gpu, place, num, rows, moe, fixed, "bwd", adapters),
             attention_bwd=attention_time(model, gpu, place, num, batch, kv_element_bytes,
                                          backend, decode_backend, fixed, "bwd"),
             elementwise_bwd=elementwise_time(model, gpu, place, num, rows, moe, fixed, "bwd",

@@ -55,6 +55,13 @@ class TrainingJob(BaseModel):
     framework: Framework = Field(
         default_factory=_default_framework, description="Training framework profile "
         "(catalog/frameworks): what it allocates and which kernels it runs; by id or alias.")
+    lora_rank: int | None = Field(
+        None, ge=1, le=65536, description="LoRA fine-tuning (Hu et al. 2021): the pretrained "
+        "weights are frozen and rank-r adapters on ``lora_targets`` are trained; None = every "
+        "weight is trained.")
+    lora_targets: tuple[str, ...] = Field(
+        ("qkv",), min_length=1, description="Weight GEMMs that get LoRA adapters (qkv, out, "
+        "mlp_up, mlp_down; default: the fused QKV projection, NeMo's lora_tuning default).")
 
     @model_validator(mode="before")
     @classmethod
@@ -115,6 +122,7 @@ class TrainingJob(BaseModel):
             raise ValueError(f"ep ({p.ep}) > 1 needs a mixture-of-experts model")
         if m.is_moe:
             self._check_expert_folding(dp)
+        self._check_lora()
         if self.attention_backend and self.attention_backend not in gpu.kernels.attention:
             have = ", ".join(sorted(gpu.kernels.attention))
             raise ValueError(f"attention_backend {self.attention_backend!r}: gpu {gpu.id} has "
@@ -125,6 +133,18 @@ class TrainingJob(BaseModel):
                                           "embedding_loss_stages": embedding_loss})
             object.__setattr__(self, "parallelism", filled)
         return self
+
+    def _check_lora(self) -> None:
+        """LoRA targets must name weight GEMMs of the model's dense layers."""
+        if self.lora_rank is None:
+            return
+        from flopcast.physics.flops import dense_layer_gemms
+
+        names = [g.name for g in dense_layer_gemms(self.model)]
+        unknown = [t for t in self.lora_targets if t not in names]
+        if unknown:
+            raise ValueError(f"lora_targets {', '.join(unknown)}: not a weight GEMM of "
+                             f"{self.model.name or 'the model'} (allowed: {', '.join(names)})")
 
     def _check_node_and_schedule(self) -> None:
         """Whole NVLink domains (or one partial one), and an interleaved schedule only with

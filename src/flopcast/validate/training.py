@@ -13,6 +13,10 @@ megatron, or fsdp when the row shards gradients or parameters (:func:`framework_
 A shape the catalog has (layers, hidden, heads, KV heads, FFN) is that model: an empty vocab
 takes its vocabulary, and its MLP replaces the schema's gated-MLP rule; otherwise an empty
 vocab is GPT-2's 50,257-token BPE, which Megatron's and NeMo's GPT recipes use.
+A row whose model names a LoRA fine-tune (NeMo's performance tables write "LLAMA2-7B (LoRA
+finetune)") trains NeMo's default adapters: rank 32 on the fused QKV projection
+(megatron_gpt_finetuning_config.yaml, peft.lora_tuning: adapter_dim 32, target_modules
+[attention_qkv]) on frozen weights (:func:`lora_of_row`).
 """
 
 from __future__ import annotations
@@ -113,6 +117,19 @@ def framework_of_row(row: dict) -> str:
     return "fsdp" if (_int(row, "zero_stage", 1) or 0) >= 2 else DEFAULT_FRAMEWORK
 
 
+#: NeMo's default LoRA (megatron_gpt_finetuning_config.yaml peft.lora_tuning).
+NEMO_LORA_RANK = 32
+NEMO_LORA_TARGETS = ("qkv",)
+
+
+def lora_of_row(row: dict) -> dict:
+    """TrainingJob LoRA fields of a row: NeMo's defaults when its model names a LoRA
+    fine-tune (the word "LoRA" in the model field), else none."""
+    if "lora" in (row.get("model") or "").lower().replace("(", " ").split():
+        return dict(lora_rank=NEMO_LORA_RANK, lora_targets=NEMO_LORA_TARGETS)
+    return {}
+
+
 def job_from_row(row: dict, calibration: str | None = None) -> TrainingJob:
     """The training job a row describes (module docstring lists the defaults)."""
     model = model_from_row(row)
@@ -132,7 +149,7 @@ def job_from_row(row: dict, calibration: str | None = None) -> TrainingJob:
     return TrainingJob(
         model=model, system=system, parallelism=Parallelism(**parallel),
         seq_len=_int(row, "seq_len", 2048), precision=(row.get("precision") or "bf16").strip(),
-        framework=framework,
+        framework=framework, **lora_of_row(row),
     )
 
 
@@ -185,7 +202,8 @@ def predict_case(case: TrainingCase, efficiency: Efficiency | None = None) -> fl
 
 def _step(job: TrainingJob, system: System) -> dict:
     return training_step(job.model, system, job.precision, job.seq_len, Layout.from_job(job),
-                         job.attention_backend, job.framework)
+                         job.attention_backend, job.framework, lora_rank=job.lora_rank,
+                         lora_targets=job.lora_targets)
 
 
 def case_metric(case: TrainingCase, system: System, r: dict) -> float:

@@ -101,7 +101,8 @@ def estimate_training(job: TrainingJob) -> TrainingEstimate:
     (True, True)
     """
     r = training_step(job.model, job.system, job.precision, job.seq_len, Layout.from_job(job),
-                      job.attention_backend, job.framework)
+                      job.attention_backend, job.framework, lora_rank=job.lora_rank,
+                      lora_targets=job.lora_targets)
     v = {k: float(np.asarray(a).reshape(-1)[0]) for k, a in r.items()}
     gpu = job.system.gpu
     n = job.system.num_gpus

@@ -178,8 +178,10 @@ def dominated(framework: Framework, tok: dict) -> set[str]:
     return out
 
 
-def _states(model, framework, precision, lay, non_expert, expert_p, extra, n_layers, head):
-    """Model states of one stage (stage_phases' ``states``)."""
+def _states(model, framework, precision, lay, non_expert, expert_p, extra, n_layers, head,
+            trained_share=1.0):
+    """Model states of one stage (stage_phases' ``states``); gradients, optimizer states and
+    their buffers exist for the ``trained_share`` of the parameters only."""
     dense_shards = lay.dp * lay.cp
     expert_shards = np.maximum(lay.tp * dense_shards / (lay.etp * lay.ep), 1)  # edp
     w_all, g_all, o_all = memory.model_state_bytes(non_expert, expert_p, precision, lay.zero,
@@ -211,9 +213,11 @@ def _states(model, framework, precision, lay, non_expert, expert_p, extra, n_lay
         buffer = memory.interleaved_optimizer_bytes(
             (w_all, g_all, o_all), lay.subgroup_params,
             memory.state_bytes_per_param(precision, framework), lay.interleave, lay.offload_grad)
-    return dict(weights=w, gradients=g, optimizer=o, zero_w=zero_w, zero_g=zero_g,
-                all=(w_all, g_all, o_all), interleave_buffer=buffer,
-                head_grad=head_grad, bucket=bucket,
+    t = np.asarray(trained_share, dtype=float)
+    frozen_head = np.where(t < 1.0, 0.0, 1.0)
+    return dict(weights=w, gradients=g * t, optimizer=o * t, zero_w=zero_w, zero_g=zero_g * t,
+                all=(w_all, g_all * t, o_all * t), interleave_buffer=buffer * t,
+                head_grad=head_grad * frozen_head, bucket=bucket * t,
                 casts_all=cast * memory.gemm_weight_params(model, lay.tp, n_layers, head),
                 casts_head=cast * head_p,
                 casts_layer=cast * memory.gemm_weight_params(model, lay.tp, 1, False))
@@ -221,11 +225,14 @@ def _states(model, framework, precision, lay, non_expert, expert_p, extra, n_lay
 
 def training_memory(model: Model, framework: Framework, precision: Precision, seq_len,
                     lay: Layout, params: tuple, n_layers_stage, in_flight, moe_fraction: float,
-                    reserved: float, capacity: float, detail: bool = True) -> dict:
+                    reserved: float, capacity: float, detail: bool = True,
+                    trained_share=1.0) -> dict:
     """Bytes per GPU by phase and part on the first and last pipeline stage, the peak of each
     stage by kind, and the largest stage's (the training_step dict's ``memory_*`` keys).
     ``params``: (first-stage non-expert, last-stage non-expert, expert) parameters per GPU.
-    Without ``detail`` (the planner's search) only the totals are kept."""
+    Without ``detail`` (the planner's search) only the totals are kept. ``trained_share``:
+    the share of the parameters that are trained (LoRA: the adapters); frozen ones keep
+    their weights only."""
     first_p, last_p, expert_p = params
     tokens = lay.micro_batch * np.asarray(seq_len, dtype=float) / lay.cp
     tok = {k: v * tokens for k, v in token_bytes(model, framework, precision, seq_len, lay,
@@ -240,7 +247,7 @@ def training_memory(model: Model, framework: Framework, precision: Precision, se
             ("first", first_p, extra_first, in_flight, single),
             ("last", last_p, extra_last, 1.0, np.ones_like(single))):
         states = _states(model, framework, precision, lay, non_expert, expert_p, extra,
-                         n_layers_stage, head)
+                         n_layers_stage, head, trained_share)
         moments = stage_moments(framework, lay, tok, states,
                                 dict(layers=n_layers_stage, in_flight=flight, head=head),
                                 reserved)

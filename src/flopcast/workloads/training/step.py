@@ -72,7 +72,7 @@ def sustained(system: System) -> System:
 
 
 def _layer_times(model: Model, system: System, precision: Precision, seq_len, lay: Layout,
-                 moe: bool, backend: str | None, framework: Framework):
+                 moe: bool, backend: str | None, framework: Framework, adapters: tuple = ()):
     """Forward and backward seconds of one layer for one micro-batch, by part (costs from
     physics/layer.py; overlap of communication with compute is decided here). Element-wise
     work is the framework's own count when it runs unfused kernels (specs/framework.py)."""
@@ -88,7 +88,7 @@ def _layer_times(model: Model, system: System, precision: Precision, seq_len, la
     cost = layer.layer_cost(model, system, eff, place, training_numerics(precision), batch, moe,
                             backend=backend, fixed=eff.kernel_fixed_cost_scale, backward=True,
                             elementwise_factor=eff.elementwise_traffic_factor,
-                            elementwise_counted=counted)
+                            elementwise_counted=counted, adapters=adapters)
     gemm, attn, elem = cost["gemm"], cost["attention"], cost["elementwise"]
     tp_one = cost["tp_comm"]  # two collectives per direction
     # Overlapped (chunked GEMM + transfer): communication hides only behind the GEMMs it runs
@@ -137,20 +137,20 @@ def _layer_times(model: Model, system: System, precision: Precision, seq_len, la
 
 
 def _head_time(model: Model, system: System, precision: Precision, seq_len, lay: Layout,
-               framework: Framework):
+               framework: Framework, frozen: bool = False):
     """LM head GEMM and cross-entropy, forward + backward (physics/layer.py), the loss moving
-    the framework's bytes per logit."""
+    the framework's bytes per logit; a ``frozen`` head (LoRA) has no weight gradient."""
     tokens = lay.micro_batch * seq_len / lay.cp
     num = training_numerics(precision)
     fixed = system.gpu.efficiency.kernel_fixed_cost_scale
     per_logit = framework.loss_traffic_bytes_per_logit
     return (layer.lm_head_time(model, system.gpu, num, tokens, lay.tp, fixed)
-            + layer.lm_head_time(model, system.gpu, num, tokens, lay.tp, fixed, "bwd",
-                                 per_logit))
+            + layer.lm_head_time(model, system.gpu, num, tokens, lay.tp, fixed,
+                                 "dgrad" if frozen else "bwd", per_logit))
 
 
 def _weight_traffic(model: Model, gpu, framework: Framework, lay: Layout, n_layers_stage,
-                    stage_p):
+                    stage_p, trained_share=1.0):
     """Seconds per micro-batch of a framework's weight-sized element-wise work: autocast's
     casts of the fp32 GEMM weights to the compute dtype and of their gradients back (once per
     forward, backward and recomputed forward, one kernel per weight), and the addition of each
@@ -163,7 +163,7 @@ def _weight_traffic(model: Model, gpu, framework: Framework, lay: Layout, n_laye
         passes * framework.weight_cast_traffic_bytes_per_param * gemms, gpu,
         passes * (weights_per_layer * n_layers_stage + 1)), 0.0)
     m = lay.num_micro_batches
-    adds = framework.gradient_accumulation_bytes_per_param * stage_p
+    adds = framework.gradient_accumulation_bytes_per_param * stage_p * trained_share
     accumulate = np.where((m > 1) & (adds > 0), (m - 1) / m * kernels.stream_time(adds, gpu), 0.0)
     return casts + accumulate
 
@@ -218,13 +218,17 @@ def _memory_where_interleave_fits(memory_of, lay: Layout, capacity):
 def training_step(model: Model, system: System, precision: Precision, seq_len,
                   lay: Layout, attention_backend: str | None = None,
                   framework: Framework | None = None,
-                  detail: bool = True) -> dict[str, np.ndarray]:
+                  detail: bool = True, lora_rank: int | None = None,
+                  lora_targets: tuple = ()) -> dict[str, np.ndarray]:
     """Time, memory and FLOPs of one optimizer step for each configuration in ``lay``.
 
     ``attention_backend``: the attention kernel (default: the framework's for this GPU
     family, else the family's calibrated training backend, else the kernel profile's
     default); ``framework``: the training framework profile (default: megatron); without
-    ``detail`` memory is only its totals (phases.training_memory), as the planner needs."""
+    ``detail`` memory is only its totals (phases.training_memory), as the planner needs.
+    ``lora_rank``: LoRA fine-tuning (TrainingJob.lora_rank): frozen weights run no weight-
+    gradient GEMMs and hold no gradients or optimizer states; only the adapters on
+    ``lora_targets`` are reduced over data parallelism and updated."""
     framework = framework or load_framework()
     system = sustained(system)
     gpu, eff = system.gpu, system.gpu.efficiency
@@ -232,13 +236,19 @@ def training_step(model: Model, system: System, precision: Precision, seq_len,
     n_layers_stage = layers_per_stage(model.num_layers, lay.pp, lay.vp, lay.extra_slots)
     moe_fraction = model.num_moe_layers / model.num_layers
     backend = training_attention_backend(gpu, attention_backend, framework)
-    parts = _layer_times(model, system, precision, seq_len, lay, False, backend, framework)
+    lora = bool(lora_rank)
+
+    def adapters(moe: bool) -> tuple:
+        return F.lora_adapter_gemms(model, lora_rank, lora_targets, moe) if lora else ()
+
+    parts = _layer_times(model, system, precision, seq_len, lay, False, backend, framework,
+                         adapters(False))
     if model.is_moe:
         moe_parts = _layer_times(model, system, precision, seq_len, lay, True, backend,
-                                 framework)
+                                 framework, adapters(True))
         parts = {k: (1 - moe_fraction) * parts[k] + moe_fraction * moe_parts[k] for k in parts}
     layers = {k: n_layers_stage * v for k, v in parts.items()}
-    head = _head_time(model, system, precision, seq_len, lay, framework)
+    head = _head_time(model, system, precision, seq_len, lay, framework, lora)
     domain = system.domain_size
     ab = precision.activation_bytes
     tokens = lay.micro_batch * seq_len / lay.cp
@@ -256,8 +266,12 @@ def training_step(model: Model, system: System, precision: Precision, seq_len,
     first_p, last_p, expert_p = memory.stage_param_counts(model, lay.tp, lay.pp, lay.ep, lay.vp,
                                                           lay.etp, lay.extra_slots)
     stage_p = np.maximum(first_p, last_p) + expert_p
-    stage_compute = layers["compute"] + head + _weight_traffic(model, gpu, framework, lay,
-                                                               n_layers_stage, stage_p)
+    # What is trained: every parameter, or only the stage's LoRA adapters.
+    trained_p = (n_layers_stage * F.lora_params_per_layer(model, lora_rank, lora_targets,
+                                                           lay.tp) if lora else stage_p)
+    trained_share = trained_p / np.maximum(stage_p, 1.0)
+    stage_compute = layers["compute"] + head + _weight_traffic(
+        model, gpu, framework, lay, n_layers_stage, stage_p, trained_share)
     stage_time = stage_compute + layers["tp_comm"] + layers["cp_comm"] + layers["ep_comm"] + pp_comm
     m = lay.num_micro_batches
     pipe = pipeline_time(stage_time, lay.pp, m, lay.vp)
@@ -278,10 +292,13 @@ def training_step(model: Model, system: System, precision: Precision, seq_len,
     # Parameters travel in the compute copy; gradients in the framework's gradient dtype.
     wb = precision.weight_bytes
     gb = framework.gradient_bytes or precision.weight_bytes
-    grad_ar = comm.all_reduce_time(stage_p * gb, dp_group, dp_bw, dp_lat)
-    grad_rs = comm.reduce_scatter_time(stage_p * gb, dp_group, dp_bw, dp_lat)
+    grad_ar = comm.all_reduce_time(trained_p * gb, dp_group, dp_bw, dp_lat)
+    grad_rs = comm.reduce_scatter_time(trained_p * gb, dp_group, dp_bw, dp_lat)
+    # ZeRO-1/2 gather the updated (trained) parameters once per step; ZeRO-3 gathers every
+    # parameter, frozen or not, for each micro-batch's forward and backward.
     param_ag = comm.all_gather_time(stage_p * wb, dp_group, dp_bw, dp_lat)
-    per_step = np.where(lay.zero == 0, grad_ar, grad_rs + param_ag)
+    updated_ag = comm.all_gather_time(trained_p * wb, dp_group, dp_bw, dp_lat)
+    per_step = np.where(lay.zero == 0, grad_ar, grad_rs + updated_ag)
     per_micro = 2 * param_ag + grad_rs
     floor_share = np.maximum(1.0 / n_layers_stage, eff.dp_overlap_exposed_fraction)
     step_exposed = np.where(lay.dp_overlap,
@@ -296,14 +313,14 @@ def training_step(model: Model, system: System, precision: Precision, seq_len,
     # Optimizer: Adam over this rank's shard (memory-bound) on the GPU, or on the host, and
     # the traffic of offloaded states (workloads/training/offload.py).
     shards = np.where(lay.zero >= 1, dp_group, 1)
-    shard_params = stage_p / shards
+    shard_params = trained_p / shards
     gpu_adam = kernels.stream_time(shard_params * framework.optimizer_update_bytes_per_param, gpu)
     in_flight = micro_batches_in_flight(lay.pp, lay.num_micro_batches, lay.vp, lay.schedule)
     lay, mem = _memory_where_interleave_fits(
         lambda lay_: training_memory(model, framework, precision, seq_len, lay_,
                                      (first_p, last_p, expert_p), n_layers_stage, in_flight,
                                      moe_fraction, eff.runtime_reserved_bytes, gpu.hbm_bytes,
-                                     detail), lay, gpu.hbm_bytes)
+                                     detail, trained_share), lay, gpu.hbm_bytes)
     gpu_fraction = 0.0
     if lay.offloads:
         moved = offload_times(system, lay, _offload_sizes(
@@ -327,9 +344,10 @@ def training_step(model: Model, system: System, precision: Precision, seq_len,
 
     # FLOPs per step in both conventions (flops.py), for throughput and utilisation figures.
     tokens_step = lay.global_batch * seq_len
-    model_flops = F.training_flops_per_token(model, seq_len, "model") * tokens_step
-    hardware_flops = F.training_flops_per_token(model, seq_len, "hardware",
-                                                lay.recompute) * tokens_step
+    adapted = dict(lora_rank=lora_rank or 0, lora_targets=lora_targets)
+    model_flops = F.training_flops_per_token(model, seq_len, "model", **adapted) * tokens_step
+    hardware_flops = F.training_flops_per_token(model, seq_len, "hardware", lay.recompute,
+                                                **adapted) * tokens_step
 
     bubble = pipe - m * stage_time
     out = dict(

@@ -1,0 +1,75 @@
+"""LoRA fine-tuning (Hu et al. 2021): frozen weights run no weight-gradient GEMMs and hold no
+gradients or optimizer states; only the adapters are trained."""
+import subprocess
+import sys
+
+import pytest
+from pydantic import ValidationError
+
+from flopcast import estimate_training
+from flopcast.catalog import load_gpu, load_model
+from flopcast.physics import flops as F
+from flopcast.specs import Parallelism, System, TrainingJob
+from flopcast.validate.training import lora_of_row
+
+
+def job(model="llama-2-7b", gpus=8, **extra):
+    return TrainingJob(model=load_model(model), system=System(gpu=load_gpu("h100-sxm"),
+                                                              num_gpus=gpus),
+                       parallelism=Parallelism(micro_batch=1, global_batch=32), seq_len=4096,
+                       **extra)
+
+
+def test_lora_step_runs_forward_and_activation_gradients_only():
+    full = estimate_training(job())
+    lora = estimate_training(job(lora_rank=32))
+    # Backward keeps its activation-gradient half: slower than 2/3 of the full step (no
+    # attention or element-wise work is saved), faster than the full step.
+    assert 2 / 3 * full.step_time_s < lora.step_time_s < 0.8 * full.step_time_s
+
+
+def test_lora_holds_gradients_and_optimizer_states_of_the_adapters_only():
+    full = estimate_training(job())
+    lora = estimate_training(job(lora_rank=32, lora_targets=("qkv", "out")))
+    m = load_model("llama-2-7b")
+    adapters = m.num_layers * float(F.lora_params_per_layer(m, 32, ("qkv", "out")))
+    assert adapters < 0.01 * m.num_parameters()
+    assert lora.memory["gradients"] < 0.01 * full.memory["gradients"]
+    assert lora.memory["optimizer"] < 0.01 * full.memory["optimizer"]
+    assert lora.memory["weights"] == pytest.approx(full.memory["weights"], rel=0.01)
+
+
+def test_lora_flops_drop_the_weight_gradients():
+    m = load_model("llama-2-7b")
+    full = float(F.training_flops_per_token(m, 4096))
+    lora = float(F.training_flops_per_token(m, 4096, lora_rank=8, lora_targets=("qkv",)))
+    wgrad = F.weight_gradient_flops_per_token(m)
+    # qkv adapters of rank 8: A (h→8) and B (8→q+2kv) per layer, 2 FLOPs per weight, ×3.
+    qkv_out = m.num_attention_heads * m.head_dim_qk + 2 * m.kv_heads * m.head_dim_qk
+    adapters = m.num_layers * 3 * 2 * 8 * (m.hidden_size + qkv_out)
+    assert lora == pytest.approx(full - wgrad + adapters)
+    # Each weight's gradient GEMM has its forward GEMM's FLOPs (Narayanan et al. §5.1).
+    assert wgrad == pytest.approx(F.layer_linear_flops_per_token(m)
+                                  + F.lm_head_flops_per_token(m))
+
+
+def test_lora_targets_must_be_weight_gemms():
+    with pytest.raises(ValidationError, match="lora_targets mlp: not a weight GEMM"):
+        job(lora_rank=16, lora_targets=("mlp",))
+    with pytest.raises(ValidationError, match="lora_rank"):
+        job(lora_rank=0)
+
+
+def test_cli_refuses_unknown_lora_target_in_one_line():
+    r = subprocess.run([sys.executable, "-m", "flopcast.cli", "train", "-m", "llama-2-7b",
+                        "--lora-rank", "16", "--lora-targets", "qkv,ffn"],
+                       capture_output=True, text=True)
+    assert r.returncode == 2
+    assert "lora_targets ffn" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_rows_naming_a_lora_finetune_train_nemo_default_adapters():
+    assert lora_of_row({"model": "LLAMA2-7B (LoRA finetune)"}) == dict(
+        lora_rank=32, lora_targets=("qkv",))
+    assert lora_of_row({"model": "LLAMA2-7B (SFT finetune)"}) == {}
+    assert lora_of_row({"model": "Florafoo-7B"}) == {}
