@@ -73,3 +73,17 @@ def test_rows_naming_a_lora_finetune_train_nemo_default_adapters():
         lora_rank=32, lora_targets=("qkv",))
     assert lora_of_row({"model": "LLAMA2-7B (SFT finetune)"}) == {}
     assert lora_of_row({"model": "Florafoo-7B"}) == {}
+
+
+def test_moe_lora_freezes_the_experts_and_targets_only_shared_weights():
+    def moe(**extra):
+        return TrainingJob(model=load_model("mixtral-8x7b"),
+                           system=System(gpu=load_gpu("h100-sxm"), num_gpus=8),
+                           parallelism=Parallelism(ep=8, micro_batch=1, global_batch=8),
+                           seq_len=4096, **extra)
+    full = estimate_training(moe())
+    lora = estimate_training(moe(lora_rank=16, lora_targets=("qkv", "router")))
+    assert lora.step_time_s < 0.8 * full.step_time_s
+    assert 0 < lora.memory["optimizer"] < 0.01 * full.memory["optimizer"]
+    with pytest.raises(ValidationError, match="lora_targets mlp_up.*allowed: qkv, out, router"):
+        moe(lora_rank=16, lora_targets=("mlp_up",))

@@ -148,7 +148,8 @@ def _print_training(est, out: dict) -> None:
         f"dp={c['dp']} "
         f"sp={'on' if c['sp'] else 'off'} zero={c['zero_stage']} mb={c['micro_batch']} "
         f"gb={c['global_batch']} ({plural(c['num_micro_batches'], 'micro-batch')}) "
-        f"recompute={c['recompute']} schedule={c['schedule']} framework={c['framework']}; "
+        f"recompute={c['recompute']} schedule={c['schedule']} framework={c['framework']}"
+        f"{lora_text(c)}; "
         f"efficiency from {c['efficiency_source']}; kernels from {c['kernels_source']} "
         f"(attention: {c['attention_backend']})"
     )
@@ -177,6 +178,14 @@ def _print_training(est, out: dict) -> None:
     ])
     print_table("Throughput", ("metric", "value"), _throughput_rows(est, out))
     expected_error_lines(out["expected_error"], out["expected_error_memory"])
+
+
+def lora_text(config: dict) -> str:
+    """' LoRA r=16 on qkv, out (weights frozen)' when the job fine-tunes with LoRA, else ''."""
+    if not config.get("lora_rank"):
+        return ""
+    return (f" LoRA r={config['lora_rank']} on {', '.join(config['lora_targets'])} "
+            "(weights frozen)")
 
 
 def _print_offload(off: dict) -> None:

@@ -7,6 +7,10 @@ Conventions (../shared/measurements/README.md):
 - ``hardware`` FLOPs: what is executed, recomputation included: full recompute runs each
   layer's forward again, 96·B·s·l·h²·(1 + s/6h + V/16lh) (Narayanan et al. 2021 §5.1);
   selective recompute (Korthikanti et al. 2022 §5) re-runs only the attention core.
+- LoRA fine-tuning (Hu et al. 2021 §4.1) in both conventions: the frozen weights' weight-
+  gradient GEMMs do not run (one of the three passes of every linear layer: Narayanan et al.
+  2021 §5.1), so "model" FLOPs are then forward + activation gradients + the adapters' three
+  passes, and MFU of a LoRA step is measured against that work, not against 6·N.
 
 A GEMM of an (M×K) by (K×N) matrix costs 2·M·N·K FLOPs (one multiply and one add).
 """
@@ -117,10 +121,12 @@ def lora_adapter_gemms(model: Model, rank: int, targets, moe: bool = False) -> t
 
 def lora_params_per_layer(model: Model, rank: int, targets, tp=1):
     """Trainable LoRA parameters of one (dense) layer on one of ``tp`` tensor-parallel ranks:
-    Σ over targeted weights of r·(k + n), the split adapter matrices divided by tp."""
+    Σ over targeted weights W (n×k) of r·(k + n) (Hu et al. 2021 §4.1: A ∈ R^{r×k},
+    B ∈ R^{n×r}), the tensor-parallel-split adapter matrices divided by tp."""
     tp = np.asarray(tp, dtype=float)
+    moe = model.num_dense_layers == 0  # a layer of the kind the model has
     return sum(g.k * g.n / np.where(g.split == "replicated", 1.0, tp)
-               for g in lora_adapter_gemms(model, rank, targets))
+               for g in lora_adapter_gemms(model, rank, targets, moe))
 
 
 def weight_gradient_flops_per_token(model: Model) -> float:
@@ -190,7 +196,8 @@ def training_flops_per_token(model: Model, seq_len, convention: str = "model", r
     ``recompute`` is a code or array of codes (0 none, 1 selective, 2 full); it only
     matters for the ``hardware`` convention. With ``lora_rank`` > 0 the weights are frozen:
     no weight-gradient GEMMs (weight_gradient_flops_per_token), plus the adapters' forward
-    and backward (3 × their forward FLOPs).
+    and backward: 3 × their forward FLOPs, as for any trained GEMM (Narayanan et al. 2021
+    §5.1: forward, activation gradient, weight gradient).
 
     >>> from flopcast.catalog import load_model
     >>> m = load_model("gpt-3-175b")

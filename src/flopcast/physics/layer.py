@@ -117,18 +117,20 @@ def fixed_scaled(seconds, gpu, scale: float, launches=1.0):
 
 
 def gemms_time(model: Model, gpu, place: Placement, num: Numerics, tokens, moe: bool,
-               fixed: float = 1.0, direction: str = "fwd", adapters: tuple = ()):
+               fixed: float = 1.0, direction: str = "fwd", adapters: tuple = (),
+               frozen: bool = False):
     """Weight GEMMs of one layer for ``tokens`` rows on one rank (forward or backward).
 
-    ``adapters`` (LoRA, flops.lora_adapter_gemms): the layer's weights are frozen, so their
-    backward is the activation gradient only (Hu et al. 2021 §4: no gradients for the
-    pretrained weights), and the adapters' own GEMMs run forward and backward."""
+    ``frozen`` (LoRA): the layer's weights are frozen, so their backward is the activation
+    gradient only (Hu et al. 2021 §4.1: no gradients for the pretrained weights); the
+    ``adapters`` (flops.lora_adapter_gemms, possibly none in this layer) run forward and
+    backward."""
     tokens = _f(tokens)
     tp, etp, ep = _f(place.tp), _f(place.expert_tp), _f(place.ep)
     total = 0.0
     base = F.moe_layer_gemms(model) if moe else F.dense_layer_gemms(model)
-    frozen = "dgrad" if adapters and direction == "bwd" else direction
-    for g, d in [(g, frozen) for g in base] + [(g, direction) for g in adapters]:
+    base_direction = "dgrad" if frozen and direction == "bwd" else direction
+    for g, d in [(g, base_direction) for g in base] + [(g, direction) for g in adapters]:
         if g.split == "replicated":
             total = total + _gemm(tokens, g.n, g.k, gpu, num, True, fixed, direction=d)
             continue
@@ -317,7 +319,8 @@ def expert_all_to_all_time(model: Model, system: System, eff: Efficiency, place:
 def lm_head_time(model: Model, gpu, num: Numerics, rows, tp, fixed: float = 1.0,
                  direction: str = "fwd", loss_bytes_per_logit: float | None = None):
     """Output projection h → V/tp for ``rows`` rows at 16 bits (Transformer Engine and the
-    engines keep it out of fp8); backward adds its two GEMMs and the cross-entropy pass
+    engines keep it out of fp8); backward ("bwd") adds its two GEMMs, or only the activation
+    gradient for a frozen head ("dgrad", LoRA), and the cross-entropy pass
     (``loss_bytes_per_logit``: a framework's own loss traffic, forward + backward; default
     CROSS_ENTROPY_BYTES_PER_LOGIT, a fused cross entropy)."""
     rows = _f(rows)
@@ -337,19 +340,20 @@ def layer_cost(model: Model, system: System, eff: Efficiency, place: Placement,
                backend: str | None = None, decode_backend: str | None = None,
                fixed: float = 1.0, backward: bool = False,
                elementwise_factor: float = 1.0, elementwise_counted: tuple | None = None,
-               adapters: tuple = ()) -> dict:
+               adapters: tuple = (), frozen: bool = False) -> dict:
     """Seconds of one layer on one rank, by kernel class: ``gemm``, ``attention``,
     ``elementwise`` (forward, and ``*_bwd`` with ``backward``), the raw (un-overlapped)
     communication ``tp_comm`` (two collectives per direction) and ``ep_comm`` (dispatch +
     combine per direction). ``fixed`` scales each kernel's fixed cost (engine execution mode);
     ``elementwise_factor`` the element-wise traffic (unfused training frameworks), or
     ``elementwise_counted`` replaces it with a framework's own count (elementwise_time);
-    ``adapters``: LoRA adapter GEMMs on frozen weights (gemms_time).
+    ``frozen`` weights with LoRA ``adapters`` (gemms_time).
     """
     gpu = system.gpu
     rows = batch.rows
     out = dict(
-        gemm=gemms_time(model, gpu, place, num, rows, moe, fixed, adapters=adapters),
+        gemm=gemms_time(model, gpu, place, num, rows, moe, fixed, adapters=adapters,
+                        frozen=frozen),
         attention=attention_time(model, gpu, place, num, batch, kv_element_bytes, backend,
                                  decode_backend, fixed),
         elementwise=elementwise_time(model, gpu, place, num, rows, moe, fixed,
@@ -362,7 +366,8 @@ def layer_cost(model: Model, system: System, eff: Efficiency, place: Placement,
     )
     if backward:
         out.update(
-            gemm_bwd=gemms_time(model, gpu, place, num, rows, moe, fixed, "bwd", adapters),
+            gemm_bwd=gemms_time(model, gpu, place, num, rows, moe, fixed, "bwd", adapters,
+                                frozen),
             attention_bwd=attention_time(model, gpu, place, num, batch, kv_element_bytes,
                                          backend, decode_backend, fixed, "bwd"),
             elementwise_bwd=elementwise_time(model, gpu, place, num, rows, moe, fixed, "bwd",

@@ -135,12 +135,17 @@ class TrainingJob(BaseModel):
         return self
 
     def _check_lora(self) -> None:
-        """LoRA targets must name weight GEMMs of the model's dense layers."""
+        """LoRA targets must name (non-expert) weight GEMMs that every layer of the model has:
+        adapters are counted per layer (flops.lora_params_per_layer)."""
         if self.lora_rank is None:
             return
-        from flopcast.physics.flops import dense_layer_gemms
+        from flopcast.physics.flops import dense_layer_gemms, moe_layer_gemms
 
-        names = [g.name for g in dense_layer_gemms(self.model)]
+        m = self.model
+        kinds = ([dense_layer_gemms(m)] if m.num_dense_layers else []) + (
+            [moe_layer_gemms(m)] if m.is_moe else [])
+        names = [g.name for g in kinds[0]
+                 if not g.experts and all(g.name in [h.name for h in k] for k in kinds)]
         unknown = [t for t in self.lora_targets if t not in names]
         if unknown:
             raise ValueError(f"lora_targets {', '.join(unknown)}: not a weight GEMM of "

@@ -171,5 +171,7 @@ def estimate_training(job: TrainingJob) -> TrainingEstimate:
             schedule=p.pipeline_schedule, tp_comm_overlap=p.tp_overlap,
             cpu_offload=p.cpu_offload_optimizer, offload=p.offload,
             embedding_loss_stages=p.embedding_loss_stages,
+            lora_rank=job.lora_rank,
+            lora_targets=list(job.lora_targets) if job.lora_rank else None,
         ),
     )

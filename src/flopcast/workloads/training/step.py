@@ -72,7 +72,8 @@ def sustained(system: System) -> System:
 
 
 def _layer_times(model: Model, system: System, precision: Precision, seq_len, lay: Layout,
-                 moe: bool, backend: str | None, framework: Framework, adapters: tuple = ()):
+                 moe: bool, backend: str | None, framework: Framework, adapters: tuple = (),
+                 frozen: bool = False):
     """Forward and backward seconds of one layer for one micro-batch, by part (costs from
     physics/layer.py; overlap of communication with compute is decided here). Element-wise
     work is the framework's own count when it runs unfused kernels (specs/framework.py)."""
@@ -88,7 +89,7 @@ def _layer_times(model: Model, system: System, precision: Precision, seq_len, la
     cost = layer.layer_cost(model, system, eff, place, training_numerics(precision), batch, moe,
                             backend=backend, fixed=eff.kernel_fixed_cost_scale, backward=True,
                             elementwise_factor=eff.elementwise_traffic_factor,
-                            elementwise_counted=counted, adapters=adapters)
+                            elementwise_counted=counted, adapters=adapters, frozen=frozen)
     gemm, attn, elem = cost["gemm"], cost["attention"], cost["elementwise"]
     tp_one = cost["tp_comm"]  # two collectives per direction
     # Overlapped (chunked GEMM + transfer): communication hides only behind the GEMMs it runs
@@ -150,14 +151,15 @@ def _head_time(model: Model, system: System, precision: Precision, seq_len, lay:
 
 
 def _weight_traffic(model: Model, gpu, framework: Framework, lay: Layout, n_layers_stage,
-                    stage_p, trained_share=1.0):
+                    stage_p, trained_share=1.0, frozen: bool = False):
     """Seconds per micro-batch of a framework's weight-sized element-wise work: autocast's
     casts of the fp32 GEMM weights to the compute dtype and of their gradients back (once per
-    forward, backward and recomputed forward, one kernel per weight), and the addition of each
-    micro-batch's gradients after the first into the kept ones (spread over the micro-batches).
+    forward, backward and recomputed forward, one kernel per weight; frozen weights have no
+    gradient to cast), and the addition of each micro-batch's gradients after the first into
+    the kept ones (spread over the micro-batches; the trained share of them).
     Zero for Megatron (16-bit weights, gradients accumulated by the wgrad GEMM)."""
     gemms = memory.gemm_weight_params(model, lay.tp, n_layers_stage, True)
-    passes = 2.0 + (lay.recompute == 2)
+    passes = (1.0 if frozen else 2.0) + (lay.recompute == 2)
     weights_per_layer = len(F.dense_layer_gemms(model))
     casts = np.where(framework.weight_cast_traffic_bytes_per_param > 0, kernels.stream_time(
         passes * framework.weight_cast_traffic_bytes_per_param * gemms, gpu,
@@ -169,9 +171,11 @@ def _weight_traffic(model: Model, gpu, framework: Framework, lay: Layout, n_laye
 
 
 def _offload_sizes(model: Model, framework: Framework, precision: Precision, seq_len,
-                   lay: Layout, stage_p, shard_params, dp_group, n_layers_stage) -> dict:
+                   lay: Layout, stage_p, shard_params, dp_group, n_layers_stage,
+                   trained_p) -> dict:
     """Bytes per GPU the offload tiers move (offload.offload_times' ``sizes``): the rank's
-    16-bit parameters (its ZeRO-3 shard), the gradients it owns (its ZeRO-2/3 shard), the
+    16-bit parameters (its ZeRO-3 shard), the gradients it owns (its ZeRO-2/3 shard of the
+    ``trained_p`` trained parameters), the
     optimizer shard's gradients, parameters and states (memory.state_bytes_per_param), and one
     micro-batch's saved activations of the stage (phases.token_bytes), and the host bytes
     CPU-Adam moves per parameter (physics/host.py)."""
@@ -184,7 +188,7 @@ def _offload_sizes(model: Model, framework: Framework, precision: Precision, seq
         acts = token_bytes(model, framework, precision, seq_len, lay, moe_fraction)["stored"] * (
             tokens * n_layers_stage)
     return dict(params=stage_p * wb / np.where(lay.zero >= 3, dp_group, 1),
-                grads=stage_p * gb / np.where(lay.zero >= 2, dp_group, 1),
+                grads=trained_p * gb / np.where(lay.zero >= 2, dp_group, 1),
                 grad_shard=shard_params * gb, param_shard=shard_params * wb,
                 states=shard_params * ob, activations=acts, shard_params=shard_params,
                 units=n_layers_stage,
@@ -219,7 +223,7 @@ def training_step(model: Model, system: System, precision: Precision, seq_len,
                   lay: Layout, attention_backend: str | None = None,
                   framework: Framework | None = None,
                   detail: bool = True, lora_rank: int | None = None,
-                  lora_targets: tuple = ()) -> dict[str, np.ndarray]:
+                  lora_targets: tuple = ("qkv",)) -> dict[str, np.ndarray]:
     """Time, memory and FLOPs of one optimizer step for each configuration in ``lay``.
 
     ``attention_backend``: the attention kernel (default: the framework's for this GPU
@@ -242,10 +246,10 @@ def training_step(model: Model, system: System, precision: Precision, seq_len,
         return F.lora_adapter_gemms(model, lora_rank, lora_targets, moe) if lora else ()
 
     parts = _layer_times(model, system, precision, seq_len, lay, False, backend, framework,
-                         adapters(False))
+                         adapters(False), lora)
     if model.is_moe:
         moe_parts = _layer_times(model, system, precision, seq_len, lay, True, backend,
-                                 framework, adapters(True))
+                                 framework, adapters(True), lora)
         parts = {k: (1 - moe_fraction) * parts[k] + moe_fraction * moe_parts[k] for k in parts}
     layers = {k: n_layers_stage * v for k, v in parts.items()}
     head = _head_time(model, system, precision, seq_len, lay, framework, lora)
@@ -271,7 +275,7 @@ def training_step(model: Model, system: System, precision: Precision, seq_len,
                                                            lay.tp) if lora else stage_p)
     trained_share = trained_p / np.maximum(stage_p, 1.0)
     stage_compute = layers["compute"] + head + _weight_traffic(
-        model, gpu, framework, lay, n_layers_stage, stage_p, trained_share)
+        model, gpu, framework, lay, n_layers_stage, stage_p, trained_share, lora)
     stage_time = stage_compute + layers["tp_comm"] + layers["cp_comm"] + layers["ep_comm"] + pp_comm
     m = lay.num_micro_batches
     pipe = pipeline_time(stage_time, lay.pp, m, lay.vp)
@@ -325,7 +329,7 @@ def training_step(model: Model, system: System, precision: Precision, seq_len,
     if lay.offloads:
         moved = offload_times(system, lay, _offload_sizes(
             model, framework, precision, seq_len, lay, stage_p, shard_params, dp_group,
-            n_layers_stage), dict(fwd=layers["fwd_compute"],
+            n_layers_stage, trained_p), dict(fwd=layers["fwd_compute"],
                                   bwd=stage_compute - layers["fwd_compute"] - layers["recompute"],
                                   gpu_adam=gpu_adam))
         optimizer, offload_s = moved["optimizer_s"], moved["offload_s"]
