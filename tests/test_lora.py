@@ -87,3 +87,22 @@ def test_moe_lora_freezes_the_experts_and_targets_only_shared_weights():
     assert 0 < lora.memory["optimizer"] < 0.01 * full.memory["optimizer"]
     with pytest.raises(ValidationError, match="lora_targets mlp_up.*allowed: qkv, out, router"):
         moe(lora_rank=16, lora_targets=("mlp_up",))
+
+
+def test_planner_searches_a_lora_fine_tune():
+    from flopcast.specs.plan import PlanRequest
+    from flopcast.workloads.training.plan import plan_training
+
+    def plan(**extra):
+        return plan_training(PlanRequest(model=load_model("llama-2-7b"), gpus=["h100-sxm"],
+                                         gpu_counts=[8], seq_len=4096, global_batch=64,
+                                         top=1, **extra))
+    full, lora = plan(), plan(lora_rank=16, lora_targets=("qkv", "out"))
+    best_full, best_lora = full["top"][0], lora["top"][0]
+    assert best_lora["config"]["lora_rank"] == 16
+    assert best_lora["step_time_s"] < best_full["step_time_s"]
+    # Frozen weights free their gradients and optimizer states: more layouts fit.
+    assert lora["evaluated"] == full["evaluated"]
+    assert sum(lora["rejected"].values()) < sum(full["rejected"].values())
+    with pytest.raises(ValidationError, match="lora_targets ffn"):
+        plan(lora_rank=16, lora_targets=("ffn",))

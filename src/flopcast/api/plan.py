@@ -56,6 +56,8 @@ class PlanTrainRequest(ModelFlags):
     micro_batch: IntList | None = None
     zero: IntList | None = None
     framework: str = "megatron"
+    lora_rank: Int | None = None
+    lora_targets: str = "qkv"
     calibration: str | None = None
 
 
@@ -223,6 +225,7 @@ def plan_requests(r: PlanTrainRequest) -> list:
         seq_len=s, global_batch=r.global_batch, precision=r.precision.value,
         tokens=parse_count(r.tokens) if r.tokens else None, objective=r.objective.value,
         top=r.top, deadline_days=r.deadline_days, options=options, framework=r.framework,
+        lora_rank=r.lora_rank, lora_targets=tuple(t.strip() for t in r.lora_targets.split(",")),
     ) for m in models for s in lengths]
 
 

@@ -232,3 +232,11 @@ def step_name(key: str) -> str:
 def memory_name(key: str) -> str:
     """'kv_cache_in_use' → 'KV cache in use'; unknown keys with spaces."""
     return MEMORY_NAMES.get(key, key.replace("_", " "))
+
+
+def lora_text(config: dict) -> str:
+    """' LoRA r=16 on qkv, out (weights frozen)' when the job fine-tunes with LoRA, else ''."""
+    if not config.get("lora_rank"):
+        return ""
+    return (f" LoRA r={config['lora_rank']} on {', '.join(config['lora_targets'])} "
+            "(weights frozen)")

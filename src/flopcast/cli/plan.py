@@ -25,6 +25,7 @@ from flopcast.cli.common import (
     expected_error_lines,
     float_option,
     int_option,
+    lora_text,
     model_flags,
     plural,
     print_table,
@@ -68,6 +69,12 @@ def plan_train(
                                            help="Only these micro-batch sizes."),
     zero: str | None = typer.Option(None, "--zero", help="Only these ZeRO stages."),
     framework: str = FRAMEWORK_OPT,
+    lora_rank: int | None = typer.Option(
+        None, "--lora-rank", min=1, help="Plan a LoRA fine-tune: rank of the adapters on "
+        "frozen weights (as `flopcast train --lora-rank`)."),
+    lora_targets: str = typer.Option(
+        "qkv", "--lora-targets", help="Weight GEMMs with adapters: qkv, out, mlp_up, "
+        "mlp_down (default qkv)."),
     calibration: Path | None = CALIBRATION_OPT,
     progress: bool = typer.Option(False, "--progress", help="Show a progress bar."),
     use_ray: bool = typer.Option(False, "--ray", help="Spread clusters over Ray tasks "
@@ -119,7 +126,7 @@ def _print_counts(answer: dict) -> None:
     c = answer["top"][0]["config"]
     console.print(f"[bold]{c['model']}[/], seq {c['seq_len']}, global batch "
                   f"{plural(c['global_batch'], 'sequence')}, {c['precision']}, "
-                  f"{c['framework']}: "
+                  f"{c['framework']}{lora_text(c)}: "
                   f"{plural(n['enumerated'], 'configuration')} enumerated, "
                   f"{n['evaluated']:,} evaluated, {n['fit']:,} fit in memory")
     print_table("Configurations (− rejected)", ("", "count"), [

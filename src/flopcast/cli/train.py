@@ -27,6 +27,7 @@ from flopcast.cli.common import (
     expected_error_lines,
     float_option,
     int_option,
+    lora_text,
     memory_name,
     model_flags,
     plural,
@@ -178,14 +179,6 @@ def _print_training(est, out: dict) -> None:
     ])
     print_table("Throughput", ("metric", "value"), _throughput_rows(est, out))
     expected_error_lines(out["expected_error"], out["expected_error_memory"])
-
-
-def lora_text(config: dict) -> str:
-    """' LoRA r=16 on qkv, out (weights frozen)' when the job fine-tunes with LoRA, else ''."""
-    if not config.get("lora_rank"):
-        return ""
-    return (f" LoRA r={config['lora_rank']} on {', '.join(config['lora_targets'])} "
-            "(weights frozen)")
 
 
 def _print_offload(off: dict) -> None:

@@ -54,6 +54,18 @@ class PlanRequest(Spec):
     options: dict[str, list[int]] = Field(default_factory=dict)
     framework: Framework | None = Field(
         None, description="Training framework profile (by id or alias); None = megatron.")
+    lora_rank: int | None = Field(
+        None, ge=1, le=65536, description="LoRA fine-tuning (TrainingJob.lora_rank); None = "
+        "every weight is trained.")
+    lora_targets: tuple[str, ...] = Field(
+        ("qkv",), min_length=1, description="Weight GEMMs with LoRA adapters "
+        "(TrainingJob.lora_targets).")
+
+    @property
+    def lora(self) -> dict:
+        """training_step's / TrainingJob's LoRA keywords ({} without LoRA)."""
+        return (dict(lora_rank=self.lora_rank, lora_targets=self.lora_targets)
+                if self.lora_rank else {})
 
     @model_validator(mode="before")
     @classmethod
@@ -67,6 +79,10 @@ class PlanRequest(Spec):
 
     @model_validator(mode="after")
     def _check(self) -> PlanRequest:
+        if self.lora_rank is not None:
+            from flopcast.specs.training import check_lora_targets
+
+            check_lora_targets(self.model, self.lora_targets)
         for n in self.gpu_counts:
             if not 1 <= n <= MAX_GPUS:
                 raise ValueError(f"gpus: every GPU count must be in 1..{MAX_GPUS:,}; got {n}")

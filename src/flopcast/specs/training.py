@@ -26,6 +26,21 @@ def _extra_slots(model: Model, embedding_loss_stages: bool) -> int:
     return 2 + model.mtp_num_layers if embedding_loss_stages else 0
 
 
+def check_lora_targets(model: Model, targets) -> None:
+    """LoRA targets must name (non-expert) weight GEMMs that every layer of the model has:
+    adapters are counted per layer (flops.lora_params_per_layer)."""
+    from flopcast.physics.flops import dense_layer_gemms, moe_layer_gemms
+
+    kinds = ([dense_layer_gemms(model)] if model.num_dense_layers else []) + (
+        [moe_layer_gemms(model)] if model.is_moe else [])
+    names = [g.name for g in kinds[0]
+             if not g.experts and all(g.name in [h.name for h in k] for k in kinds)]
+    unknown = [t for t in targets if t not in names]
+    if unknown:
+        raise ValueError(f"lora_targets {', '.join(unknown)}: not a weight GEMM of "
+                         f"{model.name} (allowed: {', '.join(names)})")
+
+
 class TrainingJob(BaseModel):
     """One training run to estimate, under a training ``framework`` profile (by id or alias;
     default megatron: catalog/frameworks) that says what it allocates and which kernels it runs.
@@ -135,21 +150,8 @@ class TrainingJob(BaseModel):
         return self
 
     def _check_lora(self) -> None:
-        """LoRA targets must name (non-expert) weight GEMMs that every layer of the model has:
-        adapters are counted per layer (flops.lora_params_per_layer)."""
-        if self.lora_rank is None:
-            return
-        from flopcast.physics.flops import dense_layer_gemms, moe_layer_gemms
-
-        m = self.model
-        kinds = ([dense_layer_gemms(m)] if m.num_dense_layers else []) + (
-            [moe_layer_gemms(m)] if m.is_moe else [])
-        names = [g.name for g in kinds[0]
-                 if not g.experts and all(g.name in [h.name for h in k] for k in kinds)]
-        unknown = [t for t in self.lora_targets if t not in names]
-        if unknown:
-            raise ValueError(f"lora_targets {', '.join(unknown)}: not a weight GEMM of "
-                             f"{self.model.name or 'the model'} (allowed: {', '.join(names)})")
+        if self.lora_rank is not None:
+            check_lora_targets(self.model, self.lora_targets)
 
     def _check_node_and_schedule(self) -> None:
         """Whole NVLink domains (or one partial one), and an interleaved schedule only with

@@ -43,7 +43,8 @@ def search_cluster(request: PlanRequest, cluster: Cluster, calibration: str | No
     system = System(gpu=load_gpu(cluster.gpu, calibration, _framework_id(request)),
                     num_gpus=cluster.num_gpus)
     return search(request.model, system, request.precision, request.seq_len, request.batch,
-                  request.options, progress=progress, framework=request.framework)
+                  request.options, progress=progress, framework=request.framework,
+                  lora=request.lora)
 
 
 def objective_per_token(objective: str, gpu, num_gpus: int, seconds_per_token,
@@ -73,7 +74,7 @@ def _estimate(request: PlanRequest, cluster: Cluster, result: SearchResult, i: i
                       num_gpus=cluster.num_gpus),
         parallelism=Parallelism(**config_at(result, int(i), request.batch)),
         seq_len=request.seq_len, precision=request.precision, tokens=request.tokens,
-        **({"framework": request.framework} if request.framework else {}),
+        **({"framework": request.framework} if request.framework else {}), **request.lora,
     )
     return estimate_training(job).to_dict()
 
