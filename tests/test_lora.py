@@ -106,3 +106,17 @@ def test_planner_searches_a_lora_fine_tune():
     assert sum(lora["rejected"].values()) < sum(full["rejected"].values())
     with pytest.raises(ValidationError, match="lora_targets ffn"):
         plan(lora_rank=16, lora_targets=("ffn",))
+
+
+def test_web_api_takes_lora_and_refuses_bad_targets_with_422():
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from flopcast.web.app import create_app
+
+    client = TestClient(create_app())
+    ok = client.post("/api/train", json={"model": "llama-2-7b", "gpus": 8, "lora_rank": 16})
+    assert ok.status_code == 200 and ok.json()["config"]["lora_rank"] == 16
+    bad = client.post("/api/train", json={"model": "llama-2-7b", "gpus": 8, "lora_rank": 16,
+                                          "lora_targets": "zz"})
+    assert bad.status_code == 422 and "lora_targets zz" in bad.json()["detail"]

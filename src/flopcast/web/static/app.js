@@ -118,7 +118,8 @@ function renderTrain(d) {
   ])];
   const c = d.config || {};
   out.unshift(note(`${c.model} on ${c.num_gpus}× ${c.gpu} (${c.framework}, ${c.precision}, ` +
-    `seq ${c.seq_len}): ${configText(c, PARALLEL_KEYS)}`));
+    `seq ${c.seq_len}${c.lora_rank ? `, LoRA r=${c.lora_rank} on ${c.lora_targets.join(", ")}` : ""}): ` +
+    `${configText(c, PARALLEL_KEYS)}`));
   if (d.expected_error) out.splice(1, 0, note(d.expected_error.text));
   out.push(...trainMemory(d), ...trainBreakdown(d));
   return out;
