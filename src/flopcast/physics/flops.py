@@ -102,27 +102,24 @@ def moe_layer_gemms(model: Model) -> list[Gemm]:
 
 def lora_adapter_gemms(model: Model, rank: int, targets, moe: bool = False) -> tuple:
     """LoRA adapters of one layer (Hu et al. 2021 §4.1: W x + B A x, A r×k, B n×r): for each
-    targeted weight GEMM, A (k → r) and B (r → n). A column-parallel weight's A sees the whole
-    input and its B is split like the weight; a row-parallel weight's A is split like the
-    weight and its B produces the whole output (NeMo ParallelLinearAdapter). Expert GEMMs
-    are not targeted."""
+    targeted weight GEMM, A (k → r) and B (r → n), both split over the tensor-parallel ranks
+    as the weight is (NeMo's ParallelLinearAdapter: column-parallel A and B beside a
+    column-parallel weight, row-parallel beside a row-parallel one); the adapters' own small
+    collectives are not counted. Expert GEMMs are not targeted."""
     layer = moe_layer_gemms(model) if moe else dense_layer_gemms(model)
     out = []
     for g in layer:
         if g.name not in targets or g.experts:
             continue
-        row = g.split == "row"
-        out += [Gemm(f"{g.name}_lora_a", g.k, rank, "row" if row else "replicated",
-                     g.tokens_per_token),
-                Gemm(f"{g.name}_lora_b", rank, g.n, "replicated" if row else g.split,
-                     g.tokens_per_token)]
+        out += [Gemm(f"{g.name}_lora_a", g.k, rank, g.split, g.tokens_per_token),
+                Gemm(f"{g.name}_lora_b", rank, g.n, g.split, g.tokens_per_token)]
     return tuple(out)
 
 
 def lora_params_per_layer(model: Model, rank: int, targets, tp=1):
     """Trainable LoRA parameters of one (dense) layer on one of ``tp`` tensor-parallel ranks:
     Σ over targeted weights W (n×k) of r·(k + n) (Hu et al. 2021 §4.1: A ∈ R^{r×k},
-    B ∈ R^{n×r}), the tensor-parallel-split adapter matrices divided by tp."""
+    B ∈ R^{n×r}), divided by tp as the adapters are split (lora_adapter_gemms)."""
     tp = np.asarray(tp, dtype=float)
     moe = model.num_dense_layers == 0  # a layer of the kind the model has
     return sum(g.k * g.n / np.where(g.split == "replicated", 1.0, tp)
