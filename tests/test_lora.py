@@ -87,6 +87,14 @@ def test_moe_lora_freezes_the_experts_and_targets_only_shared_weights():
     assert 0 < lora.memory["optimizer"] < 0.01 * full.memory["optimizer"]
     with pytest.raises(ValidationError, match="lora_targets mlp_up.*allowed: qkv, out, router"):
         moe(lora_rank=16, lora_targets=("mlp_up",))
+    # The adapters' FLOPs and their parameters count the same layers (3 passes of 2 FLOPs per
+    # weight): a target only MoE layers have (the router) is in both.
+    m = load_model("mixtral-8x7b")
+    adapters = m.num_layers * float(F.lora_params_per_layer(m, 16, ("router",)))
+    assert adapters > 0
+    assert float(F.training_flops_per_token(m, 4096, lora_rank=16, lora_targets=("router",))) \
+        == pytest.approx(float(F.training_flops_per_token(m, 4096))
+                         - F.weight_gradient_flops_per_token(m) + 6 * adapters)
 
 
 def test_planner_searches_a_lora_fine_tune():

@@ -100,12 +100,16 @@ def moe_layer_gemms(model: Model) -> list[Gemm]:
     return gemms
 
 
-def lora_adapter_gemms(model: Model, rank: int, targets, moe: bool = False) -> tuple:
+def lora_adapter_gemms(model: Model, rank: int, targets, moe: bool | None = None) -> tuple:
     """LoRA adapters of one layer (Hu et al. 2021 §4.1: W x + B A x, A r×k, B n×r): for each
     targeted weight GEMM, A (k → r) and B (r → n), both split over the tensor-parallel ranks
     as the weight is (NeMo's ParallelLinearAdapter: column-parallel A and B beside a
     column-parallel weight, row-parallel beside a row-parallel one); the adapters' own small
-    collectives are not counted. Expert GEMMs are not targeted."""
+    collectives are not counted. Expert GEMMs are not targeted. ``moe``: the adapters of an
+    MoE layer, or of a dense one; None = of the layers the model has (its dense ones, if any:
+    a target must be in every kind of layer, specs.training.check_lora_targets)."""
+    if moe is None:
+        moe = model.num_dense_layers == 0
     layer = moe_layer_gemms(model) if moe else dense_layer_gemms(model)
     out = []
     for g in layer:
@@ -121,9 +125,8 @@ def lora_params_per_layer(model: Model, rank: int, targets, tp=1):
     Σ over targeted weights W (n×k) of r·(k + n) (Hu et al. 2021 §4.1: A ∈ R^{r×k},
     B ∈ R^{n×r}), divided by tp as the adapters are split (lora_adapter_gemms)."""
     tp = np.asarray(tp, dtype=float)
-    moe = model.num_dense_layers == 0  # a layer of the kind the model has
     return sum(g.k * g.n / np.where(g.split == "replicated", 1.0, tp)
-               for g in lora_adapter_gemms(model, rank, targets, moe))
+               for g in lora_adapter_gemms(model, rank, targets))
 
 
 def weight_gradient_flops_per_token(model: Model) -> float:
