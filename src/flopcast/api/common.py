@@ -132,6 +132,11 @@ def _first_non_finite(data, path: str) -> str | None:
 _SUFFIX = {"k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12}
 
 
+def lora_targets_of(text: str) -> tuple[str, ...]:
+    """--lora-targets "qkv, out" → ("qkv", "out") (each name checked by the training spec)."""
+    return tuple(t.strip() for t in text.split(","))
+
+
 def parse_count(text: str) -> float:
     """'15T' → 1.5e13, '300B' → 3e11, '1e12' → 1e12; refuses 0 and what overflows (1e400)."""
     m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[+-]?\d+)?)\s*([kmbgtKMBGT]?)\s*", text)

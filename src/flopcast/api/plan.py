@@ -23,6 +23,7 @@ from flopcast.api.common import (
     ensure_finite,
     fields_of,
     ignore,
+    lora_targets_of,
     parse_count,
     short,
 )
@@ -225,7 +226,7 @@ def plan_requests(r: PlanTrainRequest) -> list:
         seq_len=s, global_batch=r.global_batch, precision=r.precision.value,
         tokens=parse_count(r.tokens) if r.tokens else None, objective=r.objective.value,
         top=r.top, deadline_days=r.deadline_days, options=options, framework=r.framework,
-        lora_rank=r.lora_rank, lora_targets=tuple(t.strip() for t in r.lora_targets.split(",")),
+        lora_rank=r.lora_rank, lora_targets=lora_targets_of(r.lora_targets),
     ) for m in models for s in lengths]
 
 

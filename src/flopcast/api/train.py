@@ -21,6 +21,7 @@ from flopcast.api.common import (
     ensure_finite,
     fields_of,
     ignore,
+    lora_targets_of,
     parse_count,
     validated_update,
 )
@@ -108,7 +109,7 @@ def training_job(r: TrainRequest):
                        tokens=parse_count(r.tokens) if r.tokens else None,
                        attention_backend=r.attention_backend, framework=framework,
                        lora_rank=r.lora_rank,
-                       lora_targets=tuple(t.strip() for t in r.lora_targets.split(",")))
+                       lora_targets=lora_targets_of(r.lora_targets))
 
 
 def run_train(request: TrainRequest, warn: Warn = ignore):

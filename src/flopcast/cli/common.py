@@ -192,6 +192,13 @@ FRAMEWORK_OPT = typer.Option(
     "megatron", "--framework", help="Training framework whose memory layout and kernels the "
     "run uses: megatron, hf-transformers, fsdp (torchtitan), deepspeed (`flopcast catalog "
     "frameworks`).")
+LORA_RANK_OPT = typer.Option(
+    None, "--lora-rank", min=1, help="LoRA fine-tuning: rank of the adapters; the pretrained "
+    "weights are frozen (no weight gradients, gradients or optimizer states). Default: every "
+    "weight is trained.")
+LORA_TARGETS_OPT = typer.Option(
+    "qkv", "--lora-targets", help="Comma-separated weight GEMMs that get adapters: qkv, out, "
+    "mlp_up, mlp_down (default qkv, NeMo's default).")
 #: What every --gpu accepts (help text).
 GPU_HELP = ("GPU catalog id (`flopcast catalog gpus`) or a GPU entry file (.yaml, e.g. written "
             "by `flopcast profile`).")

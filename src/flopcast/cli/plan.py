@@ -15,6 +15,8 @@ from flopcast.cli.common import (
     GIB,
     GPU_HELP,
     JSON_OPT,
+    LORA_RANK_OPT,
+    LORA_TARGETS_OPT,
     MODEL_OPT,
     PRECISION_OPT,
     SEQ_OPT,
@@ -69,12 +71,8 @@ def plan_train(
                                            help="Only these micro-batch sizes."),
     zero: str | None = typer.Option(None, "--zero", help="Only these ZeRO stages."),
     framework: str = FRAMEWORK_OPT,
-    lora_rank: int | None = typer.Option(
-        None, "--lora-rank", min=1, help="Plan a LoRA fine-tune: rank of the adapters on "
-        "frozen weights (as `flopcast train --lora-rank`)."),
-    lora_targets: str = typer.Option(
-        "qkv", "--lora-targets", help="Weight GEMMs with adapters: qkv, out, mlp_up, "
-        "mlp_down (default qkv)."),
+    lora_rank: int | None = LORA_RANK_OPT,
+    lora_targets: str = LORA_TARGETS_OPT,
     calibration: Path | None = CALIBRATION_OPT,
     progress: bool = typer.Option(False, "--progress", help="Show a progress bar."),
     use_ray: bool = typer.Option(False, "--ray", help="Spread clusters over Ray tasks "

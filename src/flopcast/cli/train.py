@@ -15,6 +15,8 @@ from flopcast.cli.common import (
     GIB,
     GPU_HELP,
     JSON_OPT,
+    LORA_RANK_OPT,
+    LORA_TARGETS_OPT,
     MODEL_OPT,
     PRECISION_OPT,
     SEQ_OPT,
@@ -110,13 +112,8 @@ def train(
         "(cudnn, flash-attention-2, flash-attention-3, flash-attention-triton, …; default: the "
         "GPU family's calibrated training backend)."),
     framework: str = FRAMEWORK_OPT,
-    lora_rank: int | None = typer.Option(
-        None, "--lora-rank", min=1, help="LoRA fine-tuning: rank of the adapters; the "
-        "pretrained weights are frozen (no weight gradients, gradients or optimizer states). "
-        "Default: every weight is trained."),
-    lora_targets: str = typer.Option(
-        "qkv", "--lora-targets", help="Comma-separated weight GEMMs that get adapters: qkv, "
-        "out, mlp_up, mlp_down (default qkv, NeMo's default)."),
+    lora_rank: int | None = LORA_RANK_OPT,
+    lora_targets: str = LORA_TARGETS_OPT,
     tokens: str | None = TOKENS_OPT,
     price: float | None = float_option(None, "--price", help="$ per GPU-hour (default: "
                                        "the GPU entry's indicative price)."),
