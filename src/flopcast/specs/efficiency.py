@@ -99,6 +99,16 @@ class Efficiency(BaseModel):
         "engines that leave host gaps between kernels (TensorRT-LLM v0.6's session benchmark "
         "fits 1.25-1.6) pay more. Fitted per engine on whole-run rows.",
     )
+    graph_fixed_cost_scale: float = Field(
+        0.25, ge=0, le=2,
+        description="Share of a kernel's measured fixed cost paid when a decode-only step "
+        "replays a captured CUDA graph (engines with decode_cuda_graphs). The device launches "
+        "each kernel of a graph without a host launch, so what is left is the kernel's own "
+        "ramp and tail. Prior 0.25, about 2 us of the ~8 us that isolated H100 kernels show "
+        "(kernels.csv, the profile's launch_s): in NVIDIA's CUDA Graphs introduction (Gray "
+        "2019, as recalled, not re-read) graph-replayed short kernels cost about 0.5 us "
+        "beyond their ~3 us of work. Not fitted: no measured row isolates it.",
+    )
     inference_step_overhead_s: float = Field(
         1.0e-4, ge=0,
         description="Fixed time per inference forward step outside the kernels' work: "

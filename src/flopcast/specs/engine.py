@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -36,4 +38,31 @@ class Engine(BaseModel):
         None, ge=1, description="Prompt chunk per iteration (chunked prefill); None = whole "
         "prompts.")
     prefix_caching: bool = Field(False, description="Reuses cached shared prefixes by default.")
+    decode_cuda_graphs: bool = Field(
+        False, description="Decode-only steps replay captured CUDA graphs: each kernel pays "
+        "the efficiency's graph_fixed_cost_scale of its fixed cost instead of the eager "
+        "kernel_fixed_cost_scale (steps with prefill run eagerly).")
+    cuda_graph_max_batch: int | None = Field(
+        None, ge=1, description="Largest decode batch the engine captures; larger decode "
+        "steps run eagerly. None = every batch size.")
+    cuda_graphs_from_version: str | None = Field(
+        None, description="Oldest release whose published runs replay decode CUDA graphs; a "
+        "run of an older release (engine_version column) is priced eagerly. None = every "
+        "release.")
     sources: list[str] = Field(default_factory=list)
+
+    def at_version(self, version: str | None) -> Engine:
+        """This engine as a run of release ``version`` executes (None or unparseable = the
+        catalog's, i.e. the current release): decode CUDA graphs only from
+        ``cuda_graphs_from_version`` on."""
+        run, since = release_tuple(version), release_tuple(self.cuda_graphs_from_version)
+        if self.decode_cuda_graphs and run and since and run < since:
+            return self.model_copy(update={"decode_cuda_graphs": False})
+        return self
+
+
+def release_tuple(version: str | None) -> tuple[int, ...]:
+    """Leading numeric release of a version string ("0.5.0 (TensorRT 9.1)" → (0, 5, 0);
+    "0.7a" → (0, 7)); () when it has none."""
+    match = re.match(r"\s*v?(\d+(?:\.\d+)*)", version or "")
+    return tuple(int(x) for x in match.group(1).split(".")) if match else ()

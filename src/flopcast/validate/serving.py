@@ -16,7 +16,9 @@ Each row becomes a simulation; rows that differ only in the metric share one. Ru
   lengths and batches mean and median coincide); ``max_qps_under_slo`` runs the capacity
   search.
 - engine limits (max_batch_size, max_num_tokens) and the KV format come from the row when
-  given, else from the engine's catalog entry; empty tp = 1, precision = bf16.
+  given, else from the engine's catalog entry; empty tp = 1, precision = bf16; a row's
+  ``engine_version`` older than the entry's ``cuda_graphs_from_version`` runs decode eagerly
+  (Engine.at_version); without a version the catalog's (current) engine stands.
 - at most ``MAX_SIMULATED`` requests are simulated per row (steady-state metrics); offline rows
   keep their count, since the drain at the end is part of what they measure.
 """
@@ -140,7 +142,8 @@ def setup_from_row(row: dict, calibration: str | None = None) -> tuple:
     job = InferenceJob(
         model=resolve_model(_text(row, "model")),
         system=System(gpu=load_gpu(_text(row, "gpu"), calibration), num_gpus=n_gpus),
-        engine=load_engine(_text(row, "engine") or "generic"), tp=tp, pp=pp,
+        engine=load_engine(_text(row, "engine") or "generic").at_version(
+            _text(row, "engine_version") or None), tp=tp, pp=pp,
         ep=_int(row, "ep", 1), weights=_text(row, "precision") or "bf16",
         kv_format=_text(row, "kv_precision") or None)
     arrivals, n, concurrency = _load(row)

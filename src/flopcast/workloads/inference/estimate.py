@@ -9,7 +9,12 @@ import numpy as np
 from flopcast.catalog.loader import inference_calibration_source, inference_efficiency
 from flopcast.errors import FlopcastError
 from flopcast.specs.inference import InferenceJob
-from flopcast.workloads.inference.step import attention_backends, forward_step, memory_plan
+from flopcast.workloads.inference.step import (
+    attention_backends,
+    decode_efficiency,
+    forward_step,
+    memory_plan,
+)
 
 GIB = 2**30
 #: Concurrencies tried by the max-throughput search (every value up to the engine's cap).
@@ -122,7 +127,8 @@ def estimate_inference(job: InferenceJob, calibration: str | None = None,
                                       prefill_len=job.input_len, logit_rows=batch))
         # decode steps see contexts input+1 … input+output-1; step time is affine in the
         # context (KV bytes), so the mean step is the step at the mean context
-        decode = _first(forward_step(job, eff, decode_seqs=batch,
+        decode = _first(forward_step(job, decode_efficiency(job, eff, batch),
+                                     decode_seqs=batch,
                                      decode_context=job.input_len + job.output_len / 2,
                                      logit_rows=batch))
         ttft = prefill["step_s"]

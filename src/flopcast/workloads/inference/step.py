@@ -102,6 +102,29 @@ def forward_step(job: InferenceJob, eff: Efficiency, prefill_tokens=0, prefill_l
     return batch_step(job, eff, batch, logit_rows)
 
 
+def graph_max_decode_seqs(job: InferenceJob) -> int:
+    """Largest decode-only batch (sequences per replica) the engine replays as a captured
+    CUDA graph; 0 when it captures none (vLLM, SGLang and TensorRT-LLM's executor capture
+    decode steps; a step with prefill runs eagerly)."""
+    engine = job.engine
+    if not engine.decode_cuda_graphs:
+        return 0
+    return engine.cuda_graph_max_batch or engine.max_batch_size
+
+
+def graph_efficiency(eff: Efficiency) -> Efficiency:
+    """``eff`` for a step replayed as a CUDA graph: each kernel pays the graph share of its
+    fixed cost (Efficiency.graph_fixed_cost_scale) instead of the eager one."""
+    return eff.updated(kernel_fixed_cost_scale=eff.graph_fixed_cost_scale)
+
+
+def decode_efficiency(job: InferenceJob, eff: Efficiency, decode_seqs: int) -> Efficiency:
+    """The efficiency a decode-only step of ``decode_seqs`` sequences is priced with."""
+    if 0 < decode_seqs <= graph_max_decode_seqs(job):
+        return graph_efficiency(eff)
+    return eff
+
+
 def _priced(job: InferenceJob, eff: Efficiency):
     """The system with ``eff`` in place, number formats, placement, attention kernels and
     the fixed-cost scale: what every layer-model call of a deployment takes."""

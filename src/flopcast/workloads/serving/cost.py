@@ -36,6 +36,7 @@ from flopcast.workloads.inference.step import (
     attention_step_s,
     batch_step,
     chunk_context,
+    graph_efficiency,
     kv_heads_per_gpu_share,
     memory_plan,
 )
@@ -69,7 +70,7 @@ class StepCost:
     """
 
     def __init__(self, job: InferenceJob, eff: Efficiency, max_rows: int, max_seqs: int,
-                 max_context: int):
+                 max_context: int, graph_seqs: int = 0):
         self.job, self.eff = job, eff
         rows = np.arange(max_rows + 1, dtype=float)
         dense = batch_step(job, eff, layer.Batch(prefill_tokens=rows), logit_rows=0)
@@ -86,13 +87,35 @@ class StepCost:
         self.decode_s = [row.tolist() for row in dec]
         self.decode_table = dec
         self.grid_array = np.asarray(self.grid)
+        self._decode_only(job, eff, max_seqs, min(graph_seqs, max_seqs), ctx)
         steps = int(np.ceil(np.log(max_context) / np.log(CONTEXT_STEP))) + 1
         self.key_grid = (CONTEXT_STEP ** np.arange(steps)).tolist()
         self.key_last = len(self.key_grid) - 2  # last interval's lower end
         self._prefill: dict[tuple[int, int, int], list[list[float]]] = {}
 
-    def decode_attention_s(self, seqs: int, context_sum: float) -> float:
-        """Decode attention of ``seqs`` sequences holding ``context_sum`` cached tokens."""
+    def _decode_only(self, job, eff, max_seqs: int, graph_seqs: int, ctx) -> None:
+        """Tables of decode-only steps: those of up to ``graph_seqs`` sequences replay a CUDA
+        graph (inference.step.graph_efficiency), larger ones run eagerly as mixed steps do."""
+        fixed = [r + h for r, h in zip(self.rows_s, self.head_s, strict=False)]
+        table = self.decode_table
+        if graph_seqs:
+            geff = graph_efficiency(eff)
+            n = np.arange(graph_seqs + 1, dtype=float)
+            g = batch_step(job, geff, layer.Batch(prefill_tokens=n), logit_rows=n)
+            g_fixed = (g["step_s"] - g["attention_s"]).tolist()
+            fixed[1:graph_seqs + 1] = g_fixed[1:]
+            table = table.copy()
+            table[:graph_seqs + 1] = attention_step_s(
+                job, geff, layer.Batch(decode_seqs=n[:, None], decode_context=ctx))
+        #: seconds of a decode-only step of n sequences outside attention (rows + LM head)
+        self.decode_fixed_s = fixed
+        self.decode_only_s = [row.tolist() for row in table]
+        self.decode_only_table = table
+
+    def decode_attention_s(self, seqs: int, context_sum: float,
+                           decode_only: bool = False) -> float:
+        """Decode attention of ``seqs`` sequences holding ``context_sum`` cached tokens
+        (``decode_only``: in a step without prefill, which may replay a CUDA graph)."""
         if seqs <= 0:
             return 0.0
         c = context_sum / seqs
@@ -102,13 +125,14 @@ class StepCost:
             i = self.grid_last
         lo = g[i - 1]
         w = (c - lo) / (g[i] - lo)
-        row = self.decode_s[seqs]
+        row = (self.decode_only_s if decode_only else self.decode_s)[seqs]
         a = row[i - 1]
         return a + (w if w < 1.0 else 1.0) * (row[i] - a)
 
     def decode_attention_run_s(self, seqs: int, context_sums: np.ndarray) -> np.ndarray:
-        """``decode_attention_s`` for many context totals at once (long decode stretches)."""
-        return np.interp(context_sums / seqs, self.grid_array, self.decode_table[seqs])
+        """``decode_attention_s`` of decode-only steps for many context totals at once (long
+        decode stretches)."""
+        return np.interp(context_sums / seqs, self.grid_array, self.decode_only_table[seqs])
 
     def prefill_attention_s(self, tokens: int, key_sum: float, sequences: int) -> float:
         """Prefill attention over ``tokens`` query rows attending over ``key_sum`` keys in all
@@ -146,6 +170,9 @@ class StepCost:
     def step_s(self, prefill_tokens: int, prefill_key_sum: float, prefill_seqs: int,
                decode_seqs: int, decode_context_sum: float, logit_rows: int) -> float:
         """Seconds of one iteration (see the module docstring for how each part is found)."""
+        if prefill_tokens == 0:
+            return (self.decode_fixed_s[decode_seqs]
+                    + self.decode_attention_s(decode_seqs, decode_context_sum, True))
         return (self.rows_s[prefill_tokens + decode_seqs] + self.head_s[logit_rows]
                 + self.prefill_attention_s(prefill_tokens, prefill_key_sum, prefill_seqs)
                 + self.decode_attention_s(decode_seqs, decode_context_sum))

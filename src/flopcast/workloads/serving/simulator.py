@@ -25,6 +25,7 @@ from flopcast.physics import flops as F
 from flopcast.physics.kv_cache import sequence_kv_bytes
 from flopcast.specs.efficiency import Efficiency
 from flopcast.specs.inference import InferenceJob
+from flopcast.workloads.inference.step import graph_max_decode_seqs
 from flopcast.workloads.serving.cost import StepCost, kv_blocks
 from flopcast.workloads.serving.replica import Replica, RequestTable
 from flopcast.workloads.serving.routers import make_router
@@ -177,7 +178,7 @@ class Simulator:
         sched = make_scheduler(dep.scheduler, lim)
         sched.prefix_caching = dep.prefix_caching
         cost = StepCost(job, dep.eff, lim.max_tokens + lim.max_seqs, lim.max_seqs,
-                        max_context)
+                        max_context, graph_max_decode_seqs(job))
         capacity, per_len = kv_blocks(job, dep.eff)
         first = len(self.replicas)
         reps = [Replica(first + k, cost, capacity // job.pp, per_len,
@@ -363,7 +364,7 @@ class Simulator:
                     int(grown) + rep.block_tokens * (rep.free_blocks // n))  # KV headroom
         if rep.waiting:
             limit = min(limit, rep.sched.stretch_cap(rep, req, n))
-        fixed = cost.rows_s[n] + cost.head_s[n]
+        fixed = cost.decode_fixed_s[n]
         context = rep.context_base + n * rep.decode_steps  # rep.decode_context()
         if limit > LONG_STRETCH and not self.keep_trace:
             t, k = self._long_stretch(rep, n, context, fixed, limit, until)
@@ -377,11 +378,11 @@ class Simulator:
                 self._finish(rep, i, t)
 
     def _short_stretch(self, rep, n, context, fixed, limit, until):
-        attention = rep.cost.decode_attention_s
+        cost = rep.cost
         trace = rep.trace if self.keep_trace else None
         t, k, gaps = rep.clock, 0, []
         while k < limit and (k == 0 or t < until):
-            dt = fixed + attention(n, context + k * n)
+            dt = fixed + cost.decode_attention_s(n, context + k * n, True)
             if trace is not None:
                 trace.append((t, t + dt, len(rep.running), n, rep.capacity - rep.free_blocks))
             t += dt
