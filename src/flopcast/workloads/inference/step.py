@@ -104,8 +104,9 @@ def forward_step(job: InferenceJob, eff: Efficiency, prefill_tokens=0, prefill_l
 
 def graph_max_decode_seqs(job: InferenceJob) -> int:
     """Largest decode-only batch (sequences per replica) the engine replays as a captured
-    CUDA graph; 0 when it captures none (vLLM, SGLang and TensorRT-LLM's executor capture
-    decode steps; a step with prefill runs eagerly)."""
+    CUDA graph; 0 when the engine entry prices none so (Engine.decode_cuda_graphs: on for
+    TensorRT-LLM from 0.12; vLLM and SGLang capture graphs too but are priced eagerly, see
+    their entries). A step with prefill always runs eagerly."""
     engine = job.engine
     if not engine.decode_cuda_graphs:
         return 0
