@@ -85,31 +85,31 @@ class StepCost:
         ctx = np.asarray(self.grid)[None, :]
         dec = attention_step_s(job, eff, layer.Batch(decode_seqs=seqs, decode_context=ctx))
         self.decode_s = [row.tolist() for row in dec]
-        self.decode_table = dec
         self.grid_array = np.asarray(self.grid)
-        self._decode_only(job, eff, max_seqs, min(graph_seqs, max_seqs), ctx)
+        self._decode_only(job, eff, min(graph_seqs, max_seqs), dec)
         steps = int(np.ceil(np.log(max_context) / np.log(CONTEXT_STEP))) + 1
         self.key_grid = (CONTEXT_STEP ** np.arange(steps)).tolist()
         self.key_last = len(self.key_grid) - 2  # last interval's lower end
         self._prefill: dict[tuple[int, int, int], list[list[float]]] = {}
 
-    def _decode_only(self, job, eff, max_seqs: int, graph_seqs: int, ctx) -> None:
+    def _decode_only(self, job, eff, graph_seqs: int, dec: np.ndarray) -> None:
         """Tables of decode-only steps: those of up to ``graph_seqs`` sequences replay a CUDA
-        graph (inference.step.graph_efficiency), larger ones run eagerly as mixed steps do."""
+        graph (inference.step.graph_efficiency), larger ones run eagerly as mixed steps do
+        (``dec``: the eager decode-attention table, whose rows are shared where eager)."""
         fixed = [r + h for r, h in zip(self.rows_s, self.head_s, strict=False)]
-        table = self.decode_table
+        table, rows = dec, self.decode_s
         if graph_seqs:
             geff = graph_efficiency(eff)
             n = np.arange(graph_seqs + 1, dtype=float)
             g = batch_step(job, geff, layer.Batch(prefill_tokens=n), logit_rows=n)
-            g_fixed = (g["step_s"] - g["attention_s"]).tolist()
-            fixed[1:graph_seqs + 1] = g_fixed[1:]
-            table = table.copy()
-            table[:graph_seqs + 1] = attention_step_s(
-                job, geff, layer.Batch(decode_seqs=n[:, None], decode_context=ctx))
+            fixed[1:graph_seqs + 1] = (g["step_s"] - g["attention_s"]).tolist()[1:]
+            table = dec.copy()
+            table[:graph_seqs + 1] = attention_step_s(job, geff, layer.Batch(
+                decode_seqs=n[:, None], decode_context=self.grid_array[None, :]))
+            rows = [row.tolist() for row in table[:graph_seqs + 1]] + rows[graph_seqs + 1:]
         #: seconds of a decode-only step of n sequences outside attention (rows + LM head)
         self.decode_fixed_s = fixed
-        self.decode_only_s = [row.tolist() for row in table]
+        self.decode_only_s = rows
         self.decode_only_table = table
 
     def decode_attention_s(self, seqs: int, context_sum: float,
