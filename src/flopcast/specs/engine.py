@@ -49,16 +49,32 @@ class Engine(BaseModel):
         None, description="Oldest release whose published runs replay decode CUDA graphs; a "
         "run of an older release (engine_version column) is priced eagerly. None = every "
         "release.")
+    overlap_scheduling: bool = Field(
+        False, description="The host forms iteration k+1 while the GPU runs iteration k "
+        "(SGLang's zero-overhead batch scheduler): a request arriving while the replica is "
+        "busy is first scheduled one iteration later than a synchronous loop would.")
+    overlap_scheduling_from_version: str | None = Field(
+        None, description="Oldest release that overlaps scheduling by default; older runs "
+        "(engine_version column) schedule synchronously. None = every release.")
     sources: list[str] = Field(default_factory=list)
 
     def at_version(self, version: str | None) -> Engine:
         """This engine as a run of release ``version`` executes (None or unparseable = the
         catalog's, i.e. the current release): decode CUDA graphs only from
-        ``cuda_graphs_from_version`` on."""
-        run, since = release_tuple(version), release_tuple(self.cuda_graphs_from_version)
-        if self.decode_cuda_graphs and run and since and run < since:
-            return self.model_copy(update={"decode_cuda_graphs": False})
-        return self
+        ``cuda_graphs_from_version`` on, overlapped scheduling only from
+        ``overlap_scheduling_from_version`` on."""
+        run = release_tuple(version)
+        older = {}
+        for feature in ("decode_cuda_graphs", "overlap_scheduling"):
+            since = release_tuple(getattr(self, VERSION_FIELD[feature]))
+            if getattr(self, feature) and run and since and run < since:
+                older[feature] = False
+        return self.model_copy(update=older) if older else self
+
+
+#: the field naming the first release of each version-dependent engine feature
+VERSION_FIELD = {"decode_cuda_graphs": "cuda_graphs_from_version",
+                 "overlap_scheduling": "overlap_scheduling_from_version"}
 
 
 def release_tuple(version: str | None) -> tuple[int, ...]:

@@ -67,6 +67,11 @@ class Replica(LockStep):
         self.blocks_per_len = blocks_per_len
         self.block_tokens = block_tokens
         self.waiting: deque[int] = deque()
+        #: arrived while an overlapping scheduler had already formed the next iteration
+        #: (Engine.overlap_scheduling): not yet visible to the scheduler
+        self.pending: deque[int] = deque()
+        self.overlap = False                 # set by the simulator from the engine
+        self.last_start = 0.0                # when the latest iteration began
         self.running: list[int] = []        # admitted, in admission order
         self.init_lockstep()
         self.clock = 0.0                     # when the next iteration may start
@@ -84,7 +89,19 @@ class Replica(LockStep):
 
     @property
     def busy(self) -> bool:
-        return bool(self.running or self.waiting)
+        return bool(self.running or self.waiting or self.pending)
+
+    def reveal_pending(self, arrival: list[float]) -> None:
+        """Overlapped scheduling (SGLang's event_loop_overlap): the iteration starting now
+        was formed when the previous one began, so it sees the requests that had arrived
+        by then; later arrivals wait one more iteration. An idle loop sees them at once."""
+        pending = self.pending
+        if not self.running:
+            self.waiting.extend(pending)
+            pending.clear()
+            return
+        while pending and arrival[pending[0]] <= self.last_start:
+            self.waiting.append(pending.popleft())
 
     def account(self, end: float) -> None:
         """Advance the clock to ``end``, integrating KV use and queue length over the
@@ -92,7 +109,7 @@ class Replica(LockStep):
         dt, occ = end - self.clock, self.occupancy
         used = self.capacity - self.free_blocks
         occ["kv_block_s"] += used * dt
-        queued = len(self.waiting)
+        queued = len(self.waiting) + len(self.pending)
         occ["queued_s"] += queued * dt
         occ["busy_s"] += dt
         if used > occ["peak_kv_blocks"]:

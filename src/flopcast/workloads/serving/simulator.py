@@ -185,6 +185,7 @@ class Simulator:
                         job.engine.kv_block_tokens) for k in range(job.replicas * job.pp)]
         for r in reps:
             r.sched, r.dep, r.role = sched, dep, dep.role
+            r.overlap = job.engine.overlap_scheduling
         return reps
 
     def _check_fits(self, rep: Replica) -> None:
@@ -219,7 +220,7 @@ class Simulator:
             t_next = t_arr if t_arr < t_hand else t_hand
             while ready:
                 rep = replicas[ready[0][1]]
-                if (rep.running or rep.waiting) and rep.clock == ready[0][0]:
+                if (rep.running or rep.waiting or rep.pending) and rep.clock == ready[0][0]:
                     break
                 heapq.heappop(ready)
             if not ready or t_next <= ready[0][0]:
@@ -241,10 +242,10 @@ class Simulator:
                 # while it stays the earliest replica before the next arrival it would be
                 # popped again at once: keep advancing it
                 advance(rep, t_next)
-                while (rep.running or rep.waiting) and rep.clock < t_next and (
+                while (rep.running or rep.waiting or rep.pending) and rep.clock < t_next and (
                         not ready or (rep.clock, rep.index) < ready[0]):
                     advance(rep, t_next)
-            if rep.running or rep.waiting:
+            if rep.running or rep.waiting or rep.pending:
                 heapq.heappush(ready, (rep.clock, rep.index))
         end = max(r.clock for r in replicas)
         return SimResult(self.req, self.itl_s, self.itl_weight, end,
@@ -252,11 +253,11 @@ class Simulator:
                          [r.occupancy for r in replicas])
 
     def _enqueue(self, rep: Replica, i: int, t: float) -> None:
-        if not (rep.running or rep.waiting):
+        if not rep.busy:
             if t > rep.clock:
                 rep.clock = t
             heapq.heappush(self.ready, (rep.clock, rep.index))
-        rep.waiting.append(i)
+        (rep.pending if rep.overlap and rep.running else rep.waiting).append(i)
         req = self.req
         req.replica[i] = rep.index
         rep.outstanding_tokens += req.prompt[i] + req.output[i]
@@ -272,6 +273,10 @@ class Simulator:
         """Run one iteration of ``rep``, or a stretch of decode-only ones ending at the first
         finish, the next arrival or the KV headroom."""
         req = self.req
+        if rep.pending:
+            rep.reveal_pending(req.arrival)
+            if rep.pending:  # they become visible after one more iteration
+                until = min(until, rep.clock)
         n = len(rep.running)
         if (FAST_PATH and rep.all_decoding and n and rep.free_blocks >= n
                 and not (rep.waiting and rep.sched.may_admit(rep, req))):
@@ -304,6 +309,7 @@ class Simulator:
         completing = [i for i, c in it.prefill if req.to_prefill(i) == c]
         dt = cost.step_s(tokens, key_sum, len(it.prefill), n, context, n + len(completing))
         end = rep.clock + dt
+        rep.last_start = rep.clock
         if self.keep_trace:
             rep.trace.append((rep.clock, end, len(rep.running), tokens + n,
                               rep.capacity - rep.free_blocks))
@@ -385,6 +391,7 @@ class Simulator:
             dt = fixed + cost.decode_attention_s(n, context + k * n, True)
             if trace is not None:
                 trace.append((t, t + dt, len(rep.running), n, rep.capacity - rep.free_blocks))
+            rep.last_start = t
             t += dt
             gaps.append(dt)
             k += 1
@@ -400,6 +407,7 @@ class Simulator:
         starts = rep.clock + np.concatenate(([0.0], np.cumsum(dts[:-1])))
         k = max(1, int(np.searchsorted(starts, until, side="left")))
         dts = dts[:k]
+        rep.last_start = float(starts[k - 1])
         gaps = dts.tolist()
         gaps[0] += rep.stall_s
         self.itl_s.extend(gaps)

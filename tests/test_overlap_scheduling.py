@@ -1,0 +1,83 @@
+"""Overlapped scheduling (SGLang v0.4's zero-overhead scheduler, TensorRT-LLM's PyTorch
+overlap scheduler): which releases overlap, and what it costs a request that arrives while
+the replica is busy: exactly one more iteration before its prefill, nothing when idle."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from flopcast.catalog import load_gpu, load_model
+from flopcast.catalog.loader import load_engine
+from flopcast.specs import System
+from flopcast.specs.inference import InferenceJob
+from flopcast.workloads.serving.run import deployment_for, serve
+
+
+@dataclass(frozen=True)
+class Reqs:
+    arrival_s: np.ndarray
+    input_len: np.ndarray
+    output_len: np.ndarray
+    prefix_id: np.ndarray = None
+    prefix_len: np.ndarray = None
+
+
+def _deployment(overlap: bool):
+    engine = load_engine("sglang").model_copy(update={"overlap_scheduling": overlap})
+    job = InferenceJob(model=load_model("llama-3.1-8b"), engine=engine,
+                       system=System(gpu=load_gpu("h100-sxm"), num_gpus=1))
+    return deployment_for(job)
+
+
+def _run(overlap: bool, arrival, prompt, output):
+    work = Reqs(np.asarray(arrival, float), np.asarray(prompt), np.asarray(output))
+    return serve(_deployment(overlap), work)[1].requests
+
+
+def test_releases_that_overlap():
+    sglang = load_engine("sglang")
+    assert sglang.overlap_scheduling
+    assert sglang.at_version(None).overlap_scheduling  # no version: the catalog's engine
+    assert sglang.at_version("0.4.1.post4").overlap_scheduling
+    assert not sglang.at_version("0.3.0").overlap_scheduling
+    assert not load_engine("tensorrt-llm").at_version("0.16.0").overlap_scheduling
+    assert not load_engine("vllm").overlap_scheduling
+
+
+def test_an_idle_replica_schedules_at_once():
+    sync, overlap = (_run(o, [0.0], [500], [50]) for o in (False, True))
+    assert overlap.first_token == sync.first_token
+    assert overlap.finish == sync.finish
+
+
+def test_a_busy_replica_schedules_one_iteration_later():
+    """Request 1 arrives while request 0 decodes alone: a synchronous loop prefills it after
+    the iteration in progress; an overlapped one has already formed the next iteration,
+    so the prefill waits for that one too: TTFT grows by one batch-1 decode step."""
+    arrival, prompt, output = [0.0, 0.5], [500, 500], [2000, 50]
+    sync, overlap = (_run(o, arrival, prompt, output) for o in (False, True))
+    step_s = (sync.finish[0] - sync.first_token[0]) / (output[0] - 1)  # ITL, roughly
+    delay = overlap.first_token[1] - sync.first_token[1]
+    assert delay == pytest.approx(step_s, rel=0.1)
+    assert overlap.first_token[0] == sync.first_token[0]
+
+
+@pytest.mark.parametrize("rate", [5.0, 40.0])
+def test_overlap_never_lowers_ttft_and_shortcuts_change_nothing(rate, monkeypatch):
+    import flopcast.workloads.serving.simulator as sim
+
+    rng = np.random.default_rng(3)
+    n = 200
+    work = Reqs(np.cumsum(rng.exponential(1 / rate, n)), rng.integers(50, 800, n),
+                rng.integers(20, 300, n))
+    sync = serve(_deployment(False), work)[0]
+    fast = serve(_deployment(True), work)
+    assert fast[0]["ttft_ms"]["p50"] >= sync["ttft_ms"]["p50"]
+    monkeypatch.setattr(sim, "FAST_PATH", False)
+    monkeypatch.setattr(sim, "LONG_STRETCH", 10**9)
+    slow = serve(_deployment(True), work)[1].requests
+    assert fast[1].requests.finish == pytest.approx(slow.finish, rel=1e-9)
+    assert fast[1].requests.first_token == pytest.approx(slow.first_token, rel=1e-9)
