@@ -13,6 +13,8 @@ from flopcast.workloads.inference.step import (
     attention_backends,
     decode_efficiency,
     forward_step,
+    graph_efficiency,
+    graph_max_decode_seqs,
     memory_plan,
 )
 
@@ -54,11 +56,24 @@ def _steady_step(job, eff, concurrency):
     same rate; chunked prefill mixes them in, Agrawal et al. 2024 Sarathi-Serve). With pp
     stages the engine keeps pp micro-batches of C/pp sequences in flight, each advancing one
     token per pass through all stages (GPipe-style pipelining of decode steps), so the time
-    per output token is the full-model time of one C/pp micro-batch."""
+    per output token is the full-model time of one C/pp micro-batch.
+
+    Engines that replay decode-only steps as CUDA graphs (``graph_max_decode_seqs``) run most
+    steady steps so: the step is the eager mixed step less what graph replay saves on its
+    decode part, as the serving simulator prices decode-only and mixed steps
+    (serving.cost.StepCost)."""
     c = np.asarray(concurrency, dtype=float) / job.pp
-    return forward_step(job, eff, prefill_tokens=c * job.input_len / job.output_len,
-                        prefill_len=job.input_len, decode_seqs=c,
-                        decode_context=job.input_len + job.output_len / 2, logit_rows=c)
+    decode = dict(decode_seqs=c, decode_context=job.input_len + job.output_len / 2,
+                  logit_rows=c)
+    mixed = forward_step(job, eff, prefill_tokens=c * job.input_len / job.output_len,
+                         prefill_len=job.input_len, **decode)
+    limit = graph_max_decode_seqs(job)
+    if not limit:
+        return mixed
+    eager = forward_step(job, eff, **decode)
+    graph = forward_step(job, graph_efficiency(eff), **decode)
+    replayed = (c > 0) & (c <= limit)
+    return {k: mixed[k] - np.where(replayed, eager[k] - graph[k], 0.0) for k in mixed}
 
 
 def _first(d: dict) -> dict[str, float]:
