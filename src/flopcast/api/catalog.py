@@ -59,6 +59,7 @@ class EngineRow(BaseModel):
     max_num_tokens: int
     kv_block_tokens: int
     memory_fraction: float
+    memory_of: str
     calibration: str
 
 
@@ -125,7 +126,7 @@ def _engines() -> list[EngineRow]:
 
     return [EngineRow(id=e.id, name=e.name, max_batch_size=e.max_batch_size,
                       max_num_tokens=e.max_num_tokens, kv_block_tokens=e.kv_block_tokens,
-                      memory_fraction=e.memory_fraction,
+                      memory_fraction=e.memory_fraction, memory_of=e.memory_fraction_of,
                       calibration=e.calibration_engine or e.id)
             for e in (load_engine(i) for i in engine_ids())]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -19,8 +20,18 @@ class Engine(BaseModel):
     max_num_tokens: int = Field(ge=1, description="Tokens (prefill + decode) per step at most.")
     kv_block_tokens: int = Field(ge=1, description="Paged-KV block size in tokens.")
     memory_fraction: float = Field(
-        gt=0, le=1, description="Share of the memory left after weights given to the KV cache."
-    )
+        gt=0, le=1, description="The engine's memory share; what it is a share of: "
+        "memory_fraction_of.")
+    memory_fraction_of: Literal["free", "total", "static"] = Field(
+        "free", description="free: the KV cache gets this share of the memory left after "
+        "weights, runtime reserve and step workspace (TensorRT-LLM free_gpu_memory_fraction); "
+        "total: the engine uses this share of all GPU memory, weights and workspace included "
+        "(vLLM gpu_memory_utilization); static: weights and the KV pool fill this share of all "
+        "GPU memory, activations live in the rest (SGLang mem_fraction_static).")
+    memory_fraction_by_tp: dict[int, float] | None = Field(
+        None, description="Default share that depends on the model-parallel size (tp·pp): the "
+        "value of the largest key not above it (SGLang: 0.88 alone, 0.79 from 16 GPUs); "
+        "memory_fraction is the one-GPU value.")
     attention_backend: str | None = Field(
         None, description="Prefill attention kernel (a kernel-profile backend name); None or "
         "one the GPU's profile lacks = the profile's default.")
@@ -57,6 +68,12 @@ class Engine(BaseModel):
         None, description="Oldest release that overlaps scheduling by default; older runs "
         "(engine_version column) schedule synchronously. None = every release.")
     sources: list[str] = Field(default_factory=list)
+
+    def memory_share(self, model_parallel: int) -> float:
+        """``memory_fraction`` for a replica of ``model_parallel`` GPUs (tp·pp)."""
+        table = self.memory_fraction_by_tp or {}
+        keys = [k for k in table if k <= model_parallel]
+        return table[max(keys)] if keys else self.memory_fraction
 
     def at_version(self, version: str | None) -> Engine:
         """This engine as a run of release ``version`` executes (None or unparseable = the

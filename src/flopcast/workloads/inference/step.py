@@ -194,9 +194,11 @@ def weight_bytes_per_gpu(job: InferenceJob) -> float:
 def memory_plan(job: InferenceJob, eff: Efficiency, context) -> dict[str, np.ndarray]:
     """Weights, workspace, KV budget and how many sequences of ``context`` tokens fit per GPU.
 
-    The engine gives ``memory_fraction`` of what is left after weights, runtime reserve and
-    step workspace to the paged KV cache (TensorRT-LLM free_gpu_memory_fraction, vLLM
-    gpu_memory_utilization); sequences occupy whole pages.
+    The paged KV cache gets what the engine's memory share leaves (Engine.memory_fraction_of):
+    a share of the memory free after weights, runtime reserve and step workspace (TensorRT-LLM
+    free_gpu_memory_fraction), or a share of all memory less those (vLLM
+    gpu_memory_utilization), or less weights and reserve only (SGLang mem_fraction_static:
+    activations live outside it); sequences occupy whole pages.
     """
     m, gpu, engine = job.model, job.system.gpu, job.engine
     weights = weight_bytes_per_gpu(job)
@@ -207,8 +209,15 @@ def memory_plan(job: InferenceJob, eff: Efficiency, context) -> dict[str, np.nda
                                             m.moe_top_k * m.moe_ffn_hidden_size)
     workspace = (engine.max_num_tokens * act * (4 * m.hidden_size + up / job.tp)
                  + engine.max_batch_size * 4 * m.vocab_size / job.tp)
-    free = gpu.hbm_bytes - weights - eff.runtime_reserved_bytes - workspace
-    kv_budget = np.maximum(free, 0) * engine.memory_fraction
+    share = engine.memory_share(job.tp * job.pp)
+    reserved = eff.runtime_reserved_bytes
+    if engine.memory_fraction_of == "free":
+        kv_budget = (gpu.hbm_bytes - weights - reserved - workspace) * share
+    elif engine.memory_fraction_of == "total":
+        kv_budget = gpu.hbm_bytes * share - weights - reserved - workspace
+    else:  # static
+        kv_budget = gpu.hbm_bytes * share - weights - reserved
+    kv_budget = np.maximum(kv_budget, 0)
     per_seq = (sequence_kv_bytes(m, context, job.kv_element_bytes, engine.kv_block_tokens)
                * kv_heads_per_gpu_share(job) / job.pp)
     max_seqs = np.floor(kv_budget / per_seq)

@@ -1,0 +1,51 @@
+"""How each engine sizes its KV cache (Engine.memory_fraction_of): TensorRT-LLM takes a share
+of the memory left after loading, vLLM a share of all memory less weights and activations,
+SGLang a static share of all memory for weights and KV whose default falls with the GPU
+count."""
+
+from __future__ import annotations
+
+import pytest
+
+from flopcast.catalog import load_gpu, load_model
+from flopcast.catalog.loader import load_engine
+from flopcast.specs import System
+from flopcast.specs.efficiency import Efficiency
+from flopcast.specs.inference import InferenceJob
+from flopcast.workloads.inference.step import memory_plan
+
+GIB = 2**30
+
+
+def _plan(engine: str, model: str, gpus: int, **update):
+    e = load_engine(engine).model_copy(update=update)
+    job = InferenceJob(model=load_model(model), engine=e,
+                       system=System(gpu=load_gpu("h200"), num_gpus=gpus), tp=gpus)
+    return job, memory_plan(job, Efficiency(), 1000)
+
+
+@pytest.mark.parametrize("gpus, share", [(1, 0.88), (2, 0.87), (4, 0.85), (8, 0.81),
+                                         (16, 0.79), (32, 0.79)])
+def test_sglang_default_share_falls_with_the_gpu_count(gpus, share):
+    assert load_engine("sglang").memory_share(gpus) == share
+    assert load_engine("vllm").memory_share(gpus) == 0.9  # no table: one value
+
+
+def test_each_mode_subtracts_what_the_engine_keeps_outside_the_kv_cache():
+    job, plan = _plan("sglang", "llama-3.1-405b", 8)
+    total, w = job.system.gpu.hbm_bytes, float(plan["weights_bytes"])
+    reserved, ws = float(plan["reserved_bytes"]), float(plan["workspace_bytes"])
+    assert float(plan["kv_budget_bytes"]) == pytest.approx(0.81 * total - w - reserved)
+    _, vllm = _plan("vllm", "llama-3.1-405b", 8)
+    assert float(vllm["kv_budget_bytes"]) == pytest.approx(
+        0.9 * total - w - reserved - float(vllm["workspace_bytes"]))
+    _, trt = _plan("tensorrt-llm", "llama-3.1-405b", 8)
+    assert float(trt["kv_budget_bytes"]) == pytest.approx(
+        0.9 * (total - w - reserved - float(trt["workspace_bytes"])))
+    assert ws > 0
+
+
+def test_a_share_below_the_weights_leaves_no_kv_cache():
+    _, plan = _plan("sglang", "llama-3.1-405b", 8, memory_fraction_by_tp={1: 0.5})
+    assert float(plan["kv_budget_bytes"]) == 0.0
+    assert float(plan["max_sequences"]) == 0.0
