@@ -148,7 +148,7 @@ def attention_time(tokens, context, heads, head_dim_qk, head_dim_v, gpu: GPU,
 
 def decode_attention_time(sequences, kv_len, kv_elements_per_token, q_heads, kv_element_bytes,
                           gpu: GPU, backend: str | None = None, flops_per_key=None,
-                          dtype: str = "bf16"):
+                          dtype: str = "bf16", kv_heads=None):
     """Seconds for ``sequences`` single-token queries each reading ``kv_len`` cached tokens.
 
     Bandwidth-bound (Flash-Decoding, Dao et al. 2023): bytes = sequences·kv_len·(K and V
@@ -156,11 +156,15 @@ def decode_attention_time(sequences, kv_len, kv_elements_per_token, q_heads, kv_
     streaming fraction, times the SM fill. ``flops_per_key`` (FLOPs per sequence per cached
     token, e.g. 2·q_heads·(d_qk + d_v)) adds a compute floor at the profile's default fused
     attention forward fraction: MLA's absorbed decode with many query heads per latent is
-    compute-bound (DeepSeek-V3 §3.4; FlashMLA).
+    compute-bound (DeepSeek-V3 §3.4; FlashMLA). A backend that does not share KV heads
+    (``shares_kv_heads`` False) reads each of the ``kv_heads`` once per query head of its
+    group (q_heads / kv_heads times).
     """
     b = gpu.kernels.decode_backend(backend)
     seqs, kv = _f(sequences), _f(kv_len)
     num_bytes = seqs * kv * _f(kv_elements_per_token) * kv_element_bytes
+    if not b.shares_kv_heads and kv_heads is not None:
+        num_bytes = num_bytes * np.maximum(_f(q_heads) / _f(kv_heads), 1.0)
     blocks = seqs * _f(q_heads)
     if b.split_kv:
         blocks = blocks * np.clip(np.ceil(kv / DECODE_SPLIT_BLOCK), 1, DECODE_MAX_SPLITS)

@@ -217,7 +217,7 @@ def attention_time(model: Model, gpu, place: Placement, num: Numerics, batch: Ba
     """Attention core of one layer on one rank: fused prefill attention over the query rows,
     plus bandwidth-bound decode attention over each decoding sequence's cache (backward:
     prefill rows only). KV heads are split by tp (replicated beyond the KV head count)."""
-    q_heads, _ = attention_heads(model, place.tp)
+    q_heads, kv_heads = attention_heads(model, place.tp)
     tokens = _f(batch.prefill_tokens)
     prefill = kernels.attention_time(
         tokens, batch.prefill_context, q_heads, model.head_dim_qk, model.head_dim_v, gpu,
@@ -230,7 +230,7 @@ def attention_time(model: Model, gpu, place: Placement, num: Numerics, batch: Ba
     decode = kernels.decode_attention_time(
         seqs, cached_tokens_per_layer(model, batch.decode_context), elements, q_heads,
         kv_element_bytes, gpu, decode_backend, decode_flops_per_key(model, place.tp),
-        num.compute_dtype)
+        num.compute_dtype, kv_heads)
     launches = gpu.kernels.decode_backend(decode_backend).launches
     return prefill + fixed_scaled(decode, gpu, fixed, np.where(seqs > 0, launches, 0.0))
 

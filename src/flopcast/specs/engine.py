@@ -37,6 +37,12 @@ class Engine(BaseModel):
         "one the GPU's profile lacks = the profile's default.")
     decode_attention_backend: str | None = Field(
         None, description="Decode attention kernel (kernel-profile backend name).")
+    decode_attention_from_version: str | None = Field(
+        None, description="First release with decode_attention_backend; older runs "
+        "(engine_version column) use legacy_decode_attention_backend. None = every release.")
+    legacy_decode_attention_backend: str | None = Field(
+        None, description="Decode attention kernel of releases before "
+        "decode_attention_from_version.")
     calibration_engine: str | None = Field(
         None, description="Engine id whose inference calibration applies where this engine has "
         "none of its own: the runtime it wraps (NVIDIA NIM's optimized profiles run "
@@ -79,13 +85,17 @@ class Engine(BaseModel):
         """This engine as a run of release ``version`` executes (None or unparseable = the
         catalog's, i.e. the current release): decode CUDA graphs only from
         ``cuda_graphs_from_version`` on, overlapped scheduling only from
-        ``overlap_scheduling_from_version`` on."""
+        ``overlap_scheduling_from_version`` on, the legacy decode attention kernel before
+        ``decode_attention_from_version``."""
         run = release_tuple(version)
         older = {}
         for feature in ("decode_cuda_graphs", "overlap_scheduling"):
             since = release_tuple(getattr(self, VERSION_FIELD[feature]))
             if getattr(self, feature) and run and since and run < since:
                 older[feature] = False
+        since = release_tuple(self.decode_attention_from_version)
+        if self.legacy_decode_attention_backend and run and since and run < since:
+            older["decode_attention_backend"] = self.legacy_decode_attention_backend
         return self.model_copy(update=older) if older else self
 
 

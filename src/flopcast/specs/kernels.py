@@ -53,6 +53,11 @@ class DecodeAttentionBackend(BaseModel):
     stream_fraction: float = Field(gt=0, le=1)
     split_kv: bool = True
     launches: int = Field(1, ge=1)
+    shares_kv_heads: bool = Field(
+        True, description="Under grouped-query attention the query heads of a group read "
+        "their shared KV head once (XQA, FlashInfer, Flash-Decoding). False: one block per "
+        "query head, each streaming its group's KV head (TensorRT-LLM's masked multi-head "
+        "attention kernel before XQA), so KV bytes scale with the group size.")
 
 
 class KernelProfile(BaseModel):

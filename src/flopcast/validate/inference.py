@@ -7,6 +7,8 @@ input and output lengths (ShareGPT prompts), or driven by an open-loop request r
 skipped with the reason: they need a length distribution or a queueing simulation.
 Defaults: tp = gpus/pp; pp, ep = 1; KV cache fp8 with fp8/fp4 weights, else 16-bit. An ep
 larger than tp spreads the experts over the data-parallel replicas (InferenceJob's rules).
+An ``engine_version`` column, where a file has one, prices that release (Engine.at_version:
+its CUDA graphs, scheduling, decode attention kernel); without it the catalog's engine stands.
 """
 
 from __future__ import annotations
@@ -65,7 +67,8 @@ def job_from_row(row: dict, calibration: str | None = None) -> InferenceJob:
     return InferenceJob(
         model=resolve_model(row["model"].strip()),
         system=System(gpu=load_gpu(row["gpu"].strip(), calibration), num_gpus=n),
-        engine=load_engine(row.get("engine") or "generic"),
+        engine=load_engine(row.get("engine") or "generic").at_version(
+            (row.get("engine_version") or "").strip() or None),
         tp=_int(row, "tp") or n // pp, pp=pp, ep=_int(row, "ep", 1),
         weights=(row.get("precision") or "bf16").strip(),
         input_len=_int(row, "input_len"), output_len=_int(row, "output_len"),
