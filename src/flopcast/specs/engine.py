@@ -88,20 +88,18 @@ class Engine(BaseModel):
         ``overlap_scheduling_from_version`` on, the legacy decode attention kernel before
         ``decode_attention_from_version``."""
         run = release_tuple(version)
+        legacy = {  # field: (first release with the catalog's value, the value before it)
+            "decode_cuda_graphs": (self.cuda_graphs_from_version, False),
+            "overlap_scheduling": (self.overlap_scheduling_from_version, False),
+            "decode_attention_backend": (self.decode_attention_from_version,
+                                         self.legacy_decode_attention_backend),
+        }
         older = {}
-        for feature in ("decode_cuda_graphs", "overlap_scheduling"):
-            since = release_tuple(getattr(self, VERSION_FIELD[feature]))
-            if getattr(self, feature) and run and since and run < since:
-                older[feature] = False
-        since = release_tuple(self.decode_attention_from_version)
-        if self.legacy_decode_attention_backend and run and since and run < since:
-            older["decode_attention_backend"] = self.legacy_decode_attention_backend
+        for field, (first, before) in legacy.items():
+            since = release_tuple(first)
+            if run and since and run < since and before is not None:
+                older[field] = before
         return self.model_copy(update=older) if older else self
-
-
-#: the field naming the first release of each version-dependent engine feature
-VERSION_FIELD = {"decode_cuda_graphs": "cuda_graphs_from_version",
-                 "overlap_scheduling": "overlap_scheduling_from_version"}
 
 
 def release_tuple(version: str | None) -> tuple[int, ...]:
