@@ -49,3 +49,20 @@ def test_a_share_below_the_weights_leaves_no_kv_cache():
     _, plan = _plan("sglang", "llama-3.1-405b", 8, memory_fraction_by_tp={1: 0.5})
     assert float(plan["kv_budget_bytes"]) == 0.0
     assert float(plan["max_sequences"]) == 0.0
+
+
+@pytest.mark.parametrize("gpu, seqs, tokens", [("h100-sxm", 1024, 8192), ("h200", 1024, 8192),
+                                               ("a100-80gb", 256, 2048), ("l40s", 256, 2048)])
+def test_vllm_limits_follow_the_gpu(gpu, seqs, tokens):
+    """vLLM V1 (EngineArgs.get_batch_defaults): large-memory GPUs other than A100 batch more;
+    the job carries the limits of its GPU, and the serving deployment takes them."""
+    from flopcast.workloads.serving.run import deployment_for
+
+    job = InferenceJob(model=load_model("llama-3.1-8b"), engine=load_engine("vllm"),
+                       system=System(gpu=load_gpu(gpu), num_gpus=1))
+    assert (job.engine.max_batch_size, job.engine.max_num_tokens) == (seqs, tokens)
+    limits = deployment_for(job).limits
+    assert (limits.max_seqs, limits.max_tokens) == (seqs, tokens)
+    trt = InferenceJob(model=load_model("llama-3.1-8b"), engine=load_engine("tensorrt-llm"),
+                       system=System(gpu=load_gpu(gpu), num_gpus=1))
+    assert trt.engine == load_engine("tensorrt-llm")

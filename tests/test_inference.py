@@ -124,9 +124,11 @@ def test_batch_beyond_kv_capacity_is_refused():
 
 
 def test_max_throughput_respects_limits():
-    est = estimate_inference(job(input_len=2000, output_len=200, mode="max_throughput"))
+    j = job(input_len=2000, output_len=200, mode="max_throughput")
+    est = estimate_inference(j)
     assert est.batch <= est.max_concurrent_sequences
-    assert est.batch * (1 + 2000 / 200) <= load_engine("vllm").max_num_tokens + 11
+    # the job's engine carries its GPU's limits (Engine.limits_by_gpu)
+    assert est.batch * (1 + 2000 / 200) <= j.engine.max_num_tokens + 11
 
 
 @pytest.mark.parametrize("bad, message", [

@@ -8,6 +8,22 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 
+class GpuLimits(BaseModel):
+    """Engine defaults that depend on the GPU (vLLM: larger batches on large-memory GPUs)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min_hbm_gib: float = Field(0, ge=0, description="Applies to GPUs with at least this memory.")
+    except_gpus: list[str] = Field(
+        default_factory=list, description="…but not to GPUs whose id contains one of these.")
+    max_batch_size: int = Field(ge=1)
+    max_num_tokens: int = Field(ge=1)
+
+    def applies_to(self, gpu) -> bool:
+        return (gpu.hbm_bytes >= self.min_hbm_gib * 2**30
+                and not any(name in gpu.id for name in self.except_gpus))
+
+
 class Engine(BaseModel):
     """What an inference engine allows per step and how it pages the KV cache."""
 
@@ -73,7 +89,18 @@ class Engine(BaseModel):
     overlap_scheduling_from_version: str | None = Field(
         None, description="Oldest release that overlaps scheduling by default; older runs "
         "(engine_version column) schedule synchronously. None = every release.")
+    limits_by_gpu: list[GpuLimits] = Field(
+        default_factory=list, description="GPU-dependent defaults replacing max_batch_size "
+        "and max_num_tokens: the first rule that applies to the deployment's GPU.")
     sources: list[str] = Field(default_factory=list)
+
+    def for_gpu(self, gpu) -> Engine:
+        """This engine's defaults on ``gpu`` (``limits_by_gpu``)."""
+        for rule in self.limits_by_gpu:
+            if rule.applies_to(gpu):
+                return self.model_copy(update={"max_batch_size": rule.max_batch_size,
+                                               "max_num_tokens": rule.max_num_tokens})
+        return self
 
     def memory_share(self, model_parallel: int) -> float:
         """``memory_fraction`` for a replica of ``model_parallel`` GPUs (tp·pp)."""

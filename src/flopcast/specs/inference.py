@@ -79,6 +79,7 @@ class InferenceJob(BaseModel):
         if self.ep > 1:
             self._check_expert_parallel()
         gpu = self.system.gpu
+        object.__setattr__(self, "engine", self.engine.for_gpu(gpu))  # GPU-dependent limits
         if self.weights.name == "mxfp4" and "fp4" not in gpu.peak_flops:
             weight_only = self.weights.model_copy(update={"gemm_dtype": "bf16",
                                                           "weight_only": True})
