@@ -29,8 +29,9 @@ def _job(engine, model="llama-3.1-8b", gpus=1, **kw):
 
 
 @pytest.mark.parametrize("text, expected", [
-    ("0.16.0", (0, 16, 0)), ("0.5.0 (TensorRT 9.1)", (0, 5, 0)), ("0.7a", (0, 7)),
-    ("v1.0", (1, 0)), ("", ()), (None, ()), ("nightly", ())])
+    ("0.16.0", (0, 16)), ("0.16.1", (0, 16, 1)), ("0.5.0 (TensorRT 9.1)", (0, 5)),
+    ("0.7a", (0, 7)), ("v1.0", (1,)), ("1", (1,)), ("0", (0,)), ("", ()), (None, ()),
+    ("nightly", ())])
 def test_release_tuple(text, expected):
     assert release_tuple(text) == expected
 

@@ -66,3 +66,12 @@ def test_vllm_limits_follow_the_gpu(gpu, seqs, tokens):
     trt = InferenceJob(model=load_model("llama-3.1-8b"), engine=load_engine("tensorrt-llm"),
                        system=System(gpu=load_gpu(gpu), num_gpus=1))
     assert trt.engine == load_engine("tensorrt-llm")
+
+
+def test_limits_follow_a_job_moved_to_another_gpu():
+    job = InferenceJob(model=load_model("llama-3.1-8b"), engine=load_engine("vllm"),
+                       system=System(gpu=load_gpu("h100-sxm"), num_gpus=1))
+    moved = job.model_copy(update={"system": System(gpu=load_gpu("l40s"), num_gpus=1)})
+    assert (moved.engine.max_batch_size, moved.engine.max_num_tokens) == (256, 2048)
+    back = moved.model_copy(update={"system": job.system})
+    assert (back.engine.max_batch_size, back.engine.max_num_tokens) == (1024, 8192)

@@ -60,6 +60,7 @@ class EngineRow(BaseModel):
     kv_block_tokens: int
     memory_fraction: float
     memory_of: str
+    by_gpu: str
     calibration: str
 
 
@@ -121,13 +122,25 @@ def _models() -> list[ModelRow]:
             for m in (load_model(i) for i in model_ids())]
 
 
+def _gpu_rules(engine) -> str:
+    """The engine's GPU-dependent defaults in one line ("" when it has none)."""
+    rules = []
+    for r in engine.limits_by_gpu:
+        but = f" but {', '.join(r.except_gpus)}" if r.except_gpus else ""
+        rules.append(f">= {r.min_hbm_gib:g} GiB{but}: {r.max_batch_size}/{r.max_num_tokens}")
+    share = engine.memory_fraction_by_tp or {}
+    if share:
+        rules.append("share by GPUs " + ", ".join(f"{k}: {v:g}" for k, v in share.items()))
+    return "; ".join(rules)
+
+
 def _engines() -> list[EngineRow]:
     from flopcast.catalog.loader import engine_ids, load_engine
 
     return [EngineRow(id=e.id, name=e.name, max_batch_size=e.max_batch_size,
                       max_num_tokens=e.max_num_tokens, kv_block_tokens=e.kv_block_tokens,
                       memory_fraction=e.memory_fraction, memory_of=e.memory_fraction_of,
-                      calibration=e.calibration_engine or e.id)
+                      by_gpu=_gpu_rules(e), calibration=e.calibration_engine or e.id)
             for e in (load_engine(i) for i in engine_ids())]
 
 

@@ -92,15 +92,23 @@ class Engine(BaseModel):
     limits_by_gpu: list[GpuLimits] = Field(
         default_factory=list, description="GPU-dependent defaults replacing max_batch_size "
         "and max_num_tokens: the first rule that applies to the deployment's GPU.")
+    entry_limits: tuple[int, int] | None = Field(
+        None, description="Set by for_gpu: the entry's own (max_batch_size, max_num_tokens), "
+        "so that the engine can be moved to another GPU.")
     sources: list[str] = Field(default_factory=list)
 
     def for_gpu(self, gpu) -> Engine:
-        """This engine's defaults on ``gpu`` (``limits_by_gpu``)."""
-        for rule in self.limits_by_gpu:
-            if rule.applies_to(gpu):
-                return self.model_copy(update={"max_batch_size": rule.max_batch_size,
-                                               "max_num_tokens": rule.max_num_tokens})
-        return self
+        """This engine's defaults on ``gpu``: the first ``limits_by_gpu`` rule that applies,
+        else the entry's own limits."""
+        if not self.limits_by_gpu:
+            return self
+        seqs, tokens = self.entry_limits or (self.max_batch_size, self.max_num_tokens)
+        rule = next((r for r in self.limits_by_gpu if r.applies_to(gpu)), None)
+        if rule is not None:
+            seqs, tokens = rule.max_batch_size, rule.max_num_tokens
+        return self.model_copy(update={"max_batch_size": seqs, "max_num_tokens": tokens,
+                                       "entry_limits": self.entry_limits or (
+                                           self.max_batch_size, self.max_num_tokens)})
 
     def memory_share(self, model_parallel: int) -> float:
         """``memory_fraction`` for a replica of ``model_parallel`` GPUs (tp·pp)."""
@@ -130,7 +138,12 @@ class Engine(BaseModel):
 
 
 def release_tuple(version: str | None) -> tuple[int, ...]:
-    """Leading numeric release of a version string ("0.5.0 (TensorRT 9.1)" → (0, 5, 0);
-    "0.7a" → (0, 7)); () when it has none."""
+    """Leading numeric release of a version string, trailing zeros dropped ("0.5.0 (TensorRT
+    9.1)" → (0, 5); "0.7a" → (0, 7); "1" and "1.0" → (1,)); () when it has none."""
     match = re.match(r"\s*v?(\d+(?:\.\d+)*)", version or "")
-    return tuple(int(x) for x in match.group(1).split(".")) if match else ()
+    if not match:
+        return ()
+    parts = [int(x) for x in match.group(1).split(".")]
+    while len(parts) > 1 and parts[-1] == 0:  # "1" and "1.0" are one release
+        parts.pop()
+    return tuple(parts)

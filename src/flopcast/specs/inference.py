@@ -95,6 +95,14 @@ class InferenceJob(BaseModel):
             object.__setattr__(self, "kv_format", kv)
         return self
 
+    def model_copy(self, *, update=None, deep: bool = False) -> InferenceJob:
+        """A copy; moved to another system or engine, the engine's limits follow the GPU
+        (Engine.for_gpu; pydantic does not validate copies)."""
+        copy = super().model_copy(update=update, deep=deep)
+        if update and ("system" in update or "engine" in update):
+            object.__setattr__(copy, "engine", copy.engine.for_gpu(copy.system.gpu))
+        return copy
+
     def _check_expert_parallel(self) -> None:
         """ep divides the experts and tp, or spans tp·replicas (see the class rules)."""
         m, ep, tp = self.model, self.ep, self.tp

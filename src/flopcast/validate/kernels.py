@@ -90,7 +90,7 @@ def _kernel_seconds(op: str, row: dict, gpu: GPU):
     d = _need(row, "head_dim")
     if op == "decode_attention":
         return K.decode_attention_time(b, _need(row, "kv_len"), kv_heads * 2 * d, heads,
-                                       ELEMENT_BYTES[dtype], gpu, backend)
+                                       ELEMENT_BYTES[dtype], gpu, backend, kv_heads=kv_heads)
     if op == "attention":
         s = _need(row, "seq_len")
         causal = (row.get("causal") or "1").strip() not in ("0", "false", "False")

@@ -16,9 +16,10 @@ Each row becomes a simulation; rows that differ only in the metric share one. Ru
   lengths and batches mean and median coincide); ``max_qps_under_slo`` runs the capacity
   search.
 - engine limits (max_batch_size, max_num_tokens) and the KV format come from the row when
-  given, else from the engine's catalog entry; empty tp = 1, precision = bf16; a row's
-  ``engine_version`` older than the entry's ``cuda_graphs_from_version`` runs decode eagerly
-  (Engine.at_version); without a version the catalog's (current) engine stands.
+  given, else from the engine's catalog entry on the row's GPU (Engine.for_gpu); empty tp =
+  1, precision = bf16; a row's ``engine_version`` selects that release's decode CUDA graphs,
+  overlapped scheduling and decode attention kernel (Engine.at_version); without a version
+  the catalog's (current) engine stands.
 - at most ``MAX_SIMULATED`` requests are simulated per row (steady-state metrics); offline rows
   keep their count, since the drain at the end is part of what they measure.
 """

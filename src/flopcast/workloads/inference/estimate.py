@@ -14,7 +14,7 @@ from flopcast.workloads.inference.step import (
     decode_efficiency,
     forward_step,
     graph_efficiency,
-    graph_max_decode_seqs,
+    graph_replayed,
     memory_plan,
 )
 
@@ -58,7 +58,7 @@ def _steady_step(job, eff, concurrency):
     token per pass through all stages (GPipe-style pipelining of decode steps), so the time
     per output token is the full-model time of one C/pp micro-batch.
 
-    Engines that replay decode-only steps as CUDA graphs (``graph_max_decode_seqs``) run most
+    Engines that replay decode-only steps as CUDA graphs (``graph_replayed``) run most
     steady steps so: the step is the eager mixed step less what graph replay saves on its
     decode part, as the serving simulator prices decode-only and mixed steps
     (serving.cost.StepCost)."""
@@ -67,17 +67,31 @@ def _steady_step(job, eff, concurrency):
                   logit_rows=c)
     mixed = forward_step(job, eff, prefill_tokens=c * job.input_len / job.output_len,
                          prefill_len=job.input_len, **decode)
-    limit = graph_max_decode_seqs(job)
-    if not limit:
+    replayed = graph_replayed(job, c)
+    if not np.any(replayed):
         return mixed
     eager = forward_step(job, eff, **decode)
     graph = forward_step(job, graph_efficiency(eff), **decode)
-    replayed = (c > 0) & (c <= limit)
     return {k: mixed[k] - np.where(replayed, eager[k] - graph[k], 0.0) for k in mixed}
 
 
 def _first(d: dict) -> dict[str, float]:
     return {k: float(np.asarray(v).reshape(-1)[0]) for k, v in d.items()}
+
+
+def _does_not_fit(job: InferenceJob, mem: dict, context: int) -> FlopcastError:
+    """The refusal when not one sequence's KV cache fits: what the weights and workspace
+    take of the memory the engine uses (all of it, or its share: Engine.memory_fraction_of)."""
+    need = mem["weights_bytes"] + mem["reserved_bytes"] + mem["workspace_bytes"]
+    engine, share = job.engine, job.engine.memory_share(job.tp * job.pp)
+    usable, note = mem["capacity_bytes"], ""
+    if engine.memory_fraction_of != "free":
+        usable, note = usable * share, f" (the {share:g} share {engine.id} uses)"
+    return FlopcastError(
+        f"{job.model.name} does not fit on {job.system.num_gpus}x {job.system.gpu.id} with "
+        f"tp={job.tp} pp={job.pp} in {job.weights.name}: weights and workspace take "
+        f"{need / GIB:.1f} GiB of {usable / GIB:.1f} GiB per GPU{note}, leaving no room for "
+        f"one {context}-token sequence's KV cache")
 
 
 def estimate_inference(job: InferenceJob, calibration: str | None = None,
@@ -107,13 +121,7 @@ def estimate_inference(job: InferenceJob, calibration: str | None = None,
     mem = _first(memory_plan(job, eff, held))
     max_seqs = int(mem["max_sequences"])
     if max_seqs < 1:
-        need = mem["weights_bytes"] + mem["reserved_bytes"] + mem["workspace_bytes"]
-        raise FlopcastError(
-            f"{job.model.name} does not fit on {job.system.num_gpus}x {job.system.gpu.id} with "
-            f"tp={job.tp} pp={job.pp} in {job.weights.name}: weights and workspace take "
-            f"{need / GIB:.1f} GiB of {mem['capacity_bytes'] / GIB:.1f} GiB per GPU, leaving no "
-            f"room for one {context}-token sequence's KV cache"
-        )
+        raise _does_not_fit(job, mem, context)
     limited_by = "requested"
     if job.mode == "max_throughput":
         cap_tokens = int(job.engine.max_num_tokens // (1 + job.input_len / job.output_len))
@@ -154,8 +162,10 @@ def estimate_inference(job: InferenceJob, calibration: str | None = None,
         steady = _first(_steady_step(job, eff, batch))
         prefill, decode = prefill_alone, steady
         tpot = steady["step_s"]
-        # a new request waits on average half a step, then its prompt is prefilled
-        ttft = prefill_alone["step_s"] + tpot / 2
+        # a new request waits on average half a step (and, under overlapped scheduling, the
+        # step already formed: Engine.overlap_scheduling), then its prompt is prefilled
+        waited_steps = 0.5 + (1.0 if job.engine.overlap_scheduling else 0.0)
+        ttft = prefill_alone["step_s"] + waited_steps * tpot
         e2e = ttft + (job.output_len - 1) * tpot
         out_tps = replicas * batch / tpot
     memory = {

@@ -119,11 +119,16 @@ def graph_efficiency(eff: Efficiency) -> Efficiency:
     return eff.updated(kernel_fixed_cost_scale=eff.graph_fixed_cost_scale)
 
 
+def graph_replayed(job: InferenceJob, decode_seqs):
+    """Whether a decode-only step of ``decode_seqs`` sequences replays a CUDA graph
+    (broadcasts over arrays)."""
+    seqs = np.asarray(decode_seqs)
+    return (seqs > 0) & (seqs <= graph_max_decode_seqs(job))
+
+
 def decode_efficiency(job: InferenceJob, eff: Efficiency, decode_seqs: int) -> Efficiency:
     """The efficiency a decode-only step of ``decode_seqs`` sequences is priced with."""
-    if 0 < decode_seqs <= graph_max_decode_seqs(job):
-        return graph_efficiency(eff)
-    return eff
+    return graph_efficiency(eff) if graph_replayed(job, decode_seqs) else eff
 
 
 def _priced(job: InferenceJob, eff: Efficiency):

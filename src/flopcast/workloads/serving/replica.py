@@ -67,9 +67,9 @@ class Replica(LockStep):
         self.blocks_per_len = blocks_per_len
         self.block_tokens = block_tokens
         self.waiting: deque[int] = deque()
-        #: arrived while an overlapping scheduler had already formed the next iteration
-        #: (Engine.overlap_scheduling): not yet visible to the scheduler
-        self.pending: deque[int] = deque()
+        #: (time, request) queued while an overlapping scheduler had already formed the
+        #: next iteration (Engine.overlap_scheduling): not yet visible to the scheduler
+        self.pending: deque[tuple[float, int]] = deque()
         self.overlap = False                 # set by the simulator from the engine
         self.last_start = 0.0                # when the latest iteration began
         self.running: list[int] = []        # admitted, in admission order
@@ -91,17 +91,18 @@ class Replica(LockStep):
     def busy(self) -> bool:
         return bool(self.running or self.waiting or self.pending)
 
-    def reveal_pending(self, arrival: list[float]) -> None:
+    def reveal_pending(self) -> None:
         """Overlapped scheduling (SGLang's event_loop_overlap): the iteration starting now
-        was formed when the previous one began, so it sees the requests that had arrived
-        by then; later arrivals wait one more iteration. An idle loop sees them at once."""
+        was formed when the previous one began, so it sees the requests queued by then
+        (arrivals, or KV handed over from a prefill pool); later ones wait one more
+        iteration. An idle loop sees them at once."""
         pending = self.pending
         if not self.running:
-            self.waiting.extend(pending)
+            self.waiting.extend(i for _, i in pending)
             pending.clear()
             return
-        while pending and arrival[pending[0]] <= self.last_start:
-            self.waiting.append(pending.popleft())
+        while pending and pending[0][0] <= self.last_start:
+            self.waiting.append(pending.popleft()[1])
 
     def account(self, end: float) -> None:
         """Advance the clock to ``end``, integrating KV use and queue length over the

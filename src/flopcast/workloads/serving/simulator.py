@@ -257,7 +257,10 @@ class Simulator:
             if t > rep.clock:
                 rep.clock = t
             heapq.heappush(self.ready, (rep.clock, rep.index))
-        (rep.pending if rep.overlap and rep.running else rep.waiting).append(i)
+        if rep.overlap and rep.running:
+            rep.pending.append((t, i))
+        else:
+            rep.waiting.append(i)
         req = self.req
         req.replica[i] = rep.index
         rep.outstanding_tokens += req.prompt[i] + req.output[i]
@@ -274,7 +277,7 @@ class Simulator:
         finish, the next arrival or the KV headroom."""
         req = self.req
         if rep.pending:
-            rep.reveal_pending(req.arrival)
+            rep.reveal_pending()
             if rep.pending:  # they become visible after one more iteration
                 until = min(until, rep.clock)
         n = len(rep.running)
