@@ -94,6 +94,57 @@ def _does_not_fit(job: InferenceJob, mem: dict, context: int) -> FlopcastError:
         f"one {context}-token sequence's KV cache")
 
 
+def _batch(job: InferenceJob, eff, mem: dict, strict: bool, context: int) -> tuple[int, str]:
+    """Sequences per replica and what limits them: the requested batch or concurrency (a
+    concurrency is system-wide: the load balancer spreads it over the replicas), or the
+    concurrency with the most output tokens/s within KV memory and the engine's limits."""
+    max_seqs = int(mem["max_sequences"])
+    if job.mode == "max_throughput":
+        cap_tokens = int(job.engine.max_num_tokens // (1 + job.input_len / job.output_len))
+        cap = max(1, min(job.engine.max_batch_size, max_seqs, cap_tokens, MAX_SEARCH_BATCH))
+        trial = np.arange(1, cap + 1)
+        steps = _steady_step(job, eff, trial)["step_s"]
+        batch = int(trial[int(np.argmax(trial / steps))])
+        return batch, ("throughput peak" if batch < cap else
+                       {cap_tokens: "engine max_num_tokens", max_seqs: "KV-cache memory",
+                        job.engine.max_batch_size: "engine max_batch_size"}.get(cap,
+                                                                                "search cap"))
+    batch = -(-job.batch // job.replicas) if job.mode == "concurrency" else job.batch
+    if batch > max_seqs and strict:
+        raise FlopcastError(
+            f"batch: {batch} sequences of {context} tokens need "
+            f"{batch * mem['kv_bytes_per_sequence'] / GIB:.1f} GiB of KV cache per GPU; "
+            f"{mem['kv_budget_bytes'] / GIB:.1f} GiB is free (at most {max_seqs} sequences)")
+    return batch, "requested"
+
+
+def _timings(job: InferenceJob, eff, batch: int):
+    """(prefill breakdown, decode breakdown, TTFT, TPOT, E2E, output tokens/s) of a static
+    batch (prefill together, then decode) or of continuous batching in steady state."""
+    if job.mode == "batch":
+        prefill = _first(forward_step(job, eff, prefill_tokens=batch * job.input_len,
+                                      prefill_len=job.input_len, logit_rows=batch))
+        # decode steps see contexts input+1 … input+output-1; step time is affine in the
+        # context (KV bytes), so the mean step is the step at the mean context
+        decode = _first(forward_step(job, decode_efficiency(job, eff, batch),
+                                     decode_seqs=batch,
+                                     decode_context=job.input_len + job.output_len / 2,
+                                     logit_rows=batch))
+        ttft, tpot = prefill["step_s"], decode["step_s"]
+        e2e = ttft + (job.output_len - 1) * tpot
+        return prefill, decode, ttft, tpot, e2e, job.replicas * batch * job.output_len / e2e
+    prefill = _first(forward_step(job, eff, prefill_tokens=job.input_len,
+                                  prefill_len=job.input_len, logit_rows=1))
+    decode = _first(_steady_step(job, eff, batch))
+    tpot = decode["step_s"]
+    # a new request waits on average half a step (and, under overlapped scheduling, the
+    # step already formed: Engine.overlap_scheduling), then its prompt is prefilled
+    waited_steps = 0.5 + (1.0 if job.engine.overlap_scheduling else 0.0)
+    ttft = prefill["step_s"] + waited_steps * tpot
+    e2e = ttft + (job.output_len - 1) * tpot
+    return prefill, decode, ttft, tpot, e2e, job.replicas * batch / tpot
+
+
 def estimate_inference(job: InferenceJob, calibration: str | None = None,
                        efficiency=None, strict: bool = True) -> InferenceEstimate:
     """Estimate one serving job (see InferenceJob for the modes).
@@ -122,52 +173,9 @@ def estimate_inference(job: InferenceJob, calibration: str | None = None,
     max_seqs = int(mem["max_sequences"])
     if max_seqs < 1:
         raise _does_not_fit(job, mem, context)
-    limited_by = "requested"
-    if job.mode == "max_throughput":
-        cap_tokens = int(job.engine.max_num_tokens // (1 + job.input_len / job.output_len))
-        cap = max(1, min(job.engine.max_batch_size, max_seqs, cap_tokens, MAX_SEARCH_BATCH))
-        trial = np.arange(1, cap + 1)
-        steps = _steady_step(job, eff, trial)["step_s"]
-        best = int(np.argmax(trial / steps))
-        batch = int(trial[best])
-        limited_by = ("throughput peak" if batch < cap else
-                      {cap_tokens: "engine max_num_tokens", max_seqs: "KV-cache memory",
-                       job.engine.max_batch_size: "engine max_batch_size"}.get(cap, "search cap"))
-    else:
-        # a concurrency is system-wide: the load balancer spreads it over the replicas
-        batch = (-(-job.batch // replicas) if job.mode == "concurrency" else job.batch)
-        if batch > max_seqs and strict:
-            raise FlopcastError(
-                f"batch: {batch} sequences of {context} tokens need "
-                f"{batch * mem['kv_bytes_per_sequence'] / GIB:.1f} GiB of KV cache per GPU; "
-                f"{mem['kv_budget_bytes'] / GIB:.1f} GiB is free (at most {max_seqs} sequences)"
-            )
+    batch, limited_by = _batch(job, eff, mem, strict, context)
     n = job.system.num_gpus
-    prefill_alone = _first(forward_step(job, eff, prefill_tokens=job.input_len,
-                                        prefill_len=job.input_len, logit_rows=1))
-    if job.mode == "batch":
-        prefill = _first(forward_step(job, eff, prefill_tokens=batch * job.input_len,
-                                      prefill_len=job.input_len, logit_rows=batch))
-        # decode steps see contexts input+1 … input+output-1; step time is affine in the
-        # context (KV bytes), so the mean step is the step at the mean context
-        decode = _first(forward_step(job, decode_efficiency(job, eff, batch),
-                                     decode_seqs=batch,
-                                     decode_context=job.input_len + job.output_len / 2,
-                                     logit_rows=batch))
-        ttft = prefill["step_s"]
-        tpot = decode["step_s"]
-        e2e = ttft + (job.output_len - 1) * tpot
-        out_tps = replicas * batch * job.output_len / e2e
-    else:
-        steady = _first(_steady_step(job, eff, batch))
-        prefill, decode = prefill_alone, steady
-        tpot = steady["step_s"]
-        # a new request waits on average half a step (and, under overlapped scheduling, the
-        # step already formed: Engine.overlap_scheduling), then its prompt is prefilled
-        waited_steps = 0.5 + (1.0 if job.engine.overlap_scheduling else 0.0)
-        ttft = prefill_alone["step_s"] + waited_steps * tpot
-        e2e = ttft + (job.output_len - 1) * tpot
-        out_tps = replicas * batch / tpot
+    prefill, decode, ttft, tpot, e2e, out_tps = _timings(job, eff, batch)
     memory = {
         "weights": mem["weights_bytes"], "workspace": mem["workspace_bytes"],
         "reserved": mem["reserved_bytes"], "kv_cache_in_use": batch * mem["kv_bytes_per_sequence"],
