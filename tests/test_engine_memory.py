@@ -75,3 +75,16 @@ def test_limits_follow_a_job_moved_to_another_gpu():
     assert (moved.engine.max_batch_size, moved.engine.max_num_tokens) == (256, 2048)
     back = moved.model_copy(update={"system": job.system})
     assert (back.engine.max_batch_size, back.engine.max_num_tokens) == (1024, 8192)
+
+
+@pytest.mark.parametrize("gpu, chunk", [("rtx-4090", 2048), ("h100-sxm", 8192)])
+def test_sglang_chunks_prefill_smaller_on_small_gpus(gpu, chunk):
+    """SGLang's chunked_prefill_size: 2,048 below 25,000 MiB, else 8,192 (server_args.py);
+    its batch and token limits stay the entry's."""
+    from flopcast.workloads.serving.run import deployment_for
+
+    job = InferenceJob(model=load_model("pythia-1b"), engine=load_engine("sglang"),
+                       system=System(gpu=load_gpu(gpu), num_gpus=1))
+    assert job.engine.prefill_chunk_tokens == chunk
+    assert (job.engine.max_batch_size, job.engine.max_num_tokens) == (1024, 16384)
+    assert deployment_for(job).limits.chunk_tokens == chunk

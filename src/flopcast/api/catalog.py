@@ -126,8 +126,13 @@ def _gpu_rules(engine) -> str:
     """The engine's GPU-dependent defaults in one line ("" when it has none)."""
     rules = []
     for r in engine.limits_by_gpu:
-        but = f" but {', '.join(r.except_gpus)}" if r.except_gpus else ""
-        rules.append(f">= {r.min_hbm_gib:g} GiB{but}: {r.max_batch_size}/{r.max_num_tokens}")
+        where = f">= {r.min_hbm_gib:g} GiB" if r.min_hbm_gib else ""
+        where += f"{' ' if where else ''}< {r.max_hbm_gib:g} GiB" if r.max_hbm_gib else ""
+        where += f" but {', '.join(r.except_gpus)}" if r.except_gpus else ""
+        sets = ", ".join(f"{name} {getattr(r, f)}" for f, name in (
+            ("max_batch_size", "batch"), ("max_num_tokens", "tokens"),
+            ("prefill_chunk_tokens", "chunk")) if getattr(r, f) is not None)
+        rules.append(f"{where}: {sets}")
     share = engine.memory_fraction_by_tp or {}
     if share:
         rules.append("share by GPUs " + ", ".join(f"{k}: {v:g}" for k, v in share.items()))

@@ -9,19 +9,28 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class GpuLimits(BaseModel):
-    """Engine defaults that depend on the GPU (vLLM: larger batches on large-memory GPUs)."""
+    """Engine defaults that depend on the GPU (vLLM: larger batches on large-memory GPUs;
+    SGLang: smaller prefill chunks on small ones). A limit left out keeps the entry's."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     min_hbm_gib: float = Field(0, ge=0, description="Applies to GPUs with at least this memory.")
+    max_hbm_gib: float | None = Field(
+        None, gt=0, description="…and with less than this memory (None = no upper bound).")
     except_gpus: list[str] = Field(
         default_factory=list, description="…but not to GPUs whose id contains one of these.")
-    max_batch_size: int = Field(ge=1)
-    max_num_tokens: int = Field(ge=1)
+    max_batch_size: int | None = Field(None, ge=1)
+    max_num_tokens: int | None = Field(None, ge=1)
+    prefill_chunk_tokens: int | None = Field(None, ge=1)
 
     def applies_to(self, gpu) -> bool:
-        return (gpu.hbm_bytes >= self.min_hbm_gib * 2**30
+        below = self.max_hbm_gib is None or gpu.hbm_bytes < self.max_hbm_gib * 2**30
+        return (gpu.hbm_bytes >= self.min_hbm_gib * 2**30 and below
                 and not any(name in gpu.id for name in self.except_gpus))
+
+
+#: Engine fields a GpuLimits rule may set.
+GPU_DEPENDENT = ("max_batch_size", "max_num_tokens", "prefill_chunk_tokens")
 
 
 class Engine(BaseModel):
@@ -90,11 +99,12 @@ class Engine(BaseModel):
         None, description="Oldest release that overlaps scheduling by default; older runs "
         "(engine_version column) schedule synchronously. None = every release.")
     limits_by_gpu: list[GpuLimits] = Field(
-        default_factory=list, description="GPU-dependent defaults replacing max_batch_size "
-        "and max_num_tokens: the first rule that applies to the deployment's GPU.")
-    entry_limits: tuple[int, int] | None = Field(
-        None, description="Set by for_gpu: the entry's own (max_batch_size, max_num_tokens), "
-        "so that the engine can be moved to another GPU.")
+        default_factory=list, description="GPU-dependent defaults replacing max_batch_size, "
+        "max_num_tokens or prefill_chunk_tokens: the first rule that applies to the "
+        "deployment's GPU.")
+    entry_limits: dict[str, int | None] | None = Field(
+        None, description="Set by for_gpu: the entry's own GPU-dependent limits, so that the "
+        "engine can be moved to another GPU.")
     sources: list[str] = Field(default_factory=list)
 
     def for_gpu(self, gpu) -> Engine:
@@ -102,13 +112,13 @@ class Engine(BaseModel):
         else the entry's own limits."""
         if not self.limits_by_gpu:
             return self
-        seqs, tokens = self.entry_limits or (self.max_batch_size, self.max_num_tokens)
+        own = self.entry_limits or {f: getattr(self, f) for f in GPU_DEPENDENT}
+        values = dict(own)
         rule = next((r for r in self.limits_by_gpu if r.applies_to(gpu)), None)
         if rule is not None:
-            seqs, tokens = rule.max_batch_size, rule.max_num_tokens
-        return self.model_copy(update={"max_batch_size": seqs, "max_num_tokens": tokens,
-                                       "entry_limits": self.entry_limits or (
-                                           self.max_batch_size, self.max_num_tokens)})
+            values.update({f: getattr(rule, f) for f in GPU_DEPENDENT
+                           if getattr(rule, f) is not None})
+        return self.model_copy(update={**values, "entry_limits": own})
 
     def memory_share(self, model_parallel: int) -> float:
         """``memory_fraction`` for a replica of ``model_parallel`` GPUs (tp·pp)."""
