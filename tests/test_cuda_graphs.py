@@ -100,23 +100,14 @@ def test_steady_concurrency_prices_decode_as_the_simulator(version, concurrency)
     """`infer --concurrency C` (steady state) and `serve` in a closed loop of C requests
     price decode steps alike: graph replays where the engine replays them, eager otherwise;
     their TPOT agrees within 10 % (the steady model spreads prefill over the steps)."""
-    from dataclasses import dataclass
-
     from flopcast.workloads.serving.run import serve
-
-    @dataclass(frozen=True)
-    class Reqs:
-        arrival_s: np.ndarray
-        input_len: np.ndarray
-        output_len: np.ndarray
-        prefix_id: np.ndarray = None
-        prefix_len: np.ndarray = None
+    from flopcast.workloads.serving.workload import Requests
 
     engine = load_engine("tensorrt-llm").at_version(version)
     job = _job(engine, "llama-3.1-8b", 1, input_len=1000, output_len=400,
                mode="concurrency", batch=concurrency)
     steady = estimate_inference(job).tpot_ms
     n = 4 * concurrency
-    work = Reqs(np.zeros(n), np.full(n, 1000), np.full(n, 400))
+    work = Requests(np.zeros(n), np.full(n, 1000), np.full(n, 400))
     simulated = serve(deployment_for(job), work, concurrency=concurrency)[0]["tpot_ms"]["mean"]
     assert steady == pytest.approx(simulated, rel=0.10)

@@ -4,8 +4,6 @@ the replica is busy: exactly one more iteration before its prefill, nothing when
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pytest
 
@@ -14,15 +12,7 @@ from flopcast.catalog.loader import load_engine
 from flopcast.specs import System
 from flopcast.specs.inference import InferenceJob
 from flopcast.workloads.serving.run import deployment_for, serve
-
-
-@dataclass(frozen=True)
-class Reqs:
-    arrival_s: np.ndarray
-    input_len: np.ndarray
-    output_len: np.ndarray
-    prefix_id: np.ndarray = None
-    prefix_len: np.ndarray = None
+from flopcast.workloads.serving.workload import Requests
 
 
 def _deployment(overlap: bool):
@@ -33,7 +23,7 @@ def _deployment(overlap: bool):
 
 
 def _run(overlap: bool, arrival, prompt, output):
-    work = Reqs(np.asarray(arrival, float), np.asarray(prompt), np.asarray(output))
+    work = Requests(np.asarray(arrival, float), np.asarray(prompt), np.asarray(output))
     return serve(_deployment(overlap), work)[1].requests
 
 
@@ -71,7 +61,7 @@ def test_overlap_never_lowers_ttft_and_shortcuts_change_nothing(rate, monkeypatc
 
     rng = np.random.default_rng(3)
     n = 200
-    work = Reqs(np.cumsum(rng.exponential(1 / rate, n)), rng.integers(50, 800, n),
+    work = Requests(np.cumsum(rng.exponential(1 / rate, n)), rng.integers(50, 800, n),
                 rng.integers(20, 300, n))
     sync = serve(_deployment(False), work)[0]
     fast = serve(_deployment(True), work)
@@ -89,7 +79,7 @@ def test_kv_handed_to_a_busy_decode_pool_waits_one_iteration():
     from dataclasses import replace
 
     arrival, prompt, output = [0.0, 0.5], [500, 500], [2000, 50]
-    work = Reqs(np.asarray(arrival, float), np.asarray(prompt), np.asarray(output))
+    work = Requests(np.asarray(arrival, float), np.asarray(prompt), np.asarray(output))
     finish = {}
     for overlap in (False, True):
         dep = _deployment(overlap)
