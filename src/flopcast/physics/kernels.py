@@ -158,7 +158,11 @@ def decode_attention_time(sequences, kv_len, kv_elements_per_token, q_heads, kv_
     attention forward fraction: MLA's absorbed decode with many query heads per latent is
     compute-bound (DeepSeek-V3 §3.4; FlashMLA). A backend that does not share KV heads
     (``shares_kv_heads`` False) reads each of the ``kv_heads`` once per query head of its
-    group (q_heads / kv_heads times).
+    group (q_heads / kv_heads times). A CUDA-core backend (``cuda_core_fraction``) takes the
+    same FLOPs at that fraction of the fp32 peak instead: FlashInfer's BatchDecode kernel
+    without tensor cores is bound there under large GQA groups (FlashInfer blog, 2024-02,
+    Fig. 9: H100 SXM, 32 query / 4 KV heads, batch 64, 41-49 % of HBM bandwidth at 1-4 K
+    context where its tensor-core path reaches 60-82 %; the kernel entries cite the numbers).
     """
     b = gpu.kernels.decode_backend(backend)
     seqs, kv = _f(sequences), _f(kv_len)
@@ -170,7 +174,11 @@ def decode_attention_time(sequences, kv_len, kv_elements_per_token, q_heads, kv_
         blocks = blocks * np.clip(np.ceil(kv / DECODE_SPLIT_BLOCK), 1, DECODE_MAX_SPLITS)
     fill = np.clip(blocks / gpu.sm_count, 1.0 / gpu.sm_count, 1.0)
     t = num_bytes / (gpu.hbm_bandwidth * b.stream_fraction * fill)
-    if flops_per_key is not None:
+    if flops_per_key is not None and b.cuda_core_fraction is not None:
+        # CUDA-core kernel: the products run on the fp32 units, not the tensor cores
+        t = np.maximum(t, seqs * kv * _f(flops_per_key)
+                       / (gpu.peak("fp32") * b.cuda_core_fraction * fill))
+    elif flops_per_key is not None:
         frac = gpu.kernels.attention_backend().fwd_fraction * gpu.efficiency.kernel_fraction_scale
         t = np.maximum(t, seqs * kv * _f(flops_per_key) / (gpu.peak(dtype) * frac * fill))
     return np.where(seqs > 0, b.launches * gpu.kernels.launch_s + t, 0.0)

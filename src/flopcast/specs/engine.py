@@ -33,6 +33,16 @@ class GpuLimits(BaseModel):
 GPU_DEPENDENT = ("max_batch_size", "max_num_tokens", "prefill_chunk_tokens")
 
 
+class ReleaseChange(BaseModel):
+    """Defaults a later release changed: runs of release ``since`` or newer (engine_version
+    column) get ``values``; unversioned runs keep the entry's (the release it describes)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    since: str
+    values: dict[str, int | str | bool | None]
+
+
 class Engine(BaseModel):
     """What an inference engine allows per step and how it pages the KV cache."""
 
@@ -62,6 +72,13 @@ class Engine(BaseModel):
         "one the GPU's profile lacks = the profile's default.")
     decode_attention_backend: str | None = Field(
         None, description="Decode attention kernel (kernel-profile backend name).")
+    small_group_decode_backend: str | None = Field(
+        None, description="Decode attention kernel for grouped-query attention whose group "
+        "(query heads per KV head on a rank) is at most small_group_decode_max (SGLang on "
+        "FlashInfer: the CUDA-core BatchDecode kernel for small groups, the tensor-core "
+        "kernel above).")
+    small_group_decode_max: int = Field(
+        0, ge=0, description="Largest GQA group decoded with small_group_decode_backend.")
     decode_attention_from_version: str | None = Field(
         None, description="First release with decode_attention_backend; older runs "
         "(engine_version column) use legacy_decode_attention_backend. None = every release.")
@@ -98,6 +115,12 @@ class Engine(BaseModel):
     overlap_scheduling_from_version: str | None = Field(
         None, description="Oldest release that overlaps scheduling by default; older runs "
         "(engine_version column) schedule synchronously. None = every release.")
+    describes_release: str | None = Field(
+        None, description="Release whose defaults the entry's values are; what an "
+        "unversioned run is priced as.")
+    release_changes: list[ReleaseChange] = Field(
+        default_factory=list, description="Defaults later releases changed, applied to runs "
+        "of those releases (engine_version column).")
     limits_by_gpu: list[GpuLimits] = Field(
         default_factory=list, description="GPU-dependent defaults replacing max_batch_size, "
         "max_num_tokens or prefill_chunk_tokens: the first rule that applies to the "
@@ -131,7 +154,8 @@ class Engine(BaseModel):
         catalog's, i.e. the current release): decode CUDA graphs only from
         ``cuda_graphs_from_version`` on, overlapped scheduling only from
         ``overlap_scheduling_from_version`` on, the legacy decode attention kernel before
-        ``decode_attention_from_version``."""
+        ``decode_attention_from_version``; and the values of every ``release_changes`` entry
+        at or before it."""
         run = release_tuple(version)
         legacy = {  # field: (first release with the catalog's value, the value before it)
             "decode_cuda_graphs": (self.cuda_graphs_from_version, False),
@@ -144,7 +168,16 @@ class Engine(BaseModel):
             since = release_tuple(first)
             if run and since and run < since and before is not None:
                 older[field] = before
+        for change in self.release_changes:
+            if run and run >= release_tuple(change.since):
+                older.update(change.values)
         return self.model_copy(update=older) if older else self
+
+    def decode_backend_for(self, group: float) -> str | None:
+        """The decode attention kernel for a GQA group of ``group`` query heads per KV head."""
+        if self.small_group_decode_backend and group <= self.small_group_decode_max:
+            return self.small_group_decode_backend
+        return self.decode_attention_backend
 
 
 def release_tuple(version: str | None) -> tuple[int, ...]:

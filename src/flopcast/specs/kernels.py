@@ -58,6 +58,12 @@ class DecodeAttentionBackend(BaseModel):
         "their shared KV head once (XQA, FlashInfer, Flash-Decoding). False: one block per "
         "query head, each streaming its group's KV head (TensorRT-LLM's masked multi-head "
         "attention kernel before XQA), so KV bytes scale with the group size.")
+    cuda_core_fraction: float | None = Field(
+        None, gt=0, le=1, description="The kernel multiplies on CUDA cores, not tensor cores "
+        "(FlashInfer's BatchDecode kernel without use_tensor_cores): its QKᵀ and PV products, "
+        "2·q_heads·(d_qk + d_v) FLOPs per sequence per cached token, run at this fraction of "
+        "the fp32 (non-tensor) peak, a floor under the bandwidth time that grows with the GQA "
+        "group. None: tensor-core or bandwidth-bound kernel.")
 
 
 class KernelProfile(BaseModel):

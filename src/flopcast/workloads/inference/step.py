@@ -58,10 +58,15 @@ def placement(job: InferenceJob) -> layer.Placement:
 
 def attention_backends(job: InferenceJob) -> tuple[str, str]:
     """The engine's prefill and decode attention kernels where the GPU's profile has them,
-    else the profile's defaults."""
+    else the profile's defaults; the decode kernel may depend on the GQA group per rank."""
     prof = job.system.gpu.kernels
     prefill = job.engine.attention_backend
-    decode = job.engine.decode_attention_backend
+    q_heads, kv_heads = layer.attention_heads(job.model, job.tp)
+    # MLA decodes with its own kernels (absorbed latent); an 8-bit KV cache always takes the
+    # tensor-core path in SGLang's rule (should_use_tensor_core)
+    tensor_only = job.model.is_mla or job.kv_element_bytes < 2
+    group = float("inf") if tensor_only else float(q_heads / kv_heads)
+    decode = job.engine.decode_backend_for(group)
     return (prefill if prefill in prof.attention else prof.default_attention,
             decode if decode in prof.decode_attention else prof.default_decode_attention)
 

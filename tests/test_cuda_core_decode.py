@@ -1,0 +1,83 @@
+"""FlashInfer's CUDA-core decode kernel (SGLang's choice for small GQA groups): its products run
+on the fp32 units, so its time grows with the group at equal KV bytes; which kernel SGLang picks
+by group, KV format and release."""
+
+from __future__ import annotations
+
+import pytest
+
+from flopcast.catalog import load_gpu, load_model
+from flopcast.catalog.loader import load_engine
+from flopcast.physics import kernels
+from flopcast.specs import System
+from flopcast.specs.inference import InferenceJob
+from flopcast.workloads.inference.step import attention_backends
+
+
+def _decode_s(backend, q_heads, kv_heads, gpu="h100-sxm", seqs=64, kv_len=4096):
+    g = load_gpu(gpu)
+    flops_per_key = 2 * q_heads * (128 + 128)
+    return kernels.decode_attention_time(seqs, kv_len, kv_heads * 2 * 128, q_heads, 2.0, g,
+                                         backend, flops_per_key, "bf16", kv_heads)
+
+
+def test_one_query_head_per_kv_head_is_bandwidth_bound_either_way():
+    assert _decode_s("flashinfer-cuda-cores", 4, 4) == pytest.approx(
+        _decode_s("flashinfer", 4, 4), rel=1e-9)
+
+
+def test_cuda_core_time_grows_with_the_group_at_equal_bytes():
+    times = [_decode_s("flashinfer-cuda-cores", 4 * g, 4) for g in (1, 2, 4, 8, 16)]
+    assert all(b >= a for a, b in zip(times[:-1], times[1:], strict=True))
+    assert times[-1] > 3 * times[0]
+    tensor = [_decode_s("flashinfer", 4 * g, 4) for g in (1, 8, 16)]
+    assert tensor[0] == pytest.approx(tensor[-1], rel=0.05)
+
+
+def test_cuda_core_kernel_never_beats_its_bytes():
+    g = load_gpu("h200")
+    for q_heads, kv_heads in [(16, 2), (8, 1), (32, 8)]:
+        t = _decode_s("flashinfer-cuda-cores", q_heads, kv_heads, gpu="h200")
+        floor = 64 * 4096 * kv_heads * 2 * 128 * 2.0 / g.hbm_bandwidth
+        assert t > floor
+
+
+def test_group_eight_on_h100_reaches_about_half_the_hbm_bandwidth():
+    """The FlashInfer blog's H100 SXM point the fraction is read from (32 query / 4 KV heads,
+    batch 64, 4 K context: 49 % of HBM); a consistency check of the formula, not a fit."""
+    g = load_gpu("h100-sxm")
+    t = _decode_s("flashinfer-cuda-cores", 32, 4)
+    achieved = 64 * 4096 * 4 * 2 * 128 * 2.0 / t / g.hbm_bandwidth
+    assert 0.40 < achieved < 0.55
+
+
+def _job(model, tp, version=None, kv="bf16"):
+    engine = load_engine("sglang").at_version(version)
+    return InferenceJob(model=load_model(model), engine=engine,
+                        system=System(gpu=load_gpu("h200"), num_gpus=tp), tp=tp,
+                        kv_format=kv, input_len=1024, output_len=1024, batch=8)
+
+
+@pytest.mark.parametrize("model, tp, version, kernel", [
+    ("llama-3.3-70b", 4, None, "flashinfer-cuda-cores"),    # group 8, flashinfer 0.1.x
+    ("llama-3.1-405b", 8, None, "flashinfer"),              # group 16: tensor cores
+    ("llama-3.3-70b", 4, "0.4.3", "flashinfer"),            # later releases: groups > 4
+    ("llama-3.1-8b", 1, "0.4.5", "flashinfer-cuda-cores"),  # group 4 stays on CUDA cores
+    ("llama-3.3-70b", 4, "0.3.0", "flashinfer-cuda-cores"),
+])
+def test_sglang_picks_the_decode_kernel_by_group_and_release(model, tp, version, kernel):
+    assert attention_backends(_job(model, tp, version))[1] == kernel
+
+
+def test_an_fp8_kv_cache_and_mla_take_the_tensor_core_path():
+    assert attention_backends(_job("llama-3.3-70b", 4, kv="fp8"))[1] == "flashinfer"
+    assert attention_backends(_job("deepseek-v3", 8))[1] == "flashinfer"
+
+
+def test_sglang_decode_graphs_from_the_overlap_scheduler_on():
+    sglang = load_engine("sglang")
+    assert sglang.at_version(None).decode_cuda_graphs
+    assert sglang.at_version("0.4.1").decode_cuda_graphs
+    assert not sglang.at_version("0.3.0").decode_cuda_graphs
+    assert sglang.at_version("0.4.3").small_group_decode_max == 4
+    assert sglang.at_version("0.4.1").small_group_decode_max == 8
