@@ -81,3 +81,22 @@ def test_sglang_decode_graphs_from_the_overlap_scheduler_on():
     assert not sglang.at_version("0.3.0").decode_cuda_graphs
     assert sglang.at_version("0.4.3").small_group_decode_max == 4
     assert sglang.at_version("0.4.1").small_group_decode_max == 8
+
+
+def test_engine_version_reaches_infer_and_is_validated():
+    """--engine-version prices that release: SGLang 0.3 decodes eagerly without overlap, 0.4.3
+    puts group 8 on tensor cores; a version with no release number is refused by name."""
+    from pydantic import ValidationError
+
+    from flopcast.api.infer import InferRequest, run_infer
+
+    def tpot(version):
+        return run_infer(InferRequest(model="llama-3.3-70b", gpu="h200", gpus=4, engine="sglang",
+                                      engine_version=version, concurrency=32, input_len=1024,
+                                      output_len=512)).tpot_ms
+
+    default, old, later = tpot(None), tpot("0.3.0"), tpot("0.4.3")
+    assert old > 1.15 * default and later < default
+    assert tpot("0.4.1") == pytest.approx(default, rel=1e-12)
+    with pytest.raises(ValidationError, match="engine_version"):
+        InferRequest(model="llama-3.1-8b", engine="sglang", engine_version="latest")

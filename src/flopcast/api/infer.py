@@ -12,6 +12,7 @@ from pydantic import create_model
 from flopcast.api.common import (
     Int,
     ModelFlags,
+    Release,
     Warn,
     beyond_context,
     ensure_finite,
@@ -35,6 +36,7 @@ class InferRequest(ModelFlags):
     precision: str = "bf16"
     kv_precision: str | None = None
     engine: str = "vllm"
+    engine_version: Release | None = None
     input_len: Int = 1024
     output_len: Int = 128
     batch: Int | None = None
@@ -77,8 +79,8 @@ def inference_job(r: InferRequest, mode: str = "batch", size: int = 1):
     return InferenceJob(
         model=r.resolve(), system=System(gpu=load_gpu(r.gpu, r.calibration), num_gpus=r.gpus),
         # max(pp, 1): pp 0 must reach InferenceJob's validator, not divide by zero here.
-        engine=load_engine(r.engine), tp=r.tp if r.tp is not None else max(r.gpus // max(r.pp, 1),
-                                                                           1),
+        engine=load_engine(r.engine).at_version(r.engine_version),
+        tp=r.tp if r.tp is not None else max(r.gpus // max(r.pp, 1), 1),
         pp=r.pp, ep=r.ep, weights=r.precision, kv_format=r.kv_precision,
         input_len=r.input_len, output_len=r.output_len, mode=mode, batch=size)
 

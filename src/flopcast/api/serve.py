@@ -10,7 +10,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from flopcast.api.common import Finite, Int, ModelFlags, Warn, ensure_finite, ignore
+from flopcast.api.common import (
+    Finite,
+    Int,
+    ModelFlags,
+    Release,
+    Warn,
+    ensure_finite,
+    ignore,
+)
 from flopcast.errors import FlopcastError
 
 
@@ -19,6 +27,7 @@ class _Load(ModelFlags):
 
     precision: str = "bf16"
     engine: str = "vllm"
+    engine_version: Release | None = None
     dataset: str | None = None
     input_len: Int | None = None
     output_len: Int | None = None
@@ -166,7 +175,8 @@ def serving_job(r: _Load, gpu: str, gpus: int, tp, pp: int = 1, ep: int = 1,
     return InferenceJob(
         model=r.resolve(), system=System(gpu=load_gpu(gpu, r.calibration), num_gpus=gpus),
         # max(pp, 1): pp 0 must reach InferenceJob's validator, not divide by zero here.
-        engine=load_engine(r.engine), tp=tp if tp is not None else max(gpus // max(pp, 1), 1),
+        engine=load_engine(r.engine).at_version(r.engine_version),
+        tp=tp if tp is not None else max(gpus // max(pp, 1), 1),
         pp=pp, ep=ep, weights=r.precision, kv_format=kv_precision)
 
 

@@ -185,6 +185,10 @@ EP_OPT = int_option(1, "--ep", "--expert-model-parallel-size",
 ETP_OPT = int_option(
     None, "--etp", "--expert-tensor-parallel-size", help="Tensor parallel size inside the "
     "expert layers (MoE parallel folding: etp·ep must divide tp·cp·dp) (default: tp).")
+ENGINE_VERSION_OPT = typer.Option(
+    None, "--engine-version", help="Engine release to price, e.g. 0.4.1: its decode graphs, "
+    "overlapped scheduling and attention kernels as that release ran them (default: the "
+    "release the catalog entry describes, `flopcast catalog engines`).")
 CALIBRATION_OPT = typer.Option(None, "--calibration", help="Calibration YAML from `flopcast "
                                "calibrate` (default: the shipped one).")
 JSON_OPT = typer.Option(False, "--json", help="Print one JSON object.")

@@ -9,6 +9,7 @@ import typer
 
 from flopcast.cli.common import (
     CALIBRATION_OPT,
+    ENGINE_VERSION_OPT,
     GIB,
     GPU_HELP,
     JSON_OPT,
@@ -46,6 +47,7 @@ def infer(
     engine: str = typer.Option("vllm", "--engine", help="tensorrt-llm, vllm, sglang, nim "
                                "(NVIDIA NIM) or generic (batch limits, KV paging, memory "
                                "share)."),
+    engine_version: str | None = ENGINE_VERSION_OPT,
     input_len: int = int_option(1024, "--input-len", help="Prompt tokens per request."),
     output_len: int = int_option(128, "--output-len", help="Generated tokens per request."),
     batch: int | None = int_option(None, "--batch", help="Static batch: requests run "

@@ -10,6 +10,7 @@ import typer
 
 from flopcast.cli.common import (
     CALIBRATION_OPT,
+    ENGINE_VERSION_OPT,
     GPU_HELP,
     JSON_OPT,
     MODEL_OPT,
@@ -56,6 +57,7 @@ def serve(
     precision: str = PRECISION_OPT,
     kv_precision: str | None = typer.Option(None, "--kv-precision", help="KV cache format."),
     engine: str = ENGINE_OPT,
+    engine_version: str | None = ENGINE_VERSION_OPT,
     scheduler: str | None = typer.Option(
         None, "--scheduler", help="vllm (continuous, chunked prefill), sarathi (stall-free, "
         "small token budget), trtllm-inflight, trtllm-no-evict, sglang, prefill-first (vLLM "
@@ -158,6 +160,7 @@ def serve_plan(
     max_tp: int = int_option(8, "--max-tp", help="Largest tensor-parallel size per replica."),
     precision: str = PRECISION_OPT,
     engine: str = ENGINE_OPT,
+    engine_version: str | None = ENGINE_VERSION_OPT,
     dataset: str | None = DATASET_OPT,
     input_len: int | None = INPUT_LEN_OPT,
     output_len: int | None = OUTPUT_LEN_OPT,
