@@ -69,9 +69,35 @@ def test_sglang_picks_the_decode_kernel_by_group_and_release(model, tp, version,
     assert attention_backends(_job(model, tp, version))[1] == kernel
 
 
-def test_an_fp8_kv_cache_and_mla_take_the_tensor_core_path():
-    assert attention_backends(_job("llama-3.3-70b", 4, kv="fp8"))[1] == "flashinfer"
+def test_fp8_kv_follows_the_group_rule_until_0_4_3_and_mla_never_does():
+    """0.4.1 asks flashinfer's compiled-groups helper before it looks at the KV dtype."""
+    assert attention_backends(_job("llama-3.3-70b", 4, kv="fp8"))[1] == "flashinfer-cuda-cores"
+    assert attention_backends(_job("llama-3.1-8b", 1, "0.4.3", kv="fp8"))[1] == "flashinfer"
     assert attention_backends(_job("deepseek-v3", 8))[1] == "flashinfer"
+
+
+@pytest.mark.parametrize("version, group, kernel", [
+    (None, 7, "flashinfer"), (None, 3, "flashinfer"), (None, 2, "flashinfer-cuda-cores"),
+    ("0.4.3", 3, "flashinfer-cuda-cores"), ("0.4.3", 8, "flashinfer"),
+])
+def test_only_the_compiled_groups_take_cuda_cores(version, group, kernel):
+    engine = load_engine("sglang").at_version(version)
+    assert engine.decode_backend_for(group) == kernel
+
+
+def test_release_changes_are_validated():
+    from pydantic import ValidationError
+
+    from flopcast.specs.engine import ReleaseChange
+
+    with pytest.raises(ValidationError, match="small_group_decode_mx"):
+        ReleaseChange(since="0.5", values={"small_group_decode_mx": 4})
+    with pytest.raises(ValidationError, match="release number"):
+        ReleaseChange(since="", values={"decode_cuda_graphs": True})
+    engine = load_engine("sglang").model_copy(update={"release_changes": [
+        ReleaseChange(since="0.5", values={"decode_cuda_graphs": "nope"})]})
+    with pytest.raises(ValidationError):
+        engine.at_version("0.5.1")
 
 
 def test_sglang_decode_graphs_from_the_overlap_scheduler_on():
@@ -79,8 +105,8 @@ def test_sglang_decode_graphs_from_the_overlap_scheduler_on():
     assert sglang.at_version(None).decode_cuda_graphs
     assert sglang.at_version("0.4.1").decode_cuda_graphs
     assert not sglang.at_version("0.3.0").decode_cuda_graphs
-    assert sglang.at_version("0.4.3").small_group_decode_max == 4
-    assert sglang.at_version("0.4.1").small_group_decode_max == 8
+    assert sglang.at_version("0.4.3").small_group_decode_groups == [1, 2, 3, 4]
+    assert sglang.at_version("0.4.1").small_group_decode_groups == [1, 2, 4, 8]
 
 
 def test_engine_version_reaches_infer_and_is_validated():

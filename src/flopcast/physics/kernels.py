@@ -175,9 +175,11 @@ def decode_attention_time(sequences, kv_len, kv_elements_per_token, q_heads, kv_
     fill = np.clip(blocks / gpu.sm_count, 1.0 / gpu.sm_count, 1.0)
     t = num_bytes / (gpu.hbm_bandwidth * b.stream_fraction * fill)
     if flops_per_key is not None and b.cuda_core_fraction is not None:
-        # CUDA-core kernel: the products run on the fp32 units, not the tensor cores
-        t = np.maximum(t, seqs * kv * _f(flops_per_key)
-                       / (gpu.peak("fp32") * b.cuda_core_fraction * fill))
+        # CUDA-core kernel: the products run on the fp32 units, not the tensor cores (a GPU
+        # entry without an fp32 peak, e.g. one `flopcast profile` wrote, prices bandwidth only)
+        if "fp32" in gpu.peak_flops:
+            frac = b.cuda_core_fraction * gpu.efficiency.kernel_fraction_scale
+            t = np.maximum(t, seqs * kv * _f(flops_per_key) / (gpu.peak("fp32") * frac * fill))
     elif flops_per_key is not None:
         frac = gpu.kernels.attention_backend().fwd_fraction * gpu.efficiency.kernel_fraction_scale
         t = np.maximum(t, seqs * kv * _f(flops_per_key) / (gpu.peak(dtype) * frac * fill))

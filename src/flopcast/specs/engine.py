@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class GpuLimits(BaseModel):
@@ -40,7 +40,22 @@ class ReleaseChange(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     since: str
-    values: dict[str, int | str | bool | None]
+    values: dict[str, Any]
+
+    @field_validator("since")
+    @classmethod
+    def _is_release(cls, v: str) -> str:
+        if not release_tuple(v):
+            raise ValueError(f"since: {v!r} is not a release number (e.g. 0.4.3)")
+        return v
+
+    @field_validator("values")
+    @classmethod
+    def _are_engine_fields(cls, v: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(v) - set(Engine.model_fields) | set(v) & {"id", "release_changes"})
+        if unknown:
+            raise ValueError(f"values: {', '.join(unknown)} cannot change by release")
+        return v
 
 
 class Engine(BaseModel):
@@ -74,11 +89,14 @@ class Engine(BaseModel):
         None, description="Decode attention kernel (kernel-profile backend name).")
     small_group_decode_backend: str | None = Field(
         None, description="Decode attention kernel for grouped-query attention whose group "
-        "(query heads per KV head on a rank) is at most small_group_decode_max (SGLang on "
-        "FlashInfer: the CUDA-core BatchDecode kernel for small groups, the tensor-core "
-        "kernel above).")
-    small_group_decode_max: int = Field(
-        0, ge=0, description="Largest GQA group decoded with small_group_decode_backend.")
+        "(query heads // KV heads on a rank) is one of small_group_decode_groups (SGLang on "
+        "FlashInfer: the CUDA-core BatchDecode kernel for those groups, the tensor-core "
+        "kernel otherwise).")
+    small_group_decode_groups: list[int] = Field(
+        default_factory=list, description="GQA groups decoded with small_group_decode_backend.")
+    small_group_decode_8bit_kv: bool = Field(
+        True, description="An 8-bit KV cache follows the group rule too (False: it always "
+        "takes decode_attention_backend).")
     decode_attention_from_version: str | None = Field(
         None, description="First release with decode_attention_backend; older runs "
         "(engine_version column) use legacy_decode_attention_backend. None = every release.")
@@ -168,14 +186,18 @@ class Engine(BaseModel):
             since = release_tuple(first)
             if run and since and run < since and before is not None:
                 older[field] = before
-        for change in self.release_changes:
+        for change in sorted(self.release_changes, key=lambda c: release_tuple(c.since)):
             if run and run >= release_tuple(change.since):
                 older.update(change.values)
-        return self.model_copy(update=older) if older else self
+        if not older:
+            return self
+        return Engine.model_validate({**self.model_dump(), **older})
 
-    def decode_backend_for(self, group: float) -> str | None:
-        """The decode attention kernel for a GQA group of ``group`` query heads per KV head."""
-        if self.small_group_decode_backend and group <= self.small_group_decode_max:
+    def decode_backend_for(self, group: int | None, kv_8bit: bool = False) -> str | None:
+        """The decode attention kernel for a GQA group of ``group`` query heads per KV head
+        (None: no group rule applies, e.g. MLA)."""
+        if (self.small_group_decode_backend and group in self.small_group_decode_groups
+                and (self.small_group_decode_8bit_kv or not kv_8bit)):
             return self.small_group_decode_backend
         return self.decode_attention_backend
 

@@ -62,11 +62,9 @@ def attention_backends(job: InferenceJob) -> tuple[str, str]:
     prof = job.system.gpu.kernels
     prefill = job.engine.attention_backend
     q_heads, kv_heads = layer.attention_heads(job.model, job.tp)
-    # MLA decodes with its own kernels (absorbed latent); an 8-bit KV cache always takes the
-    # tensor-core path in SGLang's rule (should_use_tensor_core)
-    tensor_only = job.model.is_mla or job.kv_element_bytes < 2
-    group = float("inf") if tensor_only else float(q_heads / kv_heads)
-    decode = job.engine.decode_backend_for(group)
+    # MLA decodes with its own kernels (absorbed latent), not by a GQA group rule
+    group = None if job.model.is_mla else int(q_heads) // int(kv_heads)
+    decode = job.engine.decode_backend_for(group, kv_8bit=job.kv_element_bytes < 2)
     return (prefill if prefill in prof.attention else prof.default_attention,
             decode if decode in prof.decode_attention else prof.default_decode_attention)
 
