@@ -98,6 +98,9 @@ def test_release_changes_are_validated():
         ReleaseChange(since="0.5", values={"decode_cuda_graphs": "nope"})]})
     with pytest.raises(ValidationError):
         engine.at_version("0.5.1")
+    entry = load_engine("sglang").model_dump()
+    with pytest.raises(ValidationError, match="not after describes_release"):
+        type(engine).model_validate({**entry, "describes_release": "0.5"})
 
 
 def test_sglang_decode_graphs_from_the_overlap_scheduler_on():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class GpuLimits(BaseModel):
@@ -52,7 +52,8 @@ class ReleaseChange(BaseModel):
     @field_validator("values")
     @classmethod
     def _are_engine_fields(cls, v: dict[str, Any]) -> dict[str, Any]:
-        unknown = sorted(set(v) - set(Engine.model_fields) | set(v) & {"id", "release_changes"})
+        unknown = sorted((set(v) - set(Engine.model_fields))
+                         | (set(v) & {"id", "release_changes"}))
         if unknown:
             raise ValueError(f"values: {', '.join(unknown)} cannot change by release")
         return v
@@ -147,6 +148,16 @@ class Engine(BaseModel):
         None, description="Set by for_gpu: the entry's own GPU-dependent limits, so that the "
         "engine can be moved to another GPU.")
     sources: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _changes_come_later(self) -> Engine:
+        """A release change describes a release after the one the entry describes."""
+        base = release_tuple(self.describes_release)
+        for change in self.release_changes:
+            if base and release_tuple(change.since) <= base:
+                raise ValueError(f"release_changes: since {change.since!r} is not after "
+                                 f"describes_release {self.describes_release!r}")
+        return self
 
     def for_gpu(self, gpu) -> Engine:
         """This engine's defaults on ``gpu``: the first ``limits_by_gpu`` rule that applies,

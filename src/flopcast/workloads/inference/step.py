@@ -108,8 +108,8 @@ def forward_step(job: InferenceJob, eff: Efficiency, prefill_tokens=0, prefill_l
 def graph_max_decode_seqs(job: InferenceJob) -> int:
     """Largest decode-only batch (sequences per replica) the engine replays as a captured
     CUDA graph; 0 when the engine entry prices none so (Engine.decode_cuda_graphs: on for
-    TensorRT-LLM from 0.12; vLLM and SGLang capture graphs too but are priced eagerly, see
-    their entries). A step with prefill always runs eagerly."""
+    TensorRT-LLM from 0.12 and SGLang from 0.4; vLLM captures graphs too but is priced
+    eagerly, see its entry). A step with prefill always runs eagerly."""
     engine = job.engine
     if not engine.decode_cuda_graphs:
         return 0
