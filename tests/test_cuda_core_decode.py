@@ -101,6 +101,35 @@ def test_release_changes_are_validated():
     entry = load_engine("sglang").model_dump()
     with pytest.raises(ValidationError, match="not after describes_release"):
         type(engine).model_validate({**entry, "describes_release": "0.5"})
+    with pytest.raises(ValidationError, match="is after describes_release"):
+        type(engine).model_validate({**entry, "describes_release": "0.3"})
+    with pytest.raises(ValidationError, match="exactly one of since and before"):
+        ReleaseChange(since="0.5", before="0.6", values={"decode_cuda_graphs": True})
+    with pytest.raises(ValidationError, match="exactly one of since and before"):
+        ReleaseChange(values={"decode_cuda_graphs": True})
+
+
+def test_before_changes_apply_to_older_releases_narrowest_last():
+    """One mechanism for both directions: a run takes every change whose range holds its
+    release, the narrowest ``before`` range winning, and an unversioned run none."""
+    from flopcast.specs.engine import ReleaseChange
+
+    engine = load_engine("tensorrt-llm").model_copy(update={"release_changes": [
+        ReleaseChange(before="0.9", values={"max_batch_size": 64}),
+        ReleaseChange(before="0.5", values={"max_batch_size": 8}),
+        ReleaseChange(since="2.0", values={"max_batch_size": 4096}),
+    ]})
+    assert engine.at_version("0.4").max_batch_size == 8
+    assert engine.at_version("0.8.1").max_batch_size == 64
+    assert engine.at_version("1.2").max_batch_size == engine.max_batch_size
+    assert engine.at_version("2.1").max_batch_size == 4096
+    assert engine.at_version(None).max_batch_size == engine.max_batch_size
+    trt = load_engine("tensorrt-llm")
+    assert trt.at_version("0.6.1").decode_attention_backend == "trtllm-mmha"
+    assert trt.at_version("0.7").decode_attention_backend == "trtllm-xqa"
+    graphs = [trt.at_version(v).decode_cuda_graphs for v in ("0.11", "0.12")]
+    overlap = [trt.at_version(v).overlap_scheduling for v in ("0.12", "1.0")]
+    assert graphs == [False, True] and overlap == [False, True]
 
 
 def test_sglang_decode_graphs_from_the_overlap_scheduler_on():

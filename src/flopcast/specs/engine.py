@@ -34,19 +34,21 @@ GPU_DEPENDENT = ("max_batch_size", "max_num_tokens", "prefill_chunk_tokens")
 
 
 class ReleaseChange(BaseModel):
-    """Defaults a later release changed: runs of release ``since`` or newer (engine_version
-    column) get ``values``; unversioned runs keep the entry's (the release it describes)."""
+    """Defaults that differ by release: runs of release ``since`` or newer, or of releases
+    older than ``before`` (engine_version column), get ``values``; unversioned runs keep the
+    entry's (the release it describes, or the current one). Exactly one of since/before."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    since: str
+    since: str | None = None
+    before: str | None = None
     values: dict[str, Any]
 
-    @field_validator("since")
+    @field_validator("since", "before")
     @classmethod
-    def _is_release(cls, v: str) -> str:
-        if not release_tuple(v):
-            raise ValueError(f"since: {v!r} is not a release number (e.g. 0.4.3)")
+    def _is_release(cls, v: str | None, info) -> str | None:
+        if v is not None and not release_tuple(v):
+            raise ValueError(f"{info.field_name}: {v!r} is not a release number (e.g. 0.4.3)")
         return v
 
     @field_validator("values")
@@ -57,6 +59,29 @@ class ReleaseChange(BaseModel):
         if unknown:
             raise ValueError(f"values: {', '.join(unknown)} cannot change by release")
         return v
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> ReleaseChange:
+        if (self.since is None) == (self.before is None):
+            raise ValueError("a release change needs exactly one of since and before, got "
+                             f"since={self.since!r}, before={self.before!r}")
+        return self
+
+    def applies_to(self, run: tuple[int, ...]) -> bool:
+        """Whether a run of release ``run`` (parsed; () = unversioned) takes ``values``."""
+        if not run:
+            return False
+        if self.since is not None:
+            return run >= release_tuple(self.since)
+        return run < release_tuple(self.before)
+
+    @property
+    def order(self) -> tuple:
+        """Application order: older-release values last among ``before`` changes (the
+        narrowest range wins), then ``since`` changes oldest first (the newest wins)."""
+        if self.since is not None:
+            return (1, release_tuple(self.since))
+        return (0, tuple(-x for x in release_tuple(self.before)))
 
 
 class Engine(BaseModel):
@@ -98,12 +123,6 @@ class Engine(BaseModel):
     small_group_decode_8bit_kv: bool = Field(
         True, description="An 8-bit KV cache follows the group rule too (False: it always "
         "takes decode_attention_backend).")
-    decode_attention_from_version: str | None = Field(
-        None, description="First release with decode_attention_backend; older runs "
-        "(engine_version column) use legacy_decode_attention_backend. None = every release.")
-    legacy_decode_attention_backend: str | None = Field(
-        None, description="Decode attention kernel of releases before "
-        "decode_attention_from_version.")
     calibration_engine: str | None = Field(
         None, description="Engine id whose inference calibration applies where this engine has "
         "none of its own: the runtime it wraps (NVIDIA NIM's optimized profiles run "
@@ -123,23 +142,17 @@ class Engine(BaseModel):
     cuda_graph_max_batch: int | None = Field(
         None, ge=1, description="Largest decode batch the engine captures; larger decode "
         "steps run eagerly. None = every batch size.")
-    cuda_graphs_from_version: str | None = Field(
-        None, description="Oldest release whose published runs replay decode CUDA graphs; a "
-        "run of an older release (engine_version column) is priced eagerly. None = every "
-        "release.")
     overlap_scheduling: bool = Field(
         False, description="The host forms iteration k+1 while the GPU runs iteration k "
         "(SGLang's zero-overhead batch scheduler): a request arriving while the replica is "
         "busy is first scheduled one iteration later than a synchronous loop would.")
-    overlap_scheduling_from_version: str | None = Field(
-        None, description="Oldest release that overlaps scheduling by default; older runs "
-        "(engine_version column) schedule synchronously. None = every release.")
     describes_release: str | None = Field(
         None, description="Release whose defaults the entry's values are; what an "
         "unversioned run is priced as.")
     release_changes: list[ReleaseChange] = Field(
-        default_factory=list, description="Defaults later releases changed, applied to runs "
-        "of those releases (engine_version column).")
+        default_factory=list, description="Defaults that differ in other releases (since: "
+        "from a later release on; before: in releases older than one), applied to runs of "
+        "those releases (engine_version column).")
     limits_by_gpu: list[GpuLimits] = Field(
         default_factory=list, description="GPU-dependent defaults replacing max_batch_size, "
         "max_num_tokens or prefill_chunk_tokens: the first rule that applies to the "
@@ -150,12 +163,17 @@ class Engine(BaseModel):
     sources: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
-    def _changes_come_later(self) -> Engine:
-        """A release change describes a release after the one the entry describes."""
+    def _changes_fit_the_release(self) -> Engine:
+        """A ``since`` change describes a release after the one the entry describes, a
+        ``before`` change releases up to it (else an unversioned run would be priced as a
+        release the entry's own values do not describe)."""
         base = release_tuple(self.describes_release)
-        for change in self.release_changes:
-            if base and release_tuple(change.since) <= base:
+        for change in self.release_changes if base else ():
+            if change.since is not None and release_tuple(change.since) <= base:
                 raise ValueError(f"release_changes: since {change.since!r} is not after "
+                                 f"describes_release {self.describes_release!r}")
+            if change.before is not None and release_tuple(change.before) > base:
+                raise ValueError(f"release_changes: before {change.before!r} is after "
                                  f"describes_release {self.describes_release!r}")
         return self
 
@@ -179,30 +197,18 @@ class Engine(BaseModel):
         return table[max(keys)] if keys else self.memory_fraction
 
     def at_version(self, version: str | None) -> Engine:
-        """This engine as a run of release ``version`` executes (None or unparseable = the
-        catalog's, i.e. the current release): decode CUDA graphs only from
-        ``cuda_graphs_from_version`` on, overlapped scheduling only from
-        ``overlap_scheduling_from_version`` on, the legacy decode attention kernel before
-        ``decode_attention_from_version``; and the values of every ``release_changes`` entry
-        at or before it."""
+        """This engine as a run of release ``version`` executes: the values of every
+        ``release_changes`` entry that applies to it (ReleaseChange.order); None or an
+        unparseable version = the entry as it stands (describes_release, else the current
+        release)."""
         run = release_tuple(version)
-        legacy = {  # field: (first release with the catalog's value, the value before it)
-            "decode_cuda_graphs": (self.cuda_graphs_from_version, False),
-            "overlap_scheduling": (self.overlap_scheduling_from_version, False),
-            "decode_attention_backend": (self.decode_attention_from_version,
-                                         self.legacy_decode_attention_backend),
-        }
-        older = {}
-        for field, (first, before) in legacy.items():
-            since = release_tuple(first)
-            if run and since and run < since and before is not None:
-                older[field] = before
-        for change in sorted(self.release_changes, key=lambda c: release_tuple(c.since)):
-            if run and run >= release_tuple(change.since):
-                older.update(change.values)
-        if not older:
+        changed: dict[str, Any] = {}
+        for change in sorted(self.release_changes, key=lambda c: c.order):
+            if change.applies_to(run):
+                changed.update(change.values)
+        if not changed:
             return self
-        return Engine.model_validate({**self.model_dump(), **older})
+        return Engine.model_validate({**self.model_dump(), **changed})
 
     def decode_backend_for(self, group: int | None, kv_8bit: bool = False) -> str | None:
         """The decode attention kernel for a GQA group of ``group`` query heads per KV head
