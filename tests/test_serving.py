@@ -326,3 +326,19 @@ def test_requests_no_replica_can_hold_are_named(job):
     with pytest.raises(FlopcastError, match="request 7: prompt of 9000 tokens exceeds"):
         serve(deployment_for(job, scheduler="prefill-first", chunk_tokens=0), work)
     assert serve(deployment_for(job), work)[0]["num_requests"] == 50  # chunked: fine
+
+
+def test_slo_rate_is_capped_at_saturation_whatever_the_run_length(dep):
+    """A TPOT-only SLO cannot see a growing queue; the search stops at the replica's saturated
+    throughput, which does not depend on how many requests are simulated (it grew with them
+    when the cap was 1.5x a drain-dominated offline run) and exceeds the offline run's own
+    requests/s (whose last long requests drain with a nearly empty batch)."""
+    from flopcast.workloads.serving.capacity import max_rate_under_slo, saturated_rate
+
+    rates = [max_rate_under_slo(dep, requests(n), None, 1e4) for n in (150, 600)]
+    assert all(s.get("at_saturation") for _, s in rates)
+    assert rates[0][0] == pytest.approx(rates[1][0], rel=0.1)
+    offline = serve(dep, requests(150))[0]["requests_per_s"]
+    assert saturated_rate(dep, requests(150)) > offline
+    tight, summary = max_rate_under_slo(dep, requests(150), None, 12.0)
+    assert tight < rates[0][0] and not summary.get("at_saturation")

@@ -26,6 +26,8 @@ MAX_INT = 2**31 - 1
 Int = Annotated[int, Field(ge=-MAX_INT, le=MAX_INT)]
 #: A float option: finite (no nan, no inf; ranges stay with the specs).
 Finite = Annotated[float, Field(allow_inf_nan=False)]
+#: A latency bound in ms: finite and above zero.
+LatencyMs = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 #: An engine release ("0.4.1", "v0.16.0", "0.7a"): its leading numbers pick what it ran
 #: (Engine.at_version).
 Release = Annotated[str, Field(pattern=r"^v?\d+(\.\d+)*[0-9A-Za-z.+-]*$", max_length=40)]

@@ -64,7 +64,8 @@ class ReasonCoverageRequest(Request):
 
 class CoverageCurve(BaseModel):
     """Coverage (pass@k) of one model on one benchmark per k, with its 90 % band (equal to
-    the value where exact) and whether each k is extrapolated."""
+    the value where exact; None where extrapolated without a bootstrap, reps = 0) and
+    whether each k is extrapolated."""
 
     model: str
     benchmark: str
@@ -73,8 +74,8 @@ class CoverageCurve(BaseModel):
     method: str
     k: list[int]
     coverage: list[float]
-    low: list[float]
-    high: list[float]
+    low: list[float | None]
+    high: list[float | None]
     extrapolated: list[bool]
 
 
@@ -104,8 +105,14 @@ def coverage_curve(data, ks: list[int], method: str, reps: int, seed: int) -> di
         cov[~inside], low[~inside], high[~inside] = ext.coverage, ext.low, ext.high
     return {"model": data.model, "benchmark": data.benchmark, "problems": data.n_problems,
             "samples_per_problem": int(data.samples.min()), "method": method,
-            "k": ks, "coverage": cov.tolist(), "low": low.tolist(), "high": high.tolist(),
+            "k": ks, "coverage": cov.tolist(), "low": _nan_as_none(low),
+            "high": _nan_as_none(high),
             "extrapolated": (~inside).tolist()}
+
+
+def _nan_as_none(values) -> list[float | None]:
+    """A band bound per k; None where there is none (NaN: no bootstrap was drawn)."""
+    return [None if v != v else float(v) for v in values]
 
 
 def run_reason_coverage(request: ReasonCoverageRequest,

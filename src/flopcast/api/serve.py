@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from flopcast.api.common import (
     Finite,
     Int,
+    LatencyMs,
     ModelFlags,
     Release,
     Warn,
@@ -33,8 +34,8 @@ class _Load(ModelFlags):
     output_len: Int | None = None
     length_dist: str = "fixed"
     seed: Int = 0
-    slo_ttft_p99: Finite | None = None
-    slo_tpot_p99: Finite | None = None
+    slo_ttft_p99: LatencyMs | None = None
+    slo_tpot_p99: LatencyMs | None = None
     calibration: str | None = None
 
 
@@ -66,7 +67,7 @@ class ServeRequest(_Load):
     num_requests: Int = 1000
     shared_prefix_len: Int = 0
     num_prefixes: Int = 0
-    slo_itl_p99: Finite | None = None
+    slo_itl_p99: LatencyMs | None = None
 
 
 class LatencyCdf(BaseModel):
@@ -111,6 +112,11 @@ class ServeResult(BaseModel):
     busy_share: float | None = None
     config: dict[str, Any] | None = None
     max_request_rate_under_slo: float | None = None
+    #: "latency" when the SLO bounds the rate, "saturation" when it still holds at the
+    #: replica's saturated throughput (capacity.saturated_rate), beyond which queues grow.
+    slo_rate_limited_by: Literal["latency", "saturation"] | None = None
+    #: With an SLO and a load: whether every given p99 bound (TTFT, TPOT, ITL) holds.
+    slo_p99_met: bool | None = None
     expected_error: dict[str, Any] | None = None
 
 
@@ -206,9 +212,16 @@ def run_serve(request: ServeRequest, warn: Warn = ignore,
         best, summary = max_rate_under_slo(dep, reqs, r.slo_ttft_p99, r.slo_tpot_p99,
                                            r.slo_itl_p99)
         summary["max_request_rate_under_slo"] = best
+        summary["slo_rate_limited_by"] = "saturation" if summary.pop(
+            "at_saturation", False) else "latency"
     else:
         summary, res = serve(dep, reqs, closed, r.slo_ttft_p99, r.slo_tpot_p99,
                              keep_trace=trace_to is not None)
+        if any(x is not None for x in (r.slo_ttft_p99, r.slo_tpot_p99, r.slo_itl_p99)):
+            from flopcast.workloads.serving.capacity import meets_slo
+
+            summary["slo_p99_met"] = meets_slo(summary, r.slo_ttft_p99, r.slo_tpot_p99,
+                                               r.slo_itl_p99)
         if trace_to is not None:
             trace_to(res)
     summary["expected_error"] = expected_error("serving", [job.system.gpu.family])
@@ -305,8 +318,14 @@ def run_serve_plan(request: ServePlanRequest, warn: Warn = ignore,
                             f"{r.gpu_types!r}")
     if r.max_tp < 1:
         raise FlopcastError(f"max-tp: a tensor parallel size >= 1; got {r.max_tp}")
-    options, left_out = replica_options(_deployments(r, types), reqs, r.slo_ttft_p99,
-                                        r.slo_tpot_p99, progress=progress)
+    deps, not_built = _deployments(r, types)
+    options, left_out = replica_options(deps, reqs, r.slo_ttft_p99, r.slo_tpot_p99,
+                                        progress=progress)
+    left_out = not_built + left_out
+    if not options:
+        raise FlopcastError(f"fleet: no GPU type and tp meets the SLO at any rate ({left_out[-1]}"
+                            + (f"; and {len(left_out) - 1} more" if len(left_out) > 1 else "")
+                            + ")")
     best = plan_fleet(options, reqs, r.request_rate, r.slo_ttft_p99, r.slo_tpot_p99, r.mixed)
     alone = front(options, reqs, r.request_rate, r.slo_ttft_p99, r.slo_tpot_p99)
     families = sorted({load_gpu(g, r.calibration).family for g in types})
@@ -322,13 +341,17 @@ def run_serve_plan(request: ServePlanRequest, warn: Warn = ignore,
     return ServePlanResult.model_validate(answer)
 
 
-def _deployments(r: ServePlanRequest, types: list[str]) -> list:
-    """One deployment per GPU type × tp (powers of two up to max_tp) the model can run on;
-    a refusal other than 'unsupported' just leaves that one out."""
+def _deployments(r: ServePlanRequest, types: list[str]) -> tuple[list, list[str]]:
+    """One deployment per GPU type × tp (powers of two up to max_tp) the model can run on,
+    and why the others were left out. A GPU type that cannot be read (unknown id, bad file)
+    is an error of the request, raised as is; so is a request no GPU type and tp can run."""
+    from flopcast.catalog import load_gpu
     from flopcast.errors import UnsupportedError
     from flopcast.workloads.serving.run import deployment_for
 
-    deps = []
+    for gpu in types:
+        load_gpu(gpu, r.calibration)  # refuses an unknown id or a malformed file
+    deps, left_out = [], []
     for gpu in types:
         tp = 1
         while tp <= r.max_tp:
@@ -338,5 +361,22 @@ def _deployments(r: ServePlanRequest, types: list[str]) -> list:
             except (FlopcastError, ValueError) as e:
                 if isinstance(e, UnsupportedError):
                     raise
+                left_out.append(f"{gpu} tp={tp}: {_one_line(e)}")
             tp *= 2
-    return deps
+    reasons = {line.split(": ", 1)[1] for line in left_out}
+    if not deps and len(reasons) == 1:  # not about any GPU or tp: the request's own error
+        raise FlopcastError(reasons.pop())
+    if not deps:
+        raise FlopcastError(f"fleet: no GPU type and tp can run the model ({left_out[0]}"
+                            + (f"; and {len(left_out) - 1} more" if len(left_out) > 1 else "")
+                            + ")")
+    return deps, left_out
+
+
+def _one_line(e: Exception) -> str:
+    """An error as one line (a pydantic error's first message)."""
+    from pydantic import ValidationError
+
+    from flopcast.errors import validation_message
+
+    return validation_message(e) if isinstance(e, ValidationError) else str(e).splitlines()[0]

@@ -1,5 +1,5 @@
-"""`flopcast reason`: accuracy of test-time compute from per-problem samples (coverage now;
-cost and planning follow)."""
+"""`flopcast reason`: accuracy of test-time compute from per-problem samples (coverage), what a
+problem costs at N samples (cost) and the cheapest model × strategy × N for a target (plan)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,9 @@ from flopcast.cli.common import (
 )
 
 reason_app = typer.Typer(no_args_is_help=True, help="Test-time reasoning: coverage of "
-                         "repeated sampling from per-problem samples.")
+                         "repeated sampling from per-problem samples (coverage), cost per "
+                         "problem at N samples (cost), cheapest model x strategy x N for a "
+                         "target accuracy or budget (plan).")
 app.add_typer(reason_app, name="reason")
 
 
@@ -52,7 +54,8 @@ def reason_coverage(
         return
     curves = result["curves"]
     for c in curves:
-        rows = [(f"{kk:,}", f"{100 * v:.1f}", f"{100 * lo:.1f}–{100 * hi:.1f}" if ext else "exact")
+        rows = [(f"{kk:,}", f"{100 * v:.1f}", ("—" if lo is None else
+                                             f"{100 * lo:.1f}–{100 * hi:.1f}") if ext else "exact")
                 for kk, v, lo, hi, ext in zip(c["k"], c["coverage"], c["low"], c["high"],
                                               c["extrapolated"], strict=True)]
         print_table(f"{c['model']} on {c['benchmark']}: {plural(c['problems'], 'problem')}, "

@@ -15,8 +15,9 @@ from flopcast.errors import FlopcastError
 
 @reason_app.command("plan")
 def reason_plan(
-    samples: list[Path] = typer.Option(..., "--samples", help="Per-problem samples CSV (repeat "
-                                       "for more files); one candidate per model in them."),
+    samples: list[Path] = typer.Option(..., "--samples", metavar="FILE",
+                                       help="Per-problem samples CSV (repeat for more "
+                                       "files); one candidate per model in them."),
     benchmark: str = typer.Option(None, "--benchmark", help="Benchmark to plan for (needed "
                                   "when the files hold several)."),
     model_map: str = typer.Option("", "--model-map", help="Samples model → catalog model, e.g. "

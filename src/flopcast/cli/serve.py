@@ -103,7 +103,9 @@ def serve(
                                               "rate meeting the SLO)."),
     slo_tpot_p99: float | None = SLO_TPOT_OPT,
     slo_itl_p99: float | None = float_option(None, "--slo-itl-p99", help="p99 inter-token gap "
-                                             "bound, ms (Sarathi-Serve's TBT SLO)."),
+                                             "bound, ms (Sarathi-Serve's TBT SLO; judged on "
+                                             "all token gaps, so goodput, counted per request, "
+                                             "uses TTFT and TPOT only)."),
     plot: Path | None = typer.Option(None, "--plot", help="Write latency CDFs and the batch/KV "
                                      "timeline to this PNG (needs matplotlib)."),
     chrome_trace: Path | None = typer.Option(None, "--chrome-trace", help="Write iterations "
@@ -218,8 +220,11 @@ def _print_summary(s: dict) -> None:
         f"{plural(s['num_requests'], 'request')}, mean {s['mean_input_len']:.0f} in / "
         f"{s['mean_output_len']:.0f} out")
     if "max_request_rate_under_slo" in s:
+        why = (" (the replica's saturated throughput: the SLO still holds there, and a "
+               "faster stream queues without bound)"
+               if s.get("slo_rate_limited_by") == "saturation" else "")
         console.print(f"highest Poisson rate meeting the SLO: "
-                      f"[bold]{s['max_request_rate_under_slo']:.2f} req/s[/]")
+                      f"[bold]{s['max_request_rate_under_slo']:.2f} req/s[/]{why}")
     rows = [(name, *("—" if s[key][k] is None else f"{s[key][k]:,.1f}"
                      for k in ("mean", "p50", "p90", "p99")))
             for name, key in (("TTFT", "ttft_ms"), ("TPOT", "tpot_ms"), ("ITL", "itl_ms"),
@@ -231,6 +236,8 @@ def _print_summary(s: dict) -> None:
         ("output tokens/s per GPU", f"{s['output_tokens_per_s_per_gpu']:,.0f}"),
         ("total tokens/s", f"{s['total_tokens_per_s']:,.0f}"),
         ("goodput (requests/s in SLO)", f"{s['goodput_requests_per_s']:,.2f}"),
+        *([("p99 SLO met", "yes" if s["slo_p99_met"] else "no")]
+          if s.get("slo_p99_met") is not None else []),
         ("preemptions", f"{s['preemptions']:,}"),
         ("KV cache in use, mean / peak", f"{100 * s['kv_utilization_mean']:.0f} % / "
                                          f"{100 * s['kv_utilization_peak']:.0f} %"),

@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass
 
 from flopcast.errors import FlopcastError
-from flopcast.workloads.serving.capacity import _at_rate, max_rate_under_slo
+from flopcast.workloads.serving.capacity import _at_rate, max_rate_under_slo, meets_slo
 from flopcast.workloads.serving.simulator import Deployment
 
 #: Extra replicas tried when the simulated fleet misses the SLO the capacities promised.
@@ -85,11 +85,6 @@ def _fleet(options, counts) -> list[Deployment]:
     return pools
 
 
-def _meets(s: dict, slo_ttft_ms, slo_tpot_ms) -> bool:
-    return (slo_ttft_ms is None or s["ttft_ms"]["p99"] <= slo_ttft_ms) and (
-        slo_tpot_ms is None or not s["tpot_ms"]["p99"] > slo_tpot_ms)
-
-
 def plan_fleet(options: list[ReplicaOption], requests, rate: float, slo_ttft_ms,
                slo_tpot_ms, mixed: bool = True) -> dict:
     """The cheapest fleet for ``rate`` requests/s (see the module docstring), checked by
@@ -102,7 +97,7 @@ def plan_fleet(options: list[ReplicaOption], requests, rate: float, slo_ttft_ms,
     for _ in range(MAX_TOP_UPS + 1):
         fleet = _fleet(options, counts)
         summary = _at_rate(fleet, requests, rate)
-        if _meets(summary, slo_ttft_ms, slo_tpot_ms):
+        if meets_slo(summary, slo_ttft_ms, slo_tpot_ms):
             break
         counts[per_cost] = counts.get(per_cost, 0) + 1
     else:

@@ -27,7 +27,7 @@ from flopcast.specs.limits import MAX_ARRIVAL_CV, MAX_REQUEST_RATE, MAX_REQUESTS
 
 DATASET_DIR = Path(__file__).resolve().parents[2] / "catalog" / "datasets"
 
-_INT_FIELDS = ("input_len", "output_len", "prefix_id", "prefix_len")
+INT_FIELDS = ("input_len", "output_len", "prefix_id", "prefix_len")
 
 
 @dataclass(frozen=True, eq=False)
@@ -52,7 +52,7 @@ class Requests:
         if n < 0:
             raise FlopcastError("requests: arrival_s must be a one-dimensional array")
         defaults = {"prefix_id": -1, "prefix_len": 0}
-        for name in ("arrival_s", *_INT_FIELDS):
+        for name in ("arrival_s", *INT_FIELDS):
             value = getattr(self, name)
             if value is None:
                 value = np.full(n, defaults[name])
@@ -83,7 +83,7 @@ class Requests:
     def sorted(self) -> Requests:
         """The same requests ordered by arrival time (stable: ties keep their order)."""
         order = np.argsort(self.arrival_s, kind="stable")
-        return Requests(*(getattr(self, f)[order] for f in ("arrival_s", *_INT_FIELDS)))
+        return Requests(*(getattr(self, f)[order] for f in ("arrival_s", *INT_FIELDS)))
 
 
 def _as_column(name: str, value, dtype) -> np.ndarray:
