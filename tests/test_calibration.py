@@ -118,3 +118,20 @@ def test_calibration_chooses_no_kernel_for_a_framework_that_documents_its_own():
 
     cases = synthetic_cases(Efficiency())  # Megatron rows (the schema's default framework)
     assert choose_backends(cases) == {"megatron": None}
+
+
+def test_a_kernel_calibration_file_is_taken_by_calibration(tmp_path):
+    """`flopcast calibrate kernels.csv -o FILE` writes kernel profiles; `--calibration FILE`
+    then prices with them (in place of the shipped kernel fit), not as efficiency values."""
+    import yaml
+
+    from flopcast.catalog.loader import KERNEL_CALIBRATION_FILE, load_gpu
+
+    data = yaml.safe_load(KERNEL_CALIBRATION_FILE.read_text())
+    data["families"]["hopper"]["profile"]["gemm_fraction"]["bf16"] *= 0.5
+    slow = tmp_path / "kcal.yaml"
+    slow.write_text(yaml.safe_dump(data))
+    shipped, halved = load_gpu("h100-sxm"), load_gpu("h100-sxm", str(slow))
+    assert halved.kernels.gemm_fraction["bf16"] == pytest.approx(
+        0.5 * shipped.kernels.gemm_fraction["bf16"])
+    assert halved.efficiency == shipped.efficiency  # the training calibration stays in force

@@ -106,6 +106,13 @@ def is_inference_calibration(families: dict) -> bool:
         and all(isinstance(e, dict) for e in v.values()) for v in families.values())
 
 
+def is_kernel_calibration(families: dict) -> bool:
+    """Whether a calibration's families hold kernel profiles (``flopcast calibrate`` on a
+    kernel-timing file: each family a ``profile`` mapping) rather than efficiency values."""
+    return bool(families) and all(isinstance(v, dict) and "profile" in v
+                                  for v in families.values())
+
+
 def load_calibration(path: str | Path | None = None,
                      framework: str = DEFAULT_FRAMEWORK) -> dict[str, dict[str, float]]:
     """Efficiency values per GPU family from a calibration file (default: the shipped one),
@@ -113,10 +120,11 @@ def load_calibration(path: str | Path | None = None,
     overheads and overlap belong to the software, link efficiencies to the hardware) laid
     over each family's. Key ``""`` holds the framework's values alone, for families the file
     does not calibrate. An inference calibration given here leaves the shipped training one
-    in force: `infer` and `serve` take either kind with one --calibration option."""
+    in force: `infer` and `serve` take either kind with one --calibration option. So does a
+    kernel calibration (its profiles replace the shipped kernel fit, in load_gpu)."""
     framework = load_framework(framework).id  # an alias calibrates as its profile
     families = _calibration_families(path, CALIBRATION_FILE)
-    if path and is_inference_calibration(families):
+    if path and (is_inference_calibration(families) or is_kernel_calibration(families)):
         path, families = None, _calibration_families(None, CALIBRATION_FILE)
     own = _calibration_frameworks(path).get(framework, {})
     out = {"": dict(own)}
@@ -173,13 +181,16 @@ def _deep_merge(base: dict, over: dict) -> dict:
     return out
 
 
-def kernel_profile_for(family: str, own: dict | None = None) -> tuple[KernelProfile, str]:
+def kernel_profile_for(family: str, own: dict | None = None,
+                       kernel_calibration: dict | None = None) -> tuple[KernelProfile, str]:
     """The kernel profile of a GPU family, resolved in ONE place: KernelProfile defaults, then
-    the family's priors (catalog/kernels/<family>.yaml), then the shipped kernel calibration
-    of that family (fitted on kernel timings), then the entry's own ``kernels:`` section (what
-    ``flopcast profile`` writes). Dict-valued fields (per-dtype fractions, backends) merge."""
+    the family's priors (catalog/kernels/<family>.yaml), then the kernel calibration of that
+    family (fitted on kernel timings: ``kernel_calibration``'s families, default the shipped
+    file), then the entry's own ``kernels:`` section (what ``flopcast profile`` writes).
+    Dict-valued fields (per-dtype fractions, backends) merge."""
     layers = [(_kernel_family_priors(family), f"priors:{family}")]
-    fitted = _kernel_calibration().get(family)
+    fitted = (_kernel_calibration() if kernel_calibration is None
+              else kernel_calibration).get(family)
     if fitted:
         layers.append((fitted.get("profile", {}), f"calibration:{family}"))
     if own:
@@ -194,7 +205,8 @@ def kernel_profile_for(family: str, own: dict | None = None) -> tuple[KernelProf
     return KernelProfile.model_validate(merged), " + ".join(sources) or "defaults"
 
 
-def gpu_from_yaml(data: dict, calibration: dict[str, dict[str, float]] | None = None) -> GPU:
+def gpu_from_yaml(data: dict, calibration: dict[str, dict[str, float]] | None = None,
+                  kernel_calibration: dict | None = None) -> GPU:
     """A GPU spec from a catalog entry (dense TFLOP/s, GiB, GB/s, Gb/s) in SI units.
 
     Efficiency = Efficiency() defaults, then the calibration of the GPU's family (or, when
@@ -213,7 +225,8 @@ def gpu_from_yaml(data: dict, calibration: dict[str, dict[str, float]] | None = 
         fitted, source = calibration[fallback], f"calibration:{fallback} (fallback)"
     else:
         fitted, source = calibration.get("", {}), "priors"
-    kernels, kernels_source = kernel_profile_for(d["family"], d.pop("kernels", None))
+    kernels, kernels_source = kernel_profile_for(d["family"], d.pop("kernels", None),
+                                                 kernel_calibration)
     own = d.pop("efficiency", {})
     if own:
         source += " + entry's own efficiency"
@@ -278,11 +291,15 @@ def _gpu_cached(gpu_id: str, calibration_path: str | None, _mtime: int = 0,
             raise FlopcastError(f"gpu: unknown id {gpu_id!r}; known: {', '.join(gpu_ids())} "
                                 "(or a GPU entry file.yaml)")
     calibration = load_calibration(calibration_path, framework)
+    kernel_fit = None
+    if calibration_path:
+        families = _calibration_families(calibration_path, CALIBRATION_FILE)
+        kernel_fit = families if is_kernel_calibration(families) else None
     if not is_gpu_file(gpu_id):
-        return gpu_from_yaml(load_shipped_yaml(path), calibration)
+        return gpu_from_yaml(load_shipped_yaml(path), calibration, kernel_fit)
     data = _read_gpu_file(path)
     try:
-        return gpu_from_yaml(data, calibration)
+        return gpu_from_yaml(data, calibration, kernel_fit)
     except ValidationError as e:
         raise FlopcastError(f"gpu: {path}: {validation_message(e)}") from None
     except FlopcastError as e:
