@@ -96,3 +96,12 @@ def test_moe_model_estimates():
 def test_invalid_jobs_name_the_field(bad, message):
     with pytest.raises(ValidationError, match=message):
         job(**bad)
+
+
+@pytest.mark.parametrize("recipe", ["mxfp8", "nvfp4"])
+def test_block_scaled_recipes_need_blackwell_tensor_cores(recipe):
+    """MX/NVFP4 block scales are applied by Blackwell's tensor cores; Hopper has fp8 tensor
+    cores but no block scaling, so MXFP8 is refused there as NVFP4 is."""
+    with pytest.raises(ValidationError, match="block scales"):
+        job(precision=recipe)
+    assert job(gpu="b200", precision=recipe).precision.name == recipe

@@ -152,20 +152,22 @@ def _score(cases, fit) -> dict:
                             for c in cases if c.job is not None])
 
 
-def check_output(out: str | Path | None) -> None:
-    """Refuse an output path the calibration cannot be written to, before any fitting."""
+def check_output(out: str | Path | None, option: str = "--out",
+                 what: str = "the calibration YAML") -> None:
+    """Refuse an output path ``what`` cannot be written to, before any fitting or measuring."""
     if out is None:
         return
     out = Path(out)
     folder = out.parent
     if out.is_dir():
-        raise FlopcastError(f"--out {out}: is a directory (allowed: a file path for the "
-                            "calibration YAML)")
+        raise FlopcastError(f"{option} {out}: is a directory (allowed: a file path for "
+                            f"{what})")
     if not folder.is_dir():
-        raise FlopcastError(f"--out {out}: folder {folder} does not exist (allowed: a file in "
-                            "an existing folder)")
+        raise FlopcastError(f"{option} {out}: folder {folder} does not exist (allowed: a file "
+                            "in an existing folder)")
     if not os.access(folder, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)):
-        raise FlopcastError(f"--out {out}: not writable (allowed: a file path you may write)")
+        raise FlopcastError(f"{option} {out}: not writable (allowed: a file path you may "
+                            "write)")
 
 
 def nothing_to_fit(path: Path, table, cases) -> str:

@@ -236,6 +236,7 @@ def gpu_from_yaml(data: dict, calibration: dict[str, dict[str, float]] | None = 
             id=d["id"], name=d["name"], vendor=d["vendor"], family=d["family"],
             sm_count=d["sm_count"], kernels=kernels, kernels_source=kernels_source,
             peak_flops={k: v * 1e12 for k, v in d["dense_tflops"].items()},
+            block_scaled_formats=d.get("block_scaled_formats", []),
             hbm_bytes=d["hbm_gib"] * GIB,
             hbm_bandwidth=d["hbm_bandwidth_gb_s"] * GB,
             nvlink_bandwidth=d["nvlink_bandwidth_gb_s"] * GB,

@@ -29,6 +29,7 @@ def web(
         raise FlopcastError(f"web: needs {', '.join(missing)}; {WEB_INSTALL}")
     if not 0 < port < 65536:
         raise FlopcastError(f"--port: a port in 1..65535; got {port}")
+    _check_address(host, port)
     import uvicorn
 
     from flopcast.web.app import LOOPBACK_HOSTS, create_app
@@ -37,3 +38,22 @@ def web(
     shown = f"[{host}]" if ":" in host else host
     print(f"flopcast web: http://{shown}:{port}/ (Ctrl-C stops it)", file=sys.stderr)
     uvicorn.run(app_, host=host, port=port, log_level="warning")
+
+
+def _check_address(host: str, port: int) -> None:
+    """Refuse, in one line, an address the server could not listen on (unknown host, port in
+    use or not allowed), before announcing it: uvicorn would log and exit 1 or 3."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as e:
+        raise FlopcastError(f"--host: cannot listen on {host!r} ({e})") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as e:
+            raise FlopcastError(f"--port: cannot listen on {host}:{port} "
+                                f"({e.strerror or e})") from None

@@ -19,6 +19,7 @@ from pathlib import Path
 import yaml
 
 import flopcast
+from flopcast.calibration.fit import check_output
 from flopcast.calibration.kernels import fit_kernel_profile
 from flopcast.catalog.loader import gpu_from_yaml
 from flopcast.profile.base import KERNEL_COLUMNS, Backend, DeviceInfo, select_backend
@@ -91,6 +92,14 @@ def fit_device(rows: list[dict], entry: dict, kind: str) -> tuple[KernelProfile,
 def profile_device(device: str = "auto", quick: bool = False, output: Path | None = None,
                    progress: Progress | None = None) -> ProfileResult:
     """Measure ``device`` ('cpu', 'cuda', 'auto'), fit, write FILE.yaml and FILE.kernels.csv."""
+    if output is not None:  # refused before minutes of measuring, not after
+        from flopcast.catalog.loader import is_gpu_file
+        from flopcast.errors import FlopcastError
+
+        check_output(output, "--output", "the GPU entry")
+        if not is_gpu_file(str(output)):
+            raise FlopcastError(f"--output {output}: a GPU entry file ends in .yaml or .yml "
+                                "(what --gpu takes)")
     start = time.perf_counter()
     backend = select_backend(device, quick)
     info = backend.device_info()

@@ -28,6 +28,12 @@ class Precision(BaseModel):
     activation_bytes: float
 
     @property
+    def block_scaled(self) -> bool:
+        """Whether the recipe needs tensor cores that apply block scales
+        (GPU.block_scaled_formats)."""
+        return self.name in BLOCK_SCALED
+
+    @property
     def is_low_precision(self) -> bool:
         return self.gemm_dtype in ("fp8", "fp4")
 
@@ -42,6 +48,11 @@ _TABLE: dict[str, tuple[str, str, float, float, float]] = {
     "mxfp8": ("fp8", "bf16", 2, 1 + 1 / 32, 2),  # one e8m0 scale per 32 values (OCP MX spec)
     "nvfp4": ("fp4", "bf16", 2, 0.5 + 1 / 16, 2),  # 4 bits + one e4m3 scale per 16 (NVFP4)
 }
+
+
+#: Recipes whose scales are per block of 32 (MX) or 16 (NVFP4) values, applied by the tensor
+#: cores (OCP Microscaling Formats spec v1.0; NVIDIA Blackwell architecture brief).
+BLOCK_SCALED = ("mxfp8", "nvfp4")
 
 
 def precision(name: str) -> Precision:

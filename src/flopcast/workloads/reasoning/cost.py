@@ -103,8 +103,7 @@ def problem_cost(job, eff, trials: int, prompt_len: int, out_len: int) -> dict:
     parallel = int(min(trials, job.engine.max_batch_size,
                        room // float(plan["kv_bytes_per_sequence"])))
     if parallel < 1:
-        raise FlopcastError(f"reason cost: one {prompt_len}+{out_len}-token trial does not fit "
-                            f"the KV memory of {job.system.num_gpus}x {job.system.gpu.id}")
+        raise FlopcastError(_no_room("reason cost", job, plan, prompt_len, out_len))
     waves = -(-trials // parallel)
     prefill = float(forward_step(job, eff, prefill_tokens=prompt_len, prefill_len=prompt_len,
                                  logit_rows=1)["step_s"])
@@ -122,6 +121,16 @@ def problem_cost(job, eff, trials: int, prompt_len: int, out_len: int) -> dict:
             "gpu_hours": seconds * gpus / 3600,
             "usd": seconds * gpus / 3600 * job.system.gpu.price_per_gpu_hour_usd,
             "joules": seconds * gpus * power}
+
+
+def _no_room(what: str, job, plan: dict, prompt_len: int, out_len: int) -> str:
+    """Why not one trial runs: the weights leave no KV memory, or one trial needs more."""
+    where = f"{job.system.num_gpus}x {job.system.gpu.id}"
+    if float(plan["kv_budget_bytes"]) <= 0:
+        return (f"{what}: the weights ({float(plan['weights_bytes']) / 2**30:.1f} GiB per GPU) "
+                f"leave no memory for the KV cache on {where}; use more GPUs (--gpus) or a "
+                "lower precision")
+    return f"{what}: one {prompt_len}+{out_len}-token trial does not fit the KV memory of {where}"
 
 
 def batched_problem_cost(job, eff, trials: int, prompt_len: int, out_len: int) -> dict:
@@ -152,8 +161,7 @@ def batched_problem_cost(job, eff, trials: int, prompt_len: int, out_len: int) -
     if in_flight < trials:  # one problem's trials do not fit together: waves beside one prompt
         in_flight = min(job.engine.max_batch_size, (budget - prompt_bytes) // per_seq)
     if in_flight < 1:
-        raise FlopcastError(f"reason plan: one {prompt_len}+{out_len}-token trial does not fit "
-                            f"the KV memory of {job.system.num_gpus}x {job.system.gpu.id}")
+        raise FlopcastError(_no_room("reason plan", job, plan, prompt_len, out_len))
     prefill = float(forward_step(job, eff, prefill_tokens=prompt_len, prefill_len=prompt_len,
                                  logit_rows=1)["step_s"])
     step = float(forward_step(job, eff, decode_seqs=in_flight,
