@@ -201,6 +201,17 @@ def validation_line(exc: ValidationError, options: dict[str, str] | None = None)
     return error_line(exc.errors()[0], options)
 
 
+def engine_version_note(engine: str, version: str | None) -> str | None:
+    """A warning when --engine-version cannot change anything: the engine's catalog entry
+    has no release-dependent values (Engine.release_changes)."""
+    from flopcast.catalog.loader import load_engine
+
+    if version is None or load_engine(engine).release_changes:
+        return None
+    return (f"--engine-version {version}: the {engine} entry has no release-dependent values, "
+            "so every release is priced alike")
+
+
 def one_line(exc: BaseException) -> str:
     """The one line a user error becomes, on the command line and in the API's 422 answers."""
     if isinstance(exc, ValidationError):

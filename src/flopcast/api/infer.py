@@ -15,6 +15,7 @@ from flopcast.api.common import (
     Release,
     Warn,
     beyond_context,
+    engine_version_note,
     ensure_finite,
     fields_of,
     ignore,
@@ -91,6 +92,8 @@ def run_infer(request: InferRequest, warn: Warn = ignore):
     from flopcast.workloads.inference import estimate_inference
 
     job = inference_job(request, *_mode(request))
+    if note := engine_version_note(request.engine, request.engine_version):
+        warn(note)
     est = estimate_inference(job, request.calibration)
     text = beyond_context(job.model, request.input_len + request.output_len,
                           "--input-len + --output-len")

@@ -17,8 +17,10 @@ from flopcast.api.common import (
     ModelFlags,
     Release,
     Warn,
+    engine_version_note,
     ensure_finite,
     ignore,
+    one_line,
 )
 from flopcast.errors import FlopcastError
 
@@ -196,6 +198,8 @@ def run_serve(request: ServeRequest, warn: Warn = ignore,
     r = request
     if r.num_requests < 1:
         raise FlopcastError(f"num-requests: must be at least 1; got {r.num_requests}")
+    if note := engine_version_note(r.engine, r.engine_version):
+        warn(note)
     find_rate = r.request_rate is None and (r.slo_ttft_p99 or r.slo_tpot_p99
                                             or r.slo_itl_p99) and not (
         r.concurrency or r.offline or r.trace)
@@ -361,7 +365,7 @@ def _deployments(r: ServePlanRequest, types: list[str]) -> tuple[list, list[str]
             except (FlopcastError, ValueError) as e:
                 if isinstance(e, UnsupportedError):
                     raise
-                left_out.append(f"{gpu} tp={tp}: {_one_line(e)}")
+                left_out.append(f"{gpu} tp={tp}: {one_line(e)}")
             tp *= 2
     reasons = {line.split(": ", 1)[1] for line in left_out}
     if not deps and len(reasons) == 1:  # not about any GPU or tp: the request's own error
@@ -372,11 +376,3 @@ def _deployments(r: ServePlanRequest, types: list[str]) -> tuple[list, list[str]
                             + ")")
     return deps, left_out
 
-
-def _one_line(e: Exception) -> str:
-    """An error as one line (a pydantic error's first message)."""
-    from pydantic import ValidationError
-
-    from flopcast.errors import validation_message
-
-    return validation_message(e) if isinstance(e, ValidationError) else str(e).splitlines()[0]

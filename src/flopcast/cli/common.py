@@ -251,3 +251,9 @@ def lora_text(config: dict) -> str:
         return ""
     return (f" LoRA r={config['lora_rank']} on {', '.join(config['lora_targets'])} "
             "(weights frozen)")
+
+
+def release_of(config: dict) -> str:
+    """' 0.4.1' after an engine's name when a run is priced as a named release."""
+    release = config.get("engine_release")
+    return f" {release}" if release else ""

@@ -21,6 +21,7 @@ from flopcast.cli.common import (
     memory_name,
     model_flags,
     print_table,
+    release_of,
     request_from,
     step_name,
     warn,
@@ -80,8 +81,9 @@ def infer(
 def _print_inference(est, out: dict) -> None:
     c = est.config
     console.print(
-        f"[bold]{c['model']}[/] on {c['num_gpus']}× {c['gpu']} with {c['engine']}: tp={c['tp']} "
-        f"pp={c['pp']} ep={c['ep']}, {c['precision']} weights, {c['kv_precision']} KV cache; "
+        f"[bold]{c['model']}[/] on {c['num_gpus']}× {c['gpu']} with {c['engine']}{release_of(c)}: "
+        f"tp={c['tp']} pp={c['pp']} ep={c['ep']}, {c['precision']} weights, "
+        f"{c['kv_precision']} KV cache; "
         f"{c['input_len']} in / {c['output_len']} out; {est.mode} = {est.batch} "
         f"({est.limited_by}); efficiency from {c['efficiency_source']}; kernels from "
         f"{c['kernels_source']} (attention: {', '.join(c['attention_backends'])})"

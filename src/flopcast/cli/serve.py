@@ -22,6 +22,7 @@ from flopcast.cli.common import (
     model_flags,
     plural,
     print_table,
+    release_of,
     request_from,
     warn,
 )
@@ -213,7 +214,7 @@ def serve_plan(
 def _print_summary(s: dict) -> None:
     c = s["config"]
     console.print(
-        f"[bold]{c['model']}[/] on {c['num_gpus']}× {c['gpu']} with {c['engine']} "
+        f"[bold]{c['model']}[/] on {c['num_gpus']}× {c['gpu']} with {c['engine']}{release_of(c)} "
         f"({c['scheduler']} scheduler): tp={c['tp']} pp={c['pp']} ep={c['ep']}, "
         f"{plural(c['replicas'], 'replica')}, {c['precision']} weights, "
         f"{c['kv_precision']} KV; "

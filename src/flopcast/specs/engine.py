@@ -55,7 +55,7 @@ class ReleaseChange(BaseModel):
     @classmethod
     def _are_engine_fields(cls, v: dict[str, Any]) -> dict[str, Any]:
         unknown = sorted((set(v) - set(Engine.model_fields))
-                         | (set(v) & {"id", "release_changes"}))
+                         | (set(v) & {"id", "release_changes", "priced_release"}))
         if unknown:
             raise ValueError(f"values: {', '.join(unknown)} cannot change by release")
         return v
@@ -153,6 +153,9 @@ class Engine(BaseModel):
         default_factory=list, description="Defaults that differ in other releases (since: "
         "from a later release on; before: in releases older than one), applied to runs of "
         "those releases (engine_version column).")
+    priced_release: str | None = Field(
+        None, description="Set by at_version: the release a run was priced as (None: the "
+        "entry as it stands, describes_release or the current release).")
     limits_by_gpu: list[GpuLimits] = Field(
         default_factory=list, description="GPU-dependent defaults replacing max_batch_size, "
         "max_num_tokens or prefill_chunk_tokens: the first rule that applies to the "
@@ -202,13 +205,19 @@ class Engine(BaseModel):
         unparseable version = the entry as it stands (describes_release, else the current
         release)."""
         run = release_tuple(version)
-        changed: dict[str, Any] = {}
+        changed: dict[str, Any] = {"priced_release": version} if run else {}
         for change in sorted(self.release_changes, key=lambda c: c.order):
             if change.applies_to(run):
                 changed.update(change.values)
         if not changed:
             return self
         return Engine.model_validate({**self.model_dump(), **changed})
+
+    @property
+    def release(self) -> str | None:
+        """The release a run is priced as: the one asked for, else the one the entry
+        describes (None: the current release, unnamed)."""
+        return self.priced_release or self.describes_release
 
     def decode_backend_for(self, group: int | None, kv_8bit: bool = False) -> str | None:
         """The decode attention kernel for a GQA group of ``group`` query heads per KV head

@@ -55,7 +55,8 @@ def serve(dep: Deployment | list[Deployment], requests, concurrency: int | None 
     out = summarize(res, gpus, slo_ttft_ms, slo_tpot_ms)
     out["config"] = dict(
         model=job.model.name, gpu=job.system.gpu.id, num_gpus=job.system.num_gpus,
-        engine=job.engine.id, tp=job.tp, pp=job.pp, ep=job.ep, replicas=job.replicas,
+        engine=job.engine.id, engine_release=job.engine.release,
+        tp=job.tp, pp=job.pp, ep=job.ep, replicas=job.replicas,
         precision=job.weights.name, kv_precision=job.kv_format, scheduler=dep.scheduler,
         total_gpus=gpus,
         max_num_seqs=dep.limits.max_seqs, max_num_tokens=dep.limits.max_tokens,
