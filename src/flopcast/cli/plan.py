@@ -148,12 +148,12 @@ def _print_assumptions(answer: dict) -> None:
         line += (f"; it trains {best['tokens']:.3g} tokens in {best['time_to_train_days']:,.1f} "
                  f"days for ${best['cost_usd']:,.0f} and {best['energy_mwh']:,.1f} MWh")
     console.print(line, highlight=False)
-    searched = [f"{c['num_gpus']}× {c['gpu']}" for c in answer["clusters"]
-                if c.get("offload_searched")]
-    if searched:
-        console.print(f"nothing fit without offload on {', '.join(searched)}: offload to host "
-                      "memory / NVMe searched there (ZeRO-Offload, ZeRO-Infinity)"
-                      f"; best:{_offload_text(best['config']) or ' none'}", highlight=False)
+    for c in answer["clusters"]:  # each searched cluster with its own best, not the overall
+        if c.get("offload_searched"):
+            found = _offload_text(c["config"]) if c.get("config") else ""
+            console.print(f"nothing fit without offload on {c['num_gpus']}× {c['gpu']}: "
+                          "offload to host memory / NVMe searched there (ZeRO-Offload, "
+                          f"ZeRO-Infinity); its best:{found or ' none fits'}", highlight=False)
     expected_error_lines(answer["expected_error"])
 
 

@@ -94,10 +94,11 @@ def _does_not_fit(job: InferenceJob, mem: dict, context: int) -> FlopcastError:
         f"one {context}-token sequence's KV cache")
 
 
-def _batch(job: InferenceJob, eff, mem: dict, strict: bool, context: int) -> tuple[int, str]:
+def _batch(job: InferenceJob, eff, mem: dict, strict: bool, held: float) -> tuple[int, str]:
     """Sequences per replica and what limits them: the requested batch or concurrency (a
     concurrency is system-wide: the load balancer spreads it over the replicas), or the
-    concurrency with the most output tokens/s within KV memory and the engine's limits."""
+    concurrency with the most output tokens/s within KV memory and the engine's limits.
+    ``held``: tokens each sequence holds in the KV cache (memory_plan's context)."""
     max_seqs = int(mem["max_sequences"])
     if job.mode == "max_throughput":
         cap_tokens = int(job.engine.max_num_tokens // (1 + job.input_len / job.output_len))
@@ -112,9 +113,10 @@ def _batch(job: InferenceJob, eff, mem: dict, strict: bool, context: int) -> tup
     batch = -(-job.batch // job.replicas) if job.mode == "concurrency" else job.batch
     if batch > max_seqs and strict:
         raise FlopcastError(
-            f"batch: {batch} sequences of {context} tokens need "
-            f"{batch * mem['kv_bytes_per_sequence'] / GIB:.1f} GiB of KV cache per GPU; "
-            f"{mem['kv_budget_bytes'] / GIB:.1f} GiB is free (at most {max_seqs} sequences)")
+            f"batch: {batch} sequences holding {held:,.0f} tokens each"
+            f"{'' if job.mode == 'batch' else ' (on average over their life)'} need "
+            f"{batch * mem['kv_bytes_per_sequence'] / GIB:.2f} GiB of KV cache per GPU; "
+            f"{mem['kv_budget_bytes'] / GIB:.2f} GiB is free (at most {max_seqs} sequences)")
     return batch, "requested"
 
 
@@ -173,7 +175,7 @@ def estimate_inference(job: InferenceJob, calibration: str | None = None,
     max_seqs = int(mem["max_sequences"])
     if max_seqs < 1:
         raise _does_not_fit(job, mem, context)
-    batch, limited_by = _batch(job, eff, mem, strict, context)
+    batch, limited_by = _batch(job, eff, mem, strict, held)
     n = job.system.num_gpus
     prefill, decode, ttft, tpot, e2e, out_tps = _timings(job, eff, batch)
     memory = {
