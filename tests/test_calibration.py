@@ -135,3 +135,9 @@ def test_a_kernel_calibration_file_is_taken_by_calibration(tmp_path):
     assert halved.kernels.gemm_fraction["bf16"] == pytest.approx(
         0.5 * shipped.kernels.gemm_fraction["bf16"])
     assert halved.efficiency == shipped.efficiency  # the training calibration stays in force
+    assert "--calibration file" in halved.kernels_source
+    # a family the file does not fit keeps the shipped kernel fit
+    data["families"] = {"ampere": {"gpu": "a100-80gb", "profile": {"launch_s": 9e-6}}}
+    other = tmp_path / "ampere-only.yaml"
+    other.write_text(yaml.safe_dump(data))
+    assert load_gpu("h100-sxm", str(other)).kernels == shipped.kernels

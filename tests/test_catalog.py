@@ -184,3 +184,19 @@ def test_every_shipped_data_file_is_package_data():
                if p.is_file() and p.suffix not in (".py", ".pyc")]
     missing = [s for s in shipped if not any(fnmatch.fnmatch(s, g) for g in globs)]
     assert shipped and not missing, missing
+
+
+def test_engine_entries_leave_the_priced_release_to_at_version():
+    """priced_release records what --engine-version asked for; an entry setting it would
+    claim a release its values need not describe."""
+    import yaml
+
+    from flopcast.catalog.loader import CATALOG_DIR, engine_ids, load_engine
+
+    for path in sorted((CATALOG_DIR / "engines").glob("*.yaml")):
+        assert "priced_release" not in yaml.safe_load(path.read_text()), path.name
+    for name in engine_ids():
+        engine = load_engine(name)
+        assert engine.priced_release is None
+        assert engine.at_version("0.1").release == "0.1"
+        assert engine.at_version(None).release == engine.describes_release

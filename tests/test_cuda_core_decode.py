@@ -118,9 +118,13 @@ def test_before_changes_apply_to_older_releases_narrowest_last():
         ReleaseChange(before="0.9", values={"max_batch_size": 64}),
         ReleaseChange(before="0.5", values={"max_batch_size": 8}),
         ReleaseChange(since="2.0", values={"max_batch_size": 4096}),
+        ReleaseChange(before="0.8.5", values={"max_batch_size": 32}),
+        ReleaseChange(before="0.8", values={"max_batch_size": 16}),  # a prefix of 0.8.5
     ]})
     assert engine.at_version("0.4").max_batch_size == 8
-    assert engine.at_version("0.8.1").max_batch_size == 64
+    assert engine.at_version("0.8.1").max_batch_size == 32
+    assert engine.at_version("0.7").max_batch_size == 16
+    assert engine.at_version("0.8.7").max_batch_size == 64
     assert engine.at_version("1.2").max_batch_size == engine.max_batch_size
     assert engine.at_version("2.1").max_batch_size == 4096
     assert engine.at_version(None).max_batch_size == engine.max_batch_size

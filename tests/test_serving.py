@@ -342,3 +342,15 @@ def test_slo_rate_is_capped_at_saturation_whatever_the_run_length(dep):
     assert saturated_rate(dep, requests(150)) > offline
     tight, summary = max_rate_under_slo(dep, requests(150), None, 12.0)
     assert tight < rates[0][0] and not summary.get("at_saturation")
+
+
+def test_saturation_fills_every_pipeline_stage(job):
+    """With pp stages a replica runs pp micro-batches, each up to max_num_seqs: the closed
+    loop must fill them all, so pp = 2 saturates well above one stage's worth of slots."""
+    from flopcast.workloads.serving.capacity import saturated_rate
+
+    piped = job.model_copy(update={"system": job.system.model_copy(update={"num_gpus": 2}),
+                                   "pp": 2})
+    dep = deployment_for(piped, max_num_seqs=16)
+    one_stage = deployment_for(job, max_num_seqs=16)
+    assert saturated_rate(dep, requests(200)) > 1.5 * saturated_rate(one_stage, requests(200))

@@ -196,9 +196,14 @@ def error_line(err: dict, options: dict[str, str]) -> str:
 def validation_line(exc: ValidationError, options: dict[str, str] | None = None) -> str:
     """The first error of ``exc`` as one line (error_line), with the options of the spec or
     request that raised it unless ``options`` are given."""
+    err = exc.errors()[0]
     if options is None:
-        options = OPTIONS.get(exc.title, {})
-    return error_line(exc.errors()[0], options)
+        options = OPTIONS.get(exc.title)
+    if options is None and exc.title.endswith("Request") and err["loc"]:
+        # a request's fields are its command's options in snake_case (Request)
+        field = str(err["loc"][0])
+        options = {field: "--" + field.replace("_", "-")}
+    return error_line(err, options or {})
 
 
 def engine_version_note(engine: str, version: str | None) -> str | None:

@@ -311,6 +311,8 @@ def run_serve_plan(request: ServePlanRequest, warn: Warn = ignore,
     r = request
     if r.request_rate <= 0:
         raise FlopcastError(f"request-rate: must be > 0; got {r.request_rate}")
+    if note := engine_version_note(r.engine, r.engine_version):
+        warn(note)
     if r.slo_ttft_p99 is None and r.slo_tpot_p99 is None:
         # without a bound every replica "fails" it, which read as "no GPU meets the SLO"
         raise FlopcastError("slo: serve plan sizes a fleet to an SLO; give --slo-ttft-p99 "
@@ -327,9 +329,8 @@ def run_serve_plan(request: ServePlanRequest, warn: Warn = ignore,
                                         progress=progress)
     left_out = not_built + left_out
     if not options:
-        raise FlopcastError(f"fleet: no GPU type and tp meets the SLO at any rate ({left_out[-1]}"
-                            + (f"; and {len(left_out) - 1} more" if len(left_out) > 1 else "")
-                            + ")")
+        raise FlopcastError(_none_left("no GPU type and tp meets the SLO at any rate",
+                                       left_out[-1], len(left_out)))
     best = plan_fleet(options, reqs, r.request_rate, r.slo_ttft_p99, r.slo_tpot_p99, r.mixed)
     alone = front(options, reqs, r.request_rate, r.slo_ttft_p99, r.slo_tpot_p99)
     families = sorted({load_gpu(g, r.calibration).family for g in types})
@@ -355,7 +356,7 @@ def _deployments(r: ServePlanRequest, types: list[str]) -> tuple[list, list[str]
 
     for gpu in types:
         load_gpu(gpu, r.calibration)  # refuses an unknown id or a malformed file
-    deps, left_out = [], []
+    deps, refused = [], []  # refused: (replica, reason)
     for gpu in types:
         tp = 1
         while tp <= r.max_tp:
@@ -365,14 +366,19 @@ def _deployments(r: ServePlanRequest, types: list[str]) -> tuple[list, list[str]
             except (FlopcastError, ValueError) as e:
                 if isinstance(e, UnsupportedError):
                     raise
-                left_out.append(f"{gpu} tp={tp}: {one_line(e)}")
+                refused.append((f"{gpu} tp={tp}", one_line(e)))
             tp *= 2
-    reasons = {line.split(": ", 1)[1] for line in left_out}
-    if not deps and len(reasons) == 1:  # not about any GPU or tp: the request's own error
-        raise FlopcastError(reasons.pop())
+    left_out = [f"{name}: {reason}" for name, reason in refused]
+    if not deps and len({reason for _, reason in refused}) == 1:
+        raise FlopcastError(refused[0][1])  # not about any GPU or tp: the request's own error
     if not deps:
-        raise FlopcastError(f"fleet: no GPU type and tp can run the model ({left_out[0]}"
-                            + (f"; and {len(left_out) - 1} more" if len(left_out) > 1 else "")
-                            + ")")
+        raise FlopcastError(_none_left("no GPU type and tp can run the model", left_out[0],
+                                       len(left_out)))
     return deps, left_out
+
+
+def _none_left(what: str, example: str, count: int) -> str:
+    """'fleet: WHAT (EXAMPLE; and N more)': why a fleet plan has nothing to choose from."""
+    more = f"; and {count - 1} more" if count > 1 else ""
+    return f"fleet: {what} ({example}{more})"
 

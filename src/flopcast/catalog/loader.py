@@ -185,14 +185,15 @@ def kernel_profile_for(family: str, own: dict | None = None,
                        kernel_calibration: dict | None = None) -> tuple[KernelProfile, str]:
     """The kernel profile of a GPU family, resolved in ONE place: KernelProfile defaults, then
     the family's priors (catalog/kernels/<family>.yaml), then the kernel calibration of that
-    family (fitted on kernel timings: ``kernel_calibration``'s families, default the shipped
-    file), then the entry's own ``kernels:`` section (what ``flopcast profile`` writes).
-    Dict-valued fields (per-dtype fractions, backends) merge."""
+    family (fitted on kernel timings: ``kernel_calibration``'s, where it fits the family, else
+    the shipped file's), then the entry's own ``kernels:`` section (what ``flopcast profile``
+    writes). Dict-valued fields (per-dtype fractions, backends) merge."""
     layers = [(_kernel_family_priors(family), f"priors:{family}")]
-    fitted = (_kernel_calibration() if kernel_calibration is None
-              else kernel_calibration).get(family)
+    own_fit = (kernel_calibration or {}).get(family)
+    fitted = own_fit or _kernel_calibration().get(family)
     if fitted:
-        layers.append((fitted.get("profile", {}), f"calibration:{family}"))
+        name = f"calibration:{family}" + (" (--calibration file)" if own_fit else "")
+        layers.append((fitted.get("profile", {}), name))
     if own:
         layers.append((own, "entry"))
     merged: dict = {}
@@ -236,7 +237,6 @@ def gpu_from_yaml(data: dict, calibration: dict[str, dict[str, float]] | None = 
             id=d["id"], name=d["name"], vendor=d["vendor"], family=d["family"],
             sm_count=d["sm_count"], kernels=kernels, kernels_source=kernels_source,
             peak_flops={k: v * 1e12 for k, v in d["dense_tflops"].items()},
-            block_scaled_formats=d.get("block_scaled_formats", []),
             hbm_bytes=d["hbm_gib"] * GIB,
             hbm_bandwidth=d["hbm_bandwidth_gb_s"] * GB,
             nvlink_bandwidth=d["nvlink_bandwidth_gb_s"] * GB,

@@ -43,6 +43,7 @@ def web(
 def _check_address(host: str, port: int) -> None:
     """Refuse, in one line, an address the server could not listen on (unknown host, port in
     use or not allowed), before announcing it: uvicorn would log and exit 1 or 3."""
+    import errno
     import socket
 
     try:
@@ -54,6 +55,7 @@ def _check_address(host: str, port: int) -> None:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(address)
-        except OSError as e:
-            raise FlopcastError(f"--port: cannot listen on {host}:{port} "
+        except OSError as e:  # the port when taken or privileged, else the address
+            option = "--port" if e.errno in (errno.EADDRINUSE, errno.EACCES) else "--host"
+            raise FlopcastError(f"{option}: cannot listen on {host}:{port} "
                                 f"({e.strerror or e})") from None

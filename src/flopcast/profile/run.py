@@ -173,8 +173,8 @@ def entry_document(entry: dict, profile: KernelProfile, sources: list[str]) -> d
 
 
 def write_entry(document: dict, path: Path) -> GPU:
-    """Write the entry YAML (parents created); returns it loaded back, as --gpu will."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write the entry YAML (its folder exists: profile_device checked --output); returns it
+    loaded back, as --gpu will."""
     path.write_text(yaml.safe_dump(document, sort_keys=False, width=100, allow_unicode=True))
     return gpu_from_yaml(yaml.safe_load(path.read_text()))
 
@@ -185,7 +185,6 @@ def write_rows(rows: list[dict], path: Path, info: DeviceInfo, backend: Backend,
     source = (f"measured on {info.name} by flopcast profile ({backend.name} backend), "
               f"{_versions(info)}, {date}; {backend.timing_note()}")
     prefix = f"profile-{info.id}"
-    path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="") as f:
         out = csv.DictWriter(f, fieldnames=KERNEL_COLUMNS)
         out.writeheader()

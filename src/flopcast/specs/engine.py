@@ -75,13 +75,6 @@ class ReleaseChange(BaseModel):
             return run >= release_tuple(self.since)
         return run < release_tuple(self.before)
 
-    @property
-    def order(self) -> tuple:
-        """Application order: older-release values last among ``before`` changes (the
-        narrowest range wins), then ``since`` changes oldest first (the newest wins)."""
-        if self.since is not None:
-            return (1, release_tuple(self.since))
-        return (0, tuple(-x for x in release_tuple(self.before)))
 
 
 class Engine(BaseModel):
@@ -201,17 +194,25 @@ class Engine(BaseModel):
 
     def at_version(self, version: str | None) -> Engine:
         """This engine as a run of release ``version`` executes: the values of every
-        ``release_changes`` entry that applies to it (ReleaseChange.order); None or an
+        ``release_changes`` entry that applies to it (the narrowest ``before`` range and the
+        latest ``since`` win); None or an
         unparseable version = the entry as it stands (describes_release, else the current
         release)."""
         run = release_tuple(version)
-        changed: dict[str, Any] = {"priced_release": version} if run else {}
-        for change in sorted(self.release_changes, key=lambda c: c.order):
+        changed: dict[str, Any] = {}
+        # before-changes widest first, so the narrowest range (the oldest releases) wins;
+        # then since-changes oldest first, so the newest wins
+        older = sorted((c for c in self.release_changes if c.before is not None),
+                       key=lambda c: release_tuple(c.before), reverse=True)
+        newer = sorted((c for c in self.release_changes if c.since is not None),
+                       key=lambda c: release_tuple(c.since))
+        for change in (*older, *newer):
             if change.applies_to(run):
                 changed.update(change.values)
-        if not changed:
-            return self
-        return Engine.model_validate({**self.model_dump(), **changed})
+        engine = Engine.model_validate(
+            {**self.model_dump(exclude={"priced_release"}), **changed}) if changed else self
+        # set after validation: the field is the result of at_version, never an entry's
+        return engine.model_copy(update={"priced_release": version}) if run else engine
 
     @property
     def release(self) -> str | None:

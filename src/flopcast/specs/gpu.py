@@ -26,10 +26,6 @@ class GPU(Spec):
     sm_count: int = Field(ge=1, description="Streaming multiprocessors (AMD: compute units): "
                           "the parallel units GEMM tiles and attention blocks fill in waves.")
     peak_flops: dict[ComputeDtype, float] = Field(description="Dense peak FLOP/s by dtype.")
-    block_scaled_formats: list[str] = Field(
-        default_factory=list, description="Microscaling recipes the tensor cores scale in "
-        "hardware (OCP MX block scales, NVFP4): Blackwell's fifth-generation tensor cores; "
-        "Transformer Engine runs MXFP8 only there.")
     hbm_bytes: float = Field(gt=0)
     hbm_bandwidth: float = Field(gt=0, description="bytes/s")
     nvlink_bandwidth: float = Field(

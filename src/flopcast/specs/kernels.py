@@ -10,6 +10,8 @@ documented prior and ``source`` says so.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 #: Fallback order for GEMM fractions of dtypes a profile has not measured: a format runs on the
@@ -71,6 +73,10 @@ class KernelProfile(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    block_scaled_formats: list[Literal["mxfp8", "nvfp4"]] = Field(
+        default_factory=list, description="Microscaling recipes the tensor cores scale in "
+        "hardware (OCP MX block scales, NVFP4): Blackwell's fifth-generation tensor cores; "
+        "Transformer Engine runs MXFP8 only there.")
     launch_s: float = Field(
         6e-6, ge=0, description="Fixed time of one kernel: launch, ramp-up and tail (s). "
         "H100 GEMV/GEMM timings show ~6-9 µs beyond their bytes or FLOPs.")

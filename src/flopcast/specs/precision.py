@@ -30,7 +30,7 @@ class Precision(BaseModel):
     @property
     def block_scaled(self) -> bool:
         """Whether the recipe needs tensor cores that apply block scales
-        (GPU.block_scaled_formats)."""
+        (KernelProfile.block_scaled_formats)."""
         return self.name in BLOCK_SCALED
 
     @property

@@ -101,7 +101,8 @@ class TrainingJob(BaseModel):
         m, p, n = self.model, self.parallelism, self.system.num_gpus
         gpu = self.system.gpu
         self._check_node_and_schedule()
-        if self.precision.block_scaled and self.precision.name not in gpu.block_scaled_formats:
+        if (self.precision.block_scaled
+                and self.precision.name not in gpu.kernels.block_scaled_formats):
             raise ValueError(f"precision {self.precision.name}: gpu {gpu.id} has no tensor cores "
                              "that apply block scales (Blackwell and later)")
         for dtype in (self.precision.gemm_dtype, self.precision.compute_dtype):

@@ -79,7 +79,7 @@ def _first(d: dict) -> dict[str, float]:
     return {k: float(np.asarray(v).reshape(-1)[0]) for k, v in d.items()}
 
 
-def _does_not_fit(job: InferenceJob, mem: dict, context: int) -> FlopcastError:
+def does_not_fit(job: InferenceJob, mem: dict, context: int) -> FlopcastError:
     """The refusal when not one sequence's KV cache fits: what the weights and workspace
     take of the memory the engine uses (all of it, or its share: Engine.memory_fraction_of)."""
     need = mem["weights_bytes"] + mem["reserved_bytes"] + mem["workspace_bytes"]
@@ -174,7 +174,7 @@ def estimate_inference(job: InferenceJob, calibration: str | None = None,
     mem = _first(memory_plan(job, eff, held))
     max_seqs = int(mem["max_sequences"])
     if max_seqs < 1:
-        raise _does_not_fit(job, mem, context)
+        raise does_not_fit(job, mem, context)
     batch, limited_by = _batch(job, eff, mem, strict, held)
     n = job.system.num_gpus
     prefill, decode, ttft, tpot, e2e, out_tps = _timings(job, eff, batch)

@@ -124,13 +124,14 @@ def problem_cost(job, eff, trials: int, prompt_len: int, out_len: int) -> dict:
 
 
 def _no_room(what: str, job, plan: dict, prompt_len: int, out_len: int) -> str:
-    """Why not one trial runs: the weights leave no KV memory, or one trial needs more."""
-    where = f"{job.system.num_gpus}x {job.system.gpu.id}"
+    """Why not one trial runs: the weights leave no KV memory (inference.estimate's
+    refusal), or one trial needs more than there is."""
+    from flopcast.workloads.inference.estimate import does_not_fit
+
     if float(plan["kv_budget_bytes"]) <= 0:
-        return (f"{what}: the weights ({float(plan['weights_bytes']) / 2**30:.1f} GiB per GPU) "
-                f"leave no memory for the KV cache on {where}; use more GPUs (--gpus) or a "
-                "lower precision")
-    return f"{what}: one {prompt_len}+{out_len}-token trial does not fit the KV memory of {where}"
+        return f"{what}: {does_not_fit(job, plan, prompt_len + out_len)}"
+    return (f"{what}: one {prompt_len}+{out_len}-token trial does not fit the KV memory of "
+            f"{job.system.num_gpus}x {job.system.gpu.id}")
 
 
 def batched_problem_cost(job, eff, trials: int, prompt_len: int, out_len: int) -> dict:

@@ -1,0 +1,105 @@
+"""What a user's review of the CLI found (2026-11-24): each refusal is one line with exit 2
+and names the real cause; results say what bounds them. API calls where the CLI adds
+nothing, the command line where the message or exit status is the point."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from flopcast.api.reason import ReasonCoverageRequest, run_reason_coverage
+from flopcast.api.serve import ServePlanRequest, ServeRequest, run_serve, run_serve_plan
+from flopcast.errors import FlopcastError
+
+SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "reasoning" / "pythia-math-samples.csv"
+LOAD = dict(model="llama-3.1-8b", input_len=100, output_len=20, num_requests=40)
+
+
+def run(*args):
+    env = {**os.environ, "COLUMNS": "160", "TERM": "dumb"}
+    return subprocess.run([sys.executable, "-m", "flopcast.cli", *args], capture_output=True,
+                          text=True, env=env)
+
+
+def one_line_exit_2(p) -> str:
+    assert p.returncode == 2, p.stdout + p.stderr
+    assert p.stderr.count("\n") == 1 and "Traceback" not in p.stderr, p.stderr
+    return p.stderr
+
+
+def test_serve_with_a_rate_says_whether_each_p99_bound_holds():
+    loose = run_serve(ServeRequest(**LOAD, request_rate=2, slo_tpot_p99=1e4, slo_itl_p99=1e4))
+    tight = run_serve(ServeRequest(**LOAD, request_rate=2, slo_itl_p99=0.001))
+    assert loose.slo_p99_met is True and tight.slo_p99_met is False
+    assert run_serve(ServeRequest(**LOAD, request_rate=2)).slo_p99_met is None
+    # a one-token output has no token gap: an ITL bound cannot be broken by it
+    single = run_serve(ServeRequest(**{**LOAD, "output_len": 1}, request_rate=2,
+                                    slo_itl_p99=0.001))
+    assert single.slo_p99_met is True
+
+
+@pytest.mark.parametrize("bound", ["0", "-5"])
+def test_slo_bounds_must_be_positive(bound):
+    err = one_line_exit_2(run("serve", "--model", "llama-3.1-8b", "--request-rate", "5",
+                              "--slo-tpot-p99", bound))
+    assert "--slo-tpot-p99" in err and "greater than 0" in err
+
+
+def test_serve_plan_names_the_real_error():
+    plan = dict(request_rate=1, input_len=10, output_len=10, slo_tpot_p99=50)
+    with pytest.raises(FlopcastError, match="unknown id 'nosuch'"):
+        run_serve_plan(ServePlanRequest(model="llama-3.1-8b", gpu_types="nosuch", **plan))
+    with pytest.raises(FlopcastError, match="^model: give --model"):
+        run_serve_plan(ServePlanRequest(**plan))
+    with pytest.raises(FlopcastError, match="KV blocks.*and 3 more"):
+        run_serve_plan(ServePlanRequest(model="llama-3.1-405b", gpu_types="l40s", **plan))
+
+
+def test_coverage_without_a_bootstrap_has_null_bands_and_valid_json():
+    if not SAMPLES.exists():
+        pytest.skip(f"samples not found at {SAMPLES}")
+    result = run_reason_coverage(ReasonCoverageRequest(samples=str(SAMPLES), k="10,100000",
+                                                       reps=0))
+    curve = result.curves[0]
+    assert curve.low == [curve.coverage[0], None] and curve.high[1] is None
+    json.loads(result.model_dump_json())  # NaN would not be JSON
+
+
+def test_reason_cost_says_the_weights_do_not_fit():
+    err = one_line_exit_2(run("reason", "cost", "-m", "llama-3.1-70b", "--gpus", "1"))
+    assert "weights and workspace take" in err and "KV cache" in err
+
+
+def test_profile_output_is_checked_before_measuring(tmp_path):
+    missing = tmp_path / "no" / "x.yaml"
+    assert "does not exist" in one_line_exit_2(
+        run("profile", "--device", "cpu", "--quick", "-o", str(missing)))
+    assert not missing.parent.exists()
+    assert ".yaml" in one_line_exit_2(
+        run("profile", "--device", "cpu", "--quick", "-o", str(tmp_path / "x.txt")))
+
+
+def test_web_refuses_an_address_in_use():
+    pytest.importorskip("uvicorn")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        err = one_line_exit_2(run("web", "--port", str(port)))
+    assert "--port" in err and "http://" not in err
+
+
+def test_engine_version_is_reported_and_warned_about_where_it_changes_nothing():
+    p = run("infer", "-m", "llama-3.1-8b", "--engine", "sglang", "--engine-version", "0.3.0",
+            "--json")
+    assert p.returncode == 0 and json.loads(p.stdout)["config"]["engine_release"] == "0.3.0"
+    assert "with sglang 0.3.0" in run("infer", "-m", "llama-3.1-8b", "--engine", "sglang",
+                                      "--engine-version", "0.3.0").stdout
+    vllm = run("infer", "-m", "llama-3.1-8b", "--engine", "vllm", "--engine-version", "0.6.0")
+    assert vllm.returncode == 0 and "no release-dependent values" in vllm.stderr
