@@ -37,7 +37,7 @@ IntList = str | Int
 class PlanTrainRequest(ModelFlags):
     """The options of ``flopcast plan train`` (same names, snake_case; defaults as the
     CLI's). ``model`` may list several models and ``gpu`` several GPU types (comma-separated);
-    ``gpus`` is a count (512), a range (64..2048, powers of two) or a list (64,128); ``tp``,
+    ``gpus`` is a count (512), a range (64..2048: 64 doubled up to 2048) or a list (64,128); ``tp``,
     ``pp``, ``cp``, ``ep``, ``micro_batch``, ``zero`` pin those search axes ('4,8')."""
 
     gpu: str = "h100-sxm"
@@ -149,7 +149,8 @@ class PlanSweepResult(BaseModel):
 
 
 def parse_gpu_counts(text: str) -> list[int]:
-    """'512' → [512]; '64..2048' → powers of two from 64 to 2048; '64,96,128' → that list.
+    """'512' → [512]; '64..2048' → 64 doubled up to 2048, with 2048 itself (_powers_of_two);
+    '64,96,128' → that list.
     Every count is 1 to MAX_INT (a 20-digit count would search for hours)."""
     text = text.strip()
     try:

@@ -33,7 +33,9 @@ from flopcast.cli.common import (
 def infer(
     model: str | None = MODEL_OPT,
     gpu: str = typer.Option("h100-sxm", "--gpu", help=GPU_HELP),
-    gpus: int = int_option(1, "--gpus", help="Number of GPUs serving one model replica."),
+    gpus: int = int_option(1, "--gpus", help="GPUs in all: one replica takes tp·pp of them, "
+                           "the rest run as data-parallel replicas (batch and memory figures "
+                           "are per replica; --concurrency and throughput are system-wide)."),
     tp: int | None = int_option(None, "--tp", help="Tensor parallel size (default: gpus/pp)."),
     pp: int = int_option(1, "--pp", help="Pipeline parallel size."),
     ep: int = int_option(1, "--ep", help="Expert parallel size (MoE): a divisor of tp (inside "

@@ -46,8 +46,10 @@ def plan_train(
     model: str | None = MODEL_OPT,
     gpu: str = typer.Option("h100-sxm", "--gpu", help=GPU_HELP.removesuffix(".") + "; "
                             "several separated by commas compare GPU types."),
-    gpus: str = typer.Option("8", "--gpus", help="GPU count: 512, a range 64..2048 (powers of "
-                             "two) or a list 64,128,256."),
+    gpus: str = typer.Option("8", "--gpus", help="GPU count: 512, a range 64..2048 (doubling "
+                             "from the first: 64, 128, ..., 2048; the last is included when "
+                             "the doubling misses it: 100..1000 is 100, 200, 400, 800, 1000) "
+                             "or a list 64,96,128."),
     seq_len: int = SEQ_OPT,
     seq_lens: str | None = typer.Option(
         None, "--seq-lens", help="Sweep several sequence lengths, e.g. 4096,8192 (overrides "
