@@ -103,3 +103,13 @@ def test_engine_version_is_reported_and_warned_about_where_it_changes_nothing():
                                       "--engine-version", "0.3.0").stdout
     vllm = run("infer", "-m", "llama-3.1-8b", "--engine", "vllm", "--engine-version", "0.6.0")
     assert vllm.returncode == 0 and "no release-dependent values" in vllm.stderr
+
+
+def test_a_target_accuracy_of_one_is_refused():
+    """A fitted difficulty model reaches accuracy 1 only as k grows without bound; a target
+    of 1 picked whichever k first rounded to it."""
+    if not SAMPLES.exists():
+        pytest.skip(f"samples not found at {SAMPLES}")
+    err = one_line_exit_2(run("reason", "plan", "--samples", str(SAMPLES),
+                              "--target-accuracy", "1"))
+    assert "(0, 1)" in err

@@ -171,6 +171,10 @@ OPTIONS = {
                     "top": "--top", "deadline_days": "--deadline-days", "tokens": "--tokens"},
 }
 OPTIONS["TrainingJob"] |= OPTIONS["Parallelism"] | OPTIONS["System"]
+#: The latency bounds of `serve` and `serve plan` (their requests' own range checks).
+OPTIONS["ServeRequest"] = OPTIONS["ServePlanRequest"] = {
+    name: "--" + name.replace("_", "-") for name in ("slo_ttft_p99", "slo_tpot_p99",
+                                                     "slo_itl_p99")}
 #: Ad-hoc model flags (used where ModelFlags builds the Model from them, not for model files).
 SHAPE_OPTIONS = {"num_layers": "--layers", "hidden_size": "--hidden",
                  "num_attention_heads": "--heads", "num_kv_heads": "--kv-heads",
@@ -196,14 +200,9 @@ def error_line(err: dict, options: dict[str, str]) -> str:
 def validation_line(exc: ValidationError, options: dict[str, str] | None = None) -> str:
     """The first error of ``exc`` as one line (error_line), with the options of the spec or
     request that raised it unless ``options`` are given."""
-    err = exc.errors()[0]
     if options is None:
-        options = OPTIONS.get(exc.title)
-    if options is None and exc.title.endswith("Request") and err["loc"]:
-        # a request's fields are its command's options in snake_case (Request)
-        field = str(err["loc"][0])
-        options = {field: "--" + field.replace("_", "-")}
-    return error_line(err, options or {})
+        options = OPTIONS.get(exc.title, {})
+    return error_line(exc.errors()[0], options)
 
 
 def engine_version_note(engine: str, version: str | None) -> str | None:

@@ -329,8 +329,11 @@ def _check_plan(r: ReasonPlanRequest) -> tuple[list[str], list[int]]:
     from flopcast.workloads.reasoning.strategies import STRATEGIES, check_verifier
 
     check_tokens(prompt_len=r.prompt_len, out_len=r.out_len)
-    if r.target_accuracy is not None and not 0 < r.target_accuracy <= 1:
-        raise FlopcastError(f"target-accuracy: a share in (0, 1]; got {r.target_accuracy}")
+    if r.target_accuracy is not None and not 0 < r.target_accuracy < 1:
+        # accuracy from a fitted difficulty model reaches 1 only as k → ∞: a target of 1 would
+        # pick whichever k rounds to it
+        raise FlopcastError(f"target-accuracy: a share in (0, 1), e.g. 0.99; got "
+                            f"{r.target_accuracy}")
     if r.budget is not None and not (math.isfinite(r.budget) and r.budget > 0):
         raise FlopcastError(f"budget: a finite number > 0; got {r.budget}")
     if (r.target_accuracy is None) == (r.budget is None):

@@ -43,7 +43,7 @@ def reason_plan(
     k_per_octave: int = typer.Option(4, "--k-per-octave", help="Sample counts tried per "
                                      "doubling of k (1: powers of two)."),
     target_accuracy: float = typer.Option(None, "--target-accuracy", help="Cheapest way to "
-                                          "reach this accuracy (0-1)."),
+                                          "reach this accuracy (a share below 1, e.g. 0.9)."),
     budget: float = typer.Option(None, "--budget", help="Most accurate way within this cost "
                                  "per problem (units of --objective: $, J or s)."),
     objective: str = typer.Option("usd", "--objective", help="usd ($ per problem, replica "
