@@ -10,7 +10,9 @@ once the batch is full; the wait shows in TTFT), so without the cap the answer g
 number of simulated requests. The saturated throughput is measured in a closed loop that
 keeps every batch slot busy (the engine's max_num_seqs requests in flight, the workload
 repeated until the loop holds SATURATION_LOOPS times that many), over its steady middle
-(completions STEADY_SHARE), leaving out the batch filling and the last requests draining."""
+(completions STEADY_SHARE), leaving out the batch filling and the last requests draining.
+Just below saturation a finite run still understates the queue a long one would build (its
+TTFT grows with the run's length): more requests (--num-requests) show more of it."""
 
 from __future__ import annotations
 
