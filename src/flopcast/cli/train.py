@@ -109,8 +109,10 @@ def train(
         None, "--nvme-gbps", help="NVMe bandwidth per node, GB/s (default 25)."),
     attention_backend: str | None = typer.Option(
         None, "--attention-backend", help="Attention kernel of the GPU's kernel profile "
-        "(cudnn, flash-attention-2, flash-attention-3, flash-attention-triton, …; default: the "
-        "GPU family's calibrated training backend)."),
+        "(cudnn, flash-attention-2, flash-attention-3, flash-attention-triton, …), or eager: "
+        "unfused attention whose scores go through memory and are kept for the backward "
+        "(HF attn_implementation='eager', Megatron before flash attention); default: the "
+        "framework's calibrated training backend."),
     framework: str = FRAMEWORK_OPT,
     lora_rank: int | None = LORA_RANK_OPT,
     lora_targets: str = LORA_TARGETS_OPT,

@@ -146,6 +146,34 @@ def attention_time(tokens, context, heads, head_dim_qk, head_dim_v, gpu: GPU,
     return np.where(tokens > 0, gpu.kernels.launch_s + t, 0.0)
 
 
+def eager_attention_time(tokens, keys, heads, head_dim_qk, head_dim_v, gpu: GPU,
+                         dtype: str = "bf16", direction: str = "fwd", sequences=1,
+                         score_bytes=0.0, score_kernels=0):
+    """Seconds of unfused ("eager") attention: the score matrix goes through HBM.
+
+    Standard attention as FlashAttention's paper writes it (Dao et al. 2022, §2.2 Algorithm 0;
+    backward, App. B.1): S = QKᵀ and O = PV are batched GEMMs, one per (sequence, head), over
+    every key (a causal mask hides half the scores; it does not skip them), and between them
+    the element-wise kernels (scale, mask, softmax, casts) read and write ``score_bytes`` per
+    score in ``score_kernels`` launches. Backward: dP = dO·Vᵀ, dV = Pᵀ·dO, dQ = dS·K,
+    dK = dSᵀ·Q plus the softmax backward's traffic. ``tokens`` query rows in ``sequences``
+    sequences, each attending over ``keys`` keys.
+    """
+    seqs = np.maximum(_f(sequences), 1.0)
+    q, k, g = _f(tokens) / seqs, _f(keys), seqs * _f(heads)
+    dq, dv = _f(head_dim_qk), _f(head_dim_v)
+    if direction == "fwd":
+        gemms = (gemm_time(q, k, dq, gpu, dtype, groups=g)
+                 + gemm_time(q, dv, k, gpu, dtype, groups=g))
+    else:
+        gemms = (gemm_time(q, k, dv, gpu, dtype, groups=g) + gemm_time(k, dv, q, gpu, dtype,
+                                                                       groups=g)
+                 + gemm_time(q, dq, k, gpu, dtype, groups=g) + gemm_time(k, dq, q, gpu, dtype,
+                                                                         groups=g))
+    scores = stream_time(g * q * k * _f(score_bytes), gpu, score_kernels)
+    return np.where(_f(tokens) > 0, gemms + scores, 0.0)
+
+
 def decode_attention_time(sequences, kv_len, kv_elements_per_token, q_heads, kv_element_bytes,
                           gpu: GPU, backend: str | None = None, flops_per_key=None,
                           dtype: str = "bf16", kv_heads=None):

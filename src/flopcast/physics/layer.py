@@ -46,6 +46,20 @@ ELEMENTWISE_BACKWARD_PER_FORWARD = 2
 CROSS_ENTROPY_BYTES_PER_LOGIT = 2 + 4 + 4 + 2
 
 
+#: The attention "backend" of frameworks that do not fuse attention (Framework.attention
+#: "eager", or --attention-backend eager): kernels.eager_attention_time.
+EAGER_ATTENTION = "eager"
+#: Bytes per score the element-wise kernels of PyTorch eager attention move, counted op by op
+#: in Hugging Face transformers' eager_attention_forward (16-bit scores, fp32 softmax):
+#: forward  `* scaling` (read 2, write 2), `+ causal_mask` (2, 2), `softmax(dtype=float32)`
+#: (2, 4), `.to(bf16)` (4, 2) = 20 bytes in 4 kernels (QKᵀ's write and PV's read are the
+#: GEMMs'); backward: the cast back (2, 4), softmax backward (read y and dy 4 + 4, write 4),
+#: the cast to 16 bits (4, 2), the scale (2, 2) = 28 bytes in 4 kernels. Dropout on the
+#: probabilities (attention_dropout > 0) would add more; Llama-family configs set 0.
+EAGER_SCORE_BYTES = {"fwd": 20.0, "bwd": 28.0}
+EAGER_SCORE_KERNELS = {"fwd": 4, "bwd": 4}
+
+
 @dataclass(frozen=True)
 class Numerics:
     """Number formats of one workload's layers.
@@ -219,9 +233,19 @@ def attention_time(model: Model, gpu, place: Placement, num: Numerics, batch: Ba
     prefill rows only). KV heads are split by tp (replicated beyond the KV head count)."""
     q_heads, kv_heads = attention_heads(model, place.tp)
     tokens = _f(batch.prefill_tokens)
-    prefill = kernels.attention_time(
-        tokens, batch.prefill_context, q_heads, model.head_dim_qk, model.head_dim_v, gpu,
-        num.compute_dtype, backend, direction, batch.prefill_sequences)
+    if backend == EAGER_ATTENTION:
+        # every key of the chunk is scored: a chunk of c rows at mean context x (c+1)/2
+        # past its offset spans x + (c-1)/2 keys
+        rows = tokens / np.maximum(_f(batch.prefill_sequences), 1.0)
+        keys = _f(batch.prefill_context) + (rows - 1) / 2
+        prefill = kernels.eager_attention_time(
+            tokens, keys, q_heads, model.head_dim_qk, model.head_dim_v, gpu, num.compute_dtype,
+            direction, batch.prefill_sequences, EAGER_SCORE_BYTES[direction],
+            EAGER_SCORE_KERNELS[direction])
+    else:
+        prefill = kernels.attention_time(
+            tokens, batch.prefill_context, q_heads, model.head_dim_qk, model.head_dim_v, gpu,
+            num.compute_dtype, backend, direction, batch.prefill_sequences)
     prefill = fixed_scaled(prefill, gpu, fixed, np.where(tokens > 0, 1.0, 0.0))
     if direction != "fwd":
         return prefill

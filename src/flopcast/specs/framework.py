@@ -96,7 +96,8 @@ class Framework(Spec):
         min_length=1, description="What full activation checkpointing keeps per layer.")
     attention: Literal["flash", "eager"] = Field(
         "flash", description="flash/SDPA attention never stores the s×s scores; eager "
-        "attention keeps them (eager_score_bytes per score).")
+        "attention keeps them (eager_score_bytes per score) and moves them through memory "
+        "(physics/kernels.eager_attention_time).")
     eager_score_bytes: float = Field(
         6.0, ge=0, le=16, description="Bytes per attention score kept by eager attention: the "
         "fp32 softmax output and its 16-bit copy for the PV product.")

@@ -6,6 +6,7 @@ import math
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from flopcast.physics.layer import EAGER_ATTENTION
 from flopcast.specs.framework import Framework
 from flopcast.specs.model import Model
 from flopcast.specs.parallelism import Parallelism
@@ -65,8 +66,9 @@ class TrainingJob(BaseModel):
     tokens: float | None = Field(None, gt=0, description="Training budget in tokens.")
     attention_backend: str | None = Field(
         None, description="Attention kernel (cudnn, flash-attention-2, flash-attention-3, "
-        "flash-attention-triton, …: a backend of the GPU's kernel profile); None = the "
-        "calibrated training backend of the job's framework.")
+        "flash-attention-triton, …: a backend of the GPU's kernel profile, or eager: "
+        "unfused attention whose scores go through memory and are kept for the backward); "
+        "None = the calibrated training backend of the job's framework.")
     framework: Framework = Field(
         default_factory=_default_framework, description="Training framework profile "
         "(catalog/frameworks): what it allocates and which kernels it runs; by id or alias.")
@@ -142,10 +144,14 @@ class TrainingJob(BaseModel):
         if m.is_moe:
             self._check_expert_folding(dp)
         self._check_lora()
-        if self.attention_backend and self.attention_backend not in gpu.kernels.attention:
+        if self.attention_backend == EAGER_ATTENTION and self.framework.attention != "eager":
+            # the framework's eager attention keeps the scores: memory follows the kernel
+            object.__setattr__(self, "framework",
+                               self.framework.model_copy(update={"attention": "eager"}))
+        elif self.attention_backend and self.attention_backend not in gpu.kernels.attention:
             have = ", ".join(sorted(gpu.kernels.attention))
             raise ValueError(f"attention_backend {self.attention_backend!r}: gpu {gpu.id} has "
-                             f"no profile for it (it has: {have})")
+                             f"no profile for it (it has: {have}; or eager)")
         if None in (p.dp, p.global_batch, p.etp, p.embedding_loss_stages):
             filled = p.model_copy(update={"dp": dp, "global_batch": global_batch,
                                           "etp": p.expert_tp,

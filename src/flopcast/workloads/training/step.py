@@ -45,9 +45,12 @@ def training_attention_backend(gpu, requested: str | None = None,
     """The attention kernel of a training run: the job's; else, unless the framework runs
     its own documented attention, the one the calibration chose for this framework from its
     measured whole runs, when the kernel profile has it; else the framework profile's for
-    this GPU family (or its 'default'), when the profile has it; else the profile's default."""
+    this GPU family (or its 'default'), when the profile has it; else the profile's default.
+    A framework whose attention is eager runs eager attention (physics/layer.EAGER_ATTENTION)."""
     if requested:
         return requested
+    if framework is not None and framework.attention == "eager":
+        return layer.EAGER_ATTENTION
     chosen = framework.attention_backends if framework else {}
     own = chosen.get(gpu.family, chosen.get("default"))
     calibrated = gpu.efficiency.training_attention_backend
