@@ -27,6 +27,7 @@ from flopcast.physics import comm, kernels, memory
 from flopcast.physics import flops as F
 from flopcast.physics.kv_cache import cached_tokens_per_layer
 from flopcast.specs.efficiency import Efficiency
+from flopcast.specs.framework import PYTORCH_EAGER_SCORE_TRAFFIC, EagerScoreTraffic
 from flopcast.specs.model import Model
 from flopcast.specs.system import System
 
@@ -49,16 +50,6 @@ CROSS_ENTROPY_BYTES_PER_LOGIT = 2 + 4 + 4 + 2
 #: The attention "backend" of frameworks that do not fuse attention (Framework.attention
 #: "eager", or --attention-backend eager): kernels.eager_attention_time.
 EAGER_ATTENTION = "eager"
-#: Bytes per score the element-wise kernels of PyTorch eager attention move, counted op by op
-#: in Hugging Face transformers' eager_attention_forward (16-bit scores, fp32 softmax):
-#: forward  `* scaling` (read 2, write 2), `+ causal_mask` (2, 2), `softmax(dtype=float32)`
-#: (2, 4), `.to(bf16)` (4, 2) = 20 bytes in 4 kernels (QKᵀ's write and PV's read are the
-#: GEMMs'); backward: the cast back (2, 4), softmax backward (read y and dy 4 + 4, write 4),
-#: the cast to 16 bits (4, 2), the scale (2, 2) = 28 bytes in 4 kernels. Dropout on the
-#: probabilities (attention_dropout > 0) would add more; Llama-family configs set 0.
-EAGER_SCORE_BYTES = {"fwd": 20.0, "bwd": 28.0}
-EAGER_SCORE_KERNELS = {"fwd": 4, "bwd": 4}
-
 
 @dataclass(frozen=True)
 class Numerics:
@@ -227,26 +218,34 @@ class Batch:
 def attention_time(model: Model, gpu, place: Placement, num: Numerics, batch: Batch,
                    kv_element_bytes: float = 2.0, backend: str | None = None,
                    decode_backend: str | None = None, fixed: float = 1.0,
-                   direction: str = "fwd"):
-    """Attention core of one layer on one rank: fused prefill attention over the query rows,
-    plus bandwidth-bound decode attention over each decoding sequence's cache (backward:
-    prefill rows only). KV heads are split by tp (replicated beyond the KV head count)."""
+                   direction: str = "fwd", eager_traffic: EagerScoreTraffic | None = None):
+    """Attention core of one layer on one rank: fused prefill attention over the query rows
+    (with backend EAGER_ATTENTION, unfused attention moving ``eager_traffic`` per score: the
+    framework's count, default PyTorch eager), plus bandwidth-bound decode attention over each
+    decoding sequence's cache (backward: prefill rows only). KV heads are split by tp
+    (replicated beyond the KV head count)."""
     q_heads, kv_heads = attention_heads(model, place.tp)
     tokens = _f(batch.prefill_tokens)
+    launches = 1.0
     if backend == EAGER_ATTENTION:
-        # every key of the chunk is scored: a chunk of c rows at mean context x (c+1)/2
-        # past its offset spans x + (c-1)/2 keys
+        traffic = eager_traffic or PYTORCH_EAGER_SCORE_TRAFFIC
+        score_bytes, score_kernels, gemms = (
+            (traffic.fwd_bytes, traffic.fwd_kernels, 2) if direction == "fwd"
+            else (traffic.bwd_bytes, traffic.bwd_kernels, 4))
+        # every key up to the chunk's end is scored (masks, sliding windows included, hide
+        # scores, they do not skip them): a chunk of c rows at mean context x = offset +
+        # (c+1)/2 spans offset + c = x + (c-1)/2 keys, and never fewer than its own rows
         rows = tokens / np.maximum(_f(batch.prefill_sequences), 1.0)
-        keys = _f(batch.prefill_context) + (rows - 1) / 2
+        keys = np.maximum(_f(batch.prefill_context) + (rows - 1) / 2, rows)
         prefill = kernels.eager_attention_time(
             tokens, keys, q_heads, model.head_dim_qk, model.head_dim_v, gpu, num.compute_dtype,
-            direction, batch.prefill_sequences, EAGER_SCORE_BYTES[direction],
-            EAGER_SCORE_KERNELS[direction])
+            direction, batch.prefill_sequences, score_bytes, score_kernels)
+        launches = gemms + score_kernels
     else:
         prefill = kernels.attention_time(
             tokens, batch.prefill_context, q_heads, model.head_dim_qk, model.head_dim_v, gpu,
             num.compute_dtype, backend, direction, batch.prefill_sequences)
-    prefill = fixed_scaled(prefill, gpu, fixed, np.where(tokens > 0, 1.0, 0.0))
+    prefill = fixed_scaled(prefill, gpu, fixed, np.where(tokens > 0, launches, 0.0))
     if direction != "fwd":
         return prefill
     seqs = _f(batch.decode_seqs)
@@ -364,7 +363,8 @@ def layer_cost(model: Model, system: System, eff: Efficiency, place: Placement,
                backend: str | None = None, decode_backend: str | None = None,
                fixed: float = 1.0, backward: bool = False,
                elementwise_factor: float = 1.0, elementwise_counted: tuple | None = None,
-               adapters: tuple = (), frozen: bool = False) -> dict:
+               adapters: tuple = (), frozen: bool = False,
+               eager_traffic: EagerScoreTraffic | None = None) -> dict:
     """Seconds of one layer on one rank, by kernel class: ``gemm``, ``attention``,
     ``elementwise`` (forward, and ``*_bwd`` with ``backward``), the raw (un-overlapped)
     communication ``tp_comm`` (two collectives per direction) and ``ep_comm`` (dispatch +
@@ -379,7 +379,7 @@ def layer_cost(model: Model, system: System, eff: Efficiency, place: Placement,
         gemm=gemms_time(model, gpu, place, num, rows, moe, fixed, adapters=adapters,
                         frozen=frozen),
         attention=attention_time(model, gpu, place, num, batch, kv_element_bytes, backend,
-                                 decode_backend, fixed),
+                                 decode_backend, fixed, eager_traffic=eager_traffic),
         elementwise=elementwise_time(model, gpu, place, num, rows, moe, fixed,
                                      traffic_factor=elementwise_factor,
                                      counted=elementwise_counted),
@@ -393,7 +393,7 @@ def layer_cost(model: Model, system: System, eff: Efficiency, place: Placement,
             gemm_bwd=gemms_time(model, gpu, place, num, rows, moe, fixed, "bwd", adapters,
                                 frozen),
             attention_bwd=attention_time(model, gpu, place, num, batch, kv_element_bytes,
-                                         backend, decode_backend, fixed, "bwd"),
+                                         backend, decode_backend, fixed, "bwd", eager_traffic),
             elementwise_bwd=elementwise_time(model, gpu, place, num, rows, moe, fixed, "bwd",
                                              elementwise_factor, elementwise_counted),
         )

@@ -54,6 +54,29 @@ class ElementwiseTraffic(Spec):
     source: str = Field(min_length=1)
 
 
+class EagerScoreTraffic(Spec):
+    """What unfused attention's element-wise kernels move per attention score (the QKᵀ
+    write and the PV read are the GEMMs'), counted op by op in the framework's code."""
+
+    fwd_bytes: float = Field(ge=0, le=64)
+    fwd_kernels: int = Field(ge=0, le=32)
+    bwd_bytes: float = Field(ge=0, le=64)
+    bwd_kernels: int = Field(ge=0, le=32)
+    source: str = Field(min_length=1)
+
+
+#: PyTorch eager attention as Hugging Face transformers writes it (eager_attention_forward,
+#: bf16): forward `* scaling` (read 2, write 2), `+ causal_mask` (2, 2; the broadcast mask's
+#: own read left out, it mostly stays in L2), `softmax(dtype=float32)` on a bf16 input (a
+#: cast, 2 -> 4, then the fp32 softmax, 4 -> 4: aten SoftMax.cpp fuses the up-cast for fp16
+#: only), `.to(bf16)` (4, 2) = 28 B in 5 kernels; backward the cast back (2, 4), softmax
+#: backward (4 + 4, 4), the cast to 16 bits (4, 2), the scale (2, 2) = 28 B in 4 kernels.
+PYTORCH_EAGER_SCORE_TRAFFIC = EagerScoreTraffic(
+    fwd_bytes=28.0, fwd_kernels=5, bwd_bytes=28.0, bwd_kernels=4,
+    source="transformers eager_attention_forward (bf16 scores, fp32 softmax), counted op by "
+    "op; aten/src/ATen/native/SoftMax.cpp: the half-to-float fast path is fp16 only")
+
+
 class Framework(Spec):
     """What one training framework allocates and runs. ``None`` in a byte field means "as the
     precision recipe says" (Megatron's counting: 16-bit weights and gradients, fp32 master
@@ -101,6 +124,10 @@ class Framework(Spec):
     eager_score_bytes: float = Field(
         6.0, ge=0, le=16, description="Bytes per attention score kept by eager attention: the "
         "fp32 softmax output and its 16-bit copy for the PV product.")
+    eager_score_traffic: EagerScoreTraffic = Field(
+        default_factory=lambda: PYTORCH_EAGER_SCORE_TRAFFIC, description="Bytes and kernels "
+        "per score of unfused attention's element-wise work (default: PyTorch eager as "
+        "transformers writes it).")
     attention_backends: dict[str, str] = Field(
         default_factory=dict, description="Attention kernel per GPU family (a kernel-profile "
         "backend), key 'default' for the rest; empty = the GPU's calibrated training backend.")

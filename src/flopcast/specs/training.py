@@ -144,20 +144,36 @@ class TrainingJob(BaseModel):
         if m.is_moe:
             self._check_expert_folding(dp)
         self._check_lora()
-        if self.attention_backend == EAGER_ATTENTION and self.framework.attention != "eager":
-            # the framework's eager attention keeps the scores: memory follows the kernel
-            object.__setattr__(self, "framework",
-                               self.framework.model_copy(update={"attention": "eager"}))
-        elif self.attention_backend and self.attention_backend not in gpu.kernels.attention:
+        if (self.attention_backend and self.attention_backend != EAGER_ATTENTION
+                and self.attention_backend not in gpu.kernels.attention):
             have = ", ".join(sorted(gpu.kernels.attention))
             raise ValueError(f"attention_backend {self.attention_backend!r}: gpu {gpu.id} has "
                              f"no profile for it (it has: {have}; or eager)")
+        self._align_attention()
         if None in (p.dp, p.global_batch, p.etp, p.embedding_loss_stages):
             filled = p.model_copy(update={"dp": dp, "global_batch": global_batch,
                                           "etp": p.expert_tp,
                                           "embedding_loss_stages": embedding_loss})
             object.__setattr__(self, "parallelism", filled)
         return self
+
+    def _align_attention(self) -> None:
+        """Memory follows the kernel asked for: eager attention keeps the s×s scores, a fused
+        kernel does not, whatever the framework's own attention (Framework.attention)."""
+        if not self.attention_backend:
+            return
+        wanted = "eager" if self.attention_backend == EAGER_ATTENTION else "flash"
+        if self.framework.attention != wanted:
+            object.__setattr__(self, "framework",
+                               self.framework.model_copy(update={"attention": wanted}))
+
+    def model_copy(self, *, update=None, deep: bool = False) -> TrainingJob:
+        """A copy; a new attention kernel realigns the framework's attention (pydantic does
+        not validate copies)."""
+        copy = super().model_copy(update=update, deep=deep)
+        if update and ("attention_backend" in update or "framework" in update):
+            copy._align_attention()
+        return copy
 
     def _check_lora(self) -> None:
         if self.lora_rank is not None:

@@ -92,7 +92,8 @@ def _layer_times(model: Model, system: System, precision: Precision, seq_len, la
     cost = layer.layer_cost(model, system, eff, place, training_numerics(precision), batch, moe,
                             backend=backend, fixed=eff.kernel_fixed_cost_scale, backward=True,
                             elementwise_factor=eff.elementwise_traffic_factor,
-                            elementwise_counted=counted, adapters=adapters, frozen=frozen)
+                            elementwise_counted=counted, adapters=adapters, frozen=frozen,
+                            eager_traffic=framework.eager_score_traffic)
     gemm, attn, elem = cost["gemm"], cost["attention"], cost["elementwise"]
     tp_one = cost["tp_comm"]  # two collectives per direction
     # Overlapped (chunked GEMM + transfer): communication hides only behind the GEMMs it runs
