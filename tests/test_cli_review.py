@@ -113,3 +113,16 @@ def test_a_target_accuracy_of_one_is_refused():
     err = one_line_exit_2(run("reason", "plan", "--samples", str(SAMPLES),
                               "--target-accuracy", "1"))
     assert "(0, 1)" in err
+
+
+@pytest.mark.parametrize("flags, says", [
+    (("--pp", "2", "--vp", "2", "--schedule", "1f1b"), "runs the interleaved schedule"),
+    (("--pp", "2", "--schedule", "interleaved"), "needs vp > 1"),
+    (("--tp", "2", "--no-sp", "--tp-comm-overlap"), "needs sequence parallelism"),
+    (("--cpu-offload", "--offload", "optimizer=gpu"), "give one of them"),
+    (("--offload", "optimizer=cpu,optimizer=nvme"), "given twice"),
+])
+def test_train_refuses_contradictory_layouts(flags, says):
+    """Flags Megatron-LM refuses, or that contradict each other, are refused in one line
+    instead of one silently winning."""
+    assert says in one_line_exit_2(run("train", "-m", "llama-3.1-8b", *flags))

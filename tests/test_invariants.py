@@ -82,13 +82,15 @@ def training_jobs(draw, min_dp: int = 1) -> TrainingJob:
     gpu = load_gpu(draw(st.sampled_from(GPUS)))
     recipes = [r for r in PRECISIONS
                if {precision(r).gemm_dtype, precision(r).compute_dtype} <= set(gpu.peak_flops)]
+    sp = draw(st.booleans())
     parallel = Parallelism(
-        tp=tp, pp=pp, vp=vp, cp=cp, ep=ep, etp=etp, dp=dp, sp=draw(st.booleans()),
+        tp=tp, pp=pp, vp=vp, cp=cp, ep=ep, etp=etp, dp=dp, sp=sp,
         zero_stage=draw(st.integers(0, 3)), micro_batch=micro_batch,
         global_batch=micro_batch * dp * num_micro,
         recompute=draw(st.sampled_from(("none", "selective", "full"))),
         schedule="interleaved" if vp > 1 else draw(st.sampled_from(("1f1b", "gpipe"))),
-        tp_comm_overlap=draw(st.booleans()), dp_comm_overlap=draw(st.booleans()),
+        # Megatron overlaps TP communication only under sequence parallelism
+        tp_comm_overlap=draw(st.booleans()) and sp, dp_comm_overlap=draw(st.booleans()),
         cpu_offload_optimizer=draw(st.integers(0, 7)) == 0,
     )
     try:

@@ -95,13 +95,17 @@ def training_job(r: TrainRequest):
                     else r.network_gbps * 1e9 / 8,
                     **_offload_system(r.host_memory_gib, r.nvme_tb, r.nvme_gbps))
     framework = load_framework(r.framework)
+    offload = parse_offload(r.offload)
+    if r.cpu_offload and offload.get("offload_optimizer", "cpu") != "cpu":
+        raise FlopcastError(f"--cpu-offload keeps the optimizer on the host; --offload says "
+                            f"optimizer={offload['offload_optimizer']}: give one of them")
     parallel = Parallelism(
         tp=r.tp, pp=r.pp, vp=r.vp, cp=r.cp, ep=r.ep, etp=r.etp, dp=r.dp, sp=r.sp,
         zero_stage=framework.default_zero_stage if r.zero is None else r.zero,
         micro_batch=r.micro_batch, global_batch=r.global_batch,
         recompute=r.recompute.value, schedule=r.schedule.value if r.schedule else None,
         tp_comm_overlap=r.tp_comm_overlap, dp_comm_overlap=r.dp_overlap,
-        cpu_offload_optimizer=r.cpu_offload, **parse_offload(r.offload),
+        cpu_offload_optimizer=r.cpu_offload, **offload,
         embedding_loss_stages=r.embedding_loss_stages,
     )
     return TrainingJob(model=the_model, system=system, parallelism=parallel,

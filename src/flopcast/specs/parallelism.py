@@ -116,6 +116,16 @@ class Parallelism(Spec):
                              f"offload_optimizer 'cpu'; got {self.offload_optimizer!r}")
         if self.optimizer_gpu_fraction is not None and not self.interleave_optimizer:
             raise ValueError("optimizer_gpu_fraction needs interleave_optimizer")
+        if self.tp_comm_overlap and self.tp > 1 and not self.sequence_parallel:
+            raise ValueError("tp_comm_overlap needs sequence parallelism (Megatron-LM asserts "
+                             "--sequence-parallel with --tp-comm-overlap); drop --no-sp or the "
+                             "overlap")
+        if self.vp > 1 and self.schedule not in (None, "interleaved"):
+            raise ValueError(f"schedule {self.schedule!r}: vp ({self.vp}) > 1 runs the "
+                             "interleaved schedule")
+        if self.schedule == "interleaved" and self.vp == 1:
+            raise ValueError("schedule 'interleaved' needs vp > 1 (model chunks per stage); "
+                             "with vp = 1 it is 1f1b")
         if self.stream_window_layers is not None and (
                 self.offload_params == "gpu" and self.offload_activations == "gpu"):
             raise ValueError(f"stream_window_layers (--offload window="
@@ -162,10 +172,15 @@ def parse_offload(text: str | None) -> dict:
     ``optimizer=cpu-interleaved``. Raises ValueError with one line naming --offload and the bad
     part."""
     out: dict = {}
+    seen: set[str] = set()
     for part in (text or "").split(","):
         if not part.strip():
             continue
         kind, _, value = (x.strip().lower() for x in part.partition("="))
+        if kind in seen:
+            raise ValueError(f"--offload: {kind} is given twice ({text.strip()!r}); give each "
+                             "kind once")
+        seen.add(kind)
         if kind == OFFLOAD_WINDOW_KEY:
             if not (value.isdigit() and 1 <= int(value) <= MAX_LAYERS):
                 raise ValueError(f"--offload: {part.strip()!r}: window must be a whole number "
