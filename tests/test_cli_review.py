@@ -117,7 +117,7 @@ def test_a_target_accuracy_of_one_is_refused():
 
 @pytest.mark.parametrize("flags, says", [
     (("--pp", "2", "--vp", "2", "--schedule", "1f1b"), "runs the interleaved schedule"),
-    (("--pp", "2", "--schedule", "interleaved"), "needs vp > 1"),
+    (("--pp", "2", "--schedule", "interleaved"), "vp > 1"),
     (("--tp", "2", "--no-sp", "--tp-comm-overlap"), "needs sequence parallelism"),
     (("--cpu-offload", "--offload", "optimizer=gpu"), "give one of them"),
     (("--offload", "optimizer=cpu,optimizer=nvme"), "given twice"),

@@ -120,12 +120,6 @@ class Parallelism(Spec):
             raise ValueError("tp_comm_overlap needs sequence parallelism (Megatron-LM asserts "
                              "--sequence-parallel with --tp-comm-overlap); drop --no-sp or the "
                              "overlap")
-        if self.vp > 1 and self.schedule not in (None, "interleaved"):
-            raise ValueError(f"schedule {self.schedule!r}: vp ({self.vp}) > 1 runs the "
-                             "interleaved schedule")
-        if self.schedule == "interleaved" and self.vp == 1:
-            raise ValueError("schedule 'interleaved' needs vp > 1 (model chunks per stage); "
-                             "with vp = 1 it is 1f1b")
         if self.stream_window_layers is not None and (
                 self.offload_params == "gpu" and self.offload_activations == "gpu"):
             raise ValueError(f"stream_window_layers (--offload window="

@@ -192,6 +192,9 @@ class TrainingJob(BaseModel):
         if p.schedule == "interleaved" and (p.pp == 1 or p.vp == 1):
             raise ValueError(f"schedule 'interleaved' needs pp > 1 and vp > 1 (model chunks "
                              f"per pipeline rank); got pp={p.pp}, vp={p.vp}")
+        if p.vp > 1 and p.schedule not in (None, "interleaved"):
+            raise ValueError(f"schedule {p.schedule!r}: vp ({p.vp}) > 1 runs the interleaved "
+                             "schedule")
 
     def _check_pipeline_slots(self) -> bool:
         """pp·vp chunks need a layer slot each: num_layers of them, or num_layers + 2 (+ MTP
