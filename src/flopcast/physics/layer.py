@@ -27,7 +27,11 @@ from flopcast.physics import comm, kernels, memory
 from flopcast.physics import flops as F
 from flopcast.physics.kv_cache import cached_tokens_per_layer
 from flopcast.specs.efficiency import Efficiency
-from flopcast.specs.framework import PYTORCH_EAGER_SCORE_TRAFFIC, EagerScoreTraffic
+from flopcast.specs.framework import (
+    EAGER_ATTENTION,
+    PYTORCH_EAGER_SCORE_TRAFFIC,
+    EagerScoreTraffic,
+)
 from flopcast.specs.model import Model
 from flopcast.specs.system import System
 
@@ -47,9 +51,6 @@ ELEMENTWISE_BACKWARD_PER_FORWARD = 2
 CROSS_ENTROPY_BYTES_PER_LOGIT = 2 + 4 + 4 + 2
 
 
-#: The attention "backend" of frameworks that do not fuse attention (Framework.attention
-#: "eager", or --attention-backend eager): kernels.eager_attention_time.
-EAGER_ATTENTION = "eager"
 
 @dataclass(frozen=True)
 class Numerics:

@@ -54,6 +54,11 @@ class ElementwiseTraffic(Spec):
     source: str = Field(min_length=1)
 
 
+#: The attention "backend" of frameworks that do not fuse attention (Framework.attention
+#: "eager", or --attention-backend eager): physics/kernels.eager_attention_time.
+EAGER_ATTENTION = "eager"
+
+
 class EagerScoreTraffic(Spec):
     """What unfused attention's element-wise kernels move per attention score (the QKᵀ
     write and the PV read are the GEMMs'), counted op by op in the framework's code."""

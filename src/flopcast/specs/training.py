@@ -6,8 +6,7 @@ import math
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from flopcast.physics.layer import EAGER_ATTENTION
-from flopcast.specs.framework import Framework
+from flopcast.specs.framework import EAGER_ATTENTION, Framework
 from flopcast.specs.model import Model
 from flopcast.specs.parallelism import Parallelism
 from flopcast.specs.precision import Precision, coerce_precision, precision
