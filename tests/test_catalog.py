@@ -200,3 +200,13 @@ def test_engine_entries_leave_the_priced_release_to_at_version():
         assert engine.priced_release is None
         assert engine.at_version("0.1").release == "0.1"
         assert engine.at_version(None).release == engine.describes_release
+
+
+def test_catalog_engines_shows_what_each_release_changes():
+    """`flopcast catalog engines` says what --engine-version changes (its help points there)."""
+    from flopcast.api.catalog import CatalogRequest, run_catalog
+
+    rows = {r.id: r.releases for r in run_catalog(CatalogRequest(kind="engines")).root}
+    assert rows["sglang"].startswith("is 0.4.1")
+    assert "< 0.7: decode_attention_backend trtllm-mmha" in rows["tensorrt-llm"]
+    assert rows["vllm"] == ""

@@ -51,7 +51,8 @@ class ModelRow(BaseModel):
 
 
 class EngineRow(BaseModel):
-    """Batch limits, KV block size, memory share, and the engine whose calibration it uses."""
+    """Batch limits, KV block size, memory share, release-dependent defaults, and the engine
+    whose calibration it uses."""
 
     id: str
     name: str
@@ -61,6 +62,7 @@ class EngineRow(BaseModel):
     memory_fraction: float
     memory_of: str
     by_gpu: str
+    releases: str
     calibration: str
 
 
@@ -139,13 +141,24 @@ def _gpu_rules(engine) -> str:
     return "; ".join(rules)
 
 
+def _release_rules(engine) -> str:
+    """The release the entry describes and what differs in others, in one line ("" when
+    nothing depends on the release): what --engine-version changes."""
+    parts = [f"is {engine.describes_release}"] if engine.describes_release else []
+    for c in engine.release_changes:
+        values = ", ".join(f"{k} {v}" for k, v in c.values.items())
+        parts.append(f"{'< ' + c.before if c.before else '>= ' + c.since}: {values}")
+    return "; ".join(parts)
+
+
 def _engines() -> list[EngineRow]:
     from flopcast.catalog.loader import engine_ids, load_engine
 
     return [EngineRow(id=e.id, name=e.name, max_batch_size=e.max_batch_size,
                       max_num_tokens=e.max_num_tokens, kv_block_tokens=e.kv_block_tokens,
                       memory_fraction=e.memory_fraction, memory_of=e.memory_fraction_of,
-                      by_gpu=_gpu_rules(e), calibration=e.calibration_engine or e.id)
+                      by_gpu=_gpu_rules(e), releases=_release_rules(e),
+                      calibration=e.calibration_engine or e.id)
             for e in (load_engine(i) for i in engine_ids())]
 
 

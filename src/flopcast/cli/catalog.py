@@ -38,7 +38,7 @@ HEADERS = {"bf16_tflops": "BF16 TFLOP/s", "fp8_tflops": "FP8 TFLOP/s", "hbm_gib"
            "hbm_tb_s": "HBM TB/s", "usd_per_hour": "$/GPU-h", "max_batch_size": "max batch",
            "max_num_tokens": "max tokens", "kv_block_tokens": "KV block",
            "memory_fraction": "memory share", "memory_of": "of",
-           "by_gpu": "by GPU", "calibration": "calibration",
+           "by_gpu": "by GPU", "releases": "by release", "calibration": "calibration",
            "params_b": "params (B)", "active_params_b": "active (B)",
            "weights_b": "weights B", "grads_b": "grads B", "optimizer_b": "optim. B",
            "input_kind": "input", "input_mean": "mean in", "output_kind": "output",
