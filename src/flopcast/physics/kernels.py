@@ -162,14 +162,10 @@ def eager_attention_time(tokens, keys, heads, head_dim_qk, head_dim_v, gpu: GPU,
     seqs = np.maximum(_f(sequences), 1.0)
     q, k, g = _f(tokens) / seqs, _f(keys), seqs * _f(heads)
     dq, dv = _f(head_dim_qk), _f(head_dim_v)
-    if direction == "fwd":
-        gemms = (gemm_time(q, k, dq, gpu, dtype, groups=g)
-                 + gemm_time(q, dv, k, gpu, dtype, groups=g))
-    else:
-        gemms = (gemm_time(q, k, dv, gpu, dtype, groups=g) + gemm_time(k, dv, q, gpu, dtype,
-                                                                       groups=g)
-                 + gemm_time(q, dq, k, gpu, dtype, groups=g) + gemm_time(k, dq, q, gpu, dtype,
-                                                                         groups=g))
+    # (m, n, contracted) of each GEMM: S = QKᵀ, O = PV; backward dP, dV, dQ, dK
+    shapes = ([(q, k, dq), (q, dv, k)] if direction == "fwd"
+              else [(q, k, dv), (k, dv, q), (q, dq, k), (k, dq, q)])
+    gemms = sum(gemm_time(m, n, c, gpu, dtype, groups=g) for m, n, c in shapes)
     scores = stream_time(g * q * k * _f(score_bytes), gpu, score_kernels)
     return np.where(_f(tokens) > 0, gemms + scores, 0.0)
 

@@ -51,7 +51,6 @@ ELEMENTWISE_BACKWARD_PER_FORWARD = 2
 CROSS_ENTROPY_BYTES_PER_LOGIT = 2 + 4 + 4 + 2
 
 
-
 @dataclass(frozen=True)
 class Numerics:
     """Number formats of one workload's layers.

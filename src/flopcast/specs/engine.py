@@ -76,7 +76,6 @@ class ReleaseChange(BaseModel):
         return run < release_tuple(self.before)
 
 
-
 class Engine(BaseModel):
     """What an inference engine allows per step and how it pages the KV cache."""
 
@@ -195,9 +194,8 @@ class Engine(BaseModel):
     def at_version(self, version: str | None) -> Engine:
         """This engine as a run of release ``version`` executes: the values of every
         ``release_changes`` entry that applies to it (the narrowest ``before`` range and the
-        latest ``since`` win); None or an
-        unparseable version = the entry as it stands (describes_release, else the current
-        release)."""
+        latest ``since`` win); None or an unparseable version = the entry as it stands
+        (describes_release, else the current release)."""
         run = release_tuple(version)
         changed: dict[str, Any] = {}
         # before-changes widest first, so the narrowest range (the oldest releases) wins;

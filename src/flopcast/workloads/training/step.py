@@ -46,7 +46,7 @@ def training_attention_backend(gpu, requested: str | None = None,
     its own documented attention, the one the calibration chose for this framework from its
     measured whole runs, when the kernel profile has it; else the framework profile's for
     this GPU family (or its 'default'), when the profile has it; else the profile's default.
-    A framework whose attention is eager runs eager attention (physics/layer.EAGER_ATTENTION)."""
+    A framework whose attention is eager runs eager attention (specs/framework.EAGER_ATTENTION)."""
     if requested:
         return requested
     if framework is not None and framework.attention == "eager":
