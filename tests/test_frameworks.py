@@ -229,3 +229,48 @@ def test_eager_attention_keeps_the_scores():
     assert float(extra) == pytest.approx(6 * m.num_attention_heads * 4096)
     assert float(memory.layer_saved_bytes_per_token(m, eager, *args, 2)) == pytest.approx(
         4 * m.hidden_size)
+
+
+def _qwen3_like(qk_norm: bool):
+    from flopcast.specs.model import Model
+    return Model(name="q3", num_layers=2, hidden_size=1024, num_attention_heads=16,
+                 num_kv_heads=8, head_dim=128, ffn_hidden_size=3072, vocab_size=1000,
+                 mlp="swiglu", norm="rmsnorm", position_embedding="rotary", qk_norm=qk_norm)
+
+
+@pytest.mark.parametrize("fw, saved_per_q, traffic_per_q, kernels", [
+    ("hf-transformers", 6, 48, 16), ("deepspeed", 6, 36, 14), ("fsdp", 2, None, None)])
+def test_qk_norm_saves_and_moves_what_the_norms_do(fw, saved_per_q, traffic_per_q, kernels):
+    """Qwen3's per-head q/k RMSNorms: per query and key element HF (fp32 model under
+    autocast) and DeepSpeed (bf16 model) keep the fp32 upcast and the bf16 cast weight*x
+    saves (4 + 2 bytes), plus one fp32 rsqrt per head; torchtitan's fused nn.RMSNorm keeps
+    its bf16 input and rstd. Element-wise traffic as the profiles count it op by op."""
+    from flopcast.physics import layer
+    f = load_framework(fw)
+    with_norm, without = _qwen3_like(True), _qwen3_like(False)
+    q, k, heads, kv_heads = 16 * 128, 8 * 128, 16, 8
+    extra = (memory.saved_bytes_per_token(f.activations, with_norm, f, 2.0)
+             - memory.saved_bytes_per_token(f.activations, without, f, 2.0))
+    assert extra == pytest.approx(saved_per_q * (q + k) + 4 * (heads + kv_heads))
+    if traffic_per_q is None:
+        return
+    place = layer.Placement(tp=1, sp=False, cp=1, ep=1, etp=1)
+    (b1, k1), (b0, k0) = (layer.counted_elementwise(m, f.elementwise, place)
+                          for m in (with_norm, without))
+    assert b1 - b0 == pytest.approx(traffic_per_q * (q + k))
+    assert k1 - k0 == kernels
+
+
+def test_qk_norm_in_the_fused_count_and_the_korthikanti_count():
+    """Fused frameworks read and write q and k once more per norm (NORM_ELEMENTS per
+    element); Megatron's activation count is unchanged (the norm inputs are views of the
+    fused QKV output it already counts)."""
+    from flopcast.physics import layer
+    place = layer.Placement(tp=2, sp=False, cp=1, ep=1, etp=1)
+    num = layer.Numerics("bf16", "bf16", 2.0, 2.0, 2.0)
+    with_norm, without = _qwen3_like(True), _qwen3_like(False)
+    diff = (layer.elementwise_bytes_per_token(with_norm, place, num, False)
+            - layer.elementwise_bytes_per_token(without, place, num, False))
+    assert diff == pytest.approx(num.act_bytes * layer.NORM_ELEMENTS * (2048 + 1024) / 2)
+    assert memory.activation_bytes_per_token_layer(with_norm, 2048, 2, False, 0) == (
+        memory.activation_bytes_per_token_layer(without, 2048, 2, False, 0))

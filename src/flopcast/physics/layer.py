@@ -161,8 +161,9 @@ def gemms_time(model: Model, gpu, place: Placement, num: Numerics, tokens, moe: 
 def elementwise_bytes_per_token(model: Model, place: Placement, num: Numerics, moe: bool):
     """Forward element-wise bytes per token per layer on one rank (Ivanov et al. 2021 §3: a
     norm reads and writes h, a residual add reads 2h and writes h; the MLP activation reads
-    gate and up for SwiGLU; rotary reads and writes q and k; MoE permutes tokens in and out;
-    low-precision GEMMs quantise each input). Replicated work splits over tp with SP."""
+    gate and up for SwiGLU; rotary, and the per-head norms of qk_norm models, read and write q
+    and k; MoE permutes tokens in and out; low-precision GEMMs quantise each input).
+    Replicated work splits over tp with SP."""
     h, ab = model.hidden_size, num.act_bytes
     norms = 1 if model.parallel_attention else 2
     replicated = norms * NORM_ELEMENTS * h + 2 * RESIDUAL_ELEMENTS * h
@@ -181,7 +182,8 @@ def elementwise_bytes_per_token(model: Model, place: Placement, num: Numerics, m
     q_dim = model.num_attention_heads * model.head_dim_qk
     k_dim = model.kv_heads * model.head_dim_qk
     rotary = 2 * (q_dim + k_dim) if model.position_embedding == "rotary" else 0
-    split_bytes = ab * (act_per_width * width + rotary + permute) / tp
+    qk_norm = NORM_ELEMENTS * (q_dim + k_dim) if model.qk_norm else 0  # per-head RMSNorm
+    split_bytes = ab * (act_per_width * width + rotary + qk_norm + permute) / tp
     cast = (ab + num.cast_bytes) * (2 * h + (q_dim + width) / tp) if num.cast_bytes else 0.0
     return replicated_bytes + split_bytes + cast
 
@@ -289,6 +291,20 @@ def counted_elementwise_bytes_per_token(model: Model, bytes_per_width: dict, pla
             w = np.where(place.sp, w / _f(place.tp), w)
         total = total + coefficient * w
     return total
+
+
+def counted_elementwise(model: Model, traffic, place: Placement):
+    """(forward bytes per token, forward kernels) of one layer as a framework counted them
+    (specs/framework.ElementwiseTraffic), with the extra terms this model runs (e.g. the q/k
+    norms of a qk_norm model)."""
+    per_token = counted_elementwise_bytes_per_token(model, traffic.bytes_per_width, place)
+    kernels_count = traffic.kernels
+    for term in traffic.extra:
+        if memory.applies(model, term.when):
+            per_token = per_token + counted_elementwise_bytes_per_token(
+                model, term.bytes_per_width, place)
+            kernels_count = kernels_count + term.kernels
+    return per_token, kernels_count
 
 
 def elementwise_time(model: Model, gpu, place: Placement, num: Numerics, rows, moe: bool,

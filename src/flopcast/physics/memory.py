@@ -73,6 +73,8 @@ def activation_bytes_per_token_layer(model: Model, seq_len, tp, sp, recompute,
     Q,K,V (6h), attention output (2h), MLP (2·4h + 2·4h), = 24h, plus 5·a·s without flash.
     With sequence parallelism the replicated part is split by tp too (Eq. 4). Full
     recompute keeps just the layer input, 2h (split with SP). ``recompute``: 0/1/2 codes.
+    Per-head q/k norms (Model.qk_norm, Megatron-Core qk_layernorm) add nothing here: their
+    inputs are views of the fused QKV output, already counted in Q, K, V.
 
     >>> from flopcast.specs.model import Model
     >>> gpt = Model(name="g", num_layers=1, hidden_size=1, num_attention_heads=1, vocab_size=1,
@@ -335,20 +337,26 @@ def saved_width(model: Model, width: str, tp=1):
             model.num_shared_experts * model.shared_expert_ffn)
     else:
         ffn = model.ffn_hidden
+    kv_heads = model.num_attention_heads if model.is_mla else model.kv_heads
     split = {"q": q_dim, "k": k_dim, "v": v_dim, "o": o_dim, "ffn": ffn,
-             "heads": model.num_attention_heads, "vocab": model.vocab_size}
+             "heads": model.num_attention_heads, "kv_heads": kv_heads,
+             "vocab": model.vocab_size}
     if width in split:
         return split[width] / tp
     return float(model.hidden_size if width == "hidden" else model.head_dim_qk)
 
 
-def _applies(model: Model, t: SavedTensor) -> bool:
-    if t.when == "gated":
+def applies(model: Model, when: str) -> bool:
+    """Whether ``model`` has what a framework's tensor or traffic term is conditioned on
+    (specs/framework.Condition)."""
+    if when == "gated":
         return model.mlp == "swiglu"
-    if t.when == "plain":
+    if when == "plain":
         return model.mlp != "swiglu"
-    if t.when == "rotary":
+    if when == "rotary":
         return model.position_embedding == "rotary"
+    if when == "qk_norm":
+        return model.qk_norm
     return True
 
 
@@ -370,7 +378,7 @@ def saved_bytes_per_token(tensors: list[SavedTensor], model: Model, framework: F
     sp = np.asarray(sp, dtype=bool)
     tp = np.asarray(tp, dtype=float)
     for t in tensors:
-        if not _applies(model, t):
+        if not applies(model, t.when):
             continue
         width = saved_width(model, t.width, tp)
         if t.width == "hidden":

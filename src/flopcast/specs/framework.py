@@ -20,16 +20,16 @@ from flopcast.specs.base import Spec
 
 #: Per-token widths a saved tensor can have, read from the model's shape
 #: (physics/memory.saved_width): hidden h, query q = heads·d, key k and value v = kv heads·d,
-#: attention output o, heads (one value per head, e.g. a softmax statistic), ffn (the MLP
-#: width; top-k routed + shared experts for MoE), head_dim (one rotary table row), vocab (the
-#: logits of one token on this rank, V/tp).
-Width = Literal["hidden", "q", "k", "v", "o", "heads", "ffn", "head_dim", "vocab"]
+#: attention output o, heads and kv_heads (one value per query or key head, e.g. a softmax or
+#: norm statistic), ffn (the MLP width; top-k routed + shared experts for MoE), head_dim (one
+#: rotary table row), vocab (the logits of one token on this rank, V/tp).
+Width = Literal["hidden", "q", "k", "v", "o", "heads", "kv_heads", "ffn", "head_dim", "vocab"]
 #: compute = the recipe's activation dtype (bf16: 2 bytes); residual = the profile's residual
 #: stream dtype; fp32 = 4 bytes.
 TensorDtype = Literal["compute", "residual", "fp32"]
 #: Which models a tensor exists for: always, gated (SwiGLU) or plain (GeLU) MLPs, rotary
-#: position embeddings.
-Condition = Literal["always", "gated", "plain", "rotary"]
+#: position embeddings, per-head RMSNorm on queries and keys (Model.qk_norm: Qwen3, Gemma 3).
+Condition = Literal["always", "gated", "plain", "rotary", "qk_norm"]
 
 
 class SavedTensor(Spec):
@@ -43,14 +43,26 @@ class SavedTensor(Spec):
     when: Condition = "always"
 
 
+class TrafficTerm(Spec):
+    """Element-wise work that only some models run (``when``), e.g. the per-head q/k norms:
+    ``kernels`` launches and ``bytes_per_width`` bytes per token per unit of each width."""
+
+    what: str = Field(min_length=1)
+    when: Condition
+    kernels: float = Field(ge=0, le=10_000)
+    bytes_per_width: dict[Width, float]
+
+
 class ElementwiseTraffic(Spec):
     """Forward element-wise work of one layer in an unfused (eager) framework: ``kernels``
     launches and ``bytes_per_width`` bytes read + written per token per unit of each width
-    (e.g. ``hidden: 106`` = 106·h bytes per token). Backward moves twice the bytes in twice
-    the kernels (physics/layer.ELEMENTWISE_BACKWARD_PER_FORWARD)."""
+    (e.g. ``hidden: 106`` = 106·h bytes per token), plus the ``extra`` terms whose condition
+    the model meets. Backward moves twice the bytes in twice the kernels
+    (physics/layer.ELEMENTWISE_BACKWARD_PER_FORWARD)."""
 
     kernels: float = Field(ge=0, le=10_000)
     bytes_per_width: dict[Width, float]
+    extra: list[TrafficTerm] = Field(default_factory=list)
     source: str = Field(min_length=1)
 
 

@@ -84,8 +84,7 @@ def _layer_times(model: Model, system: System, precision: Precision, seq_len, la
     tokens = lay.micro_batch * seq_len / lay.cp
     place = layer.Placement(tp=lay.tp, sp=lay.sp, cp=lay.cp, ep=lay.ep, etp=lay.etp)
     own = framework.elementwise
-    counted = None if own is None else (
-        layer.counted_elementwise_bytes_per_token(model, own.bytes_per_width, place), own.kernels)
+    counted = None if own is None else layer.counted_elementwise(model, own, place)
     batch = layer.Batch(prefill_tokens=tokens,
                         prefill_context=F.attention_context(model, seq_len, causal=True),
                         prefill_sequences=lay.micro_batch)
