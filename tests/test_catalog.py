@@ -210,3 +210,41 @@ def test_catalog_engines_shows_what_each_release_changes():
     assert rows["sglang"].startswith("is 0.4.1")
     assert "< 0.7: decode_attention_backend trtllm-mmha" in rows["tensorrt-llm"]
     assert rows["vllm"] == ""
+
+
+GEMMA_AND_PHI = {  # shapes from the models' config.json; totals from their model cards
+    "gemma-3-1b": ({"model_type": "gemma3_text", "num_hidden_layers": 26, "hidden_size": 1152,
+                    "num_attention_heads": 4, "num_key_value_heads": 1, "head_dim": 256,
+                    "intermediate_size": 6912, "vocab_size": 262144, "sliding_window": 512,
+                    "sliding_window_pattern": 6}, 999_885_952, 22),
+    "gemma-2-2b": ({"model_type": "gemma2", "num_hidden_layers": 26, "hidden_size": 2304,
+                    "num_attention_heads": 8, "num_key_value_heads": 4, "head_dim": 256,
+                    "intermediate_size": 9216, "vocab_size": 256000, "sliding_window": 4096,
+                    "final_logit_softcapping": 30.0}, 2_614_341_888, 13),
+    "phi-3-mini": ({"model_type": "phi3", "num_hidden_layers": 32, "hidden_size": 3072,
+                    "num_attention_heads": 32, "num_key_value_heads": 32,
+                    "intermediate_size": 8192, "vocab_size": 32064, "sliding_window": 2047,
+                    "tie_word_embeddings": False}, 3_821_079_552, 32),
+    "qwen3-0.6b": ({"model_type": "qwen3", "num_hidden_layers": 28, "hidden_size": 1024,
+                    "num_attention_heads": 16, "num_key_value_heads": 8, "head_dim": 128,
+                    "intermediate_size": 3072, "vocab_size": 151936,
+                    "tie_word_embeddings": True}, 596_049_920, 0),
+}
+
+
+@pytest.mark.parametrize("name", sorted(GEMMA_AND_PHI))
+def test_gemma_phi3_qwen3_configs_count_their_parameters(name):
+    """Gemma 2/3's four norms per layer and Gemma 3's and Qwen3's q/k norms are in the
+    count; local layers follow the family's pattern (Gemma 2 alternates, Gemma 3 has one
+    global layer in six)."""
+    config, published, local = GEMMA_AND_PHI[name]
+    m = model_from_hf_config(config)
+    assert m.num_parameters() == published
+    assert m.num_local_attention_layers == local
+
+
+def test_gemma_layer_types_give_the_global_stride():
+    config = dict(GEMMA_AND_PHI["gemma-3-1b"][0], sliding_window_pattern=None,
+                  layer_types=(["sliding_attention"] * 5 + ["full_attention"]) * 4
+                  + ["sliding_attention"] * 2)
+    assert model_from_hf_config(config).num_local_attention_layers == 22

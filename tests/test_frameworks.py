@@ -274,3 +274,37 @@ def test_qk_norm_in_the_fused_count_and_the_korthikanti_count():
     assert diff == pytest.approx(num.act_bytes * layer.NORM_ELEMENTS * (2048 + 1024) / 2)
     assert memory.activation_bytes_per_token_layer(with_norm, 2048, 2, False, 0) == (
         memory.activation_bytes_per_token_layer(without, 2048, 2, False, 0))
+
+
+def test_sandwich_norms_and_logit_softcap_by_hand():
+    """Gemma 2's post-attention and post-MLP norms in HF keep a fp32 upcast and a fp32
+    normalised output each (16h bytes per token); soft-capped logits keep tanh's bf16
+    output at the loss, forward and backward (2 bytes per logit)."""
+    from flopcast.specs.model import Model
+    base = dict(name="g", num_layers=2, hidden_size=256, num_attention_heads=4, vocab_size=1000,
+                mlp="swiglu", norm="rmsnorm", position_embedding="rotary")
+    plain, gemma2 = Model(**base), Model(**base, sandwich_norm=True, final_logit_softcapping=30.0)
+    f = load_framework("hf-transformers")
+    layer_extra = (memory.saved_bytes_per_token(f.activations, gemma2, f, 2.0)
+                   - memory.saved_bytes_per_token(f.activations, plain, f, 2.0))
+    assert layer_extra == pytest.approx(16 * 256)
+    for buffers in (f.loss_forward, f.loss_backward):
+        extra = (memory.saved_bytes_per_token(buffers, gemma2, f, 2.0)
+                 - memory.saved_bytes_per_token(buffers, plain, f, 2.0))
+        assert extra == pytest.approx(2 * 1000)
+    assert P.layer_norm_params(gemma2) == 4 * 256
+
+
+def test_hf_sdpa_computes_masked_sliding_windows_in_full():
+    """A window given to SDPA as a mask skips nothing: s keys per query on local layers when
+    s exceeds the window; within it the mask is dropped and the kernel runs causal."""
+    from flopcast.physics import flops as F
+    from flopcast.specs.model import Model
+    m = Model(name="w", num_layers=4, hidden_size=256, num_attention_heads=4, vocab_size=100,
+              sliding_window=512, sliding_window_every=2)
+    masked = F.attention_context(m, 4096, causal=True, window_as_mask=True)
+    assert masked == pytest.approx((2 * 4096 + 2 * 4097 / 2) / 4)
+    assert F.attention_context(m, 4096, causal=True) < masked
+    assert F.attention_context(m, 256, causal=True, window_as_mask=True) == pytest.approx(257 / 2)
+    assert load_framework("hf-transformers").sliding_window_as_mask
+    assert not load_framework("megatron").sliding_window_as_mask

@@ -1,5 +1,6 @@
 """Build a Model from a Hugging Face ``config.json`` (llama, mistral, mixtral, qwen2/3(-moe),
-deepseek_v3, gpt2, gptj, gpt_neox, falcon, bloom, llama4, gpt_oss)."""
+phi3, gemma, gemma2, gemma3, deepseek_v3, gpt2, gptj, gpt_neox, falcon, bloom, llama4,
+gpt_oss)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from flopcast.files import load_json_mapping
 from flopcast.specs.model import Model
 
 _LLAMA_LIKE = {"llama", "mistral", "mixtral", "qwen2", "qwen3", "qwen2_moe", "qwen3_moe", "llama4",
-               "llama4_text", "deepseek_v3", "deepseek_v2", "gpt_oss"}
+               "llama4_text", "deepseek_v3", "deepseek_v2", "gpt_oss", "phi3"}
+_GEMMA = {"gemma", "gemma2", "gemma3", "gemma3_text"}
 
 
 def model_from_hf_config(config: dict[str, Any] | str | Path, name: str | None = None) -> Model:
@@ -53,6 +55,8 @@ def model_from_hf_config(config: dict[str, Any] | str | Path, name: str | None =
 def _fields(mt: str, c: dict[str, Any]) -> dict[str, Any]:
     if mt in _LLAMA_LIKE:
         return _llama_family(mt, c)
+    if mt in _GEMMA:
+        return _gemma_family(mt, c)
     if mt == "gpt2":
         return dict(
             num_layers=c["n_layer"], hidden_size=c["n_embd"], num_attention_heads=c["n_head"],
@@ -102,7 +106,8 @@ def _fields(mt: str, c: dict[str, Any]) -> dict[str, Any]:
         )
     raise FlopcastError(
         f"config.json: model_type {mt!r} is not supported (llama, mistral, mixtral, qwen2, qwen3, "
-        "qwen2_moe, qwen3_moe, deepseek_v3, llama4, gpt_oss, gpt2, gptj, gpt_neox, falcon, bloom)"
+        "qwen2_moe, qwen3_moe, phi3, gemma, gemma2, gemma3, deepseek_v3, llama4, gpt_oss, gpt2, "
+        "gptj, gpt_neox, falcon, bloom)"
     )
 
 
@@ -117,7 +122,8 @@ def _llama_family(mt: str, c: dict[str, Any]) -> dict[str, Any]:
         qkv_bias=c.get("attention_bias", mt == "qwen2" or mt == "qwen2_moe"),
         qk_norm=mt in ("qwen3", "qwen3_moe"),
     )
-    if c.get("sliding_window") and c.get("use_sliding_window", mt == "mistral"):
+    # Phi-3 masks every layer to its sliding_window (Phi3Config); Mistral's may be null.
+    if c.get("sliding_window") and c.get("use_sliding_window", mt in ("mistral", "phi3")):
         f["sliding_window"] = c["sliding_window"]
     experts = c.get("num_local_experts") or c.get("num_experts") or c.get("n_routed_experts")
     if experts:
@@ -152,3 +158,35 @@ def _llama_family(mt: str, c: dict[str, Any]) -> dict[str, Any]:
             sliding_window_every=2,
         )
     return f
+
+
+def _gemma_family(mt: str, c: dict[str, Any]) -> dict[str, Any]:
+    """Gemma 1/2/3 (Gemma Team 2024, 2025): a gated GeLU MLP (GeGLU: three matrices like
+    SwiGLU), RMSNorm, head_dim 256, tied embeddings; Gemma 2 adds sandwich norms (after
+    attention and after the MLP), alternating local/global layers and final-logit
+    soft-capping; Gemma 3 adds per-head q/k norms and five local layers per global one."""
+    f: dict[str, Any] = dict(
+        num_layers=c["num_hidden_layers"], hidden_size=c["hidden_size"],
+        num_attention_heads=c["num_attention_heads"], num_kv_heads=c.get("num_key_value_heads"),
+        head_dim=c.get("head_dim", 256), ffn_hidden_size=c.get("intermediate_size"),
+        vocab_size=c["vocab_size"], max_position_embeddings=c.get("max_position_embeddings", 8192),
+        mlp="swiglu", norm="rmsnorm", position_embedding="rotary",
+        tied_embeddings=c.get("tie_word_embeddings", True), qkv_bias=c.get("attention_bias", False),
+        sandwich_norm=mt != "gemma", qk_norm=mt.startswith("gemma3"),
+        final_logit_softcapping=c.get("final_logit_softcapping"),
+    )
+    window = c.get("sliding_window")
+    if mt != "gemma" and window:
+        f["sliding_window"] = window
+        f["sliding_window_every"] = _global_layer_stride(c, 2 if mt == "gemma2" else 6)
+    return f
+
+
+def _global_layer_stride(c: dict[str, Any], default: int) -> int:
+    """Every how many layers one attends globally: from ``layer_types`` (newer configs) when
+    given, else ``sliding_window_pattern``, else the family's pattern; 0 = none global."""
+    types = c.get("layer_types")
+    if isinstance(types, list) and types:
+        n_global = sum(t == "full_attention" for t in types)
+        return round(len(types) / n_global) if n_global else 0
+    return int(c.get("sliding_window_pattern") or default)

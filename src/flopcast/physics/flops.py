@@ -140,12 +140,15 @@ def gemm_flops_per_token(gemms: list[Gemm]) -> float:
     return float(sum(2 * g.k * g.n * g.tokens_per_token for g in gemms))
 
 
-def attention_context(model: Model, seq_len, causal: bool):
+def attention_context(model: Model, seq_len, causal: bool, window_as_mask: bool = False):
     """Keys each query attends to, averaged over positions and layers.
 
     ``causal=False`` is the model-FLOPs convention (full s×s, Narayanan eq. 3, PaLM App. B);
     ``causal=True`` is what causal FlashAttention executes: (s+1)/2 on average, and for a
     sliding window w (Beltagy et al. 2020) positions beyond w attend to w keys.
+    ``window_as_mask``: the window reaches the kernel as an explicit mask (Hugging Face
+    transformers with SDPA when s > w), and a masked kernel computes every score of the s×s
+    block, skipping neither the window nor the causal half.
     """
     s = np.asarray(seq_len, dtype=float)
     n_local = model.num_local_attention_layers
@@ -153,7 +156,9 @@ def attention_context(model: Model, seq_len, causal: bool):
     if n_local == 0:
         return full
     w = float(model.sliding_window)
-    if causal:
+    if causal and window_as_mask:
+        local = np.where(s <= w, (s + 1) / 2, s)
+    elif causal:
         local = np.where(s <= w, (s + 1) / 2, (w * (w + 1) / 2 + (s - w) * w) / np.maximum(s, 1))
     else:
         local = np.minimum(s, w)

@@ -49,6 +49,12 @@ ELEMENTWISE_BACKWARD_PER_FORWARD = 2
 #: Cross-entropy over the vocabulary per token: read 16-bit logits, write and read fp32
 #: probabilities, write the 16-bit gradient (Megatron vocab-parallel cross entropy).
 CROSS_ENTROPY_BYTES_PER_LOGIT = 2 + 4 + 4 + 2
+#: Final-logit soft-capping, cap·tanh(logits/cap) (Gemma 2), unfused, in elements of the
+#: 16-bit logits per logit: forward divide, tanh, multiply (read + write each, 6); backward
+#: the multiply's and divide's gradients (2 each) and tanh's (reads the gradient and its
+#: saved output, writes 1: 3) = 11, in 6 kernels.
+SOFTCAP_ELEMENTS_PER_LOGIT = 11
+SOFTCAP_KERNELS = 6
 
 
 @dataclass(frozen=True)
@@ -165,8 +171,7 @@ def elementwise_bytes_per_token(model: Model, place: Placement, num: Numerics, m
     and k; MoE permutes tokens in and out; low-precision GEMMs quantise each input).
     Replicated work splits over tp with SP."""
     h, ab = model.hidden_size, num.act_bytes
-    norms = 1 if model.parallel_attention else 2
-    replicated = norms * NORM_ELEMENTS * h + 2 * RESIDUAL_ELEMENTS * h
+    replicated = model.norms_per_layer * NORM_ELEMENTS * h + 2 * RESIDUAL_ELEMENTS * h
     if model.dropout:
         replicated += 2 * 2 * h  # two dropouts: read input, write output (+ mask, below)
     replicated_bytes = ab * replicated + (2 * h if model.dropout else 0)
@@ -361,7 +366,8 @@ def lm_head_time(model: Model, gpu, num: Numerics, rows, tp, fixed: float = 1.0,
     engines keep it out of fp8); backward ("bwd") adds its two GEMMs, or only the activation
     gradient for a frozen head ("dgrad", LoRA), and the cross-entropy pass
     (``loss_bytes_per_logit``: a framework's own loss traffic, forward + backward; default
-    CROSS_ENTROPY_BYTES_PER_LOGIT, a fused cross entropy)."""
+    CROSS_ENTROPY_BYTES_PER_LOGIT, a fused cross entropy), with final-logit soft-capping's
+    element-wise work (SOFTCAP_ELEMENTS_PER_LOGIT) for models that cap."""
     rows = _f(rows)
     vocab = model.vocab_size / _f(tp)
     replicated = Numerics(num.compute_dtype, num.compute_dtype, num.act_bytes, num.act_bytes,
@@ -371,6 +377,10 @@ def lm_head_time(model: Model, gpu, num: Numerics, rows, tp, fixed: float = 1.0,
         per_logit = loss_bytes_per_logit or CROSS_ENTROPY_BYTES_PER_LOGIT
         loss = kernels.stream_time(rows * vocab * per_logit, gpu)
         t = t + fixed_scaled(loss, gpu, fixed)
+        if model.final_logit_softcapping is not None:
+            cap = kernels.stream_time(rows * vocab * SOFTCAP_ELEMENTS_PER_LOGIT * num.act_bytes,
+                                      gpu, SOFTCAP_KERNELS)
+            t = t + fixed_scaled(cap, gpu, fixed, SOFTCAP_KERNELS)
     return np.where(rows > 0, t, 0.0)
 
 

@@ -88,7 +88,7 @@ def activation_bytes_per_token_layer(model: Model, seq_len, tp, sp, recompute,
     recompute = np.asarray(recompute)
     q_dim, k_dim, v_dim, o_dim = _dims(model)
     mask = DROPOUT_MASK_BYTES * h if model.dropout else 0.0
-    norms = (1 if model.parallel_attention else 2) * act_bytes * h
+    norms = model.norms_per_layer * act_bytes * h  # each norm keeps its input
     replicated = norms + 2 * act_bytes * h + 2 * mask
     attention = act_bytes * (q_dim + k_dim + v_dim + o_dim)
     if not flash_attention:
@@ -357,6 +357,10 @@ def applies(model: Model, when: str) -> bool:
         return model.position_embedding == "rotary"
     if when == "qk_norm":
         return model.qk_norm
+    if when == "sandwich_norm":
+        return model.sandwich_norm
+    if when == "logit_softcap":
+        return model.final_logit_softcapping is not None
     return True
 
 

@@ -70,8 +70,9 @@ def moe_mlp_params(model: Model) -> tuple[int, int]:
 
 
 def layer_norm_params(model: Model) -> int:
-    """Norms inside one layer: one input norm (parallel attention) or two."""
-    return (1 if model.parallel_attention else 2) * norm_params(model)
+    """Norms inside one layer (Model.norms_per_layer: two, one with parallel attention, four
+    with Gemma 2's sandwich norms)."""
+    return model.norms_per_layer * norm_params(model)
 
 
 def embedding_params(model: Model) -> int:

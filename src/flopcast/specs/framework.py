@@ -28,8 +28,11 @@ Width = Literal["hidden", "q", "k", "v", "o", "heads", "kv_heads", "ffn", "head_
 #: stream dtype; fp32 = 4 bytes.
 TensorDtype = Literal["compute", "residual", "fp32"]
 #: Which models a tensor exists for: always, gated (SwiGLU) or plain (GeLU) MLPs, rotary
-#: position embeddings, per-head RMSNorm on queries and keys (Model.qk_norm: Qwen3, Gemma 3).
-Condition = Literal["always", "gated", "plain", "rotary", "qk_norm"]
+#: position embeddings, per-head RMSNorm on queries and keys (Model.qk_norm: Qwen3, Gemma 3),
+#: norms after attention and after the MLP (Model.sandwich_norm: Gemma 2/3), soft-capped
+#: logits (Model.final_logit_softcapping: Gemma 2).
+Condition = Literal["always", "gated", "plain", "rotary", "qk_norm", "sandwich_norm",
+                    "logit_softcap"]
 
 
 class SavedTensor(Spec):
@@ -154,6 +157,11 @@ class Framework(Spec):
         "for data-parallel wrappers (FSDP, DeepSpeed) that run whatever attention the model "
         "code calls, which a measured row does not name; False for a framework that runs its "
         "own attention module, whose choice attention_backends documents.")
+    sliding_window_as_mask: bool = Field(
+        False, description="Sliding-window layers reach the attention kernel as an explicit "
+        "mask (transformers' SDPA path when the sequence exceeds the window), so every score "
+        "of the s×s block is computed (physics/flops.attention_context); False = the kernel "
+        "skips what the window and the causal mask hide (FlashAttention's window_size).")
     loss_forward: list[SavedTensor] = Field(
         min_length=1, description="Buffers live when the forward computes the loss (width "
         "vocab: logits and their copies).")

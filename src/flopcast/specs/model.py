@@ -55,6 +55,12 @@ class Model(Spec):
     qkv_bias: bool = Field(False, description="Bias on Q/K/V only (Qwen2).")
     qk_norm: bool = Field(False, description="RMSNorm on q and k per head (Qwen3).")
     parallel_attention: bool = Field(False, description="Attention and MLP share one input norm.")
+    sandwich_norm: bool = Field(
+        False, description="A norm on the attention output and on the MLP output too, before "
+        "each residual add (Gemma 2/3: four norms per layer).")
+    final_logit_softcapping: float | None = Field(
+        None, gt=0, le=1e6, description="logits = cap·tanh(logits/cap) before the loss "
+        "(Gemma 2); None = none.")
     embedding_norm: bool = Field(False, description="LayerNorm after the embedding (BLOOM).")
     dropout: bool = Field(False, description="Dropout in training (stores masks).")
     sliding_window: int | None = Field(
@@ -124,6 +130,12 @@ class Model(Spec):
         return self
 
     # Derived shape -------------------------------------------------------------------------
+    @property
+    def norms_per_layer(self) -> int:
+        """Norms inside one layer: one shared input norm (parallel attention) or one before
+        attention and one before the MLP, plus one after each with sandwich norms."""
+        return (1 if self.parallel_attention else 2) + (2 if self.sandwich_norm else 0)
+
     @property
     def kv_heads(self) -> int:
         return self.num_kv_heads or self.num_attention_heads

@@ -86,7 +86,9 @@ def _layer_times(model: Model, system: System, precision: Precision, seq_len, la
     own = framework.elementwise
     counted = None if own is None else layer.counted_elementwise(model, own, place)
     batch = layer.Batch(prefill_tokens=tokens,
-                        prefill_context=F.attention_context(model, seq_len, causal=True),
+                        prefill_context=F.attention_context(
+                            model, seq_len, causal=True,
+                            window_as_mask=framework.sliding_window_as_mask),
                         prefill_sequences=lay.micro_batch)
     cost = layer.layer_cost(model, system, eff, place, training_numerics(precision), batch, moe,
                             backend=backend, fixed=eff.kernel_fixed_cost_scale, backward=True,
