@@ -120,3 +120,22 @@ def test_mla_decode_has_a_compute_floor():
     memory_only = K.decode_attention_time(64, 8192, elements, 128, 1.0, gpu)
     with_flops = K.decode_attention_time(64, 8192, elements, 128, 1.0, gpu, flops_per_key=per_key)
     assert with_flops > memory_only  # 128 heads per 576-element latent: compute-bound
+
+
+@pytest.mark.parametrize("gpu_id", __import__("flopcast.catalog.loader", fromlist=["gpu_ids"])
+                         .gpu_ids())
+def test_every_gpu_prices_what_pytorch_sdpa_runs_on_it(gpu_id):
+    """A kernels file measured with PyTorch on any catalog GPU names SDPA's backends:
+    flash-attention-2 (NVIDIA sm80+, and ROCm's port) and cuDNN (NVIDIA sm80+) for
+    attention, flash-attention-2 and mem-efficient for decode; Volta runs only the
+    memory-efficient kernel. Each must have a profile (a prior where nothing is measured)."""
+    gpu = load_gpu(gpu_id)
+    prof = gpu.kernels
+    if gpu.family == "volta":
+        want, want_decode = {"mem-efficient"}, {"mem-efficient"}
+    elif gpu.vendor == "amd":
+        want, want_decode = {"flash-attention-2"}, {"flash-attention-2", "mem-efficient"}
+    else:
+        want, want_decode = {"flash-attention-2", "cudnn"}, {"flash-attention-2", "mem-efficient"}
+    assert want <= set(prof.attention)
+    assert want_decode <= set(prof.decode_attention)
