@@ -183,3 +183,27 @@ def test_planner_beats_or_matches_published_megatron_configs(training_csv):
 def test_precision_is_validated():
     with pytest.raises(FlopcastError):
         precision("fp7")
+
+
+@pytest.mark.parametrize("backend", ["eager", "flash-attention-2"])
+def test_plan_prices_the_attention_kernel_asked_for(backend):
+    """--attention-backend reaches every searched configuration: the best one reports the
+    kernel, agrees with `train` given the same kernel, and is slower than with the
+    framework's calibrated cuDNN kernel; eager attention also keeps the scores."""
+    default = plan_training(request())["top"][0]
+    asked = plan_training(request(attention_backend=backend))["top"][0]
+    assert asked["config"]["attention_backend"] == backend
+    assert asked["step_time_s"] > default["step_time_s"]
+    c = asked["config"]
+    job = TrainingJob(model=load_model("llama-3.1-8b"),
+                      system=System(gpu=load_gpu("h100-sxm"), num_gpus=16),
+                      parallelism=Parallelism(**{k: c[k] for k in (
+                          "tp", "pp", "cp", "vp", "micro_batch", "zero_stage", "recompute",
+                          "sp", "schedule")}, global_batch=64),
+                      seq_len=4096, attention_backend=backend)
+    assert estimate_training(job).step_time_s == pytest.approx(asked["step_time_s"], rel=1e-9)
+
+
+def test_plan_refuses_an_attention_kernel_a_gpu_lacks():
+    with pytest.raises(ValueError, match="attention_backend 'nope'"):
+        request(attention_backend="nope")

@@ -192,6 +192,12 @@ ENGINE_VERSION_OPT = typer.Option(
 CALIBRATION_OPT = typer.Option(None, "--calibration", help="Calibration YAML from `flopcast "
                                "calibrate` (default: the shipped one).")
 JSON_OPT = typer.Option(False, "--json", help="Print one JSON object.")
+ATTENTION_BACKEND_OPT = typer.Option(
+    None, "--attention-backend", help="Attention kernel of the GPU's kernel profile "
+    "(cudnn, flash-attention-2, flash-attention-3, flash-attention-triton, …), or eager: "
+    "unfused attention whose scores go through memory and are kept for the backward "
+    "(HF attn_implementation='eager', Megatron before flash attention); default: the "
+    "framework's calibrated training backend.")
 FRAMEWORK_OPT = typer.Option(
     "megatron", "--framework", help="Training framework whose memory layout and kernels the "
     "run uses: megatron, hf-transformers, fsdp (torchtitan), deepspeed (`flopcast catalog "

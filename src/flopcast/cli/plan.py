@@ -10,6 +10,7 @@ from rich.table import Table
 
 from flopcast.api.common import ObjectiveChoice
 from flopcast.cli.common import (
+    ATTENTION_BACKEND_OPT,
     CALIBRATION_OPT,
     FRAMEWORK_OPT,
     GIB,
@@ -73,6 +74,7 @@ def plan_train(
                                            help="Only these micro-batch sizes."),
     zero: str | None = typer.Option(None, "--zero", help="Only these ZeRO stages."),
     framework: str = FRAMEWORK_OPT,
+    attention_backend: str | None = ATTENTION_BACKEND_OPT,
     lora_rank: int | None = LORA_RANK_OPT,
     lora_targets: str = LORA_TARGETS_OPT,
     calibration: Path | None = CALIBRATION_OPT,

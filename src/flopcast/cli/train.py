@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from flopcast.cli.common import (
+    ATTENTION_BACKEND_OPT,
     CALIBRATION_OPT,
     EP_OPT,
     ETP_OPT,
@@ -107,12 +108,7 @@ def train(
         None, "--nvme-tb", help="NVMe capacity per node, TB (default 15.36)."),
     nvme_gbps: float | None = float_option(
         None, "--nvme-gbps", help="NVMe bandwidth per node, GB/s (default 25)."),
-    attention_backend: str | None = typer.Option(
-        None, "--attention-backend", help="Attention kernel of the GPU's kernel profile "
-        "(cudnn, flash-attention-2, flash-attention-3, flash-attention-triton, …), or eager: "
-        "unfused attention whose scores go through memory and are kept for the backward "
-        "(HF attn_implementation='eager', Megatron before flash attention); default: the "
-        "framework's calibrated training backend."),
+    attention_backend: str | None = ATTENTION_BACKEND_OPT,
     framework: str = FRAMEWORK_OPT,
     lora_rank: int | None = LORA_RANK_OPT,
     lora_targets: str = LORA_TARGETS_OPT,

@@ -60,12 +60,18 @@ class PlanRequest(Spec):
     lora_targets: tuple[str, ...] = Field(
         ("qkv",), min_length=1, description="Weight GEMMs with LoRA adapters "
         "(TrainingJob.lora_targets).")
+    attention_backend: str | None = Field(
+        None, min_length=1, max_length=64, description="Attention kernel of every candidate "
+        "GPU's kernel profile, or eager (TrainingJob.attention_backend); None = the "
+        "framework's.")
 
     @property
-    def lora(self) -> dict:
-        """training_step's / TrainingJob's LoRA keywords ({} without LoRA)."""
-        return (dict(lora_rank=self.lora_rank, lora_targets=self.lora_targets)
+    def step_keywords(self) -> dict:
+        """training_step's / TrainingJob's keywords for LoRA and the attention kernel."""
+        lora = (dict(lora_rank=self.lora_rank, lora_targets=self.lora_targets)
                 if self.lora_rank else {})
+        backend = {"attention_backend": self.attention_backend} if self.attention_backend else {}
+        return lora | backend
 
     @model_validator(mode="before")
     @classmethod
@@ -83,6 +89,18 @@ class PlanRequest(Spec):
             from flopcast.specs.training import check_lora_targets
 
             check_lora_targets(self.model, self.lora_targets)
+        if self.attention_backend:
+            from flopcast.catalog import load_gpu
+            from flopcast.specs.training import check_attention_backend, framework_for_backend
+
+            for gpu in self.gpus:
+                check_attention_backend(self.attention_backend, load_gpu(gpu))
+            if self.framework is None:
+                from flopcast.catalog.loader import load_framework
+
+                object.__setattr__(self, "framework", load_framework())
+            object.__setattr__(self, "framework",
+                               framework_for_backend(self.framework, self.attention_backend))
         for n in self.gpu_counts:
             if not 1 <= n <= MAX_GPUS:
                 raise ValueError(f"gpus: every GPU count must be in 1..{MAX_GPUS:,}; got {n}")

@@ -13,6 +13,26 @@ from flopcast.specs.precision import Precision, coerce_precision, precision
 from flopcast.specs.system import System
 
 
+def framework_for_backend(framework: Framework, backend: str | None) -> Framework:
+    """``framework`` with its attention memory following the kernel asked for: eager
+    attention keeps the s×s scores, a fused kernel does not, whatever the framework's own
+    attention (Framework.attention); unchanged without a backend."""
+    if not backend:
+        return framework
+    wanted = "eager" if backend == EAGER_ATTENTION else "flash"
+    if framework.attention == wanted:
+        return framework
+    return framework.model_copy(update={"attention": wanted})
+
+
+def check_attention_backend(backend: str | None, gpu) -> None:
+    """A backend must be eager or have a profile in the GPU's kernel profile."""
+    if backend and backend != EAGER_ATTENTION and backend not in gpu.kernels.attention:
+        have = ", ".join(sorted(gpu.kernels.attention))
+        raise ValueError(f"attention_backend {backend!r}: gpu {gpu.id} has no profile for it "
+                         f"(it has: {have}; or eager)")
+
+
 def _default_framework() -> Framework:
     from flopcast.catalog.loader import load_framework
 
@@ -143,11 +163,7 @@ class TrainingJob(BaseModel):
         if m.is_moe:
             self._check_expert_folding(dp)
         self._check_lora()
-        if (self.attention_backend and self.attention_backend != EAGER_ATTENTION
-                and self.attention_backend not in gpu.kernels.attention):
-            have = ", ".join(sorted(gpu.kernels.attention))
-            raise ValueError(f"attention_backend {self.attention_backend!r}: gpu {gpu.id} has "
-                             f"no profile for it (it has: {have}; or eager)")
+        check_attention_backend(self.attention_backend, gpu)
         self._align_attention()
         if None in (p.dp, p.global_batch, p.etp, p.embedding_loss_stages):
             filled = p.model_copy(update={"dp": dp, "global_batch": global_batch,
@@ -157,14 +173,10 @@ class TrainingJob(BaseModel):
         return self
 
     def _align_attention(self) -> None:
-        """Memory follows the kernel asked for: eager attention keeps the s×s scores, a fused
-        kernel does not, whatever the framework's own attention (Framework.attention)."""
-        if not self.attention_backend:
-            return
-        wanted = "eager" if self.attention_backend == EAGER_ATTENTION else "flash"
-        if self.framework.attention != wanted:
-            object.__setattr__(self, "framework",
-                               self.framework.model_copy(update={"attention": wanted}))
+        """Memory follows the kernel asked for (framework_for_backend)."""
+        aligned = framework_for_backend(self.framework, self.attention_backend)
+        if aligned is not self.framework:
+            object.__setattr__(self, "framework", aligned)
 
     def model_copy(self, *, update=None, deep: bool = False) -> TrainingJob:
         """A copy; a new attention kernel realigns the framework's attention (pydantic does

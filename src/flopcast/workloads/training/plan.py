@@ -44,7 +44,7 @@ def search_cluster(request: PlanRequest, cluster: Cluster, calibration: str | No
                     num_gpus=cluster.num_gpus)
     return search(request.model, system, request.precision, request.seq_len, request.batch,
                   request.options, progress=progress, framework=request.framework,
-                  lora=request.lora)
+                  step_keywords=request.step_keywords)
 
 
 def objective_per_token(objective: str, gpu, num_gpus: int, seconds_per_token,
@@ -74,7 +74,8 @@ def _estimate(request: PlanRequest, cluster: Cluster, result: SearchResult, i: i
                       num_gpus=cluster.num_gpus),
         parallelism=Parallelism(**config_at(result, int(i), request.batch)),
         seq_len=request.seq_len, precision=request.precision, tokens=request.tokens,
-        **({"framework": request.framework} if request.framework else {}), **request.lora,
+        **({"framework": request.framework} if request.framework else {}),
+        **request.step_keywords,
     )
     return estimate_training(job).to_dict()
 

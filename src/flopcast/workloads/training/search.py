@@ -155,20 +155,22 @@ def _grid(axes: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 def search(model: Model, system: System, precision: Precision, seq_len: int,
            global_batch: int, options: dict | None = None, progress=None,
-           framework: Framework | None = None, lora: dict | None = None) -> SearchResult:
-    """Evaluate every valid configuration under ``framework`` (None = megatron) and, for a
-    LoRA fine-tune, ``lora`` (training_step's lora_rank / lora_targets);
+           framework: Framework | None = None,
+           step_keywords: dict | None = None) -> SearchResult:
+    """Evaluate every valid configuration under ``framework`` (None = megatron) with
+    ``step_keywords`` (training_step's lora_rank / lora_targets for a LoRA fine-tune, and
+    attention_backend);
     ``progress(done, total)`` is called per tp value. Offload (OFFLOAD_PRESETS) is searched
     only when nothing fits without it, unless ``options`` pins the ``offload`` axis; the
     result then says so (``offload_searched``) and counts both searches."""
     options = options or {}
     first = _search_axes(model, system, precision, seq_len, global_batch, options, progress,
-                         framework, lora)
+                         framework, step_keywords)
     if "offload" in options or first.feasible.any():
         return first
     more = _search_axes(model, system, precision, seq_len, global_batch,
                         {**options, "offload": list(range(1, len(OFFLOAD_PRESETS)))}, progress,
-                        framework, lora)
+                        framework, step_keywords)
     more.offload_searched = True
     more.evaluated += first.evaluated
     # The rules reject the same points in both searches (counted once); memory adds up.
@@ -179,7 +181,7 @@ def search(model: Model, system: System, precision: Precision, seq_len: int,
 
 
 def _search_axes(model, system, precision, seq_len, global_batch, options, progress,
-                 framework, lora=None) -> SearchResult:
+                 framework, step_keywords=None) -> SearchResult:
     """One exhaustive search over the axes ``options`` leaves open (search's first step)."""
     if global_batch < 1:
         raise FlopcastError(f"global_batch must be at least 1; got {global_batch}")
@@ -189,7 +191,8 @@ def _search_axes(model, system, precision, seq_len, global_batch, options, progr
     tps = axes["tp"]
     for k, tp in enumerate(tps):  # one slab per tp value: bounded memory, progress ticks
         lay, res, rej = _search_slab(model, system, precision, seq_len, global_batch,
-                                     {**axes, "tp": np.asarray([tp])}, framework, lora)
+                                     {**axes, "tp": np.asarray([tp])}, framework,
+                                     step_keywords)
         for reason, count in rej.items():
             rejected[reason] = rejected.get(reason, 0) + count
         if lay is not None:
@@ -216,7 +219,7 @@ def _search_axes(model, system, precision, seq_len, global_batch, options, progr
 
 
 def _search_slab(model, system, precision, seq_len, global_batch, axes, framework=None,
-                 lora=None):
+                 step_keywords=None):
     g = _grid(axes)
     n = system.num_gpus
     model_parallel = g["tp"] * g["pp"] * g["cp"]
@@ -258,7 +261,7 @@ def _search_slab(model, system, precision, seq_len, global_batch, axes, framewor
     lay = _layout(g, dp, m)
     with np.errstate(all="ignore"):  # invalid grid points may divide by zero; dropped below
         res = training_step(model, system, precision, seq_len, lay, framework=framework,
-                            detail=False, **(lora or {}))
+                            detail=False, **(step_keywords or {}))
     where = np.nonzero(valid)
     flat_index = np.flatnonzero(valid)
 
