@@ -248,3 +248,22 @@ def test_gemma_layer_types_give_the_global_stride():
                   layer_types=(["sliding_attention"] * 5 + ["full_attention"]) * 4
                   + ["sliding_attention"] * 2)
     assert model_from_hf_config(config).num_local_attention_layers == 22
+
+
+def test_gemma3_layer_types_with_an_uneven_count():
+    """34 layers, one global in six (Gemma 3 4B): 29 local, 5 global."""
+    types = [("full_attention" if (i + 1) % 6 == 0 else "sliding_attention") for i in range(34)]
+    config = dict(GEMMA_AND_PHI["gemma-3-1b"][0], num_hidden_layers=34, layer_types=types,
+                  sliding_window_pattern=None)
+    assert model_from_hf_config(config).num_local_attention_layers == 29
+
+
+def test_sparse_gemma3_text_config_takes_the_family_defaults():
+    """Multimodal Gemma 3 checkpoints ship text_configs that leave out keys
+    Gemma3TextConfig defaults (heads, KV heads, vocabulary, window)."""
+    m = model_from_hf_config({"model_type": "gemma3", "text_config": {
+        "hidden_size": 2560, "intermediate_size": 10240, "num_hidden_layers": 34,
+        "model_type": "gemma3_text"}})
+    assert (m.num_attention_heads, m.kv_heads, m.vocab_size, m.sliding_window) == (
+        8, 4, 262208, 4096)
+    assert m.qk_norm and m.sandwich_norm and m.num_local_attention_layers == 29

@@ -160,16 +160,38 @@ def _llama_family(mt: str, c: dict[str, Any]) -> dict[str, Any]:
     return f
 
 
+#: Config defaults of each Gemma family (transformers GemmaConfig, Gemma2Config,
+#: Gemma3TextConfig): the multimodal Gemma 3 checkpoints ship sparse text_configs that rely
+#: on them.
+_GEMMA_DEFAULTS = {
+    "gemma": dict(vocab_size=256000, hidden_size=3072, intermediate_size=24576,
+                  num_hidden_layers=28, num_attention_heads=16, num_key_value_heads=16,
+                  head_dim=256, max_position_embeddings=8192),
+    "gemma2": dict(vocab_size=256000, hidden_size=2304, intermediate_size=9216,
+                   num_hidden_layers=26, num_attention_heads=8, num_key_value_heads=4,
+                   head_dim=256, max_position_embeddings=8192, sliding_window=4096,
+                   final_logit_softcapping=30.0),
+    "gemma3": dict(vocab_size=262208, hidden_size=2304, intermediate_size=9216,
+                   num_hidden_layers=26, num_attention_heads=8, num_key_value_heads=4,
+                   head_dim=256, max_position_embeddings=131072, sliding_window=4096,
+                   sliding_window_pattern=6),
+}
+
+
 def _gemma_family(mt: str, c: dict[str, Any]) -> dict[str, Any]:
     """Gemma 1/2/3 (Gemma Team 2024, 2025): a gated GeLU MLP (GeGLU: three matrices like
     SwiGLU), RMSNorm, head_dim 256, tied embeddings; Gemma 2 adds sandwich norms (after
     attention and after the MLP), alternating local/global layers and final-logit
-    soft-capping; Gemma 3 adds per-head q/k norms and five local layers per global one."""
+    soft-capping; Gemma 3 adds per-head q/k norms and five local layers per global one.
+    Keys a config leaves out take the family's transformers defaults."""
+    family = "gemma3" if mt.startswith("gemma3") else mt
+    c = {**_GEMMA_DEFAULTS[family], **{k: v for k, v in c.items() if v is not None
+                                       or k == "final_logit_softcapping"}}
     f: dict[str, Any] = dict(
         num_layers=c["num_hidden_layers"], hidden_size=c["hidden_size"],
         num_attention_heads=c["num_attention_heads"], num_kv_heads=c.get("num_key_value_heads"),
-        head_dim=c.get("head_dim", 256), ffn_hidden_size=c.get("intermediate_size"),
-        vocab_size=c["vocab_size"], max_position_embeddings=c.get("max_position_embeddings", 8192),
+        head_dim=c["head_dim"], ffn_hidden_size=c["intermediate_size"],
+        vocab_size=c["vocab_size"], max_position_embeddings=c["max_position_embeddings"],
         mlp="swiglu", norm="rmsnorm", position_embedding="rotary",
         tied_embeddings=c.get("tie_word_embeddings", True), qkv_bias=c.get("attention_bias", False),
         sandwich_norm=mt != "gemma", qk_norm=mt.startswith("gemma3"),
@@ -183,10 +205,15 @@ def _gemma_family(mt: str, c: dict[str, Any]) -> dict[str, Any]:
 
 
 def _global_layer_stride(c: dict[str, Any], default: int) -> int:
-    """Every how many layers one attends globally: from ``layer_types`` (newer configs) when
-    given, else ``sliding_window_pattern``, else the family's pattern; 0 = none global."""
+    """Every how many layers one attends globally (Model.sliding_window_every): from
+    ``layer_types`` (newer configs) the stride that leaves as many local layers as the list
+    has, else ``sliding_window_pattern``, else the family's pattern; 0 = none global."""
     types = c.get("layer_types")
     if isinstance(types, list) and types:
-        n_global = sum(t == "full_attention" for t in types)
-        return round(len(types) / n_global) if n_global else 0
+        n = len(types)
+        n_local = sum(t == "sliding_attention" for t in types)
+        if n_local == n:
+            return 0
+        # the nearest regular pattern when the list is irregular
+        return min(range(1, n + 1), key=lambda k: abs(n - n // k - n_local))
     return int(c.get("sliding_window_pattern") or default)

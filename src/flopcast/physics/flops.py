@@ -147,8 +147,9 @@ def attention_context(model: Model, seq_len, causal: bool, window_as_mask: bool 
     ``causal=True`` is what causal FlashAttention executes: (s+1)/2 on average, and for a
     sliding window w (Beltagy et al. 2020) positions beyond w attend to w keys.
     ``window_as_mask``: the window reaches the kernel as an explicit mask (Hugging Face
-    transformers with SDPA when s > w), and a masked kernel computes every score of the s×s
-    block, skipping neither the window nor the causal half.
+    transformers with SDPA once s reaches w: masking_utils drops the mask only while the key
+    length is below the window), and a masked kernel computes every score of the s×s block,
+    skipping neither the window nor the causal half.
     """
     s = np.asarray(seq_len, dtype=float)
     n_local = model.num_local_attention_layers
@@ -157,7 +158,7 @@ def attention_context(model: Model, seq_len, causal: bool, window_as_mask: bool 
         return full
     w = float(model.sliding_window)
     if causal and window_as_mask:
-        local = np.where(s <= w, (s + 1) / 2, s)
+        local = np.where(s < w, (s + 1) / 2, s)
     elif causal:
         local = np.where(s <= w, (s + 1) / 2, (w * (w + 1) / 2 + (s - w) * w) / np.maximum(s, 1))
     else:

@@ -159,7 +159,7 @@ class Framework(Spec):
         "own attention module, whose choice attention_backends documents.")
     sliding_window_as_mask: bool = Field(
         False, description="Sliding-window layers reach the attention kernel as an explicit "
-        "mask (transformers' SDPA path when the sequence exceeds the window), so every score "
+        "mask (transformers' SDPA path once the sequence reaches the window), so every score "
         "of the s×s block is computed (physics/flops.attention_context); False = the kernel "
         "skips what the window and the causal mask hide (FlashAttention's window_size).")
     loss_forward: list[SavedTensor] = Field(

@@ -74,6 +74,17 @@ def sustained(system: System) -> System:
     return system.model_copy(update={"gpu": system.gpu.model_copy(update={"efficiency": eff})})
 
 
+def _prefill_context(model: Model, seq_len, backend: str | None, framework: Framework):
+    """Mean keys per query row the attention kernel computes: eager attention scores every
+    key of the causal block, a window only masking scores (physics/layer.attention_time
+    widens the causal mean to s keys); a fused kernel skips what the window hides unless
+    the framework hands the window over as a mask (Framework.sliding_window_as_mask)."""
+    if backend == layer.EAGER_ATTENTION:
+        return (np.asarray(seq_len, dtype=float) + 1) / 2
+    return F.attention_context(model, seq_len, causal=True,
+                               window_as_mask=framework.sliding_window_as_mask)
+
+
 def _layer_times(model: Model, system: System, precision: Precision, seq_len, lay: Layout,
                  moe: bool, backend: str | None, framework: Framework, adapters: tuple = (),
                  frozen: bool = False):
@@ -86,9 +97,7 @@ def _layer_times(model: Model, system: System, precision: Precision, seq_len, la
     own = framework.elementwise
     counted = None if own is None else layer.counted_elementwise(model, own, place)
     batch = layer.Batch(prefill_tokens=tokens,
-                        prefill_context=F.attention_context(
-                            model, seq_len, causal=True,
-                            window_as_mask=framework.sliding_window_as_mask),
+                        prefill_context=_prefill_context(model, seq_len, backend, framework),
                         prefill_sequences=lay.micro_batch)
     cost = layer.layer_cost(model, system, eff, place, training_numerics(precision), batch, moe,
                             backend=backend, fixed=eff.kernel_fixed_cost_scale, backward=True,
