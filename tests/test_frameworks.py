@@ -331,3 +331,24 @@ def test_eager_attention_scores_every_key_whatever_the_window():
                 j.attention_backend, j.framework)["step_time_s"][0])
     for fw in ("hf-transformers", "megatron"):
         assert steps[1024, fw] == pytest.approx(steps[None, fw])
+
+
+def test_fused_projections_cast_once_and_keep_the_qkv_output():
+    """Phi-3's qkv_proj and gate_up_proj: HF casts each GEMM input once (2 casts of 2h
+    bytes instead of 5) and SDPA's value view keeps the query and key columns of the QKV
+    output (2(q + k) bytes); the casts move 12h bytes in 2 kernels instead of 30h in 5."""
+    from flopcast.physics import layer
+    from flopcast.specs.model import Model
+    base = dict(name="p", num_layers=2, hidden_size=512, num_attention_heads=8,
+                num_kv_heads=2, vocab_size=1000, mlp="swiglu", norm="rmsnorm",
+                position_embedding="rotary")
+    fused, separate = Model(**base, fused_projections=True), Model(**base)
+    f = load_framework("hf-transformers")
+    h, q, k = 512, 512, 128
+    diff = (memory.saved_bytes_per_token(f.activations, fused, f, 2.0)
+            - memory.saved_bytes_per_token(f.activations, separate, f, 2.0))
+    assert diff == pytest.approx(-3 * 2 * h + 2 * (q + k))
+    place = layer.Placement(tp=1, sp=False, cp=1, ep=1, etp=1)
+    (b1, k1), (b0, k0) = (layer.counted_elementwise(m, f.elementwise, place)
+                          for m in (fused, separate))
+    assert (b1 - b0, k1 - k0) == (pytest.approx(-18 * h), -3)

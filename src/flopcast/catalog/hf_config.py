@@ -151,6 +151,8 @@ def _llama_family(mt: str, c: dict[str, Any]) -> dict[str, Any]:
             moe_ffn_hidden_size=c.get("intermediate_size"), num_shared_experts=1,
             moe_layer_every=c.get("interleave_moe_layer_step", 1),
         )
+    if mt == "phi3":  # Phi3Attention.qkv_proj, Phi3MLP.gate_up_proj
+        f["fused_projections"] = True
     if mt == "gpt_oss":
         f.update(
             linear_bias=True, qkv_bias=False, attention_sinks=True, moe_router_bias=True,

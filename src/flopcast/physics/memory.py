@@ -346,9 +346,15 @@ def saved_width(model: Model, width: str, tp=1):
     return float(model.hidden_size if width == "hidden" else model.head_dim_qk)
 
 
-def applies(model: Model, when: str) -> bool:
+def applies(model: Model, when: str | list[str]) -> bool:
     """Whether ``model`` has what a framework's tensor or traffic term is conditioned on
-    (specs/framework.Condition)."""
+    (specs/framework.Condition; a list: every condition in it)."""
+    if isinstance(when, list):
+        return all(applies(model, w) for w in when)
+    if when == "fused_projections":
+        return model.fused_projections
+    if when == "separate_projections":
+        return not model.fused_projections
     if when == "gated":
         return model.mlp == "swiglu"
     if when == "plain":

@@ -30,9 +30,11 @@ TensorDtype = Literal["compute", "residual", "fp32"]
 #: Which models a tensor exists for: always, gated (SwiGLU) or plain (GeLU) MLPs, rotary
 #: position embeddings, per-head RMSNorm on queries and keys (Model.qk_norm: Qwen3, Gemma 3),
 #: norms after attention and after the MLP (Model.sandwich_norm: Gemma 2/3), soft-capped
-#: logits (Model.final_logit_softcapping: Gemma 2).
+#: logits (Model.final_logit_softcapping: Gemma 2), Q/K/V and gate/up computed by one GEMM
+#: each in the model code or by separate ones (Model.fused_projections: Phi-3). A list of
+#: conditions holds when each does.
 Condition = Literal["always", "gated", "plain", "rotary", "qk_norm", "sandwich_norm",
-                    "logit_softcap"]
+                    "logit_softcap", "fused_projections", "separate_projections"]
 
 
 class SavedTensor(Spec):
@@ -43,7 +45,7 @@ class SavedTensor(Spec):
     width: Width
     dtype: TensorDtype = "compute"
     count: float = Field(1.0, gt=0, le=64)
-    when: Condition = "always"
+    when: Condition | list[Condition] = "always"
 
 
 class TrafficTerm(Spec):
@@ -51,7 +53,7 @@ class TrafficTerm(Spec):
     ``kernels`` launches and ``bytes_per_width`` bytes per token per unit of each width."""
 
     what: str = Field(min_length=1)
-    when: Condition
+    when: Condition | list[Condition]
     kernels: float = Field(ge=0, le=10_000)
     bytes_per_width: dict[Width, float]
 

@@ -55,6 +55,10 @@ class Model(Spec):
     qkv_bias: bool = Field(False, description="Bias on Q/K/V only (Qwen2).")
     qk_norm: bool = Field(False, description="RMSNorm on q and k per head (Qwen3).")
     parallel_attention: bool = Field(False, description="Attention and MLP share one input norm.")
+    fused_projections: bool = Field(
+        False, description="Q, K, V come from one GEMM and gate/up from another in the model "
+        "code (Phi-3's qkv_proj, gate_up_proj): the same FLOPs and weights; eager frameworks "
+        "cast each GEMM input once and keep the QKV output whole.")
     sandwich_norm: bool = Field(
         False, description="A norm on the attention output and on the MLP output too, before "
         "each residual add (Gemma 2/3: four norms per layer).")
