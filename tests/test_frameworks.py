@@ -352,3 +352,11 @@ def test_fused_projections_cast_once_and_keep_the_qkv_output():
     (b1, k1), (b0, k0) = (layer.counted_elementwise(m, f.elementwise, place)
                           for m in (fused, separate))
     assert (b1 - b0, k1 - k0) == (pytest.approx(-18 * h), -3)
+
+
+def test_a_condition_list_must_name_something():
+    from flopcast.specs.framework import SavedTensor
+    with pytest.raises(ValidationError):
+        SavedTensor(what="x", width="hidden", when=[])
+    assert SavedTensor(what="x", width="hidden", when=["gated", "qk_norm"]).when == [
+        "gated", "qk_norm"]

@@ -205,5 +205,20 @@ def test_plan_prices_the_attention_kernel_asked_for(backend):
 
 
 def test_plan_refuses_an_attention_kernel_a_gpu_lacks():
-    with pytest.raises(ValueError, match="attention_backend 'nope'"):
-        request(attention_backend="nope")
+    with pytest.raises(FlopcastError, match="attention_backend 'nope'"):
+        plan_training(request(attention_backend="nope"))
+
+
+def test_eager_attention_plans_no_context_parallelism_where_the_framework_cannot():
+    """Megatron-Core runs context parallelism only with TE's fused attention: an eager plan
+    searches cp = 1 only, and a pinned cp > 1 is refused; DeepSpeed-Ulysses may keep it."""
+    answer = plan_training(request(attention_backend="eager", seq_len=16384, global_batch=16))
+    assert all(t["config"]["cp"] == 1 for t in answer["top"])
+    with pytest.raises(FlopcastError, match="cp 2"):
+        plan_training(request(attention_backend="eager", options={"cp": [2]}))
+    job = dict(model=load_model("llama-3.1-8b"), system=System(gpu=load_gpu("h100-sxm"),
+               num_gpus=8), parallelism=Parallelism(cp=2, global_batch=8), seq_len=8192,
+               attention_backend="eager")
+    with pytest.raises(ValueError, match="fused attention"):
+        TrainingJob(**job)
+    assert TrainingJob(**job, framework="deepspeed").parallelism.cp == 2

@@ -229,7 +229,7 @@ def plan_requests(r: PlanTrainRequest) -> list:
         tokens=parse_count(r.tokens) if r.tokens else None, objective=r.objective.value,
         top=r.top, deadline_days=r.deadline_days, options=options, framework=r.framework,
         lora_rank=r.lora_rank, lora_targets=lora_targets_of(r.lora_targets),
-        attention_backend=r.attention_backend,
+        attention_backend=r.attention_backend or None,
     ) for m in models for s in lengths]
 
 

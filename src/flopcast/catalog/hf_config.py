@@ -63,6 +63,7 @@ def _fields(mt: str, c: dict[str, Any]) -> dict[str, Any]:
             ffn_hidden_size=c.get("n_inner"), vocab_size=c["vocab_size"],
             max_position_embeddings=c.get("n_positions", 1024), mlp="gelu", norm="layernorm",
             position_embedding="learned", tied_embeddings=True, linear_bias=True, dropout=True,
+            fused_projections=True,  # c_attn: one Conv1D for Q, K, V
         )
     if mt == "gptj":
         return dict(
@@ -85,6 +86,7 @@ def _fields(mt: str, c: dict[str, Any]) -> dict[str, Any]:
             norm="layernorm", position_embedding="rotary",
             tied_embeddings=c.get("tie_word_embeddings", False),
             linear_bias=c.get("attention_bias", True), parallel_attention=False,
+            fused_projections=True,  # query_key_value
         )
     if mt in ("falcon", "RefinedWeb", "RefinedWebModel"):
         new_arch = c.get("new_decoder_architecture", False)
@@ -97,12 +99,14 @@ def _fields(mt: str, c: dict[str, Any]) -> dict[str, Any]:
             position_embedding="alibi" if c.get("alibi") else "rotary",
             parallel_attention=c.get("parallel_attn", True) and not new_arch,
             linear_bias=c.get("bias", False), tied_embeddings=c.get("tie_word_embeddings", False),
+            fused_projections=True,  # query_key_value
         )
     if mt == "bloom":
         return dict(
             num_layers=c["n_layer"], hidden_size=c["hidden_size"], num_attention_heads=c["n_head"],
             vocab_size=c["vocab_size"], mlp="gelu", norm="layernorm", position_embedding="alibi",
             tied_embeddings=True, linear_bias=True, embedding_norm=True,
+            fused_projections=True,  # query_key_value
         )
     raise FlopcastError(
         f"config.json: model_type {mt!r} is not supported (llama, mistral, mixtral, qwen2, qwen3, "

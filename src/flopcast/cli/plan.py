@@ -128,7 +128,7 @@ def _print_counts(answer: dict) -> None:
     c = answer["top"][0]["config"]
     console.print(f"[bold]{c['model']}[/], seq {c['seq_len']}, global batch "
                   f"{plural(c['global_batch'], 'sequence')}, {c['precision']}, "
-                  f"{c['framework']}{lora_text(c)}: "
+                  f"{c['framework']}{lora_text(c)}, attention {c['attention_backend']}: "
                   f"{plural(n['enumerated'], 'configuration')} enumerated, "
                   f"{n['evaluated']:,} evaluated, {n['fit']:,} fit in memory")
     print_table("Configurations (− rejected)", ("", "count"), [

@@ -12,7 +12,7 @@ places them in time (forward, backward, optimizer step). Nothing here is fitted.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
@@ -37,6 +37,10 @@ Condition = Literal["always", "gated", "plain", "rotary", "qk_norm", "sandwich_n
                     "logit_softcap", "fused_projections", "separate_projections"]
 
 
+#: Several conditions, all of which must hold.
+Conditions = Annotated[list[Condition], Field(min_length=1)]
+
+
 class SavedTensor(Spec):
     """``count`` tensors of ``width`` elements per token in ``dtype`` that autograd keeps for
     the backward pass (or that a checkpoint keeps), present when ``when`` holds."""
@@ -45,7 +49,7 @@ class SavedTensor(Spec):
     width: Width
     dtype: TensorDtype = "compute"
     count: float = Field(1.0, gt=0, le=64)
-    when: Condition | list[Condition] = "always"
+    when: Condition | Conditions = "always"
 
 
 class TrafficTerm(Spec):
@@ -53,7 +57,7 @@ class TrafficTerm(Spec):
     ``kernels`` launches and ``bytes_per_width`` bytes per token per unit of each width."""
 
     what: str = Field(min_length=1)
-    when: Condition | list[Condition]
+    when: Condition | Conditions
     kernels: float = Field(ge=0, le=10_000)
     bytes_per_width: dict[Width, float]
 
@@ -159,6 +163,11 @@ class Framework(Spec):
         "for data-parallel wrappers (FSDP, DeepSpeed) that run whatever attention the model "
         "code calls, which a measured row does not name; False for a framework that runs its "
         "own attention module, whose choice attention_backends documents.")
+    eager_context_parallel: bool = Field(
+        False, description="Context parallelism runs with eager (unfused) attention "
+        "(DeepSpeed-Ulysses all-to-alls heads around any attention); False = it needs a fused "
+        "kernel (Megatron-Core: 'Context parallelism is only supported by "
+        "TEDotProductAttention'; PyTorch context_parallel: SDPA's fused backends).")
     sliding_window_as_mask: bool = Field(
         False, description="Sliding-window layers reach the attention kernel as an explicit "
         "mask (transformers' SDPA path once the sequence reaches the window), so every score "

@@ -66,6 +66,17 @@ class PlanRequest(Spec):
         "framework's.")
 
     @property
+    def priced_framework(self) -> Framework | None:
+        """The framework as the search prices it: its attention memory follows
+        ``attention_backend`` (specs/training.framework_for_backend); None = megatron."""
+        if not self.attention_backend:
+            return self.framework
+        from flopcast.catalog.loader import load_framework
+        from flopcast.specs.training import framework_for_backend
+
+        return framework_for_backend(self.framework or load_framework(), self.attention_backend)
+
+    @property
     def step_keywords(self) -> dict:
         """training_step's / TrainingJob's keywords for LoRA and the attention kernel."""
         lora = (dict(lora_rank=self.lora_rank, lora_targets=self.lora_targets)
@@ -89,18 +100,6 @@ class PlanRequest(Spec):
             from flopcast.specs.training import check_lora_targets
 
             check_lora_targets(self.model, self.lora_targets)
-        if self.attention_backend:
-            from flopcast.catalog import load_gpu
-            from flopcast.specs.training import check_attention_backend, framework_for_backend
-
-            for gpu in self.gpus:
-                check_attention_backend(self.attention_backend, load_gpu(gpu))
-            if self.framework is None:
-                from flopcast.catalog.loader import load_framework
-
-                object.__setattr__(self, "framework", load_framework())
-            object.__setattr__(self, "framework",
-                               framework_for_backend(self.framework, self.attention_backend))
         for n in self.gpu_counts:
             if not 1 <= n <= MAX_GPUS:
                 raise ValueError(f"gpus: every GPU count must be in 1..{MAX_GPUS:,}; got {n}")

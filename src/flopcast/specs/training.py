@@ -33,6 +33,12 @@ def check_attention_backend(backend: str | None, gpu) -> None:
                          f"(it has: {have}; or eager)")
 
 
+def fused_attention_allows_cp(framework: Framework) -> bool:
+    """Whether ``framework`` may run context parallelism with its attention as priced:
+    always with a fused kernel, with eager attention only where Framework says so."""
+    return framework.attention != "eager" or framework.eager_context_parallel
+
+
 def _default_framework() -> Framework:
     from flopcast.catalog.loader import load_framework
 
@@ -165,6 +171,9 @@ class TrainingJob(BaseModel):
         self._check_lora()
         check_attention_backend(self.attention_backend, gpu)
         self._align_attention()
+        if p.cp > 1 and not fused_attention_allows_cp(self.framework):
+            raise ValueError(f"cp ({p.cp}) > 1: {self.framework.id} runs context parallelism "
+                             "only with a fused attention kernel, not eager")
         if None in (p.dp, p.global_batch, p.etp, p.embedding_loss_stages):
             filled = p.model_copy(update={"dp": dp, "global_batch": global_batch,
                                           "etp": p.expert_tp,

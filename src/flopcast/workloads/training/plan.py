@@ -16,6 +16,7 @@ from flopcast.catalog.loader import DEFAULT_FRAMEWORK
 from flopcast.errors import FlopcastError
 from flopcast.specs import Parallelism, System, TrainingJob
 from flopcast.specs.plan import PlanRequest
+from flopcast.specs.training import check_attention_backend, fused_attention_allows_cp
 from flopcast.workloads.training.estimate import estimate_training
 from flopcast.workloads.training.search import SearchResult, config_at, pareto_front, search
 
@@ -42,9 +43,32 @@ def search_cluster(request: PlanRequest, cluster: Cluster, calibration: str | No
     """Evaluate every configuration of one cluster (the unit a Ray task runs)."""
     system = System(gpu=load_gpu(cluster.gpu, calibration, _framework_id(request)),
                     num_gpus=cluster.num_gpus)
+    framework = request.priced_framework
+    options = request.options
+    if framework is not None and not fused_attention_allows_cp(framework):
+        options = {**options, "cp": [1]}  # its context parallelism needs a fused kernel
     return search(request.model, system, request.precision, request.seq_len, request.batch,
-                  request.options, progress=progress, framework=request.framework,
+                  options, progress=progress, framework=framework,
                   step_keywords=request.step_keywords)
+
+
+def check_plan_attention(request: PlanRequest, calibration: str | None = None) -> None:
+    """The attention kernel asked for exists on every candidate GPU (with ``calibration``'s
+    kernels), and eager attention is not pinned to context parallelism a framework cannot
+    run with it; one line (FlopcastError) otherwise."""
+    if not request.attention_backend:
+        return
+    for gpu in request.gpus:
+        try:
+            check_attention_backend(request.attention_backend,
+                                    load_gpu(gpu, calibration, _framework_id(request)))
+        except ValueError as e:
+            raise FlopcastError(str(e)) from None
+    framework = request.priced_framework
+    pinned = [c for c in request.options.get("cp", []) if c > 1]
+    if pinned and not fused_attention_allows_cp(framework):
+        raise FlopcastError(f"cp {pinned[0]}: {framework.id} runs context parallelism only "
+                            "with a fused attention kernel, not eager")
 
 
 def objective_per_token(objective: str, gpu, num_gpus: int, seconds_per_token,
@@ -121,6 +145,7 @@ def plan_training(request: PlanRequest, calibration: str | None = None, use_ray:
     ``flopcast train --json`` prints); ``pareto`` is the tokens/s-vs-memory-headroom front for
     one cluster, or the time-vs-cost front over clusters when there are several.
     """
+    check_plan_attention(request, calibration)
     todo = clusters(request)
     if use_ray:
         from flopcast.workloads.training.distributed import map_clusters
