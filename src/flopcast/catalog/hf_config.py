@@ -191,6 +191,7 @@ def _gemma_family(mt: str, c: dict[str, Any]) -> dict[str, Any]:
     soft-capping; Gemma 3 adds per-head q/k norms and five local layers per global one.
     Keys a config leaves out take the family's transformers defaults."""
     family = "gemma3" if mt.startswith("gemma3") else mt
+    # a null value takes the default, except soft-capping, where null means none
     c = {**_GEMMA_DEFAULTS[family], **{k: v for k, v in c.items() if v is not None
                                        or k == "final_logit_softcapping"}}
     f: dict[str, Any] = dict(

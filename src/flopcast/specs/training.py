@@ -39,6 +39,14 @@ def fused_attention_allows_cp(framework: Framework) -> bool:
     return framework.attention != "eager" or framework.eager_context_parallel
 
 
+def check_context_parallel_attention(framework: Framework, cp: int) -> None:
+    """cp > 1 needs attention the framework runs context parallelism with
+    (fused_attention_allows_cp)."""
+    if cp > 1 and not fused_attention_allows_cp(framework):
+        raise ValueError(f"cp {cp}: {framework.id} runs context parallelism only with a fused "
+                         "attention kernel, not eager")
+
+
 def _default_framework() -> Framework:
     from flopcast.catalog.loader import load_framework
 
@@ -171,9 +179,7 @@ class TrainingJob(BaseModel):
         self._check_lora()
         check_attention_backend(self.attention_backend, gpu)
         self._align_attention()
-        if p.cp > 1 and not fused_attention_allows_cp(self.framework):
-            raise ValueError(f"cp ({p.cp}) > 1: {self.framework.id} runs context parallelism "
-                             "only with a fused attention kernel, not eager")
+        check_context_parallel_attention(self.framework, p.cp)
         if None in (p.dp, p.global_batch, p.etp, p.embedding_loss_stages):
             filled = p.model_copy(update={"dp": dp, "global_batch": global_batch,
                                           "etp": p.expert_tp,

@@ -16,7 +16,11 @@ from flopcast.catalog.loader import DEFAULT_FRAMEWORK
 from flopcast.errors import FlopcastError
 from flopcast.specs import Parallelism, System, TrainingJob
 from flopcast.specs.plan import PlanRequest
-from flopcast.specs.training import check_attention_backend, fused_attention_allows_cp
+from flopcast.specs.training import (
+    check_attention_backend,
+    check_context_parallel_attention,
+    fused_attention_allows_cp,
+)
 from flopcast.workloads.training.estimate import estimate_training
 from flopcast.workloads.training.search import SearchResult, config_at, pareto_front, search
 
@@ -55,20 +59,18 @@ def search_cluster(request: PlanRequest, cluster: Cluster, calibration: str | No
 def check_plan_attention(request: PlanRequest, calibration: str | None = None) -> None:
     """The attention kernel asked for exists on every candidate GPU (with ``calibration``'s
     kernels), and eager attention is not pinned to context parallelism a framework cannot
-    run with it; one line (FlopcastError) otherwise."""
-    if not request.attention_backend:
-        return
-    for gpu in request.gpus:
-        try:
-            check_attention_backend(request.attention_backend,
-                                    load_gpu(gpu, calibration, _framework_id(request)))
-        except ValueError as e:
-            raise FlopcastError(str(e)) from None
-    framework = request.priced_framework
-    pinned = [c for c in request.options.get("cp", []) if c > 1]
-    if pinned and not fused_attention_allows_cp(framework):
-        raise FlopcastError(f"cp {pinned[0]}: {framework.id} runs context parallelism only "
-                            "with a fused attention kernel, not eager")
+    run with it (whether asked for or the framework's own); one line (FlopcastError)
+    otherwise."""
+    try:
+        if request.attention_backend:
+            for gpu in request.gpus:
+                check_attention_backend(request.attention_backend,
+                                        load_gpu(gpu, calibration, _framework_id(request)))
+        if request.priced_framework is not None:
+            check_context_parallel_attention(request.priced_framework,
+                                             max(request.options.get("cp") or [1]))
+    except ValueError as e:
+        raise FlopcastError(str(e)) from None
 
 
 def objective_per_token(objective: str, gpu, num_gpus: int, seconds_per_token,
