@@ -13,8 +13,9 @@ from flopcast.errors import FlopcastError
 from flopcast.physics.kv_cache import kv_bytes_per_token, sequence_kv_bytes
 from flopcast.specs import System
 from flopcast.specs.inference import InferenceJob
+from flopcast.specs.quantization import weight_format
 from flopcast.workloads.inference import estimate_inference, forward_step
-from flopcast.workloads.inference.step import weight_bytes_per_gpu
+from flopcast.workloads.inference.step import pipeline_paced, weight_bytes_per_gpu
 
 
 def job(model="llama-3.1-8b", gpu="h100-sxm", gpus=1, engine="vllm", **kw):
@@ -90,6 +91,41 @@ def test_pipeline_stages_add_throughput_only_when_compute_bound():
 
     assert tps(2, 512) / tps(1, 512) > 1.6   # compute-bound: two stages, ~twice the tokens
     assert tps(2, 2) / tps(1, 2) < 1.2       # memory-bound: each stage re-reads its weights
+
+
+@pytest.mark.parametrize("pp", [1, 3, 8])
+def test_pipelined_step_is_paced_by_the_most_loaded_stage(pp):
+    """pp micro-batches in flight: a micro-batch advances every pp slots of the slowest stage,
+    which holds ⌈80/pp⌉ layers, the LM head, one hop and the step overhead."""
+    j = job("llama-3.1-70b", gpus=pp, tp=1, pp=pp)
+    eff = inference_efficiency(j.system.gpu, j.engine)
+    seq = forward_step(j, eff, decode_seqs=64, decode_context=1000, logit_rows=64)
+    paced = pipeline_paced(j, seq)
+    if pp == 1:
+        assert paced is seq
+        return
+    per_stage = int(np.ceil(80 / pp))
+    layers = sum(float(seq[k]) for k in ("gemm_s", "attention_s", "elementwise_s"))
+    expected = (pp * per_stage / 80 * layers + pp * float(seq["lm_head_s"])
+                + pp / (pp - 1) * float(seq["pp_comm_s"]) + pp * float(seq["overhead_s"]))
+    assert float(paced["step_s"]) == pytest.approx(expected, rel=1e-9)
+    assert float(paced["step_s"]) > float(seq["step_s"])
+    stage = float(paced["step_s"]) / pp          # the slowest stage's slot
+    assert stage >= float(seq["step_s"]) * per_stage / 80
+
+
+def test_max_throughput_holds_every_sequence_at_full_length():
+    """An offline run of identical requests advances in lock step: the KV cache must hold each
+    running sequence's input + output tokens at once, while a staggered steady state holds
+    input + output/2 on average; a KV-limited max-throughput batch fits at full length."""
+    kw = dict(model="llama-3.1-70b", gpu="h200", engine="tensorrt-llm", input_len=128,
+              output_len=4096, weights=weight_format("fp8"))
+    offline = estimate_inference(job(**kw, mode="max_throughput"))
+    staggered = estimate_inference(job(**kw, mode="concurrency", batch=8))
+    assert offline.kv_bytes_per_sequence / staggered.kv_bytes_per_sequence == pytest.approx(
+        (128 + 4096) / (128 + 2048), rel=0.02)
+    assert offline.limited_by == "KV-cache memory"
+    assert offline.batch * offline.kv_bytes_per_sequence <= offline.memory["kv_cache_budget"]
 
 
 def test_data_parallel_replicas_multiply_system_throughput():

@@ -60,7 +60,8 @@ def infer(
         "(steady state)."),
     max_throughput: bool = typer.Option(
         False, "--max-throughput", help="Find the concurrency with the most output tokens/s "
-        "within KV memory and the engine's limits."),
+        "within KV memory and the engine's limits (an offline run of identical requests: "
+        "each holds its full input + output KV at the end of its wave)."),
     calibration: Path | None = CALIBRATION_OPT,
     as_json: bool = JSON_OPT,
     **shape,

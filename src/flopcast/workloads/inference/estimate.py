@@ -16,6 +16,7 @@ from flopcast.workloads.inference.step import (
     graph_efficiency,
     graph_replayed,
     memory_plan,
+    pipeline_paced,
 )
 
 GIB = 2**30
@@ -56,7 +57,8 @@ def _steady_step(job, eff, concurrency):
     same rate; chunked prefill mixes them in, Agrawal et al. 2024 Sarathi-Serve). With pp
     stages the engine keeps pp micro-batches of C/pp sequences in flight, each advancing one
     token per pass through all stages (GPipe-style pipelining of decode steps), so the time
-    per output token is the full-model time of one C/pp micro-batch.
+    per output token is pp slots of the slowest stage for one C/pp micro-batch
+    (``pipeline_paced``; the full-model time when the stages are balanced).
 
     Engines that replay decode-only steps as CUDA graphs (``graph_replayed``) run most
     steady steps so: the step is the eager mixed step less what graph replay saves on its
@@ -65,13 +67,14 @@ def _steady_step(job, eff, concurrency):
     c = np.asarray(concurrency, dtype=float) / job.pp
     decode = dict(decode_seqs=c, decode_context=job.input_len + job.output_len / 2,
                   logit_rows=c)
-    mixed = forward_step(job, eff, prefill_tokens=c * job.input_len / job.output_len,
-                         prefill_len=job.input_len, **decode)
+    mixed = pipeline_paced(job, forward_step(
+        job, eff, prefill_tokens=c * job.input_len / job.output_len, prefill_len=job.input_len,
+        **decode))
     replayed = graph_replayed(job, c)
     if not np.any(replayed):
         return mixed
-    eager = forward_step(job, eff, **decode)
-    graph = forward_step(job, graph_efficiency(eff), **decode)
+    eager = pipeline_paced(job, forward_step(job, eff, **decode))
+    graph = pipeline_paced(job, forward_step(job, graph_efficiency(eff), **decode))
     return {k: mixed[k] - np.where(replayed, eager[k] - graph[k], 0.0) for k in mixed}
 
 
@@ -168,9 +171,15 @@ def estimate_inference(job: InferenceJob, calibration: str | None = None,
     eff = efficiency or inference_efficiency(job.system.gpu, job.engine, calibration)
     replicas = job.replicas
     context = job.input_len + job.output_len
-    # a static batch holds every sequence to its full length; under continuous batching with
-    # paged KV a sequence holds, on average over its life, input + output/2 tokens
-    held = context if job.mode == "batch" else job.input_len + job.output_len / 2
+    # a static batch holds every sequence to its full length. So does the max-throughput
+    # mode, an offline run of identical requests (trtllm-bench throughput, vLLM's offline
+    # benchmark): they start together and advance in lock step, so at the end of each wave
+    # every running sequence holds input + output tokens at once (the serving simulator's
+    # offline runs show the waves; a no-evict scheduler reserves that much up front). Under
+    # continuous batching of staggered requests with paged KV a sequence holds, on average
+    # over its life, input + output/2 tokens.
+    lock_step = job.mode in ("batch", "max_throughput")
+    held = context if lock_step else job.input_len + job.output_len / 2
     mem = _first(memory_plan(job, eff, held))
     max_seqs = int(mem["max_sequences"])
     if max_seqs < 1:

@@ -27,6 +27,7 @@ from flopcast.physics import flops as F
 from flopcast.physics import params as P
 from flopcast.physics.kv_cache import sequence_kv_bytes
 from flopcast.physics.memory import layer_param_counts
+from flopcast.physics.pipeline import layers_per_stage
 from flopcast.specs.efficiency import Efficiency
 from flopcast.specs.inference import InferenceJob
 
@@ -103,6 +104,40 @@ def forward_step(job: InferenceJob, eff: Efficiency, prefill_tokens=0, prefill_l
         prefill_sequences=np.maximum(prefill_tokens / chunk, 1.0),
         decode_seqs=decode_seqs, decode_context=decode_context)
     return batch_step(job, eff, batch, logit_rows)
+
+
+LAYER_PARTS = ("gemm_s", "attention_s", "elementwise_s", "tp_comm_s", "ep_comm_s")
+
+
+def stage_layer_scale(job: InferenceJob) -> float:
+    """pp·⌈L/pp⌉/L: the layers' time of pp slots of the most loaded stage over the time of
+    all L layers once (1 when pp = 1 or pp divides L)."""
+    layers = job.model.num_layers
+    return job.pp * float(layers_per_stage(layers, job.pp)) / layers
+
+
+def pipeline_paced(job: InferenceJob, step: dict) -> dict:
+    """One step of a micro-batch when pp micro-batches are in flight (steady-state serving),
+    from the ``batch_step`` breakdown of that micro-batch crossing every stage in turn.
+
+    Each stage works on one micro-batch at a time, so the slowest stage sets the pace and a
+    micro-batch advances once every pp of its slots (GPipe, Huang et al. 2019 §2.2; the same
+    rule as training's ``physics.pipeline.pipeline_time``). The slowest stage holds
+    ⌈L/pp⌉ layers (``physics.pipeline.layers_per_stage``) and, being the last, the LM head
+    and the sampling; every stage receives its input over one hop (the last sends the
+    sampled tokens back to the first) and pays the engine's per-step overhead for each
+    micro-batch. The layers' parts scale by pp·⌈L/pp⌉/L, the LM head, one hop and the
+    overhead by pp. With pp = 1 the breakdown is returned unchanged."""
+    pp = job.pp
+    if pp == 1:
+        return step
+    scale = stage_layer_scale(job)
+    out = {k: v * scale for k, v in step.items() if k in LAYER_PARTS}
+    out["lm_head_s"] = pp * step["lm_head_s"]
+    out["pp_comm_s"] = pp * step["pp_comm_s"] / (pp - 1)
+    out["overhead_s"] = pp * step["overhead_s"]
+    out["step_s"] = sum(out.values())
+    return out
 
 
 def graph_max_decode_seqs(job: InferenceJob) -> int:
