@@ -96,8 +96,9 @@ def test_pipeline_stages_add_throughput_only_when_compute_bound():
 @pytest.mark.parametrize("pp", [1, 3, 8])
 def test_pipelined_step_is_paced_by_the_most_loaded_stage(pp):
     """pp micro-batches in flight: a micro-batch advances every pp slots of the slowest stage,
-    which holds ⌈80/pp⌉ layers, the LM head, one hop and the step overhead."""
-    j = job("llama-3.1-70b", gpus=pp, tp=1, pp=pp)
+    which holds ⌈80/pp⌉ layers, the LM head, one hop and the step overhead; one micro-batch
+    alone just crosses the stages."""
+    j = job("llama-3.1-70b", gpus=2 * pp, tp=2, pp=pp)
     eff = inference_efficiency(j.system.gpu, j.engine)
     seq = forward_step(j, eff, decode_seqs=64, decode_context=1000, logit_rows=64)
     paced = pipeline_paced(j, seq)
@@ -105,13 +106,35 @@ def test_pipelined_step_is_paced_by_the_most_loaded_stage(pp):
         assert paced is seq
         return
     per_stage = int(np.ceil(80 / pp))
-    layers = sum(float(seq[k]) for k in ("gemm_s", "attention_s", "elementwise_s"))
-    expected = (pp * per_stage / 80 * layers + pp * float(seq["lm_head_s"])
-                + pp / (pp - 1) * float(seq["pp_comm_s"]) + pp * float(seq["overhead_s"]))
-    assert float(paced["step_s"]) == pytest.approx(expected, rel=1e-9)
+    layers = sum(float(seq[k]) for k in ("gemm_s", "attention_s", "elementwise_s", "tp_comm_s"))
+    assert float(seq["tp_comm_s"]) > 0
+    slot = (per_stage / 80 * layers + float(seq["lm_head_s"]) + float(seq["pp_comm_s"]) / (pp - 1)
+            + float(seq["overhead_s"]))
+    assert float(paced["step_s"]) == pytest.approx(pp * slot, rel=1e-9)
     assert float(paced["step_s"]) > float(seq["step_s"])
-    stage = float(paced["step_s"]) / pp          # the slowest stage's slot
-    assert stage >= float(seq["step_s"]) * per_stage / 80
+    alone = pipeline_paced(j, seq, in_flight=1)
+    assert float(alone["step_s"]) == pytest.approx(float(seq["step_s"]), rel=1e-12)
+    with pytest.raises(ValueError, match="no pacing rule"):   # a new part must say how it paces
+        pipeline_paced(j, {**seq, "new_part_s": seq["gemm_s"]})
+
+
+def test_steady_state_pipeline_pays_the_slowest_stage():
+    """infer --concurrency with pp = 3 prices each C/3 micro-batch at 3 slots of the slowest
+    stage; at concurrency 1 the request crosses the stages alone (no pacing)."""
+    j = job("llama-3.1-70b", gpus=6, tp=2, pp=3, input_len=512, output_len=256,
+            mode="concurrency", batch=192)
+    eff = inference_efficiency(j.system.gpu, j.engine)
+
+    def step(c, in_flight=None):
+        s = forward_step(j, eff, prefill_tokens=c * 512 / 256, prefill_len=512, decode_seqs=c,
+                         decode_context=512 + 128, logit_rows=c)
+        return float(s["step_s"]), float(pipeline_paced(j, s, in_flight)["step_s"])
+
+    crossing, paced = step(64)
+    assert estimate_inference(j).tpot_ms == pytest.approx(1e3 * paced, rel=1e-9)
+    assert paced > crossing
+    one = estimate_inference(j.model_copy(update={"batch": 1}))
+    assert one.tpot_ms == pytest.approx(1e3 * step(1 / 3)[0], rel=1e-9)
 
 
 def test_max_throughput_holds_every_sequence_at_full_length():

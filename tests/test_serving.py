@@ -14,7 +14,7 @@ from flopcast.errors import FlopcastError
 from flopcast.physics import layer
 from flopcast.specs import System
 from flopcast.specs.inference import InferenceJob
-from flopcast.workloads.inference.step import batch_step, pipeline_paced
+from flopcast.workloads.inference.step import batch_step
 from flopcast.workloads.serving.run import deployment_for, serve
 
 
@@ -48,9 +48,8 @@ def dep(job):
 
 @pytest.mark.parametrize("pp", [1, 3])
 def test_iteration_price_matches_the_layer_model(job, pp):
-    """Tables + interpolation agree with batch_step on random mixed iterations (< 1 %); with
-    pipeline stages, with batch_step paced by the most loaded stage (32 layers on 3 stages:
-    11 on the slowest)."""
+    """Tables + interpolation agree with batch_step on random mixed iterations (< 1 %), also
+    with pipeline stages (each virtual engine's iteration crosses every stage)."""
     from flopcast.workloads.serving.simulator import Simulator
 
     staged = job.model_copy(update={"pp": pp, "system": System(gpu=job.system.gpu,
@@ -63,9 +62,9 @@ def test_iteration_price_matches_the_layer_model(job, pp):
         seqs, ctx = int(rng.integers(0, 200)), float(rng.integers(10, 8000))
         keys = sim.key_prefix[offset + chunk] - sim.key_prefix[offset]
         fast = sim.replicas[0].cost.step_s(chunk, keys, 1, seqs, seqs * ctx, seqs + 1)
-        exact = pipeline_paced(dep.job, batch_step(dep.job, dep.eff, layer.Batch(
+        exact = batch_step(dep.job, dep.eff, layer.Batch(
             prefill_tokens=chunk, prefill_context=keys / chunk, prefill_sequences=1,
-            decode_seqs=seqs, decode_context=ctx), logit_rows=seqs + 1))["step_s"]
+            decode_seqs=seqs, decode_context=ctx), logit_rows=seqs + 1)["step_s"]
         assert fast == pytest.approx(float(exact), rel=0.01)
 
 

@@ -57,24 +57,25 @@ def _steady_step(job, eff, concurrency):
     same rate; chunked prefill mixes them in, Agrawal et al. 2024 Sarathi-Serve). With pp
     stages the engine keeps pp micro-batches of C/pp sequences in flight, each advancing one
     token per pass through all stages (GPipe-style pipelining of decode steps), so the time
-    per output token is pp slots of the slowest stage for one C/pp micro-batch
-    (``pipeline_paced``; the full-model time when the stages are balanced).
+    per output token is min(pp, C) slots of the slowest stage for one C/pp micro-batch, and
+    never less than its crossing of all stages (``pipeline_paced``).
 
     Engines that replay decode-only steps as CUDA graphs (``graph_replayed``) run most
     steady steps so: the step is the eager mixed step less what graph replay saves on its
     decode part, as the serving simulator prices decode-only and mixed steps
     (serving.cost.StepCost)."""
+    in_flight = np.minimum(np.asarray(concurrency, dtype=float), job.pp)
     c = np.asarray(concurrency, dtype=float) / job.pp
     decode = dict(decode_seqs=c, decode_context=job.input_len + job.output_len / 2,
                   logit_rows=c)
     mixed = pipeline_paced(job, forward_step(
         job, eff, prefill_tokens=c * job.input_len / job.output_len, prefill_len=job.input_len,
-        **decode))
+        **decode), in_flight)
     replayed = graph_replayed(job, c)
     if not np.any(replayed):
         return mixed
-    eager = pipeline_paced(job, forward_step(job, eff, **decode))
-    graph = pipeline_paced(job, forward_step(job, graph_efficiency(eff), **decode))
+    eager = pipeline_paced(job, forward_step(job, eff, **decode), in_flight)
+    graph = pipeline_paced(job, forward_step(job, graph_efficiency(eff), **decode), in_flight)
     return {k: mixed[k] - np.where(replayed, eager[k] - graph[k], 0.0) for k in mixed}
 
 
@@ -177,7 +178,8 @@ def estimate_inference(job: InferenceJob, calibration: str | None = None,
     # every running sequence holds input + output tokens at once (the serving simulator's
     # offline runs show the waves; a no-evict scheduler reserves that much up front). Under
     # continuous batching of staggered requests with paged KV a sequence holds, on average
-    # over its life, input + output/2 tokens.
+    # over its life, input + output/2 tokens. (The max-throughput mode's TTFT is still timed
+    # as in a staggered steady state; its throughput is what the mode answers.)
     lock_step = job.mode in ("batch", "max_throughput")
     held = context if lock_step else job.input_len + job.output_len / 2
     mem = _first(memory_plan(job, eff, held))

@@ -116,27 +116,35 @@ def stage_layer_scale(job: InferenceJob) -> float:
     return job.pp * float(layers_per_stage(layers, job.pp)) / layers
 
 
-def pipeline_paced(job: InferenceJob, step: dict) -> dict:
-    """One step of a micro-batch when pp micro-batches are in flight (steady-state serving),
-    from the ``batch_step`` breakdown of that micro-batch crossing every stage in turn.
+def pipeline_paced(job: InferenceJob, step: dict, in_flight=None) -> dict:
+    """One step of a micro-batch when ``in_flight`` micro-batches (default pp; at most pp)
+    share the pipeline, from the ``batch_step`` breakdown of that micro-batch crossing every
+    stage in turn (steady-state serving).
 
-    Each stage works on one micro-batch at a time, so the slowest stage sets the pace and a
-    micro-batch advances once every pp of its slots (GPipe, Huang et al. 2019 §2.2; the same
-    rule as training's ``physics.pipeline.pipeline_time``). The slowest stage holds
-    ⌈L/pp⌉ layers (``physics.pipeline.layers_per_stage``) and, being the last, the LM head
-    and the sampling; every stage receives its input over one hop (the last sends the
-    sampled tokens back to the first) and pays the engine's per-step overhead for each
-    micro-batch. The layers' parts scale by pp·⌈L/pp⌉/L, the LM head, one hop and the
-    overhead by pp. With pp = 1 the breakdown is returned unchanged."""
+    Each stage works on one micro-batch at a time, so a micro-batch advances once every
+    m = in_flight slots of the slowest stage, and never faster than it crosses all stages
+    (GPipe, Huang et al. 2019 §2.2; training prices its stages by the slowest one too,
+    ``physics.pipeline.pipeline_time``). The slowest stage is taken as ⌈L/pp⌉ layers
+    (``physics.pipeline.layers_per_stage``) plus the LM head and sampling of the last stage,
+    one hop (the last sends the sampled tokens back to the first) and the engine's per-step
+    overhead, which every stage pays per micro-batch; when pp does not divide L, engines
+    that put the extra layers elsewhere (vLLM, TensorRT-LLM) run a slot a little shorter.
+    So the step is max(crossing, m slots): layers × m·⌈L/pp⌉/L, LM head, hop and overhead
+    × m. With pp = 1 the breakdown is returned unchanged."""
     pp = job.pp
     if pp == 1:
         return step
-    scale = stage_layer_scale(job)
-    out = {k: v * scale for k, v in step.items() if k in LAYER_PARTS}
-    out["lm_head_s"] = pp * step["lm_head_s"]
-    out["pp_comm_s"] = pp * step["pp_comm_s"] / (pp - 1)
-    out["overhead_s"] = pp * step["overhead_s"]
-    out["step_s"] = sum(out.values())
+    m = np.clip(np.asarray(pp if in_flight is None else in_flight, dtype=float), 1, pp)
+    times = {"lm_head_s": m, "pp_comm_s": m / (pp - 1), "overhead_s": m}
+    times.update({k: m * stage_layer_scale(job) / pp for k in LAYER_PARTS})
+    unknown = set(step) - set(times) - {"step_s"}
+    if unknown:  # a part batch_step gained must say how it paces, not vanish from step_s
+        raise ValueError(f"pipeline_paced: no pacing rule for {sorted(unknown)}")
+    paced = {k: times[k] * step[k] for k in times}
+    slots = sum(paced.values())
+    crossing = slots < step["step_s"]
+    out = {k: np.where(crossing, step[k], paced[k]) for k in times}
+    out["step_s"] = np.maximum(slots, step["step_s"])
     return out
 
 

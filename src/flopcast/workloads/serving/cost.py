@@ -39,8 +39,6 @@ from flopcast.workloads.inference.step import (
     graph_efficiency,
     kv_heads_per_gpu_share,
     memory_plan,
-    pipeline_paced,
-    stage_layer_scale,
 )
 
 #: Geometric step of the prefill table's grid of mean keys per query row (1 %).
@@ -75,20 +73,17 @@ class StepCost:
                  max_context: int, graph_seqs: int = 0):
         self.job, self.eff = job, eff
         rows = np.arange(max_rows + 1, dtype=float)
-        dense = pipeline_paced(job, batch_step(job, eff, layer.Batch(prefill_tokens=rows),
-                                               logit_rows=0))
+        dense = batch_step(job, eff, layer.Batch(prefill_tokens=rows), logit_rows=0)
         rows_only = (dense["step_s"] - dense["attention_s"] - dense["lm_head_s"])
         rows_only[0] = 0.0  # an empty step costs nothing (no kernels run)
         self.rows_s = rows_only.tolist()
-        head = pipeline_paced(job, batch_step(job, eff, layer.Batch(),
-                                              logit_rows=np.arange(max_seqs + 1.0)))
+        head = batch_step(job, eff, layer.Batch(), logit_rows=np.arange(max_seqs + 1.0))
         self.head_s = head["lm_head_s"].tolist()
         self.grid = _context_grid(max_context).tolist()
         self.grid_last = len(self.grid) - 1
         seqs = np.arange(max_seqs + 1, dtype=float)[:, None]
         ctx = np.asarray(self.grid)[None, :]
-        self.stage_scale = stage_layer_scale(job)
-        dec = self._attention(eff, layer.Batch(decode_seqs=seqs, decode_context=ctx))
+        dec = attention_step_s(job, eff, layer.Batch(decode_seqs=seqs, decode_context=ctx))
         self.decode_s = [row.tolist() for row in dec]
         self.grid_array = np.asarray(self.grid)
         self._decode_only(job, eff, min(graph_seqs, max_seqs), dec)
@@ -96,11 +91,6 @@ class StepCost:
         self.key_grid = (CONTEXT_STEP ** np.arange(steps)).tolist()
         self.key_last = len(self.key_grid) - 2  # last interval's lower end
         self._prefill: dict[tuple[int, int, int], list[list[float]]] = {}
-
-    def _attention(self, eff: Efficiency, batch: layer.Batch) -> np.ndarray:
-        """Attention of one iteration of a micro-batch, paced by the pipeline's most loaded
-        stage as the rest of the step is (inference.step.pipeline_paced)."""
-        return self.stage_scale * attention_step_s(self.job, eff, batch)
 
     def _decode_only(self, job, eff, graph_seqs: int, dec: np.ndarray) -> None:
         """Tables of decode-only steps: those of up to ``graph_seqs`` sequences replay a CUDA
@@ -111,11 +101,10 @@ class StepCost:
         if graph_seqs:
             geff = graph_efficiency(eff)
             n = np.arange(graph_seqs + 1, dtype=float)
-            g = pipeline_paced(job, batch_step(job, geff, layer.Batch(prefill_tokens=n),
-                                               logit_rows=n))
+            g = batch_step(job, geff, layer.Batch(prefill_tokens=n), logit_rows=n)
             fixed[1:graph_seqs + 1] = (g["step_s"] - g["attention_s"]).tolist()[1:]
             table = dec.copy()
-            table[:graph_seqs + 1] = self._attention(geff, layer.Batch(
+            table[:graph_seqs + 1] = attention_step_s(job, geff, layer.Batch(
                 decode_seqs=n[:, None], decode_context=self.grid_array[None, :]))
             rows = [row.tolist() for row in table[:graph_seqs + 1]] + rows[graph_seqs + 1:]
         #: seconds of a decode-only step of n sequences outside attention (rows + LM head)
@@ -174,7 +163,7 @@ class StepCost:
         keys = np.asarray(self.key_grid[q * KEY_BLOCK:(q + 1) * KEY_BLOCK + 1])
         batch = layer.Batch(prefill_tokens=rows, prefill_context=keys,
                             prefill_sequences=float(sequences))
-        table = self._attention(self.eff, batch).tolist()
+        table = attention_step_s(self.job, self.eff, batch).tolist()
         self._prefill[(sequences, b, q)] = table
         return table
 
