@@ -64,8 +64,9 @@ def _steady_step(job, eff, concurrency):
     steady steps so: the step is the eager mixed step less what graph replay saves on its
     decode part, as the serving simulator prices decode-only and mixed steps
     (serving.cost.StepCost)."""
-    in_flight = np.minimum(np.asarray(concurrency, dtype=float), job.pp)
-    c = np.asarray(concurrency, dtype=float) / job.pp
+    concurrency = np.asarray(concurrency, dtype=float)
+    in_flight = np.minimum(concurrency, job.pp)
+    c = concurrency / job.pp
     decode = dict(decode_seqs=c, decode_context=job.input_len + job.output_len / 2,
                   logit_rows=c)
     mixed = pipeline_paced(job, forward_step(

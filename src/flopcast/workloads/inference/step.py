@@ -109,13 +109,6 @@ def forward_step(job: InferenceJob, eff: Efficiency, prefill_tokens=0, prefill_l
 LAYER_PARTS = ("gemm_s", "attention_s", "elementwise_s", "tp_comm_s", "ep_comm_s")
 
 
-def stage_layer_scale(job: InferenceJob) -> float:
-    """pp·⌈L/pp⌉/L: the layers' time of pp slots of the most loaded stage over the time of
-    all L layers once (1 when pp = 1 or pp divides L)."""
-    layers = job.model.num_layers
-    return job.pp * float(layers_per_stage(layers, job.pp)) / layers
-
-
 def pipeline_paced(job: InferenceJob, step: dict, in_flight=None) -> dict:
     """One step of a micro-batch when ``in_flight`` micro-batches (default pp; at most pp)
     share the pipeline, from the ``batch_step`` breakdown of that micro-batch crossing every
@@ -136,7 +129,8 @@ def pipeline_paced(job: InferenceJob, step: dict, in_flight=None) -> dict:
         return step
     m = np.clip(np.asarray(pp if in_flight is None else in_flight, dtype=float), 1, pp)
     times = {"lm_head_s": m, "pp_comm_s": m / (pp - 1), "overhead_s": m}
-    times.update({k: m * stage_layer_scale(job) / pp for k in LAYER_PARTS})
+    stage_share = float(layers_per_stage(job.model.num_layers, pp)) / job.model.num_layers
+    times.update({k: m * stage_share for k in LAYER_PARTS})
     unknown = set(step) - set(times) - {"step_s"}
     if unknown:  # a part batch_step gained must say how it paces, not vanish from step_s
         raise ValueError(f"pipeline_paced: no pacing rule for {sorted(unknown)}")
