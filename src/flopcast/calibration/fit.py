@@ -118,8 +118,9 @@ def calibrate(path: str | Path, out: str | Path | None = None) -> dict:
     params = identifiable(cases)
     check_enough_rows(path, {"all groups": (len(cases), [f"{p.key}.{p.name}" for p in params])})
     fit = calibrate_joint(cases)
-    families = {fam: _scope_entry(fit.families.get(fam, {}), _score(
-        [c for c in cases if c.job.system.gpu.family == fam], fit)) for fam in
+    families = {fam: _scope_entry(fit.family_values(fam), _score(
+        [c for c in cases if c.job.system.gpu.family == fam], fit),
+        fitted=list(fit.families.get(fam, {}))) for fam in
         sorted({c.job.system.gpu.family for c in cases})}
     frameworks = {fw: _scope_entry(fit.frameworks.get(fw, {}), _score(
         [c for c in cases if c.job.framework.id == fw], fit), fit.backends.get(fw))
@@ -127,23 +128,30 @@ def calibrate(path: str | Path, out: str | Path | None = None) -> dict:
     doc = write_calibration(
         path, None, families, _score(cases, fit), parameters_fitted=len(params),
         description="Whole-run training parameters fitted by `flopcast calibrate`: link "
-                    "efficiencies per GPU family, overheads, overlap, attention kernel and "
-                    "element-wise traffic per training framework (calibration/joint.py). "
-                    "Families and frameworks not listed keep the priors of specs/efficiency.py.",
+                    "efficiencies shared by every GPU family (each family's entry repeats "
+                    "them), overheads, overlap and kernel scale per family, attention kernel "
+                    "per training framework (calibration/joint.py). Families and frameworks "
+                    "not listed keep the priors of specs/efficiency.py.",
         prior="the priors of specs/efficiency.py",
     )
+    doc["shared"] = {"fitted": sorted(fit.shared),
+                     "efficiency": {n: float(f"{v:.6g}") for n, v in sorted(fit.shared.items())},
+                     "note": "one value for every family listed (calibration/joint.py "
+                             "SHARED_PARAMETERS), repeated in each family's entry"}
     doc["frameworks"] = frameworks
     if out is not None:
         Path(out).write_text(yaml.safe_dump(doc, sort_keys=False, width=100))
     return doc
 
 
-def _scope_entry(values: dict, fit: dict, backend: str | None = None) -> dict:
-    """One family's or framework's fitted values as the calibration file records them."""
+def _scope_entry(values: dict, fit: dict, backend: str | None = None,
+                 fitted: list[str] | None = None) -> dict:
+    """One family's or framework's values as the calibration file records them; ``fitted``
+    names those fitted for this scope alone (default: all of ``values``)."""
     eff = {n: float(f"{v:.6g}") for n, v in values.items()}
     if backend:
         eff["training_attention_backend"] = backend
-    return {"fitted": list(values), "efficiency": eff, "fit": fit}
+    return {"fitted": list(values) if fitted is None else fitted, "efficiency": eff, "fit": fit}
 
 
 def _score(cases, fit) -> dict:

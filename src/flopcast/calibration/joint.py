@@ -2,19 +2,20 @@
 training framework.
 
 What a whole run shows beyond its kernels splits by who owns it. Link efficiencies (how much
-of NVLink and the network NCCL gets) and, for families without kernel measurements, the
-kernel scale belong to the GPU family. Fixed per-layer overheads, how much communication the
-framework leaves exposed, its attention kernel and whether its element-wise kernels are fused
-belong to the framework, whatever GPU it runs on. So every row informs its family's values and
-its framework's values, and one least-squares problem fits them all: an 8-row family borrows
-the framework values a 200-row family pins down, and a framework that shows the same
-mechanism on two families gets one value for it.
+of NVLink and the network NCCL gets) belong to the collective library, one value for every
+family (the link speeds themselves are in each GPU's catalog entry); for families without
+kernel measurements, the kernel scale belongs to the GPU family. Fixed per-layer overheads,
+how much communication the framework leaves exposed, its attention kernel and whether its
+element-wise kernels are fused belong to the framework, whatever GPU it runs on. So every row
+informs its family's values and its framework's values, and one least-squares problem fits
+them all: an 8-row family borrows the framework values a 200-row family pins down, and a
+framework that shows the same mechanism on two families gets one value for it.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -28,9 +29,18 @@ from flopcast.validate.training import TrainingCase, predict_case
 #: The kernel scale stands for a missing kernel profile; the training kernel scale for what a
 #: whole training run sustains next to measured kernels (specs/efficiency.py): one or the
 #: other per family, never both.
-FAMILY_PARAMETERS = ("kernel_fraction_scale", "training_kernel_scale", "nvlink_fraction",
-                     "network_fraction", "layer_overhead_s", "tp_overlap_exposed_fraction",
-                     "dp_overlap_exposed_fraction")
+FAMILY_PARAMETERS = ("kernel_fraction_scale", "training_kernel_scale", "layer_overhead_s",
+                     "tp_overlap_exposed_fraction", "dp_overlap_exposed_fraction")
+#: Whole-run parameters fitted once for every family the rows cover: the share of a link's per-
+#: direction bandwidth NCCL's collectives reach, over NVLink/NVSwitch and over the network. The
+#: hardware difference between families is in the catalog (each GPU's link and network
+#: bandwidth); what is left is the collective library's share of the wire, the same NCCL on both
+#: (nccl-tests all-reduce bus bandwidth at large sizes: 230-250 of 300 GB/s on 8 A100, 460-480 of
+#: 450 on 8 H100 with NVLink SHARP reducing in the switch). Fitted per family, a family's link
+#: values were set by the few rows of its one tensor-parallel source: holding out Megatron-2021,
+#: Ampere's nvlink_fraction fell to its 0.2 bound and that source came out 12.0 % off (median);
+#: shared, 2.0 % (docs/accuracy.md).
+SHARED_PARAMETERS = ("nvlink_fraction", "network_fraction")
 #: Whole-run parameters fitted per training framework, whatever GPU it runs on. Empty: the
 #: element-wise factor was fitted here (1.28 for FSDP on top of its profile's counted loss and
 #: optimizer traffic), which improved training.csv in-sample (p90 13.5 -> 12.2 %) but made four
@@ -50,7 +60,7 @@ FUSED_ELEMENTWISE_FRAMEWORKS = ("megatron",)
 class Scoped:
     """One fitted value: ``name`` of the family or framework ``key`` (scope ``kind``)."""
 
-    kind: str  # "family" or "framework"
+    kind: str  # "family", "framework" or "shared" (every family; key "")
     key: str
     name: str
 
@@ -67,6 +77,7 @@ def identifiable(cases: list[TrainingCase]) -> list[Scoped]:
     factor only when it does not fuse."""
     out: list[Scoped] = []
     by_family, by_framework = _grouped(cases)
+    out += [Scoped("shared", "", n) for n in SHARED_PARAMETERS if _informed(n, cases)]
     for fam, cs in sorted(by_family.items()):
         out += [Scoped("family", fam, n) for n in FAMILY_PARAMETERS if _informed(n, cs)]
     for fw in sorted(by_framework):
@@ -99,29 +110,37 @@ def _grouped(cases):
 
 @dataclass(frozen=True)
 class JointFit:
-    """Fitted values per family and per framework, and each framework's attention kernel."""
+    """Fitted values shared by every family, per family and per framework, and each
+    framework's attention kernel."""
 
     families: dict[str, dict[str, float]]
     frameworks: dict[str, dict[str, float]]
     backends: dict[str, str | None]
     cost: float = 0.0
+    shared: dict[str, float] = field(default_factory=dict)
+
+    def family_values(self, family: str) -> dict[str, float]:
+        """A family's values with the shared ones: what its calibration entry records."""
+        return {**self.shared, **self.families.get(family, {})}
 
     def efficiency(self, case: TrainingCase, prior: Efficiency | None = None) -> Efficiency:
-        """The efficiency a case runs with: prior, then its family's, then its framework's."""
+        """The efficiency a case runs with: prior, then the shared values and its family's,
+        then its framework's."""
         fam, fw = case_scopes(case)
-        values = {**self.families.get(fam, {}), **self.frameworks.get(fw, {})}
+        values = {**self.family_values(fam), **self.frameworks.get(fw, {})}
         backend = self.backends.get(fw)
         if backend:
             values["training_attention_backend"] = backend
         return (prior or Efficiency()).updated(**values)
 
 
-def _split(params: list[Scoped], values) -> tuple[dict, dict]:
-    families: dict[str, dict] = defaultdict(dict)
-    frameworks: dict[str, dict] = defaultdict(dict)
+def _split(params: list[Scoped], values) -> tuple[dict, dict, dict]:
+    scopes: dict[str, dict[str, dict]] = {"family": defaultdict(dict),
+                                          "framework": defaultdict(dict),
+                                          "shared": defaultdict(dict)}
     for p, v in zip(params, values, strict=True):
-        (families if p.kind == "family" else frameworks)[p.key][p.name] = float(v)
-    return dict(families), dict(frameworks)
+        scopes[p.kind][p.key][p.name] = float(v)
+    return dict(scopes["family"]), dict(scopes["framework"]), scopes["shared"].get("", {})
 
 
 def fit_joint(cases: list[TrainingCase], backends: dict[str, str | None],
@@ -141,7 +160,8 @@ def fit_joint(cases: list[TrainingCase], backends: dict[str, str | None],
     weights = base._source_weights(cases)
 
     def fitted(x) -> JointFit:
-        return JointFit(*_split(params, x * scale), backends)
+        families, frameworks, shared = _split(params, x * scale)
+        return JointFit(families, frameworks, backends, shared=shared)
 
     def residuals(x):
         fit = fitted(x)
@@ -153,7 +173,7 @@ def fit_joint(cases: list[TrainingCase], backends: dict[str, str | None],
                            loss="soft_l1", f_scale=base.ROBUST_SCALE, diff_step=1e-3,
                            max_nfev=200)
     fit = fitted(result.x)
-    return JointFit(fit.families, fit.frameworks, backends, float(result.cost))
+    return JointFit(fit.families, fit.frameworks, backends, float(result.cost), fit.shared)
 
 
 def choose_backends(cases: list[TrainingCase], prior: Efficiency | None = None
