@@ -1,15 +1,15 @@
-"""Training calibration fitted jointly: hardware values per GPU family, software values per
-training framework.
+"""Training calibration fitted jointly: values shared by every GPU family, values per family,
+and choices per training framework.
 
 What a whole run shows beyond its kernels splits by who owns it. Link efficiencies (how much
-of NVLink and the network NCCL gets) belong to the collective library, one value for every
-family (the link speeds themselves are in each GPU's catalog entry); for families without
-kernel measurements, the kernel scale belongs to the GPU family. Fixed per-layer overheads,
-how much communication the framework leaves exposed, its attention kernel and whether its
-element-wise kernels are fused belong to the framework, whatever GPU it runs on. So every row
-informs its family's values and its framework's values, and one least-squares problem fits
-them all: an 8-row family borrows the framework values a 200-row family pins down, and a
-framework that shows the same mechanism on two families gets one value for it.
+of NVLink and the network NCCL gets) belong to the collective library: one value for every
+family, the link speeds themselves being in each GPU's catalog entry (SHARED_PARAMETERS). The
+kernel scale (a missing kernel profile, or what a training run sustains next to measured
+kernels), per-layer overheads and the share of overlapped communication left exposed are
+fitted per family (FAMILY_PARAMETERS says why not per framework). The attention kernel is
+chosen per framework (choose_backends), and a framework value would apply on every family
+(FRAMEWORK_PARAMETERS, empty now). Every row informs the shared values, its family's and its
+framework's, and one least-squares problem fits them all.
 """
 
 from __future__ import annotations
