@@ -200,15 +200,9 @@ def test_shipped_calibration_gives_every_family_the_same_link_fractions():
             shared["nvlink_fraction"], shared["network_fraction"])
 
 
-def test_calibrate_writes_shared_link_values_that_load_back(training_csv, tmp_path):
-    """`flopcast calibrate` records the shared link values once under `shared` and in every
-    family's entry, not as any family's own fitted value, and `--calibration FILE` prices
-    with them."""
+def _megatron_2021_rows(training_csv, tmp_path):
+    """A training CSV of the Megatron-LM 2021 rows alone (10 rows: a fit in seconds)."""
     import csv
-
-    import yaml
-
-    from flopcast.calibration.fit import calibrate
 
     with training_csv.open() as f:
         rows = [r for r in csv.DictReader(f) if r["id"].startswith("MEGATRON_README_2021")]
@@ -217,6 +211,19 @@ def test_calibrate_writes_shared_link_values_that_load_back(training_csv, tmp_pa
         w = csv.DictWriter(f, list(rows[0]))
         w.writeheader()
         w.writerows(rows)
+    return path
+
+
+def test_calibrate_writes_shared_link_values_that_load_back(training_csv, tmp_path):
+    """`flopcast calibrate` records the shared link values once under `shared` and in every
+    family's entry, not as any family's own fitted value, and `--calibration FILE` prices
+    with them."""
+
+    import yaml
+
+    from flopcast.calibration.fit import calibrate
+
+    path = _megatron_2021_rows(training_csv, tmp_path)
     out = tmp_path / "cal.yaml"
     calibrate(path, out)
     doc = yaml.safe_load(out.read_text())
@@ -226,3 +233,74 @@ def test_calibrate_writes_shared_link_values_that_load_back(training_csv, tmp_pa
     assert not set(ampere["fitted"]) & set(shared)
     assert all(ampere["efficiency"][n] == v for n, v in shared.items())
     assert load_gpu("a100-80gb", str(out)).efficiency.nvlink_fraction == shared["nvlink_fraction"]
+
+
+def test_a_held_value_is_not_fitted_and_every_row_runs_with_it():
+    """``held`` takes a parameter out of the fit in every scope; the rows are priced with the
+    held value, and the fit records it among the values every family shares."""
+    from flopcast.calibration.joint import fit_joint, identifiable
+
+    truth = Efficiency(layer_overhead_s=2e-4)
+    cases = synthetic_cases(truth)
+    assert any(p.name == "layer_overhead_s" for p in identifiable(cases))
+    held = {"layer_overhead_s": 7e-5}
+    assert not any(p.name == "layer_overhead_s" for p in identifiable(cases, held))
+    fit = fit_joint(cases, {"megatron": None}, Efficiency(), held)
+    assert "layer_overhead_s" not in fit.families.get("ampere", {})
+    assert fit.shared["layer_overhead_s"] == 7e-5
+    assert fit.efficiency(cases[0]).layer_overhead_s == 7e-5
+    free = fit_joint(cases, {"megatron": None}, Efficiency())
+    assert abs(free.families["ampere"]["layer_overhead_s"] - 7e-5) > 1e-5
+
+
+def _refused(capsys, *args: str) -> str:
+    """The one error line of `flopcast ARGS`, which must exit with status 2."""
+    from flopcast.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(list(args))
+    err = capsys.readouterr().err
+    assert exc.value.code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err
+    return lines[0]
+
+
+@pytest.mark.parametrize("option, says", [
+    ("bogus=1", "not a fitted training parameter"),
+    ("nvlink_fraction=1.5", "outside its bounds"),
+    ("nvlink_fraction=nan", "outside its bounds"),
+    ("nvlink_fraction", "not NAME=VALUE"),
+    ("nvlink_fraction=high", "not NAME=VALUE"),
+])
+def test_calibrate_refuses_a_bad_hold_in_one_line(training_csv, tmp_path, capsys, option, says):
+    line = _refused(capsys, "calibrate", str(training_csv), "--hold", option,
+                    "-o", str(tmp_path / "c.yaml"))
+    assert says in line and "--hold" in line
+    assert not (tmp_path / "c.yaml").exists()
+
+
+def test_calibrate_refuses_hold_for_an_inference_file(inference_csv, tmp_path, capsys):
+    line = _refused(capsys, "calibrate", str(inference_csv), "--hold", "nvlink_fraction=0.5",
+                    "-o", str(tmp_path / "c.yaml"))
+    assert "holds inference rows" in line
+
+
+def test_calibrate_records_held_values_apart_from_fitted_ones(training_csv, tmp_path):
+    """`flopcast calibrate --hold nvlink_fraction=V` (how the shipped file is made): the
+    held value is in every family's entry and under `shared.held`, never among the fitted."""
+
+    import yaml
+
+    from flopcast.calibration.fit import calibrate
+
+    path = _megatron_2021_rows(training_csv, tmp_path)
+    out = tmp_path / "cal.yaml"
+    doc = calibrate(path, out, {"nvlink_fraction": 0.33})
+    assert doc == yaml.safe_load(out.read_text())
+    assert doc["shared"]["held"] == {"nvlink_fraction": 0.33}
+    assert doc["shared"]["fitted"] == ["network_fraction"]
+    assert doc["families"]["ampere"]["efficiency"]["nvlink_fraction"] == 0.33
+    assert "nvlink_fraction" not in doc["families"]["ampere"]["fitted"]
+    assert "nvlink_fraction = 0.33" in doc["description"]
+    assert load_gpu("a100-80gb", str(out)).efficiency.nvlink_fraction == 0.33

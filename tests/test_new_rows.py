@@ -148,3 +148,52 @@ def test_blackwell_has_dense_fp4_and_gb200_an_nvl72_domain(gpu):
     assert g.peak_flops["fp4"] == pytest.approx(2 * g.peak_flops["fp8"])  # dense, not sparse
     assert g.peak_flops["fp8"] == pytest.approx(2 * g.peak_flops["bf16"])
     assert g.gpus_per_node == (72 if gpu == "gb200" else 8)
+
+
+def _dispatch_s(model: str, gpus: int, ep: int, dispatch: str, gpu: str = "h100-sxm",
+                tokens: float = 256.0) -> float:
+    """One MoE layer's token exchange (both directions) for ``tokens`` tokens per attention
+    replica, attention data-parallel (tp = 1) with experts over ``ep`` replicas."""
+    from flopcast.catalog import load_gpu, load_model
+    from flopcast.physics import layer
+    from flopcast.specs import System
+
+    system = System(gpu=load_gpu(gpu), num_gpus=gpus)
+    num = layer.Numerics("fp8", "bf16", gemm_in_bytes=1.0, weight_bytes=1.0, act_bytes=2.0)
+    place = layer.Placement(tp=1, ep=ep, etp=1)
+    return float(layer.expert_dispatch_time(load_model(model), system, system.gpu.efficiency,
+                                            place, tokens, num, dispatch))
+
+
+def test_engines_gather_moe_tokens_across_attention_dp_ranks():
+    """TensorRT-LLM (attention DP), vLLM (DP + EP) and SGLang (DP attention) all-gather the
+    ranks' hidden states and reduce-scatter the outputs by default; TensorRT-LLM gathers
+    them already quantised."""
+    from flopcast.catalog.loader import load_engine
+
+    assert load_engine("tensorrt-llm").expert_dispatch == "allgather-quantized"
+    assert load_engine("NIM").expert_dispatch == "allgather-quantized"
+    assert load_engine("vllm").expert_dispatch == "allgather"
+    assert load_engine("sglang").expert_dispatch == "allgather"
+
+
+def test_gathered_moe_traffic_grows_with_ranks_not_with_top_k():
+    """All-gather + reduce-scatter moves (n − 1)·tokens·h each way whatever top-k is; the
+    all-to-all moves top-k copies: fewer bytes for top-8 of 128 experts over 2 ranks, more
+    for top-1 over 8 (Qwen3: top-8; Llama 4 Maverick: top-1)."""
+    from flopcast.catalog import load_model
+
+    qwen, maverick = load_model("qwen3-30b-a3b"), load_model("llama-4-maverick")
+    assert (qwen.moe_top_k, maverick.moe_top_k) == (8, 1)
+    assert _dispatch_s("qwen3-30b-a3b", 2, 2, "allgather") < _dispatch_s(
+        "qwen3-30b-a3b", 2, 2, "all-to-all") / 2
+    assert _dispatch_s("llama-4-maverick", 8, 8, "allgather") > 4 * _dispatch_s(
+        "llama-4-maverick", 8, 8, "all-to-all")
+    # bytes: (n - 1)·T·h, so 2 → 8 ranks is 7× the bandwidth term (latency aside)
+    two = _dispatch_s("qwen3-30b-a3b", 2, 2, "allgather", tokens=65536)
+    eight = _dispatch_s("qwen3-30b-a3b", 8, 8, "allgather", tokens=65536)
+    assert eight / two == pytest.approx(7, rel=0.02)
+    # the quantised gather (1-byte fp8 in, 2-byte out) moves 3/4 of the 16-bit one's bytes
+    quantised = _dispatch_s("qwen3-30b-a3b", 8, 8, "allgather-quantized", tokens=65536)
+    assert quantised / eight == pytest.approx(0.75, rel=0.02)
+    assert _dispatch_s("qwen3-30b-a3b", 8, 1, "allgather") == 0.0

@@ -67,11 +67,13 @@ def run_validate(request: ValidateRequest, warn: Warn = ignore) -> ValidateResul
 
 class CalibrateRequest(Request):
     """The options of ``flopcast calibrate``: the measurement CSV to fit, where to write the
-    calibration YAML, and whether to also fit without each source and score it."""
+    calibration YAML, whether to also fit without each source and score it, and training
+    values to hold instead of fitting (name -> value; training files only)."""
 
     file: str
     out: str = "calibration.yaml"
     leave_one_source_out: bool = False
+    hold: dict[str, float] = {}
 
 
 class CalibrateResult(BaseModel):
@@ -93,6 +95,9 @@ def run_calibrate(request: CalibrateRequest, warn: Warn = ignore) -> CalibrateRe
 
     check_output(request.out)
     kind = read_table(request.file).kind
+    if request.hold and kind != "training":
+        raise FlopcastError(f"--hold: {request.file} holds {kind} rows (allowed: a training "
+                            "measurement file; only the joint training fit holds values)")
     if kind == "serving":
         raise FlopcastError(f"{request.file}: a serving file has no fit (allowed: a training, "
                             "inference or kernel measurement file)")
@@ -107,6 +112,11 @@ def run_calibrate(request: CalibrateRequest, warn: Warn = ignore) -> CalibrateRe
         )
 
         calibrate, leave_one_source_out = calibrate_inference, leave_one_source_out_inference
+    if kind == "training":
+        doc = calibrate(request.file, request.out, request.hold)
+        held = (leave_one_source_out(request.file, request.hold)
+                if request.leave_one_source_out else None)
+        return CalibrateResult(kind=kind, doc=doc, held_out=held)
     doc = calibrate(request.file, request.out)
     held = leave_one_source_out(request.file) if request.leave_one_source_out else None
     return CalibrateResult(kind=kind, doc=doc, held_out=held)

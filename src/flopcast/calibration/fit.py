@@ -104,20 +104,23 @@ def rounded_summary(errors: list[float]) -> dict:
             **{k: None if v is None else round(v, 2) for k, v in stats.items()}}
 
 
-def calibrate(path: str | Path, out: str | Path | None = None) -> dict:
+def calibrate(path: str | Path, out: str | Path | None = None,
+              held: dict[str, float] | None = None) -> dict:
     """Fit every GPU family and training framework present in ``path`` jointly
-    (calibration/joint.py); write the calibration YAML to ``out``."""
+    (calibration/joint.py), with the values in ``held`` fixed for every family (checked by
+    :func:`check_held`); write the calibration YAML to ``out``."""
     from flopcast.calibration.joint import calibrate_joint, identifiable
 
     path = Path(path)
     check_output(out)
+    held = check_held(held)
     table = read_table(path)
     cases = [c for c in prepare_training_rows(table.usable()) if c.job is not None]
     if not cases:
         raise FlopcastError(nothing_to_fit(path, table, cases))
-    params = identifiable(cases)
+    params = identifiable(cases, held)
     check_enough_rows(path, {"all groups": (len(cases), [f"{p.key}.{p.name}" for p in params])})
-    fit = calibrate_joint(cases)
+    fit = calibrate_joint(cases, held=held)
     families = {fam: _scope_entry(fit.family_values(fam), _score(
         [c for c in cases if c.job.system.gpu.family == fam], fit),
         fitted=list(fit.families.get(fam, {}))) for fam in
@@ -125,23 +128,46 @@ def calibrate(path: str | Path, out: str | Path | None = None) -> dict:
     frameworks = {fw: _scope_entry(fit.frameworks.get(fw, {}), _score(
         [c for c in cases if c.job.framework.id == fw], fit), fit.backends.get(fw))
         for fw in sorted({c.job.framework.id for c in cases})}
-    doc = write_calibration(
-        path, None, families, _score(cases, fit), parameters_fitted=len(params),
-        description="Whole-run training parameters fitted by `flopcast calibrate`: link "
-                    "efficiencies shared by every GPU family (each family's entry repeats "
-                    "them), overheads, overlap and kernel scale per family, attention kernel "
-                    "per training framework (calibration/joint.py). Families and frameworks "
-                    "not listed keep the priors of specs/efficiency.py.",
-        prior="the priors of specs/efficiency.py",
-    )
-    doc["shared"] = {"fitted": sorted(fit.shared),
+    description = ("Whole-run training parameters fitted by `flopcast calibrate`: link "
+                   "efficiencies shared by every GPU family (each family's entry repeats "
+                   "them), overheads, overlap and kernel scale per family, attention kernel "
+                   "per training framework (calibration/joint.py). Families and frameworks "
+                   "not listed keep the priors of specs/efficiency.py.")
+    if held:
+        description += (" Held, not fitted (--hold): " + ", ".join(
+            f"{n} = {v:g}" for n, v in sorted(held.items())) + "; every other value was "
+            "fitted around them.")
+    doc = write_calibration(path, None, families, _score(cases, fit),
+                            parameters_fitted=len(params), description=description,
+                            prior="the priors of specs/efficiency.py")
+    doc["shared"] = {"fitted": sorted(n for n in fit.shared if n not in held),
                      "efficiency": {n: float(f"{v:.6g}") for n, v in sorted(fit.shared.items())},
                      "note": "one value for every family listed (calibration/joint.py "
-                             "SHARED_PARAMETERS), repeated in each family's entry"}
+                             "SHARED_PARAMETERS, and any held value), repeated in each "
+                             "family's entry"}
+    if held:
+        doc["shared"]["held"] = {n: float(f"{v:.6g}") for n, v in sorted(held.items())}
     doc["frameworks"] = frameworks
     if out is not None:
         Path(out).write_text(yaml.safe_dump(doc, sort_keys=False, width=100))
     return doc
+
+
+def check_held(held: dict[str, float] | None) -> dict[str, float]:
+    """``held`` checked: each name one the training fit can fit (calibration/joint.py), each
+    value inside that parameter's bounds (FITTED_PARAMETERS)."""
+    from flopcast.calibration.joint import JOINT_PARAMETERS
+
+    held = dict(held or {})
+    for name, value in held.items():
+        if name not in JOINT_PARAMETERS:
+            raise FlopcastError(f"--hold {name}: not a fitted training parameter (allowed: "
+                                f"{', '.join(JOINT_PARAMETERS)})")
+        lo, hi = FITTED_PARAMETERS[name]
+        if not lo <= value <= hi:
+            raise FlopcastError(f"--hold {name}={value:g}: outside its bounds (allowed: "
+                                f"{lo:g} to {hi:g})")
+    return held
 
 
 def _scope_entry(values: dict, fit: dict, backend: str | None = None,
@@ -237,9 +263,12 @@ def leave_one_out(cases, fit_groups, score) -> dict[str, dict]:
     return result
 
 
-def leave_one_source_out(path: str | Path) -> dict[str, dict]:
-    """For each source: fit on the other sources' rows, score this source's rows."""
+def leave_one_source_out(path: str | Path, held: dict[str, float] | None = None
+                         ) -> dict[str, dict]:
+    """For each source: fit on the other sources' rows (``held`` values fixed), score this
+    source's rows."""
     from flopcast.calibration.joint import calibrate_joint
 
+    held = check_held(held)
     return leave_one_out(prepare_training_rows(read_table(path).usable()),
-                         calibrate_joint, _score)
+                         lambda cases: calibrate_joint(cases, held=held), _score)

@@ -15,6 +15,7 @@ framework's, and one least-squares problem fits them all.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -70,11 +71,13 @@ def case_scopes(case: TrainingCase) -> tuple[str, str]:
     return case.job.system.gpu.family, case.job.framework.id
 
 
-def identifiable(cases: list[TrainingCase]) -> list[Scoped]:
+def identifiable(cases: list[TrainingCase], held: Iterable[str] = ()) -> list[Scoped]:
     """The values the cases can inform: a family's kernel scale only without kernel
     measurements, its training kernel scale only with them, its network fraction only with
     multi-node rows, its TP overlap only with overlapped TP rows; a framework's element-wise
-    factor only when it does not fuse."""
+    factor only when it does not fuse. Names in ``held`` are not fitted in any scope (the
+    user holds them at a value: ``flopcast calibrate --hold``)."""
+    held = set(held)
     out: list[Scoped] = []
     by_family, by_framework = _grouped(cases)
     out += [Scoped("shared", "", n) for n in SHARED_PARAMETERS if _informed(n, cases)]
@@ -83,7 +86,11 @@ def identifiable(cases: list[TrainingCase]) -> list[Scoped]:
     for fw in sorted(by_framework):
         out += [Scoped("framework", fw, n) for n in FRAMEWORK_PARAMETERS
                 if not (n == "elementwise_traffic_factor" and fw in FUSED_ELEMENTWISE_FRAMEWORKS)]
-    return out
+    return [p for p in out if p.name not in held]
+
+
+#: Every value the joint fit can fit, in some scope: what ``--hold`` may name.
+JOINT_PARAMETERS = SHARED_PARAMETERS + FAMILY_PARAMETERS + FRAMEWORK_PARAMETERS
 
 
 def _informed(name: str, cases: list[TrainingCase]) -> bool:
@@ -110,8 +117,8 @@ def _grouped(cases):
 
 @dataclass(frozen=True)
 class JointFit:
-    """Fitted values shared by every family, per family and per framework, and each
-    framework's attention kernel."""
+    """Fitted values shared by every family (and values held for every family), per family
+    and per framework, and each framework's attention kernel."""
 
     families: dict[str, dict[str, float]]
     frameworks: dict[str, dict[str, float]]
@@ -144,14 +151,18 @@ def _split(params: list[Scoped], values) -> tuple[dict, dict, dict]:
 
 
 def fit_joint(cases: list[TrainingCase], backends: dict[str, str | None],
-              prior: Efficiency | None = None) -> JointFit:
+              prior: Efficiency | None = None, held: dict[str, float] | None = None
+              ) -> JointFit:
     """Robust least squares of every identifiable value at once (the method of
-    calibration/fit.py: log error, soft-L1, source-balanced rows, pull toward the prior)."""
+    calibration/fit.py: log error, soft-L1, source-balanced rows, pull toward the prior).
+    ``held`` values are not fitted: every row runs with them, and the fit records them among
+    its ``shared`` values (a held value applies to every family)."""
     from flopcast.calibration import fit as base
 
     least_squares = base.scipy_least_squares()
-    prior = prior or Efficiency()
-    params = identifiable(cases)
+    held = dict(held or {})
+    prior = (prior or Efficiency()).updated(**held)
+    params = identifiable(cases, held)
     bounds = np.array([base.FITTED_PARAMETERS[p.name] for p in params], dtype=float)
     scale = np.where(bounds[:, 1] > 0, bounds[:, 1], 1.0)
     x0 = np.clip([getattr(prior, p.name) for p in params], bounds[:, 0], bounds[:, 1]) / scale
@@ -173,11 +184,12 @@ def fit_joint(cases: list[TrainingCase], backends: dict[str, str | None],
                            loss="soft_l1", f_scale=base.ROBUST_SCALE, diff_step=1e-3,
                            max_nfev=200)
     fit = fitted(result.x)
-    return JointFit(fit.families, fit.frameworks, backends, float(result.cost), fit.shared)
+    shared = {**held, **fit.shared}
+    return JointFit(fit.families, fit.frameworks, backends, float(result.cost), shared)
 
 
-def choose_backends(cases: list[TrainingCase], prior: Efficiency | None = None
-                    ) -> dict[str, str | None]:
+def choose_backends(cases: list[TrainingCase], prior: Efficiency | None = None,
+                    held: dict[str, float] | None = None) -> dict[str, str | None]:
     """Each framework's attention kernel: among the training backends its GPUs' kernel
     profiles offer, the one whose fit on that framework's rows has the lowest loss (a
     discrete choice the continuous fit cannot make); None for a framework that runs its own
@@ -193,12 +205,14 @@ def choose_backends(cases: list[TrainingCase], prior: Efficiency | None = None
         if len(candidates) <= 1:
             chosen[fw] = candidates[0] if candidates else None
             continue
-        fits = [fit_joint(cs, {fw: b}, prior) for b in candidates]
+        fits = [fit_joint(cs, {fw: b}, prior, held) for b in candidates]
         chosen[fw] = min(zip(fits, candidates, strict=True), key=lambda fc: fc[0].cost)[1]
     return chosen
 
 
-def calibrate_joint(cases: list[TrainingCase], prior: Efficiency | None = None) -> JointFit:
-    """Choose each framework's attention kernel, then fit every value jointly."""
-    return fit_joint(cases, choose_backends(cases, prior), prior)
+def calibrate_joint(cases: list[TrainingCase], prior: Efficiency | None = None,
+                    held: dict[str, float] | None = None) -> JointFit:
+    """Choose each framework's attention kernel, then fit every value jointly (``held``
+    values fixed throughout)."""
+    return fit_joint(cases, choose_backends(cases, prior, held), prior, held)
 

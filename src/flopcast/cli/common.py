@@ -228,7 +228,7 @@ def print_table(title: str, columns: tuple[str, ...], rows) -> None:
 STEP_NAMES = {
     "compute": "compute", "recompute": "  of which recomputation",
     "tp_comm": "TP communication", "cp_comm": "CP communication",
-    "ep_comm": "EP communication (all-to-all)", "pp_comm": "PP communication",
+    "ep_comm": "EP communication", "pp_comm": "PP communication",
     "bubble": "pipeline bubble", "dp_comm_exposed": "DP communication (exposed)",
     "optimizer": "optimizer step", "overhead": "fixed overhead", "gemm": "GEMMs",
     "attention": "attention", "elementwise": "element-wise kernels", "lm_head": "LM head",

@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from flopcast.cli.common import app, console, print_table, request_from
+from flopcast.errors import FlopcastError
 
 
 @app.command()
@@ -70,6 +71,10 @@ def calibrate(
                              help="Where to write the calibration YAML."),
     loso: bool = typer.Option(False, "--leave-one-source-out",
                               help="Also fit without each source and score it (slow)."),
+    hold: list[str] = typer.Option([], "--hold", metavar="NAME=VALUE",
+                                   help="Training files: hold a parameter at VALUE for every "
+                                   "GPU family instead of fitting it (repeatable), e.g. "
+                                   "--hold nvlink_fraction=0.422285."),
 ) -> None:
     """Fit efficiency parameters to measurements; write a calibration YAML.
 
@@ -78,13 +83,15 @@ def calibrate(
     (shipped as src/flopcast/calibration/kernels.yaml). Later commands take the result with
     --calibration FILE. The shipped ones were made with
     `flopcast calibrate ../shared/measurements/training.csv -o
-    src/flopcast/calibration/default.yaml` (and inference.csv -> inference.yaml,
-    kernels.csv -> kernels.yaml).
+    src/flopcast/calibration/default.yaml --hold nvlink_fraction=0.422285 --hold
+    network_fraction=0.999775` (and inference.csv -> inference.yaml, kernels.csv ->
+    kernels.yaml).
     """
     from flopcast.api.validate import CalibrateRequest, run_calibrate
 
     result = run_calibrate(CalibrateRequest(file=str(file), out=str(out),
-                                            leave_one_source_out=loso))
+                                            leave_one_source_out=loso,
+                                            hold=_held_values(hold)))
     if result.kind == "kernel":
         _print_kernel_fit(out, result.doc)
         return
@@ -97,6 +104,22 @@ def calibrate(
             held.add_row(escape(source), str(s["rows"]), _pct(s["median_ape_pct"]),
                          _pct(s["p90_ape_pct"]))
         console.print(held)
+
+
+def _held_values(items: list[str]) -> dict[str, float]:
+    """``--hold NAME=VALUE`` options as a dict; a malformed one is refused with its text."""
+    held: dict[str, float] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            number = float(value)
+        except ValueError:
+            number = None
+        if not sep or not name.strip() or number is None:
+            raise FlopcastError(f"--hold {item!r}: not NAME=VALUE (allowed: a parameter name, "
+                                "'=', a number, e.g. nvlink_fraction=0.42)")
+        held[name.strip()] = number
+    return held
 
 
 def _print_fit(out: Path, doc: dict) -> None:

@@ -360,6 +360,39 @@ def expert_all_to_all_time(model: Model, system: System, eff: Efficiency, place:
     return np.where(ep * etp > tp, a2a, 0.0)
 
 
+def expert_gather_time(model: Model, system: System, eff: Efficiency, place: Placement,
+                       tokens, gather_bytes: float, scatter_bytes: float):
+    """All-gather + reduce-scatter of one MoE layer (both directions), when the EP group spans
+    attention data-parallel ranks (ep·etp > tp) and the engine gathers instead of routing:
+    each rank all-gathers the hidden states (``gather_bytes`` per element) of the group's
+    n = ep·etp/tp replicas, runs its local experts on all of them, and reduce-scatters the
+    outputs (``scatter_bytes``): (n − 1)·tokens·h elements each way, whatever top-k is
+    (TensorRT-LLM CutlassFusedMoE with attention DP: allgather of the quantised input and
+    routing, fused_moe, reducescatter; ring cost, Thakur et al. 2005)."""
+    gpu = system.gpu
+    ep, etp, tp = _f(place.ep), _f(place.expert_tp), _f(place.tp)
+    replicas = np.maximum(ep * etp / tp, 1.0)
+    bw = comm.group_bandwidth(replicas, tp, system.domain_size, gpu.scale_up_bandwidth,
+                              system.network_bandwidth, eff)
+    latency = comm.group_latency(replicas, tp, system.domain_size, gpu.nvlink_latency_s,
+                                 system.network_latency_s)
+    gathered = replicas * _f(tokens) * model.hidden_size
+    t = (comm.all_gather_time(gathered * gather_bytes, replicas, bw, latency)
+         + comm.reduce_scatter_time(gathered * scatter_bytes, replicas, bw, latency))
+    return np.where(replicas > 1, t, 0.0)
+
+
+def expert_dispatch_time(model: Model, system: System, eff: Efficiency, place: Placement,
+                         tokens, num: Numerics, dispatch: str = "all-to-all"):
+    """Both directions of one MoE layer's token exchange between attention data-parallel
+    ranks, as the engine or framework moves them (specs/engine.py ``expert_dispatch``):
+    all-to-all dispatch + combine, or all-gather + reduce-scatter."""
+    if dispatch == "all-to-all":
+        return 2 * expert_all_to_all_time(model, system, eff, place, tokens, num.act_bytes)
+    gather = num.gemm_in_bytes if dispatch == "allgather-quantized" else num.act_bytes
+    return expert_gather_time(model, system, eff, place, tokens, gather, num.act_bytes)
+
+
 def lm_head_time(model: Model, gpu, num: Numerics, rows, tp, fixed: float = 1.0,
                  direction: str = "fwd", loss_bytes_per_logit: float | None = None):
     """Output projection h → V/tp for ``rows`` rows at 16 bits (Transformer Engine and the
@@ -390,14 +423,16 @@ def layer_cost(model: Model, system: System, eff: Efficiency, place: Placement,
                fixed: float = 1.0, backward: bool = False,
                elementwise_factor: float = 1.0, elementwise_counted: tuple | None = None,
                adapters: tuple = (), frozen: bool = False,
-               eager_traffic: EagerScoreTraffic | None = None) -> dict:
+               eager_traffic: EagerScoreTraffic | None = None,
+               expert_dispatch: str = "all-to-all") -> dict:
     """Seconds of one layer on one rank, by kernel class: ``gemm``, ``attention``,
     ``elementwise`` (forward, and ``*_bwd`` with ``backward``), the raw (un-overlapped)
     communication ``tp_comm`` (two collectives per direction) and ``ep_comm`` (dispatch +
     combine per direction). ``fixed`` scales each kernel's fixed cost (engine execution mode);
     ``elementwise_factor`` the element-wise traffic (unfused training frameworks), or
     ``elementwise_counted`` replaces it with a framework's own count (elementwise_time);
-    ``frozen`` weights with LoRA ``adapters`` (gemms_time).
+    ``frozen`` weights with LoRA ``adapters`` (gemms_time); ``expert_dispatch`` how MoE
+    tokens cross attention data-parallel ranks (expert_dispatch_time).
     """
     gpu = system.gpu
     rows = batch.rows
@@ -411,7 +446,7 @@ def layer_cost(model: Model, system: System, eff: Efficiency, place: Placement,
                                      counted=elementwise_counted),
         tp_comm=2 * tp_collective_time(rows * model.hidden_size * num.act_bytes, place.tp,
                                        system, eff),
-        ep_comm=(2 * expert_all_to_all_time(model, system, eff, place, rows, num.act_bytes)
+        ep_comm=(expert_dispatch_time(model, system, eff, place, rows, num, expert_dispatch)
                  if moe else 0.0),
     )
     if backward:

@@ -203,7 +203,8 @@ def batch_step(job: InferenceJob, eff: Efficiency, batch: layer.Batch,
         if share == 0:
             continue
         cost = layer.layer_cost(m, system, eff, place, num, batch, moe, job.kv_element_bytes,
-                                prefill_backend, decode_backend, fixed)
+                                prefill_backend, decode_backend, fixed,
+                                expert_dispatch=job.engine.expert_dispatch)
         for k, v in cost.items():
             parts[k] = parts.get(k, 0.0) + share * v
     head = layer.lm_head_time(m, gpu, num, logit_rows, job.tp, fixed)
