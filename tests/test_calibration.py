@@ -251,6 +251,10 @@ def test_a_held_value_is_not_fitted_and_every_row_runs_with_it():
     assert fit.efficiency(cases[0]).layer_overhead_s == 7e-5
     free = fit_joint(cases, {"megatron": None}, Efficiency())
     assert abs(free.families["ampere"]["layer_overhead_s"] - 7e-5) > 1e-5
+    # the fit prices its rows with the held value: holding another value moves the rest
+    other = fit_joint(cases, {"megatron": None}, Efficiency(), {"layer_overhead_s": 3e-4})
+    assert (other.families["ampere"]["kernel_fraction_scale"]
+            != pytest.approx(fit.families["ampere"]["kernel_fraction_scale"], rel=1e-3))
 
 
 def _refused(capsys, *args: str) -> str:
@@ -272,6 +276,8 @@ def _refused(capsys, *args: str) -> str:
     ("nvlink_fraction=nan", "outside its bounds"),
     ("nvlink_fraction", "not NAME=VALUE"),
     ("nvlink_fraction=high", "not NAME=VALUE"),
+    ("kernel_fraction_scale=0.9", "cannot be held for every family"),
+    ("training_kernel_scale=0.9", "cannot be held for every family"),
 ])
 def test_calibrate_refuses_a_bad_hold_in_one_line(training_csv, tmp_path, capsys, option, says):
     line = _refused(capsys, "calibrate", str(training_csv), "--hold", option,
@@ -304,3 +310,9 @@ def test_calibrate_records_held_values_apart_from_fitted_ones(training_csv, tmp_
     assert "nvlink_fraction" not in doc["families"]["ampere"]["fitted"]
     assert "nvlink_fraction = 0.33" in doc["description"]
     assert load_gpu("a100-80gb", str(out)).efficiency.nvlink_fraction == 0.33
+
+
+def test_calibrate_refuses_a_parameter_held_twice(training_csv, tmp_path, capsys):
+    line = _refused(capsys, "calibrate", str(training_csv), "--hold", "nvlink_fraction=0.4",
+                    "--hold", "nvlink_fraction=0.5", "-o", str(tmp_path / "c.yaml"))
+    assert "given twice" in line

@@ -109,7 +109,7 @@ def test_ep_across_attention_replicas_shards_the_experts():
     assert saved == pytest.approx(experts * 7 / 8)  # fp8: one byte per weight
 
 
-def test_ep_across_replicas_pays_all_to_all():
+def test_ep_across_replicas_pays_for_the_token_exchange():
     from flopcast.catalog.loader import inference_efficiency
     from flopcast.workloads.inference.step import forward_step
 
@@ -174,7 +174,8 @@ def test_engines_gather_moe_tokens_across_attention_dp_ranks():
     assert load_engine("tensorrt-llm").expert_dispatch == "allgather-quantized"
     assert load_engine("NIM").expert_dispatch == "allgather-quantized"
     assert load_engine("vllm").expert_dispatch == "allgather"
-    assert load_engine("sglang").expert_dispatch == "allgather"
+    assert load_engine("sglang").expert_dispatch == "allgather-allreduce"
+    assert load_engine("generic").expert_dispatch == "all-to-all"
 
 
 def test_gathered_moe_traffic_grows_with_ranks_not_with_top_k():
@@ -185,15 +186,44 @@ def test_gathered_moe_traffic_grows_with_ranks_not_with_top_k():
 
     qwen, maverick = load_model("qwen3-30b-a3b"), load_model("llama-4-maverick")
     assert (qwen.moe_top_k, maverick.moe_top_k) == (8, 1)
-    assert _dispatch_s("qwen3-30b-a3b", 2, 2, "allgather") < _dispatch_s(
-        "qwen3-30b-a3b", 2, 2, "all-to-all") / 2
-    assert _dispatch_s("llama-4-maverick", 8, 8, "allgather") > 4 * _dispatch_s(
-        "llama-4-maverick", 8, 8, "all-to-all")
-    # bytes: (n - 1)·T·h, so 2 → 8 ranks is 7× the bandwidth term (latency aside)
-    two = _dispatch_s("qwen3-30b-a3b", 2, 2, "allgather", tokens=65536)
-    eight = _dispatch_s("qwen3-30b-a3b", 8, 8, "allgather", tokens=65536)
+    big = 65536  # tokens per replica: bandwidth terms dominate the ring latencies
+    # top-8 over 2 ranks: the all-to-all sends 8·1/2 = 4 copies each way, the gather 1
+    assert _dispatch_s("qwen3-30b-a3b", 2, 2, "allgather", tokens=big) / _dispatch_s(
+        "qwen3-30b-a3b", 2, 2, "all-to-all", tokens=big) == pytest.approx(1 / 4, rel=0.02)
+    # top-1 over 8 ranks: 7/8 of a copy each way against 7
+    assert _dispatch_s("llama-4-maverick", 8, 8, "allgather", tokens=big) / _dispatch_s(
+        "llama-4-maverick", 8, 8, "all-to-all", tokens=big) == pytest.approx(8, rel=0.02)
+    # bytes: (n - 1)·T·h, so 2 → 8 ranks is 7× the bandwidth term
+    two = _dispatch_s("qwen3-30b-a3b", 2, 2, "allgather", tokens=big)
+    eight = _dispatch_s("qwen3-30b-a3b", 8, 8, "allgather", tokens=big)
     assert eight / two == pytest.approx(7, rel=0.02)
     # the quantised gather (1-byte fp8 in, 2-byte out) moves 3/4 of the 16-bit one's bytes
-    quantised = _dispatch_s("qwen3-30b-a3b", 8, 8, "allgather-quantized", tokens=65536)
+    quantised = _dispatch_s("qwen3-30b-a3b", 8, 8, "allgather-quantized", tokens=big)
     assert quantised / eight == pytest.approx(0.75, rel=0.02)
+    # an all-reduce combine moves twice a reduce-scatter's bytes: (1 + 2) / (1 + 1)
+    allreduce = _dispatch_s("qwen3-30b-a3b", 8, 8, "allgather-allreduce", tokens=big)
+    assert allreduce / eight == pytest.approx(1.5, rel=0.02)
     assert _dispatch_s("qwen3-30b-a3b", 8, 1, "allgather") == 0.0
+    with pytest.raises(ValueError, match="allowed"):
+        _dispatch_s("qwen3-30b-a3b", 8, 8, "broadcast")
+
+
+def test_a_step_prices_the_token_exchange_its_engine_runs():
+    """infer, serve and validate price a step's MoE exchange with the engine's
+    ``expert_dispatch``: the same deployment costs what the physics says for each."""
+    from flopcast.catalog.loader import inference_efficiency
+    from flopcast.physics import layer
+    from flopcast.workloads.inference.step import forward_step, inference_numerics, placement
+
+    job = _job("llama-4-maverick", 8, tp=1, ep=8)
+    eff = inference_efficiency(job.system.gpu, job.engine)
+    costs = {}
+    for dispatch in ("all-to-all", "allgather"):
+        j = job.model_copy(update={"engine": job.engine.model_copy(
+            update={"expert_dispatch": dispatch})})
+        step = forward_step(j, eff, decode_seqs=256, decode_context=1024, logit_rows=256)
+        per_layer = layer.expert_dispatch_time(j.model, j.system, eff, placement(j), 256,
+                                               inference_numerics(j), dispatch)
+        assert float(step["ep_comm_s"]) == pytest.approx(j.model.num_moe_layers * per_layer)
+        costs[dispatch] = float(step["ep_comm_s"])
+    assert costs["allgather"] > 2 * costs["all-to-all"]  # top-1: the gather moves more

@@ -112,11 +112,8 @@ def run_calibrate(request: CalibrateRequest, warn: Warn = ignore) -> CalibrateRe
         )
 
         calibrate, leave_one_source_out = calibrate_inference, leave_one_source_out_inference
-    if kind == "training":
-        doc = calibrate(request.file, request.out, request.hold)
-        held = (leave_one_source_out(request.file, request.hold)
+    held = {"held": request.hold} if kind == "training" else {}
+    doc = calibrate(request.file, request.out, **held)
+    held_out = (leave_one_source_out(request.file, **held)
                 if request.leave_one_source_out else None)
-        return CalibrateResult(kind=kind, doc=doc, held_out=held)
-    doc = calibrate(request.file, request.out)
-    held = leave_one_source_out(request.file) if request.leave_one_source_out else None
-    return CalibrateResult(kind=kind, doc=doc, held_out=held)
+    return CalibrateResult(kind=kind, doc=doc, held_out=held_out)

@@ -154,15 +154,22 @@ def calibrate(path: str | Path, out: str | Path | None = None,
 
 
 def check_held(held: dict[str, float] | None) -> dict[str, float]:
-    """``held`` checked: each name one the training fit can fit (calibration/joint.py), each
-    value inside that parameter's bounds (FITTED_PARAMETERS)."""
-    from flopcast.calibration.joint import JOINT_PARAMETERS
+    """``held`` checked: each name one the training fit fits for every family
+    (calibration/joint.py HOLDABLE_PARAMETERS), each value inside that parameter's bounds
+    (FITTED_PARAMETERS)."""
+    from flopcast.calibration.joint import FAMILY_KIND_PARAMETERS, HOLDABLE_PARAMETERS
 
     held = dict(held or {})
+    allowed = ", ".join(HOLDABLE_PARAMETERS)
     for name, value in held.items():
-        if name not in JOINT_PARAMETERS:
+        if name in FAMILY_KIND_PARAMETERS:
+            raise FlopcastError(f"--hold {name}: a kernel scale fitted only for families "
+                                "without (kernel_fraction_scale) or with "
+                                "(training_kernel_scale) kernel measurements cannot be held "
+                                f"for every family (allowed: {allowed})")
+        if name not in HOLDABLE_PARAMETERS:
             raise FlopcastError(f"--hold {name}: not a fitted training parameter (allowed: "
-                                f"{', '.join(JOINT_PARAMETERS)})")
+                                f"{allowed})")
         lo, hi = FITTED_PARAMETERS[name]
         if not lo <= value <= hi:
             raise FlopcastError(f"--hold {name}={value:g}: outside its bounds (allowed: "

@@ -89,8 +89,13 @@ def identifiable(cases: list[TrainingCase], held: Iterable[str] = ()) -> list[Sc
     return [p for p in out if p.name not in held]
 
 
-#: Every value the joint fit can fit, in some scope: what ``--hold`` may name.
-JOINT_PARAMETERS = SHARED_PARAMETERS + FAMILY_PARAMETERS + FRAMEWORK_PARAMETERS
+#: Family values that mean something on one kind of family only (kernel_fraction_scale
+#: without kernel measurements, training_kernel_scale with them: _informed), so no single
+#: value can be held for every family.
+FAMILY_KIND_PARAMETERS = ("kernel_fraction_scale", "training_kernel_scale")
+#: What ``--hold`` may name: values that apply to every family (a held value is used for all).
+HOLDABLE_PARAMETERS = SHARED_PARAMETERS + tuple(
+    n for n in FAMILY_PARAMETERS + FRAMEWORK_PARAMETERS if n not in FAMILY_KIND_PARAMETERS)
 
 
 def _informed(name: str, cases: list[TrainingCase]) -> bool:

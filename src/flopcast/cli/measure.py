@@ -84,8 +84,8 @@ def calibrate(
     --calibration FILE. The shipped ones were made with
     `flopcast calibrate ../shared/measurements/training.csv -o
     src/flopcast/calibration/default.yaml --hold nvlink_fraction=0.422285 --hold
-    network_fraction=0.999775` (and inference.csv -> inference.yaml, kernels.csv ->
-    kernels.yaml).
+    network_fraction=0.999775` and kernels.csv -> kernels.yaml; inference.yaml was fitted on
+    inference.csv before later model changes and is kept (docs/accuracy.md says why).
     """
     from flopcast.api.validate import CalibrateRequest, run_calibrate
 
@@ -118,6 +118,9 @@ def _held_values(items: list[str]) -> dict[str, float]:
         if not sep or not name.strip() or number is None:
             raise FlopcastError(f"--hold {item!r}: not NAME=VALUE (allowed: a parameter name, "
                                 "'=', a number, e.g. nvlink_fraction=0.42)")
+        if name.strip() in held:
+            raise FlopcastError(f"--hold {name.strip()}: given twice (allowed: each parameter "
+                                "once)")
         held[name.strip()] = number
     return held
 

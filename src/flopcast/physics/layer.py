@@ -13,7 +13,9 @@ GEMM (k×m·m×n) (Narayanan et al. 2021 §5.1), attention backward 2.5× forwar
 §3.1-3.2), element-wise traffic after Ivanov et al. 2021 §3, routed experts by balanced
 routing with touched experts E·(1-(1-k/E)^D) for D distinct tokens, two tensor-parallel
 all-reduces (or all-gather + reduce-scatter with sequence parallelism, Korthikanti et al. 2022
-§4.2.2) per layer and direction, expert all-to-all dispatch + combine (GShard §2.2).
+§4.2.2) per layer and direction, the expert token exchange across attention data-parallel
+ranks: all-to-all dispatch + combine (GShard §2.2), or the engines' all-gather + reduce-scatter
+(or all-reduce) of every rank's hidden states.
 Every argument may be a NumPy array; results broadcast.
 """
 
@@ -361,14 +363,17 @@ def expert_all_to_all_time(model: Model, system: System, eff: Efficiency, place:
 
 
 def expert_gather_time(model: Model, system: System, eff: Efficiency, place: Placement,
-                       tokens, gather_bytes: float, scatter_bytes: float):
+                       tokens, gather_bytes: float, combine_bytes: float,
+                       combine: str = "reduce-scatter"):
     """All-gather + reduce-scatter of one MoE layer (both directions), when the EP group spans
     attention data-parallel ranks (ep·etp > tp) and the engine gathers instead of routing:
     each rank all-gathers the hidden states (``gather_bytes`` per element) of the group's
     n = ep·etp/tp replicas, runs its local experts on all of them, and reduce-scatters the
-    outputs (``scatter_bytes``): (n − 1)·tokens·h elements each way, whatever top-k is
+    outputs (``combine_bytes``): (n − 1)·tokens·h elements each way, whatever top-k is
     (TensorRT-LLM CutlassFusedMoE with attention DP: allgather of the quantised input and
-    routing, fused_moe, reducescatter; ring cost, Thakur et al. 2005)."""
+    routing, fused_moe, reducescatter; ring cost, Thakur et al. 2005). ``combine``
+    "all-reduce": the outputs are all-reduced over the group and each rank keeps its slice
+    (SGLang's DP attention), twice the reduce-scatter's volume."""
     gpu = system.gpu
     ep, etp, tp = _f(place.ep), _f(place.expert_tp), _f(place.tp)
     replicas = np.maximum(ep * etp / tp, 1.0)
@@ -377,20 +382,32 @@ def expert_gather_time(model: Model, system: System, eff: Efficiency, place: Pla
     latency = comm.group_latency(replicas, tp, system.domain_size, gpu.nvlink_latency_s,
                                  system.network_latency_s)
     gathered = replicas * _f(tokens) * model.hidden_size
-    t = (comm.all_gather_time(gathered * gather_bytes, replicas, bw, latency)
-         + comm.reduce_scatter_time(gathered * scatter_bytes, replicas, bw, latency))
+    combined = (comm.all_reduce_time(gathered * combine_bytes, replicas, bw, latency)
+                if combine == "all-reduce" else
+                comm.reduce_scatter_time(gathered * combine_bytes, replicas, bw, latency))
+    t = comm.all_gather_time(gathered * gather_bytes, replicas, bw, latency) + combined
     return np.where(replicas > 1, t, 0.0)
+
+
+#: Ways an engine or framework moves MoE tokens across attention data-parallel ranks
+#: (specs/engine.py ``expert_dispatch``).
+EXPERT_DISPATCH = ("all-to-all", "allgather", "allgather-quantized", "allgather-allreduce")
 
 
 def expert_dispatch_time(model: Model, system: System, eff: Efficiency, place: Placement,
                          tokens, num: Numerics, dispatch: str = "all-to-all"):
     """Both directions of one MoE layer's token exchange between attention data-parallel
-    ranks, as the engine or framework moves them (specs/engine.py ``expert_dispatch``):
-    all-to-all dispatch + combine, or all-gather + reduce-scatter."""
+    ranks, as the engine or framework moves them (EXPERT_DISPATCH): all-to-all dispatch +
+    combine; all-gather (16-bit, or already in the GEMM input format) + reduce-scatter; or
+    all-gather + all-reduce."""
+    if dispatch not in EXPERT_DISPATCH:
+        raise ValueError(f"expert_dispatch {dispatch!r} (allowed: {', '.join(EXPERT_DISPATCH)})")
     if dispatch == "all-to-all":
         return 2 * expert_all_to_all_time(model, system, eff, place, tokens, num.act_bytes)
     gather = num.gemm_in_bytes if dispatch == "allgather-quantized" else num.act_bytes
-    return expert_gather_time(model, system, eff, place, tokens, gather, num.act_bytes)
+    combine = "all-reduce" if dispatch == "allgather-allreduce" else "reduce-scatter"
+    return expert_gather_time(model, system, eff, place, tokens, gather, num.act_bytes,
+                              combine)
 
 
 def lm_head_time(model: Model, gpu, num: Numerics, rows, tp, fixed: float = 1.0,

@@ -127,13 +127,16 @@ class Engine(BaseModel):
         None, ge=1, description="Prompt chunk per iteration (chunked prefill); None = whole "
         "prompts.")
     prefix_caching: bool = Field(False, description="Reuses cached shared prefixes by default.")
-    expert_dispatch: Literal["all-to-all", "allgather", "allgather-quantized"] = Field(
+    expert_dispatch: Literal["all-to-all", "allgather", "allgather-quantized",
+                             "allgather-allreduce"] = Field(
         "all-to-all", description="How MoE tokens reach experts on other attention "
         "data-parallel ranks (ep > tp): all-to-all = each token's top-k copies sent to the "
         "experts' ranks and back (GShard §2.2; DeepEP-style dispatch); allgather = every rank "
         "all-gathers the group's hidden states, runs its local experts on all of them and "
         "reduce-scatters the outputs (k-independent volume); allgather-quantized = the same "
-        "with the gathered activations already in the GEMM input format (fp8/fp4 + scales).")
+        "with the gathered activations already in the GEMM input format (fp8/fp4 + scales); "
+        "allgather-allreduce = the outputs all-reduced instead of reduce-scattered "
+        "(physics/layer.py expert_dispatch_time).")
     decode_cuda_graphs: bool = Field(
         False, description="Decode-only steps replay captured CUDA graphs: each kernel pays "
         "the efficiency's graph_fixed_cost_scale of its fixed cost instead of the eager "

@@ -11,7 +11,8 @@ A step runs every layer once over M = prefill tokens + decoding sequences rows:
   sequence's KV cache from HBM (Dao et al. 2023, Flash-Decoding);
 - two tensor-parallel all-reduces per layer (Shoeybi et al. 2019 §3) with a fixed small-
   message latency (one-shot custom all-reduce); when experts span data-parallel attention
-  replicas (ep > tp), a dispatch and a combine all-to-all per MoE layer; a batch crosses
+  replicas (ep > tp), the engine's token exchange per MoE layer (all-to-all, or all-gather
+  + reduce-scatter: Engine.expert_dispatch); a batch crosses
   the pipeline stages one after another (steady-state serving keeps pp micro-batches in
   flight: see estimate.py); the LM head only for rows that sample a token;
 - a fixed per-step engine overhead.
