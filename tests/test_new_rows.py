@@ -227,3 +227,26 @@ def test_a_step_prices_the_token_exchange_its_engine_runs():
         assert float(step["ep_comm_s"]) == pytest.approx(j.model.num_moe_layers * per_layer)
         costs[dispatch] = float(step["ep_comm_s"])
     assert costs["allgather"] > 2 * costs["all-to-all"]  # top-1: the gather moves more
+
+
+def test_infer_and_serve_take_the_exchange_as_an_option(capsys):
+    """--expert-dispatch replaces the engine's default (a DeepEP all-to-all on TensorRT-LLM,
+    say); an unknown one is refused in one line with exit status 2."""
+    from flopcast.api.infer import InferRequest, run_infer
+    from flopcast.api.serve import ServeRequest, serving_job
+    from flopcast.cli import main
+
+    base = dict(model="llama-4-maverick", gpu="h200", gpus=8, tp=1, ep=8, precision="fp8",
+                engine="tensorrt-llm", input_len=128, output_len=256, concurrency=64)
+    ep_comm = {d: run_infer(InferRequest(**base, expert_dispatch=d)).decode_breakdown_s[
+        "ep_comm_s"] for d in (None, "allgather-quantized", "all-to-all")}
+    assert ep_comm[None] == ep_comm["allgather-quantized"] != ep_comm["all-to-all"]
+    serve = ServeRequest(model="llama-4-maverick", gpu="h200", gpus=8, tp=1, ep=8,
+                         engine="sglang", input_len=128, output_len=128,
+                         expert_dispatch="all-to-all")
+    assert serving_job(serve, "h200", 8, 1, 1, 8, None).engine.expert_dispatch == "all-to-all"
+    with pytest.raises(SystemExit) as exc:
+        main(["infer", "-m", "llama-4-maverick", "--gpus", "8", "--tp", "1", "--ep", "8",
+              "--expert-dispatch", "broadcast"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.count("\n") == 1 and "allgather-allreduce" in err

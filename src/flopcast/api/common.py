@@ -12,7 +12,7 @@ import math
 import re
 from collections.abc import Callable, Iterable
 from enum import Enum
-from typing import Annotated, TypeVar, get_type_hints
+from typing import Annotated, Literal, TypeVar, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -31,6 +31,9 @@ LatencyMs = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 #: An engine release ("0.4.1", "v0.16.0", "0.7a"): its leading numbers pick what it ran
 #: (Engine.at_version).
 Release = Annotated[str, Field(pattern=r"^v?\d+(\.\d+)*[0-9A-Za-z.+-]*$", max_length=40)]
+#: How MoE tokens cross attention data-parallel ranks (--expert-dispatch; physics/layer.py
+#: EXPERT_DISPATCH); None = the engine entry's default.
+ExpertDispatch = Literal["all-to-all", "allgather", "allgather-quantized", "allgather-allreduce"]
 
 
 class Request(BaseModel):
@@ -203,6 +206,18 @@ def validation_line(exc: ValidationError, options: dict[str, str] | None = None)
     if options is None:
         options = OPTIONS.get(exc.title, {})
     return error_line(exc.errors()[0], options)
+
+
+def engine_of(name: str, version: str | None, expert_dispatch: str | None = None):
+    """The engine entry ``name`` as release ``version`` ran it, with its MoE token exchange
+    replaced by ``expert_dispatch`` when given (e.g. DeepEP's all-to-all on an engine whose
+    default gathers)."""
+    from flopcast.catalog.loader import load_engine
+
+    engine = load_engine(name).at_version(version)
+    if expert_dispatch is None:
+        return engine
+    return engine.model_copy(update={"expert_dispatch": expert_dispatch})
 
 
 def engine_version_note(engine: str, version: str | None) -> str | None:

@@ -10,11 +10,13 @@ from typing import Any, Literal
 from pydantic import create_model
 
 from flopcast.api.common import (
+    ExpertDispatch,
     Int,
     ModelFlags,
     Release,
     Warn,
     beyond_context,
+    engine_of,
     engine_version_note,
     ensure_finite,
     fields_of,
@@ -38,6 +40,7 @@ class InferRequest(ModelFlags):
     kv_precision: str | None = None
     engine: str = "vllm"
     engine_version: Release | None = None
+    expert_dispatch: ExpertDispatch | None = None
     input_len: Int = 1024
     output_len: Int = 128
     batch: Int | None = None
@@ -73,14 +76,13 @@ def _mode(r: InferRequest) -> tuple[Literal["batch", "concurrency", "max_through
 def inference_job(r: InferRequest, mode: str = "batch", size: int = 1):
     """The InferenceJob a request describes (tp defaults to gpus / pp)."""
     from flopcast.catalog import load_gpu
-    from flopcast.catalog.loader import load_engine
     from flopcast.specs import System
     from flopcast.specs.inference import InferenceJob
 
     return InferenceJob(
         model=r.resolve(), system=System(gpu=load_gpu(r.gpu, r.calibration), num_gpus=r.gpus),
         # max(pp, 1): pp 0 must reach InferenceJob's validator, not divide by zero here.
-        engine=load_engine(r.engine).at_version(r.engine_version),
+        engine=engine_of(r.engine, r.engine_version, r.expert_dispatch),
         tp=r.tp if r.tp is not None else max(r.gpus // max(r.pp, 1), 1),
         pp=r.pp, ep=r.ep, weights=r.precision, kv_format=r.kv_precision,
         input_len=r.input_len, output_len=r.output_len, mode=mode, batch=size)

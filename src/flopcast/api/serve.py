@@ -11,12 +11,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from flopcast.api.common import (
+    ExpertDispatch,
     Finite,
     Int,
     LatencyMs,
     ModelFlags,
     Release,
     Warn,
+    engine_of,
     engine_version_note,
     ensure_finite,
     ignore,
@@ -31,6 +33,7 @@ class _Load(ModelFlags):
     precision: str = "bf16"
     engine: str = "vllm"
     engine_version: Release | None = None
+    expert_dispatch: ExpertDispatch | None = None
     dataset: str | None = None
     input_len: Int | None = None
     output_len: Int | None = None
@@ -176,14 +179,13 @@ def serving_job(r: _Load, gpu: str, gpus: int, tp, pp: int = 1, ep: int = 1,
                 kv_precision=None):
     """The InferenceJob of one replica (tp defaults to gpus / pp)."""
     from flopcast.catalog import load_gpu
-    from flopcast.catalog.loader import load_engine
     from flopcast.specs import System
     from flopcast.specs.inference import InferenceJob
 
     return InferenceJob(
         model=r.resolve(), system=System(gpu=load_gpu(gpu, r.calibration), num_gpus=gpus),
         # max(pp, 1): pp 0 must reach InferenceJob's validator, not divide by zero here.
-        engine=load_engine(r.engine).at_version(r.engine_version),
+        engine=engine_of(r.engine, r.engine_version, r.expert_dispatch),
         tp=tp if tp is not None else max(gpus // max(pp, 1), 1),
         pp=pp, ep=ep, weights=r.precision, kv_format=kv_precision)
 

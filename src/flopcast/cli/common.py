@@ -189,6 +189,11 @@ ENGINE_VERSION_OPT = typer.Option(
     None, "--engine-version", help="Engine release to price, e.g. 0.4.1: its decode graphs, "
     "overlapped scheduling and attention kernels as that release ran them (default: the "
     "release the catalog entry describes, `flopcast catalog engines`).")
+EXPERT_DISPATCH_OPT = typer.Option(
+    None, "--expert-dispatch", help="MoE tokens across attention data-parallel ranks (ep > "
+    "tp): all-to-all (GShard, DeepEP), allgather (+ reduce-scatter, 16-bit), "
+    "allgather-quantized (gathered in the GEMM input format), allgather-allreduce (default: "
+    "the engine's, `flopcast catalog engines`).")
 CALIBRATION_OPT = typer.Option(None, "--calibration", help="Calibration YAML from `flopcast "
                                "calibrate` (default: the shipped one).")
 JSON_OPT = typer.Option(False, "--json", help="Print one JSON object.")

@@ -10,6 +10,7 @@ import typer
 from flopcast.cli.common import (
     CALIBRATION_OPT,
     ENGINE_VERSION_OPT,
+    EXPERT_DISPATCH_OPT,
     GIB,
     GPU_HELP,
     JSON_OPT,
@@ -51,6 +52,7 @@ def infer(
                                "(NVIDIA NIM) or generic (batch limits, KV paging, memory "
                                "share)."),
     engine_version: str | None = ENGINE_VERSION_OPT,
+    expert_dispatch: str | None = EXPERT_DISPATCH_OPT,
     input_len: int = int_option(1024, "--input-len", help="Prompt tokens per request."),
     output_len: int = int_option(128, "--output-len", help="Generated tokens per request."),
     batch: int | None = int_option(None, "--batch", help="Static batch: requests run "

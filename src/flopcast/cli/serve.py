@@ -11,6 +11,7 @@ import typer
 from flopcast.cli.common import (
     CALIBRATION_OPT,
     ENGINE_VERSION_OPT,
+    EXPERT_DISPATCH_OPT,
     GPU_HELP,
     JSON_OPT,
     MODEL_OPT,
@@ -59,6 +60,7 @@ def serve(
     kv_precision: str | None = typer.Option(None, "--kv-precision", help="KV cache format."),
     engine: str = ENGINE_OPT,
     engine_version: str | None = ENGINE_VERSION_OPT,
+    expert_dispatch: str | None = EXPERT_DISPATCH_OPT,
     scheduler: str | None = typer.Option(
         None, "--scheduler", help="vllm (continuous, chunked prefill), sarathi (stall-free, "
         "small token budget), trtllm-inflight, trtllm-no-evict, sglang, prefill-first (vLLM "
@@ -164,6 +166,7 @@ def serve_plan(
     precision: str = PRECISION_OPT,
     engine: str = ENGINE_OPT,
     engine_version: str | None = ENGINE_VERSION_OPT,
+    expert_dispatch: str | None = EXPERT_DISPATCH_OPT,
     dataset: str | None = DATASET_OPT,
     input_len: int | None = INPUT_LEN_OPT,
     output_len: int | None = OUTPUT_LEN_OPT,
