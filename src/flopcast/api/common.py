@@ -12,7 +12,7 @@ import math
 import re
 from collections.abc import Callable, Iterable
 from enum import Enum
-from typing import Annotated, Literal, TypeVar, get_type_hints
+from typing import Annotated, TypeVar, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -31,9 +31,6 @@ LatencyMs = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 #: An engine release ("0.4.1", "v0.16.0", "0.7a"): its leading numbers pick what it ran
 #: (Engine.at_version).
 Release = Annotated[str, Field(pattern=r"^v?\d+(\.\d+)*[0-9A-Za-z.+-]*$", max_length=40)]
-#: How MoE tokens cross attention data-parallel ranks (--expert-dispatch; physics/layer.py
-#: EXPERT_DISPATCH); None = the engine entry's default.
-ExpertDispatch = Literal["all-to-all", "allgather", "allgather-quantized", "allgather-allreduce"]
 
 
 class Request(BaseModel):

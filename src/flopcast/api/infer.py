@@ -10,7 +10,6 @@ from typing import Any, Literal
 from pydantic import create_model
 
 from flopcast.api.common import (
-    ExpertDispatch,
     Int,
     ModelFlags,
     Release,
@@ -23,6 +22,7 @@ from flopcast.api.common import (
     ignore,
 )
 from flopcast.errors import FlopcastError
+from flopcast.specs.engine import ExpertDispatch
 from flopcast.workloads.inference.estimate import InferenceEstimate
 
 

@@ -11,7 +11,6 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from flopcast.api.common import (
-    ExpertDispatch,
     Finite,
     Int,
     LatencyMs,
@@ -25,6 +24,7 @@ from flopcast.api.common import (
     one_line,
 )
 from flopcast.errors import FlopcastError
+from flopcast.specs.engine import ExpertDispatch
 
 
 class _Load(ModelFlags):

@@ -111,17 +111,17 @@ def _held_values(items: list[str]) -> dict[str, float]:
     held: dict[str, float] = {}
     for item in items:
         name, sep, value = item.partition("=")
+        name = name.strip()
         try:
             number = float(value)
         except ValueError:
             number = None
-        if not sep or not name.strip() or number is None:
+        if not sep or not name or number is None:
             raise FlopcastError(f"--hold {item!r}: not NAME=VALUE (allowed: a parameter name, "
                                 "'=', a number, e.g. nvlink_fraction=0.42)")
-        if name.strip() in held:
-            raise FlopcastError(f"--hold {name.strip()}: given twice (allowed: each parameter "
-                                "once)")
-        held[name.strip()] = number
+        if name in held:
+            raise FlopcastError(f"--hold {name}: given twice (allowed: each parameter once)")
+        held[name] = number
     return held
 
 

@@ -22,6 +22,7 @@ Every argument may be a NumPy array; results broadcast.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import get_args
 
 import numpy as np
 
@@ -29,6 +30,7 @@ from flopcast.physics import comm, kernels, memory
 from flopcast.physics import flops as F
 from flopcast.physics.kv_cache import cached_tokens_per_layer
 from flopcast.specs.efficiency import Efficiency
+from flopcast.specs.engine import ExpertDispatch
 from flopcast.specs.framework import (
     EAGER_ATTENTION,
     PYTORCH_EAGER_SCORE_TRAFFIC,
@@ -390,8 +392,8 @@ def expert_gather_time(model: Model, system: System, eff: Efficiency, place: Pla
 
 
 #: Ways an engine or framework moves MoE tokens across attention data-parallel ranks
-#: (specs/engine.py ``expert_dispatch``).
-EXPERT_DISPATCH = ("all-to-all", "allgather", "allgather-quantized", "allgather-allreduce")
+#: (specs/engine.py ``ExpertDispatch``).
+EXPERT_DISPATCH = get_args(ExpertDispatch)
 
 
 def expert_dispatch_time(model: Model, system: System, eff: Efficiency, place: Placement,

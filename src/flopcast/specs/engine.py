@@ -76,6 +76,11 @@ class ReleaseChange(BaseModel):
         return run < release_tuple(self.before)
 
 
+#: How MoE tokens cross attention data-parallel ranks (Engine.expert_dispatch; priced by
+#: physics/layer.py expert_dispatch_time).
+ExpertDispatch = Literal["all-to-all", "allgather", "allgather-quantized", "allgather-allreduce"]
+
+
 class Engine(BaseModel):
     """What an inference engine allows per step and how it pages the KV cache."""
 
@@ -127,8 +132,7 @@ class Engine(BaseModel):
         None, ge=1, description="Prompt chunk per iteration (chunked prefill); None = whole "
         "prompts.")
     prefix_caching: bool = Field(False, description="Reuses cached shared prefixes by default.")
-    expert_dispatch: Literal["all-to-all", "allgather", "allgather-quantized",
-                             "allgather-allreduce"] = Field(
+    expert_dispatch: ExpertDispatch = Field(
         "all-to-all", description="How MoE tokens reach experts on other attention "
         "data-parallel ranks (ep > tp): all-to-all = each token's top-k copies sent to the "
         "experts' ranks and back (GShard §2.2; DeepEP-style dispatch); allgather = every rank "
