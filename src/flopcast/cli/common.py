@@ -237,6 +237,7 @@ STEP_NAMES = {
     "bubble": "pipeline bubble", "dp_comm_exposed": "DP communication (exposed)",
     "optimizer": "optimizer step", "overhead": "fixed overhead", "gemm": "GEMMs",
     "attention": "attention", "elementwise": "element-wise kernels", "lm_head": "LM head",
+    "host": "host CPU (exposed)",
 }
 #: Readable names of the memory kinds.
 MEMORY_NAMES = {

@@ -152,6 +152,13 @@ class Engine(BaseModel):
         False, description="The host forms iteration k+1 while the GPU runs iteration k "
         "(SGLang's zero-overhead batch scheduler): a request arriving while the replica is "
         "busy is first scheduled one iteration later than a synchronous loop would.")
+    host_s_per_sequence: float = Field(
+        0.0, ge=0, le=1e-3, description="Host CPU seconds the engine's executor thread spends "
+        "per sequence in each iteration (scheduling, KV-block bookkeeping, sampler and "
+        "response handling): O(batch) work a Python executor does once per step on each "
+        "scheduling rank. Under overlap_scheduling it is hidden behind the GPU's step up to "
+        "the step's length, else it adds to it (workloads/inference/step.host_exposed_s). "
+        "0 = not priced (no measurement of the engine's host cost).")
     describes_release: str | None = Field(
         None, description="Release whose defaults the entry's values are; what an "
         "unversioned run is priced as.")

@@ -71,12 +71,12 @@ def _steady_step(job, eff, concurrency):
                   logit_rows=c)
     mixed = pipeline_paced(job, forward_step(
         job, eff, prefill_tokens=c * job.input_len / job.output_len, prefill_len=job.input_len,
-        **decode), in_flight)
+        **decode), in_flight, c + np.maximum(c / job.output_len, 1.0))
     replayed = graph_replayed(job, c)
     if not np.any(replayed):
         return mixed
-    eager = pipeline_paced(job, forward_step(job, eff, **decode), in_flight)
-    graph = pipeline_paced(job, forward_step(job, graph_efficiency(eff), **decode), in_flight)
+    eager = pipeline_paced(job, forward_step(job, eff, **decode), in_flight, c)
+    graph = pipeline_paced(job, forward_step(job, graph_efficiency(eff), **decode), in_flight, c)
     return {k: mixed[k] - np.where(replayed, eager[k] - graph[k], 0.0) for k in mixed}
 
 
@@ -129,14 +129,16 @@ def _timings(job: InferenceJob, eff, batch: int):
     """(prefill breakdown, decode breakdown, TTFT, TPOT, E2E, output tokens/s) of a static
     batch (prefill together, then decode) or of continuous batching in steady state."""
     if job.mode == "batch":
+        # a static batch runs in a session loop with no per-request scheduler (no host time)
         prefill = _first(forward_step(job, eff, prefill_tokens=batch * job.input_len,
-                                      prefill_len=job.input_len, logit_rows=batch))
+                                      prefill_len=job.input_len, logit_rows=batch,
+                                      scheduled=False))
         # decode steps see contexts input+1 … input+output-1; step time is affine in the
         # context (KV bytes), so the mean step is the step at the mean context
         decode = _first(forward_step(job, decode_efficiency(job, eff, batch),
                                      decode_seqs=batch,
                                      decode_context=job.input_len + job.output_len / 2,
-                                     logit_rows=batch))
+                                     logit_rows=batch, scheduled=False))
         ttft, tpot = prefill["step_s"], decode["step_s"]
         e2e = ttft + (job.output_len - 1) * tpot
         return prefill, decode, ttft, tpot, e2e, job.replicas * batch * job.output_len / e2e

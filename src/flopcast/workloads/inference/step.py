@@ -15,7 +15,9 @@ A step runs every layer once over M = prefill tokens + decoding sequences rows:
   + reduce-scatter: Engine.expert_dispatch); a batch crosses
   the pipeline stages one after another (steady-state serving keeps pp micro-batches in
   flight: see estimate.py); the LM head only for rows that sample a token;
-- a fixed per-step engine overhead.
+- a fixed per-step engine overhead;
+- the engine's host CPU time per scheduled sequence (Engine.host_s_per_sequence), exposed
+  beyond the GPU's step under overlapped scheduling (``host_exposed_s``).
 All workload arguments may be NumPy arrays and broadcast.
 """
 
@@ -93,10 +95,11 @@ def chunk_context(model, offset, chunk):
 
 def forward_step(job: InferenceJob, eff: Efficiency, prefill_tokens=0, prefill_len=1,
                  decode_seqs=0, decode_context=0, logit_rows=1,
-                 prefill_offset=0) -> dict[str, np.ndarray]:
+                 prefill_offset=0, scheduled=True) -> dict[str, np.ndarray]:
     """Seconds of one step, by part, priced by physics/layer.py. ``prefill_len``: tokens of
     each prefilled chunk, starting at ``prefill_offset`` cached tokens (chunked prefill);
-    ``decode_context``: tokens cached per decoding sequence."""
+    ``decode_context``: tokens cached per decoding sequence; ``scheduled``: the step goes
+    through the engine's scheduler (``batch_step``)."""
     prefill_tokens = np.asarray(prefill_tokens, dtype=float)
     chunk = np.maximum(np.asarray(prefill_len, dtype=float), 1.0)
     batch = layer.Batch(
@@ -104,13 +107,36 @@ def forward_step(job: InferenceJob, eff: Efficiency, prefill_tokens=0, prefill_l
         prefill_context=chunk_context(job.model, prefill_offset, chunk),
         prefill_sequences=np.maximum(prefill_tokens / chunk, 1.0),
         decode_seqs=decode_seqs, decode_context=decode_context)
-    return batch_step(job, eff, batch, logit_rows)
+    return batch_step(job, eff, batch, logit_rows, scheduled)
 
 
 LAYER_PARTS = ("gemm_s", "attention_s", "elementwise_s", "tp_comm_s", "ep_comm_s")
 
 
-def pipeline_paced(job: InferenceJob, step: dict, in_flight=None) -> dict:
+def host_exposed_s(job: InferenceJob, gpu_s, sequences):
+    """Seconds the engine's host work adds to a step of ``gpu_s`` GPU seconds over
+    ``sequences`` scheduled sequences (decoding plus prefilled), on one scheduling rank.
+
+    The executor spends Engine.host_s_per_sequence per sequence each iteration (scheduling,
+    KV-block bookkeeping, sampling and responses). A synchronous loop adds it to the step;
+    an overlap scheduler prepares iteration k+1 while the GPU runs k (SGLang's zero-overhead
+    scheduler, Zheng et al. 2024 v0.4; TensorRT-LLM's overlap scheduler), so the step is
+    max(GPU, host) and only max(0, host − GPU) shows. Where it binds, a replica produces
+    1/host_s_per_sequence tokens/s whatever its batch."""
+    host = job.engine.host_s_per_sequence * np.asarray(sequences, dtype=float)
+    if job.engine.overlap_scheduling:
+        return np.maximum(host - np.asarray(gpu_s, dtype=float), 0.0)
+    return host
+
+
+def scheduled_sequences(batch: layer.Batch):
+    """Sequences an iteration schedules: every decoding one, plus the prefilled chunks
+    (none when the step prefills nothing)."""
+    prefill = np.where(np.asarray(batch.prefill_tokens) > 0, batch.prefill_sequences, 0.0)
+    return np.asarray(batch.decode_seqs, dtype=float) + prefill
+
+
+def pipeline_paced(job: InferenceJob, step: dict, in_flight=None, sequences=0) -> dict:
     """One step of a micro-batch when ``in_flight`` micro-batches (default pp; at most pp)
     share the pipeline, from the ``batch_step`` breakdown of that micro-batch crossing every
     stage in turn (steady-state serving).
@@ -124,7 +150,9 @@ def pipeline_paced(job: InferenceJob, step: dict, in_flight=None) -> dict:
     overhead, which every stage pays per micro-batch; when pp does not divide L, engines
     that put the extra layers elsewhere (vLLM, TensorRT-LLM) run a slot a little shorter.
     So the step is max(crossing, m slots): layers × m·⌈L/pp⌉/L, LM head, hop and overhead
-    × m. With pp = 1 the breakdown is returned unchanged."""
+    × m. Each stage's rank schedules the micro-batch's ``sequences`` once per slot, so the
+    host time it exposes is paced per slot too (``host_exposed_s`` against the slot's GPU
+    time). With pp = 1 the breakdown is returned unchanged."""
     pp = job.pp
     if pp == 1:
         return step
@@ -132,13 +160,15 @@ def pipeline_paced(job: InferenceJob, step: dict, in_flight=None) -> dict:
     times = {"lm_head_s": m, "pp_comm_s": m / (pp - 1), "overhead_s": m}
     stage_share = float(layers_per_stage(job.model.num_layers, pp)) / job.model.num_layers
     times.update({k: m * stage_share for k in LAYER_PARTS})
-    unknown = set(step) - set(times) - {"step_s"}
+    unknown = set(step) - set(times) - {"step_s", "host_s"}
     if unknown:  # a part batch_step gained must say how it paces, not vanish from step_s
         raise ValueError(f"pipeline_paced: no pacing rule for {sorted(unknown)}")
     paced = {k: times[k] * step[k] for k in times}
-    slots = sum(paced.values())
+    gpu_slots = sum(paced.values())
+    paced["host_s"] = m * host_exposed_s(job, gpu_slots / m, sequences)
+    slots = gpu_slots + paced["host_s"]
     crossing = slots < step["step_s"]
-    out = {k: np.where(crossing, step[k], paced[k]) for k in times}
+    out = {k: np.where(crossing, step[k], paced[k]) for k in paced}
     out["step_s"] = np.maximum(slots, step["step_s"])
     return out
 
@@ -190,10 +220,13 @@ def attention_step_s(job: InferenceJob, eff: Efficiency, batch: layer.Batch):
 
 
 def batch_step(job: InferenceJob, eff: Efficiency, batch: layer.Batch,
-               logit_rows=1) -> dict[str, np.ndarray]:
+               logit_rows=1, scheduled=True) -> dict[str, np.ndarray]:
     """Seconds of one step over any ``layer.Batch`` (prefill chunks of several requests at
     their own offsets plus decoding sequences: what a serving iteration runs), by part: every
-    layer once, the LM head for ``logit_rows``, the pipeline hops, the engine's step overhead."""
+    layer once, the LM head for ``logit_rows``, the pipeline hops, the engine's step overhead
+    and the host time it exposes (``host_s``: ``host_exposed_s``). ``scheduled`` False: a
+    static batch run by a session runtime (a loop over steps with no per-request scheduler,
+    e.g. TensorRT-LLM's gptSessionBenchmark), which pays no per-sequence host time."""
     m = job.model
     system, num, place, (prefill_backend, decode_backend) = _priced(job, eff)
     gpu = system.gpu
@@ -216,12 +249,14 @@ def batch_step(job: InferenceJob, eff: Efficiency, batch: layer.Batch,
                                            system.network_latency_s)
     layers = m.num_layers  # pp stages run in turn, so a batch crosses all layers' time
     per_layer = sum(parts.values())
-    total = layers * per_layer + head + pp_comm + eff.inference_step_overhead_s
+    gpu_total = layers * per_layer + head + pp_comm + eff.inference_step_overhead_s
+    host = host_exposed_s(job, gpu_total, scheduled_sequences(batch)) if scheduled else 0.0
     out = dict(
-        step_s=total, gemm_s=layers * parts["gemm"], attention_s=layers * parts["attention"],
+        step_s=gpu_total + host, gemm_s=layers * parts["gemm"],
+        attention_s=layers * parts["attention"],
         elementwise_s=layers * parts["elementwise"], tp_comm_s=layers * parts["tp_comm"],
         ep_comm_s=layers * parts["ep_comm"], lm_head_s=head, pp_comm_s=pp_comm,
-        overhead_s=eff.inference_step_overhead_s,
+        overhead_s=eff.inference_step_overhead_s, host_s=host,
     )
     shape = np.broadcast_shapes(*(np.shape(v) for v in out.values()))
     return {k: np.broadcast_to(np.asarray(v, dtype=float), shape) for k, v in out.items()}

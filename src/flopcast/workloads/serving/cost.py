@@ -8,6 +8,8 @@ profiled operator tables (Agrawal et al. 2024 §4.2), and looked up in pure Pyth
 
 - every term that depends only on the rows in the step (weight GEMMs, element-wise kernels,
   TP and EP collectives, pipeline hops, the engine's step overhead): a table over rows;
+- the engine's host time per scheduled sequence, exposed beyond the GPU's time as
+  ``inference.step.host_exposed_s`` prices it (``StepCost.host_s``, the same rule);
 - the LM head: a table over the rows that sample a token;
 - decode attention: a table over (decoding sequences, mean cached context) on a context grid
   of Flash-Decoding split blocks, linear in between (bandwidth-bound time is linear in the
@@ -37,6 +39,7 @@ from flopcast.workloads.inference.step import (
     batch_step,
     chunk_context,
     graph_efficiency,
+    host_exposed_s,
     kv_heads_per_gpu_share,
     memory_plan,
 )
@@ -72,9 +75,11 @@ class StepCost:
     def __init__(self, job: InferenceJob, eff: Efficiency, max_rows: int, max_seqs: int,
                  max_context: int, graph_seqs: int = 0):
         self.job, self.eff = job, eff
+        self.host_priced = job.engine.host_s_per_sequence > 0
         rows = np.arange(max_rows + 1, dtype=float)
         dense = batch_step(job, eff, layer.Batch(prefill_tokens=rows), logit_rows=0)
-        rows_only = (dense["step_s"] - dense["attention_s"] - dense["lm_head_s"])
+        rows_only = (dense["step_s"] - dense["attention_s"] - dense["lm_head_s"]
+                     - dense["host_s"])
         rows_only[0] = 0.0  # an empty step costs nothing (no kernels run)
         self.rows_s = rows_only.tolist()
         head = batch_step(job, eff, layer.Batch(), logit_rows=np.arange(max_seqs + 1.0))
@@ -102,7 +107,8 @@ class StepCost:
             geff = graph_efficiency(eff)
             n = np.arange(graph_seqs + 1, dtype=float)
             g = batch_step(job, geff, layer.Batch(prefill_tokens=n), logit_rows=n)
-            fixed[1:graph_seqs + 1] = (g["step_s"] - g["attention_s"]).tolist()[1:]
+            fixed[1:graph_seqs + 1] = (g["step_s"] - g["attention_s"]
+                                       - g["host_s"]).tolist()[1:]
             table = dec.copy()
             table[:graph_seqs + 1] = attention_step_s(job, geff, layer.Batch(
                 decode_seqs=n[:, None], decode_context=self.grid_array[None, :]))
@@ -171,11 +177,20 @@ class StepCost:
                decode_seqs: int, decode_context_sum: float, logit_rows: int) -> float:
         """Seconds of one iteration (see the module docstring for how each part is found)."""
         if prefill_tokens == 0:
-            return (self.decode_fixed_s[decode_seqs]
-                    + self.decode_attention_s(decode_seqs, decode_context_sum, True))
-        return (self.rows_s[prefill_tokens + decode_seqs] + self.head_s[logit_rows]
-                + self.prefill_attention_s(prefill_tokens, prefill_key_sum, prefill_seqs)
-                + self.decode_attention_s(decode_seqs, decode_context_sum))
+            gpu = (self.decode_fixed_s[decode_seqs]
+                   + self.decode_attention_s(decode_seqs, decode_context_sum, True))
+            return gpu + self.host_s(gpu, decode_seqs)
+        gpu = (self.rows_s[prefill_tokens + decode_seqs] + self.head_s[logit_rows]
+               + self.prefill_attention_s(prefill_tokens, prefill_key_sum, prefill_seqs)
+               + self.decode_attention_s(decode_seqs, decode_context_sum))
+        return gpu + self.host_s(gpu, decode_seqs + prefill_seqs)
+
+    def host_s(self, gpu_s: float, sequences: int) -> float:
+        """The host time an iteration of ``gpu_s`` GPU seconds over ``sequences`` scheduled
+        sequences exposes (``host_exposed_s``; skipped for engines that price none)."""
+        if not self.host_priced:
+            return 0.0
+        return float(host_exposed_s(self.job, gpu_s, sequences))
 
 
 def chunk_key_sum(model, offset, chunk) -> float:
