@@ -61,9 +61,9 @@ def infer(
         None, "--concurrency", help="Continuous batching with this many requests in flight "
         "(steady state)."),
     max_throughput: bool = typer.Option(
-        False, "--max-throughput", help="Find the concurrency with the most output tokens/s "
-        "within KV memory and the engine's limits (an offline run of identical requests: "
-        "each holds its full input + output KV at the end of its wave)."),
+        False, "--max-throughput", help="The engine saturated: an offline run of identical "
+        "requests, as many in flight as KV memory and the engine's limits allow (each holds "
+        "its full input + output KV at the end of its wave)."),
     calibration: Path | None = CALIBRATION_OPT,
     as_json: bool = JSON_OPT,
     **shape,

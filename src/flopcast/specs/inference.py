@@ -26,9 +26,9 @@ class InferenceJob(BaseModel):
     Modes: ``batch`` — one static batch of ``batch`` requests run together (prefill, then
     decode to the end; TensorRT-LLM's gptSessionBenchmark); ``concurrency`` — continuous
     batching holding ``batch`` requests in flight (steady state); ``max_throughput`` — the
-    concurrency that maximises output tokens/s within KV memory and the engine's limits, in
-    an offline run of identical requests (trtllm-bench throughput): they advance in lock
-    step, so the KV cache holds every running sequence at its full length at once.
+    engine saturated by an offline run of identical requests (trtllm-bench throughput): as
+    many in flight as KV memory and the engine's limits allow; they advance in lock step, so
+    the KV cache holds every running sequence at its full length at once.
 
     GPUs beyond one replica's tp·pp serve as data-parallel replicas (each its own engine);
     system-wide figures (output tokens/s, requests/s, concurrency) cover all replicas.

@@ -2,7 +2,7 @@
 
 Each row becomes an InferenceJob: a static batch when ``batch_size`` is given (TensorRT-LLM's
 gptSessionBenchmark tables, first-token latency at batch 1), steady-state continuous batching
-at ``concurrency``, or the best concurrency for ``max_output_tokens_per_s``. Rows without fixed
+at ``concurrency``, or the saturated engine for ``max_output_tokens_per_s``. Rows without fixed
 input and output lengths (ShareGPT prompts), or driven by an open-loop request rate, are
 skipped with the reason: they need a length distribution or a queueing simulation.
 Defaults: tp = gpus/pp; pp, ep = 1; KV cache fp8 with fp8/fp4 weights, else 16-bit. An ep

@@ -20,8 +20,6 @@ from flopcast.workloads.inference.step import (
 )
 
 GIB = 2**30
-#: Concurrencies tried by the max-throughput search (every value up to the engine's cap).
-MAX_SEARCH_BATCH = 8192
 
 
 @dataclass(frozen=True)
@@ -101,20 +99,21 @@ def does_not_fit(job: InferenceJob, mem: dict, context: int) -> FlopcastError:
 
 def _batch(job: InferenceJob, eff, mem: dict, strict: bool, held: float) -> tuple[int, str]:
     """Sequences per replica and what limits them: the requested batch or concurrency (a
-    concurrency is system-wide: the load balancer spreads it over the replicas), or the
-    concurrency with the most output tokens/s within KV memory and the engine's limits.
-    ``held``: tokens each sequence holds in the KV cache (memory_plan's context)."""
+    concurrency is system-wide: the load balancer spreads it over the replicas), or, for
+    ``max_throughput``, the engine saturated. An offline run submits every request at once
+    and the scheduler admits them while KV memory and its limits allow (trtllm-bench's
+    MAX_UTILIZATION, vLLM's offline benchmark), so the batch is the engine's capacity, not a
+    chosen optimum: throughput rises with the batch up to it, and searching the model's
+    curve for a best batch picks its tile-quantisation steps instead (up to 8 % above the
+    capacity's throughput a few sequences below it). ``held``: tokens each sequence holds
+    in the KV cache (memory_plan's context)."""
     max_seqs = int(mem["max_sequences"])
     if job.mode == "max_throughput":
         cap_tokens = int(job.engine.max_num_tokens // (1 + job.input_len / job.output_len))
-        cap = max(1, min(job.engine.max_batch_size, max_seqs, cap_tokens, MAX_SEARCH_BATCH))
-        trial = np.arange(1, cap + 1)
-        steps = _steady_step(job, eff, trial)["step_s"]
-        batch = int(trial[int(np.argmax(trial / steps))])
-        return batch, ("throughput peak" if batch < cap else
-                       {cap_tokens: "engine max_num_tokens", max_seqs: "KV-cache memory",
-                        job.engine.max_batch_size: "engine max_batch_size"}.get(cap,
-                                                                                "search cap"))
+        limits = {"KV-cache memory": max_seqs, "engine max_batch_size": job.engine.max_batch_size,
+                  "engine max_num_tokens": cap_tokens}
+        limited_by = min(limits, key=limits.get)
+        return max(1, limits[limited_by]), limited_by
     batch = -(-job.batch // job.replicas) if job.mode == "concurrency" else job.batch
     if batch > max_seqs and strict:
         raise FlopcastError(
