@@ -228,3 +228,23 @@ def test_infer_bad_input_one_line_exit_2(args, fragment):
     assert p.returncode == 2
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and fragment in lines[0] and "Traceback" not in p.stderr
+
+
+@pytest.mark.parametrize("model, gpu, gpus, input_len, output_len", [
+    ("llama-3.1-8b", "h100-sxm", 1, 128, 128),      # engine batch limit
+    ("llama-3.3-70b", "h200", 1, 128, 4096),        # KV memory
+    ("llama-3.1-8b", "h200", 1, 2048, 64),          # tokens per step
+])
+def test_max_throughput_runs_the_engine_saturated(model, gpu, gpus, input_len, output_len):
+    """An offline run keeps as many sequences in flight as the engine admits: the batch is
+    the smallest of KV capacity, max_batch_size and max_num_tokens' share of decode rows,
+    and `limited_by` names it."""
+    j = job(model, gpu, gpus, engine="tensorrt-llm", weights="fp8", input_len=input_len,
+            output_len=output_len, mode="max_throughput", batch=1)
+    est = estimate_inference(j)
+    limits = {"KV-cache memory": est.max_concurrent_sequences,
+              "engine max_batch_size": j.engine.max_batch_size,
+              "engine max_num_tokens": int(j.engine.max_num_tokens
+                                           // (1 + input_len / output_len))}
+    assert est.batch == min(limits.values())
+    assert limits[est.limited_by] == est.batch
