@@ -11,7 +11,13 @@ from flopcast.physics import layer
 from flopcast.specs import System
 from flopcast.specs.inference import InferenceJob
 from flopcast.workloads.inference.estimate import estimate_inference
-from flopcast.workloads.inference.step import batch_step, forward_step, pipeline_paced
+from flopcast.workloads.inference.step import (
+    batch_step,
+    forward_step,
+    graph_efficiency,
+    pipeline_paced,
+    with_host_time,
+)
 from flopcast.workloads.serving.cost import StepCost
 
 HOST_S = 1e-4  # a slow host, so that it binds at batches the GPU runs in a few ms
@@ -76,16 +82,54 @@ def test_pipeline_stages_pay_host_time_per_slot():
     job = _job(_engine(), model="llama-3.1-70b", gpus=4, pp=4)
     eff = inference_efficiency(job.system.gpu, job.engine)
     seqs = 512
-    step = forward_step(job, eff, decode_seqs=seqs, decode_context=500.0, logit_rows=seqs)
-    paced = pipeline_paced(job, step, sequences=seqs)
-    free_job = job.model_copy(update={"engine": _engine(0.0)})
-    free = pipeline_paced(free_job, forward_step(free_job, eff, decode_seqs=seqs,
-                                                 decode_context=500.0, logit_rows=seqs),
-                          sequences=seqs)
-    slot_gpu = float(free["step_s"]) / 4
+    gpu = pipeline_paced(job, forward_step(job, eff, decode_seqs=seqs, decode_context=500.0,
+                                           logit_rows=seqs, scheduled=False))
+    assert float(gpu["host_s"]) == 0
+    slot_gpu = float(gpu["step_s"]) / 4
     assert HOST_S * seqs > slot_gpu  # the host binds each slot
+    paced = with_host_time(job, gpu, seqs, slots=4)
     assert float(paced["step_s"]) == pytest.approx(4 * HOST_S * seqs, rel=1e-9)
     assert float(paced["host_s"]) == pytest.approx(4 * (HOST_S * seqs - slot_gpu), rel=1e-9)
+
+
+@pytest.mark.parametrize("overlap", [True, False])
+@pytest.mark.parametrize("concurrency", [64, 192, 256, 384, 768])
+def test_steady_state_adds_host_time_once_to_the_gpu_step(concurrency, overlap):
+    """`infer --concurrency C`: the GPU's steady step (mixed step less what decode graphs
+    save) and the host's time for the C sequences plus the step's new prompts combine once:
+    max(GPU, host) overlapped, GPU + host synchronous."""
+    kw = dict(mode="concurrency", batch=concurrency, input_len=1000, output_len=400)
+    gpu = estimate_inference(_job(_engine(0.0, overlap), **kw)).tpot_ms / 1e3
+    host = HOST_S * (concurrency + max(concurrency / 400, 1.0))
+    tpot = estimate_inference(_job(_engine(overlap=overlap), **kw)).tpot_ms / 1e3
+    expected = max(gpu, host) if overlap else gpu + host
+    assert tpot == pytest.approx(expected, rel=1e-9)
+
+
+def test_host_time_counts_decoding_sequences_and_prefilled_chunks():
+    """A mixed iteration schedules every decoding sequence and every prefilled chunk."""
+    job = _job(_engine(overlap=False))
+    eff = inference_efficiency(job.system.gpu, job.engine)
+    step = batch_step(job, eff, layer.Batch(
+        prefill_tokens=2048, prefill_context=1024.5, prefill_sequences=4, decode_seqs=100,
+        decode_context=500.0), logit_rows=104)
+    assert float(step["host_s"]) == pytest.approx(HOST_S * 104, rel=1e-12)
+    decode_only = _decode(job, 100)
+    assert float(decode_only["host_s"]) == pytest.approx(HOST_S * 100, rel=1e-12)
+
+
+def test_simulated_offline_run_is_capped_by_the_host():
+    """The serving simulator's decode stretches pay the host time too: an offline run of a
+    host-bound replica stays at 1/host_s_per_sequence tokens/s, as `infer` says."""
+    from flopcast.workloads.serving.run import deployment_for, serve
+    from flopcast.workloads.serving.workload import Requests
+
+    job = _job(_engine(), mode="max_throughput", batch=1)
+    n = 6000
+    work = Requests(np.zeros(n), np.full(n, 128), np.full(n, 128))
+    simulated = serve(deployment_for(job), work)[0]["output_tokens_per_s"]
+    assert simulated <= 1.02 / HOST_S
+    assert simulated == pytest.approx(estimate_inference(job).output_tokens_per_s, rel=0.15)
 
 
 @pytest.mark.parametrize("overlap", [True, False])
@@ -93,15 +137,19 @@ def test_serving_tables_expose_host_time_as_batch_step(overlap):
     """The simulator's iteration price includes the same host rule (decode-only and mixed)."""
     job = _job(_engine(overlap=overlap))
     eff = inference_efficiency(job.system.gpu, job.engine)
-    cost = StepCost(job, eff, 3000, 2048, 4096)
-    for seqs in (8, 300, 2000):
-        exact = _decode(job, seqs)["step_s"]
+    graphs = 1024  # decode-only steps up to this size replay graphs (their own table)
+    cost = StepCost(job, eff, 3000, 2048, 4096, graphs)
+    for seqs in (8, 300, 1000, 2000):
+        step_eff = graph_efficiency(eff) if seqs <= graphs else eff
+        exact = batch_step(job, step_eff, layer.Batch(decode_seqs=seqs, decode_context=500.0),
+                           logit_rows=seqs)["step_s"]
         assert cost.step_s(0, 0.0, 0, seqs, seqs * 500.0, seqs) == pytest.approx(
             float(exact), rel=0.01)
+    # many short prompts beside few decoders: the chunks are most of the host's work
     mixed = batch_step(job, eff, layer.Batch(
-        prefill_tokens=512, prefill_context=256.5, prefill_sequences=4, decode_seqs=1500,
-        decode_context=500.0), logit_rows=1504)["step_s"]
-    assert cost.step_s(512, 512 * 256.5, 4, 1500, 1500 * 500.0, 1504) == pytest.approx(
+        prefill_tokens=2048, prefill_context=16.5, prefill_sequences=64, decode_seqs=10,
+        decode_context=500.0), logit_rows=74)["step_s"]
+    assert cost.step_s(2048, 2048 * 16.5, 64, 10, 10 * 500.0, 74) == pytest.approx(
         float(mixed), rel=0.01)
 
 

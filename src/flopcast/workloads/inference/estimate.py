@@ -17,6 +17,7 @@ from flopcast.workloads.inference.step import (
     graph_replayed,
     memory_plan,
     pipeline_paced,
+    with_host_time,
 )
 
 GIB = 2**30
@@ -61,21 +62,27 @@ def _steady_step(job, eff, concurrency):
     Engines that replay decode-only steps as CUDA graphs (``graph_replayed``) run most
     steady steps so: the step is the eager mixed step less what graph replay saves on its
     decode part, as the serving simulator prices decode-only and mixed steps
-    (serving.cost.StepCost)."""
+    (serving.cost.StepCost). The engine's host time (``with_host_time``) is added once, to
+    that GPU time, per pipeline slot."""
     concurrency = np.asarray(concurrency, dtype=float)
     in_flight = np.minimum(concurrency, job.pp)
     c = concurrency / job.pp
     decode = dict(decode_seqs=c, decode_context=job.input_len + job.output_len / 2,
                   logit_rows=c)
+    # GPU time first (scheduled=False), the host's per-sequence time once on the result:
+    # each slot schedules the micro-batch's sequences and its share of new prompts
+    scheduled = c + np.maximum(c / job.output_len, 1.0)
     mixed = pipeline_paced(job, forward_step(
         job, eff, prefill_tokens=c * job.input_len / job.output_len, prefill_len=job.input_len,
-        **decode), in_flight, c + np.maximum(c / job.output_len, 1.0))
+        scheduled=False, **decode), in_flight)
     replayed = graph_replayed(job, c)
     if not np.any(replayed):
-        return mixed
-    eager = pipeline_paced(job, forward_step(job, eff, **decode), in_flight, c)
-    graph = pipeline_paced(job, forward_step(job, graph_efficiency(eff), **decode), in_flight, c)
-    return {k: mixed[k] - np.where(replayed, eager[k] - graph[k], 0.0) for k in mixed}
+        return with_host_time(job, mixed, scheduled, in_flight)
+    eager = pipeline_paced(job, forward_step(job, eff, scheduled=False, **decode), in_flight)
+    graph = pipeline_paced(job, forward_step(job, graph_efficiency(eff), scheduled=False,
+                                             **decode), in_flight)
+    gpu = {k: mixed[k] - np.where(replayed, eager[k] - graph[k], 0.0) for k in mixed}
+    return with_host_time(job, gpu, scheduled, in_flight)
 
 
 def _first(d: dict) -> dict[str, float]:

@@ -136,7 +136,17 @@ def scheduled_sequences(batch: layer.Batch):
     return np.asarray(batch.decode_seqs, dtype=float) + prefill
 
 
-def pipeline_paced(job: InferenceJob, step: dict, in_flight=None, sequences=0) -> dict:
+def with_host_time(job: InferenceJob, step: dict, sequences, slots=1) -> dict:
+    """``step`` (GPU time only, e.g. ``scheduled=False`` steps combined or paced) plus the
+    host time it exposes: each of ``slots`` pipeline slots schedules ``sequences`` on its
+    stage's rank (``host_exposed_s`` against the slot's share of the step)."""
+    m = np.asarray(slots, dtype=float)
+    exposed = m * host_exposed_s(job, step["step_s"] / m, sequences)
+    return {**step, "host_s": step.get("host_s", 0.0) + exposed,
+            "step_s": step["step_s"] + exposed}
+
+
+def pipeline_paced(job: InferenceJob, step: dict, in_flight=None) -> dict:
     """One step of a micro-batch when ``in_flight`` micro-batches (default pp; at most pp)
     share the pipeline, from the ``batch_step`` breakdown of that micro-batch crossing every
     stage in turn (steady-state serving).
@@ -150,23 +160,21 @@ def pipeline_paced(job: InferenceJob, step: dict, in_flight=None, sequences=0) -
     overhead, which every stage pays per micro-batch; when pp does not divide L, engines
     that put the extra layers elsewhere (vLLM, TensorRT-LLM) run a slot a little shorter.
     So the step is max(crossing, m slots): layers × m·⌈L/pp⌉/L, LM head, hop and overhead
-    × m. Each stage's rank schedules the micro-batch's ``sequences`` once per slot, so the
-    host time it exposes is paced per slot too (``host_exposed_s`` against the slot's GPU
-    time). With pp = 1 the breakdown is returned unchanged."""
+    × m. Pass GPU-only steps (``scheduled=False``) and add the host time per slot after
+    (``with_host_time``): host time hides behind the slot, not the crossing. With pp = 1 the
+    breakdown is returned unchanged."""
     pp = job.pp
     if pp == 1:
         return step
     m = np.clip(np.asarray(pp if in_flight is None else in_flight, dtype=float), 1, pp)
-    times = {"lm_head_s": m, "pp_comm_s": m / (pp - 1), "overhead_s": m}
+    times = {"lm_head_s": m, "pp_comm_s": m / (pp - 1), "overhead_s": m, "host_s": m}
     stage_share = float(layers_per_stage(job.model.num_layers, pp)) / job.model.num_layers
     times.update({k: m * stage_share for k in LAYER_PARTS})
-    unknown = set(step) - set(times) - {"step_s", "host_s"}
+    unknown = set(step) - set(times) - {"step_s"}
     if unknown:  # a part batch_step gained must say how it paces, not vanish from step_s
         raise ValueError(f"pipeline_paced: no pacing rule for {sorted(unknown)}")
-    paced = {k: times[k] * step[k] for k in times}
-    gpu_slots = sum(paced.values())
-    paced["host_s"] = m * host_exposed_s(job, gpu_slots / m, sequences)
-    slots = gpu_slots + paced["host_s"]
+    paced = {k: times[k] * step[k] for k in times if k in step}
+    slots = sum(paced.values())
     crossing = slots < step["step_s"]
     out = {k: np.where(crossing, step[k], paced[k]) for k in paced}
     out["step_s"] = np.maximum(slots, step["step_s"])

@@ -185,12 +185,14 @@ class StepCost:
                + self.decode_attention_s(decode_seqs, decode_context_sum))
         return gpu + self.host_s(gpu, decode_seqs + prefill_seqs)
 
-    def host_s(self, gpu_s: float, sequences: int) -> float:
-        """The host time an iteration of ``gpu_s`` GPU seconds over ``sequences`` scheduled
-        sequences exposes (``host_exposed_s``; skipped for engines that price none)."""
+    def host_s(self, gpu_s, sequences: int):
+        """The host time an iteration of ``gpu_s`` GPU seconds (a number, or an array of
+        iterations) over ``sequences`` scheduled sequences exposes (``host_exposed_s``;
+        skipped for engines that price none)."""
         if not self.host_priced:
             return 0.0
-        return float(host_exposed_s(self.job, gpu_s, sequences))
+        exposed = host_exposed_s(self.job, gpu_s, sequences)
+        return float(exposed) if np.ndim(exposed) == 0 else exposed
 
 
 def chunk_key_sum(model, offset, chunk) -> float:

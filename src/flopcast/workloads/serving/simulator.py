@@ -392,6 +392,7 @@ class Simulator:
         t, k, gaps = rep.clock, 0, []
         while k < limit and (k == 0 or t < until):
             dt = fixed + cost.decode_attention_s(n, context + k * n, True)
+            dt += cost.host_s(dt, n)
             if trace is not None:
                 trace.append((t, t + dt, len(rep.running), n, rep.capacity - rep.free_blocks))
             rep.last_start = t
@@ -407,6 +408,7 @@ class Simulator:
         """The same stretch with NumPy: iteration k starts at clock + Σ earlier gaps and may
         start only before ``until`` (the first one always runs)."""
         dts = fixed + rep.cost.decode_attention_run_s(n, context + n * np.arange(limit))
+        dts = dts + rep.cost.host_s(dts, n)
         starts = rep.clock + np.concatenate(([0.0], np.cumsum(dts[:-1])))
         k = max(1, int(np.searchsorted(starts, until, side="left")))
         dts = dts[:k]
