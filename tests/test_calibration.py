@@ -316,3 +316,31 @@ def test_calibrate_refuses_a_parameter_held_twice(training_csv, tmp_path, capsys
     line = _refused(capsys, "calibrate", str(training_csv), "--hold", "nvlink_fraction=0.4",
                     "--hold", "nvlink_fraction=0.5", "-o", str(tmp_path / "c.yaml"))
     assert "given twice" in line
+
+
+def test_blackwell_kernel_fit_is_what_calibrate_writes_from_the_published_file(tmp_path):
+    """calibration/kernels-blackwell.yaml is exactly `flopcast calibrate` on the published
+    B200 GEMM timings it names, and B200-class GPUs price with it (RTX PRO 6000, SM120,
+    keeps its own measured FP4/FP8 fractions on top)."""
+    import yaml
+    from typer.testing import CliRunner
+
+    from flopcast.catalog.loader import EXTRA_KERNEL_CALIBRATION_FILES, load_gpu
+    from flopcast.cli import app
+
+    shipped = EXTRA_KERNEL_CALIBRATION_FILES[0]
+    data = shipped.parent / "published" / "b200-gemm-vllm.csv"
+    out = tmp_path / "bw.yaml"
+    result = CliRunner().invoke(app, ["calibrate", str(data), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    fresh = yaml.safe_load(out.read_text())["families"]["blackwell"]["profile"]
+    kept = yaml.safe_load(shipped.read_text())["families"]["blackwell"]["profile"]
+    assert fresh.keys() == kept.keys()
+    for key, value in kept.items():
+        assert fresh[key] == pytest.approx(value, rel=1e-5)
+    b200 = load_gpu("b200")
+    assert "calibration:blackwell" in b200.kernels_source
+    assert b200.kernels.gemm_fraction["fp4"] == pytest.approx(kept["gemm_fraction"]["fp4"])
+    rtx = load_gpu("rtx-pro-6000")
+    assert rtx.kernels_source.endswith("+ entry")
+    assert rtx.kernels.gemm_fraction["fp4"] > b200.kernels.gemm_fraction["fp4"]

@@ -23,9 +23,10 @@ from flopcast.workloads.serving.cost import StepCost
 HOST_S = 1e-4  # a slow host, so that it binds at batches the GPU runs in a few ms
 
 
-def _engine(host_s=HOST_S, overlap=True):
+def _engine(host_s=HOST_S, overlap=True, pipeline_overlap=None):
     return load_engine("tensorrt-llm").model_copy(
-        update={"host_s_per_sequence": host_s, "overlap_scheduling": overlap})
+        update={"host_s_per_sequence": host_s, "overlap_scheduling": overlap,
+                "pipeline_overlap_scheduling": pipeline_overlap})
 
 
 def _job(engine, model="llama-3.1-8b", gpus=1, pp=1, **kw):
@@ -90,6 +91,26 @@ def test_pipeline_stages_pay_host_time_per_slot():
     paced = with_host_time(job, gpu, seqs, slots=4)
     assert float(paced["step_s"]) == pytest.approx(4 * HOST_S * seqs, rel=1e-9)
     assert float(paced["host_s"]) == pytest.approx(4 * (HOST_S * seqs - slot_gpu), rel=1e-9)
+
+
+def test_a_blocking_pipeline_loop_adds_host_time_to_every_slot():
+    """TensorRT-LLM's pipeline loop waits on the last rank (pipeline_overlap_scheduling
+    false): each slot pays its micro-batch's host time beside the GPU, even where the GPU
+    slot is longer; unpipelined, the same engine hides it."""
+    trt = load_engine("tensorrt-llm")
+    assert trt.pipeline_overlap_scheduling is False and trt.overlap_scheduling
+    assert not trt.hides_host_time_at(4) and trt.hides_host_time_at(1)
+    job = _job(_engine(pipeline_overlap=False), model="llama-3.1-70b", gpus=4, pp=4)
+    eff = inference_efficiency(job.system.gpu, job.engine)
+    seqs = 8  # a few sequences: the GPU slot is far longer than their host time
+    gpu = pipeline_paced(job, forward_step(job, eff, decode_seqs=seqs, decode_context=500.0,
+                                           logit_rows=seqs, scheduled=False))
+    assert float(gpu["step_s"]) / 4 > HOST_S * seqs
+    paced = with_host_time(job, gpu, seqs, slots=4)
+    assert float(paced["step_s"]) == pytest.approx(float(gpu["step_s"]) + 4 * HOST_S * seqs,
+                                                   rel=1e-9)
+    flat = _job(_engine(pipeline_overlap=False), model="llama-3.1-70b", gpus=4, pp=1, tp=4)
+    assert float(_decode(flat, seqs)["host_s"]) == 0
 
 
 @pytest.mark.parametrize("overlap", [True, False])

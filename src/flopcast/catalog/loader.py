@@ -34,6 +34,10 @@ CALIBRATION_FILE = CATALOG_DIR.parent / "calibration" / "default.yaml"
 INFERENCE_CALIBRATION_FILE = CATALOG_DIR.parent / "calibration" / "inference.yaml"
 KERNEL_PRIORS_DIR = CATALOG_DIR / "kernels"
 KERNEL_CALIBRATION_FILE = CATALOG_DIR.parent / "calibration" / "kernels.yaml"
+#: Kernel fits of further GPU families, each made by `flopcast calibrate` on the published
+#: kernel timings of calibration/published/ (kernels.yaml is fitted on kernels.csv, whose
+#: rows are one H100's): Blackwell from B200 GEMM timings (kernels-blackwell.yaml).
+EXTRA_KERNEL_CALIBRATION_FILES = (CATALOG_DIR.parent / "calibration" / "kernels-blackwell.yaml",)
 
 GIB = 2**30
 GB = 1e9
@@ -168,7 +172,13 @@ def _kernel_family_priors(family: str) -> dict:
 
 @cache
 def _kernel_calibration() -> dict:
-    return _calibration_families(None, KERNEL_CALIBRATION_FILE)
+    """The shipped kernel fits by family: kernels.yaml first, then the extra files for the
+    families it does not fit."""
+    families = dict(_calibration_families(None, KERNEL_CALIBRATION_FILE))
+    for path in EXTRA_KERNEL_CALIBRATION_FILES:
+        for family, fit in _calibration_families(None, path).items():
+            families.setdefault(family, fit)
+    return families
 
 
 def _deep_merge(base: dict, over: dict) -> dict:

@@ -152,6 +152,11 @@ class Engine(BaseModel):
         False, description="The host forms iteration k+1 while the GPU runs iteration k "
         "(SGLang's zero-overhead batch scheduler): a request arriving while the replica is "
         "busy is first scheduled one iteration later than a synchronous loop would.")
+    pipeline_overlap_scheduling: bool | None = Field(
+        None, description="Whether the host's per-step work hides behind the GPU when the "
+        "model is pipelined (pp > 1); None = as overlap_scheduling. TensorRT-LLM's PyTorch "
+        "executor runs pipelines in a loop of its own that waits on the last rank's samples "
+        "(false: host time adds to each pipeline slot).")
     host_s_per_sequence: float = Field(
         0.0, ge=0, le=1e-3, description="Host CPU seconds the engine's executor thread spends "
         "per sequence in each iteration (scheduling, KV-block bookkeeping, sampler and "
@@ -159,6 +164,12 @@ class Engine(BaseModel):
         "scheduling rank. Under overlap_scheduling it is hidden behind the GPU's step up to "
         "the step's length, else it adds to it (workloads/inference/step.host_exposed_s). "
         "0 = not priced (no measurement of the engine's host cost).")
+
+    def hides_host_time_at(self, pp: int) -> bool:
+        """Whether the host's per-step work overlaps the GPU with ``pp`` pipeline stages."""
+        if pp > 1 and self.pipeline_overlap_scheduling is not None:
+            return self.pipeline_overlap_scheduling
+        return self.overlap_scheduling
     describes_release: str | None = Field(
         None, description="Release whose defaults the entry's values are; what an "
         "unversioned run is priced as.")

@@ -122,9 +122,10 @@ def host_exposed_s(job: InferenceJob, gpu_s, sequences):
     an overlap scheduler prepares iteration k+1 while the GPU runs k (SGLang's zero-overhead
     scheduler, Zheng et al. 2024 v0.4; TensorRT-LLM's overlap scheduler), so the step is
     max(GPU, host) and only max(0, host − GPU) shows. Where it binds, a replica produces
-    1/host_s_per_sequence tokens/s whatever its batch."""
+    1/host_s_per_sequence tokens/s whatever its batch. A pipelined replica hides it only if
+    its pipeline loop overlaps too (Engine.pipeline_overlap_scheduling)."""
     host = job.engine.host_s_per_sequence * np.asarray(sequences, dtype=float)
-    if job.engine.overlap_scheduling:
+    if job.engine.hides_host_time_at(job.pp):
         return np.maximum(host - np.asarray(gpu_s, dtype=float), 0.0)
     return host
 
