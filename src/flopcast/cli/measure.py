@@ -84,8 +84,10 @@ def calibrate(
     --calibration FILE. The shipped ones were made with
     `flopcast calibrate ../shared/measurements/training.csv -o
     src/flopcast/calibration/default.yaml --hold nvlink_fraction=0.422285 --hold
-    network_fraction=0.999775` and kernels.csv -> kernels.yaml; inference.yaml was fitted on
-    inference.csv before later model changes and is kept (docs/accuracy.md says why).
+    network_fraction=0.999775`, kernels.csv -> kernels.yaml and
+    src/flopcast/calibration/published/b200-gemm.csv -> kernels-blackwell.yaml; inference.yaml
+    was fitted on inference.csv before later model changes and is kept (docs/accuracy.md says
+    why).
     """
     from flopcast.api.validate import CalibrateRequest, run_calibrate
 

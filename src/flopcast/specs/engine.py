@@ -164,12 +164,6 @@ class Engine(BaseModel):
         "scheduling rank. Under overlap_scheduling it is hidden behind the GPU's step up to "
         "the step's length, else it adds to it (workloads/inference/step.host_exposed_s). "
         "0 = not priced (no measurement of the engine's host cost).")
-
-    def hides_host_time_at(self, pp: int) -> bool:
-        """Whether the host's per-step work overlaps the GPU with ``pp`` pipeline stages."""
-        if pp > 1 and self.pipeline_overlap_scheduling is not None:
-            return self.pipeline_overlap_scheduling
-        return self.overlap_scheduling
     describes_release: str | None = Field(
         None, description="Release whose defaults the entry's values are; what an "
         "unversioned run is priced as.")
@@ -216,6 +210,12 @@ class Engine(BaseModel):
             values.update({f: getattr(rule, f) for f in GPU_DEPENDENT
                            if getattr(rule, f) is not None})
         return self.model_copy(update={**values, "entry_limits": own})
+
+    def hides_host_time_at(self, pp: int) -> bool:
+        """Whether the host's per-step work overlaps the GPU with ``pp`` pipeline stages."""
+        if pp > 1 and self.pipeline_overlap_scheduling is not None:
+            return self.pipeline_overlap_scheduling
+        return self.overlap_scheduling
 
     def memory_share(self, model_parallel: int) -> float:
         """``memory_fraction`` for a replica of ``model_parallel`` GPUs (tp·pp)."""

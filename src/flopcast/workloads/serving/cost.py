@@ -188,10 +188,13 @@ class StepCost:
     def host_s(self, gpu_s, sequences: int):
         """The host time an iteration of ``gpu_s`` GPU seconds (a number, or an array of
         iterations) over ``sequences`` scheduled sequences exposes (``host_exposed_s``;
-        skipped for engines that price none)."""
+        skipped for engines that price none). A pipelined iteration crosses pp stages, each
+        rank scheduling the micro-batch beside its share of the GPU time: pp ×
+        host_exposed_s(gpu/pp), the slot rule of ``inference.step.with_host_time``."""
         if not self.host_priced:
             return 0.0
-        exposed = host_exposed_s(self.job, gpu_s, sequences)
+        pp = self.job.pp
+        exposed = pp * host_exposed_s(self.job, np.asarray(gpu_s) / pp, sequences)
         return float(exposed) if np.ndim(exposed) == 0 else exposed
 
 
