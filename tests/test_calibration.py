@@ -349,3 +349,24 @@ def test_blackwell_kernel_fit_is_what_calibrate_writes_from_the_published_file(t
         t = float(gemm_time(8192, 8192, 8192, rtx, dtype, act_bytes=element,
                             weight_bytes=element))
         assert 2 * 8192**3 / t / 1e12 == pytest.approx(measured, rel=0.02)
+
+
+def test_a_dtype_streams_at_its_own_fraction_only_where_the_family_declares_one():
+    """Blackwell's small-m NVFP4 GEMMs stream at their own fitted fraction (below bf16's);
+    RTX PRO 6000 undoes it (null: its other GEMMs' fraction), and Hopper has none."""
+    from flopcast.catalog import load_gpu
+    from flopcast.physics.kernels import gemm_time
+
+    b200, rtx, h100 = load_gpu("b200"), load_gpu("rtx-pro-6000"), load_gpu("h100-sxm")
+    fp4_stream = b200.kernels.gemm_stream_fraction_by_dtype["fp4"]
+    assert fp4_stream < b200.kernels.gemm_stream_fraction
+    assert rtx.kernels.gemm_stream_fraction_by_dtype["fp4"] is None
+    assert h100.kernels.gemm_stream_fraction_by_dtype == {}
+    nvfp4 = 0.5 + 1 / 16
+    gemv = float(gemm_time(1, 28672, 4096, b200, "fp4", act_bytes=nvfp4, weight_bytes=nvfp4))
+    weights = 28672 * 4096 * nvfp4
+    assert gemv == pytest.approx(b200.kernels.launch_s + (weights + 4096 * nvfp4 + 28672 * 2)
+                                 / (b200.hbm_bandwidth * fp4_stream), rel=1e-9)
+    rtx_gemv = float(gemm_time(1, 28672, 4096, rtx, "fp4", act_bytes=nvfp4,
+                               weight_bytes=nvfp4))
+    assert rtx_gemv < rtx.kernels.launch_s + weights / (rtx.hbm_bandwidth * fp4_stream)

@@ -51,6 +51,8 @@ def _informed_parameters(rows: list[dict], profile: dict) -> list[tuple]:
         gemm_rows = [r for r in rows if r["op"].strip() in ("gemm", "grouped_gemm")]
         for dtype in sorted({r["dtype"].strip() or "bf16" for r in gemm_rows}):
             paths.append(("gemm_fraction", dtype))
+            # only where the family's prior declares a dtype-specific streaming fraction
+            paths.append(("gemm_stream_fraction_by_dtype", dtype))
     if "grouped_gemm" in ops:
         paths.append(("grouped_gemm_fraction",))
     if "copy" in ops:
@@ -79,6 +81,12 @@ def _exists(profile: dict, path: tuple) -> bool:
             return False
         node = node[key]
     return isinstance(node, dict) and (path[-1] in node or path[0] == "gemm_fraction")
+
+
+def _bound_key(path: tuple) -> str:
+    """The _BOUNDS entry of a parameter path (per-dtype values share their parameter's)."""
+    return {"gemm_fraction": "gemm_fraction",
+            "gemm_stream_fraction_by_dtype": "gemm_stream_fraction"}.get(path[0], path[-1])
 
 
 def _get(profile: dict, path: tuple, default: float) -> float:
@@ -126,10 +134,8 @@ def fit_kernel_profile(rows: list[dict], gpu: GPU) -> tuple[KernelProfile, list[
         raise FlopcastError("no kernel rows to fit (ops: gemm, grouped_gemm, attention, "
                             "decode_attention, copy, power:*)")
     _check_enough_rows(rows, paths)
-    lo = np.array([_BOUNDS[p[-1] if p[0] != "gemm_fraction" else "gemm_fraction"][0]
-                   for p in paths])
-    hi = np.array([_BOUNDS[p[-1] if p[0] != "gemm_fraction" else "gemm_fraction"][1]
-                   for p in paths])
+    lo = np.array([_BOUNDS[_bound_key(p)][0] for p in paths])
+    hi = np.array([_BOUNDS[_bound_key(p)][1] for p in paths])
     x0 = np.clip([_get(base, p, gpu.kernels.gemm_fraction_for(p[-1])) for p in paths], lo, hi)
     scale = np.where(hi > 0, hi, 1.0)
     measured = np.array([float(r["value"]) for r in rows])

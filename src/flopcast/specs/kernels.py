@@ -96,6 +96,12 @@ class KernelProfile(BaseModel):
     gemm_stream_fraction: float = Field(
         0.80, gt=0, le=1, description="Fraction of HBM bandwidth GEMMs reach when bound by "
         "their operands (small-m decode GEMMs streaming weights).")
+    gemm_stream_fraction_by_dtype: dict[str, float | None] = Field(
+        default_factory=dict, description="gemm_stream_fraction for GEMMs of these compute "
+        "dtypes, where their operand-bound kernels differ (Blackwell's block-scaled NVFP4 "
+        "GEMMs at small m stream their weights far below bf16 or FP8 ones: published B200 "
+        "timings); other dtypes, and a dtype set to null (a GPU entry undoing its family's "
+        "value), take gemm_stream_fraction.")
     grouped_gemm_fraction: float = Field(
         0.86, gt=0, le=1, description="Compute efficiency of grouped (MoE expert) GEMMs "
         "relative to a dense GEMM of the same per-group shape (per-group scheduling).")

@@ -16,11 +16,14 @@ from flopcast.catalog import load_gpu
 from flopcast.errors import FlopcastError
 from flopcast.physics import kernels as K
 from flopcast.specs.gpu import GPU
+from flopcast.specs.quantization import weight_format
 from flopcast.validate.inputs import measured_value, number, shown
 
 KERNEL_OPS = ("gemm", "grouped_gemm", "attention", "decode_attention", "copy")
 #: Element bytes of GEMM operands per dtype (fp8 GEMMs take 8-bit x and W, write 16-bit y).
-ELEMENT_BYTES = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0, "fp4": 0.5, "fp32": 4.0}
+#: fp4 rows are NVFP4, block scales included, as the inference path streams them.
+ELEMENT_BYTES = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0,
+                 "fp4": weight_format("nvfp4").weight_bytes, "fp32": 4.0}
 #: What bounds each power loop: (tensor-core share, HBM share) of its time.
 POWER_LOADS = {"power:idle": (0.0, 0.0), "power:hbm_copy": (0.0, 1.0)}
 
