@@ -369,4 +369,9 @@ def test_a_dtype_streams_at_its_own_fraction_only_where_the_family_declares_one(
                                  / (b200.hbm_bandwidth * fp4_stream), rel=1e-9)
     rtx_gemv = float(gemm_time(1, 28672, 4096, rtx, "fp4", act_bytes=nvfp4,
                                weight_bytes=nvfp4))
-    assert rtx_gemv < rtx.kernels.launch_s + weights / (rtx.hbm_bandwidth * fp4_stream)
+    assert rtx_gemv == pytest.approx(rtx.kernels.launch_s + (weights + 4096 * nvfp4 + 28672 * 2)
+                                     / (rtx.hbm_bandwidth * rtx.kernels.gemm_stream_fraction),
+                                     rel=1e-9)
+    from flopcast.specs.kernels import KernelProfile
+    with pytest.raises(ValueError):
+        KernelProfile.model_validate({"gemm_stream_fraction_by_dtype": {"fp4": 1.5}})

@@ -80,7 +80,9 @@ def _exists(profile: dict, path: tuple) -> bool:
         if not isinstance(node, dict) or key not in node:
             return False
         node = node[key]
-    return isinstance(node, dict) and (path[-1] in node or path[0] == "gemm_fraction")
+    # a key set to null (a GPU entry undoing its family's value) is not a parameter
+    return isinstance(node, dict) and (node.get(path[-1]) is not None
+                                       or path[0] == "gemm_fraction")
 
 
 def _bound_key(path: tuple) -> str:

@@ -10,7 +10,7 @@ documented prior and ``source`` says so.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -20,6 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 #: measurement exists, which makes FP4 predictions optimistic if FP4 kernels are less mature).
 DTYPE_FALLBACK = {"fp16": "bf16", "tf32": "bf16", "fp32": "bf16", "fp64": "bf16",
                   "int8": "fp8", "fp6": "fp8", "fp4": "fp8", "fp8": "bf16"}
+#: A share of HBM bandwidth (0, 1].
+StreamFraction = Annotated[float, Field(gt=0, le=1)]
 
 
 class AttentionBackend(BaseModel):
@@ -96,7 +98,7 @@ class KernelProfile(BaseModel):
     gemm_stream_fraction: float = Field(
         0.80, gt=0, le=1, description="Fraction of HBM bandwidth GEMMs reach when bound by "
         "their operands (small-m decode GEMMs streaming weights).")
-    gemm_stream_fraction_by_dtype: dict[str, float | None] = Field(
+    gemm_stream_fraction_by_dtype: dict[str, StreamFraction | None] = Field(
         default_factory=dict, description="gemm_stream_fraction for GEMMs of these compute "
         "dtypes, where their operand-bound kernels differ (Blackwell's block-scaled NVFP4 "
         "GEMMs at small m stream their weights far below bf16 or FP8 ones: published B200 "
