@@ -210,3 +210,19 @@ def test_simulated_pipeline_pays_host_time_as_infer_does(pipeline_overlap):
     serve_share = kept[HOST_S][1] / kept[0.0][1]
     assert infer_share < 0.85  # the host time matters here
     assert serve_share == pytest.approx(infer_share, abs=0.08)
+
+
+def test_infer_says_when_the_host_binds():
+    """`flopcast infer` names a host-bound decode step (TensorRT-LLM ≥ 1.0 at 2,048
+    sequences of Llama-3.1-8B), and says nothing for an engine that prices no host time."""
+    from typer.testing import CliRunner
+
+    from flopcast.cli import app
+
+    args = ["infer", "--model", "llama-3.1-8b", "--gpu", "h100-sxm", "--precision", "fp8",
+            "--input-len", "128", "--output-len", "128", "--max-throughput", "--engine"]
+    bound = CliRunner().invoke(app, [*args, "tensorrt-llm"])
+    assert bound.exit_code == 0, bound.output
+    assert "host-bound" in bound.output
+    free = CliRunner().invoke(app, [*args, "vllm"])
+    assert free.exit_code == 0 and "host-bound" not in free.output

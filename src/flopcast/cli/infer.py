@@ -115,4 +115,8 @@ def _print_inference(est, out: dict) -> None:
         ("[bold]step[/]", f"[bold]{1e3 * prefill['step_s']:,.3f}[/]",
          f"[bold]{1e3 * decode['step_s']:,.3f}[/]"),
     ])
+    if decode.get("host_s", 0.0) > 0:
+        console.print(
+            f"host-bound: the engine's per-sequence host work outlasts the GPU's decode step by "
+            f"{1e3 * decode['host_s']:,.2f} ms (Engine.host_s_per_sequence; docs/accuracy.md)")
     expected_error_lines(out["expected_error"])
