@@ -137,12 +137,17 @@ def scheduled_sequences(batch: layer.Batch):
     return np.asarray(batch.decode_seqs, dtype=float) + prefill
 
 
+def slotted_host_s(job: InferenceJob, gpu_s, sequences, slots=1):
+    """Host time ``gpu_s`` GPU seconds spread over ``slots`` pipeline slots expose when each
+    slot's stage rank schedules ``sequences`` (``host_exposed_s`` against the slot's share)."""
+    m = np.asarray(slots, dtype=float)
+    return m * host_exposed_s(job, np.asarray(gpu_s, dtype=float) / m, sequences)
+
+
 def with_host_time(job: InferenceJob, step: dict, sequences, slots=1) -> dict:
     """``step`` (GPU time only, e.g. ``scheduled=False`` steps combined or paced) plus the
-    host time it exposes: each of ``slots`` pipeline slots schedules ``sequences`` on its
-    stage's rank (``host_exposed_s`` against the slot's share of the step)."""
-    m = np.asarray(slots, dtype=float)
-    exposed = m * host_exposed_s(job, step["step_s"] / m, sequences)
+    host time it exposes over ``slots`` pipeline slots (``slotted_host_s``)."""
+    exposed = slotted_host_s(job, step["step_s"], sequences, slots)
     return {**step, "host_s": step.get("host_s", 0.0) + exposed,
             "step_s": step["step_s"] + exposed}
 

@@ -9,7 +9,7 @@ profiled operator tables (Agrawal et al. 2024 §4.2), and looked up in pure Pyth
 - every term that depends only on the rows in the step (weight GEMMs, element-wise kernels,
   TP and EP collectives, pipeline hops, the engine's step overhead): a table over rows;
 - the engine's host time per scheduled sequence, exposed beyond the GPU's time as
-  ``inference.step.host_exposed_s`` prices it (``StepCost.host_s``, the same rule);
+  ``inference.step.slotted_host_s`` prices it (``StepCost.host_s``, the same rule);
 - the LM head: a table over the rows that sample a token;
 - decode attention: a table over (decoding sequences, mean cached context) on a context grid
   of Flash-Decoding split blocks, linear in between (bandwidth-bound time is linear in the
@@ -39,9 +39,9 @@ from flopcast.workloads.inference.step import (
     batch_step,
     chunk_context,
     graph_efficiency,
-    host_exposed_s,
     kv_heads_per_gpu_share,
     memory_plan,
+    slotted_host_s,
 )
 
 #: Geometric step of the prefill table's grid of mean keys per query row (1 %).
@@ -189,12 +189,11 @@ class StepCost:
         """The host time an iteration of ``gpu_s`` GPU seconds (a number, or an array of
         iterations) over ``sequences`` scheduled sequences exposes (``host_exposed_s``;
         skipped for engines that price none). A pipelined iteration crosses pp stages, each
-        rank scheduling the micro-batch beside its share of the GPU time: pp ×
-        host_exposed_s(gpu/pp), the slot rule of ``inference.step.with_host_time``."""
+        rank scheduling the micro-batch beside its share of the GPU time: pp slots
+        (``inference.step.slotted_host_s``, as ``with_host_time`` prices ``infer``)."""
         if not self.host_priced:
             return 0.0
-        pp = self.job.pp
-        exposed = pp * host_exposed_s(self.job, np.asarray(gpu_s) / pp, sequences)
+        exposed = slotted_host_s(self.job, gpu_s, sequences, self.job.pp)
         return float(exposed) if np.ndim(exposed) == 0 else exposed
 
 
