@@ -233,6 +233,119 @@ def _memory_where_interleave_fits(memory_of, lay: Layout, capacity):
     return lay, memory_of(lay)
 
 
+def _stage_layers(model: Model, system: System, precision: Precision, seq_len, lay: Layout,
+                  backend: str | None, framework: Framework, n_layers_stage, lora_rank,
+                  lora_targets) -> dict:
+    """Seconds of the stage's layers for one micro-batch, by part (_layer_times): dense and
+    MoE layers mixed by their share of the model; LoRA adapters on frozen weights."""
+    lora = bool(lora_rank)
+
+    def adapters(moe: bool) -> tuple:
+        return F.lora_adapter_gemms(model, lora_rank, lora_targets, moe) if lora else ()
+
+    parts = _layer_times(model, system, precision, seq_len, lay, False, backend, framework,
+                         adapters(False), lora)
+    if model.is_moe:
+        moe_fraction = model.num_moe_layers / model.num_layers
+        moe_parts = _layer_times(model, system, precision, seq_len, lay, True, backend,
+                                 framework, adapters(True), lora)
+        parts = {k: (1 - moe_fraction) * parts[k] + moe_fraction * moe_parts[k] for k in parts}
+    return {k: n_layers_stage * v for k, v in parts.items()}
+
+
+def _optimizer_and_offload(system: System, lay: Layout, layers: dict, stage_compute, gpu_adam,
+                           sizes) -> tuple:
+    """(optimizer seconds, offload traffic seconds, share of the update run on the GPU):
+    Adam over the rank's shard on the GPU, or the offload tiers' CPU update and traffic
+    (workloads/training/offload.py; ``sizes()`` gives _offload_sizes)."""
+    if not lay.offloads:
+        return gpu_adam, 0.0, 0.0
+    bwd = stage_compute - layers["fwd_compute"] - layers["recompute"]
+    moved = offload_times(system, lay, sizes(),
+                          dict(fwd=layers["fwd_compute"], bwd=bwd, gpu_adam=gpu_adam))
+    return moved["optimizer_s"], moved["offload_s"], moved["optimizer_gpu_fraction"]
+
+
+def _pipeline_comm(model: Model, system: System, precision: Precision, lay: Layout, tokens):
+    """Pipeline hand-offs of one micro-batch on one stage: activations forward, their
+    gradients backward, once per model chunk (v per device when interleaved); scattered over
+    tp with SP (Narayanan et al. 2021 §4.1)."""
+    gpu, eff = system.gpu, system.gpu.efficiency
+    stride = lay.tp * lay.cp * lay.dp
+    bw = comm.group_bandwidth(lay.pp, stride, system.domain_size, gpu.scale_up_bandwidth,
+                              system.network_bandwidth, eff)
+    lat = comm.group_latency(lay.pp, stride, system.domain_size, gpu.nvlink_latency_s,
+                             system.network_latency_s)
+    num_bytes = tokens * model.hidden_size * precision.activation_bytes / np.where(
+        lay.sp, lay.tp, 1)
+    return np.where(lay.pp > 1, 2 * lay.vp * comm.p2p_time(num_bytes, bw, lat), 0.0)
+
+
+def _data_parallel_comm(system: System, precision: Precision, framework: Framework,
+                        lay: Layout, n_layers_stage, stage_p, trained_p, stage_compute):
+    """(exposed, total) seconds per step of data-parallel communication: gradient all-reduce
+    (ZeRO-0), reduce-scatter + all-gather (ZeRO-1/2), or per micro-batch all-gather (fwd),
+    all-gather (bwd) and reduce-scatter (ZeRO-3 / FSDP) (Rajbhandari et al. 2020 §7: 2Ψ, 2Ψ
+    and 3Ψ of traffic). Overlapped with the backward of the last micro-batch (ZeRO 0-2) or
+    with each micro-batch (ZeRO-3), as PyTorch DDP/FSDP and Megatron's overlap-grad-reduce do:
+    communication hides only behind the stage's compute, the last bucket cannot hide
+    (1/layers of it), and overlapped kernels still cost dp_overlap_exposed_fraction of their
+    time."""
+    gpu, eff, domain = system.gpu, system.gpu.efficiency, system.domain_size
+    dp_group = lay.dp * lay.cp
+    bw = comm.group_bandwidth(dp_group, lay.tp, domain, gpu.scale_up_bandwidth,
+                              system.network_bandwidth, eff)
+    # ZeRO/FSDP and DDP issue one collective per layer (or gradient bucket), not one per step:
+    # the ring's (n-1)·latency is paid per layer.
+    lat = n_layers_stage * comm.group_latency(dp_group, lay.tp, domain, gpu.nvlink_latency_s,
+                                              system.network_latency_s)
+    # Parameters travel in the compute copy; gradients in the framework's gradient dtype.
+    wb = precision.weight_bytes
+    gb = framework.gradient_bytes or precision.weight_bytes
+    grad_ar = comm.all_reduce_time(trained_p * gb, dp_group, bw, lat)
+    grad_rs = comm.reduce_scatter_time(trained_p * gb, dp_group, bw, lat)
+    # ZeRO-1/2 gather the updated (trained) parameters once per step; ZeRO-3 gathers every
+    # parameter, frozen or not, for each micro-batch's forward and backward.
+    param_ag = comm.all_gather_time(stage_p * wb, dp_group, bw, lat)
+    updated_ag = comm.all_gather_time(trained_p * wb, dp_group, bw, lat)
+    per_step = np.where(lay.zero == 0, grad_ar, grad_rs + updated_ag)
+    per_micro = 2 * param_ag + grad_rs
+    floor_share = np.maximum(1.0 / n_layers_stage, eff.dp_overlap_exposed_fraction)
+
+    def exposed(traffic):
+        return np.where(lay.dp_overlap,
+                        np.maximum(traffic - stage_compute, traffic * floor_share), traffic)
+
+    m = lay.num_micro_batches
+    zero3 = lay.zero == 3
+    return (np.where(zero3, m * exposed(per_micro), exposed(per_step)),
+            np.where(zero3, m * per_micro, per_step))
+
+
+def _board_power(gpu, lay: Layout, layers: dict, head, optimizer, step):
+    """Board power from what bounds each part of the step (physics/kernels.board_power_w):
+    GEMM/attention time at the compute-bound power, element-wise and optimizer time at the
+    HBM-bound power, the rest (exposed communication, bubble, overheads) near idle."""
+    m = lay.num_micro_batches
+    tensor_share = np.minimum(m * (layers["tensor"] + head) / step, 1.0)
+    stream_share = np.minimum((m * layers["stream"] + np.where(lay.offload, 0.0, optimizer))
+                              / step, 1.0 - tensor_share)
+    return kernels.board_power_w(gpu, tensor_share, stream_share)
+
+
+def _step_flops(model: Model, seq_len, lay: Layout, lora_rank, lora_targets) -> dict:
+    """Tokens and FLOPs per step in both conventions (flops.py), for throughput and
+    utilisation figures."""
+    tokens_step = lay.global_batch * seq_len
+    adapted = dict(lora_rank=lora_rank or 0, lora_targets=lora_targets)
+    return dict(
+        tokens_per_step=tokens_step,
+        model_flops_per_step=F.training_flops_per_token(model, seq_len, "model", **adapted)
+        * tokens_step,
+        hardware_flops_per_step=F.training_flops_per_token(
+            model, seq_len, "hardware", lay.recompute, **adapted) * tokens_step)
+
+
 def training_step(model: Model, system: System, precision: Precision, seq_len,
                   lay: Layout, attention_backend: str | None = None,
                   framework: Framework | None = None,
@@ -256,30 +369,10 @@ def training_step(model: Model, system: System, precision: Precision, seq_len,
     backend = training_attention_backend(gpu, attention_backend, framework)
     lora = bool(lora_rank)
 
-    def adapters(moe: bool) -> tuple:
-        return F.lora_adapter_gemms(model, lora_rank, lora_targets, moe) if lora else ()
-
-    parts = _layer_times(model, system, precision, seq_len, lay, False, backend, framework,
-                         adapters(False), lora)
-    if model.is_moe:
-        moe_parts = _layer_times(model, system, precision, seq_len, lay, True, backend,
-                                 framework, adapters(True), lora)
-        parts = {k: (1 - moe_fraction) * parts[k] + moe_fraction * moe_parts[k] for k in parts}
-    layers = {k: n_layers_stage * v for k, v in parts.items()}
+    layers = _stage_layers(model, system, precision, seq_len, lay, backend, framework,
+                           n_layers_stage, lora_rank, lora_targets)
     head = _head_time(model, system, precision, seq_len, lay, framework, lora)
-    domain = system.domain_size
-    ab = precision.activation_bytes
-    tokens = lay.micro_batch * seq_len / lay.cp
-
-    # Pipeline hand-offs: activations forward, their gradients backward, once per model chunk
-    # (v per device when interleaved); scattered over tp with SP (Narayanan et al. §4.1).
-    pp_stride = lay.tp * lay.cp * lay.dp
-    pp_bw = comm.group_bandwidth(lay.pp, pp_stride, domain, gpu.scale_up_bandwidth,
-                                 system.network_bandwidth, eff)
-    pp_lat = comm.group_latency(lay.pp, pp_stride, domain, gpu.nvlink_latency_s,
-                                system.network_latency_s)
-    pp_bytes = tokens * model.hidden_size * ab / np.where(lay.sp, lay.tp, 1)
-    pp_comm = np.where(lay.pp > 1, 2 * lay.vp * comm.p2p_time(pp_bytes, pp_bw, pp_lat), 0.0)
+    pp_comm = _pipeline_comm(model, system, precision, lay, lay.micro_batch * seq_len / lay.cp)
 
     first_p, last_p, expert_p = memory.stage_param_counts(model, lay.tp, lay.pp, lay.ep, lay.vp,
                                                           lay.etp, lay.extra_slots)
@@ -294,39 +387,10 @@ def training_step(model: Model, system: System, precision: Precision, seq_len,
     m = lay.num_micro_batches
     pipe = pipeline_time(stage_time, lay.pp, m, lay.vp)
 
-    # Data parallel: gradient all-reduce (ZeRO-0), reduce-scatter + all-gather (ZeRO-1/2),
-    # or per micro-batch all-gather (fwd), all-gather (bwd) and reduce-scatter (ZeRO-3 / FSDP)
-    # (Rajbhandari et al. 2020 §7: 2Ψ, 2Ψ and 3Ψ of traffic). Overlapped with the backward of
-    # the last micro-batch (ZeRO 0-2) or with each micro-batch (ZeRO-3), as PyTorch DDP/FSDP
-    # and Megatron's overlap-grad-reduce do; the last bucket cannot hide (1/layers of it), and
-    # overlapped kernels still cost dp_overlap_exposed_fraction of their time.
     dp_group = lay.dp * lay.cp
-    dp_bw = comm.group_bandwidth(dp_group, lay.tp, domain, gpu.scale_up_bandwidth,
-                                 system.network_bandwidth, eff)
-    # ZeRO/FSDP and DDP issue one collective per layer (or gradient bucket), not one per step:
-    # the ring's (n-1)·latency is paid per layer.
-    dp_lat = n_layers_stage * comm.group_latency(dp_group, lay.tp, domain, gpu.nvlink_latency_s,
-                                                 system.network_latency_s)
-    # Parameters travel in the compute copy; gradients in the framework's gradient dtype.
-    wb = precision.weight_bytes
-    gb = framework.gradient_bytes or precision.weight_bytes
-    grad_ar = comm.all_reduce_time(trained_p * gb, dp_group, dp_bw, dp_lat)
-    grad_rs = comm.reduce_scatter_time(trained_p * gb, dp_group, dp_bw, dp_lat)
-    # ZeRO-1/2 gather the updated (trained) parameters once per step; ZeRO-3 gathers every
-    # parameter, frozen or not, for each micro-batch's forward and backward.
-    param_ag = comm.all_gather_time(stage_p * wb, dp_group, dp_bw, dp_lat)
-    updated_ag = comm.all_gather_time(trained_p * wb, dp_group, dp_bw, dp_lat)
-    per_step = np.where(lay.zero == 0, grad_ar, grad_rs + updated_ag)
-    per_micro = 2 * param_ag + grad_rs
-    floor_share = np.maximum(1.0 / n_layers_stage, eff.dp_overlap_exposed_fraction)
-    step_exposed = np.where(lay.dp_overlap,
-                            np.maximum(per_step - stage_compute, per_step * floor_share), per_step)
-    micro_exposed = m * np.where(lay.dp_overlap,
-                                 np.maximum(per_micro - stage_compute, per_micro * floor_share),
-                                 per_micro)
-    zero3 = lay.zero == 3
-    dp_comm = np.where(zero3, micro_exposed, step_exposed)
-    dp_comm_total = np.where(zero3, m * per_micro, per_step)
+    dp_comm, dp_comm_total = _data_parallel_comm(system, precision, framework, lay,
+                                                 n_layers_stage, stage_p, trained_p,
+                                                 stage_compute)
 
     # Optimizer: Adam over this rank's shard (memory-bound) on the GPU, or on the host, and
     # the traffic of offloaded states (workloads/training/offload.py).
@@ -339,33 +403,13 @@ def training_step(model: Model, system: System, precision: Precision, seq_len,
                                      (first_p, last_p, expert_p), n_layers_stage, in_flight,
                                      moe_fraction, eff.runtime_reserved_bytes, gpu.hbm_bytes,
                                      detail, trained_share), lay, gpu.hbm_bytes)
-    gpu_fraction = 0.0
-    if lay.offloads:
-        moved = offload_times(system, lay, _offload_sizes(
+    optimizer, offload_s, gpu_fraction = _optimizer_and_offload(
+        system, lay, layers, stage_compute, gpu_adam, lambda: _offload_sizes(
             model, framework, precision, seq_len, lay, stage_p, shard_params, dp_group,
-            n_layers_stage, trained_p), dict(fwd=layers["fwd_compute"],
-                                  bwd=stage_compute - layers["fwd_compute"] - layers["recompute"],
-                                  gpu_adam=gpu_adam))
-        optimizer, offload_s = moved["optimizer_s"], moved["offload_s"]
-        gpu_fraction = moved["optimizer_gpu_fraction"]
-    else:
-        optimizer, offload_s = gpu_adam, 0.0
+            n_layers_stage, trained_p))
 
     step = pipe + dp_comm + optimizer + offload_s + eff.step_overhead_s
-    # Board power from what bounds each part of the step (physics/kernels.board_power_w):
-    # GEMM/attention time at the compute-bound power, element-wise and optimizer time at the
-    # HBM-bound power, the rest (exposed communication, bubble, overheads) near idle.
-    tensor_share = np.minimum(m * (layers["tensor"] + head) / step, 1.0)
-    stream_share = np.minimum((m * layers["stream"] + np.where(lay.offload, 0.0, optimizer))
-                              / step, 1.0 - tensor_share)
-    power = kernels.board_power_w(gpu, tensor_share, stream_share)
-
-    # FLOPs per step in both conventions (flops.py), for throughput and utilisation figures.
-    tokens_step = lay.global_batch * seq_len
-    adapted = dict(lora_rank=lora_rank or 0, lora_targets=lora_targets)
-    model_flops = F.training_flops_per_token(model, seq_len, "model", **adapted) * tokens_step
-    hardware_flops = F.training_flops_per_token(model, seq_len, "hardware", lay.recompute,
-                                                **adapted) * tokens_step
+    power = _board_power(gpu, lay, layers, head, optimizer, step)
 
     bubble = pipe - m * stage_time
     out = dict(
@@ -385,9 +429,7 @@ def training_step(model: Model, system: System, precision: Precision, seq_len,
         offload_fits=_offload_fits(system, mem, lay),
         overhead_s=eff.step_overhead_s,
         board_power_w=power,
-        tokens_per_step=tokens_step,
-        model_flops_per_step=model_flops,
-        hardware_flops_per_step=hardware_flops,
+        **_step_flops(model, seq_len, lay, lora_rank, lora_targets),
         **mem,
     )
     arrays = {k: np.asarray(v, dtype=float) for k, v in out.items()}
