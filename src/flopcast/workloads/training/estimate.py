@@ -88,6 +88,61 @@ def _offload_summary(job: TrainingJob, v: dict) -> dict:
         nvme_capacity_bytes=system.nvme_bytes)
 
 
+def _memory_report(v: dict) -> dict:
+    """TrainingEstimate's memory fields from a one-configuration training step ``v``: peak
+    by kind on the largest stage, each end stage's, and the phases of both."""
+    memory = {k: v[f"memory_{k}_bytes"] for k in MEMORY_KINDS}
+    memory["total"] = v["memory_total_bytes"]
+    memory["allocated"] = v["memory_allocated_bytes"]
+    memory["capacity"] = v["memory_capacity_bytes"]
+    by_stage = {}
+    for stage in ("first", "last"):
+        kinds = {k: v[f"memory_{stage}_stage_{k}_bytes"] for k in MEMORY_KINDS}
+        by_stage[stage] = kinds | {"total": sum(kinds.values())}
+    phases_by_stage = {stage: memory_phases(v, stage) for stage in ("first", "last")}
+    largest = "first" if v["memory_largest_stage"] == 0 else "last"
+    return dict(memory=memory, memory_largest_stage=int(v["memory_largest_stage"]),
+                memory_by_stage=by_stage, memory_phases=phases_by_stage[largest],
+                memory_phases_by_stage=phases_by_stage,
+                memory_peak_phase=PHASES[int(v[f"memory_{largest}_peak_phase"])])
+
+
+def _budget_totals(job: TrainingJob, tokens_per_s: float, board_power_w: float) -> tuple:
+    """(days, GPU-hours, $, MWh) to train ``job.tokens`` tokens; all None without a budget."""
+    if not job.tokens:
+        return None, None, None, None
+    seconds = job.tokens / tokens_per_s
+    n = job.system.num_gpus
+    gpu_hours = seconds * n / 3600
+    return (seconds / SECONDS_PER_DAY, gpu_hours,
+            gpu_hours * job.system.gpu.price_per_gpu_hour_usd,
+            n * board_power_w * seconds / JOULES_PER_MWH)
+
+
+def _config(job: TrainingJob) -> dict:
+    """The configuration a TrainingEstimate reports (what was priced, with its sources)."""
+    p, gpu = job.parallelism, job.system.gpu
+    n = job.system.num_gpus
+    return dict(
+        model=job.model.name, gpu=gpu.id, efficiency_source=gpu.efficiency_source,
+        kernels_source=gpu.kernels_source,
+        attention_backend=training_attention_backend(gpu, job.attention_backend,
+                                                     job.framework),
+        framework=job.framework.id,
+        num_gpus=n, gpus_per_node=job.system.gpus_per_node,
+        precision=job.precision.name, seq_len=job.seq_len, tp=p.tp, pp=p.pp, vp=p.vp,
+        cp=p.cp, ep=p.ep, etp=p.expert_tp, dp=p.dp, sp=p.sequence_parallel,
+        zero_stage=p.zero_stage,
+        micro_batch=p.micro_batch, global_batch=p.global_batch,
+        num_micro_batches=job.num_micro_batches, recompute=p.recompute,
+        schedule=p.pipeline_schedule, tp_comm_overlap=p.tp_overlap,
+        cpu_offload=p.cpu_offload_optimizer, offload=p.offload,
+        embedding_loss_stages=p.embedding_loss_stages,
+        lora_rank=job.lora_rank,
+        lora_targets=list(job.lora_targets) if job.lora_rank else None,
+    )
+
+
 def estimate_training(job: TrainingJob) -> TrainingEstimate:
     """Estimate one training job.
 
@@ -111,27 +166,10 @@ def estimate_training(job: TrainingJob) -> TrainingEstimate:
     model_tflops = v["model_flops_per_step"] / step / n
     hardware_tflops = v["hardware_flops_per_step"] / step / n
     tokens_per_s = v["tokens_per_step"] / step
-    memory = {k: v[f"memory_{k}_bytes"] for k in MEMORY_KINDS}
-    memory["total"] = v["memory_total_bytes"]
-    memory["allocated"] = v["memory_allocated_bytes"]
-    memory["capacity"] = v["memory_capacity_bytes"]
-    by_stage = {}
-    for stage in ("first", "last"):
-        kinds = {k: v[f"memory_{stage}_stage_{k}_bytes"] for k in MEMORY_KINDS}
-        by_stage[stage] = kinds | {"total": sum(kinds.values())}
-    phases_by_stage = {stage: memory_phases(v, stage) for stage in ("first", "last")}
-    largest = "first" if v["memory_largest_stage"] == 0 else "last"
-    peak_phase = PHASES[int(v[f"memory_{largest}_peak_phase"])]
+    mem = _memory_report(v)
+    memory = mem["memory"]
     budget = job.tokens
-    if budget:
-        seconds = budget / tokens_per_s
-        gpu_hours = seconds * n / 3600
-        cost = gpu_hours * gpu.price_per_gpu_hour_usd
-        energy = n * v["board_power_w"] * seconds / JOULES_PER_MWH
-        days = seconds / SECONDS_PER_DAY
-    else:
-        days = gpu_hours = cost = energy = None
-    p = job.parallelism
+    days, gpu_hours, cost, energy = _budget_totals(job, tokens_per_s, v["board_power_w"])
     return TrainingEstimate(
         step_time_s=step,
         tokens_per_s=tokens_per_s,
@@ -141,12 +179,7 @@ def estimate_training(job: TrainingJob) -> TrainingEstimate:
         mfu=model_tflops / peak,
         hfu=hardware_tflops / peak,
         fits=bool(memory["total"] <= memory["capacity"] and v["offload_fits"]),
-        memory=memory,
-        memory_largest_stage=int(v["memory_largest_stage"]),
-        memory_by_stage=by_stage,
-        memory_phases=phases_by_stage[largest],
-        memory_phases_by_stage=phases_by_stage,
-        memory_peak_phase=peak_phase,
+        **mem,
         offload=_offload_summary(job, v),
         breakdown_s={k: v[k] for k in TIME_PARTS} | {"recompute_s": v["recompute_s"]},
         num_gpus=n,
@@ -156,22 +189,5 @@ def estimate_training(job: TrainingJob) -> TrainingEstimate:
         cost_usd=cost,
         energy_mwh=energy,
         board_power_w=v["board_power_w"],
-        config=dict(
-            model=job.model.name, gpu=gpu.id, efficiency_source=gpu.efficiency_source,
-            kernels_source=gpu.kernels_source,
-            attention_backend=training_attention_backend(gpu, job.attention_backend,
-                                                         job.framework),
-            framework=job.framework.id,
-            num_gpus=n, gpus_per_node=job.system.gpus_per_node,
-            precision=job.precision.name, seq_len=job.seq_len, tp=p.tp, pp=p.pp, vp=p.vp,
-            cp=p.cp, ep=p.ep, etp=p.expert_tp, dp=p.dp, sp=p.sequence_parallel,
-            zero_stage=p.zero_stage,
-            micro_batch=p.micro_batch, global_batch=p.global_batch,
-            num_micro_batches=job.num_micro_batches, recompute=p.recompute,
-            schedule=p.pipeline_schedule, tp_comm_overlap=p.tp_overlap,
-            cpu_offload=p.cpu_offload_optimizer, offload=p.offload,
-            embedding_loss_stages=p.embedding_loss_stages,
-            lora_rank=job.lora_rank,
-            lora_targets=list(job.lora_targets) if job.lora_rank else None,
-        ),
+        config=_config(job),
     )
