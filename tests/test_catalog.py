@@ -267,3 +267,84 @@ def test_sparse_gemma3_text_config_takes_the_family_defaults():
     assert (m.num_attention_heads, m.kv_heads, m.vocab_size, m.sliding_window) == (
         8, 4, 262208, 4096)
     assert m.qk_norm and m.sandwich_norm and m.num_local_attention_layers == 29
+
+
+#: Published configs of architectures read through a variant or their own reader, with the
+#: parameter count transformers builds from the same config (AutoModelForCausalLM.from_config
+#: on the meta device, transformers 5.24; tied embeddings counted once).
+HF_VARIANTS = {
+    "olmo-2-7b": (7_298_617_344, {
+        "model_type": "olmo2", "num_hidden_layers": 32, "hidden_size": 4096,
+        "num_attention_heads": 32, "num_key_value_heads": 32, "intermediate_size": 11008,
+        "vocab_size": 100352, "tie_word_embeddings": False}),
+    "command-r-35b": (34_980_831_232, {
+        "model_type": "cohere", "num_hidden_layers": 40, "hidden_size": 8192,
+        "num_attention_heads": 64, "num_key_value_heads": 64, "intermediate_size": 22528,
+        "vocab_size": 256000, "use_qk_norm": False}),
+    "phi-2": (2_779_683_840, {
+        "model_type": "phi", "num_hidden_layers": 32, "hidden_size": 2560,
+        "num_attention_heads": 32, "intermediate_size": 10240, "vocab_size": 51200}),
+    "starcoder2-7b": (7_400_416_256, {
+        "model_type": "starcoder2", "num_hidden_layers": 32, "hidden_size": 4608,
+        "num_attention_heads": 36, "num_key_value_heads": 4, "intermediate_size": 18432,
+        "vocab_size": 49152, "tie_word_embeddings": False, "sliding_window": 4096}),
+    "starcoder-15b": (15_517_456_384, {
+        "model_type": "gpt_bigcode", "n_layer": 40, "n_embd": 6144, "n_head": 48,
+        "vocab_size": 49152, "multi_query": True, "n_positions": 8192}),
+    "mpt-7b": (6_649_286_656, {
+        "model_type": "mpt", "d_model": 4096, "n_layers": 32, "n_heads": 32,
+        "expansion_ratio": 4, "vocab_size": 50432, "no_bias": True,
+        "attn_config": {"alibi": True}, "max_seq_len": 2048}),
+    "opt-1.3b": (1_315_758_080, {
+        "model_type": "opt", "num_hidden_layers": 24, "hidden_size": 2048,
+        "num_attention_heads": 32, "ffn_dim": 8192, "vocab_size": 50272}),
+    "phi-3.5-moe": (41_872_793_600, {
+        "model_type": "phimoe", "num_hidden_layers": 32, "hidden_size": 4096,
+        "num_attention_heads": 32, "num_key_value_heads": 8, "intermediate_size": 6400,
+        "vocab_size": 32064, "num_local_experts": 16, "num_experts_per_tok": 2}),
+    # the hub file has no tie_word_embeddings: FalconConfig's default (tied) applies
+    "falcon-7b": (6_921_720_704, {
+        "model_type": "falcon", "num_hidden_layers": 32, "hidden_size": 4544,
+        "num_attention_heads": 71, "vocab_size": 65024, "multi_query": True,
+        "parallel_attn": True, "bias": False, "alibi": False,
+        "new_decoder_architecture": False}),
+    # the legacy RefinedWeb file: n_head_kv means the new decoder architecture
+    "falcon-40b-refinedweb": (41_303_293_952, {
+        "model_type": "RefinedWeb", "hidden_size": 8192, "vocab_size": 65024, "n_layer": 60,
+        "n_head": 128, "n_head_kv": 8, "parallel_attn": True, "bias": False,
+        "alibi": False}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HF_VARIANTS))
+def test_hf_config_variants_count_what_transformers_builds(name):
+    expected, config = HF_VARIANTS[name]
+    assert model_from_hf_config(config).num_parameters() == pytest.approx(expected, rel=1e-3)
+
+
+def test_hf_config_legacy_falcon_keeps_its_grouped_kv_heads():
+    m = model_from_hf_config(HF_VARIANTS["falcon-40b-refinedweb"][1])
+    assert m.kv_heads == 8 and not m.parallel_attention
+
+
+def test_hf_config_multimodal_wrapper_reads_its_text_model():
+    text = {"model_type": "mistral", "num_hidden_layers": 40, "hidden_size": 5120,
+            "num_attention_heads": 32, "num_key_value_heads": 8, "head_dim": 128,
+            "intermediate_size": 32768, "vocab_size": 131072}
+    wrapped = {"model_type": "mistral3", "text_config": text, "vision_config": {}}
+    assert (model_from_hf_config(wrapped).num_parameters()
+            == model_from_hf_config(text).num_parameters())
+
+
+def test_hf_config_missing_keys_take_the_types_transformers_defaults():
+    """MistralConfig's 8 KV heads and 14336-wide MLP, not one KV head per query head and
+    4·hidden; a key present as null stays null (a Mistral window of null = none)."""
+    m = model_from_hf_config({"model_type": "mistral", "num_hidden_layers": 32,
+                              "hidden_size": 4096, "num_attention_heads": 32,
+                              "vocab_size": 32000, "sliding_window": None})
+    assert (m.kv_heads, m.ffn_hidden, m.sliding_window) == (8, 14336, None)
+
+
+def test_hf_config_unsupported_type_names_the_alternatives():
+    with pytest.raises(FlopcastError, match=r"supported: .*olmo2.*--layers"):
+        model_from_hf_config({"model_type": "mamba"})

@@ -1,9 +1,14 @@
-"""Build a Model from a Hugging Face ``config.json`` (llama, mistral, mixtral, qwen2/3(-moe),
-phi3, gemma, gemma2, gemma3, deepseek_v3, gpt2, gptj, gpt_neox, falcon, bloom, llama4,
-gpt_oss)."""
+"""Build a Model from a Hugging Face ``config.json``.
+
+Each ``model_type`` has a reader (``_READERS``); Llama-shaped decoders (pre-norm, rotary,
+gated MLP) share one (``_llama_family``) with their differences in ``_LLAMA_VARIANTS``. A
+multimodal checkpoint is read as its text model (``text_config``): its vision or audio
+tower is not counted. Keys a config leaves out take transformers' defaults for that model
+type where they change the shapes (``_TYPE_DEFAULTS``), not flopcast's generic ones."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +20,32 @@ from flopcast.specs.model import Model
 
 _LLAMA_LIKE = {"llama", "mistral", "mixtral", "qwen2", "qwen3", "qwen2_moe", "qwen3_moe", "llama4",
                "llama4_text", "deepseek_v3", "deepseek_v2", "gpt_oss", "phi3"}
+#: Llama-shaped decoders that differ from Llama in the fields given (transformers'
+#: configuration_*.py and modeling_*.py of each type): norm kind, per-head or full-width
+#: q/k norms, norms after attention and MLP (sandwich), one shared input norm for attention
+#: and MLP (parallel), biases, and the tied-embedding default where it is not False.
+_LLAMA_VARIANTS: dict[str, dict[str, Any]] = {
+    "granite": {}, "granitemoe": {}, "granitemoeshared": {}, "smollm3": {},
+    "internlm3": {}, "helium": {}, "ministral": {}, "ernie4_5": {}, "seed_oss": {},
+    "olmo": dict(norm="layernorm"),  # OlmoLayerNorm: non-parametric
+    "olmo2": dict(qk_norm=True), "olmo3": dict(qk_norm=True), "olmoe": dict(qk_norm=True),
+    "phimoe": dict(norm="layernorm"),
+    "stablelm": dict(norm="layernorm"),
+    "cohere": dict(norm="layernorm", parallel_attention=True, tied_default=True),
+    "cohere2": dict(norm="layernorm", parallel_attention=True, tied_default=True),
+    "glm": {}, "glm4": dict(sandwich_norm=True),
+}
+#: Shape-setting defaults of transformers' configuration classes, for keys a config leaves
+#: out (LlamaConfig, MistralConfig, MixtralConfig, Qwen3Config,
+#: DeepseekV3Config, GptOssConfig, FalconConfig).
+_TYPE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "llama": dict(intermediate_size=11008),
+    "mistral": dict(intermediate_size=14336, num_key_value_heads=8),
+    "mixtral": dict(intermediate_size=14336, num_key_value_heads=8, num_local_experts=8),
+    "qwen3": dict(head_dim=128),
+    "gpt_oss": dict(head_dim=64),
+    "deepseek_v3": dict(q_lora_rank=1536, first_k_dense_replace=3, moe_intermediate_size=2048),
+}
 _GEMMA = {"gemma", "gemma2", "gemma3", "gemma3_text"}
 
 
@@ -33,14 +64,15 @@ def model_from_hf_config(config: dict[str, Any] | str | Path, name: str | None =
     """
     if not isinstance(config, dict):
         config = load_json_mapping(config, "model", "a Hugging Face config.json")
-    if isinstance(config.get("text_config"), dict):  # multimodal wrappers (llama4)
-        config = {**config["text_config"], "model_type": config.get("model_type", "")}
+    if isinstance(config.get("text_config"), dict):  # multimodal: read the text model
+        inner = config["text_config"]
+        config = {**inner, "model_type": inner.get("model_type") or config.get("model_type", "")}
     mt = config.get("model_type", "")
     if not isinstance(mt, str):
         raise FlopcastError(f"config.json: model_type must be a string; got {mt!r:.60}")
     name = name or config.get("_name_or_path") or mt or "hf-model"
     try:
-        fields = _fields(mt, config)
+        fields = _fields(mt, {**_TYPE_DEFAULTS.get(mt, {}), **config})
     except KeyError as e:
         raise FlopcastError(f"config.json ({mt}): missing key {e.args[0]}") from None
     except (TypeError, AttributeError) as e:  # a value of the wrong kind where a number goes
@@ -53,82 +85,188 @@ def model_from_hf_config(config: dict[str, Any] | str | Path, name: str | None =
 
 
 def _fields(mt: str, c: dict[str, Any]) -> dict[str, Any]:
-    if mt in _LLAMA_LIKE:
+    if mt in _LLAMA_LIKE or mt in _LLAMA_VARIANTS:
         return _llama_family(mt, c)
     if mt in _GEMMA:
         return _gemma_family(mt, c)
-    if mt == "gpt2":
-        return dict(
-            num_layers=c["n_layer"], hidden_size=c["n_embd"], num_attention_heads=c["n_head"],
-            ffn_hidden_size=c.get("n_inner"), vocab_size=c["vocab_size"],
-            max_position_embeddings=c.get("n_positions", 1024), mlp="gelu", norm="layernorm",
-            position_embedding="learned", tied_embeddings=True, linear_bias=True, dropout=True,
-            fused_projections=True,  # c_attn: one Conv1D for Q, K, V
-        )
-    if mt == "gptj":
-        return dict(
-            num_layers=c["n_layer"], hidden_size=c["n_embd"], num_attention_heads=c["n_head"],
-            ffn_hidden_size=c.get("n_inner"), vocab_size=c["vocab_size"],
-            max_position_embeddings=c.get("n_positions", 2048), mlp="gelu", norm="layernorm",
-            position_embedding="rotary", parallel_attention=True,
-        )
-    if mt == "gpt_neox":
-        # GPT-NeoX (Pythia, GPT-NeoX-20B): input_layernorm and post_attention_layernorm in every
-        # layer, also with use_parallel_residual (x + attn(ln1(x)) + mlp(ln2(x))), so never one
-        # shared norm (parallel_attention); rotary on rotary_pct of each head, which changes no
-        # count here. attention_bias (newer configs; absent = true) gates the QKV/dense biases,
-        # the MLP always has them: linear_bias follows attention_bias.
-        return dict(
-            num_layers=c["num_hidden_layers"], hidden_size=c["hidden_size"],
-            num_attention_heads=c["num_attention_heads"],
-            ffn_hidden_size=c.get("intermediate_size"), vocab_size=c["vocab_size"],
-            max_position_embeddings=c.get("max_position_embeddings", 2048), mlp="gelu",
-            norm="layernorm", position_embedding="rotary",
-            tied_embeddings=c.get("tie_word_embeddings", False),
-            linear_bias=c.get("attention_bias", True), parallel_attention=False,
-            fused_projections=True,  # query_key_value
-        )
-    if mt in ("falcon", "RefinedWeb", "RefinedWebModel"):
-        new_arch = c.get("new_decoder_architecture", False)
-        kv = c.get("num_kv_heads") if new_arch else (1 if c.get("multi_query", True) else None)
-        return dict(
-            num_layers=c.get("num_hidden_layers", c.get("n_layer")),
-            hidden_size=c["hidden_size"],
-            num_attention_heads=c.get("num_attention_heads", c.get("n_head")),
-            num_kv_heads=kv, vocab_size=c["vocab_size"], mlp="gelu", norm="layernorm",
-            position_embedding="alibi" if c.get("alibi") else "rotary",
-            parallel_attention=c.get("parallel_attn", True) and not new_arch,
-            linear_bias=c.get("bias", False), tied_embeddings=c.get("tie_word_embeddings", False),
-            fused_projections=True,  # query_key_value
-        )
-    if mt == "bloom":
-        return dict(
-            num_layers=c["n_layer"], hidden_size=c["hidden_size"], num_attention_heads=c["n_head"],
-            vocab_size=c["vocab_size"], mlp="gelu", norm="layernorm", position_embedding="alibi",
-            tied_embeddings=True, linear_bias=True, embedding_norm=True,
-            fused_projections=True,  # query_key_value
-        )
-    raise FlopcastError(
-        f"config.json: model_type {mt!r} is not supported (llama, mistral, mixtral, qwen2, qwen3, "
-        "qwen2_moe, qwen3_moe, phi3, gemma, gemma2, gemma3, deepseek_v3, llama4, gpt_oss, gpt2, "
-        "gptj, gpt_neox, falcon, bloom)"
+    reader = _READERS.get(mt)
+    if reader is None:
+        raise FlopcastError(
+            f"config.json: model_type {mt!r} is not supported (supported: "
+            f"{', '.join(supported_model_types())}); describe the model in a flopcast model "
+            "YAML or with --layers/--hidden/--heads instead")
+    return reader(c)
+
+
+def supported_model_types() -> list[str]:
+    """The ``model_type`` values model_from_hf_config reads."""
+    return sorted(_LLAMA_LIKE | set(_LLAMA_VARIANTS) | _GEMMA | set(_READERS))
+
+
+def _gpt2(c: dict[str, Any]) -> dict[str, Any]:
+    return dict(
+        num_layers=c["n_layer"], hidden_size=c["n_embd"], num_attention_heads=c["n_head"],
+        ffn_hidden_size=c.get("n_inner"), vocab_size=c["vocab_size"],
+        max_position_embeddings=c.get("n_positions", 1024), mlp="gelu", norm="layernorm",
+        position_embedding="learned", tied_embeddings=True, linear_bias=True, dropout=True,
+        fused_projections=True,  # c_attn: one Conv1D for Q, K, V
     )
 
 
+def _gpt_bigcode(c: dict[str, Any]) -> dict[str, Any]:
+    """StarCoder / SantaCoder (GPTBigCodeConfig): GPT-2 with multi-query attention (one K/V
+    head, ``multi_query`` default true)."""
+    return {**_gpt2(c), "num_kv_heads": 1 if c.get("multi_query", True) else None,
+            "max_position_embeddings": c.get("n_positions", 2048)}
+
+
+def _gptj(c: dict[str, Any]) -> dict[str, Any]:
+    return dict(
+        num_layers=c["n_layer"], hidden_size=c["n_embd"], num_attention_heads=c["n_head"],
+        ffn_hidden_size=c.get("n_inner"), vocab_size=c["vocab_size"],
+        max_position_embeddings=c.get("n_positions", 2048), mlp="gelu", norm="layernorm",
+        position_embedding="rotary", parallel_attention=True,
+    )
+
+
+def _gpt_neox(c: dict[str, Any]) -> dict[str, Any]:
+    # GPT-NeoX (Pythia, GPT-NeoX-20B): input_layernorm and post_attention_layernorm in every
+    # layer, also with use_parallel_residual (x + attn(ln1(x)) + mlp(ln2(x))), so never one
+    # shared norm (parallel_attention); rotary on rotary_pct of each head, which changes no
+    # count here. attention_bias (newer configs; absent = true) gates the QKV/dense biases,
+    # the MLP always has them: linear_bias follows attention_bias.
+    return dict(
+        num_layers=c["num_hidden_layers"], hidden_size=c["hidden_size"],
+        num_attention_heads=c["num_attention_heads"],
+        ffn_hidden_size=c.get("intermediate_size"), vocab_size=c["vocab_size"],
+        max_position_embeddings=c.get("max_position_embeddings", 2048), mlp="gelu",
+        norm="layernorm", position_embedding="rotary",
+        tied_embeddings=c.get("tie_word_embeddings", False),
+        linear_bias=c.get("attention_bias", True), parallel_attention=False,
+        fused_projections=True,  # query_key_value
+    )
+
+
+def _falcon(c: dict[str, Any]) -> dict[str, Any]:
+    """Falcon (FalconConfig; the legacy RefinedWeb/RefinedWebModel files too): the new decoder
+    architecture (Falcon-40B/180B: grouped KV heads, two norms) is also what a legacy file
+    with ``n_head_kv`` describes; otherwise multi-query attention with one shared norm.
+    Embeddings are tied unless the file says otherwise (FalconConfig's default)."""
+    new_arch = c.get("new_decoder_architecture", "n_head_kv" in c)
+    if new_arch:
+        kv = c.get("num_kv_heads", c.get("n_head_kv"))
+    else:
+        kv = 1 if c.get("multi_query", True) else None
+    return dict(
+        num_layers=c.get("num_hidden_layers", c.get("n_layer")),
+        hidden_size=c["hidden_size"],
+        num_attention_heads=c.get("num_attention_heads", c.get("n_head")),
+        num_kv_heads=kv, vocab_size=c["vocab_size"], mlp="gelu", norm="layernorm",
+        position_embedding="alibi" if c.get("alibi") else "rotary",
+        parallel_attention=c.get("parallel_attn", True) and not new_arch,
+        linear_bias=c.get("bias", False), tied_embeddings=c.get("tie_word_embeddings", True),
+        fused_projections=True,  # query_key_value
+    )
+
+
+def _bloom(c: dict[str, Any]) -> dict[str, Any]:
+    return dict(
+        num_layers=c["n_layer"], hidden_size=c["hidden_size"], num_attention_heads=c["n_head"],
+        vocab_size=c["vocab_size"], mlp="gelu", norm="layernorm", position_embedding="alibi",
+        tied_embeddings=True, linear_bias=True, embedding_norm=True,
+        fused_projections=True,  # query_key_value
+    )
+
+
+def _phi(c: dict[str, Any]) -> dict[str, Any]:
+    """Phi-1/1.5/2 (PhiConfig, PhiDecoderLayer): attention and a GeLU MLP side by side on one
+    LayerNorm, biases on every linear layer (the untied LM head's too), partial rotary."""
+    return dict(
+        num_layers=c["num_hidden_layers"], hidden_size=c["hidden_size"],
+        num_attention_heads=c["num_attention_heads"], num_kv_heads=c.get("num_key_value_heads"),
+        ffn_hidden_size=c.get("intermediate_size"), vocab_size=c["vocab_size"],
+        max_position_embeddings=c.get("max_position_embeddings", 2048), mlp="gelu",
+        norm="layernorm", position_embedding="rotary", parallel_attention=True,
+        linear_bias=True, tied_embeddings=c.get("tie_word_embeddings", False),
+    )
+
+
+def _starcoder2(c: dict[str, Any]) -> dict[str, Any]:
+    """StarCoder2 (Starcoder2Config, Starcoder2MLP c_fc/c_proj): grouped-query attention with
+    rotary and a sliding window, a GeLU MLP, LayerNorm, biases (``use_bias``)."""
+    f = dict(
+        num_layers=c["num_hidden_layers"], hidden_size=c["hidden_size"],
+        num_attention_heads=c["num_attention_heads"], num_kv_heads=c.get("num_key_value_heads"),
+        ffn_hidden_size=c.get("intermediate_size"), vocab_size=c["vocab_size"],
+        max_position_embeddings=c.get("max_position_embeddings", 4096), mlp="gelu",
+        norm="layernorm", position_embedding="rotary", linear_bias=c.get("use_bias", True),
+        tied_embeddings=c.get("tie_word_embeddings", True),
+    )
+    if c.get("sliding_window"):
+        f["sliding_window"] = c["sliding_window"]
+    return f
+
+
+def _mpt(c: dict[str, Any]) -> dict[str, Any]:
+    """MPT (MptConfig, llm-foundry): ALiBi, LayerNorm, a GeLU MLP of expansion_ratio·d_model,
+    no biases (``no_bias``), tied embeddings, one Wqkv GEMM."""
+    attn = c.get("attn_config") or {}
+    return dict(
+        num_layers=c["n_layers"], hidden_size=c["d_model"], num_attention_heads=c["n_heads"],
+        num_kv_heads=attn.get("kv_n_heads"),
+        ffn_hidden_size=int(c.get("expansion_ratio", 4) * c["d_model"]),
+        vocab_size=c["vocab_size"], max_position_embeddings=c.get("max_seq_len", 2048),
+        mlp="gelu", norm="layernorm",
+        position_embedding="alibi" if attn.get("alibi", True) else "learned",
+        linear_bias=not c.get("no_bias", True), tied_embeddings=True, fused_projections=True,
+    )
+
+
+def _opt(c: dict[str, Any]) -> dict[str, Any]:
+    """OPT (OPTConfig): learned positions, LayerNorm, a ReLU MLP of ffn_dim (two matrices, as
+    GeLU's), biases (``enable_bias``), tied embeddings. OPT-350m's 512-wide embedding
+    projections (word_embed_proj_dim) are not counted."""
+    return dict(
+        num_layers=c["num_hidden_layers"], hidden_size=c["hidden_size"],
+        num_attention_heads=c["num_attention_heads"], ffn_hidden_size=c.get("ffn_dim"),
+        vocab_size=c["vocab_size"], max_position_embeddings=c.get("max_position_embeddings", 2048),
+        mlp="gelu", norm="layernorm", position_embedding="learned",
+        linear_bias=c.get("enable_bias", True), tied_embeddings=c.get("tie_word_embeddings", True),
+        dropout=bool(c.get("dropout", 0.1)),
+    )
+
+
+_READERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "gpt2": _gpt2, "gpt_bigcode": _gpt_bigcode, "gptj": _gptj, "gpt_neox": _gpt_neox,
+    "falcon": _falcon, "RefinedWeb": _falcon, "RefinedWebModel": _falcon, "bloom": _bloom,
+    "phi": _phi, "starcoder2": _starcoder2, "mpt": _mpt, "opt": _opt,
+}
+
+
 def _llama_family(mt: str, c: dict[str, Any]) -> dict[str, Any]:
+    variant = dict(_LLAMA_VARIANTS.get(mt, {}))
+    tied_default = variant.pop("tied_default", False)
     f: dict[str, Any] = dict(
         num_layers=c["num_hidden_layers"], hidden_size=c["hidden_size"],
         num_attention_heads=c["num_attention_heads"], num_kv_heads=c.get("num_key_value_heads"),
         head_dim=c.get("head_dim"), ffn_hidden_size=c.get("intermediate_size"),
         vocab_size=c["vocab_size"], max_position_embeddings=c.get("max_position_embeddings", 4096),
         mlp="swiglu", norm="rmsnorm", position_embedding="rotary",
-        tied_embeddings=c.get("tie_word_embeddings", False),
-        qkv_bias=c.get("attention_bias", mt == "qwen2" or mt == "qwen2_moe"),
-        qk_norm=mt in ("qwen3", "qwen3_moe"),
+        tied_embeddings=c.get("tie_word_embeddings", tied_default),
+        qkv_bias=c.get("attention_bias", c.get("use_qkv_bias",
+                                                mt == "qwen2" or mt == "qwen2_moe")),
+        qk_norm=mt in ("qwen3", "qwen3_moe") or bool(c.get("use_qk_norm")),
     )
-    # Phi-3 masks every layer to its sliding_window (Phi3Config); Mistral's may be null.
+    f.update(variant)
+    if mt == "stablelm" and c.get("use_parallel_residual"):
+        f["parallel_attention"] = True
+    # Phi-3 masks every layer to its sliding_window (Phi3Config); Mistral's may be null;
+    # Cohere 2 and OLMo 3 mix local and global layers (layer_types / sliding_window_pattern).
     if c.get("sliding_window") and c.get("use_sliding_window", mt in ("mistral", "phi3")):
         f["sliding_window"] = c["sliding_window"]
+    elif c.get("sliding_window") and (c.get("layer_types") or mt == "cohere2"):
+        f["sliding_window"] = c["sliding_window"]
+        f["sliding_window_every"] = _global_layer_stride(c, 4)
     experts = c.get("num_local_experts") or c.get("num_experts") or c.get("n_routed_experts")
     if experts:
         f.update(
@@ -137,9 +275,10 @@ def _llama_family(mt: str, c: dict[str, Any]) -> dict[str, Any]:
             moe_ffn_hidden_size=c.get("moe_intermediate_size") or c.get("intermediate_size"),
             num_shared_experts=c.get("n_shared_experts") or 0,
         )
-        if c.get("shared_expert_intermediate_size"):  # qwen2_moe: one wide shared expert
-            f.update(num_shared_experts=1,
-                     shared_expert_ffn_hidden_size=c["shared_expert_intermediate_size"])
+        # qwen2_moe, granitemoeshared: one wide shared expert
+        shared = c.get("shared_expert_intermediate_size") or c.get("shared_intermediate_size")
+        if shared:
+            f.update(num_shared_experts=1, shared_expert_ffn_hidden_size=shared)
     if mt.startswith("deepseek"):
         f.update(
             q_lora_rank=c.get("q_lora_rank"), kv_lora_rank=c["kv_lora_rank"],
