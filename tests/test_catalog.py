@@ -348,3 +348,20 @@ def test_hf_config_missing_keys_take_the_types_transformers_defaults():
 def test_hf_config_unsupported_type_names_the_alternatives():
     with pytest.raises(FlopcastError, match=r"supported: .*olmo2.*--layers"):
         model_from_hf_config({"model_type": "mamba"})
+
+
+def test_llama4_config_reads_chunked_attention_on_three_layers_of_four():
+    """Llama4TextConfig: attention_chunk_size 8192 on the RoPE layers, every 4th layer global;
+    the catalog entry says the same."""
+    m = model_from_hf_config({"model_type": "llama4_text", "num_hidden_layers": 48,
+                              "hidden_size": 5120, "num_attention_heads": 40,
+                              "num_key_value_heads": 8, "head_dim": 128,
+                              "intermediate_size": 8192, "intermediate_size_mlp": 16384,
+                              "vocab_size": 202048, "num_local_experts": 16,
+                              "num_experts_per_tok": 1, "attention_chunk_size": 8192})
+    scout = load_model("llama-4-scout")
+    assert (m.local_attention, m.sliding_window, m.num_local_attention_layers) == (
+        "chunked", 8192, 36)
+    assert (scout.local_attention, scout.sliding_window, scout.num_local_attention_layers) == (
+        "chunked", 8192, 36)
+

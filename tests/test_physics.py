@@ -52,6 +52,23 @@ def test_sliding_window_context_is_capped():
     assert float(flops.attention_context(m, 100_000, causal=True)) < 128
 
 
+def test_chunked_local_attention_counts_keys_within_each_chunk():
+    """Llama 4's chunked layers: a query sees its chunk's earlier keys, so the mean over
+    s = 2.5 chunks is (2·c(c+1)/2 + r(r+1)/2)/s causally, and never more than a sliding
+    window of the same size gives; a sequence within one chunk is plain causal."""
+    kw = dict(num_layers=4, hidden_size=64, num_attention_heads=4, vocab_size=10,
+              sliding_window=8, sliding_window_every=0)
+    chunked = Model(name="c", local_attention="chunked", **kw)
+    sliding = Model(name="s", **kw)
+    s = np.array([4.0, 8.0, 20.0, 1000.0])
+    keys = flops.attention_context(chunked, s, causal=True)
+    assert keys[2] == pytest.approx((2 * 8 * 9 / 2 + 4 * 5 / 2) / 20)
+    assert keys[:2] == pytest.approx((s[:2] + 1) / 2)
+    assert np.all(keys <= flops.attention_context(sliding, s, causal=True) + 1e-12)
+    assert float(flops.attention_context(chunked, 20.0, causal=False)) == pytest.approx(
+        (2 * 64 + 16) / 20)
+
+
 def test_korthikanti_activation_bytes_gpt3():
     """Korthikanti et al. 2022 Eq. (1)-(4) for GPT-3 175B: s=2048, b=1, t=8, a=96."""
     m, s, t = gpt(), 2048, 8

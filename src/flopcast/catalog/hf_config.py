@@ -294,6 +294,12 @@ def _llama_family(mt: str, c: dict[str, Any]) -> dict[str, Any]:
             moe_ffn_hidden_size=c.get("intermediate_size"), num_shared_experts=1,
             moe_layer_every=c.get("interleave_moe_layer_step", 1),
         )
+        # chunked local attention on the RoPE layers, every no_rope_layer_interval-th layer
+        # global (Llama4TextConfig attention_chunk_size, no_rope_layers / layer_types)
+        if c.get("attention_chunk_size"):
+            f.update(sliding_window=c["attention_chunk_size"], local_attention="chunked",
+                     sliding_window_every=_global_layer_stride(
+                         c, c.get("no_rope_layer_interval", 4)))
     if mt == "phi3":  # Phi3Attention.qkv_proj, Phi3MLP.gate_up_proj
         f["fused_projections"] = True
     if mt == "gpt_oss":
@@ -357,7 +363,7 @@ def _global_layer_stride(c: dict[str, Any], default: int) -> int:
     types = c.get("layer_types")
     if isinstance(types, list) and types:
         n = len(types)
-        n_local = sum(t == "sliding_attention" for t in types)
+        n_local = sum(t in ("sliding_attention", "chunked_attention") for t in types)
         if n_local == n:
             return 0
         # the nearest regular pattern when the list is irregular

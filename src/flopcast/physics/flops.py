@@ -145,7 +145,8 @@ def attention_context(model: Model, seq_len, causal: bool, window_as_mask: bool 
 
     ``causal=False`` is the model-FLOPs convention (full s×s, Narayanan eq. 3, PaLM App. B);
     ``causal=True`` is what causal FlashAttention executes: (s+1)/2 on average, and for a
-    sliding window w (Beltagy et al. 2020) positions beyond w attend to w keys.
+    sliding window w (Beltagy et al. 2020) positions beyond w attend to w keys; chunked local
+    layers (Model.local_attention) attend within their chunk (_chunked_keys).
     ``window_as_mask``: the window reaches the kernel as an explicit mask (Hugging Face
     transformers with SDPA once s reaches w: masking_utils drops the mask only while the key
     length is below the window), and a masked kernel computes every score of the s×s block,
@@ -159,12 +160,26 @@ def attention_context(model: Model, seq_len, causal: bool, window_as_mask: bool 
     w = float(model.sliding_window)
     if causal and window_as_mask:
         local = np.where(s < w, (s + 1) / 2, s)
+    elif model.local_attention == "chunked":
+        local = _chunked_keys(s, w, causal)
     elif causal:
         local = np.where(s <= w, (s + 1) / 2, (w * (w + 1) / 2 + (s - w) * w) / np.maximum(s, 1))
     else:
         local = np.minimum(s, w)
     n_global = model.num_layers - n_local
     return (n_global * full + n_local * local) / model.num_layers
+
+
+def _chunked_keys(s, chunk: float, causal: bool):
+    """Mean keys per query of chunked local attention over s positions (Llama 4: a query
+    attends to the keys of its own ``chunk``-token block, causally): q = ⌊s/c⌋ full chunks
+    and one of r = s − q·c tokens, Σ over chunks of n(n+1)/2 keys (causal) or n² (the full
+    block, the model-FLOPs convention), divided by s."""
+    q = np.floor(s / chunk)
+    r = s - q * chunk
+    causal_keys = q * chunk * (chunk + 1) / 2 + r * (r + 1) / 2
+    total = causal_keys if causal else q * chunk ** 2 + r ** 2
+    return total / np.maximum(s, 1)
 
 
 def attention_core_flops_per_token(model: Model, seq_len, causal: bool = False):

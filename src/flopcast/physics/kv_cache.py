@@ -32,7 +32,8 @@ def kv_bytes_per_token(model: Model, element_bytes: float) -> float:
 
 
 def cached_tokens_per_layer(model: Model, context):
-    """Tokens held per layer, averaged over layers: the window caps local layers."""
+    """Tokens held per layer, averaged over layers: the window caps local layers (a chunked
+    layer holds its current chunk, at most ``sliding_window`` tokens: engines size it so)."""
     context = np.asarray(context, dtype=float)
     n_local = model.num_local_attention_layers
     if n_local == 0:

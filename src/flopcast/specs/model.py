@@ -74,6 +74,11 @@ class Model(Spec):
         description="Every n-th layer is global, others local; 0 = all local "
         "when sliding_window is set, 2 = alternate (gpt-oss)."
     )
+    local_attention: Literal["sliding", "chunked"] = Field(
+        "sliding", description="What limits a local layer's keys to ``sliding_window``: a "
+        "window ending at each query (Beltagy et al. 2020; Mistral, Gemma 2/3, gpt-oss), or "
+        "the fixed chunk of that many tokens the query falls in (Llama 4's "
+        "attention_chunk_size: keys from the chunk's start up to the query).")
     attention_sinks: bool = Field(False, description="Learned per-head sink logits (gpt-oss).")
 
     # Mixture of experts
