@@ -126,3 +126,39 @@ def test_train_refuses_contradictory_layouts(flags, says):
     """Flags Megatron-LM refuses, or that contradict each other, are refused in one line
     instead of one silently winning."""
     assert says in one_line_exit_2(run("train", "-m", "llama-3.1-8b", *flags))
+
+
+# Second review (2026-11-24, seventeenth session): crashes and silently changed inputs.
+
+def test_lognormal_spread_beyond_its_bound_is_refused_not_a_traceback():
+    p = run("serve", "-m", "llama-3.1-8b", "--request-rate", "5", "--input-len", "100",
+            "--output-len", "20", "--length-dist", "lognormal", "--spread", "50")
+    assert "(0, 4]" in one_line_exit_2(p)
+
+
+def test_normal_spread_zero_means_fixed_lengths():
+    r = run_serve(ServeRequest(**LOAD, length_dist="normal", spread=0, request_rate=5))
+    assert (r.mean_input_len, r.mean_output_len) == (100, 20)
+
+
+def test_a_gpu_entry_with_a_zero_peak_is_refused(tmp_path):
+    src = Path(__file__).resolve().parents[1] / "src/flopcast/catalog/gpus/h100-sxm.yaml"
+    bad = tmp_path / "zero.yaml"
+    bad.write_text(src.read_text().replace("  bf16: 989.4", "  bf16: 0"))
+    assert "peak_flops.bf16" in one_line_exit_2(
+        run("train", "-m", "llama-3.1-8b", "--gpu", str(bad)))
+
+
+@pytest.mark.parametrize("ks", ["1.5", "1,2.9,3", "nan"])
+def test_fractional_k_is_refused_not_truncated(ks):
+    if not SAMPLES.exists():
+        pytest.skip(f"samples not found at {SAMPLES}")
+    with pytest.raises(FlopcastError, match="whole numbers"):
+        run_reason_coverage(ReasonCoverageRequest(samples=str(SAMPLES), k=ks))
+
+
+def test_a_trace_saved_with_a_bom_is_read(tmp_path):
+    trace = tmp_path / "t.csv"
+    trace.write_bytes(b"\xef\xbb\xbfarrival_s,input_len,output_len\n0,100,20\n0.5,100,20\n")
+    r = run_serve(ServeRequest(model="llama-3.1-8b", trace=str(trace)))
+    assert r.num_requests == 2

@@ -31,8 +31,11 @@ DEFAULT_MAX_K = 4096
 def parse_ks(text: str | int, name: str = "k") -> list[int]:
     """'1,10,100' → [1, 10, 100] (sorted, unique); one line naming ``name`` otherwise."""
     try:
-        ks = [int(float(x)) for x in str(text).split(",") if x.strip()]
+        values = [float(x) for x in str(text).split(",") if x.strip()]
+        ks = [int(v) for v in values if v == int(v)]
     except (ValueError, OverflowError):
+        ks, values = [], [None]
+    if len(ks) != len(values):
         raise FlopcastError(f"{name}: expected comma-separated whole numbers such as "
                             f"1,10,100; got {echo(text)}") from None
     if not ks or min(ks) < 1 or max(ks) > MAX_SAMPLES or len(ks) > MAX_LIST:

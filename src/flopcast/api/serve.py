@@ -167,10 +167,11 @@ def _lengths(r: _Load, range_ratio, spread):
         raise FlopcastError("lengths: give --dataset, or --input-len and --output-len")
     extra: dict = {"range_ratio": range_ratio} if range_ratio is not None else {}
     if r.length_dist == "lognormal":
-        extra.update(input_sigma=spread or 1.0, output_sigma=spread or 1.0)
+        sigma = 1.0 if spread is None else spread
+        extra.update(input_sigma=sigma, output_sigma=sigma)
     elif r.length_dist == "normal":
-        extra.update(input_std=(spread or 0.2) * r.input_len,
-                     output_std=(spread or 0.2) * r.output_len)
+        share = 0.2 if spread is None else spread  # 0 = fixed lengths
+        extra.update(input_std=share * r.input_len, output_std=share * r.output_len)
     return LengthSpec(kind=r.length_dist, input_len=r.input_len, output_len=r.output_len,
                       **extra)
 

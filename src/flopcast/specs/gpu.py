@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -25,7 +25,8 @@ class GPU(Spec):
     family: str = Field(description="Efficiency family (ampere, hopper, blackwell, ada, cdna).")
     sm_count: int = Field(ge=1, description="Streaming multiprocessors (AMD: compute units): "
                           "the parallel units GEMM tiles and attention blocks fill in waves.")
-    peak_flops: dict[ComputeDtype, float] = Field(description="Dense peak FLOP/s by dtype.")
+    peak_flops: dict[ComputeDtype, Annotated[float, Field(gt=0, allow_inf_nan=False)]] = Field(
+        description="Dense peak FLOP/s by dtype (each > 0; a dtype the GPU lacks is left out).")
     hbm_bytes: float = Field(gt=0)
     hbm_bandwidth: float = Field(gt=0, description="bytes/s")
     nvlink_bandwidth: float = Field(

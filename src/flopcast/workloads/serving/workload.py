@@ -100,6 +100,9 @@ def _as_column(name: str, value, dtype) -> np.ndarray:
 
 LengthKind = Literal["fixed", "uniform", "normal", "lognormal", "dataset", "random"]
 
+#: Largest lognormal σ of ln(length): e^4 ≈ 55× per standard deviation, far beyond request
+#: sets (ShareGPT's lengths fit σ of about 1); larger ones overflow the truncated mean.
+MAX_LOG_SIGMA = 4.0
 #: Which length kinds use which spread field (others refuse it rather than ignore it).
 _KIND_FIELDS = {"range_ratio": ("uniform", "random"), "input_std": ("normal",),
                 "output_std": ("normal",), "input_sigma": ("lognormal",),
@@ -176,9 +179,11 @@ class LengthSpec(BaseModel):
     @field_validator("input_std", "output_std", "input_sigma", "output_sigma")
     @classmethod
     def _spread(cls, v: float | None, info) -> float | None:
-        low_ok = v is None or (v >= 0 if info.field_name.endswith("std") else v > 0)
-        if v is not None and not (math.isfinite(v) and low_ok):
-            what = ">= 0 tokens" if info.field_name.endswith("std") else "> 0 (std of ln length)"
+        std = info.field_name.endswith("std")
+        ok = v is None or (v >= 0 if std else 0 < v <= MAX_LOG_SIGMA)
+        if v is not None and not (math.isfinite(v) and ok):
+            what = (">= 0 tokens" if std else
+                    f"in (0, {MAX_LOG_SIGMA:g}] (std of ln length)")
             raise ValueError(f"{v!r} is not allowed: {info.field_name} must be finite and {what}")
         return v
 
@@ -648,6 +653,9 @@ def read_trace(path: str | Path) -> Requests:
     allowed.
     """
     path = Path(path)
+    if path.is_dir():
+        raise FlopcastError(f"trace: {path} is a directory, not a file (allowed: a CSV or "
+                            "JSONL trace)")
     if not path.is_file():
         raise FlopcastError(f"trace: file not found: {path}")
     if path.suffix.lower() not in TRACE_SUFFIXES:
@@ -679,7 +687,7 @@ def read_trace(path: str | Path) -> Requests:
 
 def _csv_rows(path: Path) -> tuple[list[dict], list[int], list[str]]:
     """Rows of a CSV with a header line, their line numbers, and the column names."""
-    with path.open(newline="") as f:
+    with path.open(newline="", encoding="utf-8-sig") as f:  # a spreadsheet's BOM too
         reader = csv.reader(f)
         header = next(reader, None)
         if header is None:
