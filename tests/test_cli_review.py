@@ -162,3 +162,10 @@ def test_a_trace_saved_with_a_bom_is_read(tmp_path):
     trace.write_bytes(b"\xef\xbb\xbfarrival_s,input_len,output_len\n0,100,20\n0.5,100,20\n")
     r = run_serve(ServeRequest(model="llama-3.1-8b", trace=str(trace)))
     assert r.num_requests == 2
+
+
+def test_a_jsonl_trace_saved_with_a_bom_is_read(tmp_path):
+    trace = tmp_path / "t.jsonl"
+    trace.write_bytes(b'\xef\xbb\xbf{"arrival_s": 0, "input_len": 100, "output_len": 20}\n')
+    assert run_serve(ServeRequest(model="llama-3.1-8b", trace=str(trace))).num_requests == 1
+

@@ -69,6 +69,18 @@ def test_chunked_local_attention_counts_keys_within_each_chunk():
         (2 * 64 + 16) / 20)
 
 
+def test_chunked_layers_keep_their_cache_but_read_one_chunk():
+    """Capacity is planned for the whole context (engines differ on freeing old chunks);
+    a decoding query reads at most one chunk of keys in a chunked layer."""
+    from flopcast.physics import kv_cache
+
+    kw = dict(num_layers=4, hidden_size=64, num_attention_heads=4, vocab_size=10,
+              sliding_window=8, sliding_window_every=4)
+    chunked = Model(name="c", local_attention="chunked", **kw)
+    assert float(kv_cache.cached_tokens_per_layer(chunked, 100.0)) == 100.0
+    assert float(kv_cache.attended_tokens_per_layer(chunked, 100.0)) == (3 * 8 + 100) / 4
+
+
 def test_korthikanti_activation_bytes_gpt3():
     """Korthikanti et al. 2022 Eq. (1)-(4) for GPT-3 175B: s=2048, b=1, t=8, a=96."""
     m, s, t = gpt(), 2048, 8

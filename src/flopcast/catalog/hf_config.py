@@ -4,7 +4,8 @@ Each ``model_type`` has a reader (``_READERS``); Llama-shaped decoders (pre-norm
 gated MLP) share one (``_llama_family``) with their differences in ``_LLAMA_VARIANTS``. A
 multimodal checkpoint is read as its text model (``text_config``): its vision or audio
 tower is not counted. Keys a config leaves out take transformers' defaults for that model
-type where they change the shapes (``_TYPE_DEFAULTS``), not flopcast's generic ones."""
+type where they change the shapes and are listed in ``_TYPE_DEFAULTS`` (others take
+flopcast's generic ones: hub files carry them)."""
 
 from __future__ import annotations
 
@@ -25,8 +26,9 @@ _LLAMA_LIKE = {"llama", "mistral", "mixtral", "qwen2", "qwen3", "qwen2_moe", "qw
 #: q/k norms, norms after attention and MLP (sandwich), one shared input norm for attention
 #: and MLP (parallel), biases, and the tied-embedding default where it is not False.
 _LLAMA_VARIANTS: dict[str, dict[str, Any]] = {
-    "granite": {}, "granitemoe": {}, "granitemoeshared": {}, "smollm3": {},
-    "internlm3": {}, "helium": {}, "ministral": {}, "ernie4_5": {}, "seed_oss": {},
+    "granite": {}, "granitemoe": {}, "granitemoeshared": {},
+    "smollm3": dict(tied_default=True), "ernie4_5": dict(tied_default=True),
+    "internlm3": {}, "helium": {}, "ministral": {}, "seed_oss": {},
     "olmo": dict(norm="layernorm"),  # OlmoLayerNorm: non-parametric
     "olmo2": dict(qk_norm=True), "olmo3": dict(qk_norm=True), "olmoe": dict(qk_norm=True),
     "phimoe": dict(norm="layernorm"),
@@ -37,7 +39,8 @@ _LLAMA_VARIANTS: dict[str, dict[str, Any]] = {
 }
 #: Shape-setting defaults of transformers' configuration classes, for keys a config leaves
 #: out (LlamaConfig, MistralConfig, MixtralConfig, Qwen3Config,
-#: DeepseekV3Config, GptOssConfig, FalconConfig).
+#: DeepseekV3Config, GptOssConfig, GlmConfig, Glm4Config, SeedOssConfig, Llama4TextConfig,
+#: PhimoeConfig).
 _TYPE_DEFAULTS: dict[str, dict[str, Any]] = {
     "llama": dict(intermediate_size=11008),
     "mistral": dict(intermediate_size=14336, num_key_value_heads=8),
@@ -45,6 +48,9 @@ _TYPE_DEFAULTS: dict[str, dict[str, Any]] = {
     "qwen3": dict(head_dim=128),
     "gpt_oss": dict(head_dim=64),
     "deepseek_v3": dict(q_lora_rank=1536, first_k_dense_replace=3, moe_intermediate_size=2048),
+    "glm": dict(attention_bias=True), "glm4": dict(attention_bias=True),
+    "seed_oss": dict(attention_bias=True),
+    "llama4_text": dict(num_local_experts=16), "phimoe": dict(num_local_experts=16),
 }
 _GEMMA = {"gemma", "gemma2", "gemma3", "gemma3_text"}
 
@@ -255,7 +261,9 @@ def _llama_family(mt: str, c: dict[str, Any]) -> dict[str, Any]:
         tied_embeddings=c.get("tie_word_embeddings", tied_default),
         qkv_bias=c.get("attention_bias", c.get("use_qkv_bias",
                                                 mt == "qwen2" or mt == "qwen2_moe")),
-        qk_norm=mt in ("qwen3", "qwen3_moe") or bool(c.get("use_qk_norm")),
+        # Llama 4's use_qk_norm is a weightless L2 norm on the RoPE layers: not counted
+        qk_norm=mt in ("qwen3", "qwen3_moe") or (bool(c.get("use_qk_norm"))
+                                                 and not mt.startswith("llama4")),
     )
     f.update(variant)
     if mt == "stablelm" and c.get("use_parallel_residual"):
@@ -299,7 +307,7 @@ def _llama_family(mt: str, c: dict[str, Any]) -> dict[str, Any]:
         if c.get("attention_chunk_size"):
             f.update(sliding_window=c["attention_chunk_size"], local_attention="chunked",
                      sliding_window_every=_global_layer_stride(
-                         c, c.get("no_rope_layer_interval", 4)))
+                         c, c.get("no_rope_layer_interval") or 4))
     if mt == "phi3":  # Phi3Attention.qkv_proj, Phi3MLP.gate_up_proj
         f["fused_projections"] = True
     if mt == "gpt_oss":

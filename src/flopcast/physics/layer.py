@@ -28,7 +28,7 @@ import numpy as np
 
 from flopcast.physics import comm, kernels, memory
 from flopcast.physics import flops as F
-from flopcast.physics.kv_cache import cached_tokens_per_layer
+from flopcast.physics.kv_cache import attended_tokens_per_layer
 from flopcast.specs.efficiency import Efficiency
 from flopcast.specs.engine import ExpertDispatch
 from flopcast.specs.framework import (
@@ -262,7 +262,7 @@ def attention_time(model: Model, gpu, place: Placement, num: Numerics, batch: Ba
     seqs = _f(batch.decode_seqs)
     elements = kv_elements_per_token_rank(model, place.tp)
     decode = kernels.decode_attention_time(
-        seqs, cached_tokens_per_layer(model, batch.decode_context), elements, q_heads,
+        seqs, attended_tokens_per_layer(model, batch.decode_context), elements, q_heads,
         kv_element_bytes, gpu, decode_backend, decode_flops_per_key(model, place.tp),
         num.compute_dtype, kv_heads)
     launches = gpu.kernels.decode_backend(decode_backend).launches

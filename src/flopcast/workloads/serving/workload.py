@@ -705,7 +705,7 @@ def _csv_rows(path: Path) -> tuple[list[dict], list[int], list[str]]:
 def _jsonl_rows(path: Path) -> tuple[list[dict], list[int], list[str]]:
     """Objects of a JSON-lines file, their line numbers, and every key seen."""
     rows, lines, columns = [], [], {}
-    with path.open() as f:
+    with path.open(encoding="utf-8-sig") as f:
         for k, line in enumerate(f, start=1):
             if not line.strip():
                 continue
