@@ -31,20 +31,6 @@ def kv_bytes_per_token(model: Model, element_bytes: float) -> float:
     return float(model.num_layers * kv_elements_per_token_layer(model) * element_bytes)
 
 
-def cached_tokens_per_layer(model: Model, context):
-    """Tokens held per layer, averaged over layers: the window caps sliding-window layers.
-    Chunked layers (Llama 4) keep the whole context: whether an engine frees the chunks
-    before the current one depends on its version (vLLM's hybrid KV manager for chunked
-    local attention was switched off by default in PR #21761 and back on in #29627), so
-    capacity is planned for the full cache."""
-    context = np.asarray(context, dtype=float)
-    n_local = model.num_local_attention_layers
-    if n_local == 0 or model.local_attention == "chunked":
-        return context
-    local = np.minimum(context, model.sliding_window)
-    return (n_local * local + (model.num_layers - n_local) * context) / model.num_layers
-
-
 def attended_tokens_per_layer(model: Model, context):
     """Keys a decoding query reads per layer, averaged over layers: a sliding window or a
     chunk (at most its size: the chunk fills from 1 to c) caps local layers."""
@@ -54,6 +40,17 @@ def attended_tokens_per_layer(model: Model, context):
         return context
     local = np.minimum(context, model.sliding_window)
     return (n_local * local + (model.num_layers - n_local) * context) / model.num_layers
+
+
+def cached_tokens_per_layer(model: Model, context):
+    """Tokens held per layer, averaged over layers: what a query reads, except that chunked
+    layers (Llama 4) keep the whole context: whether an engine frees the chunks before the
+    current one depends on its version (vLLM's hybrid KV manager for chunked local attention
+    was switched off by default in PR #21761 and back on in #29627), so capacity is planned
+    for the full cache."""
+    if model.local_attention == "chunked":
+        return np.asarray(context, dtype=float)
+    return attended_tokens_per_layer(model, context)
 
 
 def sequence_kv_bytes(model: Model, context, element_bytes: float, block_tokens: int = 1):
