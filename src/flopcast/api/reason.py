@@ -32,12 +32,13 @@ def parse_ks(text: str | int, name: str = "k") -> list[int]:
     """'1,10,100' → [1, 10, 100] (sorted, unique); one line naming ``name`` otherwise."""
     try:
         values = [float(x) for x in str(text).split(",") if x.strip()]
-        ks = [int(v) for v in values if v == int(v)]
-    except (ValueError, OverflowError):
-        ks, values = [], [None]
-    if len(ks) != len(values):
+        whole = all(v == int(v) for v in values)
+    except (ValueError, OverflowError):  # not a number, nan, inf
+        whole = False
+    if not whole:
         raise FlopcastError(f"{name}: expected comma-separated whole numbers such as "
-                            f"1,10,100; got {echo(text)}") from None
+                            f"1,10,100; got {echo(text)}")
+    ks = [int(v) for v in values]
     if not ks or min(ks) < 1 or max(ks) > MAX_SAMPLES or len(ks) > MAX_LIST:
         raise FlopcastError(f"{name}: at most {MAX_LIST} values, each in 1..{MAX_SAMPLES:.0e}; "
                             f"got {echo(text)}")

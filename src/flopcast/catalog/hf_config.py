@@ -24,23 +24,22 @@ _LLAMA_LIKE = {"llama", "mistral", "mixtral", "qwen2", "qwen3", "qwen2_moe", "qw
 #: Llama-shaped decoders that differ from Llama in the fields given (transformers'
 #: configuration_*.py and modeling_*.py of each type): norm kind, per-head or full-width
 #: q/k norms, norms after attention and MLP (sandwich), one shared input norm for attention
-#: and MLP (parallel), biases, and the tied-embedding default where it is not False.
+#: and MLP (parallel). Defaults of keys a config may leave out are in _TYPE_DEFAULTS.
 _LLAMA_VARIANTS: dict[str, dict[str, Any]] = {
-    "granite": {}, "granitemoe": {}, "granitemoeshared": {},
-    "smollm3": dict(tied_default=True), "ernie4_5": dict(tied_default=True),
+    "granite": {}, "granitemoe": {}, "granitemoeshared": {}, "smollm3": {}, "ernie4_5": {},
     "internlm3": {}, "helium": {}, "ministral": {}, "seed_oss": {},
     "olmo": dict(norm="layernorm"),  # OlmoLayerNorm: non-parametric
     "olmo2": dict(qk_norm=True), "olmo3": dict(qk_norm=True), "olmoe": dict(qk_norm=True),
     "phimoe": dict(norm="layernorm"),
     "stablelm": dict(norm="layernorm"),
-    "cohere": dict(norm="layernorm", parallel_attention=True, tied_default=True),
-    "cohere2": dict(norm="layernorm", parallel_attention=True, tied_default=True),
+    "cohere": dict(norm="layernorm", parallel_attention=True),
+    "cohere2": dict(norm="layernorm", parallel_attention=True),
     "glm": {}, "glm4": dict(sandwich_norm=True),
 }
 #: Shape-setting defaults of transformers' configuration classes, for keys a config leaves
 #: out (LlamaConfig, MistralConfig, MixtralConfig, Qwen3Config,
 #: DeepseekV3Config, GptOssConfig, GlmConfig, Glm4Config, SeedOssConfig, Llama4TextConfig,
-#: PhimoeConfig).
+#: PhimoeConfig; tied embeddings: SmolLM3Config, Ernie4_5Config, CohereConfig, Cohere2Config).
 _TYPE_DEFAULTS: dict[str, dict[str, Any]] = {
     "llama": dict(intermediate_size=11008),
     "mistral": dict(intermediate_size=14336, num_key_value_heads=8),
@@ -51,8 +50,12 @@ _TYPE_DEFAULTS: dict[str, dict[str, Any]] = {
     "glm": dict(attention_bias=True), "glm4": dict(attention_bias=True),
     "seed_oss": dict(attention_bias=True),
     "llama4_text": dict(num_local_experts=16), "phimoe": dict(num_local_experts=16),
+    "smollm3": dict(tie_word_embeddings=True), "ernie4_5": dict(tie_word_embeddings=True),
+    "cohere": dict(tie_word_embeddings=True), "cohere2": dict(tie_word_embeddings=True),
 }
 _GEMMA = {"gemma", "gemma2", "gemma3", "gemma3_text"}
+#: Every type _llama_family reads.
+_LLAMA_TYPES = _LLAMA_LIKE | set(_LLAMA_VARIANTS)
 
 
 def model_from_hf_config(config: dict[str, Any] | str | Path, name: str | None = None) -> Model:
@@ -91,7 +94,7 @@ def model_from_hf_config(config: dict[str, Any] | str | Path, name: str | None =
 
 
 def _fields(mt: str, c: dict[str, Any]) -> dict[str, Any]:
-    if mt in _LLAMA_LIKE or mt in _LLAMA_VARIANTS:
+    if mt in _LLAMA_TYPES:
         return _llama_family(mt, c)
     if mt in _GEMMA:
         return _gemma_family(mt, c)
@@ -106,7 +109,7 @@ def _fields(mt: str, c: dict[str, Any]) -> dict[str, Any]:
 
 def supported_model_types() -> list[str]:
     """The ``model_type`` values model_from_hf_config reads."""
-    return sorted(_LLAMA_LIKE | set(_LLAMA_VARIANTS) | _GEMMA | set(_READERS))
+    return sorted(_LLAMA_TYPES | _GEMMA | set(_READERS))
 
 
 def _gpt2(c: dict[str, Any]) -> dict[str, Any]:
@@ -250,22 +253,20 @@ _READERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
 
 
 def _llama_family(mt: str, c: dict[str, Any]) -> dict[str, Any]:
-    variant = dict(_LLAMA_VARIANTS.get(mt, {}))
-    tied_default = variant.pop("tied_default", False)
     f: dict[str, Any] = dict(
         num_layers=c["num_hidden_layers"], hidden_size=c["hidden_size"],
         num_attention_heads=c["num_attention_heads"], num_kv_heads=c.get("num_key_value_heads"),
         head_dim=c.get("head_dim"), ffn_hidden_size=c.get("intermediate_size"),
         vocab_size=c["vocab_size"], max_position_embeddings=c.get("max_position_embeddings", 4096),
         mlp="swiglu", norm="rmsnorm", position_embedding="rotary",
-        tied_embeddings=c.get("tie_word_embeddings", tied_default),
+        tied_embeddings=c.get("tie_word_embeddings", False),
         qkv_bias=c.get("attention_bias", c.get("use_qkv_bias",
                                                 mt == "qwen2" or mt == "qwen2_moe")),
         # Llama 4's use_qk_norm is a weightless L2 norm on the RoPE layers: not counted
         qk_norm=mt in ("qwen3", "qwen3_moe") or (bool(c.get("use_qk_norm"))
                                                  and not mt.startswith("llama4")),
     )
-    f.update(variant)
+    f.update(_LLAMA_VARIANTS.get(mt, {}))
     if mt == "stablelm" and c.get("use_parallel_residual"):
         f["parallel_attention"] = True
     # Phi-3 masks every layer to its sliding_window (Phi3Config); Mistral's may be null;
