@@ -109,7 +109,6 @@ def test_plan_counts_add_up(capsys):
     (["train", "-m", "llama-3.1-8b", "--zero", "4"], "--zero"),
     (["train", "-m", "llama-3.1-8b", "--network-gbps", "inf"], "--network-gbps"),
     (["train", "-m", "llama-3.1-8b", "--network-gbps", "0"], "--network-gbps"),
-    (["train", "-m", "llama-3.1-8b", "--gpus-per-node", "3", "--gpus", "8"], "gpus_per_node"),
     (["train", "-m", "llama-3.1-8b", "--schedule", "interleaved", "--pp", "1"], "interleaved"),
     (["train", "--layers", "2", "--hidden", "64", "--heads", "2", "--vocab", "0"], "--vocab"),
     (["infer", "-m", "llama-3.1-8b", "--pp", "0"], "--pp"),

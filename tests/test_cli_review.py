@@ -57,7 +57,7 @@ def test_serve_plan_names_the_real_error():
         run_serve_plan(ServePlanRequest(model="llama-3.1-8b", gpu_types="nosuch", **plan))
     with pytest.raises(FlopcastError, match="^model: give --model"):
         run_serve_plan(ServePlanRequest(**plan))
-    with pytest.raises(FlopcastError, match="KV blocks.*and 3 more"):
+    with pytest.raises(FlopcastError, match="leaves no memory for KV cache.*and 3 more"):
         run_serve_plan(ServePlanRequest(model="llama-3.1-405b", gpu_types="l40s", **plan))
 
 
@@ -169,3 +169,140 @@ def test_a_jsonl_trace_saved_with_a_bom_is_read(tmp_path):
     trace.write_bytes(b'\xef\xbb\xbf{"arrival_s": 0, "input_len": 100, "output_len": 20}\n')
     assert run_serve(ServeRequest(model="llama-3.1-8b", trace=str(trace))).num_requests == 1
 
+
+
+# Third review (2026-11-25, eighteenth session): options silently ignored, inconsistent
+# refusals, messages naming the wrong option.
+
+def _warnings(call, request) -> list[str]:
+    said: list[str] = []
+    call(request, said.append)
+    return said
+
+
+@pytest.mark.parametrize("options, says", [
+    (dict(etp=2), "--etp 2: ignored; llama-3.1-8b has no experts"),
+    (dict(sp=True), "--sp: ignored with --tp 1"),
+    (dict(tp_comm_overlap=True), "--tp-comm-overlap: ignored with --tp 1"),
+    (dict(lora_targets="qkv,out"), "--lora-targets qkv,out: ignored"),
+    (dict(nvme_tb=3.0), "--nvme-tb: ignored; nothing is offloaded to NVMe"),
+    (dict(gpus=12), "--gpus 12: 1 full node(s) of 8 and one of 4"),
+])
+def test_train_names_options_it_does_not_use(options, says):
+    from flopcast.api.train import TrainRequest, run_train
+
+    said = _warnings(run_train, TrainRequest(model="llama-3.1-8b", **options))
+    assert any(says in s for s in said), said
+
+
+def test_train_uses_what_it_is_given_without_a_warning():
+    from flopcast.api.train import TrainRequest, run_train
+
+    used = TrainRequest(model="llama-3.1-8b", gpus=16, tp=2, sp=True, lora_rank=8,
+                        lora_targets="qkv,out", offload="params=nvme", nvme_tb=3.0)
+    assert _warnings(run_train, used) == []
+
+
+def test_an_explicit_node_size_is_treated_like_the_default_one():
+    """12 GPUs on nodes of 8 were accepted with the catalog's node size and refused with an
+    explicit --gpus-per-node 8: both now run, with the same warning."""
+    from flopcast.api.train import TrainRequest, run_train
+
+    implicit = run_train(TrainRequest(model="llama-3.1-8b", gpus=12))
+    explicit = run_train(TrainRequest(model="llama-3.1-8b", gpus=12, gpus_per_node=8))
+    assert implicit.step_time_s == explicit.step_time_s
+
+
+def test_serve_names_load_options_it_does_not_use(tmp_path):
+    trace = tmp_path / "t.csv"
+    trace.write_text("arrival_s,input_len,output_len\n0,100,20\n0.1,200,30\n")
+    said = _warnings(run_serve, ServeRequest(model="llama-3.1-8b", trace=str(trace),
+                                             num_requests=5))
+    assert any("--num-requests 5: ignored" in s for s in said)
+    said = _warnings(run_serve, ServeRequest(**LOAD, request_rate=2, batch_size=4,
+                                             shared_prefix_len=200, num_prefixes=2))
+    assert any("--batch-size 4: ignored by the vllm scheduler" in s for s in said)
+    assert any("--shared-prefix-len 200: not shorter than --input-len 100" in s for s in said)
+    assert _warnings(run_serve, ServeRequest(**LOAD, request_rate=2, batch_size=4,
+                                             scheduler="static")) == []
+
+
+def test_serve_says_the_weights_leave_no_kv_memory():
+    with pytest.raises(FlopcastError, match="leaves no memory for KV cache.*756.0 GiB"):
+        run_serve(ServeRequest(**{**LOAD, "model": "llama-3.1-405b"}, request_rate=1))
+
+
+def test_a_concurrency_too_large_is_named_as_a_concurrency():
+    err = one_line_exit_2(run("infer", "-m", "llama-3.1-8b", "--gpus", "8", "--tp", "1",
+                              "--concurrency", "100000"))
+    assert err.startswith("error: concurrency: 100000 over 8 replicas is 12500 sequences")
+
+
+def test_repeated_gpu_counts_are_one_cluster():
+    from flopcast.api.plan import parse_gpu_counts
+
+    assert parse_gpu_counts("8,8,16") == [8, 16]
+
+
+@pytest.mark.parametrize("field, value", [("gpus", True), ("tp", False), ("price", True)])
+def test_booleans_are_not_numbers(field, value):
+    from pydantic import ValidationError
+
+    from flopcast.api.plan import PlanTrainRequest
+    from flopcast.api.train import TrainRequest
+
+    with pytest.raises(ValidationError, match="expected a number"):
+        TrainRequest(model="llama-3.1-8b", **{field: value})
+    if field != "price":
+        with pytest.raises(ValidationError, match="expected a number"):
+            PlanTrainRequest(model="llama-3.1-8b", **{field: value})
+
+
+@pytest.mark.parametrize("flags, says", [
+    (("--price", "1e300"), "--price"),
+    (("--tokens", ""), "--tokens"),
+])
+def test_train_refuses_an_absurd_price_and_an_empty_budget(flags, says):
+    assert says in one_line_exit_2(run("train", "-m", "llama-3.1-8b", *flags))
+
+
+def test_tensorrt_llm_is_refused_on_amd_gpus():
+    err = one_line_exit_2(run("infer", "-m", "llama-3.1-8b", "--gpu", "mi300x",
+                              "--engine", "trtllm"))
+    assert "runs on nvidia GPUs only" in err
+
+
+def test_plot_and_trace_paths_are_checked_before_simulating(tmp_path):
+    serve = ("serve", "-m", "llama-3.1-8b", "--request-rate", "1", "--input-len", "100",
+             "--output-len", "10")
+    err = one_line_exit_2(run(*serve, "--chrome-trace", str(tmp_path / "no" / "t.json")))
+    assert err.startswith("error: --chrome-trace") and "does not exist" in err
+    assert "--plot" in one_line_exit_2(run(*serve, "--plot", str(tmp_path / "x.jpg")))
+
+
+def test_tree_search_errors_name_tree_search_and_best_of_n_needs_no_answers(tmp_path):
+    from flopcast.api.reason import ReasonPlanRequest, run_reason_plan
+
+    samples = tmp_path / "s.csv"
+    samples.write_text("model,benchmark,problem,samples,correct\n" + "".join(
+        f"pythia-1b,MATH,p{i},100,{i % 7}\n" for i in range(60)))
+    plan = dict(samples=[str(samples)], gpu="h100-sxm", target_accuracy=0.2,
+                strategies="tree-search")
+    with pytest.raises(FlopcastError, match="^tree-search \\(rebase-mistral-7b-math selects"):
+        run_reason_plan(ReasonPlanRequest(**plan, tree_search="rebase-mistral-7b-math"))
+    result = run_reason_plan(ReasonPlanRequest(**plan, tree_search="beam-snell"))
+    assert result.model_dump()
+
+
+def test_a_bad_samples_row_names_its_problem(tmp_path):
+    samples = tmp_path / "s.csv"
+    samples.write_text("model,benchmark,problem,samples,correct\nm,b,p1,10,3\nm,b,p7,10,12\n")
+    err = one_line_exit_2(run("reason", "coverage", "--samples", str(samples), "--k", "1"))
+    assert "row 2 (line 3, problem 'p7'), column correct" in err
+
+
+def test_a_tiny_negative_error_is_not_printed_as_minus_zero():
+    from flopcast.report.validation import _error_cell
+
+    assert _error_cell({"predicted": 0.9996, "measured": 1.0}, {}) == "+0.0%"
+    assert _error_cell({"predicted": 0.95, "measured": 1.0}, {}) == "-5.0%"

@@ -44,6 +44,25 @@ def test_small_m_gemms_are_bandwidth_bound_and_never_beat_their_bytes(gpu_id):
             assert flops_time < 0.5 * t
 
 
+@pytest.mark.parametrize("gpu_id", ["a100-80gb", "l40s", "rtx-3090", "h100-sxm"])
+def test_weight_only_decode_gemms_stream_their_weights(gpu_id):
+    """A one-row W4A16 GEMM pads its math to MARLIN's 16-row block, not a 64-row tile: it
+    stays bound by its weight bytes, so 4-bit weights beat 8-bit ones and 8-bit beat 16-bit
+    (a 64-row tile made A100 int4 decode compute-bound and no faster than int8)."""
+    gpu = load_gpu(gpu_id)
+    n, k = 14336, 4096
+    t = {bits: float(K.gemm_time(1, n, k, gpu, "bf16", act_bytes=2.0,
+                                 weight_bytes=bits / 8, weight_only=bits < 16))
+         for bits in (4, 8, 16)}
+    assert t[4] < t[8] < t[16], t
+    if gpu_id == "rtx-3090":  # 76 FLOP per HBM byte: 16 rows of math at 4 bits nearly bind
+        return
+    stream = gpu.kernels.gemm_stream_fraction_by_dtype.get("bf16") or \
+        gpu.kernels.gemm_stream_fraction
+    weight_bound = gpu.kernels.launch_s + 0.5 * n * k / (gpu.hbm_bandwidth * stream)
+    assert t[4] == pytest.approx(weight_bound, rel=0.05), (t[4], weight_bound)
+
+
 @pytest.mark.parametrize("backend", ["flash-attention-2", "cudnn"])
 @pytest.mark.parametrize("direction", ["fwd", "bwd"])
 def test_attention_efficiency_rises_with_sequence_length(backend, direction):

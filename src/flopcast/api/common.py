@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from enum import Enum
 from typing import Annotated, TypeVar, get_type_hints
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from flopcast.errors import FlopcastError, echo
 
@@ -22,10 +22,20 @@ from flopcast.errors import FlopcastError, echo
 #: products of sizes overflow and a 309-digit count cannot even become a float.
 MAX_INT = 2**31 - 1
 
+
+
+def not_a_bool(value):
+    """Refuse true/false where a number is meant: pydantic's lax mode reads JSON true as 1
+    ({"gpus": true} was priced as one GPU)."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number, not {str(value).lower()}")
+    return value
+
+
 #: An integer option: whole numbers within ±MAX_INT (lower bounds stay with the specs).
-Int = Annotated[int, Field(ge=-MAX_INT, le=MAX_INT)]
+Int = Annotated[int, BeforeValidator(not_a_bool), Field(ge=-MAX_INT, le=MAX_INT)]
 #: A float option: finite (no nan, no inf; ranges stay with the specs).
-Finite = Annotated[float, Field(allow_inf_nan=False)]
+Finite = Annotated[float, BeforeValidator(not_a_bool), Field(allow_inf_nan=False)]
 #: A latency bound in ms: finite and above zero.
 LatencyMs = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 #: An engine release ("0.4.1", "v0.16.0", "0.7a"): its leading numbers pick what it ran
@@ -137,9 +147,18 @@ def _first_non_finite(data, path: str) -> str | None:
 _SUFFIX = {"k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12}
 
 
-def lora_targets_of(text: str) -> tuple[str, ...]:
-    """--lora-targets "qkv, out" → ("qkv", "out") (each name checked by the training spec)."""
-    return tuple(t.strip() for t in text.split(","))
+#: Weight GEMMs that get LoRA adapters when --lora-targets is not given (NeMo's default).
+DEFAULT_LORA_TARGETS = "qkv"
+
+
+def lora_targets_of(text: str | None, rank: int | None, warn: Warn) -> tuple[str, ...]:
+    """--lora-targets "qkv, out" → ("qkv", "out") (each name checked by the training spec);
+    None → the default. Targets without --lora-rank mean nothing (every weight trains): said
+    once through ``warn``, not silently dropped."""
+    if text is not None and rank is None:
+        warn(f"--lora-targets {text}: ignored; it applies only with --lora-rank (without it "
+             "every weight trains)")
+    return tuple(t.strip() for t in (text or DEFAULT_LORA_TARGETS).split(","))
 
 
 def parse_count(text: str) -> float:

@@ -7,9 +7,9 @@ Imports the training workload: the CLI imports this module inside the command.""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, create_model
+from pydantic import BaseModel, BeforeValidator, create_model
 
 from flopcast.api.common import (
     MAX_INT,
@@ -24,6 +24,7 @@ from flopcast.api.common import (
     fields_of,
     ignore,
     lora_targets_of,
+    not_a_bool,
     parse_count,
     short,
 )
@@ -31,7 +32,7 @@ from flopcast.errors import FlopcastError
 from flopcast.workloads.training.estimate import TrainingEstimate
 
 #: A list option: '4,8' (as on the command line) or one number.
-IntList = str | Int
+IntList = Annotated[str | Int, BeforeValidator(not_a_bool)]
 
 
 class PlanTrainRequest(ModelFlags):
@@ -59,7 +60,7 @@ class PlanTrainRequest(ModelFlags):
     framework: str = "megatron"
     attention_backend: str | None = None
     lora_rank: Int | None = None
-    lora_targets: str = "qkv"
+    lora_targets: str | None = None
     calibration: str | None = None
 
 
@@ -168,7 +169,7 @@ def parse_gpu_counts(text: str) -> list[int]:
     if not all(1 <= n <= MAX_INT for n in counts):
         raise FlopcastError(f"--gpus: every GPU count must be at least 1 and at most "
                             f"{MAX_INT:,}; got {short(text)!r}")
-    return counts
+    return list(dict.fromkeys(counts))  # '8,8' is one cluster, not two equal rows
 
 
 def _powers_of_two(lo: int, hi: int) -> list[int]:
@@ -209,7 +210,7 @@ def int_list(value: str | int | None, name: str, low: int = 1,
     return values
 
 
-def plan_requests(r: PlanTrainRequest) -> list:
+def plan_requests(r: PlanTrainRequest, warn: Warn = ignore) -> list:
     """The planner's PlanRequests: one per model × sequence length."""
     from flopcast.specs.plan import PlanRequest
 
@@ -226,9 +227,9 @@ def plan_requests(r: PlanTrainRequest) -> list:
     return [PlanRequest(
         model=m, gpus=gpu_refs(r.gpu), gpu_counts=parse_gpu_counts(str(r.gpus)),
         seq_len=s, global_batch=r.global_batch, precision=r.precision.value,
-        tokens=parse_count(r.tokens) if r.tokens else None, objective=r.objective.value,
+        tokens=parse_count(r.tokens) if r.tokens is not None else None, objective=r.objective.value,
         top=r.top, deadline_days=r.deadline_days, options=options, framework=r.framework,
-        lora_rank=r.lora_rank, lora_targets=lora_targets_of(r.lora_targets),
+        lora_rank=r.lora_rank, lora_targets=lora_targets_of(r.lora_targets, r.lora_rank, warn),
         attention_backend=r.attention_backend or None,
     ) for m in models for s in lengths]
 
@@ -242,7 +243,7 @@ def run_plan_train(request: PlanTrainRequest, warn: Warn = ignore, use_ray: bool
     from flopcast.workloads.training.distributed import plan_sweep
     from flopcast.workloads.training.plan import plan_training
 
-    requests = plan_requests(request)
+    requests = plan_requests(request, warn)
     first = requests[0]
     families = [load_gpu(g, request.calibration).family  # refuses an unknown GPU first
                 for g in first.gpus]

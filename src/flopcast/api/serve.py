@@ -26,6 +26,9 @@ from flopcast.api.common import (
 from flopcast.errors import FlopcastError
 from flopcast.specs.engine import ExpertDispatch
 
+#: Requests simulated when --num-requests is not given (vLLM's benchmark_serving default).
+DEFAULT_NUM_REQUESTS = 1000
+
 
 class _Load(ModelFlags):
     """What `serve` and `serve plan` share: the model, the engine and the request lengths."""
@@ -69,7 +72,7 @@ class ServeRequest(_Load):
     range_ratio: Finite | None = None
     spread: Finite | None = None
     trace: str | None = None
-    num_requests: Int = 1000
+    num_requests: Int | None = None
     shared_prefix_len: Int = 0
     num_prefixes: Int = 0
     slo_itl_p99: LatencyMs | None = None
@@ -199,20 +202,26 @@ def run_serve(request: ServeRequest, warn: Warn = ignore,
     from flopcast.workloads.serving.run import deployment_for, serve
 
     r = request
-    if r.num_requests < 1:
+    if r.num_requests is not None and r.num_requests < 1:
         raise FlopcastError(f"num-requests: must be at least 1; got {r.num_requests}")
     if note := engine_version_note(r.engine, r.engine_version):
         warn(note)
+    for text in _unused_load_options(r):
+        warn(text)
     find_rate = r.request_rate is None and (r.slo_ttft_p99 or r.slo_tpot_p99
                                             or r.slo_itl_p99) and not (
         r.concurrency or r.offline or r.trace)
     reqs, closed = requests_for(
         r, 1.0 if find_rate else r.request_rate, r.concurrency, r.offline, r.trace,
-        r.num_requests, {k: getattr(r, k) for k in ("range_ratio", "spread", "burstiness",
-                                                   "shared_prefix_len", "num_prefixes")})
+        r.num_requests or DEFAULT_NUM_REQUESTS,
+        {k: getattr(r, k) for k in ("range_ratio", "spread", "burstiness",
+                                    "shared_prefix_len", "num_prefixes")})
     job = serving_job(r, r.gpu, r.gpus, r.tp, r.pp, r.ep, r.kv_precision)
     dep = deployment_for(job, r.scheduler, r.max_num_seqs, r.max_num_tokens, r.chunk_tokens,
                          r.batch_size, r.prefix_caching, r.router, r.calibration)
+    if r.batch_size is not None and dep.scheduler != "static":
+        warn(f"--batch-size {r.batch_size}: ignored by the {dep.scheduler} scheduler (it "
+             "sizes static batches; continuous batching is bounded by --max-num-seqs)")
     if find_rate:
         from flopcast.workloads.serving.capacity import max_rate_under_slo
 
@@ -234,6 +243,18 @@ def run_serve(request: ServeRequest, warn: Warn = ignore,
     summary["expected_error"] = expected_error("serving", [job.system.gpu.family])
     ensure_finite(undefined_as_null(summary), "simulation")
     return ServeResult.model_validate(summary)
+
+
+def _unused_load_options(r: ServeRequest) -> list[str]:
+    """Load options given that this load does not use, one warning each (not refused: the
+    rest of the request is well defined)."""
+    out = []
+    if r.trace is not None and r.num_requests is not None:
+        out.append(f"--num-requests {r.num_requests}: ignored; the trace fixes the requests")
+    if r.shared_prefix_len and r.input_len is not None and r.shared_prefix_len >= r.input_len:
+        out.append(f"--shared-prefix-len {r.shared_prefix_len}: not shorter than --input-len "
+                   f"{r.input_len}; each prefix is capped at its prompt's length − 1 tokens")
+    return out
 
 
 LATENCY_KEYS = ("ttft_ms", "tpot_ms", "itl_ms", "e2e_latency_ms")

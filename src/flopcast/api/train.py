@@ -62,7 +62,7 @@ class TrainRequest(ModelFlags):
     attention_backend: str | None = None
     framework: str = "megatron"
     lora_rank: Int | None = None
-    lora_targets: str = "qkv"
+    lora_targets: str | None = None
     tokens: str | None = None
     price: Finite | None = None
     calibration: str | None = None
@@ -79,8 +79,9 @@ TrainResult = create_model(
     expected_error=(dict[str, Any], ...), expected_error_memory=(dict[str, Any], ...))
 
 
-def training_job(r: TrainRequest):
-    """The TrainingJob a request describes (catalog entries loaded, overrides validated)."""
+def training_job(r: TrainRequest, warn: Warn = ignore):
+    """The TrainingJob a request describes (catalog entries loaded, overrides validated);
+    options this layout does not use are named through ``warn``."""
     from flopcast.catalog import load_framework, load_gpu
     from flopcast.specs import Parallelism, System, TrainingJob
 
@@ -110,10 +111,10 @@ def training_job(r: TrainRequest):
     )
     return TrainingJob(model=the_model, system=system, parallelism=parallel,
                        seq_len=r.seq_len, precision=r.precision.value,
-                       tokens=parse_count(r.tokens) if r.tokens else None,
+                       tokens=parse_count(r.tokens) if r.tokens is not None else None,
                        attention_backend=r.attention_backend, framework=framework,
                        lora_rank=r.lora_rank,
-                       lora_targets=lora_targets_of(r.lora_targets))
+                       lora_targets=lora_targets_of(r.lora_targets, r.lora_rank, warn))
 
 
 def run_train(request: TrainRequest, warn: Warn = ignore):
@@ -122,13 +123,48 @@ def run_train(request: TrainRequest, warn: Warn = ignore):
     is allowed but doubtful."""
     from flopcast.workloads.training import estimate_training
 
-    job = training_job(request)
+    job = training_job(request, warn)
+    for text in doubtful_options(request, job):
+        warn(text)
     est = estimate_training(job)
     if (text := beyond_context(job.model, request.seq_len, "--seq-len")) is not None:
         warn(text)
+    if not est.fits:
+        warn(f"does not fit: the largest stage needs {est.memory['total'] / 2**30:,.1f} GiB "
+             f"per GPU of {est.memory['capacity'] / 2**30:,.1f}; the times are what the step "
+             "would take if it fit (`flopcast plan train` searches layouts that do)")
     out = est.to_dict() | training_assumptions(job.system.gpu, job.framework.id)
     ensure_finite(out, "estimate")
     return TrainResult.model_validate(out)
+
+
+def doubtful_options(r: TrainRequest, job) -> list[str]:
+    """Options given that this layout does not use, and a last node left partial, one
+    warning each. Not refused: a script sweeping several models or layouts passes the same
+    flags to all, but a user who typed --etp for a dense model should not believe it was
+    priced."""
+    out = []
+    n, per_node = job.system.num_gpus, job.system.gpus_per_node
+    if n > per_node and n % per_node:
+        out.append(f"--gpus {n}: {n // per_node} full node(s) of {per_node} and one of "
+                   f"{n % per_node}; communication is priced as if every node were full")
+    if r.etp not in (None, 1) and not job.model.num_experts:
+        out.append(f"--etp {r.etp}: ignored; {job.model.name} has no experts")
+    for option, value in (("--sp", r.sp), ("--tp-comm-overlap", r.tp_comm_overlap)):
+        if value and r.tp == 1:
+            out.append(f"{option}: ignored with --tp 1 (it acts on the tensor-parallel group)")
+    p = job.parallelism
+    placed = {p.offload_optimizer, p.offload_gradients, p.offload_params,
+              p.offload_activations}
+    # NVMe-resident states pass through pinned host buffers (ZeRO-Infinity), so NVMe uses
+    # the host tier too.
+    tiers = (("--host-memory-gib", r.host_memory_gib, {"cpu", "cpu-interleaved", "nvme"},
+              "the host"), ("--nvme-tb", r.nvme_tb, {"nvme"}, "NVMe"),
+             ("--nvme-gbps", r.nvme_gbps, {"nvme"}, "NVMe"))
+    for option, value, used_by, tier in tiers:
+        if value is not None and not placed & used_by:
+            out.append(f"{option}: ignored; nothing is offloaded to {tier}")
+    return out
 
 
 def parse_offload(text: str | None) -> dict:

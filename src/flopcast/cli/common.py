@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import math
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
@@ -25,6 +26,7 @@ from flopcast.api.common import (  # noqa: F401  (the commands' shared names, in
     validated_update,
     validation_line,
 )
+from flopcast.errors import FlopcastError
 
 # rich_markup_mode=None: plain click help. Rich help ate "[ray]" in "pip install
 # 'flopcast[ray]'" as markup and cut long option names ("--tp,--tensor-mo…") at 80 columns.
@@ -35,6 +37,8 @@ app = typer.Typer(
          "published measurements.",
 )
 console = Console()
+#: Progress and spinners go to stderr so that --json output on stdout stays one object.
+progress_console = Console(stderr=True)
 
 GIB = 2**30
 
@@ -115,6 +119,43 @@ def _text_paths(value):
     if isinstance(value, list):
         return [_text_paths(v) for v in value]
     return str(value) if isinstance(value, Path) else value
+
+
+#: Figure formats --plot writes (matplotlib picks the format from the suffix).
+PLOT_SUFFIXES = (".png", ".svg", ".pdf")
+
+
+def check_outputs(plot: Path | None = None, chrome_trace: Path | None = None) -> None:
+    """Refuse a --plot or --chrome-trace path that cannot be written, a figure format
+    matplotlib will not pick, and a missing matplotlib, before any computing (a plan or a
+    simulation may take minutes), naming the option."""
+    from flopcast.calibration.fit import check_output
+
+    check_output(chrome_trace, "--chrome-trace", "the Chrome trace (JSON)")
+    if plot is None:
+        return
+    check_output(plot, "--plot", "the figure")
+    if plot.suffix.lower() not in PLOT_SUFFIXES:
+        raise FlopcastError(f"--plot {plot}: the file must end in "
+                            f"{', '.join(PLOT_SUFFIXES)}")
+    from flopcast.report.plots import _pyplot
+
+    _pyplot()
+
+
+@contextmanager
+def working(label: str):
+    """A spinner with the elapsed time on stderr while a long step runs (a fit takes
+    minutes); transient, and silent when stderr is not a terminal."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    if not progress_console.is_terminal:  # a log or a pipe gets no spinner residue
+        yield
+        return
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                  console=progress_console, transient=True) as bar:
+        bar.add_task(label, total=None)
+        yield
 
 
 def plural(n: int, word: str) -> str:
@@ -212,7 +253,7 @@ LORA_RANK_OPT = typer.Option(
     "weights are frozen (no weight gradients, gradients or optimizer states). Default: every "
     "weight is trained.")
 LORA_TARGETS_OPT = typer.Option(
-    "qkv", "--lora-targets", help="Comma-separated weight GEMMs that get adapters: qkv, out, "
+    None, "--lora-targets", help="Comma-separated weight GEMMs that get adapters: qkv, out, "
     "mlp_up, mlp_down (default qkv, NeMo's default).")
 #: What every --gpu accepts (help text).
 GPU_HELP = ("GPU catalog id (`flopcast catalog gpus`) or a GPU entry file (.yaml, e.g. written "

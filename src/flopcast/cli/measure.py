@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from flopcast.cli.common import app, console, print_table, request_from
+from flopcast.cli.common import app, console, print_table, request_from, working
 from flopcast.errors import FlopcastError
 
 
@@ -25,7 +25,9 @@ def validate(
     from flopcast.api.common import json_of
     from flopcast.api.validate import ValidateRequest, run_validate
 
-    result = json_of(run_validate(request_from(ValidateRequest, locals())))
+    request = request_from(ValidateRequest, locals())
+    with working(f"predicting {file.name}"):
+        result = json_of(run_validate(request))
     if as_json:
         print(json.dumps(result, indent=2))
         return
@@ -92,9 +94,10 @@ def calibrate(
     """
     from flopcast.api.validate import CalibrateRequest, run_calibrate
 
-    result = run_calibrate(CalibrateRequest(file=str(file), out=str(out),
-                                            leave_one_source_out=loso,
-                                            hold=_held_values(hold)))
+    request = CalibrateRequest(file=str(file), out=str(out), leave_one_source_out=loso,
+                               hold=_held_values(hold))
+    with working(f"fitting {file.name}" + (" and each source left out" if loso else "")):
+        result = run_calibrate(request)
     if result.kind == "kernel":
         _print_kernel_fit(out, result.doc)
         return

@@ -24,6 +24,7 @@ from flopcast.cli.common import (
     TOKENS_OPT,
     PrecisionChoice,
     app,
+    check_outputs,
     console,
     expected_error_lines,
     float_option,
@@ -76,7 +77,7 @@ def plan_train(
     framework: str = FRAMEWORK_OPT,
     attention_backend: str | None = ATTENTION_BACKEND_OPT,
     lora_rank: int | None = LORA_RANK_OPT,
-    lora_targets: str = LORA_TARGETS_OPT,
+    lora_targets: str | None = LORA_TARGETS_OPT,
     calibration: Path | None = CALIBRATION_OPT,
     progress: bool = typer.Option(False, "--progress", help="Show a progress bar."),
     use_ray: bool = typer.Option(False, "--ray", help="Spread clusters over Ray tasks "
@@ -98,6 +99,7 @@ def plan_train(
     from flopcast.api.plan import PlanTrainRequest, run_plan_train
 
     request = request_from(PlanTrainRequest, locals() | shape)
+    check_outputs(plot)
     if progress and not as_json:
         from rich.progress import Progress
 

@@ -7,12 +7,8 @@ from enum import Enum
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
-from flopcast.cli.common import JSON_OPT, app, console, print_table
-
-#: Progress goes to stderr so that --json output on stdout stays one object.
-progress_console = Console(stderr=True)
+from flopcast.cli.common import JSON_OPT, app, console, print_table, progress_console
 
 
 class DeviceChoice(str, Enum):

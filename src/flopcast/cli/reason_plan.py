@@ -8,9 +8,8 @@ from pathlib import Path
 import typer
 
 from flopcast.api.reason import DEFAULT_MAX_K
-from flopcast.cli.common import JSON_OPT, print_table, request_from
+from flopcast.cli.common import JSON_OPT, check_outputs, print_table, request_from
 from flopcast.cli.reason import reason_app
-from flopcast.errors import FlopcastError
 
 
 @reason_app.command("plan")
@@ -74,8 +73,7 @@ def reason_plan(
     from flopcast.workloads.reasoning.plan import OBJECTIVES
 
     request = request_from(ReasonPlanRequest, locals())
-    if plot is not None and plot.suffix.lower() not in (".png", ".svg", ".pdf"):
-        raise FlopcastError(f"plot: file must end in .png, .svg or .pdf; got {plot.name!r}")
+    check_outputs(plot)
     result = run_reason_plan(request, options_to=None if plot is None else _plotter(plot))
     _show(json_of(result), OBJECTIVES[objective], as_json)
 

@@ -16,6 +16,7 @@ from flopcast.cli.common import (
     JSON_OPT,
     MODEL_OPT,
     app,
+    check_outputs,
     console,
     expected_error_lines,
     float_option,
@@ -96,7 +97,9 @@ def serve(
         "share of the mean (default 0.2)."),
     trace: Path | None = typer.Option(None, "--trace", help="CSV/JSONL trace: arrival_s, "
                                       "input_len, output_len[, prefix_id, prefix_len]."),
-    num_requests: int = int_option(1000, "--num-requests", help="Requests to simulate."),
+    num_requests: int | None = int_option(
+        None, "--num-requests", help="Requests to simulate (default 1000; a --trace has "
+        "its own)."),
     seed: int = SEED_OPT,
     shared_prefix_len: int = int_option(0, "--shared-prefix-len", help="Tokens of a shared "
                                           "system prompt."),
@@ -130,6 +133,7 @@ def serve(
     from flopcast.api.serve import ServeRequest, run_serve
 
     request = request_from(ServeRequest, locals() | shape)
+    check_outputs(plot, chrome_trace)
     result = run_serve(request, warn, _writer(plot, chrome_trace) if plot or chrome_trace
                        else None)
     if as_json:

@@ -111,7 +111,7 @@ def train(
     attention_backend: str | None = ATTENTION_BACKEND_OPT,
     framework: str = FRAMEWORK_OPT,
     lora_rank: int | None = LORA_RANK_OPT,
-    lora_targets: str = LORA_TARGETS_OPT,
+    lora_targets: str | None = LORA_TARGETS_OPT,
     tokens: str | None = TOKENS_OPT,
     price: float | None = float_option(None, "--price", help="$ per GPU-hour (default: "
                                        "the GPU entry's indicative price)."),

@@ -44,12 +44,16 @@ def _f(x):
     return np.asarray(x, dtype=float)
 
 
-def gemm_compute_time(m, n, k, gpu: GPU, dtype: str, groups=1, efficiency=1.0):
+def gemm_compute_time(m, n, k, gpu: GPU, dtype: str, groups=1, efficiency=1.0,
+                      row_quantum=None):
     """Seconds of tensor-core work for ``groups`` GEMMs of (m×k)·(k×n), tile/wave quantized.
 
     Returns (compute seconds, split-K factor) for the fastest tile and split: the split factor
     adds partial-sum traffic to the memory side (see gemm_time). Every candidate (tile shape ×
     split factor) is one slot of a trailing axis, so arrays of shapes cost one pass.
+    ``row_quantum``: kernels that size their row tile to the batch in steps of this many rows
+    (MARLIN's 16-row thread_m_blocks, Frantar et al. 2024 §3) pad m to it, not to the
+    library's smallest tile; None pads to the tile (cuBLAS/CUTLASS tile shapes).
     """
     prof = gpu.kernels
     sms = gpu.sm_count
@@ -57,6 +61,8 @@ def gemm_compute_time(m, n, k, gpu: GPU, dtype: str, groups=1, efficiency=1.0):
     per_sm = (gpu.peak(dtype) * prof.gemm_fraction_for(dtype) * gpu.efficiency.kernel_fraction_scale
               * _f(efficiency) / sms)
     tm, tn, split = _candidates(tuple(prof.gemm_tiles), prof.gemm_max_split_k)
+    if row_quantum is not None:
+        tm = np.minimum(tm, np.maximum(np.ceil(m / row_quantum), 1.0) * row_quantum)
     tiles = np.ceil(m / tm) * np.ceil(n / tn) * groups
     allowed = (split == 1) | (tiles * split <= sms)
     waves = np.ceil(tiles * split / sms)
@@ -93,7 +99,11 @@ def gemm_time(m, n, k, gpu: GPU, dtype: str = "bf16", act_bytes=2.0, weight_byte
     prof = gpu.kernels
     eff = (prof.grouped_gemm_fraction if grouped else 1.0) * (
         prof.weight_only_fraction if weight_only else 1.0)
-    compute, split = gemm_compute_time(m, n, k, gpu, dtype, groups, eff)
+    # Dense weight-only GEMMs run MARLIN-style kernels sizing their row tile to the batch;
+    # grouped (MoE) ones keep the library's tiles (gpt-oss MXFP4 on Hopper runs Triton's
+    # matmul_ogs, whose row tile is not that quantum).
+    quantum = prof.weight_only_row_quantum if weight_only and not grouped else None
+    compute, split = gemm_compute_time(m, n, k, gpu, dtype, groups, eff, quantum)
     wb = act_bytes if weight_bytes is None else weight_bytes
     m, n, k = _f(m), _f(n), _f(k)
     traffic = _f(groups) * (act_bytes * m * k + wb * k * n + out_bytes * m * n

@@ -29,7 +29,8 @@ def _error_cell(row: dict, reasons: dict[str, int]) -> str:
         reason = row.get("skipped") or "no prediction"
         reasons.setdefault(reason, len(reasons) + 1)
         return f"skipped [{reasons[reason]}]"
-    return f"{100 * (row['predicted'] / row['measured'] - 1):+.1f}%"
+    error_pct = round(100 * (row["predicted"] / row["measured"] - 1), 1)
+    return f"{error_pct + 0.0:+.1f}%"  # + 0.0: -0.04 % rounds to 0.0, not "-0.0"
 
 
 def _table(title: str, with_metric: bool) -> Table:

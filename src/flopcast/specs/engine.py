@@ -89,6 +89,9 @@ class Engine(BaseModel):
     id: str
     name: str
     aliases: list[str] = Field(default_factory=list)
+    gpu_vendors: list[str] = Field(
+        default_factory=list, description="GPU vendors the engine runs on (TensorRT-LLM: "
+        "nvidia only); empty = any.")
     max_batch_size: int = Field(ge=1, description="Sequences in flight at most.")
     max_num_tokens: int = Field(ge=1, description="Tokens (prefill + decode) per step at most.")
     kv_block_tokens: int = Field(ge=1, description="Paged-KV block size in tokens.")

@@ -10,6 +10,7 @@ from flopcast.specs.base import Spec
 from flopcast.specs.efficiency import Efficiency
 from flopcast.specs.host import Host
 from flopcast.specs.kernels import KernelProfile
+from flopcast.specs.limits import MAX_PRICE_USD_PER_GPU_HOUR
 
 #: Tensor-core number formats a datasheet lists peak FLOP/s for.
 ComputeDtype = Literal["fp64", "fp32", "tf32", "bf16", "fp16", "fp8", "fp6", "fp4", "int8"]
@@ -41,7 +42,7 @@ class GPU(Spec):
     network_latency_s: float = Field(5e-6, ge=0)
     nvlink_latency_s: float = Field(2e-6, ge=0)
     tdp_watts: float = Field(gt=0)
-    price_per_gpu_hour_usd: float = Field(ge=0)
+    price_per_gpu_hour_usd: float = Field(ge=0, le=MAX_PRICE_USD_PER_GPU_HOUR)
     price_date: str
     efficiency: Efficiency = Efficiency()
     host: Host | None = Field(None, description="The typical server's host CPUs and DRAM "

@@ -81,6 +81,9 @@ class InferenceJob(BaseModel):
         if self.ep > 1:
             self._check_expert_parallel()
         gpu = self.system.gpu
+        if self.engine.gpu_vendors and gpu.vendor not in self.engine.gpu_vendors:
+            raise ValueError(f"engine {self.engine.id} runs on {', '.join(self.engine.gpu_vendors)}"
+                             f" GPUs only; gpu {gpu.id} is {gpu.vendor}")
         object.__setattr__(self, "engine", self.engine.for_gpu(gpu))  # GPU-dependent limits
         if self.weights.name == "mxfp4" and "fp4" not in gpu.peak_flops:
             weight_only = self.weights.model_copy(update={"gemm_dtype": "bf16",

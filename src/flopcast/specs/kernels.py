@@ -127,6 +127,12 @@ class KernelProfile(BaseModel):
         0.85, gt=0, le=1, description="Compute efficiency of weight-only quantised GEMMs "
         "(W4A16/W8A16, dequantised in the kernel) relative to 16-bit ones once compute-bound "
         "(MARLIN, Frantar et al. 2024 Fig. 1: below 1x at large batch).")
+    weight_only_row_quantum: int = Field(
+        16, ge=1, description="Rows weight-only quantised GEMM kernels pad the batch to: "
+        "MARLIN sizes its row tile to the batch in 16-row MMA blocks (1-4 of them; Frantar et "
+        "al. 2024 §3), so a decode step of one sequence does 16 rows of math, not a 64-row "
+        "tile's; AWQ/GPTQ GEMV kernels do less. Keeps W4A16 decode weight-streaming-bound. Dense "
+        "GEMMs only: grouped MoE weight-only kernels keep gemm_tiles.")
     copy_fraction: float = Field(
         0.90, gt=0, le=1, description="Fraction of HBM bandwidth large streaming kernels "
         "(copies, element-wise ops, optimizer updates) reach.")

@@ -123,12 +123,20 @@ def _batch(job: InferenceJob, eff, mem: dict, strict: bool, held: float) -> tupl
         return max(1, limits[limited_by]), limited_by
     batch = -(-job.batch // job.replicas) if job.mode == "concurrency" else job.batch
     if batch > max_seqs and strict:
+        given = (f"batch: {batch} sequences" if job.mode == "batch" else
+                 f"concurrency: {job.batch} over {plural_replicas(job.replicas)} is {batch} "
+                 "sequences per replica")
         raise FlopcastError(
-            f"batch: {batch} sequences holding {held:,.0f} tokens each"
+            f"{given} holding {held:,.0f} tokens each"
             f"{'' if job.mode == 'batch' else ' (on average over their life)'} need "
             f"{batch * mem['kv_bytes_per_sequence'] / GIB:.2f} GiB of KV cache per GPU; "
             f"{mem['kv_budget_bytes'] / GIB:.2f} GiB is free (at most {max_seqs} sequences)")
     return batch, "requested"
+
+
+def plural_replicas(n: int) -> str:
+    """'1 replica', '4 replicas'."""
+    return "1 replica" if n == 1 else f"{n} replicas"
 
 
 def _timings(job: InferenceJob, eff, batch: int):

@@ -160,20 +160,21 @@ def vote_credit(a, b, s, k: int, fallback=0.0) -> np.ndarray:
     return credit.reshape(shape)
 
 
-def concentration(samples, assumed: float | None = None) -> np.ndarray:
+def concentration(samples, assumed: float | None = None, who: str = "voting") -> np.ndarray:
     """rho_i per problem (module docstring): from the samples' ``top_wrong`` counts when the
-    file has them, else ``assumed`` for every problem; refuses when neither is there."""
+    file has them, else ``assumed`` for every problem; refuses when neither is there (the
+    message starts with ``who``, the strategy that needs it)."""
     top = getattr(samples, "top_wrong", None)
     if top is not None:
         wrong = samples.samples - samples.correct
         return np.where(wrong > 0, top / np.maximum(wrong, 1), 1.0)
     if assumed is None:
         raise FlopcastError(
-            f"voting: {samples.model}/{samples.benchmark} has correct counts only; the answer "
+            f"{who}: {samples.model}/{samples.benchmark} has correct counts only; the answer "
             "model needs the top_wrong column (samples giving the most common wrong answer, "
             "per problem) or an assumed wrong-answer concentration in [0, 1]")
     if not 0.0 <= assumed <= 1.0:
-        raise FlopcastError(f"voting: wrong-answer concentration must be in [0, 1]; got "
+        raise FlopcastError(f"{who}: wrong-answer concentration must be in [0, 1]; got "
                             f"{assumed!r}")
     return np.full(samples.n_problems, float(assumed))
 

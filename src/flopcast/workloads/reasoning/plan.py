@@ -93,17 +93,21 @@ def _accuracy(post, samples: SampleSet, strategy: str, ks, st: Settings):
     if strategy == "sequential":
         seq = search.sequential_setting(st.sequential)
         return search.sequential_accuracy(post, ks, seq), None, search.sequential_limit(post, seq)
-    rho = answers.concentration(samples, st.concentration)
-    if strategy == "majority-answers":
-        return answers.vote_accuracy(post, ks, rho), None, answers.vote_limit(post, rho)
-    limit = answers.vote_limit(post, rho, st.tpr, st.fpr)
-    if strategy == "weighted-vote":
-        return answers.vote_accuracy(post, ks, rho, st.tpr, st.fpr), None, limit
     if strategy == "tree-search":
         tree = search.tree_setting(st.tree)
-        if tree.selection == "best-of-n":
-            limit = strategies.best_of_n_plateau(post, st.tpr, st.fpr)
-        return search.tree_search_accuracy(post, ks, tree, rho, st.tpr, st.fpr), None, limit
+        if tree.selection == "best-of-n":  # a verifier picks: no answer model needed
+            return (search.tree_search_accuracy(post, ks, tree, None, st.tpr, st.fpr), None,
+                    strategies.best_of_n_plateau(post, st.tpr, st.fpr))
+        rho = answers.concentration(samples, st.concentration,
+                                    f"tree-search ({st.tree} selects by weighted vote)")
+        return (search.tree_search_accuracy(post, ks, tree, rho, st.tpr, st.fpr), None,
+                answers.vote_limit(post, rho, st.tpr, st.fpr))
+    rho = answers.concentration(samples, st.concentration, strategy)
+    if strategy == "majority-answers":
+        return answers.vote_accuracy(post, ks, rho), None, answers.vote_limit(post, rho)
+    if strategy == "weighted-vote":
+        return (answers.vote_accuracy(post, ks, rho, st.tpr, st.fpr), None,
+                answers.vote_limit(post, rho, st.tpr, st.fpr))
     raise FlopcastError(f"strategies: unknown {strategy!r}; one of "
                         f"{', '.join(strategies.STRATEGIES)}")
 

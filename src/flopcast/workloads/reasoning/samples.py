@@ -203,7 +203,9 @@ def _group(path: Path, rows: list[dict[str, str]], lines: list[int],
            members: list[int]) -> SampleSet:
     """One (model, benchmark)'s rows as a SampleSet; each cell checked where it stands."""
     def where(r: int, column: str) -> str:
-        return f"samples {path}: row {r + 1} (line {lines[r]}), column {column}"
+        problem = rows[r].get("problem")
+        named = f", problem {problem!r}" if problem and column != "problem" else ""
+        return f"samples {path}: row {r + 1} (line {lines[r]}{named}), column {column}"
 
     seen: dict[str, int] = {}
     n, c, params, top = [], [], set(), []

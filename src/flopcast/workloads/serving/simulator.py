@@ -25,7 +25,7 @@ from flopcast.physics import flops as F
 from flopcast.physics.kv_cache import sequence_kv_bytes
 from flopcast.specs.efficiency import Efficiency
 from flopcast.specs.inference import InferenceJob
-from flopcast.workloads.inference.step import graph_max_decode_seqs
+from flopcast.workloads.inference.step import graph_max_decode_seqs, weight_bytes_per_gpu
 from flopcast.workloads.serving.cost import StepCost, kv_blocks
 from flopcast.workloads.serving.replica import Replica, RequestTable
 from flopcast.workloads.serving.routers import make_router
@@ -201,6 +201,14 @@ class Simulator:
             return
         i = int(bad[0])
         p, o = int(prompt[i]), int(output[i])
+        job = dep.job
+        if rep.capacity == 0:
+            raise FlopcastError(
+                f"gpus: {job.model.name} leaves no memory for KV cache on {job.system.gpu.id} "
+                f"with tp={job.tp}, pp={job.pp}: its {job.weights.name} weights take "
+                f"{float(weight_bytes_per_gpu(job)) / 2**30:,.1f} GiB per GPU of "
+                f"{job.system.gpu.hbm_bytes / 2**30:,.1f}; give more GPUs per replica or a "
+                "smaller --precision")
         if too_long[i]:
             raise FlopcastError(
                 f"request {i}: {p}+{o} tokens need {rep.blocks_for(p + o)} KV blocks; a "
