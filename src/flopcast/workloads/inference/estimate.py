@@ -72,9 +72,7 @@ def _steady_step(job, eff, concurrency):
     # GPU time first (scheduled=False), the host's per-sequence time once on the result:
     # each slot schedules the micro-batch's sequences and its share of new prompts
     scheduled = c + np.maximum(c / job.output_len, 1.0)
-    mixed = pipeline_paced(job, forward_step(
-        job, eff, prefill_tokens=c * job.input_len / job.output_len, prefill_len=job.input_len,
-        scheduled=False, **decode), in_flight)
+    mixed = _mixed_steps(job, eff, c, decode, in_flight)
     replayed = graph_replayed(job, c)
     if not np.any(replayed):
         return with_host_time(job, mixed, scheduled, in_flight)
@@ -83,6 +81,29 @@ def _steady_step(job, eff, concurrency):
                                              **decode), in_flight)
     gpu = {k: mixed[k] - np.where(replayed, eager[k] - graph[k], 0.0) for k in mixed}
     return with_host_time(job, gpu, scheduled, in_flight)
+
+
+def _mixed_steps(job, eff, c, decode: dict, in_flight) -> dict:
+    """The mean step when c/output prompts arrive per step, each prefilled in pieces of u
+    tokens (the whole prompt, or the engine's prefill chunk when it is shorter): with p
+    pieces per step, a share frac(p) of the steps carries ceil(p) pieces and the rest
+    floor(p). Spreading the prompt tokens evenly over every step is the same for a dense
+    layer (its time is affine in tokens) but not for an MoE one: a few prompt tokens in
+    every step would touch most experts in every step, where whole pieces touch them once
+    per piece."""
+    engine = job.engine
+    piece = min(job.input_len, engine.prefill_chunk_tokens or engine.max_num_tokens)
+    pieces = c * job.input_len / (job.output_len * piece)
+    fewer = np.floor(pieces)
+    share_more = pieces - fewer
+
+    def step(n_pieces):
+        return pipeline_paced(job, forward_step(
+            job, eff, prefill_tokens=n_pieces * piece, prefill_len=job.input_len,
+            scheduled=False, **decode), in_flight)
+
+    low, high = step(fewer), step(fewer + 1.0)
+    return {k: (1.0 - share_more) * low[k] + share_more * high[k] for k in low}
 
 
 def _first(d: dict) -> dict[str, float]:
