@@ -158,7 +158,7 @@ def lora_targets_of(text: str | None, rank: int | None, warn: Warn) -> tuple[str
     if text is not None and rank is None:
         warn(f"--lora-targets {text}: ignored; it applies only with --lora-rank (without it "
              "every weight trains)")
-    return tuple(t.strip() for t in (text or DEFAULT_LORA_TARGETS).split(","))
+    return tuple(t.strip() for t in (DEFAULT_LORA_TARGETS if text is None else text).split(","))
 
 
 def parse_count(text: str) -> float:

@@ -224,12 +224,13 @@ def plan_requests(r: PlanTrainRequest, warn: Warn = ignore) -> list:
     refs = [m.strip() for m in r.model.split(",")] if r.model else [None]
     models = [r.resolve(ref) for ref in refs]
     lengths = int_list(r.seq_lens, "seq-lens") or [r.seq_len]
+    targets = lora_targets_of(r.lora_targets, r.lora_rank, warn)  # one warning, not one a plan
     return [PlanRequest(
         model=m, gpus=gpu_refs(r.gpu), gpu_counts=parse_gpu_counts(str(r.gpus)),
         seq_len=s, global_batch=r.global_batch, precision=r.precision.value,
         tokens=parse_count(r.tokens) if r.tokens is not None else None, objective=r.objective.value,
         top=r.top, deadline_days=r.deadline_days, options=options, framework=r.framework,
-        lora_rank=r.lora_rank, lora_targets=lora_targets_of(r.lora_targets, r.lora_rank, warn),
+        lora_rank=r.lora_rank, lora_targets=targets,
         attention_backend=r.attention_backend or None,
     ) for m in models for s in lengths]
 

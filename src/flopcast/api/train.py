@@ -130,9 +130,13 @@ def run_train(request: TrainRequest, warn: Warn = ignore):
     if (text := beyond_context(job.model, request.seq_len, "--seq-len")) is not None:
         warn(text)
     if not est.fits:
-        warn(f"does not fit: the largest stage needs {est.memory['total'] / 2**30:,.1f} GiB "
-             f"per GPU of {est.memory['capacity'] / 2**30:,.1f}; the times are what the step "
-             "would take if it fit (`flopcast plan train` searches layouts that do)")
+        gpu_full = est.memory["total"] > est.memory["capacity"]
+        where = (f"the largest stage needs {est.memory['total'] / 2**30:,.1f} GiB per GPU of "
+                 f"{est.memory['capacity'] / 2**30:,.1f}" if gpu_full else
+                 "the offloaded states overflow the host memory or NVMe (--host-memory-gib, "
+                 "--nvme-tb)")
+        warn(f"does not fit: {where}; the times are what the step would take if it fit "
+             "(`flopcast plan train` searches layouts that do)")
     out = est.to_dict() | training_assumptions(job.system.gpu, job.framework.id)
     ensure_finite(out, "estimate")
     return TrainResult.model_validate(out)

@@ -87,10 +87,10 @@ def _mixed_steps(job, eff, c, decode: dict, in_flight) -> dict:
     """The mean step when c/output prompts arrive per step, each prefilled in pieces of u
     tokens (the whole prompt, or the engine's prefill chunk when it is shorter): with p
     pieces per step, a share frac(p) of the steps carries ceil(p) pieces and the rest
-    floor(p). Spreading the prompt tokens evenly over every step is the same for a dense
-    layer (its time is affine in tokens) but not for an MoE one: a few prompt tokens in
-    every step would touch most experts in every step, where whole pieces touch them once
-    per piece."""
+    floor(p). Spreading the prompt tokens evenly over every step is nearly the same for a
+    dense layer (its time is close to affine in tokens; tile and memory-vs-compute bounds
+    move it a few %) but not for an MoE one: a few prompt tokens in every step would touch
+    most experts in every step, where whole pieces touch them once per piece."""
     engine = job.engine
     piece = min(job.input_len, engine.prefill_chunk_tokens or engine.max_num_tokens)
     pieces = c * job.input_len / (job.output_len * piece)
