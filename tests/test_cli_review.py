@@ -203,6 +203,17 @@ def test_train_uses_what_it_is_given_without_a_warning():
     assert _warnings(run_train, used) == []
 
 
+def test_plan_train_warns_of_a_partial_last_node_as_train_does():
+    from flopcast.api.plan import partial_nodes
+    from flopcast.catalog import load_gpu
+
+    h100 = load_gpu("h100-sxm")
+    assert partial_nodes([h100], [8, 12, 16]) == [
+        "--gpus 12 on h100-sxm: 1 full node(s) of 8 and one of 4; communication is priced "
+        "as if every node were full"]
+    assert partial_nodes([h100], [1, 4, 8, 64]) == []
+
+
 def test_an_explicit_node_size_is_treated_like_the_default_one():
     """12 GPUs on nodes of 8 were accepted with the catalog's node size and refused with an
     explicit --gpus-per-node 8: both now run, with the same warning."""

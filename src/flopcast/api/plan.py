@@ -246,8 +246,10 @@ def run_plan_train(request: PlanTrainRequest, warn: Warn = ignore, use_ray: bool
 
     requests = plan_requests(request, warn)
     first = requests[0]
-    families = [load_gpu(g, request.calibration).family  # refuses an unknown GPU first
-                for g in first.gpus]
+    entries = [load_gpu(g, request.calibration) for g in first.gpus]  # unknown GPU: refused
+    families = [gpu.family for gpu in entries]
+    for text in partial_nodes(entries, first.gpu_counts):
+        warn(text)
     if len(requests) > 1:
         answers = [annotate(a, families, first.framework)
                    for a in plan_sweep(requests, request.calibration, use_ray=use_ray)]
@@ -262,6 +264,20 @@ def run_plan_train(request: PlanTrainRequest, warn: Warn = ignore, use_ray: bool
         if (text := beyond_context(r.model, r.seq_len, "--seq-len")) is not None:
             warn(text)
     return result
+
+
+def partial_nodes(gpus: list, counts: list[int]) -> list[str]:
+    """One warning per cluster whose last node is partial (12 H100s on nodes of 8): the
+    search prices communication as if every node were full, as ``train`` does."""
+    out = []
+    for gpu in gpus:
+        per_node = gpu.gpus_per_node
+        for n in counts:
+            if n > per_node and n % per_node:
+                out.append(f"--gpus {n} on {gpu.id}: {n // per_node} full node(s) of "
+                           f"{per_node} and one of {n % per_node}; communication is priced "
+                           "as if every node were full")
+    return out
 
 
 def plan_counts(answer: dict) -> dict:

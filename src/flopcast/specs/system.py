@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, PrivateAttr, model_validator
+from pydantic import Field, model_validator
 
 from flopcast.specs.base import Spec
 from flopcast.specs.gpu import GPU
@@ -55,13 +55,9 @@ class System(Spec):
         "GPU entry's host, else DEFAULT_HOST; its ``gpus`` None = the GPU entry's "
         "gpus_per_node.")
 
-    #: Whether gpus_per_node was given (True) or taken from the GPU entry (False).
-    _domain_given: bool = PrivateAttr(True)
-
     @model_validator(mode="after")
     def _fill(self) -> System:
         if self.gpus_per_node is None:
-            self._domain_given = False
             object.__setattr__(self, "gpus_per_node", self.gpu.gpus_per_node)
         if self.network_bandwidth is None:
             object.__setattr__(self, "network_bandwidth", self.gpu.network_bandwidth)
@@ -83,11 +79,6 @@ class System(Spec):
     def gpus_per_host(self) -> int:
         """The job's GPUs on one host, sharing its CPUs and DRAM (never more than the job has)."""
         return min(self.host.gpus, self.num_gpus)
-
-    @property
-    def domain_given(self) -> bool:
-        """Whether the NVLink domain size was chosen, not the GPU entry's default."""
-        return self._domain_given
 
     @property
     def nvme_bandwidth_per_gpu(self) -> float:
