@@ -267,3 +267,25 @@ def test_moe_prompts_touch_experts_once_per_prompt_not_every_step():
                                     **base))
     static = estimate_inference(job("mixtral-8x7b", gpu="a100-80gb", **base))
     assert steady.tpot_ms < 1.3 * static.tpot_ms, (steady.tpot_ms, static.tpot_ms)
+
+
+@pytest.mark.parametrize("engine, precision, expected", [
+    ("tensorrt-llm", "fp8", "fp8"),   # auto = the checkpoint's KV quantisation (ModelOpt FP8)
+    ("tensorrt-llm", "nvfp4", "fp8"),
+    ("nim", "fp8", "fp8"),
+    ("vllm", "fp8", "bf16"),          # --kv-cache-dtype auto = the model's dtype
+    ("sglang", "fp8", "bf16"),
+    ("vllm", "bf16", "bf16"),
+    ("tensorrt-llm", "bf16", "bf16"),
+])
+def test_default_kv_cache_format_is_the_engines(engine, precision, expected):
+    """With no KV format given, TensorRT-LLM keeps the checkpoint's FP8 KV of a quantised
+    model while vLLM and SGLang store the KV cache in the model's 16-bit dtype; a given
+    format always stands."""
+    gpu = "b200" if precision == "nvfp4" else "h100-sxm"
+    default = job("llama-3.1-70b", gpu, 4, engine, weights=weight_format(precision))
+    assert default.kv_format == expected
+    given = job("llama-3.1-70b", gpu, 4, engine, weights=weight_format(precision),
+                kv_format="fp8")
+    assert given.kv_format == "fp8"
+    assert given.kv_element_bytes == default.kv_element_bytes / (2 if expected == "bf16" else 1)

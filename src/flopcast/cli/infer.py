@@ -46,8 +46,10 @@ def infer(
         "bf16", "--precision", help="Weights/GEMMs: bf16, fp16, fp8 (W8A8), int8 (W8A8), "
         "w8a16, w4a16 (GPTQ/AWQ weight-only), nvfp4, mxfp4, or w<bits>a16 (e.g. w3a16)."),
     kv_precision: str | None = typer.Option(
-        None, "--kv-precision", help="KV cache: bf16, fp16, fp8, int8, int4 (default: fp8 with "
-        "fp8/fp4 weights, else bf16)."),
+        None, "--kv-precision", help="KV cache: bf16, fp16, fp8, int8, int4 (default: the "
+        "engine's: fp8 with fp8/fp4 weights on TensorRT-LLM and NIM, which take the "
+        "checkpoint's FP8 KV; bf16 on vLLM and SGLang, whose kv_cache_dtype auto is the "
+        "model's dtype)."),
     engine: str = typer.Option("vllm", "--engine", help="tensorrt-llm, vllm, sglang, nim "
                                "(NVIDIA NIM) or generic (batch limits, KV paging, memory "
                                "share)."),

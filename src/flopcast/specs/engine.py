@@ -144,6 +144,12 @@ class Engine(BaseModel):
         "with the gathered activations already in the GEMM input format (fp8/fp4 + scales); "
         "allgather-allreduce = the outputs all-reduced instead of reduce-scattered "
         "(physics/layer.py expert_dispatch_time).")
+    kv_cache_auto: Literal["checkpoint", "activations"] = Field(
+        "checkpoint", description="KV-cache format when none is given: 'checkpoint' = fp8 "
+        "with fp8/fp4 weights, as the engine takes the checkpoint's KV quantisation and the "
+        "quantised checkpoints it serves carry FP8 KV scales (NVIDIA ModelOpt); "
+        "'activations' = the 16-bit activation format whatever the weights (kv_cache_dtype "
+        "'auto' = the model's dtype; FP8 KV only when asked).")
     decode_cuda_graphs: bool = Field(
         False, description="Decode-only steps replay captured CUDA graphs: each kernel pays "
         "the efficiency's graph_fixed_cost_scale of its fixed cost instead of the eager "

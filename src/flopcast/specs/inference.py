@@ -52,7 +52,9 @@ class InferenceJob(BaseModel):
     pp: int = Field(1, ge=1)
     ep: int = Field(1, ge=1)
     weights: WeightFormat = Field(default_factory=lambda: weight_format("bf16"))
-    kv_format: str | None = Field(None, description="None = fp8 with fp8/fp4 weights, else bf16.")
+    kv_format: str | None = Field(None, description="None = the engine's default "
+                                     "(Engine.kv_cache_auto): fp8 with fp8/fp4 weights on "
+                                     "TensorRT-LLM, else bf16.")
     input_len: int = Field(1024, ge=1)
     output_len: int = Field(128, ge=1)
     mode: Mode = "batch"
@@ -94,7 +96,8 @@ class InferenceJob(BaseModel):
                 have = ", ".join(sorted(gpu.peak_flops))
                 raise ValueError(f"precision {self.weights.name}: gpu {gpu.id} has no {dtype} "
                                  f"tensor cores (it has: {have})")
-        kv = self.kv_format or default_kv_format(self.weights)
+        kv = self.kv_format or default_kv_format(
+            self.weights, self.engine.kv_cache_auto == "checkpoint")
         kv_bytes_per_element(kv)  # refuses unknown formats
         if self.kv_format is None:
             object.__setattr__(self, "kv_format", kv)

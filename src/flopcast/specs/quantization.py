@@ -82,9 +82,10 @@ def kv_bytes_per_element(name: str) -> float:
     return KV_FORMATS[name]
 
 
-def default_kv_format(weights: WeightFormat) -> str:
-    """fp8 KV cache with fp8/fp4 weights (what TensorRT-LLM and vLLM FP8 recipes build), else
-    the 16-bit activation format."""
-    if weights.gemm_dtype in ("fp8", "fp4"):
+def default_kv_format(weights: WeightFormat, follows_weights: bool = True) -> str:
+    """fp8 KV cache with fp8/fp4 weights when the engine takes the checkpoint's KV
+    quantisation (``follows_weights``: Engine.kv_cache_auto 'checkpoint'; TensorRT-LLM with
+    NVIDIA's ModelOpt FP8/FP4 checkpoints), else the 16-bit activation format."""
+    if follows_weights and weights.gemm_dtype in ("fp8", "fp4"):
         return "fp8"
     return "fp32" if weights.activation_bytes == 4 else "bf16"

@@ -5,8 +5,9 @@ gptSessionBenchmark tables, first-token latency at batch 1), steady-state contin
 at ``concurrency``, or the saturated engine for ``max_output_tokens_per_s``. Rows without fixed
 input and output lengths (ShareGPT prompts), or driven by an open-loop request rate, are
 skipped with the reason: they need a length distribution or a queueing simulation.
-Defaults: tp = gpus/pp; pp, ep = 1; KV cache fp8 with fp8/fp4 weights, else 16-bit. An ep
-larger than tp spreads the experts over the data-parallel replicas (InferenceJob's rules).
+Defaults: tp = gpus/pp; pp, ep = 1; KV cache the engine's default (Engine.kv_cache_auto: fp8
+with fp8/fp4 weights where the engine takes the checkpoint's KV quantisation, else 16-bit). An
+ep larger than tp spreads the experts over the data-parallel replicas (InferenceJob's rules).
 An ``engine_version`` column, where a file has one, prices that release (Engine.at_version:
 its CUDA graphs, scheduling, decode attention kernel); without it the catalog's engine stands.
 """
