@@ -108,11 +108,11 @@ def gemm_time(m, n, k, gpu: GPU, dtype: str = "bf16", act_bytes=2.0, weight_byte
     m, n, k = _f(m), _f(n), _f(k)
     traffic = _f(groups) * (act_bytes * m * k + wb * k * n + out_bytes * m * n
                             + np.where(split > 1, SPLIT_K_PARTIAL_BYTES * m * n * split, 0.0))
-    # The per-dtype values time dense kernels (Blackwell NVFP4: vLLM's dense CUTLASS GEMM);
-    # grouped MoE GEMMs run other code (FlashInfer/TensorRT-LLM MoE kernels) and stream at
-    # the family's GEMM value.
-    stream = (None if grouped else prof.gemm_stream_fraction_by_dtype.get(dtype)) \
-        or prof.gemm_stream_fraction
+    # Grouped MoE GEMMs take the per-dtype value too: TensorRT-LLM 1.0's NVFP4 MoE runs CUTLASS
+    # grouped GEMMs of the same generation as the dense CUTLASS kernels behind Blackwell's
+    # value (tried without: the 1.0 perf-overview page's Llama-4-Scout cells on one B200
+    # went from -12 % to +39 %; later TensorRT-LLM MoE kernels stream faster, not modelled).
+    stream = prof.gemm_stream_fraction_by_dtype.get(dtype) or prof.gemm_stream_fraction
     memory = traffic / (gpu.hbm_bandwidth * stream)
     return prof.launch_s + np.maximum(compute, memory)
 

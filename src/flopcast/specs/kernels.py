@@ -119,8 +119,8 @@ class KernelProfile(BaseModel):
         "dtypes, where their operand-bound kernels differ (Blackwell's block-scaled NVFP4 "
         "GEMMs at small m stream their weights far below bf16 or FP8 ones: published B200 "
         "timings); other dtypes, and a dtype set to null (a GPU entry undoing its family's "
-        "value), take gemm_stream_fraction. Dense GEMMs only: the rows behind it time dense "
-        "kernels, and grouped MoE GEMMs run other code (FlashInfer/TensorRT-LLM MoE kernels).")
+        "value), take gemm_stream_fraction. Grouped MoE GEMMs take it too (TensorRT-LLM 1.0's "
+        "NVFP4 MoE: CUTLASS grouped GEMMs of the same generation).")
     grouped_gemm_fraction: float = Field(
         0.86, gt=0, le=1, description="Compute efficiency of grouped (MoE expert) GEMMs "
         "relative to a dense GEMM of the same per-group shape (per-group scheduling).")
