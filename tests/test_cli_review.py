@@ -101,8 +101,9 @@ def test_engine_version_is_reported_and_warned_about_where_it_changes_nothing():
     assert p.returncode == 0 and json.loads(p.stdout)["config"]["engine_release"] == "0.3.0"
     assert "with sglang 0.3.0" in run("infer", "-m", "llama-3.1-8b", "--engine", "sglang",
                                       "--engine-version", "0.3.0").stdout
-    vllm = run("infer", "-m", "llama-3.1-8b", "--engine", "vllm", "--engine-version", "0.6.0")
-    assert vllm.returncode == 0 and "no release-dependent values" in vllm.stderr
+    generic = run("infer", "-m", "llama-3.1-8b", "--engine", "generic", "--engine-version",
+                  "0.6.0")
+    assert generic.returncode == 0 and "no release-dependent values" in generic.stderr
 
 
 def test_a_target_accuracy_of_one_is_refused():
@@ -204,14 +205,16 @@ def test_train_uses_what_it_is_given_without_a_warning():
 
 
 def test_plan_train_warns_of_a_partial_last_node_as_train_does():
-    from flopcast.api.plan import partial_nodes
+    from flopcast.api.plan import PlanTrainRequest, partial_nodes, run_plan_train
     from flopcast.catalog import load_gpu
 
-    h100 = load_gpu("h100-sxm")
-    assert partial_nodes([h100], [8, 12, 16]) == [
+    said = _warnings(run_plan_train, PlanTrainRequest(
+        model="llama-3.1-8b", gpu="h100-sxm,h100-sxm", gpus="8,12", seq_len=2048,
+        global_batch=96, top=1))
+    assert said == [
         "--gpus 12 on h100-sxm: 1 full node(s) of 8 and one of 4; communication is priced "
         "as if every node were full"]
-    assert partial_nodes([h100], [1, 4, 8, 64]) == []
+    assert partial_nodes([load_gpu("h100-sxm")], [1, 4, 8, 64]) == []
 
 
 def test_an_explicit_node_size_is_treated_like_the_default_one():

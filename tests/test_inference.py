@@ -289,3 +289,13 @@ def test_default_kv_cache_format_is_the_engines(engine, precision, expected):
                 kv_format="fp8")
     assert given.kv_format == "fp8"
     assert given.kv_element_bytes == default.kv_element_bytes / (2 if expected == "bf16" else 1)
+
+
+def test_vllm_takes_the_checkpoints_kv_from_0_13():
+    """vLLM's PR 30785 (Dec 2025) made the default KV dtype follow the checkpoint."""
+    engine = load_engine("vllm")
+    for version, expected in (("0.6.0", "bf16"), ("0.13.0", "fp8")):
+        j = InferenceJob(model=load_model("llama-3.1-70b"), tp=4,
+                         system=System(gpu=load_gpu("h100-sxm"), num_gpus=4),
+                         engine=engine.at_version(version), weights=weight_format("fp8"))
+        assert j.kv_format == expected

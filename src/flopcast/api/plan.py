@@ -248,8 +248,6 @@ def run_plan_train(request: PlanTrainRequest, warn: Warn = ignore, use_ray: bool
     first = requests[0]
     entries = [load_gpu(g, request.calibration) for g in first.gpus]  # unknown GPU: refused
     families = [gpu.family for gpu in entries]
-    for text in partial_nodes(entries, first.gpu_counts):
-        warn(text)
     if len(requests) > 1:
         answers = [annotate(a, families, first.framework)
                    for a in plan_sweep(requests, request.calibration, use_ray=use_ray)]
@@ -263,6 +261,8 @@ def run_plan_train(request: PlanTrainRequest, warn: Warn = ignore, use_ray: bool
     for r in requests:  # after the search: an answer, not an error, follows
         if (text := beyond_context(r.model, r.seq_len, "--seq-len")) is not None:
             warn(text)
+    for text in partial_nodes(entries, first.gpu_counts):
+        warn(text)
     return result
 
 
@@ -270,7 +270,7 @@ def partial_nodes(gpus: list, counts: list[int]) -> list[str]:
     """One warning per cluster whose last node is partial (12 H100s on nodes of 8): the
     search prices communication as if every node were full, as ``train`` does."""
     out = []
-    for gpu in gpus:
+    for gpu in {g.id: g for g in gpus}.values():  # a GPU named twice warns once
         per_node = gpu.gpus_per_node
         for n in counts:
             if n > per_node and n % per_node:

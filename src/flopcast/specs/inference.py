@@ -54,7 +54,7 @@ class InferenceJob(BaseModel):
     weights: WeightFormat = Field(default_factory=lambda: weight_format("bf16"))
     kv_format: str | None = Field(None, description="None = the engine's default "
                                      "(Engine.kv_cache_auto): fp8 with fp8/fp4 weights on "
-                                     "TensorRT-LLM, else bf16.")
+                                     "TensorRT-LLM, NIM and generic, else bf16.")
     input_len: int = Field(1024, ge=1)
     output_len: int = Field(128, ge=1)
     mode: Mode = "batch"
