@@ -306,6 +306,16 @@ def resolve_model_flags(model: str | None, f: ModelFlags):
     return resolve_model(model)
 
 
+def partial_node(num_gpus: int, per_node: int, gpu: str | None = None) -> str | None:
+    """The warning for a GPU count that leaves the last node partial (12 GPUs on nodes of
+    8), or None: train and plan price communication as if every node were full."""
+    if num_gpus <= per_node or num_gpus % per_node == 0:
+        return None
+    where = f" on {gpu}" if gpu else ""
+    return (f"--gpus {num_gpus}{where}: {num_gpus // per_node} full node(s) of {per_node} and "
+            f"one of {num_gpus % per_node}; communication is priced as if every node were full")
+
+
 def beyond_context(model, tokens: int, option: str) -> str | None:
     """A warning when a sequence is longer than the model's context, else None. Not refused:
     training past the context is what long-context extension does (the cost model needs no

@@ -26,6 +26,7 @@ from flopcast.api.common import (
     lora_targets_of,
     not_a_bool,
     parse_count,
+    partial_node,
     short,
 )
 from flopcast.errors import FlopcastError
@@ -269,15 +270,9 @@ def run_plan_train(request: PlanTrainRequest, warn: Warn = ignore, use_ray: bool
 def partial_nodes(gpus: list, counts: list[int]) -> list[str]:
     """One warning per cluster whose last node is partial (12 H100s on nodes of 8): the
     search prices communication as if every node were full, as ``train`` does."""
-    out = []
-    for gpu in {g.id: g for g in gpus}.values():  # a GPU named twice warns once
-        per_node = gpu.gpus_per_node
-        for n in counts:
-            if n > per_node and n % per_node:
-                out.append(f"--gpus {n} on {gpu.id}: {n // per_node} full node(s) of "
-                           f"{per_node} and one of {n % per_node}; communication is priced "
-                           "as if every node were full")
-    return out
+    unique = {g.id: g for g in gpus}.values()  # a GPU named twice warns once
+    texts = (partial_node(n, gpu.gpus_per_node, gpu.id) for gpu in unique for n in counts)
+    return [text for text in texts if text is not None]
 
 
 def plan_counts(answer: dict) -> dict:

@@ -23,6 +23,7 @@ from flopcast.api.common import (
     ignore,
     lora_targets_of,
     parse_count,
+    partial_node,
     validated_update,
 )
 from flopcast.errors import FlopcastError
@@ -148,10 +149,8 @@ def doubtful_options(r: TrainRequest, job) -> list[str]:
     flags to all, but a user who typed --etp for a dense model should not believe it was
     priced."""
     out = []
-    n, per_node = job.system.num_gpus, job.system.gpus_per_node
-    if n > per_node and n % per_node:
-        out.append(f"--gpus {n}: {n // per_node} full node(s) of {per_node} and one of "
-                   f"{n % per_node}; communication is priced as if every node were full")
+    if (text := partial_node(job.system.num_gpus, job.system.gpus_per_node)) is not None:
+        out.append(text)
     if r.etp not in (None, 1) and not job.model.num_experts:
         out.append(f"--etp {r.etp}: ignored; {job.model.name} has no experts")
     for option, value in (("--sp", r.sp), ("--tp-comm-overlap", r.tp_comm_overlap)):
