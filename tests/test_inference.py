@@ -197,6 +197,29 @@ def test_max_throughput_respects_limits():
     assert est.batch * (1 + 2000 / 200) <= j.engine.max_num_tokens + 11
 
 
+def test_a_finite_offline_run_passes_in_waves():
+    """trtllm-bench submits num_requests at once: a run with fewer requests than the engine
+    holds is bounded by them, and a part-full last wave lowers the run's throughput."""
+    kw = dict(model="llama-3.1-70b", gpu="h200", gpus=8, engine="tensorrt-llm", tp=1, weights="fp8",
+              input_len=128, output_len=2048, mode="max_throughput")
+    unbounded = estimate_inference(job(**kw))
+    c, replicas = unbounded.batch, 8
+    whole = estimate_inference(job(**kw, num_requests=3 * c * replicas))
+    assert whole.batch == c
+    assert whole.output_tokens_per_s == pytest.approx(unbounded.output_tokens_per_s, rel=1e-9)
+    # one more request per replica than three full waves: a fourth wave of one sequence,
+    # shorter than a full one (less KV to read) but far from free (all the weights each step)
+    ragged = estimate_inference(job(**kw, num_requests=3 * c * replicas + replicas))
+    steady = unbounded.output_tokens_per_s
+    assert 0.75 * steady < ragged.output_tokens_per_s < 0.9 * steady
+    # fewer requests than the engine holds: they are the batch
+    few = estimate_inference(job(**kw, num_requests=replicas * (c // 2)))
+    assert (few.batch, few.limited_by) == (c // 2, "requests in the run")
+    assert few.output_tokens_per_s < unbounded.output_tokens_per_s
+    with pytest.raises(ValidationError, match="max_throughput mode only"):
+        job(**{**kw, "mode": "concurrency"}, num_requests=10)
+
+
 @pytest.mark.parametrize("bad, message", [
     (dict(tp=3, gpus=3), "must divide num_attention_heads"),
     (dict(ep=2, gpus=2), "mixture-of-experts"),

@@ -46,6 +46,7 @@ class InferRequest(ModelFlags):
     batch: Int | None = None
     concurrency: Int | None = None
     max_throughput: bool = False
+    num_requests: Int | None = None
     calibration: str | None = None
 
 
@@ -70,6 +71,9 @@ def _mode(r: InferRequest) -> tuple[Literal["batch", "concurrency", "max_through
     if size < 1:
         flag = "--concurrency" if r.concurrency is not None else "--batch"
         raise FlopcastError(f"{flag}: must be at least 1; got {size}")
+    if r.num_requests is not None and not r.max_throughput:
+        raise FlopcastError(f"--num-requests: applies to --max-throughput only; got "
+                            f"{r.num_requests} with the {mode} mode")
     return mode, size
 
 
@@ -85,7 +89,8 @@ def inference_job(r: InferRequest, mode: str = "batch", size: int = 1):
         engine=engine_of(r.engine, r.engine_version, r.expert_dispatch),
         tp=r.tp if r.tp is not None else max(r.gpus // max(r.pp, 1), 1),
         pp=r.pp, ep=r.ep, weights=r.precision, kv_format=r.kv_precision,
-        input_len=r.input_len, output_len=r.output_len, mode=mode, batch=size)
+        input_len=r.input_len, output_len=r.output_len, mode=mode, batch=size,
+        num_requests=r.num_requests if mode == "max_throughput" else None)
 
 
 def run_infer(request: InferRequest, warn: Warn = ignore):

@@ -63,6 +63,10 @@ def infer(
         False, "--max-throughput", help="The engine saturated: an offline run of identical "
         "requests, as many in flight as KV memory and the engine's limits allow (each holds "
         "its full input + output KV at the end of its wave)."),
+    num_requests: int | None = int_option(
+        None, "--num-requests", help="With --max-throughput: requests in the offline run "
+        "(trtllm-bench's --num-requests). A run holds at most that many, and they pass in "
+        "waves, the last one possibly part-full (default: an endless run)."),
     calibration: Path | None = CALIBRATION_OPT,
     as_json: bool = JSON_OPT,
     **shape,

@@ -29,7 +29,9 @@ class InferenceJob(BaseModel):
     batching holding ``batch`` requests in flight (steady state); ``max_throughput`` — the
     engine saturated by an offline run of identical requests (trtllm-bench throughput): as
     many in flight as KV memory and the engine's limits allow; they advance in lock step, so
-    the KV cache holds every running sequence at its full length at once.
+    the KV cache holds every running sequence at its full length at once. Given
+    ``num_requests``, the run is finite: it holds at most that many sequences, and its
+    requests pass in waves, the last one possibly part-full.
 
     GPUs beyond one replica's tp·pp serve as data-parallel replicas (each its own engine);
     system-wide figures (output tokens/s, requests/s, concurrency) cover all replicas.
@@ -60,6 +62,10 @@ class InferenceJob(BaseModel):
     output_len: int = Field(128, ge=1)
     mode: Mode = "batch"
     batch: int = Field(1, ge=1, description="Static batch, or concurrency in that mode.")
+    num_requests: int | None = Field(
+        None, ge=1, description="Requests in the offline run (max_throughput only; None = "
+        "unbounded): a run holds no more sequences than it has requests, and its last wave "
+        "may run part-full.")
 
     @model_validator(mode="before")
     @classmethod
@@ -81,6 +87,9 @@ class InferenceJob(BaseModel):
                              "another")
         if self.pp > m.num_layers:
             raise ValueError(f"pp ({self.pp}) must be at most num_layers ({m.num_layers})")
+        if self.num_requests is not None and self.mode != "max_throughput":
+            raise ValueError(f"num_requests ({self.num_requests}) applies to the "
+                             f"max_throughput mode only, not {self.mode}")
         if self.ep > 1:
             self._check_expert_parallel()
         gpu = self.system.gpu

@@ -8,6 +8,7 @@ skipped with the reason: they need a length distribution or a queueing simulatio
 Defaults: tp = gpus/pp; pp, ep = 1; KV cache the engine's default (Engine.kv_cache_auto: fp8
 with fp8/fp4 weights where the engine takes the checkpoint's KV quantisation, else 16-bit). An
 ep larger than tp spreads the experts over the data-parallel replicas (InferenceJob's rules).
+A max-throughput row's ``num_requests`` makes the run finite (InferenceJob.num_requests).
 An ``engine_version`` column, where a file has one, prices that release (Engine.at_version:
 its CUDA graphs, scheduling, decode attention kernel); without it the catalog's engine stands.
 """
@@ -74,6 +75,7 @@ def job_from_row(row: dict, calibration: str | None = None) -> InferenceJob:
         weights=(row.get("precision") or "bf16").strip(),
         input_len=_int(row, "input_len"), output_len=_int(row, "output_len"),
         mode=mode, batch=size,
+        num_requests=_int(row, "num_requests") if mode == "max_throughput" else None,
     )
 
 

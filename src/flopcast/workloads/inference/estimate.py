@@ -146,6 +146,8 @@ def _batch(job: InferenceJob, eff, mem: dict, strict: bool, held: float) -> tupl
         cap_tokens = int(job.engine.max_num_tokens // (1 + job.input_len / job.output_len))
         limits = {"KV-cache memory": max_seqs, "engine max_batch_size": job.engine.max_batch_size,
                   "engine max_num_tokens": cap_tokens}
+        if job.num_requests is not None:
+            limits["requests in the run"] = -(-job.num_requests // job.replicas)
         limited_by = min(limits, key=limits.get)
         return max(1, limits[limited_by]), limited_by
     batch = -(-job.batch // job.replicas) if job.mode == "concurrency" else job.batch
@@ -192,7 +194,26 @@ def _timings(job: InferenceJob, eff, batch: int):
     waited_steps = 0.5 + (1.0 if job.engine.overlap_scheduling else 0.0)
     ttft = prefill["step_s"] + waited_steps * tpot
     e2e = ttft + (job.output_len - 1) * tpot
+    if job.mode == "max_throughput" and job.num_requests is not None:
+        return prefill, decode, ttft, tpot, e2e, _finite_run_tokens_per_s(job, eff, batch, tpot)
     return prefill, decode, ttft, tpot, e2e, job.replicas * batch / tpot
+
+
+def _finite_run_tokens_per_s(job: InferenceJob, eff, batch: int, tpot: float) -> float:
+    """Output tokens/s of an offline run of ``job.num_requests`` identical requests, all
+    submitted at once (trtllm-bench throughput reports total output tokens over the run's
+    makespan). The engine holds ``batch`` sequences per replica; identical requests start
+    and finish together, so they pass in waves of ``batch``, each lasting output_len steady
+    steps (its prompts' prefill included, as in ``_steady_step``), and the last wave holds
+    what is left: a part-full wave takes nearly a full wave's time where the step is bound
+    by the weights, so a run of 1.1 waves delivers about 0.55 of the steady throughput's
+    tokens per second. The busiest replica (⌈requests / replicas⌉) sets the makespan."""
+    per_replica = -(-job.num_requests // job.replicas)
+    full_waves, last_wave = divmod(per_replica, batch)
+    makespan = full_waves * job.output_len * tpot
+    if last_wave:
+        makespan += job.output_len * _first(_steady_step(job, eff, last_wave))["step_s"]
+    return job.num_requests * job.output_len / makespan
 
 
 def estimate_inference(job: InferenceJob, calibration: str | None = None,
