@@ -42,6 +42,22 @@ def test_paged_kv_rounds_to_blocks_and_window_caps():
     assert float(sequence_kv_bytes(w, 100_000, 2)) == kv_bytes_per_token(w, 2) * 4096
 
 
+def test_engines_that_ignore_an_all_local_window_attend_over_the_whole_context():
+    """TensorRT-LLM (and NIM) size the KV cache for the whole context unless the runtime's
+    max_attention_window_size is set; vLLM reads Mistral 7B v0.1's 4,096 window. Interleaved
+    patterns are architecture and stay."""
+    kw = dict(input_len=20000, output_len=2000, mode="max_throughput", weights="fp8",
+              kv_format="fp8")
+    for engine, window in (("tensorrt-llm", None), ("nim", None), ("vllm", 4096)):
+        j = job(model="mistral-7b", engine=engine, **kw)
+        assert j.model.sliding_window == window
+    trt = estimate_inference(job(model="mistral-7b", engine="tensorrt-llm", **kw))
+    vllm = estimate_inference(job(model="mistral-7b", engine="vllm", **kw))
+    assert trt.kv_bytes_per_sequence > 4 * vllm.kv_bytes_per_sequence
+    gemma = job(model="gemma-2-9b", engine="tensorrt-llm", **kw).model
+    assert gemma.sliding_window == load_model("gemma-2-9b").sliding_window
+
+
 def test_decode_at_batch_one_is_memory_bound():
     j = job(input_len=512, output_len=256)
     est = estimate_inference(j)

@@ -173,6 +173,13 @@ class Engine(BaseModel):
         "scheduling rank. Under overlap_scheduling it is hidden behind the GPU's step up to "
         "the step's length, else it adds to it (workloads/inference/step.host_exposed_s). "
         "0 = not priced (no measurement of the engine's host cost).")
+    uniform_sliding_window: bool = Field(
+        True, description="Whether the engine, left at its defaults, limits attention and "
+        "the KV cache to the window of a model whose every layer is local (Mistral 7B v0.1's "
+        "4,096). False: it attends over the whole context unless told otherwise (TensorRT-"
+        "LLM's max_attention_window_size is a runtime option, unset by trtllm-bench). "
+        "Interleaved local/global patterns (Gemma 2/3, gpt-oss, Llama 4's chunks) are part of "
+        "the architecture and always applied.")
     describes_release: str | None = Field(
         None, description="Release whose defaults the entry's values are; what an "
         "unversioned run is priced as.")

@@ -97,6 +97,10 @@ class InferenceJob(BaseModel):
             raise ValueError(f"engine {self.engine.id} runs on {', '.join(self.engine.gpu_vendors)}"
                              f" GPUs only; gpu {gpu.id} is {gpu.vendor}")
         object.__setattr__(self, "engine", self.engine.for_gpu(gpu))  # GPU-dependent limits
+        if (not self.engine.uniform_sliding_window and m.sliding_window is not None
+                and m.sliding_window_every == 0):
+            # the model as the engine runs it: every layer attends over the whole context
+            object.__setattr__(self, "model", m.model_copy(update={"sliding_window": None}))
         if self.weights.name == "mxfp4" and "fp4" not in gpu.peak_flops:
             weight_only = self.weights.model_copy(update={"gemm_dtype": "bf16",
                                                           "weight_only": True})
