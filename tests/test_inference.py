@@ -156,8 +156,9 @@ def test_steady_state_pipeline_pays_the_slowest_stage():
     crossing, paced = step(64)
     assert estimate_inference(j).tpot_ms == pytest.approx(1e3 * paced, rel=1e-9)
     assert paced > crossing
+    # one request is one whole sequence crossing the stages, not a third of one per stage
     one = estimate_inference(j.model_copy(update={"batch": 1}))
-    assert one.tpot_ms == pytest.approx(1e3 * step(1 / 3)[0], rel=1e-9)
+    assert one.tpot_ms == pytest.approx(1e3 * step(1)[0], rel=1e-9)
 
 
 def test_max_throughput_holds_every_sequence_at_full_length():

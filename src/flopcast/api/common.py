@@ -193,7 +193,7 @@ OPTIONS = {
                     "attention_backend": "--attention-backend"},
     "InferenceJob": {"tp": "--tp", "pp": "--pp", "ep": "--ep", "input_len": "--input-len",
                      "output_len": "--output-len", "batch": "--batch/--concurrency",
-                     "num_gpus": "--gpus"},
+                     "num_gpus": "--gpus", "num_requests": "--num-requests"},
     "PlanRequest": {"seq_len": "--seq-len", "global_batch": "--global-batch",
                     "top": "--top", "deadline_days": "--deadline-days", "tokens": "--tokens"},
 }

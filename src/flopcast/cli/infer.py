@@ -88,12 +88,15 @@ def infer(
 
 def _print_inference(est, out: dict) -> None:
     c = est.config
+    # a finite run's tokens/s include its part-full last wave (estimate._finite_run_tokens_per_s)
+    finite = (f"; a run of {c['num_requests']:,} requests" if c.get("num_requests")
+              and est.limited_by != "requests in the run" else "")
     console.print(
         f"[bold]{c['model']}[/] on {c['num_gpus']}× {c['gpu']} with {c['engine']}{release_of(c)}: "
         f"tp={c['tp']} pp={c['pp']} ep={c['ep']}, {c['precision']} weights, "
         f"{c['kv_precision']} KV cache; "
         f"{c['input_len']} in / {c['output_len']} out; {est.mode} = {est.batch} "
-        f"({est.limited_by}); efficiency from {c['efficiency_source']}; kernels from "
+        f"({est.limited_by}{finite}); efficiency from {c['efficiency_source']}; kernels from "
         f"{c['kernels_source']} (attention: {', '.join(c['attention_backends'])})"
     )
     print_table("Memory per GPU", ("kind", "GiB"), [

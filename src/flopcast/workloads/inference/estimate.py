@@ -72,7 +72,7 @@ def _steady_step(job, eff, concurrency):
     slot."""
     concurrency = np.asarray(concurrency, dtype=float)
     in_flight = np.minimum(concurrency, job.pp)
-    c = concurrency / job.pp
+    c = concurrency / in_flight  # fewer sequences than stages: one per micro-batch
     decode = dict(decode_seqs=c, decode_context=job.input_len + job.output_len / 2,
                   logit_rows=c)
     # GPU time first (scheduled=False), the host's per-sequence time once on the result:
@@ -205,9 +205,10 @@ def _finite_run_tokens_per_s(job: InferenceJob, eff, batch: int, tpot: float) ->
     makespan). The engine holds ``batch`` sequences per replica; identical requests start
     and finish together, so they pass in waves of ``batch``, each lasting output_len steady
     steps (its prompts' prefill included, as in ``_steady_step``), and the last wave holds
-    what is left: a part-full wave takes nearly a full wave's time where the step is bound
-    by the weights, so a run of 1.1 waves delivers about 0.55 of the steady throughput's
-    tokens per second. The busiest replica (⌈requests / replicas⌉) sets the makespan."""
+    what is left: a part-full wave costs less than a full one only by the KV and compute
+    its fewer sequences save, so where the weights bound the step a run of 1.1 waves comes
+    close to two waves' time (with a small model at large batch, much less). The busiest
+    replica (⌈requests / replicas⌉) sets the makespan."""
     per_replica = -(-job.num_requests // job.replicas)
     full_waves, last_wave = divmod(per_replica, batch)
     makespan = full_waves * job.output_len * tpot
@@ -272,6 +273,7 @@ def estimate_inference(job: InferenceJob, calibration: str | None = None,
                     tp=job.tp, pp=job.pp, ep=job.ep, replicas=replicas,
                     precision=job.weights.name, kv_precision=job.kv_format,
                     input_len=job.input_len, output_len=job.output_len,
+                    num_requests=job.num_requests,
                     efficiency_source=job.system.gpu.efficiency_source + "; " +
                     inference_calibration_source(job.system.gpu, job.engine, calibration)[0],
                     kernels_source=job.system.gpu.kernels_source,
