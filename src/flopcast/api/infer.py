@@ -90,7 +90,7 @@ def inference_job(r: InferRequest, mode: str = "batch", size: int = 1):
         tp=r.tp if r.tp is not None else max(r.gpus // max(r.pp, 1), 1),
         pp=r.pp, ep=r.ep, weights=r.precision, kv_format=r.kv_precision,
         input_len=r.input_len, output_len=r.output_len, mode=mode, batch=size,
-        num_requests=r.num_requests if mode == "max_throughput" else None)
+        num_requests=r.num_requests)
 
 
 def run_infer(request: InferRequest, warn: Warn = ignore):
