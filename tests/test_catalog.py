@@ -209,7 +209,8 @@ def test_catalog_engines_shows_what_each_release_changes():
     rows = {r.id: r.releases for r in run_catalog(CatalogRequest(kind="engines")).root}
     assert rows["sglang"].startswith("is 0.4.1")
     assert "< 0.7: decode_attention_backend trtllm-mmha" in rows["tensorrt-llm"]
-    assert rows["vllm"] == ">= 0.13: kv_cache_auto checkpoint"
+    assert rows["vllm"] == (">= 0.13: kv_cache_auto checkpoint; "
+                            "< 0.4.1: custom_allreduce False")
     assert rows["generic"] == ""
 
 

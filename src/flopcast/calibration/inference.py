@@ -3,9 +3,10 @@
 Kernel speed comes from the GPU's kernel profile (measured kernels, physics/kernels.py); what
 only shows at whole-run level is fitted per (GPU family, engine): the engine's per-step
 overhead (scheduling, sampling, batch assembly), the share of each kernel's fixed cost its
-execution mode pays (CUDA graphs), and, where rows use tensor parallelism, the per-call
-all-reduce latency. Families without kernel measurements (ampere, ada) also fit
-kernel_fraction_scale, standing for their missing profile.
+execution mode pays (CUDA graphs), and, where rows use tensor parallelism over NCCL's ring
+(not the engine's measured all-reduce, kernels.engine_all_reduce), its per-call latency.
+Families without kernel measurements (ampere, ada) also fit kernel_fraction_scale, standing
+for their missing profile.
 """
 
 from __future__ import annotations
@@ -27,13 +28,15 @@ from flopcast.errors import FlopcastError
 from flopcast.validate.inference import predict_inference_case, prepare_inference_rows
 from flopcast.validate.inputs import read_table
 from flopcast.validate.report import ape_pct
+from flopcast.workloads.inference.step import engine_all_reduce
 
 BASE_PARAMETERS = ["inference_step_overhead_s", "kernel_fixed_cost_scale"]
 
 
 def _parameters(cases) -> list[str]:
     names = list(BASE_PARAMETERS)
-    if any(c.job.tp > 1 for c in cases):
+    # the ring's per-call latency, where some row's all-reduce is not the engine's measured one
+    if any(c.job.tp > 1 and engine_all_reduce(c.job) is None for c in cases):
         names.append("allreduce_latency_s")
     if not cases[0].job.system.gpu.kernels_measured:
         names.append("kernel_fraction_scale")

@@ -36,6 +36,7 @@ from flopcast.specs.framework import (
     PYTORCH_EAGER_SCORE_TRAFFIC,
     EagerScoreTraffic,
 )
+from flopcast.specs.kernels import EngineAllReduce
 from flopcast.specs.model import Model
 from flopcast.specs.system import System
 
@@ -334,11 +335,27 @@ def elementwise_time(model: Model, gpu, place: Placement, num: Numerics, rows, m
     return np.where(_f(rows) > 0, fixed_scaled(t, gpu, fixed, launches), 0.0)
 
 
-def tp_collective_time(num_bytes, tp, system: System, eff: Efficiency):
+def engine_all_reduce_time(num_bytes, n, link_bandwidth, ar: EngineAllReduce):
+    """An inference engine's all-reduce of ``num_bytes`` over ``n`` ranks of one NVLink
+    domain: the fastest of one-shot ((n-1)·S read per rank), two-shot and the library's
+    large-message all-reduce (2(n-1)/n·S, Patarasuk & Yuan 2009), each with its fixed time
+    (specs/kernels.EngineAllReduce)."""
+    s, n = _f(num_bytes), _f(n)
+    ring = 2 * (n - 1) / n * s
+    custom = link_bandwidth * ar.custom_bus_fraction
+    one_shot = ar.one_shot_s + (n - 1) * s / custom
+    two_shot = ar.two_shot_s + ring / custom
+    large = ar.large_s + ring / (link_bandwidth * ar.large_bus_fraction)
+    return np.where(n > 1, np.minimum(np.minimum(one_shot, two_shot), large), 0.0)
+
+
+def tp_collective_time(num_bytes, tp, system: System, eff: Efficiency,
+                       engine_all_reduce: EngineAllReduce | None = None):
     """One tensor-parallel all-reduce of ``num_bytes`` (or its all-gather + reduce-scatter
     pair under sequence parallelism: the same ring volume, Korthikanti et al. 2022 §4.2.2):
-    ring volume over the group's bus bandwidth plus a per-call latency (one-shot custom
-    all-reduce inside an NVLink domain; ring steps over the network across domains)."""
+    ring volume over the group's bus bandwidth plus a per-call latency (ring steps over the
+    network across domains). ``engine_all_reduce``: an inference engine's measured custom
+    all-reduce inside a domain (engine_all_reduce_time) instead of the ring."""
     gpu = system.gpu
     tp = _f(tp)
     bw = comm.group_bandwidth(tp, 1, system.domain_size, gpu.scale_up_bandwidth,
@@ -346,7 +363,12 @@ def tp_collective_time(num_bytes, tp, system: System, eff: Efficiency):
     inside = tp <= system.domain_size
     latency = np.where(inside, eff.allreduce_latency_s,
                        system.network_latency_s * 2 * (tp - 1))
-    return np.where(tp > 1, comm.all_reduce_time(num_bytes, tp, bw, 0.0) + latency, 0.0)
+    ring = comm.all_reduce_time(num_bytes, tp, bw, 0.0) + latency
+    if engine_all_reduce is not None:
+        custom = engine_all_reduce_time(num_bytes, tp, gpu.scale_up_bandwidth,
+                                        engine_all_reduce)
+        ring = np.where(inside, custom, ring)
+    return np.where(tp > 1, ring, 0.0)
 
 
 def expert_all_to_all_time(model: Model, system: System, eff: Efficiency, place: Placement,
@@ -443,7 +465,8 @@ def layer_cost(model: Model, system: System, eff: Efficiency, place: Placement,
                elementwise_factor: float = 1.0, elementwise_counted: tuple | None = None,
                adapters: tuple = (), frozen: bool = False,
                eager_traffic: EagerScoreTraffic | None = None,
-               expert_dispatch: str = "all-to-all") -> dict:
+               expert_dispatch: str = "all-to-all",
+               engine_all_reduce: EngineAllReduce | None = None) -> dict:
     """Seconds of one layer on one rank, by kernel class: ``gemm``, ``attention``,
     ``elementwise`` (forward, and ``*_bwd`` with ``backward``), the raw (un-overlapped)
     communication ``tp_comm`` (two collectives per direction) and ``ep_comm`` (dispatch +
@@ -451,7 +474,8 @@ def layer_cost(model: Model, system: System, eff: Efficiency, place: Placement,
     ``elementwise_factor`` the element-wise traffic (unfused training frameworks), or
     ``elementwise_counted`` replaces it with a framework's own count (elementwise_time);
     ``frozen`` weights with LoRA ``adapters`` (gemms_time); ``expert_dispatch`` how MoE
-    tokens cross attention data-parallel ranks (expert_dispatch_time).
+    tokens cross attention data-parallel ranks (expert_dispatch_time);
+    ``engine_all_reduce`` the inference engine's measured all-reduce (tp_collective_time).
     """
     gpu = system.gpu
     rows = batch.rows
@@ -464,7 +488,7 @@ def layer_cost(model: Model, system: System, eff: Efficiency, place: Placement,
                                      traffic_factor=elementwise_factor,
                                      counted=elementwise_counted),
         tp_comm=2 * tp_collective_time(rows * model.hidden_size * num.act_bytes, place.tp,
-                                       system, eff),
+                                       system, eff, engine_all_reduce),
         ep_comm=(expert_dispatch_time(model, system, eff, place, rows, num, expert_dispatch)
                  if moe else 0.0),
     )

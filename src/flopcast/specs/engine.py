@@ -173,6 +173,11 @@ class Engine(BaseModel):
         "scheduling rank. Under overlap_scheduling it is hidden behind the GPU's step up to "
         "the step's length, else it adds to it (workloads/inference/step.host_exposed_s). "
         "0 = not priced (no measurement of the engine's host cost).")
+    custom_allreduce: bool = Field(
+        True, description="Tensor-parallel all-reduces inside an NVLink domain run the "
+        "engine's custom one-shot/two-shot kernels (the library's all-reduce for large "
+        "buffers), priced by the GPU's measured kernels.engine_all_reduce where it has one. "
+        "False: NCCL's ring throughout, priced as training prices it.")
     uniform_sliding_window: bool = Field(
         True, description="Whether the engine, left at its defaults, limits attention and "
         "the KV cache to the window of a model whose every layer is local (Mistral 7B v0.1's "

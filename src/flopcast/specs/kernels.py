@@ -86,6 +86,35 @@ class DecodeAttentionBackend(BaseModel):
         "group. None: tensor-core or bandwidth-bound kernel.")
 
 
+class EngineAllReduce(BaseModel):
+    """An inference engine's NVLink all-reduce inside one domain, as a kernel benchmark
+    measures it (CUDA-graph replay, bf16): the engine runs the fastest of three algorithms
+    for each message of S bytes over n ranks (physics/layer.engine_all_reduce_time):
+
+    - one-shot: every rank reads the n-1 peers' whole buffers, (n-1)·S bytes;
+    - two-shot: reduce-scatter then all-gather of the buffer, 2(n-1)/n·S bytes
+      (both custom kernels over NVLink loads/stores: custom_bus_fraction of the link);
+    - large: the collective library's ring/NVLS all-reduce for big buffers, 2(n-1)/n·S at
+      large_bus_fraction, with a larger fixed time.
+
+    Each has a fixed time (the kernels' launch, barrier and flag exchange). TensorRT-LLM's
+    AllReduce (strategy AUTO), vLLM's and SGLang's custom all-reduce follow this shape
+    (TensorRT-LLM customAllReduceKernels.cu ONESHOT/TWOSHOT, NCCL beyond)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    one_shot_s: float = Field(gt=0, lt=1e-3, description="Fixed time of the one-shot kernel.")
+    two_shot_s: float = Field(gt=0, lt=1e-3, description="Fixed time of the two-shot kernel.")
+    custom_bus_fraction: float = Field(
+        gt=0, le=1.5, description="NVLink bandwidth (per direction) the custom kernels reach.")
+    large_s: float = Field(gt=0, lt=1e-2, description="Fixed time of the large-message "
+                           "algorithm (ring/NVLS).")
+    large_bus_fraction: float = Field(
+        gt=0, le=1.5, description="Bus bandwidth of the large-message algorithm over the "
+        "NVLink bandwidth per direction (NVLS can exceed a ring's).")
+    source: str
+
+
 class KernelProfile(BaseModel):
     """Measured (or prior) kernel-level speed of one GPU; see the module docstring."""
 
@@ -134,6 +163,11 @@ class KernelProfile(BaseModel):
         "al. 2024 §3), so a decode step of one sequence does 16 rows of math, not a 64-row "
         "tile's; AWQ/GPTQ GEMV kernels do less. Keeps W4A16 decode weight-streaming-bound. Dense "
         "GEMMs only: grouped MoE weight-only kernels keep gemm_tiles.")
+    engine_all_reduce: EngineAllReduce | None = Field(
+        None, description="Inference engines' NVLink all-reduce (custom one-shot/two-shot "
+        "kernels, the library's beyond), measured; None = not measured for this family, and "
+        "engines are priced with the training model's ring all-reduce (nvlink_fraction, "
+        "allreduce_latency_s).")
     copy_fraction: float = Field(
         0.90, gt=0, le=1, description="Fraction of HBM bandwidth large streaming kernels "
         "(copies, element-wise ops, optimizer updates) reach.")

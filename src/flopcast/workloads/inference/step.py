@@ -224,6 +224,12 @@ def _priced(job: InferenceJob, eff: Efficiency):
     return system, inference_numerics(job), placement(job), attention_backends(job)
 
 
+def engine_all_reduce(job: InferenceJob):
+    """The engine's measured all-reduce on this GPU (its kernel profile), or None: an engine
+    running NCCL's ring (custom_allreduce false), or a family without the measurement."""
+    return job.system.gpu.kernels.engine_all_reduce if job.engine.custom_allreduce else None
+
+
 def attention_step_s(job: InferenceJob, eff: Efficiency, batch: layer.Batch):
     """Attention of one step over all layers (the serving simulator tabulates this part
     apart from the rest; ``batch_step`` includes the same number)."""
@@ -252,7 +258,8 @@ def batch_step(job: InferenceJob, eff: Efficiency, batch: layer.Batch,
             continue
         cost = layer.layer_cost(m, system, eff, place, num, batch, moe, job.kv_element_bytes,
                                 prefill_backend, decode_backend, fixed,
-                                expert_dispatch=job.engine.expert_dispatch)
+                                expert_dispatch=job.engine.expert_dispatch,
+                                engine_all_reduce=engine_all_reduce(job))
         for k, v in cost.items():
             parts[k] = parts.get(k, 0.0) + share * v
     head = layer.lm_head_time(m, gpu, num, logit_rows, job.tp, fixed)
