@@ -48,6 +48,11 @@ def test_engines_without_custom_all_reduce_run_the_ring():
     assert engine_all_reduce(_job("sglang")) is not None
     # no NVLink on the RTX PRO 6000: its family's NVLink measurement does not apply
     assert engine_all_reduce(_job("tensorrt-llm", gpu="rtx-pro-6000")) is None
+    no_link = _job("tensorrt-llm")  # e.g. a `flopcast profile` entry: no NVLink recorded
+    gpu = no_link.system.gpu.model_copy(update={"nvlink_bandwidth": 0.0})
+    no_link = no_link.model_copy(update={"system": no_link.system.model_copy(
+        update={"gpu": gpu})})
+    assert engine_all_reduce(no_link) is None
 
 
 def test_a_tensor_parallel_prefill_pays_the_engine_all_reduce_not_the_ring():

@@ -226,8 +226,13 @@ def _priced(job: InferenceJob, eff: Efficiency):
 
 def engine_all_reduce(job: InferenceJob):
     """The engine's measured all-reduce on this GPU (its kernel profile), or None: an engine
-    running NCCL's ring (custom_allreduce false), or a family without the measurement."""
-    return job.system.gpu.kernels.engine_all_reduce if job.engine.custom_allreduce else None
+    running NCCL's ring (custom_allreduce false), a GPU without NVLink (the measurement is
+    of NVLink; e.g. a `flopcast profile` entry, which records no NVLink), or a family without
+    the measurement."""
+    gpu = job.system.gpu
+    if not job.engine.custom_allreduce or not gpu.nvlink_bandwidth:
+        return None
+    return gpu.kernels.engine_all_reduce
 
 
 def attention_step_s(job: InferenceJob, eff: Efficiency, batch: layer.Batch):
