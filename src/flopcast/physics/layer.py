@@ -363,12 +363,12 @@ def tp_collective_time(num_bytes, tp, system: System, eff: Efficiency,
     inside = tp <= system.domain_size
     latency = np.where(inside, eff.allreduce_latency_s,
                        system.network_latency_s * 2 * (tp - 1))
-    ring = comm.all_reduce_time(num_bytes, tp, bw, 0.0) + latency
+    t = comm.all_reduce_time(num_bytes, tp, bw, 0.0) + latency
     if engine_all_reduce is not None:
         custom = engine_all_reduce_time(num_bytes, tp, gpu.scale_up_bandwidth,
                                         engine_all_reduce)
-        ring = np.where(inside, custom, ring)
-    return np.where(tp > 1, ring, 0.0)
+        t = np.where(inside, custom, t)
+    return np.where(tp > 1, t, 0.0)
 
 
 def expert_all_to_all_time(model: Model, system: System, eff: Efficiency, place: Placement,
