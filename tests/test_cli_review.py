@@ -320,3 +320,23 @@ def test_a_tiny_negative_error_is_not_printed_as_minus_zero():
 
     assert _error_cell({"predicted": 0.9996, "measured": 1.0}, {}) == "+0.0%"
     assert _error_cell({"predicted": 0.95, "measured": 1.0}, {}) == "-5.0%"
+
+
+def test_serve_refuses_before_it_warns(tmp_path):
+    """A refused request gets its one error line and no warnings before it (fuzzing found
+    --num-requests's 'ignored' warning printed ahead of the trace's refusal)."""
+    trace = tmp_path / "t.csv"
+    trace.write_text("arrival_s,input_len,output_len\n0,100,20\n")
+    said = []
+    with pytest.raises(FlopcastError, match="a trace fixes arrivals"):
+        run_serve(ServeRequest(model="llama-3.1-8b", trace=str(trace), num_requests=5,
+                               request_rate=2), warn=said.append)
+    assert said == []
+
+
+@pytest.mark.parametrize("rate", [1e-30, 0.0, 2e6])
+def test_serve_refuses_request_rates_the_clock_cannot_hold(rate):
+    """Below MIN_REQUEST_RATE the float64 clock rounded every TPOT to 0 (a 500 in the web
+    API); such rates are refused at the edge with the allowed range."""
+    with pytest.raises((FlopcastError, ValueError), match=r"\[1e-06, 1e\+06\]"):
+        run_serve(ServeRequest(**LOAD, request_rate=rate))

@@ -204,10 +204,6 @@ def run_serve(request: ServeRequest, warn: Warn = ignore,
     r = request
     if r.num_requests is not None and r.num_requests < 1:
         raise FlopcastError(f"num-requests: must be at least 1; got {r.num_requests}")
-    if note := engine_version_note(r.engine, r.engine_version):
-        warn(note)
-    for text in _unused_load_options(r):
-        warn(text)
     find_rate = r.request_rate is None and (r.slo_ttft_p99 or r.slo_tpot_p99
                                             or r.slo_itl_p99) and not (
         r.concurrency or r.offline or r.trace)
@@ -219,6 +215,11 @@ def run_serve(request: ServeRequest, warn: Warn = ignore,
     job = serving_job(r, r.gpu, r.gpus, r.tp, r.pp, r.ep, r.kv_precision)
     dep = deployment_for(job, r.scheduler, r.max_num_seqs, r.max_num_tokens, r.chunk_tokens,
                          r.batch_size, r.prefix_caching, r.router, r.calibration)
+    # warnings only once the request is known to be valid: a refused one gets one line
+    if note := engine_version_note(r.engine, r.engine_version):
+        warn(note)
+    for text in _unused_load_options(r):
+        warn(text)
     if r.batch_size is not None and dep.scheduler != "static":
         warn(f"--batch-size {r.batch_size}: ignored by the {dep.scheduler} scheduler (it "
              "sizes static batches; continuous batching is bounded by --max-num-seqs)")

@@ -34,6 +34,10 @@ MAX_DAYS = 36_500.0
 MAX_REQUESTS = 10**6
 #: Request rate, requests/s (the largest public LLM services report ~ 10⁴-10⁵ req/s in all).
 MAX_REQUEST_RATE = 1e6
+#: Slowest request rate, requests/s (one request per 11.6 days): the simulated clock is float64
+#: seconds, and a million arrivals this sparse still place latencies to ~0.1 ms; far slower
+#: rates lose the per-token times in rounding (TPOT of 0).
+MIN_REQUEST_RATE = 1e-6
 #: Coefficient of variation of inter-arrival gaps (production traces: 1-10; Azure LLM traces).
 MAX_ARRIVAL_CV = 1000.0
 #: Tokens per engine iteration (max_num_tokens); engines default to 2K-16K.

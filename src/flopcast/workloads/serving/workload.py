@@ -23,7 +23,13 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, mo
 from flopcast.errors import FlopcastError, echo, validation_message
 from flopcast.files import column_names_shown, load_shipped_yaml
 from flopcast.specs.dataset import LengthDataset
-from flopcast.specs.limits import MAX_ARRIVAL_CV, MAX_REQUEST_RATE, MAX_REQUESTS, MAX_SEQ_LEN
+from flopcast.specs.limits import (
+    MAX_ARRIVAL_CV,
+    MAX_REQUEST_RATE,
+    MAX_REQUESTS,
+    MAX_SEQ_LEN,
+    MIN_REQUEST_RATE,
+)
 
 DATASET_DIR = Path(__file__).resolve().parents[2] / "catalog" / "datasets"
 
@@ -273,9 +279,10 @@ class ArrivalSpec(BaseModel):
     @field_validator("rate")
     @classmethod
     def _rate(cls, v: float | None) -> float | None:
-        if v is not None and not (0 < v <= MAX_REQUEST_RATE or v == math.inf):  # NaN too
-            raise ValueError(f"{v!r} is not allowed: rate is requests per second in (0, "
-                             f"{MAX_REQUEST_RATE:.0e}] (or inf)")
+        if v is not None and not (MIN_REQUEST_RATE <= v <= MAX_REQUEST_RATE
+                                  or v == math.inf):  # NaN too
+            raise ValueError(f"{v!r} is not allowed: rate is requests per second in "
+                             f"[{MIN_REQUEST_RATE:.0e}, {MAX_REQUEST_RATE:.0e}] (or inf)")
         return v
 
     @field_validator("cv")
