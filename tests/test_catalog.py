@@ -47,6 +47,24 @@ def test_gpu_entries_are_dense_and_sourced(gpu_id):
         assert g.peak("fp8") == pytest.approx(2 * g.peak("bf16"), rel=0.02)
 
 
+@pytest.mark.parametrize("gpu_id", gpu_ids())
+def test_every_gpu_entry_is_sourced_with_dense_peaks(gpu_id):
+    """Every entry, not only the required ones: sourced and priced; dense peaks (a sparse
+    figure copied by mistake would put fp16 above the fastest part's 2.6 PF, or make fp8 4x
+    bf16); fp8 where present runs at twice bf16 (int8 varies: 1-4x across parts), fp4 at
+    2-8x (Blackwell Ultra's is 6x); the roofline ridge (bf16 FLOP per byte of memory)
+    within what parts from the H20 (37) to B300 (290) have."""
+    g = load_gpu(gpu_id)
+    assert g.sources and g.price_date and g.tdp_watts > 0
+    bf16 = g.peak("bf16") if "bf16" in g.peak_flops else g.peak("fp16")
+    assert bf16 < 2.6e15
+    if "fp8" in g.peak_flops:
+        assert g.peak("fp8") == pytest.approx(2 * bf16, rel=0.02)
+    if "fp4" in g.peak_flops:
+        assert 2 * bf16 <= g.peak("fp4") <= 8 * bf16
+    assert 30 < bf16 / g.hbm_bandwidth < 700
+
+
 def test_h100_datasheet_numbers():
     g = load_gpu("h100-sxm")
     assert g.peak("bf16") == pytest.approx(989.4e12)
