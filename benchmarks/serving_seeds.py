@@ -152,8 +152,8 @@ def melange():
           + ", ".join(f"{d.job.system.gpu.id} ${d.job.system.gpu.price_per_gpu_hour_usd}/h"
                       for d in deps))
     reqs = poisson(LengthSpec(kind="dataset", dataset="sharegpt"))
+    options, _ = replica_options(deps, reqs, None, 120.0)  # capacities do not depend on rate
     for rate in (1.0, 2.0, 4.0, 8.0):
-        options, _ = replica_options(deps, reqs, None, 120.0)
         mixed = plan_fleet(options, reqs, rate, None, 120.0, mixed=True)
         single = min((plan_fleet([o], reqs, rate, None, 120.0, mixed=False) for o in options),
                      key=lambda p: p["usd_per_hour"])

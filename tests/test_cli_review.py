@@ -340,3 +340,17 @@ def test_serve_refuses_request_rates_the_clock_cannot_hold(rate):
     API); such rates are refused at the edge with the allowed range."""
     with pytest.raises((FlopcastError, ValueError), match=r"\[1e-06, 1e\+06\]"):
         run_serve(ServeRequest(**LOAD, request_rate=rate))
+
+
+def test_serve_plan_refuses_before_it_warns():
+    """As serve: the engine-version note waits until the plan's inputs are known to be valid
+    (the second reader found it printed ahead of a refused rate)."""
+    from flopcast.api.serve import ServePlanRequest, run_serve_plan
+
+    said = []
+    with pytest.raises((FlopcastError, ValueError), match=r"1e-06"):
+        run_serve_plan(ServePlanRequest(model="llama-3.1-8b", request_rate=1e-7, input_len=100,
+                                        output_len=20, slo_ttft_p99=1000, gpu_types="l4",
+                                        engine="generic", engine_version="0.1"),
+                       warn=said.append)
+    assert said == []

@@ -336,8 +336,6 @@ def run_serve_plan(request: ServePlanRequest, warn: Warn = ignore,
     r = request
     if r.request_rate <= 0:
         raise FlopcastError(f"request-rate: must be > 0; got {r.request_rate}")
-    if note := engine_version_note(r.engine, r.engine_version):
-        warn(note)
     if r.slo_ttft_p99 is None and r.slo_tpot_p99 is None:
         # without a bound every replica "fails" it, which read as "no GPU meets the SLO"
         raise FlopcastError("slo: serve plan sizes a fleet to an SLO; give --slo-ttft-p99 "
@@ -350,6 +348,9 @@ def run_serve_plan(request: ServePlanRequest, warn: Warn = ignore,
     if r.max_tp < 1:
         raise FlopcastError(f"max-tp: a tensor parallel size >= 1; got {r.max_tp}")
     deps, not_built = _deployments(r, types)
+    # warnings only once the request is known to be valid: a refused one gets one line
+    if note := engine_version_note(r.engine, r.engine_version):
+        warn(note)
     options, left_out = replica_options(deps, reqs, r.slo_ttft_p99, r.slo_tpot_p99,
                                         progress=progress)
     left_out = not_built + left_out
