@@ -119,6 +119,23 @@ class Replica(LockStep):
             occ["peak_queued"] = queued
         self.clock = end
 
+    def account_growth(self, used_before: int, duration: float, traced: int) -> None:
+        """A decode stretch grew every sequence by a token a step, but its blocks are taken
+        in one grant at its end (``LockStep.advance_decoding``) while ``account`` integrated
+        the use at its start: add the growth as linear over the stretch (trapezoid), count
+        the end as a peak, and spread it over the stretch's trace entries from ``traced``
+        on. Only the reported occupancy changes: admission and preemption already saw the
+        growth (the stretch stops at the KV headroom)."""
+        used = self.capacity - self.free_blocks
+        occ = self.occupancy
+        occ["kv_block_s"] += (used - used_before) * duration / 2
+        occ["peak_kv_blocks"] = max(occ["peak_kv_blocks"], used)
+        steps = len(self.trace) - traced
+        for j in range(steps):
+            start, end, running, tokens, _ = self.trace[traced + j]
+            grown = used_before + round((used - used_before) * j / steps)
+            self.trace[traced + j] = (start, end, running, tokens, grown)
+
     def blocks_for(self, tokens: int) -> int:
         """Blocks a sequence of ``tokens`` cached tokens holds (windows cap local layers)."""
         n = -(-tokens // self.block_tokens)

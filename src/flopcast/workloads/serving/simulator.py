@@ -383,13 +383,15 @@ class Simulator:
             limit = min(limit, rep.sched.stretch_cap(rep, req, n))
         fixed = cost.decode_fixed_s[n]
         context = rep.context_base + n * rep.decode_steps  # rep.decode_context()
+        used_before, start, traced = rep.capacity - rep.free_blocks, rep.clock, len(rep.trace)
         if limit > LONG_STRETCH and not self.keep_trace:
             t, k = self._long_stretch(rep, n, context, fixed, limit, until)
         else:
             t, k = self._short_stretch(rep, n, context, fixed, limit, until)
         rep.stall_s = 0.0
         rep.account(t)
-        rep.advance_decoding(req, k)
+        rep.advance_decoding(req, k)  # the blocks the stretch grew into, taken at its end
+        rep.account_growth(used_before, t - start, traced)
         if rep.finish_heap[0][0] <= rep.decode_steps:
             for i in rep.finished(req):
                 self._finish(rep, i, t)
