@@ -80,11 +80,35 @@ def test_limits_follow_a_job_moved_to_another_gpu():
 @pytest.mark.parametrize("gpu, chunk", [("rtx-4090", 2048), ("h100-sxm", 8192)])
 def test_sglang_chunks_prefill_smaller_on_small_gpus(gpu, chunk):
     """SGLang's chunked_prefill_size: 2,048 below 25,000 MiB, else 8,192 (server_args.py);
-    its batch and token limits stay the entry's."""
+    its token limit stays the entry's."""
     from flopcast.workloads.serving.run import deployment_for
 
     job = InferenceJob(model=load_model("pythia-1b"), engine=load_engine("sglang"),
                        system=System(gpu=load_gpu(gpu), num_gpus=1))
     assert job.engine.prefill_chunk_tokens == chunk
-    assert (job.engine.max_batch_size, job.engine.max_num_tokens) == (1024, 16384)
+    assert job.engine.max_num_tokens == 16384
     assert deployment_for(job).limits.chunk_tokens == chunk
+
+
+@pytest.mark.parametrize("model, gpu, gpus, expected", [
+    ("llama-3.1-8b", "l4", 1, 2049),        # 40K KV tokens / 128K context · 512 < 2,048
+    ("llama-3.1-70b", "h200", 4, 4097),     # over a million KV tokens: the 4,096 ceiling
+    ("llama-3.1-8b", 20, 1, None),          # 20 GiB: about 1,200 KV tokens, half of them
+])
+def test_sglang_derives_running_requests_from_its_kv_cache(model, gpu, gpus, expected):
+    """SGLang without --max-running-requests: min(KV tokens // 2, min(max(KV tokens /
+    context_len · 512, 2048), 4096) + 1) (model_runner.py, tp_worker.py), the same for the
+    simulator, `infer --max-throughput` and the reasoning cost."""
+    from flopcast.workloads.inference.step import max_sequences_in_flight
+    from flopcast.workloads.serving.cost import kv_blocks
+    from flopcast.workloads.serving.run import deployment_for
+
+    card = (load_gpu(gpu) if isinstance(gpu, str) else
+            load_gpu("h100-sxm").model_copy(update={"hbm_bytes": gpu * 2**30}))
+    job = InferenceJob(model=load_model(model), engine=load_engine("sglang"),
+                       system=System(gpu=card, num_gpus=gpus), tp=gpus)
+    dep = deployment_for(job)
+    kv_tokens = kv_blocks(job, dep.eff)[0] * job.engine.kv_block_tokens
+    assert dep.limits.max_seqs == (expected or kv_tokens // 2)
+    assert max_sequences_in_flight(job, dep.eff) == dep.limits.max_seqs
+    assert expected is None or kv_tokens // 2 > expected

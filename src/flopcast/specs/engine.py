@@ -29,6 +29,22 @@ class GpuLimits(BaseModel):
                 and not any(name in gpu.id for name in self.except_gpus))
 
 
+class DerivedBatchLimit(BaseModel):
+    """Sequences in flight an engine derives from its KV cache when none is set (SGLang's
+    --max-running-requests default: ModelRunner sizes its request pool min(max(KV tokens /
+    context_len · requests_per_context, floor), ceiling), and TpModelWorker admits at most
+    min(KV tokens · kv_token_share, that pool + 1))."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    requests_per_context: float = Field(gt=0, description="Pool size per context_len "
+                                        "(the model's longest context) of KV tokens.")
+    floor: int = Field(ge=1, description="Smallest request pool.")
+    ceiling: int = Field(ge=1, description="Largest request pool.")
+    kv_token_share: float = Field(gt=0, le=1, description="At most this many sequences per "
+                                  "KV token (SGLang: max_total_num_tokens // 2).")
+
+
 #: Engine fields a GpuLimits rule may set.
 GPU_DEPENDENT = ("max_batch_size", "max_num_tokens", "prefill_chunk_tokens")
 
@@ -93,6 +109,9 @@ class Engine(BaseModel):
         default_factory=list, description="GPU vendors the engine runs on (TensorRT-LLM: "
         "nvidia only); empty = any.")
     max_batch_size: int = Field(ge=1, description="Sequences in flight at most.")
+    max_batch_from_kv: DerivedBatchLimit | None = Field(
+        None, description="Derive the sequences in flight from the KV cache instead "
+        "(max_batch_size is then only the bound workspace is sized for).")
     max_num_tokens: int = Field(ge=1, description="Tokens (prefill + decode) per step at most.")
     kv_block_tokens: int = Field(ge=1, description="Paged-KV block size in tokens.")
     memory_fraction: float = Field(

@@ -15,6 +15,7 @@ from flopcast.workloads.inference.step import (
     forward_step,
     graph_efficiency,
     graph_replayed,
+    max_sequences_in_flight,
     memory_plan,
     pipeline_paced,
     with_host_time,
@@ -144,7 +145,8 @@ def _batch(job: InferenceJob, eff, mem: dict, strict: bool, held: float) -> tupl
     max_seqs = int(mem["max_sequences"])
     if job.mode == "max_throughput":
         cap_tokens = int(job.engine.max_num_tokens // (1 + job.input_len / job.output_len))
-        limits = {"KV-cache memory": max_seqs, "engine max_batch_size": job.engine.max_batch_size,
+        limits = {"KV-cache memory": max_seqs,
+                  "engine max_batch_size": max_sequences_in_flight(job, eff),
                   "engine max_num_tokens": cap_tokens}
         if job.num_requests is not None:
             limits["requests in the run"] = -(-job.num_requests // job.replicas)

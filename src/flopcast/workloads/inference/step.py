@@ -299,6 +299,23 @@ def weight_bytes_per_gpu(job: InferenceJob) -> float:
     return ((body * wb + edge * 2.0) / job.tp + experts * wb / job.expert_shards) / job.pp
 
 
+def max_sequences_in_flight(job: InferenceJob, eff: Efficiency) -> int:
+    """The engine's default limit on sequences in flight per replica: its max_batch_size, or,
+    where it derives the limit from its KV cache (Engine.max_batch_from_kv, SGLang), that
+    rule applied to the KV tokens this job's memory plan leaves and the model's longest
+    context (SGLang's context_len)."""
+    engine = job.engine
+    rule = engine.max_batch_from_kv
+    if rule is None:
+        return engine.max_batch_size
+    plan = memory_plan(job, eff, engine.kv_block_tokens)
+    kv_tokens = (float(plan["kv_budget_bytes"]) / float(plan["kv_bytes_per_sequence"])
+                 * engine.kv_block_tokens)
+    pool = int(kv_tokens / job.model.max_position_embeddings * rule.requests_per_context)
+    pool = min(max(pool, rule.floor), rule.ceiling)
+    return max(1, min(int(kv_tokens * rule.kv_token_share), pool + 1))
+
+
 def memory_plan(job: InferenceJob, eff: Efficiency, context) -> dict[str, np.ndarray]:
     """Weights, workspace, KV budget and how many sequences of ``context`` tokens fit per GPU.
 

@@ -89,6 +89,7 @@ def problem_cost(job, eff, trials: int, prompt_len: int, out_len: int) -> dict:
     from flopcast.workloads.inference.step import (
         forward_step,
         kv_heads_per_gpu_share,
+        max_sequences_in_flight,
         memory_plan,
     )
 
@@ -100,7 +101,7 @@ def problem_cost(job, eff, trials: int, prompt_len: int, out_len: int) -> dict:
                                            job.engine.kv_block_tokens)
                          * kv_heads_per_gpu_share(job) / job.pp)
     room = float(plan["kv_budget_bytes"]) - prompt_bytes
-    parallel = int(min(trials, job.engine.max_batch_size,
+    parallel = int(min(trials, max_sequences_in_flight(job, eff),
                        room // float(plan["kv_bytes_per_sequence"])))
     if parallel < 1:
         raise FlopcastError(_no_room("reason cost", job, plan, prompt_len, out_len))
@@ -150,6 +151,7 @@ def batched_problem_cost(job, eff, trials: int, prompt_len: int, out_len: int) -
     from flopcast.workloads.inference.step import (
         forward_step,
         kv_heads_per_gpu_share,
+        max_sequences_in_flight,
         memory_plan,
     )
 
@@ -158,9 +160,10 @@ def batched_problem_cost(job, eff, trials: int, prompt_len: int, out_len: int) -
                                            job.engine.kv_block_tokens)
                          * kv_heads_per_gpu_share(job) / job.pp)
     budget, per_seq = float(plan["kv_budget_bytes"]), float(plan["kv_bytes_per_sequence"])
-    in_flight = min(job.engine.max_batch_size, budget // (per_seq + prompt_bytes / trials))
+    most = max_sequences_in_flight(job, eff)
+    in_flight = min(most, budget // (per_seq + prompt_bytes / trials))
     if in_flight < trials:  # one problem's trials do not fit together: waves beside one prompt
-        in_flight = min(job.engine.max_batch_size, (budget - prompt_bytes) // per_seq)
+        in_flight = min(most, (budget - prompt_bytes) // per_seq)
     if in_flight < 1:
         raise FlopcastError(_no_room("reason plan", job, plan, prompt_len, out_len))
     prefill = float(forward_step(job, eff, prefill_tokens=prompt_len, prefill_len=prompt_len,

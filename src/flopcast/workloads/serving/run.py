@@ -7,6 +7,7 @@ from flopcast.catalog.loader import inference_calibration_source, inference_effi
 from flopcast.errors import FlopcastError, echo
 from flopcast.specs.inference import InferenceJob
 from flopcast.specs.limits import MAX_REQUESTS, MAX_STEP_TOKENS
+from flopcast.workloads.inference.step import max_sequences_in_flight
 from flopcast.workloads.serving.metrics import summarize
 from flopcast.workloads.serving.schedulers import SCHEDULERS, Limits
 from flopcast.workloads.serving.simulator import Deployment, simulate
@@ -32,13 +33,13 @@ def deployment_for(job: InferenceJob, scheduler: str | None = None,
                                 f"{most:,}; got {echo(value)}")
     tokens = max_num_tokens or engine.max_num_tokens
     chunk = engine.prefill_chunk_tokens if chunk_tokens is None else (chunk_tokens or None)
-    seqs = max_num_seqs or engine.max_batch_size
+    eff = inference_efficiency(job.system.gpu, engine, calibration)
+    seqs = max_num_seqs or max_sequences_in_flight(job, eff)
     if name == "static" and batch_size:
         seqs = max(seqs, batch_size)  # a static batch holds all its sequences at once
     limits = Limits(max_seqs=seqs, max_tokens=tokens,
                     chunk_tokens=min(chunk, tokens) if chunk else None,
                     batch_size=batch_size)
-    eff = inference_efficiency(job.system.gpu, engine, calibration)
     caching = engine.prefix_caching if prefix_caching is None else prefix_caching
     return Deployment(job=job, scheduler=name, limits=limits, eff=eff, router=router,
                       prefix_caching=caching)
