@@ -68,7 +68,9 @@ def serve(
         "small token budget), trtllm-inflight, trtllm-no-evict, sglang, prefill-first (vLLM "
         "V0), static (default: the engine's)."),
     max_num_seqs: int | None = int_option(None, "--max-num-seqs", help="Sequences in flight "
-                                            "per replica (default: the engine's)."),
+                                            "per replica (default: the engine's; SGLang's "
+                                            "follows its KV cache, as "
+                                            "--max-running-requests does)."),
     max_num_tokens: int | None = int_option(None, "--max-num-tokens", help="Tokens per "
                                               "iteration (default: the engine's)."),
     chunk_tokens: int | None = int_option(None, "--chunk-tokens", help="Prefill chunk; 0 = "
