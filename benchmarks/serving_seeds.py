@@ -24,7 +24,7 @@ from flopcast.specs.inference import InferenceJob
 from flopcast.workloads.inference.step import batch_step
 from flopcast.workloads.serving.capacity import _at_rate, max_rate_under_slo
 from flopcast.workloads.serving.cost import StepCost
-from flopcast.workloads.serving.fleet import plan_fleet, replica_options
+from flopcast.workloads.serving.fleet import plan_fleet, replica_options, size_buckets
 from flopcast.workloads.serving.run import deployment_for, serve
 from flopcast.workloads.serving.workload import ArrivalSpec, LengthSpec, make_requests
 
@@ -152,13 +152,24 @@ def melange():
           + ", ".join(f"{d.job.system.gpu.id} ${d.job.system.gpu.price_per_gpu_hour_usd}/h"
                       for d in deps))
     reqs = poisson(LengthSpec(kind="dataset", dataset="sharegpt"))
-    options, _ = replica_options(deps, reqs, None, 120.0)  # capacities do not depend on rate
-    for rate in (1.0, 2.0, 4.0, 8.0):
+    # capacities do not depend on rate; by_size: also on each request-size bucket, so a
+    # fleet may route requests to a type by size (Mélange's allocation)
+    options, _ = replica_options(deps, reqs, None, 120.0, by_size=True)
+    buckets = size_buckets(reqs)
+    print("- size buckets (prompt + output tokens: share): " + ", ".join(
+        f"{lo}-{hi - 1}: {share:.0%}" for lo, hi, share in buckets))
+    for o in options:
+        print(f"- {o.name}: {o.capacity_rps:.2f} req/s on the mix; per bucket "
+              + ", ".join(f"{c:.2f}" for c in o.bucket_capacity_rps) + " req/s = "
+              + ", ".join(f"{c / o.usd_per_hour:.1f}" for c in o.bucket_capacity_rps)
+              + " req/s per $/h")
+    for rate in (1.0, 2.0, 4.0, 8.0, 16.0, 32.0):
         mixed = plan_fleet(options, reqs, rate, None, 120.0, mixed=True)
         single = min((plan_fleet([o], reqs, rate, None, 120.0, mixed=False) for o in options),
                      key=lambda p: p["usd_per_hour"])
         saving = 100 * (1 - mixed["usd_per_hour"] / single["usd_per_hour"])
-        print(f"- {rate:g} req/s: cheapest mix {mixed['fleet']} ${mixed['usd_per_hour']:.2f}/h; "
+        print(f"- {rate:g} req/s: cheapest mix ({mixed['routing']}) {mixed['fleet']} "
+              f"${mixed['usd_per_hour']:.2f}/h; "
               f"cheapest single type {single['fleet']} ${single['usd_per_hour']:.2f}/h "
               f"(mix saves {saving:.0f}%)")
     print("- paper (Arena, 120 ms, its own prices): 15-77% lower cost than the best single "

@@ -282,12 +282,16 @@ class ServePlanRequest(_Load):
     max_tp: Int = 8
     num_requests: Int = 400
     mixed: bool = True
+    by_size: bool = False
 
 
 class FleetPart(BaseModel):
     replica: str
     count: int
     usd_per_hour: float
+    #: under by-size routing: [lo, hi, share] request-size ranges (prompt + output tokens,
+    #: lo <= size < hi) this type takes, and the share of each
+    sizes: list[tuple[int, int, float]] | None = None
 
 
 class Fleet(BaseModel):
@@ -295,6 +299,7 @@ class Fleet(BaseModel):
 
     fleet: list[FleetPart]
     usd_per_hour: float
+    routing: str
     summary: ServeResult
 
 
@@ -313,6 +318,8 @@ class ReplicaOptionRow(BaseModel):
     replica: str
     capacity_rps: float
     usd_per_hour: float
+    #: with by_size: the capacity on each request-size bucket alone (0: SLO not met on it)
+    bucket_capacity_rps: list[float] = []
 
 
 class ServePlanResult(BaseModel):
@@ -352,7 +359,7 @@ def run_serve_plan(request: ServePlanRequest, warn: Warn = ignore,
     if note := engine_version_note(r.engine, r.engine_version):
         warn(note)
     options, left_out = replica_options(deps, reqs, r.slo_ttft_p99, r.slo_tpot_p99,
-                                        progress=progress)
+                                        progress=progress, by_size=r.by_size and r.mixed)
     left_out = not_built + left_out
     if not options:
         raise FlopcastError(_none_left("no GPU type and tp meets the SLO at any rate",
@@ -362,7 +369,9 @@ def run_serve_plan(request: ServePlanRequest, warn: Warn = ignore,
     families = sorted({load_gpu(g, r.calibration).family for g in types})
     answer = {"best": best, "front": alone, "left_out": left_out,
               "options": [{"replica": o.name, "capacity_rps": o.capacity_rps,
-                           "usd_per_hour": o.usd_per_hour} for o in options],
+                           "usd_per_hour": o.usd_per_hour,
+                           "bucket_capacity_rps": list(o.bucket_capacity_rps)}
+                          for o in options],
               "expected_error": expected_error("serving", families)}
     undefined_as_null(best["summary"])
     for row in alone:  # NaN: no request has a TPOT (one-token outputs)

@@ -184,6 +184,10 @@ def serve_plan(
     slo_tpot_p99: float | None = SLO_TPOT_OPT,
     mixed: bool = typer.Option(True, "--mixed/--single-type", help="Allow two GPU types in "
                                "one fleet (Mélange)."),
+    by_size: bool = typer.Option(False, "--by-size", help="Also measure each replica type "
+                                 "on request-size buckets and consider fleets that route "
+                                 "requests to a type by size (Mélange's allocation; one "
+                                 "more capacity search per bucket and type)."),
     calibration: Path | None = CALIBRATION_OPT,
     as_json: bool = JSON_OPT,
     **shape,
@@ -206,7 +210,10 @@ def serve_plan(
         print(json.dumps(answer, indent=2, sort_keys=True, default=str))
         return
     best, alone, left_out = answer["best"], answer["front"], answer["left_out"]
-    fleet = " + ".join(f"{f['count']}× {f['replica']}" for f in best["fleet"])
+    fleet = " + ".join(f"{f['count']}× {f['replica']}" + (
+        " (sizes " + ", ".join(f"{lo}-{hi - 1}" + ("" if share == 1 else f" ×{share:.2f}")
+                               for lo, hi, share in f["sizes"]) + ")" if f.get("sizes") else "")
+        for f in best["fleet"])
     s = best["summary"]
     console.print(f"cheapest fleet for {request_rate:g} req/s: [bold]{fleet}[/] at "
                   f"${best['usd_per_hour']:,.2f}/h; simulated p99 TTFT "

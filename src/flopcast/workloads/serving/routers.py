@@ -51,8 +51,41 @@ class PrefixAffinity(LeastOutstandingTokens):
         return self.home[p]
 
 
+class BySize(LeastOutstandingTokens):
+    """Mélange's size-based allocation (Griggs et al. 2024, §4.3): a request goes to a pool
+    (GPU type) that takes its size, prompt + output tokens (``Deployment.size_ranges``), in
+    the shares the allocation gives a size range split between pools (smooth weighted
+    round-robin, so the shares hold exactly over any run), then to that pool's least loaded
+    replica. A size no pool names goes to the least loaded replica of all."""
+
+    def __init__(self, replicas: list[Replica]):
+        super().__init__(replicas)
+        pools: dict[int, list[Replica]] = {}
+        for r in replicas:
+            pools.setdefault(id(r.dep), []).append(r)
+        self.pools = list(pools.values())
+        self.ranges = [[(lo, hi, share) for lo, hi, share in members[0].dep.size_ranges]
+                       for members in self.pools]
+        self.credit: dict[tuple[int, int], list[float]] = {}
+
+    def route(self, req: RequestTable, i: int) -> Replica:
+        size = req.prompt[i] + req.output[i]
+        taking = [(k, lo, hi, share) for k, ranges in enumerate(self.ranges)
+                  for lo, hi, share in ranges if lo <= size < hi and share > 0]
+        if not taking:
+            return super().route(req, i)
+        key = (taking[0][1], taking[0][2])
+        credit = self.credit.setdefault(key, [0.0] * len(self.pools))
+        total = sum(share for *_, share in taking)
+        for k, *_, share in taking:
+            credit[k] += share
+        chosen = max((k for k, *_ in taking), key=credit.__getitem__)
+        credit[chosen] -= total
+        return min(self.pools[chosen], key=_OUTSTANDING)
+
+
 ROUTERS = {"round-robin": RoundRobin, "least-outstanding-tokens": LeastOutstandingTokens,
-           "prefix-affinity": PrefixAffinity}
+           "prefix-affinity": PrefixAffinity, "by-size": BySize}
 
 
 def make_router(name: str, replicas: list[Replica]):

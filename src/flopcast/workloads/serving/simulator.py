@@ -28,7 +28,7 @@ from flopcast.specs.inference import InferenceJob
 from flopcast.workloads.inference.step import graph_max_decode_seqs, weight_bytes_per_gpu
 from flopcast.workloads.serving.cost import StepCost, kv_blocks
 from flopcast.workloads.serving.replica import Replica, RequestTable
-from flopcast.workloads.serving.routers import make_router
+from flopcast.workloads.serving.routers import BySize, make_router
 from flopcast.workloads.serving.schedulers import Iteration, Limits, make_scheduler
 
 #: Decode stretches longer than this run vectorised.
@@ -53,6 +53,10 @@ class Deployment:
     prefix_caching: bool = False
     role: str = "mixed"        # mixed | prefill | decode (Splitwise/DistServe pools)
     kv_link: str = "network"   # how a prefill pool ships KV to the decode pool: nvlink | network
+    #: Request sizes (prompt + output tokens, lo <= size < hi) this pool takes under the
+    #: by-size router, with the share of each range sent to it (Mélange's size-based
+    #: allocation); empty = any size.
+    size_ranges: tuple[tuple[int, int, float], ...] = ()
 
     def kv_transfer_s(self, tokens: int) -> float:
         """Seconds to move one request's KV cache of ``tokens`` tokens from this (prefill)
@@ -196,7 +200,12 @@ class Simulator:
         # blocks_for is non-decreasing: a request fails from this many tokens on
         too_long = prompt + output >= rep.next_block_at(rep.capacity)
         too_wide = prompt > lim.max_tokens if not chunked and rep.role != "decode" else False
-        bad = np.flatnonzero(too_long | too_wide)
+        bad = too_long | too_wide
+        if dep.size_ranges and isinstance(self.router, BySize):
+            size = prompt + output  # the router sends this pool only the sizes it takes
+            bad &= np.logical_or.reduce([(size >= lo) & (size < hi)
+                                         for lo, hi, share in dep.size_ranges if share > 0])
+        bad = np.flatnonzero(bad)
         if not bad.size:
             return
         i = int(bad[0])
