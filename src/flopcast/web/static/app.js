@@ -287,8 +287,11 @@ function renderServe(d) {
 function renderServePlan(d) {
   const fleet = get(d, "best.fleet") || [];
   const out = [gridTable("Cheapest fleet", d, "replica", fleet.map((_, i) => i),
-    [["count", "count"], ["$/h each", "usd_per_hour"]], (i, c) => `best.fleet.${i}.${c}`,
-    (i) => fleet[i].replica), statTable("Fleet", d, [["$/hour", "best.usd_per_hour"]])];
+    [["count", "count"], ["$/h", "usd_per_hour"]], (i, c) => `best.fleet.${i}.${c}`,
+    (i) => fleet[i].replica + (fleet[i].sizes ? ` (request sizes ${fleet[i].sizes.map(
+      ([lo, hi, share]) => `${lo}-${hi - 1}${share < 1 ? ` ×${share.toFixed(2)}` : ""}`).join(", ")})`
+      : "")),
+    statTable("Fleet", d, [["$/hour", "best.usd_per_hour"], ["routing", "best.routing"]])];
   if (d.best && d.best.summary) {
     out.push(statTable("Simulated on the fleet", d, SERVE_ROWS.map(([l, k, s]) => [l, `best.summary.${k}`, s])),
       latencyTable(d, "best.summary."), latencyChart("servplan-chart-cdf", d.best.summary),
