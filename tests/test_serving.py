@@ -379,3 +379,28 @@ def test_kv_use_counts_what_decoding_grew(job, engine):
     assert 0.4 < summary["kv_utilization_mean"] / summary["kv_utilization_peak"] < 0.6
     used = [entry[-1] for entry in res.trace[0]]
     assert used[-1] > 10 * used[0]
+
+
+@pytest.mark.parametrize("engine", ["vllm", "sglang"])
+def test_kv_mean_agrees_with_the_trace(job, engine):
+    """The reported mean KV use is the trace's KV column integrated over its steps (later
+    decode steps are longer: growth is linear in steps, not in time)."""
+    dep = deployment_for(job.model_copy(update={"engine": load_engine(engine)}))
+    n, prompt, output = 16, 100, 16000
+    work = Reqs(np.zeros(n), np.full(n, prompt), np.full(n, output), -np.ones(n, int),
+                np.zeros(n))
+    summary, res = serve(dep, work, keep_trace=True)
+    traced = sum((end - start) * used for start, end, *_, used in res.trace[0])
+    assert summary["kv_utilization_mean"] == pytest.approx(
+        traced / (res.kv_capacity_blocks[0] * summary["duration_s"]), rel=0.005)
+
+
+def test_prefill_pool_reports_the_kv_it_held(job):
+    """A prefill replica frees a prompt's blocks when it hands the KV over, at the end of
+    the iteration that held them: its KV use counts that iteration."""
+    from dataclasses import replace
+
+    dep = deployment_for(job)
+    pools = [replace(dep, role="prefill"), replace(dep, role="decode")]
+    summary, res = serve(pools, requests(100, rate=10))
+    assert res.occupancy[0]["peak_kv_blocks"] > 0 and res.occupancy[0]["kv_block_s"] > 0

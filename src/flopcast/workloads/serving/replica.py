@@ -12,8 +12,11 @@ O(1) whatever the batch.
 
 from __future__ import annotations
 
+import operator
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from flopcast.workloads.serving.cost import StepCost
 from flopcast.workloads.serving.lockstep import LockStep
@@ -119,22 +122,30 @@ class Replica(LockStep):
             occ["peak_queued"] = queued
         self.clock = end
 
-    def account_growth(self, used_before: int, duration: float, traced: int) -> None:
+    def account_growth(self, used_before: int, gaps, pregrown: int, traced: int) -> None:
         """A decode stretch grew every sequence by a token a step, but its blocks are taken
         in one grant at its end (``LockStep.advance_decoding``) while ``account`` integrated
-        the use at its start: add the growth as linear over the stretch (trapezoid), count
-        the end as a peak, and spread it over the stretch's trace entries from ``traced``
-        on. Only the reported occupancy changes: admission and preemption already saw the
-        growth (the stretch stops at the KV headroom)."""
-        used = self.capacity - self.free_blocks
+        the use at its start: add the growth as linear in the steps (step j holds the share
+        (j + 1 - pregrown) / (k - pregrown) of it, weighted by its duration ``gaps[j]``:
+        later steps are longer), count the end as a peak, and give the stretch's trace
+        entries from ``traced`` on the same values. Only the reported occupancy changes:
+        admission and preemption already saw the growth (the stretch stops at the KV
+        headroom)."""
+        grown = self.capacity - self.free_blocks - used_before
         occ = self.occupancy
-        occ["kv_block_s"] += (used - used_before) * duration / 2
-        occ["peak_kv_blocks"] = max(occ["peak_kv_blocks"], used)
-        steps = len(self.trace) - traced
-        for j in range(steps):
+        k = len(gaps)
+        if grown and k > pregrown:
+            if isinstance(gaps, np.ndarray):
+                total, by_step = float(gaps.sum()), float(np.dot(gaps, np.arange(k)))
+            else:
+                total, by_step = sum(gaps), sum(map(operator.mul, gaps, range(k)))
+            occ["kv_block_s"] += grown * (by_step + (1 - pregrown) * total) / (k - pregrown)
+        if used_before + grown > occ["peak_kv_blocks"]:
+            occ["peak_kv_blocks"] = used_before + grown
+        for j in range(len(self.trace) - traced):
             start, end, running, tokens, _ = self.trace[traced + j]
-            grown = used_before + round((used - used_before) * j / steps)
-            self.trace[traced + j] = (start, end, running, tokens, grown)
+            at = used_before + round(grown * max(0, j + 1 - pregrown) / max(1, k - pregrown))
+            self.trace[traced + j] = (start, end, running, tokens, at)
 
     def blocks_for(self, tokens: int) -> int:
         """Blocks a sequence of ``tokens`` cached tokens holds (windows cap local layers)."""

@@ -333,6 +333,7 @@ class Simulator:
         if self.keep_trace:
             rep.trace.append((rep.clock, end, len(rep.running), tokens + n,
                               rep.capacity - rep.free_blocks))
+        rep.account(end)  # KV and queue as they stood during the step (before releases)
         for i, c in it.prefill:
             req.cached[i] += c
         joining = [i for i in completing if self._prefilled(rep, i, end)]
@@ -351,7 +352,6 @@ class Simulator:
         if rep.finish_heap and rep.finish_heap[0][0] <= rep.decode_steps:
             for i in rep.finished(req):
                 self._finish(rep, i, end)
-        rep.account(end)
 
     def _prefilled(self, rep: Replica, i: int, end: float) -> bool:
         """Request i's prompt (or, after a preemption, its recomputed cache) is in place at
@@ -392,15 +392,15 @@ class Simulator:
             limit = min(limit, rep.sched.stretch_cap(rep, req, n))
         fixed = cost.decode_fixed_s[n]
         context = rep.context_base + n * rep.decode_steps  # rep.decode_context()
-        used_before, start, traced = rep.capacity - rep.free_blocks, rep.clock, len(rep.trace)
+        used_before, traced, pregrown = rep.capacity - rep.free_blocks, len(rep.trace), rep.pregrown
         if limit > LONG_STRETCH and not self.keep_trace:
-            t, k = self._long_stretch(rep, n, context, fixed, limit, until)
+            t, k, gaps = self._long_stretch(rep, n, context, fixed, limit, until)
         else:
-            t, k = self._short_stretch(rep, n, context, fixed, limit, until)
+            t, k, gaps = self._short_stretch(rep, n, context, fixed, limit, until)
         rep.stall_s = 0.0
         rep.account(t)
         rep.advance_decoding(req, k)  # the blocks the stretch grew into, taken at its end
-        rep.account_growth(used_before, t - start, traced)
+        rep.account_growth(used_before, gaps, pregrown, traced)
         if rep.finish_heap[0][0] <= rep.decode_steps:
             for i in rep.finished(req):
                 self._finish(rep, i, t)
@@ -418,10 +418,11 @@ class Simulator:
             t += dt
             gaps.append(dt)
             k += 1
+        steps = list(gaps)
         gaps[0] += rep.stall_s  # the first gap includes the prefill-only steps sat out
         self.itl_s.extend(gaps)
         self.itl_weight.extend([n] * k)
-        return t, k
+        return t, k, steps
 
     def _long_stretch(self, rep, n, context, fixed, limit, until):
         """The same stretch with NumPy: iteration k starts at clock + Σ earlier gaps and may
@@ -436,7 +437,7 @@ class Simulator:
         gaps[0] += rep.stall_s
         self.itl_s.extend(gaps)
         self.itl_weight.extend([n] * k)
-        return rep.clock + float(dts.sum()), k
+        return rep.clock + float(dts.sum()), k, dts
 
     def _finish(self, rep: Replica, i: int, t: float) -> None:
         req = self.req
