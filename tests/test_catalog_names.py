@@ -26,6 +26,26 @@ from flopcast.errors import FlopcastError
     ("deepseek-ai/DeepSeek-R1-Distill-Llama-70B", "llama-3.3-70b"),
     ("google/gemma-2-9b-it", "gemma-2-9b"),
     ("Qwen/QwQ-32B", "qwen2.5-32b"),
+    # Qwen2.5-Coder: Qwen2.5's shapes, but a 32768-token config (Qwen2.5's base: 131072)
+    ("Qwen/Qwen2.5-Coder-7B-Instruct", "qwen2.5-coder-7b"),
+    ("Qwen/Qwen2.5-Coder-14B-Instruct", "qwen2.5-coder-14b"),
+    ("Qwen/Qwen2.5-Coder-32B-Instruct", "qwen2.5-coder-32b"),
+    ("bigscience/bloom", "bloom-176b"),
+    ("mosaicml/mpt-7b", "mpt-7b"),
+    ("mosaicml/mpt-30b", "mpt-30b"),
+    ("CohereForAI/c4ai-command-r-v01", "command-r-35b"),
+    ("CohereForAI/c4ai-command-r-plus", "command-r-plus-104b"),
+    ("deepseek-ai/deepseek-llm-67b-chat", "deepseek-llm-67b"),
+    ("deepseek-ai/deepseek-llm-67b-base", "deepseek-llm-67b"),
+    ("deepseek-ai/deepseek-coder-33b-instruct", "deepseek-coder-33b"),
+    ("ibm-granite/granite-3.1-8b-instruct", "granite-3.1-8b"),
+    ("Qwen/Qwen2-57B-A14B", "qwen2-57b-a14b"),
+    # Phi-3.5-mini has Phi-3-mini's shapes but a 131072-token context (phi-3-mini: 4096)
+    ("microsoft/Phi-3.5-mini-instruct", "phi-3.5-mini"),
+    ("microsoft/Phi-3.5-MoE-instruct", "phi-3.5-moe"),
+    ("THUDM/glm-4-9b-chat", "glm-4-9b"),
+    # GLM-4.6 is GLM-4.5's network with a 202752-token context (glm-4.5: 131072)
+    ("zai-org/GLM-4.6", "glm-4.6"),
 ])
 def test_published_names_resolve_to_their_network(name, entry):
     assert resolve_model(name).name == entry
