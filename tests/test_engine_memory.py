@@ -91,7 +91,7 @@ def test_sglang_chunks_prefill_smaller_on_small_gpus(gpu, chunk):
 
 
 @pytest.mark.parametrize("model, gpu, gpus, expected", [
-    ("llama-3.1-8b", "l4", 1, 2049),        # 40K KV tokens / 128K context · 512 < 2,048
+    ("llama-3.1-8b", "l4", 1, 2049),        # 30K KV tokens / 128K context · 512 < 2,048
     ("llama-3.1-70b", "h200", 4, 4097),     # over a million KV tokens: the 4,096 ceiling
     ("llama-3.1-8b", 20, 1, None),          # 20 GiB: about 1,200 KV tokens, half of them
 ])
@@ -112,3 +112,30 @@ def test_sglang_derives_running_requests_from_its_kv_cache(model, gpu, gpus, exp
     assert dep.limits.max_seqs == (expected or kv_tokens // 2)
     assert max_sequences_in_flight(job, dep.eff) == dep.limits.max_seqs
     assert expected is None or kv_tokens // 2 > expected
+
+
+def test_a_derived_sequence_limit_needs_a_static_kv_pool_and_ordered_bounds():
+    """The derived limit sizes the logits workspace, so it must come from a KV pool the
+    workspace does not shrink; floor above ceiling is refused."""
+    from pydantic import ValidationError
+
+    sglang = load_engine("sglang").model_dump()
+    rule = sglang["max_batch_from_kv"]
+    with pytest.raises(ValidationError, match="memory_fraction_of static"):
+        type(load_engine("sglang"))(**{**sglang, "memory_fraction_of": "free"})
+    with pytest.raises(ValidationError, match="floor 5000 is above ceiling 4096"):
+        type(load_engine("sglang"))(**{**sglang, "max_batch_from_kv": {**rule, "floor": 5000}})
+
+
+def test_sglang_logits_workspace_is_sized_by_its_derived_limit():
+    """Weights, workspace, runtime reserve and KV fit the card (an L4: 2,049 rows of fp32
+    logits, not the 4,097 the entry allows at most)."""
+    job = InferenceJob(model=load_model("llama-3.1-8b"), engine=load_engine("sglang"),
+                       system=System(gpu=load_gpu("l4"), num_gpus=1))
+    from flopcast.catalog.loader import inference_efficiency
+
+    plan = memory_plan(job, inference_efficiency(job.system.gpu, job.engine), 2000)
+    assert int(plan["engine_max_sequences"]) == 2049
+    used = sum(float(plan[k]) for k in ("weights_bytes", "workspace_bytes", "reserved_bytes",
+                                        "kv_budget_bytes"))
+    assert used <= job.system.gpu.hbm_bytes

@@ -290,7 +290,7 @@ def test_max_throughput_runs_the_engine_saturated(model, gpu, gpus, input_len, o
             output_len=output_len, mode="max_throughput", batch=1)
     est = estimate_inference(j)
     limits = {"KV-cache memory": est.max_concurrent_sequences,
-              "engine max_batch_size": j.engine.max_batch_size,
+              "engine sequence limit": j.engine.max_batch_size,
               "engine max_num_tokens": int(j.engine.max_num_tokens
                                            // (1 + input_len / output_len))}
     assert est.batch == min(limits.values())

@@ -141,8 +141,8 @@ def _gpu_rules(engine) -> str:
     derived = engine.max_batch_from_kv
     if derived:
         rules.append(f"batch from KV: min(KV tokens · {derived.kv_token_share:g}, "
-                     f"KV tokens / context · {derived.requests_per_context:g} within "
-                     f"{derived.floor}..{derived.ceiling}, + 1)")
+                     f"min(max(KV tokens / context · {derived.requests_per_context:g}, "
+                     f"{derived.floor}), {derived.ceiling}) + 1)")
     share = engine.memory_fraction_by_tp or {}
     if share:
         rules.append("share by GPUs " + ", ".join(f"{k}: {v:g}" for k, v in share.items()))

@@ -44,6 +44,13 @@ class DerivedBatchLimit(BaseModel):
     kv_token_share: float = Field(gt=0, le=1, description="At most this many sequences per "
                                   "KV token (SGLang: max_total_num_tokens // 2).")
 
+    @model_validator(mode="after")
+    def _bounds(self):
+        if self.floor > self.ceiling:
+            raise ValueError(f"max_batch_from_kv: floor {self.floor} is above ceiling "
+                             f"{self.ceiling}")
+        return self
+
 
 #: Engine fields a GpuLimits rule may set.
 GPU_DEPENDENT = ("max_batch_size", "max_num_tokens", "prefill_chunk_tokens")
@@ -236,6 +243,16 @@ class Engine(BaseModel):
             if change.before is not None and release_tuple(change.before) > base:
                 raise ValueError(f"release_changes: before {change.before!r} is after "
                                  f"describes_release {self.describes_release!r}")
+        return self
+
+    @model_validator(mode="after")
+    def _derived_batch_needs_a_static_pool(self) -> Engine:
+        """The derived limit sizes the logits workspace, so the KV pool it is derived from
+        must not depend on the workspace (SGLang's static pool: weights and KV only)."""
+        if self.max_batch_from_kv is not None and self.memory_fraction_of != "static":
+            raise ValueError("max_batch_from_kv: needs memory_fraction_of static (a KV pool "
+                             f"that does not depend on the workspace); got "
+                             f"{self.memory_fraction_of!r}")
         return self
 
     def for_gpu(self, gpu) -> Engine:

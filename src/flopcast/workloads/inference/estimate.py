@@ -146,7 +146,7 @@ def _batch(job: InferenceJob, eff, mem: dict, strict: bool, held: float) -> tupl
     if job.mode == "max_throughput":
         cap_tokens = int(job.engine.max_num_tokens // (1 + job.input_len / job.output_len))
         limits = {"KV-cache memory": max_seqs,
-                  "engine max_batch_size": max_sequences_in_flight(job, eff),
+                  "engine sequence limit": max_sequences_in_flight(job, eff),
                   "engine max_num_tokens": cap_tokens}
         if job.num_requests is not None:
             limits["requests in the run"] = -(-job.num_requests // job.replicas)

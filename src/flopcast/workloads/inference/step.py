@@ -302,18 +302,22 @@ def weight_bytes_per_gpu(job: InferenceJob) -> float:
 def max_sequences_in_flight(job: InferenceJob, eff: Efficiency) -> int:
     """The engine's default limit on sequences in flight per replica: its max_batch_size, or,
     where it derives the limit from its KV cache (Engine.max_batch_from_kv, SGLang), that
-    rule applied to the KV tokens this job's memory plan leaves and the model's longest
-    context (SGLang's context_len)."""
-    engine = job.engine
-    rule = engine.max_batch_from_kv
-    if rule is None:
-        return engine.max_batch_size
-    plan = memory_plan(job, eff, engine.kv_block_tokens)
-    kv_tokens = (float(plan["kv_budget_bytes"]) / float(plan["kv_bytes_per_sequence"])
-                 * engine.kv_block_tokens)
-    pool = int(kv_tokens / job.model.max_position_embeddings * rule.requests_per_context)
-    pool = min(max(pool, rule.floor), rule.ceiling)
-    return max(1, min(int(kv_tokens * rule.kv_token_share), pool + 1))
+    rule applied to the KV tokens this job's memory plan leaves (``memory_plan``)."""
+    if job.engine.max_batch_from_kv is None:
+        return job.engine.max_batch_size
+    plan = memory_plan(job, eff, job.engine.kv_block_tokens)
+    return int(np.asarray(plan["engine_max_sequences"]))
+
+
+def derived_max_sequences(rule, kv_tokens, context_len: int):
+    """SGLang's default --max-running-requests (Engine.max_batch_from_kv): a request pool of
+    min(max(KV tokens / context_len · requests_per_context, floor), ceiling) and at most
+    min(KV tokens · kv_token_share, pool + 1) running (model_runner.py, tp_worker.py, 0.4.1);
+    context_len is the model's longest context. Array-valued."""
+    kv_tokens = np.asarray(kv_tokens, dtype=float)
+    pool = np.clip(np.floor(kv_tokens / context_len * rule.requests_per_context),
+                   rule.floor, rule.ceiling)
+    return np.maximum(1, np.minimum(np.floor(kv_tokens * rule.kv_token_share), pool + 1))
 
 
 def memory_plan(job: InferenceJob, eff: Efficiency, context) -> dict[str, np.ndarray]:
@@ -323,30 +327,40 @@ def memory_plan(job: InferenceJob, eff: Efficiency, context) -> dict[str, np.nda
     a share of the memory free after weights, runtime reserve and step workspace (TensorRT-LLM
     free_gpu_memory_fraction), or a share of all memory less those (vLLM
     gpu_memory_utilization), or less weights and reserve only (SGLang mem_fraction_static:
-    activations live outside it); sequences occupy whole pages.
+    activations live outside it); sequences occupy whole pages. ``engine_max_sequences`` is
+    the engine's limit on sequences in flight: max_batch_size, or derived from the KV tokens
+    (``derived_max_sequences``), which also sizes the logits workspace.
     """
     m, gpu, engine = job.model, job.system.gpu, job.engine
     weights = weight_bytes_per_gpu(job)
     act = job.weights.activation_bytes
     # step workspace: activations of max_num_tokens rows (hidden, QKV, MLP up) and fp32 logits
-    # of max_batch_size rows
+    # of one row per sequence in flight
     up = (2 if m.mlp == "swiglu" else 1) * (m.ffn_hidden if not m.is_moe else
                                             m.moe_top_k * m.moe_ffn_hidden_size)
-    workspace = (engine.max_num_tokens * act * (4 * m.hidden_size + up / job.tp)
-                 + engine.max_batch_size * 4 * m.vocab_size / job.tp)
+    activations = engine.max_num_tokens * act * (4 * m.hidden_size + up / job.tp)
     share = engine.memory_share(job.tp * job.pp)
     reserved = eff.runtime_reserved_bytes
+    kv_share = kv_heads_per_gpu_share(job) / job.pp
+    most = engine.max_batch_size
+    if engine.memory_fraction_of == "static":  # the KV pool does not depend on the workspace
+        kv_budget = np.maximum(gpu.hbm_bytes * share - weights - reserved, 0)
+        if engine.max_batch_from_kv is not None:
+            block = engine.kv_block_tokens
+            block_bytes = sequence_kv_bytes(m, block, job.kv_element_bytes, block) * kv_share
+            most = derived_max_sequences(engine.max_batch_from_kv,
+                                         np.floor(kv_budget / block_bytes) * block,
+                                         m.max_position_embeddings)
+    workspace = activations + most * 4 * m.vocab_size / job.tp
     if engine.memory_fraction_of == "free":
-        kv_budget = (gpu.hbm_bytes - weights - reserved - workspace) * share
+        kv_budget = np.maximum((gpu.hbm_bytes - weights - reserved - workspace) * share, 0)
     elif engine.memory_fraction_of == "total":
-        kv_budget = gpu.hbm_bytes * share - weights - reserved - workspace
-    else:  # static
-        kv_budget = gpu.hbm_bytes * share - weights - reserved
-    kv_budget = np.maximum(kv_budget, 0)
+        kv_budget = np.maximum(gpu.hbm_bytes * share - weights - reserved - workspace, 0)
     per_seq = (sequence_kv_bytes(m, context, job.kv_element_bytes, engine.kv_block_tokens)
                * kv_heads_per_gpu_share(job) / job.pp)
     max_seqs = np.floor(kv_budget / per_seq)
     return dict(weights_bytes=weights, workspace_bytes=workspace,
+                engine_max_sequences=most,
                 reserved_bytes=eff.runtime_reserved_bytes, kv_budget_bytes=kv_budget,
                 kv_bytes_per_sequence=per_seq, max_sequences=max_seqs,
                 capacity_bytes=gpu.hbm_bytes)

@@ -139,12 +139,12 @@ def batched_problem_cost(job, eff, trials: int, prompt_len: int, out_len: int) -
     """Replica-seconds, GPU-hours, $ and joules per problem when a benchmark of many problems
     keeps the replica full (the planner's account): problems in flight each hold their prompt's
     KV once (prefix caching) plus ``trials`` sequences of ``out_len`` tokens, so the replica
-    decodes B = min(max_batch_size, KV budget / (sequence KV + prompt KV / trials)) sequences
-    per step (fewer when one problem's trials alone exceed the memory: B = what fits beside one
-    prompt, the trials run in waves). Each problem costs its prefill plus trials·out_len/B
-    decode steps at B sequences and the mean context L_in + L_out/2 (a decode step is affine
-    in the context; ``forward_step`` prices it). The KV memory, not the FLOPs, bounds B:
-    Kinetics' point (Sadhukhan et al. 2025 §3) in hardware terms."""
+    decodes B = min(the engine's sequence limit, KV budget / (sequence KV + prompt KV /
+    trials)) sequences per step (fewer when one problem's trials alone exceed the memory:
+    B = what fits beside one prompt, the trials run in waves). Each problem costs its prefill
+    plus trials·out_len/B decode steps at B sequences and the mean context L_in + L_out/2 (a
+    decode step is affine in the context; ``forward_step`` prices it). The KV memory, not the
+    FLOPs, bounds B: Kinetics' point (Sadhukhan et al. 2025 §3) in hardware terms."""
     from flopcast.errors import FlopcastError
     from flopcast.physics.kernels import board_power_w
     from flopcast.physics.kv_cache import sequence_kv_bytes
