@@ -354,3 +354,13 @@ def test_serve_plan_refuses_before_it_warns():
                                         engine="generic", engine_version="0.1"),
                        warn=said.append)
     assert said == []
+
+
+@pytest.mark.parametrize("flag, value", [("--request-rate", "1e-30"), ("--burstiness", "-1")])
+def test_a_refused_load_names_its_option_and_the_value_once(flag, value):
+    """The message names the flag (not only the spec field) and shows the value once (its
+    validator already leads with it; the edge used to append '; got …' again)."""
+    args = ["serve", "--model", "llama-3.1-8b", "--dataset", "sharegpt", "--num-requests",
+            "10", "--request-rate", "5", flag, value]
+    err = one_line_exit_2(run(*args))
+    assert err.count(str(float(value))) == 1 and flag in err

@@ -207,6 +207,9 @@ SHAPE_OPTIONS = {"num_layers": "--layers", "hidden_size": "--hidden",
                  "num_attention_heads": "--heads", "num_kv_heads": "--kv-heads",
                  "ffn_hidden_size": "--ffn-hidden", "vocab_size": "--vocab"}
 OPTIONS["InferenceJob"] |= OPTIONS["System"] | {"tp": "--tp", "pp": "--pp", "ep": "--ep"}
+#: The load a serve request builds (workload.ArrivalSpec).
+OPTIONS["ArrivalSpec"] = {"rate": "--request-rate", "cv": "--burstiness",
+                          "concurrency": "--concurrency"}
 
 
 def error_line(err: dict, options: dict[str, str]) -> str:
@@ -220,7 +223,7 @@ def error_line(err: dict, options: dict[str, str]) -> str:
     option = options.get(str(err["loc"][-1]))
     value = err.get("input")
     got = (f"; got {short(value)}" if isinstance(value, (int, float, str))
-           and not isinstance(value, bool) else "")
+           and not isinstance(value, bool) and not msg.startswith(short(value)) else "")
     return f"{option} ({loc}): {msg}{got}" if option else f"{loc}: {msg}{got}"
 
 
