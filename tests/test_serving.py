@@ -404,3 +404,19 @@ def test_prefill_pool_reports_the_kv_it_held(job):
     pools = [replace(dep, role="prefill"), replace(dep, role="decode")]
     summary, res = serve(pools, requests(100, rate=10))
     assert res.occupancy[0]["peak_kv_blocks"] > 0 and res.occupancy[0]["kv_block_s"] > 0
+
+
+@pytest.mark.parametrize("gib", [24, 80])
+def test_sglang_reservation_counted_in_o1_equals_the_sum(job, gib, monkeypatch):
+    """SGLang's admission reserves the running requests' remaining outputs; the replica
+    keeps their sum as requests are admitted, decode, are preempted and finish. With the
+    check on, every reservation is also summed request by request and compared."""
+    import flopcast.workloads.serving.schedulers.sglang as sglang
+
+    monkeypatch.setattr(sglang, "CHECK_RESERVED", True)
+    dep = deployment_for(_small_memory(job, gib).model_copy(
+        update={"engine": load_engine("sglang")}), prefix_caching=True)
+    s = serve(dep, requests(150, rate=30.0, inp=(500, 4000), out=(50, 800), groups=3,
+                            prefix=300))[0]
+    assert s["num_requests"] == 150
+    assert (s["preemptions"] > 0) == (gib == 24)

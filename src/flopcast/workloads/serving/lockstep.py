@@ -74,6 +74,7 @@ class LockStep:
         c = req.cached[i]
         stored = req.cached[i] = c - s
         req.generated[i] -= s
+        self.outputs_left += s  # Replica.outputs_left counts stored generated counts
         self.decoding[i] = None
         self.context_base += stored
         heapq.heappush(self.finish_heap, (req.output[i] - req.generated[i], i))
@@ -95,6 +96,7 @@ class LockStep:
             req.blocks[i] = -(-(stored + s + self.pregrown) // room)
         req.cached[i] = stored + s
         req.generated[i] += s
+        self.outputs_left -= s
 
     def next_block_at(self, blocks: int) -> int:
         """Fewest cached tokens for which ``blocks_for`` exceeds ``blocks`` (its inverse)."""

@@ -76,6 +76,9 @@ class Replica(LockStep):
         self.overlap = False                 # set by the simulator from the engine
         self.last_start = 0.0                # when the latest iteration began
         self.running: list[int] = []        # admitted, in admission order
+        #: Σ over running requests of output − req.generated as stored (decoding requests'
+        #: stored counts lag by decode_steps: ``outputs_to_generate`` corrects for it)
+        self.outputs_left = 0
         self.init_lockstep()
         self.clock = 0.0                     # when the next iteration may start
         self.stall_s = 0.0                   # time decoding requests sat out (prefill-only steps)
@@ -89,6 +92,22 @@ class Replica(LockStep):
         self.evictable = 0                   # blocks of cached prefixes nobody uses now
         self.preempted_total = 0
         self.trace: list[tuple] = []  # (start, end, running, tokens, KV blocks used)
+
+    def admit(self, req: RequestTable, i: int) -> None:
+        """Request i joins the running set (the scheduler admitted it)."""
+        self.running.append(i)
+        self.outputs_left += req.output[i] - req.generated[i]
+
+    def dismiss(self, req: RequestTable, i: int) -> None:
+        """Request i leaves the running set (finished, preempted, handed off; not decoding
+        any more, so its counts are true)."""
+        self.running.remove(i)
+        self.outputs_left -= req.output[i] - req.generated[i]
+
+    def outputs_to_generate(self) -> int:
+        """Output tokens the running requests will still generate, O(1) (SGLang reserves
+        KV for them)."""
+        return self.outputs_left - self.decode_steps * len(self.decoding)
 
     @property
     def busy(self) -> bool:
@@ -229,7 +248,7 @@ class Replica(LockStep):
         if i in self.decoding:
             self.leave_decoding(req, i)
         self.release(req, i)
-        self.running.remove(i)
+        self.dismiss(req, i)
         req.preemptions[i] += 1
         self.preempted_total += 1
         req.cached[i] = 0

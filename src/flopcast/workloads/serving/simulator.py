@@ -364,6 +364,7 @@ class Simulator:
             return True  # a preempted request's cache is rebuilt; it decodes next
         req.first_token[i] = end
         req.generated[i] = 1
+        rep.outputs_left -= 1  # running, not yet decoding: its stored count is the true one
         if req.output[i] <= 1:
             self._finish(rep, i, end)
             return False
@@ -376,7 +377,7 @@ class Simulator:
         """Prefill done on a prefill replica: free its KV there and ship it to the decode
         pool over the link between the pools (bytes of the prompt's cache over the link)."""
         rep.release(self.req, i)
-        rep.running.remove(i)
+        rep.dismiss(self.req, i)
         rep.outstanding_tokens -= self.req.prompt[i] + self.req.output[i]
         heapq.heappush(self.handoffs, (t + rep.dep.kv_transfer_s(self.req.cached[i]), i))
 
@@ -445,7 +446,7 @@ class Simulator:
             rep.leave_decoding(req, i)
         req.finish[i] = t
         rep.release(req, i)
-        rep.running.remove(i)
+        rep.dismiss(req, i)
         rep.outstanding_tokens -= req.prompt[i] + req.output[i]
         self.arrivals.finished(req, t)
 

@@ -89,7 +89,7 @@ class Scheduler(ABC):
                 return
             if not rep.grow(req, i, req.cached[i] + 1):
                 return
-            rep.running.append(rep.waiting.popleft())
+            rep.admit(req, rep.waiting.popleft())
             rep.join_decoding(req, i)
 
     def decode_running(self, rep: Replica, req: RequestTable, it: Iteration) -> int:
@@ -163,7 +163,7 @@ class Scheduler(ABC):
         if not rep.grow(req, i, held):
             return budget
         rep.waiting.popleft()
-        rep.running.append(i)
+        rep.admit(req, i)
         it.prefill.append((i, chunk))
         return budget - chunk
 

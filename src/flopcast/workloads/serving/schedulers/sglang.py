@@ -10,6 +10,8 @@ remaining outputs clipped at CLIP_MAX_NEW_TOKENS = 4096)."""
 
 from __future__ import annotations
 
+import numpy as np
+
 from flopcast.workloads.serving.replica import Replica, RequestTable
 from flopcast.workloads.serving.schedulers.base import NO_CAP, Iteration, Scheduler
 from flopcast.workloads.serving.schedulers.prefill_first import PrefillFirst
@@ -18,6 +20,11 @@ INIT_NEW_TOKEN_RATIO = 0.7
 MIN_NEW_TOKEN_RATIO = 0.1
 NEW_TOKEN_RATIO_DECAY_STEPS = 600
 CLIP_MAX_NEW_TOKENS = 4096
+#: Decode steps ``stretch_cap`` tries one by one before the rest of the decay at once.
+FIRST_STEPS_ONE_BY_ONE = 8
+_LATER_STEPS = np.arange(FIRST_STEPS_ONE_BY_ONE + 1, NEW_TOKEN_RATIO_DECAY_STEPS + 2)
+#: Sum the reservation request by request and check it against the O(1) count (tests).
+CHECK_RESERVED = False
 
 
 class SGLangScheduler(PrefillFirst):
@@ -52,9 +59,19 @@ class SGLangScheduler(PrefillFirst):
 
     @staticmethod
     def _reserved(rep: Replica, req: RequestTable) -> int:
+        """Σ over running requests of their remaining outputs, each clipped at
+        CLIP_MAX_NEW_TOKENS: O(1) from the replica's running count when no request's output
+        reaches the clip, else summed."""
+        unclipped = getattr(rep, "outputs_unclipped", None)
+        if unclipped is None:
+            unclipped = rep.outputs_unclipped = max(req.output) <= CLIP_MAX_NEW_TOKENS
+        if unclipped and not CHECK_RESERVED:
+            return rep.outputs_to_generate()
         out, gen, dec, s = req.output, req.generated, rep.decoding, rep.decode_steps
-        return sum(min(out[i] - gen[i] - (s if i in dec else 0), CLIP_MAX_NEW_TOKENS)
-                   for i in rep.running)
+        total = sum(min(out[i] - gen[i] - (s if i in dec else 0), CLIP_MAX_NEW_TOKENS)
+                    for i in rep.running)
+        assert not (unclipped and CHECK_RESERVED) or total == rep.outputs_to_generate()
+        return total
 
     def _room(self, rep: Replica, req: RequestTable) -> float:
         """Tokens free for new prompts after reserving the running requests' outputs."""
@@ -88,8 +105,15 @@ class SGLangScheduler(PrefillFirst):
         need = self._need(req, rep.waiting[0])
         free = rep.available_blocks * rep.block_tokens
         reserved = self._reserved(rep, req)
-        for k in range(1, NEW_TOKEN_RATIO_DECAY_STEPS + 2):
+        for k in range(1, FIRST_STEPS_ONE_BY_ONE + 1):  # the head often fits within a few
             room = free - decoding * k - self.ratio(rep, k) * max(reserved - decoding * k, 0)
             if need <= room:
                 return k
-        return NO_CAP
+        # the rest of the decay at once (the same arithmetic, element by element)
+        k = _LATER_STEPS
+        steps = rep.decode_steps + k - getattr(rep, "ratio_reset_step", 0)
+        ratio = np.maximum(MIN_NEW_TOKEN_RATIO, INIT_NEW_TOKEN_RATIO - steps * (
+            INIT_NEW_TOKEN_RATIO - MIN_NEW_TOKEN_RATIO) / NEW_TOKEN_RATIO_DECAY_STEPS)
+        room = free - decoding * k - ratio * np.maximum(reserved - decoding * k, 0)
+        fits = np.flatnonzero(need <= room)
+        return int(k[fits[0]]) if fits.size else NO_CAP

@@ -20,7 +20,7 @@ class StaticBatching(Scheduler):
                 if not rep.grow(req, i, req.prompt[i] + req.output[i]):
                     rep.waiting.appendleft(i)
                     break
-                rep.running.append(i)
+                rep.admit(req, i)
         budget = self.continue_prefills(rep, req, it, self.limits.max_tokens)
         if it.prefill or budget < self.limits.max_tokens:
             return it
