@@ -339,3 +339,24 @@ def test_vllm_takes_the_checkpoints_kv_from_0_13():
                          system=System(gpu=load_gpu("h100-sxm"), num_gpus=4),
                          engine=engine.at_version(version), weights=weight_format("fp8"))
         assert j.kv_format == expected
+
+
+def test_vllm_runs_fp8_dense_models_on_ampere_as_weight_only():
+    """vLLM's FP8 Marlin (PR 5975): on an A100 an FP8 checkpoint keeps its 1-byte weights
+    and multiplies in 16 bits, so decode (weight-bound) is faster than bf16 and prices as
+    the other 8-bit weight-only format; TensorRT-LLM and MoE models are refused there."""
+    from flopcast.workloads.inference.estimate import estimate_inference
+
+    kw = dict(input_len=1000, output_len=200, mode="batch", batch=8)
+    fp8 = job(gpu="a100-80gb", weights="fp8", **kw)
+    assert (fp8.weights.weight_only, fp8.weights.gemm_dtype, fp8.weights.weight_bytes) == (
+        True, "bf16", 1)
+    tpot = {w: estimate_inference(job(gpu="a100-80gb", weights=w, **kw)).tpot_ms
+            for w in ("bf16", "fp8", "w8a16")}
+    assert tpot["fp8"] < 0.8 * tpot["bf16"]
+    assert tpot["fp8"] == pytest.approx(tpot["w8a16"], rel=0.05)
+    assert job(weights="fp8", **kw).weights.gemm_dtype == "fp8"  # H100: real FP8 GEMMs
+    with pytest.raises(ValidationError, match="no fp8 tensor cores"):
+        job(gpu="a100-80gb", engine="tensorrt-llm", weights="fp8", **kw)
+    with pytest.raises(ValidationError, match="not mixture-of-experts"):
+        job("mixtral-8x7b", gpu="a100-80gb", gpus=2, weights="fp8", **kw)

@@ -44,7 +44,8 @@ def infer(
                            "the TP group), or a multiple of tp spanning data-parallel attention "
                            "replicas (at most the GPU count / pp)."),
     precision: str = typer.Option(
-        "bf16", "--precision", help="Weights/GEMMs: bf16, fp16, fp8 (W8A8), int8 (W8A8), "
+        "bf16", "--precision", help="Weights/GEMMs: bf16, fp16, fp8 (W8A8; on vLLM without FP8 "
+        "tensor cores, e.g. A100, weight-only W8A16 as its FP8 Marlin runs it), int8 (W8A8), "
         "w8a16, w4a16 (GPTQ/AWQ weight-only), nvfp4, mxfp4, or w<bits>a16 (e.g. w3a16)."),
     kv_precision: str | None = KV_PRECISION_OPT,
     engine: str = typer.Option("vllm", "--engine", help="tensorrt-llm, vllm, sglang, nim "

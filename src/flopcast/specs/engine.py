@@ -204,6 +204,10 @@ class Engine(BaseModel):
         "engine's custom one-shot/two-shot kernels (the library's all-reduce for large "
         "buffers), priced by the GPU's measured kernels.engine_all_reduce where it has one. "
         "False: NCCL's ring throughout, priced as training prices it.")
+    fp8_weight_only_fallback: bool = Field(
+        False, description="FP8 checkpoints of dense models run on GPUs without FP8 tensor "
+        "cores as weight-only W8A16 (vLLM's FP8 Marlin kernel on Ampere, PR 5975); False: "
+        "refused there.")
     uniform_sliding_window: bool = Field(
         True, description="Whether the engine, left at its defaults, limits attention and "
         "the KV cache to the window of a model whose every layer is local (Mistral 7B v0.1's "

@@ -101,6 +101,12 @@ class InferenceJob(BaseModel):
                 and m.sliding_window_every == 0):
             # the model as the engine runs it: every layer attends over the whole context
             object.__setattr__(self, "model", m.model_copy(update={"sliding_window": None}))
+        if (self.weights.name == "fp8" and "fp8" not in gpu.peak_flops
+                and self.engine.fp8_weight_only_fallback and not m.is_moe):
+            # the engine dequantises the FP8 weights inside a 16-bit GEMM (FP8 Marlin)
+            object.__setattr__(self, "weights", self.weights.model_copy(
+                update={"gemm_dtype": "bf16" if "bf16" in gpu.peak_flops else "fp16",
+                        "weight_only": True}))
         if self.weights.name == "mxfp4" and "fp4" not in gpu.peak_flops:
             weight_only = self.weights.model_copy(update={"gemm_dtype": "bf16",
                                                           "weight_only": True})
@@ -108,8 +114,11 @@ class InferenceJob(BaseModel):
         for dtype in {self.weights.gemm_dtype, "bf16" if "bf16" in gpu.peak_flops else "fp16"}:
             if dtype not in gpu.peak_flops:
                 have = ", ".join(sorted(gpu.peak_flops))
+                why = (f"; {self.engine.id} runs FP8 dense models there as weight-only W8A16, "
+                       "not mixture-of-experts ones" if dtype == "fp8" and m.is_moe
+                       and self.engine.fp8_weight_only_fallback else "")
                 raise ValueError(f"precision {self.weights.name}: gpu {gpu.id} has no {dtype} "
-                                 f"tensor cores (it has: {have})")
+                                 f"tensor cores (it has: {have}){why}")
         if self.kv_format is not None and self.kv_format.strip().lower() != "auto":
             kv_bytes_per_element(self.kv_format)  # refuses unknown formats as written
         given = None if self.kv_format is None else kv_format_name(self.kv_format)
