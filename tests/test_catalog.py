@@ -228,7 +228,8 @@ def test_catalog_engines_shows_what_each_release_changes():
     assert rows["sglang"].startswith("is 0.4.1")
     assert "< 0.7: decode_attention_backend trtllm-mmha" in rows["tensorrt-llm"]
     assert rows["vllm"] == (">= 0.13: kv_cache_auto checkpoint; "
-                            "< 0.4.1: custom_allreduce False")
+                            "< 0.4.1: custom_allreduce False; "
+                            "< 0.5.1: fp8_weight_only_fallback False")
     assert rows["generic"] == ""
 
 

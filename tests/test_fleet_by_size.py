@@ -113,3 +113,27 @@ def test_plan_with_size_buckets_is_never_dearer_and_meets_the_slo(pools):
         assert sized["usd_per_hour"] <= blind["usd_per_hour"]
         assert sized["summary"]["ttft_ms"]["p99"] <= 300.0
         assert sized["summary"]["tpot_ms"]["p99"] <= 120.0
+
+
+def test_assignment_leaves_no_sliver_of_a_bucket():
+    """A rounding residue of type a's budget does not split a second bucket (a share of
+    1e-16 would route nothing, yet print as a range and make the pool be checked on it)."""
+    shares, _ = fleet._assign_by_size((14.0, 3.9, 5.0), (4.0, 19.12, 17.0), (9.0, 9.0, 12.0), 2)
+    assert sum(0 < f < 1 for f in shares) <= 1
+
+
+def test_plan_names_the_reason_when_no_type_takes_the_whole_mix():
+    only_small = _option("small", 1.0, 0.0, (10.0, 0.0))
+    with pytest.raises(Exception, match="whole request mix"):
+        fleet.plan_fleet([only_small], bimodal(), 4.0, 300.0, 120.0)
+
+
+def test_a_size_no_pool_takes_is_still_checked_on_every_pool(pools):
+    """By-size ranges with a gap: a request in it goes to any replica, so the pools are
+    checked for it up front (not left to fail as 'nothing can run' mid-run)."""
+    l4, h100 = pools
+    reqs = bimodal(big=(60000, 100))
+    l4 = replace(l4, router="by-size", size_ranges=((0, 1000, 1.0),))
+    h100 = replace(h100, router="by-size", size_ranges=((100000, 10**6, 1.0),))
+    with pytest.raises(Exception, match="KV blocks"):
+        serve([l4, h100], reqs)

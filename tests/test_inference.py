@@ -360,3 +360,16 @@ def test_vllm_runs_fp8_dense_models_on_ampere_as_weight_only():
         job(gpu="a100-80gb", engine="tensorrt-llm", weights="fp8", **kw)
     with pytest.raises(ValidationError, match="not mixture-of-experts"):
         job("mixtral-8x7b", gpu="a100-80gb", gpus=2, weights="fp8", **kw)
+
+
+@pytest.mark.parametrize("gpu", ["v100-32gb", "mi250x"])
+def test_vllm_fp8_fallback_needs_fp8_marlin(gpu):
+    """FP8 Marlin is a CUDA kernel for compute capability >= 8.0 (7.5 later): a V100 (7.0)
+    and a ROCm GPU without hardware FP8 (MI250X) still refuse FP8; so does vLLM before 0.5.1."""
+    kw = dict(input_len=1000, output_len=200, mode="batch", batch=8)
+    with pytest.raises(ValidationError, match="no fp8 tensor cores"):
+        job(gpu=gpu, weights="fp8", **kw)
+    with pytest.raises(ValidationError, match="no fp8 tensor cores"):
+        InferenceJob(model=load_model("llama-3.1-8b"), engine=load_engine("vllm").at_version(
+            "0.4.3"), system=System(gpu=load_gpu("a100-80gb"), num_gpus=1),
+                     weights=weight_format("fp8"), **kw)

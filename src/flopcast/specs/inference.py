@@ -102,7 +102,10 @@ class InferenceJob(BaseModel):
             # the model as the engine runs it: every layer attends over the whole context
             object.__setattr__(self, "model", m.model_copy(update={"sliding_window": None}))
         if (self.weights.name == "fp8" and "fp8" not in gpu.peak_flops
-                and self.engine.fp8_weight_only_fallback and not m.is_moe):
+                and self.engine.fp8_weight_only_fallback and not m.is_moe
+                and gpu.vendor == "nvidia" and gpu.family != "volta"):
+            # FP8 Marlin is a CUDA kernel for compute capability >= 8.0 (7.5 in later
+            # releases): not V100 (7.0), not ROCm (FP8 there needs MI300's hardware FP8)
             # the engine dequantises the FP8 weights inside a 16-bit GEMM (FP8 Marlin)
             object.__setattr__(self, "weights", self.weights.model_copy(
                 update={"gemm_dtype": "bf16" if "bf16" in gpu.peak_flops else "fp16",

@@ -11,8 +11,8 @@ most cost-effective replica until it holds.
 
 Mélange's saving comes from sending each request to the GPU type that serves its size most
 cheaply (§4.2-4.3: small requests to low-end GPUs, large ones to high-end). So each replica
-type is also measured on each size bucket alone (requests split at quantiles of prompt +
-output tokens: ``size_buckets``), and a mixed fleet may route by size (``routers.BySize``):
+type is also measured on each size bucket alone (requests split at geometrically spaced
+prompt + output sizes: ``size_buckets``), and a mixed fleet may route by size (``routers.BySize``):
 for two types with given counts, the load-minimal assignment of buckets is the fractional
 one that gives type a the buckets where its capacity relative to b's is highest, splitting
 at most one bucket (the two-machine case of Mélange's integer program, whose LP relaxation
@@ -35,7 +35,7 @@ from flopcast.workloads.serving.workload import Requests
 
 #: Extra replicas tried when the simulated fleet misses the SLO the capacities promised.
 MAX_TOP_UPS = 4
-#: Request-size buckets (quantiles of prompt + output tokens) each replica type is measured
+#: Request-size buckets (geometric ranges of prompt + output tokens) each replica type is measured
 #: on for size-based routing (Mélange's buckets are finer; each costs one capacity search).
 SIZE_BUCKETS = 4
 #: Fewest requests a bucket's capacity search runs on.
@@ -118,6 +118,8 @@ def replica_options(deps: list[Deployment], requests, slo_ttft_ms, slo_tpot_ms,
         if not cap and not any(caps):
             left_out.append(reason)
             continue
+        if not cap:  # said, so the type does not vanish from the answer unexplained
+            left_out.append(f"{reason} (on the whole mix; an option for size-routed fleets)")
         price = job.system.gpu.price_per_gpu_hour_usd * job.system.num_gpus
         options.append(ReplicaOption(name, dep, price, cap, caps))
     return options, left_out
@@ -155,9 +157,11 @@ def _assign_by_size(caps_a, caps_b, loads, n_a: int) -> tuple[list[float], int |
 
     budget, shares = float(n_a), [0.0] * len(loads)
     for j in sorted(range(len(loads)), key=advantage, reverse=True):
-        if caps_a[j] > 0 and budget > 0:
+        if caps_a[j] > 0 and budget > 1e-9:  # not a rounding residue's sliver of a bucket
             need = loads[j] / caps_a[j]
             shares[j] = min(1.0, budget / need) if need > 0 else 1.0
+            if shares[j] > 1.0 - 1e-9:
+                shares[j] = 1.0
             budget -= shares[j] * need
     rest = 0.0
     for j, load in enumerate(loads):
@@ -229,7 +233,7 @@ def plan_fleet(options: list[ReplicaOption], requests, rate: float, slo_ttft_ms,
     buckets (``replica_options(by_size=True)``) may also be mixed by request size."""
     if not options:
         raise FlopcastError("fleet: no GPU type and tp meets the SLO at any rate")
-    plans = []
+    plans, split = [], None
     counts = _cheapest_mix(options, rate, mixed)
     blind = counts and _verified(options, counts, None, requests, rate, slo_ttft_ms,
                                  slo_tpot_ms)
@@ -242,6 +246,9 @@ def plan_fleet(options: list[ReplicaOption], requests, rate: float, slo_ttft_ms,
         if routed:
             plans.append((*routed, split[1]))
     if not plans:
+        if not any(o.capacity_rps for o in options) and not split:
+            raise FlopcastError("fleet: no GPU type and tp meets the SLO on the whole request "
+                                "mix, and no two of them routed by size serve every size")
         raise FlopcastError(f"fleet: the simulated fleet still misses the SLO after "
                             f"{MAX_TOP_UPS} extra replicas")
 

@@ -202,9 +202,16 @@ class Simulator:
         too_wide = prompt > lim.max_tokens if not chunked and rep.role != "decode" else False
         bad = too_long | too_wide
         if dep.size_ranges and isinstance(self.router, BySize):
-            size = prompt + output  # the router sends this pool only the sizes it takes
-            bad &= np.logical_or.reduce([(size >= lo) & (size < hi)
-                                         for lo, hi, share in dep.size_ranges if share > 0])
+            # the router sends this pool only the sizes it takes, and sizes no pool takes
+            # to any replica: skip only those another pool takes
+            size = prompt + output
+
+            def taken(ranges):
+                return np.logical_or.reduce([(size >= lo) & (size < hi) for lo, hi, share
+                                             in ranges if share > 0] or [size < 0])
+
+            elsewhere = np.logical_or.reduce([taken(r) for r in self.router.ranges])
+            bad &= taken(dep.size_ranges) | ~elsewhere
         bad = np.flatnonzero(bad)
         if not bad.size:
             return
