@@ -118,7 +118,9 @@ def test_plan_with_size_buckets_is_never_dearer_and_meets_the_slo(pools):
 def test_assignment_leaves_no_sliver_of_a_bucket():
     """A rounding residue of type a's budget does not split a second bucket (a share of
     1e-16 would route nothing, yet print as a range and make the pool be checked on it)."""
-    shares, _ = fleet._assign_by_size((14.0, 3.9, 5.0), (4.0, 19.12, 17.0), (9.0, 9.0, 12.0), 2)
+    # before the fix: shares [1.0, 9.1e-17, 0.4497] (bucket 2 split, then a residue on 1)
+    loads = (14.662862637994625, 4.7443229624891305, 10.592814399516246)
+    shares, _ = fleet._assign_by_size((14.0, 3.9, 5.0), (4.0, 19.12, 17.0), loads, 2)
     assert sum(0 < f < 1 for f in shares) <= 1
 
 

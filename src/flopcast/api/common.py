@@ -223,7 +223,7 @@ def error_line(err: dict, options: dict[str, str]) -> str:
     option = options.get(str(err["loc"][-1]))
     value = err.get("input")
     got = (f"; got {short(value)}" if isinstance(value, (int, float, str))
-           and not isinstance(value, bool) and not msg.startswith(short(value)) else "")
+           and not isinstance(value, bool) and not msg.startswith(short(value) + " ") else "")
     return f"{option} ({loc}): {msg}{got}" if option else f"{loc}: {msg}{got}"
 
 
