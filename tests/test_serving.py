@@ -420,3 +420,33 @@ def test_sglang_reservation_counted_in_o1_equals_the_sum(job, gib, monkeypatch):
                             prefix=300))[0]
     assert s["num_requests"] == 150
     assert (s["preemptions"] > 0) == (gib == 24)
+
+
+@pytest.mark.parametrize("engine", ["vllm", "sglang"])
+def test_prefill_first_with_chunks_admits_whole_prompts_and_finishes(job, engine):
+    """vLLM V0's block manager allocates a prompt's blocks when it first schedules it; holding
+    only the first chunk let a long prompt preempt itself for its next chunk and be readmitted
+    for its first, forever, while the decodes that free memory never ran (found by the second
+    reader: Llama-3.1-8B on an L4, prefill-first with chunked prefill, hung)."""
+    import signal
+
+    from flopcast.workloads.serving.workload import ArrivalSpec, LengthSpec, make_requests
+
+    l4 = job.model_copy(update={"system": System(gpu=load_gpu("l4"), num_gpus=1),
+                                "engine": load_engine(engine)})
+    work = make_requests(LengthSpec(kind="uniform", input_len=1600, output_len=460,
+                                    range_ratio=0.85), ArrivalSpec(kind="poisson", rate=30.0),
+                         200, seed=0)
+
+    def hung(*_):
+        raise TimeoutError("prefill-first with chunked prefill did not finish in 120 s")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(120)  # the loop it guards against never ends
+    try:
+        s, res = serve(deployment_for(l4, scheduler="prefill-first"), work)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert s["num_requests"] == 200 and np.isfinite(res.requests.finish).all()
+    assert s["preemptions"] > 0  # memory was short: the case that looped

@@ -181,6 +181,8 @@ class Replica(LockStep):
         """Hold blocks for ``tokens`` cached tokens of request i, evicting unused cached
         prefixes (least recently used first) if needed; False if memory is short."""
         need = self.blocks_for(tokens) - req.blocks[i]
+        if need <= 0:
+            return True  # held already (a whole prompt, or prompt + output, at admission)
         if need > self.free_blocks:
             if need > self.available_blocks:
                 return False

@@ -151,15 +151,17 @@ class Scheduler(ABC):
         return budget
 
     def admit_waiting_one(self, rep: Replica, req: RequestTable, it: Iteration, budget: int,
-                          reserve_full: bool = False) -> int:
-        """Admit the head of the queue if it fits; returns the budget left."""
+                          reserve_full: bool = False, hold_tokens: int | None = None) -> int:
+        """Admit the head of the queue if it fits; returns the budget left. Blocks held: for
+        the first chunk, or ``hold_tokens``, or prompt + output with ``reserve_full``."""
         i = rep.waiting[0]
         if self.prefix_caching:
             rep.reuse_prefix(req, i)
         chunk = self.chunk(req.to_prefill(i), budget)
         if not chunk:
             return budget
-        held = (req.prompt[i] + req.output[i] if reserve_full else req.cached[i] + chunk)
+        held = (req.prompt[i] + req.output[i] if reserve_full else
+                hold_tokens if hold_tokens is not None else req.cached[i] + chunk)
         if not rep.grow(req, i, held):
             return budget
         rep.waiting.popleft()

@@ -20,12 +20,18 @@ class PrefillFirst(Scheduler):
 
     def admit_waiting_one(self, rep: Replica, req: RequestTable, it: Iteration, budget: int,
                           reserve_full: bool = False) -> int:
+        """Admit the head with blocks for its whole prompt: vLLM V0's block manager allocates
+        every block of a prompt when it first schedules it (BlockSpaceManager.can_allocate /
+        allocate, watermark kept free), chunked or not, so its later chunks never wait for
+        memory. Holding only the first chunk let a long prompt preempt itself for its next
+        chunk and be readmitted for its first, forever, while the decodes that would free
+        memory never ran."""
         i = rep.waiting[0]
-        chunk = self.chunk(req.to_prefill(i), budget)
-        need = rep.blocks_for(req.cached[i] + chunk) - req.blocks[i]
+        whole = req.cached[i] + req.to_prefill(i)
+        need = rep.blocks_for(whole) - req.blocks[i]
         if need > rep.available_blocks - WATERMARK * rep.capacity:
             return budget
-        return super().admit_waiting_one(rep, req, it, budget, reserve_full)
+        return super().admit_waiting_one(rep, req, it, budget, reserve_full, hold_tokens=whole)
 
     def prefill_budget(self) -> int:
         """Tokens one prefill iteration may hold."""
