@@ -357,7 +357,7 @@ def memory_plan(job: InferenceJob, eff: Efficiency, context) -> dict[str, np.nda
     elif engine.memory_fraction_of == "total":
         kv_budget = np.maximum(gpu.hbm_bytes * share - weights - reserved - workspace, 0)
     per_seq = (sequence_kv_bytes(m, context, job.kv_element_bytes, engine.kv_block_tokens)
-               * kv_heads_per_gpu_share(job) / job.pp)
+               * kv_share)
     max_seqs = np.floor(kv_budget / per_seq)
     return dict(weights_bytes=weights, workspace_bytes=workspace,
                 engine_max_sequences=most,

@@ -426,11 +426,10 @@ class Simulator:
             t += dt
             gaps.append(dt)
             k += 1
-        steps = list(gaps)
-        gaps[0] += rep.stall_s  # the first gap includes the prefill-only steps sat out
         self.itl_s.extend(gaps)
+        self.itl_s[-k] += rep.stall_s  # the first gap includes the prefill-only steps sat out
         self.itl_weight.extend([n] * k)
-        return t, k, steps
+        return t, k, gaps
 
     def _long_stretch(self, rep, n, context, fixed, limit, until):
         """The same stretch with NumPy: iteration k starts at clock + Σ earlier gaps and may
