@@ -114,6 +114,21 @@ def test_sglang_derives_running_requests_from_its_kv_cache(model, gpu, gpus, exp
     assert expected is None or kv_tokens // 2 > expected
 
 
+@pytest.mark.parametrize("release, expected", [("0.3.0", 5119), ("0.3.1", 4097), (None, 4097)])
+def test_sglang_0_3_0_pooled_5120_requests_and_kept_one_back(release, expected):
+    """SGLang 0.3.0 capped its request pool at 5,120 and admitted its size - 1; from 0.3.1
+    the cap is 4,096 and the pool's spare slot is admitted (+1). Llama-2-7B's 4K context on
+    an H200 gives a pool far above either cap."""
+    from flopcast.workloads.inference.step import max_sequences_in_flight
+    from flopcast.workloads.serving.run import deployment_for
+
+    engine = load_engine("sglang").at_version(release)
+    job = InferenceJob(model=load_model("llama-2-7b"), engine=engine,
+                       system=System(gpu=load_gpu("h200"), num_gpus=1))
+    dep = deployment_for(job)
+    assert dep.limits.max_seqs == expected == max_sequences_in_flight(job, dep.eff)
+
+
 def test_a_derived_sequence_limit_needs_a_static_kv_pool_and_ordered_bounds():
     """The derived limit sizes the logits workspace, so it must come from a KV pool the
     workspace does not shrink; floor above ceiling is refused."""

@@ -33,7 +33,7 @@ class DerivedBatchLimit(BaseModel):
     """Sequences in flight an engine derives from its KV cache when none is set (SGLang's
     --max-running-requests default: ModelRunner sizes its request pool min(max(KV tokens /
     context_len · requests_per_context, floor), ceiling), and TpModelWorker admits at most
-    min(KV tokens · kv_token_share, that pool + 1))."""
+    min(KV tokens · kv_token_share, that pool + pool_slack))."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -43,6 +43,10 @@ class DerivedBatchLimit(BaseModel):
     ceiling: int = Field(ge=1, description="Largest request pool.")
     kv_token_share: float = Field(gt=0, le=1, description="At most this many sequences per "
                                   "KV token (SGLang: max_total_num_tokens // 2).")
+    pool_slack: int = Field(1, ge=-1, le=1, description="Running requests at most the "
+                            "pool size plus this: +1 where the pool gets one slot more than "
+                            "it is sized for and all are admitted (SGLang from 0.3.1), -1 where "
+                            "it gets none and one is kept back (0.3.0).")
 
     @model_validator(mode="after")
     def _bounds(self):

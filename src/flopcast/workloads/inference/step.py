@@ -312,12 +312,13 @@ def max_sequences_in_flight(job: InferenceJob, eff: Efficiency) -> int:
 def derived_max_sequences(rule, kv_tokens, context_len: int):
     """SGLang's default --max-running-requests (Engine.max_batch_from_kv): a request pool of
     min(max(KV tokens / context_len · requests_per_context, floor), ceiling) and at most
-    min(KV tokens · kv_token_share, pool + 1) running (model_runner.py, tp_worker.py, 0.4.1);
-    context_len is the model's longest context. Array-valued."""
+    min(KV tokens · kv_token_share, pool + pool_slack) running (model_runner.py, tp_worker.py,
+    0.4.1); context_len is the model's longest context. Array-valued."""
     kv_tokens = np.asarray(kv_tokens, dtype=float)
     pool = np.clip(np.floor(kv_tokens / context_len * rule.requests_per_context),
                    rule.floor, rule.ceiling)
-    return np.maximum(1, np.minimum(np.floor(kv_tokens * rule.kv_token_share), pool + 1))
+    return np.maximum(1, np.minimum(np.floor(kv_tokens * rule.kv_token_share),
+                                     pool + rule.pool_slack))
 
 
 def memory_plan(job: InferenceJob, eff: Efficiency, context) -> dict[str, np.ndarray]:
