@@ -152,6 +152,8 @@ def test_serve_one_token_outputs_and_serve_plan_without_slo():
     assert set(out["tpot_ms"].values()) == {None} and set(out["itl_ms"].values()) == {None}
     assert out["ttft_ms"]["p50"] > 0 and out["output_tokens_per_s_per_user"] is None
     assert "—" in run(*base).stdout
+    by_size = run(*base, "--router", "by-size")  # needs the size ranges serve plan sets up
+    assert by_size.returncode == 2 and "serve plan --by-size" in by_size.stderr
     plan = run("serve", "plan", "--model", "llama-3.1-8b", "--input-len", "500",
                "--output-len", "100", "--request-rate", "5", "--num-requests", "50")
     assert plan.returncode == 2 and "--slo-ttft-p99" in plan.stderr
@@ -160,7 +162,8 @@ def test_serve_one_token_outputs_and_serve_plan_without_slo():
     p = run("serve", "plan", "--model", "llama-3.1-8b", "--input-len", "500", "--output-len",
             "100", "--request-rate", "5", "--num-requests", "50", "--slo-ttft-p99", "0.01")
     assert p.returncode == 2 and "meets the SLO" in p.stderr and p.stderr.count("\n") == 1
-    for bad, option in ((("--gpu-types", ","), "gpu-types"), (("--max-tp", "0"), "max-tp")):
+    for bad, option in ((("--gpu-types", ","), "gpu-types"), (("--max-tp", "0"), "max-tp"),
+                        (("--by-size", "--single-type"), "--single-type")):
         p = run("serve", "plan", "--model", "llama-3.1-8b", "--input-len", "500",
                 "--output-len", "100", "--request-rate", "5", "--slo-ttft-p99", "1000", *bad)
         assert p.returncode == 2 and option in p.stderr and p.stderr.count("\n") == 1

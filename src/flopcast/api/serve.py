@@ -204,6 +204,11 @@ def run_serve(request: ServeRequest, warn: Warn = ignore,
     r = request
     if r.num_requests is not None and r.num_requests < 1:
         raise FlopcastError(f"num-requests: must be at least 1; got {r.num_requests}")
+    if r.router == "by-size":
+        # its size ranges come from `serve plan --by-size`; here it would silently balance load
+        raise FlopcastError("router: 'by-size' splits requests by size between GPU types "
+                            "(`serve plan --by-size` sets it up); one deployment takes "
+                            "round-robin, least-outstanding-tokens or prefix-affinity")
     find_rate = r.request_rate is None and (r.slo_ttft_p99 or r.slo_tpot_p99
                                             or r.slo_itl_p99) and not (
         r.concurrency or r.offline or r.trace)
@@ -354,6 +359,10 @@ def run_serve_plan(request: ServePlanRequest, warn: Warn = ignore,
                             f"{r.gpu_types!r}")
     if r.max_tp < 1:
         raise FlopcastError(f"max-tp: a tensor parallel size >= 1; got {r.max_tp}")
+    if r.by_size and not r.mixed:
+        # size routing only splits the traffic between two GPU types: alone it would be ignored
+        raise FlopcastError("by-size: routes requests between two GPU types by size, so it "
+                            "needs --mixed; got --single-type")
     deps, not_built = _deployments(r, types)
     # warnings only once the request is known to be valid: a refused one gets one line
     if note := engine_version_note(r.engine, r.engine_version):

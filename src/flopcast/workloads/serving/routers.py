@@ -66,7 +66,7 @@ class BySize(LeastOutstandingTokens):
         self.pools = list(pools.values())
         self.ranges = [[(lo, hi, share) for lo, hi, share in members[0].dep.size_ranges]
                        for members in self.pools]
-        self.credit: dict[tuple[int, int], list[float]] = {}
+        self.credit: dict[tuple, list[float]] = {}
 
     def route(self, req: RequestTable, i: int) -> Replica:
         size = req.prompt[i] + req.output[i]
@@ -74,7 +74,9 @@ class BySize(LeastOutstandingTokens):
                   for lo, hi, share in ranges if lo <= size < hi and share > 0]
         if not taking:
             return super().route(req, i)
-        key = (taking[0][1], taking[0][2])
+        # one credit account per set of (pool, range) taking the size: ranges of different
+        # pools need not share bounds, so the first range alone can mix two such sets
+        key = tuple((k, lo, hi) for k, lo, hi, _ in taking)
         credit = self.credit.setdefault(key, [0.0] * len(self.pools))
         total = sum(share for *_, share in taking)
         for k, *_, share in taking:
