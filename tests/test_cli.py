@@ -163,7 +163,8 @@ def test_serve_one_token_outputs_and_serve_plan_without_slo():
             "100", "--request-rate", "5", "--num-requests", "50", "--slo-ttft-p99", "0.01")
     assert p.returncode == 2 and "meets the SLO" in p.stderr and p.stderr.count("\n") == 1
     for bad, option in ((("--gpu-types", ","), "gpu-types"), (("--max-tp", "0"), "max-tp"),
-                        (("--by-size", "--single-type"), "--single-type")):
+                        (("--by-size", "--single-type"), "--single-type"),
+                        (("--by-size", "--gpu-types", "l4"), "--gpu-types l4")):
         p = run("serve", "plan", "--model", "llama-3.1-8b", "--input-len", "500",
                 "--output-len", "100", "--request-rate", "5", "--slo-ttft-p99", "1000", *bad)
         assert p.returncode == 2 and option in p.stderr and p.stderr.count("\n") == 1

@@ -114,11 +114,12 @@ def test_sglang_derives_running_requests_from_its_kv_cache(model, gpu, gpus, exp
     assert expected is None or kv_tokens // 2 > expected
 
 
-@pytest.mark.parametrize("release, expected", [("0.3.0", 5119), ("0.3.1", 4097), (None, 4097)])
+@pytest.mark.parametrize("release, expected", [("0.3.0", 5119), ("0.3.1", 4096),
+                                               ("0.3.2", 4097), (None, 4097)])
 def test_sglang_0_3_0_pooled_5120_requests_and_kept_one_back(release, expected):
-    """SGLang 0.3.0 capped its request pool at 5,120 and admitted its size - 1; from 0.3.1
-    the cap is 4,096 and the pool's spare slot is admitted (+1). Llama-2-7B's 4K context on
-    an H200 gives a pool far above either cap."""
+    """SGLang 0.3.0 capped its request pool at 5,120 and admitted its size - 1; 0.3.1 capped
+    it at 4,096 and admitted its size; from 0.3.2 the pool has a spare slot, admitted too
+    (+1). Llama-2-7B's 4K context on an H200 gives a pool far above either cap."""
     from flopcast.workloads.inference.step import max_sequences_in_flight
     from flopcast.workloads.serving.run import deployment_for
 

@@ -142,7 +142,7 @@ def _gpu_rules(engine) -> str:
     if derived:
         rules.append(f"batch from KV: min(KV tokens · {derived.kv_token_share:g}, "
                      f"min(max(KV tokens / context · {derived.requests_per_context:g}, "
-                     f"{derived.floor}), {derived.ceiling}) + 1)")
+                     f"{derived.floor}), {derived.ceiling}) {derived.pool_slack:+d})")
     share = engine.memory_fraction_by_tp or {}
     if share:
         rules.append("share by GPUs " + ", ".join(f"{k}: {v:g}" for k, v in share.items()))

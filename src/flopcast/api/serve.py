@@ -359,10 +359,11 @@ def run_serve_plan(request: ServePlanRequest, warn: Warn = ignore,
                             f"{r.gpu_types!r}")
     if r.max_tp < 1:
         raise FlopcastError(f"max-tp: a tensor parallel size >= 1; got {r.max_tp}")
-    if r.by_size and not r.mixed:
+    if r.by_size and (not r.mixed or len(set(types)) < 2):
         # size routing only splits the traffic between two GPU types: alone it would be ignored
+        got = "--single-type" if not r.mixed else f"--gpu-types {r.gpu_types}"
         raise FlopcastError("by-size: routes requests between two GPU types by size, so it "
-                            "needs --mixed; got --single-type")
+                            f"needs --mixed and two or more --gpu-types; got {got}")
     deps, not_built = _deployments(r, types)
     # warnings only once the request is known to be valid: a refused one gets one line
     if note := engine_version_note(r.engine, r.engine_version):

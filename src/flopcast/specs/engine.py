@@ -45,8 +45,9 @@ class DerivedBatchLimit(BaseModel):
                                   "KV token (SGLang: max_total_num_tokens // 2).")
     pool_slack: int = Field(1, ge=-1, le=1, description="Running requests at most the "
                             "pool size plus this: +1 where the pool gets one slot more than "
-                            "it is sized for and all are admitted (SGLang from 0.3.1), -1 where "
-                            "it gets none and one is kept back (0.3.0).")
+                            "it is sized for and all are admitted (SGLang from 0.3.2), 0 where "
+                            "it gets none and all are admitted (0.3.1), -1 where one is kept "
+                            "back (0.3.0).")
 
     @model_validator(mode="after")
     def _bounds(self):
