@@ -64,6 +64,20 @@ def test_cheapest_by_size_mixes_where_each_type_is_cheap_on_its_sizes():
     assert fleet._cheapest_mix([small, large], 20.0, mixed=True) == {1: 4}
 
 
+def test_a_size_routed_fleet_grows_the_pool_closest_to_its_capacity():
+    """Top-ups of a size-routed fleet go to the pool whose sizes load it most per replica,
+    not to the type cheapest on the whole mix (which may be the idle one)."""
+    buckets = [(10, 100, 0.8), (100, 5000, 0.2)]
+    small = _option("small", 1.0, 0.0, (10.0, 0.0))
+    large = _option("large", 10.0, 5.0, (20.0, 2.0))
+    ranges = {0: ((10, 100, 1.0),), 1: ((100, 5000, 1.0),)}
+    # 16 req/s of small requests on 2 small replicas (0.8 of capacity each), 4 req/s of
+    # large ones on 3 large replicas (0.67): the small pool is the busier
+    assert fleet._busiest_pool([small, large], {0: 2, 1: 3}, ranges, buckets, 20.0) == 0
+    # on 2 large replicas the large pool runs at 1.0 of capacity
+    assert fleet._busiest_pool([small, large], {0: 2, 1: 2}, ranges, buckets, 20.0) == 1
+
+
 @pytest.fixture(scope="module")
 def pools():
     jobs = [InferenceJob(model=load_model("llama-3.1-8b"), engine=load_engine("vllm"),

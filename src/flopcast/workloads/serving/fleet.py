@@ -210,19 +210,36 @@ def _fleet(options, counts, ranges=None) -> list[Deployment]:
     return pools
 
 
-def _verified(options, counts, ranges, requests, rate, slo_ttft_ms, slo_tpot_ms):
+def _busiest_pool(options, counts, ranges, buckets, rate: float) -> int:
+    """The pool of a size-routed fleet loaded closest to its capacity on the sizes it takes:
+    sum over its buckets of rate · bucket share · its share of the bucket / its capacity on
+    the bucket, per replica. The pool that misses the SLO is the one a replica more helps."""
+    share_of = {(lo, hi): share for lo, hi, share in buckets}
+    index_of = {(lo, hi): j for j, (lo, hi, _) in enumerate(buckets)}
+
+    def load_per_replica(k):
+        caps = options[k].bucket_capacity_rps
+        need = sum(rate * share_of[(lo, hi)] * f / caps[index_of[(lo, hi)]]
+                   if caps[index_of[(lo, hi)]] else math.inf for lo, hi, f in ranges[k])
+        return need / counts[k]
+    return max(counts, key=load_per_replica)
+
+
+def _verified(options, counts, ranges, requests, rate, slo_ttft_ms, slo_tpot_ms,
+              buckets=None):
     """(counts, summary) once the simulated fleet meets the SLO, topping up the most
-    cost-effective of its types; None when MAX_TOP_UPS replicas more do not get there."""
+    cost-effective type (size-blind), or the busiest pool (routed by size over
+    ``buckets``); None when MAX_TOP_UPS replicas more do not get there."""
     counts = dict(counts)
-    per_cost = min((k for k in (counts if ranges else range(len(options)))
-                    if options[k].capacity_rps),
+    per_cost = min((k for k in range(len(options)) if options[k].capacity_rps),
                    key=lambda k: options[k].usd_per_hour / options[k].capacity_rps,
                    default=next(iter(counts)))
     for _ in range(MAX_TOP_UPS + 1):
         summary = _at_rate(_fleet(options, counts, ranges), requests, rate)
         if meets_slo(summary, slo_ttft_ms, slo_tpot_ms):
             return counts, summary
-        counts[per_cost] = counts.get(per_cost, 0) + 1
+        grow = _busiest_pool(options, counts, ranges, buckets, rate) if ranges else per_cost
+        counts[grow] = counts.get(grow, 0) + 1
     return None
 
 
@@ -240,9 +257,10 @@ def plan_fleet(options: list[ReplicaOption], requests, rate: float, slo_ttft_ms,
     if blind:
         plans.append((*blind, None))
     if mixed and len(options) > 1 and all(o.bucket_capacity_rps for o in options):
-        split = _cheapest_by_size(options, size_buckets(requests), rate)
+        buckets = size_buckets(requests)
+        split = _cheapest_by_size(options, buckets, rate)
         routed = split and _verified(options, split[0], split[1], requests, rate,
-                                     slo_ttft_ms, slo_tpot_ms)
+                                     slo_ttft_ms, slo_tpot_ms, buckets)
         if routed:
             plans.append((*routed, split[1]))
     if not plans:
