@@ -40,6 +40,9 @@ MAX_TOP_UPS = 4
 SIZE_BUCKETS = 4
 #: Fewest requests a bucket's capacity search runs on.
 MIN_BUCKET_REQUESTS = 20
+#: Load (req/s) of a bucket below which its leftover is a rounding residue, not traffic
+#: a pool must serve (the two-type assignment's and the top-up's threshold).
+LOAD_SLIVER_RPS = 1e-12
 
 
 @dataclass(frozen=True)
@@ -166,7 +169,7 @@ def _assign_by_size(caps_a, caps_b, loads, n_a: int) -> tuple[list[float], int |
     rest = 0.0
     for j, load in enumerate(loads):
         left = (1.0 - shares[j]) * load
-        if left > 1e-12:
+        if left > LOAD_SLIVER_RPS:
             if caps_b[j] == 0:
                 return shares, None
             rest += left / caps_b[j]
@@ -219,8 +222,11 @@ def _busiest_pool(options, counts, ranges, buckets, rate: float) -> int:
 
     def load_per_replica(k):
         caps = options[k].bucket_capacity_rps
-        need = sum(rate * share_of[(lo, hi)] * f / caps[index_of[(lo, hi)]]
-                   if caps[index_of[(lo, hi)]] else math.inf for lo, hi, f in ranges[k])
+        need = 0.0
+        for lo, hi, f in ranges[k]:
+            load, cap = rate * share_of[(lo, hi)] * f, caps[index_of[(lo, hi)]]
+            # a rounding sliver of a bucket the pool cannot serve is no load on it
+            need += load / cap if cap else (math.inf if load > LOAD_SLIVER_RPS else 0.0)
         return need / counts[k]
     return max(counts, key=load_per_replica)
 
