@@ -237,9 +237,10 @@ def _verified(options, counts, ranges, requests, rate, slo_ttft_ms, slo_tpot_ms,
     cost-effective type (size-blind), or the busiest pool (routed by size over
     ``buckets``); None when MAX_TOP_UPS replicas more do not get there."""
     counts = dict(counts)
-    per_cost = min((k for k in range(len(options)) if options[k].capacity_rps),
-                   key=lambda k: options[k].usd_per_hour / options[k].capacity_rps,
-                   default=next(iter(counts)))
+    per_cost = None if ranges else min(
+        (k for k in range(len(options)) if options[k].capacity_rps),
+        key=lambda k: options[k].usd_per_hour / options[k].capacity_rps,
+        default=next(iter(counts)))
     for _ in range(MAX_TOP_UPS + 1):
         summary = _at_rate(_fleet(options, counts, ranges), requests, rate)
         if meets_slo(summary, slo_ttft_ms, slo_tpot_ms):
