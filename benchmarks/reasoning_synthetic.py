@@ -16,7 +16,7 @@ averaged over --seeds campaigns. The laws:
   reference answer, an impossible task) and Beta(0.3, 8) / Beta(0.4, 5) for the rest;
 - logit-normal: logit p ~ Normal(-5, 3), rates spread over many orders of magnitude.
 
-    python benchmarks/reasoning_synthetic.py [--n 100] [--problems 128] [--seeds 4] [--json]
+    python benchmarks/reasoning_synthetic.py [--n 100] [--problems 128] [--seeds 6] [--json]
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=100, help="samples per problem in a campaign")
     ap.add_argument("--problems", type=int, default=128)
-    ap.add_argument("--seeds", type=int, default=4)
+    ap.add_argument("--seeds", type=int, default=6)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     ks = np.array(DEFAULT_K)
