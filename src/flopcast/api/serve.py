@@ -28,6 +28,8 @@ from flopcast.specs.engine import ExpertDispatch
 
 #: Requests simulated when --num-requests is not given (vLLM's benchmark_serving default).
 DEFAULT_NUM_REQUESTS = 1000
+#: --draws at most (a guard against a typo that would run for hours, not a model value).
+MAX_DRAWS_ASKED = 100
 
 
 class _Load(ModelFlags):
@@ -76,6 +78,10 @@ class ServeRequest(_Load):
     shared_prefix_len: Int = 0
     num_prefixes: Int = 0
     slo_itl_p99: LatencyMs | None = None
+    #: Independent draws of a random workload, summarised by their median (None: enough to
+    #: simulate serving.draws.REQUESTS_OVER_DRAWS requests, at most MAX_DRAWS; 1 when the
+    #: seed does not change the workload).
+    draws: Int | None = None
 
 
 class LatencyCdf(BaseModel):
@@ -126,6 +132,10 @@ class ServeResult(BaseModel):
     #: With an SLO and a load: whether every given p99 bound (TTFT, TPOT, ITL) holds.
     slo_p99_met: bool | None = None
     expected_error: dict[str, Any] | None = None
+    #: Independent draws of the workload the statistics are medians of (serving.draws).
+    draws: int = 1
+    #: [min, max] over the draws of the throughputs, the duration and each latency statistic.
+    draw_range: dict[str, Any] | None = None
 
 
 def requests_for(r: _Load, rate=None, concurrency=None, offline=False, trace=None,
@@ -204,19 +214,22 @@ def run_serve(request: ServeRequest, warn: Warn = ignore,
     r = request
     if r.num_requests is not None and r.num_requests < 1:
         raise FlopcastError(f"num-requests: must be at least 1; got {r.num_requests}")
+    if r.draws is not None and not 1 <= r.draws <= MAX_DRAWS_ASKED:
+        raise FlopcastError(f"draws: must be between 1 and {MAX_DRAWS_ASKED}; got {r.draws}")
     if r.router == "by-size":
         # its size ranges come from `serve plan --by-size`; here it would silently balance load
         raise FlopcastError("router: 'by-size' splits requests by size between GPU types "
                             "(`serve plan --by-size` sets it up); one deployment takes "
                             "round-robin, least-outstanding-tokens or prefix-affinity")
-    find_rate = r.request_rate is None and (r.slo_ttft_p99 or r.slo_tpot_p99
-                                            or r.slo_itl_p99) and not (
-        r.concurrency or r.offline or r.trace)
-    reqs, closed = requests_for(
-        r, 1.0 if find_rate else r.request_rate, r.concurrency, r.offline, r.trace,
-        r.num_requests or DEFAULT_NUM_REQUESTS,
-        {k: getattr(r, k) for k in ("range_ratio", "spread", "burstiness",
-                                    "shared_prefix_len", "num_prefixes")})
+    find_rate = _finds_rate(r)
+    def requests_of(seed: int):
+        return requests_for(
+            r.model_copy(update={"seed": seed}), 1.0 if find_rate else r.request_rate,
+            r.concurrency, r.offline, r.trace, r.num_requests or DEFAULT_NUM_REQUESTS,
+            {k: getattr(r, k) for k in ("range_ratio", "spread", "burstiness",
+                                        "shared_prefix_len", "num_prefixes")})
+
+    reqs, closed = requests_of(r.seed)
     job = serving_job(r, r.gpu, r.gpus, r.tp, r.pp, r.ep, r.kv_precision)
     dep = deployment_for(job, r.scheduler, r.max_num_seqs, r.max_num_tokens, r.chunk_tokens,
                          r.batch_size, r.prefix_caching, r.router, r.calibration)
@@ -237,8 +250,12 @@ def run_serve(request: ServeRequest, warn: Warn = ignore,
         summary["slo_rate_limited_by"] = "saturation" if summary.pop(
             "at_saturation", False) else "latency"
     else:
-        summary, res = serve(dep, reqs, closed, r.slo_ttft_p99, r.slo_tpot_p99,
-                             keep_trace=trace_to is not None)
+        from flopcast.workloads.serving.draws import serve_draws
+
+        summary, res = serve_draws(
+            lambda q, first: serve(dep, q, closed, r.slo_ttft_p99, r.slo_tpot_p99,
+                                   keep_trace=first and trace_to is not None),
+            lambda seed: reqs if seed == r.seed else requests_of(seed)[0], r.seed, r.draws)
         if any(x is not None for x in (r.slo_ttft_p99, r.slo_tpot_p99, r.slo_itl_p99)):
             from flopcast.workloads.serving.capacity import meets_slo
 
@@ -251,10 +268,19 @@ def run_serve(request: ServeRequest, warn: Warn = ignore,
     return ServeResult.model_validate(summary)
 
 
+def _finds_rate(r: ServeRequest) -> bool:
+    """Whether the request asks for the highest rate meeting its SLO (an SLO, no load)."""
+    return bool(r.request_rate is None and (r.slo_ttft_p99 or r.slo_tpot_p99 or r.slo_itl_p99)
+                and not (r.concurrency or r.offline or r.trace))
+
+
 def _unused_load_options(r: ServeRequest) -> list[str]:
     """Load options given that this load does not use, one warning each (not refused: the
     rest of the request is well defined)."""
     out = []
+    find_rate = _finds_rate(r)
+    if find_rate and r.draws is not None:
+        out.append(f"--draws {r.draws}: ignored; the SLO search simulates one draw per rate")
     if r.trace is not None and r.num_requests is not None:
         out.append(f"--num-requests {r.num_requests}: ignored; the trace fixes the requests")
     if r.shared_prefix_len and r.input_len is not None and r.shared_prefix_len >= r.input_len:

@@ -104,6 +104,10 @@ def serve(
         None, "--num-requests", help="Requests to simulate (default 1000; a --trace has "
         "its own)."),
     seed: int = SEED_OPT,
+    draws: int | None = int_option(
+        None, "--draws", help="Independent draws of a random workload (seeds seed, seed+1, "
+        "…); statistics are their medians, with the range over the draws. Default: enough "
+        "draws to simulate 2,000 requests, at most 9; 1 when lengths and arrivals are fixed."),
     shared_prefix_len: int = int_option(0, "--shared-prefix-len", help="Tokens of a shared "
                                           "system prompt."),
     num_prefixes: int = int_option(0, "--num-prefixes", help="Distinct shared prefixes."),
@@ -116,9 +120,10 @@ def serve(
                                              "all token gaps, so goodput, counted per request, "
                                              "uses TTFT and TPOT only)."),
     plot: Path | None = typer.Option(None, "--plot", help="Write latency CDFs and the batch/KV "
-                                     "timeline to this PNG (needs matplotlib)."),
+                                     "timeline to this PNG (needs matplotlib; the first "
+                                     "draw)."),
     chrome_trace: Path | None = typer.Option(None, "--chrome-trace", help="Write iterations "
-                                             "as a Chrome trace (JSON)."),
+                                             "as a Chrome trace (JSON; the first draw)."),
     calibration: Path | None = CALIBRATION_OPT,
     as_json: bool = JSON_OPT,
     **shape,
@@ -237,6 +242,10 @@ def _print_summary(s: dict) -> None:
         f"{c['kv_precision']} KV; "
         f"{plural(s['num_requests'], 'request')}, mean {s['mean_input_len']:.0f} in / "
         f"{s['mean_output_len']:.0f} out")
+    if s.get("draws", 1) > 1:
+        lo, hi = s["draw_range"]["requests_per_s"]
+        console.print(f"medians of {s['draws']} draws of the workload (--draws); requests/s "
+                      f"ranged {lo:,.2f}–{hi:,.2f} over them")
     if "max_request_rate_under_slo" in s:
         why = (" (the replica's saturated throughput: the SLO still holds there, and a "
                "faster stream queues without bound)"

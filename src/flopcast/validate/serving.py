@@ -22,6 +22,10 @@ Each row becomes a simulation; rows that differ only in the metric share one. Ru
   the catalog's (current) engine stands.
 - at most ``MAX_SIMULATED`` requests are simulated per row (steady-state metrics); offline rows
   keep their count, since the drain at the end is part of what they measure.
+- a random workload (sampled lengths or Poisson arrivals) is simulated as several independent
+  draws and each metric is their median (serving.draws: enough draws for 2,000 requests, at
+  most 9), as ``flopcast serve`` does: one seed's drain is not a prediction of another run's.
+  The SLO search (``max_qps_under_slo``) uses the first draw.
 """
 
 from __future__ import annotations
@@ -197,6 +201,7 @@ class ServingPredictor:
 
     def _simulate(self, job, overrides, workload) -> dict:
         from flopcast.workloads.serving.capacity import max_rate_under_slo
+        from flopcast.workloads.serving.draws import serve_draws
         from flopcast.workloads.serving.run import deployment_for, serve
         from flopcast.workloads.serving.workload import ArrivalSpec, LengthSpec, make_requests
 
@@ -204,9 +209,12 @@ class ServingPredictor:
         lengths, arrivals, n, concurrency, slo_ttft, slo_tpot = workload
         dep = deployment_for(job, scheduler, max_seqs, max_tokens, batch_size=batch,
                              calibration=self.calibration)
-        reqs = make_requests(LengthSpec(**dict(lengths)), ArrivalSpec(**dict(arrivals)), n,
-                             seed=0)
-        summary = serve(dep, reqs, concurrency, calibration=self.calibration)[0]
+        length_spec, arrival_spec = LengthSpec(**dict(lengths)), ArrivalSpec(**dict(arrivals))
+        reqs = make_requests(length_spec, arrival_spec, n, seed=0)
+        summary = serve_draws(
+            lambda q, first: serve(dep, q, concurrency, calibration=self.calibration),
+            lambda seed: reqs if seed == 0 else make_requests(length_spec, arrival_spec, n,
+                                                              seed=seed))[0]
         if slo_ttft or slo_tpot:
             summary["max_qps_under_slo"] = max_rate_under_slo(dep, reqs, slo_ttft, slo_tpot)[0]
         return summary
