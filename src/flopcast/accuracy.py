@@ -94,7 +94,8 @@ def _text(e: dict, entry: dict | None) -> str:
     """One line: the family's own error first (or 'unvalidated for …'), then the overall."""
     head = f"expected error ({e['of']})"
     if entry is None:
-        return f"{head}: unknown (no validation summary shipped)"
+        return (f"{head}: unknown (no published measurement of this kind, "
+                f"{e['kind']}, has been validated)")
     if e["overall"] is None:
         return (f"{head}: not validated yet (none of {entry['rows']} {entry['rows_are']} "
                 "predicted)")
