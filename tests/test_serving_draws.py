@@ -21,7 +21,8 @@ from flopcast.workloads.serving.workload import (
 def test_draws_needed():
     assert draws_needed(200, seed_matters=False) == 1
     assert draws_needed(200, seed_matters=True) == MAX_DRAWS  # 10 wanted, capped
-    assert draws_needed(1200, seed_matters=True) == 2
+    assert draws_needed(1200, seed_matters=True) == 3          # odd: a median is one draw's
+    assert draws_needed(500, seed_matters=True) == 5
     assert draws_needed(2000, seed_matters=True) == 1
     assert draws_needed(50_000, seed_matters=True) == 1
 
@@ -91,3 +92,30 @@ def test_bad_draws_refused():
     with pytest.raises(FlopcastError, match="draws: must be between 1 and"):
         run_serve(ServeRequest(model="llama-3.1-8b", offline=True, input_len=10,
                                output_len=10, num_requests=5, draws=0))
+
+
+def test_median_of_distributions_some_draws_lack():
+    """TPOT's distribution is empty in a draw whose outputs are all one token: the median is
+    over the draws that have it, and empty only when none has it."""
+    runs = [{"cdf": {"tpot_ms": {"quantiles": [0.5], "values": v}}} for v in
+            ([], [2.0], [4.0], [], [3.0])]
+    assert median_summary(runs)["cdf"]["tpot_ms"]["values"] == [3.0]
+    none = [{"cdf": {"tpot_ms": {"quantiles": [0.5], "values": []}}}] * 3
+    assert median_summary(none)["cdf"]["tpot_ms"]["values"] == []
+
+
+def test_tiny_runs_with_one_token_outputs_in_some_draws():
+    """Random one- to three-token outputs: some draws have no TPOT; the answer has one."""
+    res = run_serve(ServeRequest(model="llama-3.1-8b", input_len=100, output_len=2,
+                                 length_dist="uniform", range_ratio=0.5, num_requests=1,
+                                 request_rate=5, seed=1))
+    assert res.draws == MAX_DRAWS and res.tpot_ms["p50"] is not None
+    assert res.cdf["tpot_ms"].values[res.cdf["tpot_ms"].quantiles.index(0.5)] == \
+        pytest.approx(res.tpot_ms["p50"])
+
+
+def test_asked_draws_of_a_fixed_workload_run_once():
+    warnings = []
+    res = run_serve(ServeRequest(model="llama-3.1-8b", offline=True, input_len=100,
+                                 output_len=20, num_requests=10, draws=5), warnings.append)
+    assert res.draws == 1 and any("does not depend on the seed" in w for w in warnings)

@@ -79,8 +79,8 @@ class ServeRequest(_Load):
     num_prefixes: Int = 0
     slo_itl_p99: LatencyMs | None = None
     #: Independent draws of a random workload, summarised by their median (None: enough to
-    #: simulate serving.draws.REQUESTS_OVER_DRAWS requests, at most MAX_DRAWS; 1 when the
-    #: seed does not change the workload).
+    #: simulate serving.draws.REQUESTS_OVER_DRAWS requests, an odd count, at most MAX_DRAWS;
+    #: 1 when the seed does not change the workload, whatever is asked).
     draws: Int | None = None
 
 
@@ -247,6 +247,7 @@ def run_serve(request: ServeRequest, warn: Warn = ignore,
         best, summary = max_rate_under_slo(dep, reqs, r.slo_ttft_p99, r.slo_tpot_p99,
                                            r.slo_itl_p99)
         summary["max_request_rate_under_slo"] = best
+        summary["draws"] = 1  # one draw per rate tried
         summary["slo_rate_limited_by"] = "saturation" if summary.pop(
             "at_saturation", False) else "latency"
     else:
@@ -256,6 +257,9 @@ def run_serve(request: ServeRequest, warn: Warn = ignore,
             lambda q, first: serve(dep, q, closed, r.slo_ttft_p99, r.slo_tpot_p99,
                                    keep_trace=first and trace_to is not None),
             lambda seed: reqs if seed == r.seed else requests_of(seed)[0], r.seed, r.draws)
+        if r.draws is not None and r.draws > summary["draws"]:
+            warn(f"--draws {r.draws}: the workload does not depend on the seed (fixed "
+                 "lengths and arrivals, or a trace); one draw")
         if any(x is not None for x in (r.slo_ttft_p99, r.slo_tpot_p99, r.slo_itl_p99)):
             from flopcast.workloads.serving.capacity import meets_slo
 

@@ -107,7 +107,8 @@ def serve(
     draws: int | None = int_option(
         None, "--draws", help="Independent draws of a random workload (seeds seed, seed+1, "
         "…); statistics are their medians, with the range over the draws. Default: enough "
-        "draws to simulate 2,000 requests, at most 9; 1 when lengths and arrivals are fixed."),
+        "draws to simulate 2,000 requests (an odd count, at most 9); 1 when lengths and "
+        "arrivals are fixed."),
     shared_prefix_len: int = int_option(0, "--shared-prefix-len", help="Tokens of a shared "
                                           "system prompt."),
     num_prefixes: int = int_option(0, "--num-prefixes", help="Distinct shared prefixes."),

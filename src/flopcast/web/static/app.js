@@ -280,6 +280,9 @@ function renderServe(d) {
     `${configText(c, ["tp", "pp", "replicas", "max_num_seqs", "max_num_tokens", "router"])}`)];
   out.push(statTable("Throughput", d, SERVE_ROWS), latencyTable(d, ""),
     latencyChart("serve-chart-cdf", d), ...cdfTable(d, ""));
+  const range = get(d, "draw_range.requests_per_s");
+  if (d.draws > 1 && range) out.push(note(`Medians of ${d.draws} draws of the workload ` +
+    `(requests/s ranged ${range[0].toFixed(2)}–${range[1].toFixed(2)} over them); the chart shows their median CDF.`));
   if (d.expected_error) out.push(note(d.expected_error.text));
   return out;
 }

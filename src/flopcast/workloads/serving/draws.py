@@ -11,10 +11,11 @@ absolute error is smallest against for any spread of the measured run (the media
 minimises the expected absolute deviation). The draws use seeds seed, seed + 1, …; with one
 draw the answer is the plain simulation of ``seed``.
 
-How many: enough that the draws together simulate ``REQUESTS_OVER_DRAWS`` requests, at
-most ``MAX_DRAWS`` (odd, so the median is a simulated value when it binds); one when the
-workload does not depend on the seed (fixed lengths and arrivals, a trace). These are
-Monte Carlo settings, not fitted values.
+How many: enough that the draws together simulate ``REQUESTS_OVER_DRAWS`` requests, rounded
+up to an odd count (so each median is one draw's value, and metrics that are monotone in one
+another, such as requests/s and the duration, stay consistent), at most ``MAX_DRAWS``; one
+when the workload does not depend on the seed (fixed lengths and arrivals, a trace), even
+when more were asked for. These are Monte Carlo settings, not fitted values.
 """
 
 from __future__ import annotations
@@ -34,7 +35,11 @@ REQUESTS_OVER_DRAWS = 2000
 MAX_DRAWS = 9
 #: Summary entries whose range over the draws is reported (``draw_range``).
 RANGED = ("duration_s", "requests_per_s", "output_tokens_per_s", "total_tokens_per_s",
-          "ttft_ms", "tpot_ms", "itl_ms", "e2e_latency_ms")
+          "output_tokens_per_s_per_gpu", "output_tokens_per_s_per_user",
+          "goodput_requests_per_s", "ttft_ms", "tpot_ms", "itl_ms", "e2e_latency_ms")
+#: Seeds beside the first compared to tell whether the workload depends on the seed (two,
+#: so that a tiny workload whose next seed happens to give the same requests is still seen).
+SEEDS_COMPARED = 2
 
 
 def same_requests(a, b) -> bool:
@@ -45,10 +50,12 @@ def same_requests(a, b) -> bool:
 
 def draws_needed(num_requests: int, seed_matters: bool) -> int:
     """Draws for a workload of ``num_requests`` requests: 1 when the seed does not matter,
-    else ceil(REQUESTS_OVER_DRAWS / num_requests), between 1 and MAX_DRAWS."""
+    else ceil(REQUESTS_OVER_DRAWS / num_requests) rounded up to an odd count, between 1 and
+    MAX_DRAWS."""
     if not seed_matters:
         return 1
-    return max(1, min(MAX_DRAWS, math.ceil(REQUESTS_OVER_DRAWS / max(num_requests, 1))))
+    wanted = math.ceil(REQUESTS_OVER_DRAWS / max(num_requests, 1))
+    return max(1, min(MAX_DRAWS, wanted + (wanted % 2 == 0)))
 
 
 def _median(values: list[Any]) -> Any:
@@ -57,8 +64,13 @@ def _median(values: list[Any]) -> Any:
     first = values[0]
     if isinstance(first, dict):
         return {k: _median([v[k] for v in values]) for k in first}
-    if isinstance(first, list) and first and all(isinstance(x, (int, float)) for x in first):
-        return [float(x) for x in _nanmedian(np.array(values, dtype=float), axis=0)]
+    if isinstance(first, list):
+        # a distribution is empty in a draw where nothing has it (TPOT when every output is
+        # one token): the median is over the draws that have it, as for its percentiles
+        rows = [v for v in values if v]
+        if not rows or not all(isinstance(x, (int, float)) for x in rows[0]):
+            return first
+        return [float(x) for x in _nanmedian(np.array(rows, dtype=float), axis=0)]
     if isinstance(first, bool) or not isinstance(first, (int, float)) and first is not None:
         return first
     arr = np.array([np.nan if v is None else v for v in values], dtype=float)
@@ -104,13 +116,18 @@ def serve_draws(simulate: Callable[[int, bool], tuple[dict, object]],
     """Simulate the workload ``requests_of(seed + i)`` for each draw i and return (the median
     summary, the first draw's raw result). ``simulate(requests, keep)`` runs one draw
     (``keep``: the first, whose raw result is returned). ``draws`` None: draws_needed, the
-    seed mattering when seeds ``seed`` and ``seed + 1`` give different requests."""
+    seed mattering when a seed after ``seed`` (SEEDS_COMPARED of them) gives other requests;
+    one draw, whatever was asked, when it does not."""
     first = requests_of(seed)
+    seed_matters = any(not same_requests(first, requests_of(seed + i))
+                       for i in range(1, SEEDS_COMPARED + 1))
     if draws is None:
         n = num_requests if num_requests is not None else len(first.arrival_s)
-        draws = draws_needed(n, not same_requests(first, requests_of(seed + 1)))
+        draws = draws_needed(n, seed_matters)
     if draws < 1:
         raise FlopcastError(f"draws: must be at least 1; got {draws}")
+    if not seed_matters:
+        draws = 1
     summary, res = simulate(first, True)
     rest = [simulate(requests_of(seed + i), False)[0] for i in range(1, draws)]
     return median_summary([summary, *rest]), res
