@@ -29,8 +29,9 @@ from flopcast.specs.inference import InferenceJob
 from flopcast.workloads.serving.run import deployment_for, serve
 from flopcast.workloads.serving.workload import ArrivalSpec, LengthSpec, make_requests
 
+# one draw: the 10-request run measures start-up, not nine tiny simulations (serving.draws)
 CLI = ["flopcast", "serve", "-m", "llama-3.1-8b", "--gpu", "h100-sxm", "--request-rate", "20",
-       "--dataset", "sharegpt", "--json", "--num-requests"]
+       "--dataset", "sharegpt", "--draws", "1", "--json", "--num-requests"]
 
 
 def whole_process(n: int, repeats: int) -> tuple[float, float, float]:
