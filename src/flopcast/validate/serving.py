@@ -23,9 +23,9 @@ Each row becomes a simulation; rows that differ only in the metric share one. Ru
 - at most ``MAX_SIMULATED`` requests are simulated per row (steady-state metrics); offline rows
   keep their count, since the drain at the end is part of what they measure.
 - a random workload (sampled lengths or Poisson arrivals) is simulated as several independent
-  draws and each metric is their median (serving.draws: enough draws for 2,000 requests, at
-  most 9), as ``flopcast serve`` does: one seed's drain is not a prediction of another run's.
-  The SLO search (``max_qps_under_slo``) uses the first draw.
+  draws and each metric is their median (serving.draws: enough draws for 2,000 requests, an
+  odd count, at most 9), as ``flopcast serve`` does: one seed's drain is not a prediction of
+  another run's. The SLO search (``max_qps_under_slo``) uses the first draw.
 """
 
 from __future__ import annotations

@@ -110,24 +110,23 @@ def median_summary(summaries: list[dict]) -> dict:
     return out
 
 
-def serve_draws(simulate: Callable[[int, bool], tuple[dict, object]],
-                requests_of: Callable[[int], object], seed: int = 0,
-                draws: int | None = None, num_requests: int | None = None) -> tuple[dict, object]:
+def serve_draws(simulate: Callable[[Any, bool], tuple[dict, object]],
+                requests_of: Callable[[int], Any], seed: int = 0,
+                draws: int | None = None) -> tuple[dict, object]:
     """Simulate the workload ``requests_of(seed + i)`` for each draw i and return (the median
     summary, the first draw's raw result). ``simulate(requests, keep)`` runs one draw
     (``keep``: the first, whose raw result is returned). ``draws`` None: draws_needed, the
     seed mattering when a seed after ``seed`` (SEEDS_COMPARED of them) gives other requests;
     one draw, whatever was asked, when it does not."""
-    first = requests_of(seed)
-    seed_matters = any(not same_requests(first, requests_of(seed + i))
-                       for i in range(1, SEEDS_COMPARED + 1))
+    workloads = [requests_of(seed + i) for i in range(SEEDS_COMPARED + 1)]
+    seed_matters = any(not same_requests(workloads[0], w) for w in workloads[1:])
     if draws is None:
-        n = num_requests if num_requests is not None else len(first.arrival_s)
-        draws = draws_needed(n, seed_matters)
+        draws = draws_needed(len(workloads[0].arrival_s), seed_matters)
     if draws < 1:
         raise FlopcastError(f"draws: must be at least 1; got {draws}")
     if not seed_matters:
         draws = 1
-    summary, res = simulate(first, True)
-    rest = [simulate(requests_of(seed + i), False)[0] for i in range(1, draws)]
+    workloads += [requests_of(seed + i) for i in range(len(workloads), draws)]
+    summary, res = simulate(workloads[0], True)
+    rest = [simulate(w, False)[0] for w in workloads[1:draws]]
     return median_summary([summary, *rest]), res
