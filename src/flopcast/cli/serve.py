@@ -29,6 +29,7 @@ from flopcast.cli.common import (
     request_from,
     warn,
 )
+from flopcast.workloads.serving.draws import MAX_DRAWS, REQUESTS_OVER_DRAWS
 
 serve_app = typer.Typer(no_args_is_help=False)
 
@@ -107,8 +108,8 @@ def serve(
     draws: int | None = int_option(
         None, "--draws", help="Independent draws of a random workload (seeds seed, seed+1, "
         "…); statistics are their medians, with the range over the draws. Default: enough "
-        "draws to simulate 2,000 requests (an odd count, at most 9); 1 when lengths and "
-        "arrivals are fixed."),
+        f"draws to simulate {REQUESTS_OVER_DRAWS:,} requests (an odd count, at most "
+        f"{MAX_DRAWS}); 1 when lengths and arrivals are fixed."),
     shared_prefix_len: int = int_option(0, "--shared-prefix-len", help="Tokens of a shared "
                                           "system prompt."),
     num_prefixes: int = int_option(0, "--num-prefixes", help="Distinct shared prefixes."),
