@@ -29,7 +29,7 @@ from flopcast.cli.common import (
     request_from,
     warn,
 )
-from flopcast.workloads.serving.draws import MAX_DRAWS, REQUESTS_OVER_DRAWS
+from flopcast.workloads.serving.draw_counts import MAX_DRAWS, REQUESTS_OVER_DRAWS
 
 serve_app = typer.Typer(no_args_is_help=False)
 

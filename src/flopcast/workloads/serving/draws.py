@@ -29,10 +29,13 @@ import numpy as np
 
 from flopcast.errors import FlopcastError
 
-#: Requests the draws of a random workload simulate together, at least.
-REQUESTS_OVER_DRAWS = 2000
-#: Draws at most.
-MAX_DRAWS = 9
+# re-exported: the counts live in a NumPy-free module so the CLI can quote them in --help
+from flopcast.workloads.serving.draw_counts import (  # noqa: F401
+    MAX_DRAWS,
+    REQUESTS_OVER_DRAWS,
+    draws_needed,
+)
+
 #: Summary entries whose range over the draws is reported (``draw_range``).
 RANGED = ("duration_s", "requests_per_s", "output_tokens_per_s", "total_tokens_per_s",
           "output_tokens_per_s_per_gpu", "output_tokens_per_s_per_user",
@@ -46,16 +49,6 @@ def same_requests(a, b) -> bool:
     """Whether two request sets are identical (the workload does not depend on the seed)."""
     return all(np.array_equal(getattr(a, k), getattr(b, k)) for k in
                ("arrival_s", "input_len", "output_len", "prefix_id", "prefix_len"))
-
-
-def draws_needed(num_requests: int, seed_matters: bool) -> int:
-    """Draws for a workload of ``num_requests`` requests: 1 when the seed does not matter,
-    else ceil(REQUESTS_OVER_DRAWS / num_requests) rounded up to an odd count, between 1 and
-    MAX_DRAWS."""
-    if not seed_matters:
-        return 1
-    wanted = math.ceil(REQUESTS_OVER_DRAWS / max(num_requests, 1))
-    return max(1, min(MAX_DRAWS, wanted + (wanted % 2 == 0)))
 
 
 def _median(values: list[Any]) -> Any:
