@@ -543,3 +543,62 @@ def test_a_relative_backend_fitted_one_way_writes_a_file_that_loads(tmp_path):
     assert loaded.relative_to is None
     assert loaded.fwd_fraction == pytest.approx(triton["fwd_fraction"], rel=1e-5)
     assert yaml.safe_load(out.read_text())["families"]["ampere"]["fit"]["parameters"] == 2
+
+
+def test_hopper_engine_attention_fit_is_what_calibrate_writes_and_merges_into_hopper(tmp_path):
+    """calibration/kernels-hopper-engines.yaml is exactly `flopcast calibrate` on the engines'
+    own H100 attention timings it names (FlashAttention-3 of vLLM and SGLang, TensorRT-LLM's
+    context FMHA, vLLM's FA3 decode); Hopper GPUs take those backends from it and everything
+    kernels.csv fits (GEMMs, cuDNN, FA2, the fixed cost) from kernels.yaml, unchanged."""
+    import yaml
+    from typer.testing import CliRunner
+
+    from flopcast.catalog.loader import (
+        EXTRA_KERNEL_CALIBRATION_FILES,
+        KERNEL_CALIBRATION_FILE,
+        load_gpu,
+    )
+    from flopcast.cli import app
+
+    shipped = next(p for p in EXTRA_KERNEL_CALIBRATION_FILES
+                   if p.name == "kernels-hopper-engines.yaml")
+    out = tmp_path / "hop.yaml"
+    data = shipped.parent / "published" / "h100-engine-attention.csv"
+    result = CliRunner().invoke(app, ["calibrate", str(data), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    fresh = yaml.safe_load(out.read_text())["families"]["hopper"]["profile"]
+    kept = yaml.safe_load(shipped.read_text())["families"]["hopper"]["profile"]
+    _assert_same_values(fresh, kept)
+    assert "launch_s" not in kept  # decode rows alone do not pin the fixed cost
+    main = yaml.safe_load(KERNEL_CALIBRATION_FILE.read_text())["families"]["hopper"]["profile"]
+    for gpu_id in ("h100-sxm", "h200"):
+        prof = load_gpu(gpu_id).kernels
+        fa3 = prof.attention["flash-attention-3"]
+        assert fa3.fwd_fraction == pytest.approx(kept["attention"]["flash-attention-3"][
+            "fwd_fraction"])
+        assert prof.decode_attention["flash-attention-3"].stream_fraction == pytest.approx(
+            kept["decode_attention"]["flash-attention-3"]["stream_fraction"])
+        assert prof.launch_s == pytest.approx(main["launch_s"])
+        assert prof.attention["cudnn"].fwd_fraction == pytest.approx(
+            main["attention"]["cudnn"]["fwd_fraction"])
+
+
+def test_sglang_prefills_with_flashinfer_before_0_4_6_and_fa3_after_on_hopper():
+    """SGLang 0.4.1 (the release its entry describes) prefills with FlashInfer 0.1.6, whose
+    kernels are FlashAttention-2-style on every family; 0.4.6 picks FA3 on Hopper."""
+    from flopcast.catalog.loader import load_engine
+    from flopcast.physics.kernels import attention_time
+
+    sglang = load_engine("sglang")
+    assert sglang.attention_backend == "flashinfer"
+    assert sglang.at_version("0.4.6").attention_backend == "flash-attention-3"
+    assert sglang.at_version("0.4.5").attention_backend == "flashinfer"
+    for gpu_id in ("h100-sxm", "a100-80gb", "l40s"):
+        gpu = load_gpu(gpu_id)
+        args = (8 * 4096, 2048.5, 32, 128, 128, gpu)
+        assert float(attention_time(*args, backend="flashinfer")) == pytest.approx(
+            float(attention_time(*args, backend="flash-attention-2")))
+    h100 = load_gpu("h100-sxm")
+    args = (8 * 4096, 2048.5, 32, 128, 128, h100)
+    assert float(attention_time(*args, backend="flash-attention-3")) < float(
+        attention_time(*args, backend="flashinfer"))

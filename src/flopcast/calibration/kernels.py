@@ -44,7 +44,9 @@ def _informed_parameters(rows: list[dict], profile: dict) -> list[tuple]:
     """Parameter paths the rows can inform."""
     ops = {r["op"].strip() for r in rows}
     paths: list[tuple] = []
-    if ops & {"gemm", "grouped_gemm", "copy", "decode_attention"}:
+    # the fixed cost is pinned by GEMM and copy rows; decode rows alone (an engine's own
+    # decode timings) would trade it against their streaming fraction
+    if ops & {"gemm", "grouped_gemm", "copy"}:
         paths.append(("launch_s",))
     if ops & {"gemm", "grouped_gemm"}:
         paths += [("gemm_k_overhead",), ("gemm_stream_fraction",)]

@@ -35,12 +35,14 @@ CALIBRATION_FILE = CATALOG_DIR.parent / "calibration" / "default.yaml"
 INFERENCE_CALIBRATION_FILE = CATALOG_DIR.parent / "calibration" / "inference.yaml"
 KERNEL_PRIORS_DIR = CATALOG_DIR / "kernels"
 KERNEL_CALIBRATION_FILE = CATALOG_DIR.parent / "calibration" / "kernels.yaml"
-#: Kernel fits of further GPU families, each made by `flopcast calibrate` on the published
-#: kernel timings of calibration/published/ (kernels.yaml is fitted on kernels.csv, whose
-#: rows are one H100's): Blackwell from B200 GEMM timings (kernels-blackwell.yaml), Ampere
-#: from A100 GEMM, attention, copy and power timings (kernels-ampere.yaml).
+#: Kernel fits made by `flopcast calibrate` on the published kernel timings of
+#: calibration/published/ (kernels.yaml is fitted on kernels.csv, whose rows are one H100's):
+#: Blackwell from B200 GEMM timings (kernels-blackwell.yaml), Ampere from A100 GEMM,
+#: attention, copy and power timings (kernels-ampere.yaml), and Hopper's engine attention
+#: kernels (FlashAttention-3, TensorRT-LLM's context FMHA), which kernels.csv does not time,
+#: from the engines' own H100 timings (kernels-hopper-engines.yaml).
 EXTRA_KERNEL_CALIBRATION_FILES = tuple(CATALOG_DIR.parent / "calibration" / name for name in (
-    "kernels-blackwell.yaml", "kernels-ampere.yaml"))
+    "kernels-blackwell.yaml", "kernels-ampere.yaml", "kernels-hopper-engines.yaml"))
 
 GIB = 2**30
 GB = 1e9
@@ -175,12 +177,19 @@ def _kernel_family_priors(family: str) -> dict:
 
 @cache
 def _kernel_calibration() -> dict:
-    """The shipped kernel fits by family: kernels.yaml first, then the extra files for the
-    families it does not fit."""
+    """The shipped kernel fits by family: kernels.yaml first, then the extra files. A family
+    fitted in several files takes the union of their fitted fields (each file fits what its
+    rows inform: kernels.csv times no FlashAttention-3); an earlier file wins a field both
+    fit."""
     families = dict(_calibration_families(None, KERNEL_CALIBRATION_FILE))
     for path in EXTRA_KERNEL_CALIBRATION_FILES:
         for family, fit in _calibration_families(None, path).items():
-            families.setdefault(family, fit)
+            if family in families:
+                profile = _deep_merge(fit.get("profile") or {},
+                                      families[family].get("profile") or {})
+                families[family] = {**families[family], "profile": profile}
+            else:
+                families[family] = fit
     return families
 
 

@@ -88,7 +88,9 @@ def calibrate(
     src/flopcast/calibration/default.yaml --hold nvlink_fraction=0.422285 --hold
     network_fraction=0.999775`, kernels.csv -> kernels.yaml and
     src/flopcast/calibration/published/b200-gemm.csv -> kernels-blackwell.yaml,
-    src/flopcast/calibration/published/a100-kernels.csv -> kernels-ampere.yaml; inference.yaml
+    src/flopcast/calibration/published/a100-kernels.csv -> kernels-ampere.yaml,
+    src/flopcast/calibration/published/h100-engine-attention.csv ->
+    kernels-hopper-engines.yaml; inference.yaml
     was fitted on inference.csv before later model changes and is kept (docs/accuracy.md says
     why).
     """
