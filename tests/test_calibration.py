@@ -602,3 +602,16 @@ def test_sglang_prefills_with_flashinfer_before_0_4_6_and_fa3_after_on_hopper():
     args = (8 * 4096, 2048.5, 32, 128, 128, h100)
     assert float(attention_time(*args, backend="flash-attention-3")) < float(
         attention_time(*args, backend="flashinfer"))
+
+
+def test_a_calibration_kernel_file_lays_over_the_shipped_fits():
+    """--calibration with a kernel fit replaces what that file fits and keeps the rest of the
+    shipped fits (here: kernels.yaml does not fit FlashAttention-3, so the engine fit stays)."""
+    from flopcast.catalog.loader import KERNEL_CALIBRATION_FILE, load_gpu
+
+    shipped = load_gpu("h100-sxm").kernels
+    own = load_gpu("h100-sxm", calibration=str(KERNEL_CALIBRATION_FILE)).kernels
+    assert own.attention["flash-attention-3"] == shipped.attention["flash-attention-3"]
+    assert own.decode_attention["flash-attention-3"] == shipped.decode_attention[
+        "flash-attention-3"]
+    assert own.launch_s == shipped.launch_s

@@ -229,7 +229,9 @@ def test_catalog_engines_shows_what_each_release_changes():
     assert "< 0.7: decode_attention_backend trtllm-mmha" in rows["tensorrt-llm"]
     assert rows["vllm"] == (">= 0.13: kv_cache_auto checkpoint; "
                             "< 0.4.1: custom_allreduce False; "
-                            "< 0.5.1: fp8_weight_only_fallback False")
+                            "< 0.5.1: fp8_weight_only_fallback False; "
+                            "< 0.7: attention_backend flash-attention-2, "
+                            "decode_attention_backend flash-attention-2")
     assert rows["generic"] == ""
 
 

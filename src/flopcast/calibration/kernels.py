@@ -236,7 +236,7 @@ def calibrate_kernels(path: str | Path, out: str | Path | None = None) -> dict:
     by_family: dict[str, dict[str, GPU]] = defaultdict(dict)
     for gpu_id in sorted(by_gpu):
         gpu = load_gpu(gpu_id)
-        by_family[gpu.family][gpu_id] = _unfitted(gpu)
+        by_family[gpu.family][gpu_id] = _unfitted(gpu, by_gpu[gpu_id])
     families: dict = {}
     for family, parts in sorted(by_family.items()):
         # the part with the most rows names the family's fit; the others price their own rows
@@ -266,12 +266,25 @@ def calibrate_kernels(path: str | Path, out: str | Path | None = None) -> dict:
     return doc
 
 
-def _unfitted(gpu: GPU) -> GPU:
-    """``gpu`` with its family's prior kernel profile (no shipped kernel calibration), so a
-    refit starts from the documented priors rather than from the previous fit."""
+def _unfitted(gpu: GPU, rows: list[dict]) -> GPU:
+    """``gpu`` as a refit of ``rows`` starts: what the rows inform (their backends, the
+    fractions and costs they pin) from its family's priors, so a refit does not start from
+    the previous fit, and everything else as the shipped kernel calibration prices it (e.g.
+    the fixed cost kernels.csv fits, under a file of engine attention timings that does not
+    pin it), so the fit is made with the profile it will run with."""
     from flopcast.catalog.loader import _kernel_family_priors
 
     priors = _kernel_family_priors(gpu.family)
     if not priors:  # a family with no catalog priors (a profiled CPU): start from its own
         return gpu
-    return gpu.model_copy(update={"kernels": KernelProfile.model_validate(priors)})
+    prior = KernelProfile.model_validate(priors).model_dump()
+    start = gpu.kernels.model_dump()
+    for r in rows:  # every backend a row times starts from its prior entry, whole
+        kind = r["op"].strip()
+        backend = (r.get("backend") or "").strip()
+        if kind in ("attention", "decode_attention") and backend in prior[kind]:
+            start[kind][backend] = dict(prior[kind][backend])
+    for path in _informed_parameters(rows, _fit_start(rows, prior)):
+        if _exists(prior, path):
+            _set(start, path, _get(prior, path, 0.0))
+    return gpu.model_copy(update={"kernels": KernelProfile.model_validate(start)})

@@ -206,16 +206,18 @@ def _deep_merge(base: dict, over: dict) -> dict:
 def kernel_profile_for(family: str, own: dict | None = None,
                        kernel_calibration: dict | None = None) -> tuple[KernelProfile, str]:
     """The kernel profile of a GPU family, resolved in ONE place: KernelProfile defaults, then
-    the family's priors (catalog/kernels/<family>.yaml), then the kernel calibration of that
-    family (fitted on kernel timings: ``kernel_calibration``'s, where it fits the family, else
-    the shipped file's), then the entry's own ``kernels:`` section (what ``flopcast profile``
-    writes). Dict-valued fields (per-dtype fractions, backends) merge."""
+    the family's priors (catalog/kernels/<family>.yaml), then the shipped kernel calibration
+    of that family (fitted on kernel timings), then ``kernel_calibration``'s fit of it (a
+    --calibration kernel file: what it fits replaces the shipped values, the rest stays),
+    then the entry's own ``kernels:`` section (what ``flopcast profile`` writes). Dict-valued
+    fields (per-dtype fractions, backends) merge."""
     layers = [(_kernel_family_priors(family), f"priors:{family}")]
+    shipped = _kernel_calibration().get(family)
+    if shipped:
+        layers.append((shipped.get("profile", {}), f"calibration:{family}"))
     own_fit = (kernel_calibration or {}).get(family)
-    fitted = own_fit or _kernel_calibration().get(family)
-    if fitted:
-        name = f"calibration:{family}" + (" (--calibration file)" if own_fit else "")
-        layers.append((fitted.get("profile", {}), name))
+    if own_fit:  # over the shipped fit: it replaces what it fits, keeps the rest
+        layers.append((own_fit.get("profile", {}), f"calibration:{family} (--calibration file)"))
     if own:
         layers.append((own, "entry"))
     merged: dict = {}
