@@ -451,3 +451,35 @@ def test_backtest_held_out_likelihood_and_folds():
     assert residuals.shape[:2] == (2 * bench.SPLITS, 3) and scores.shape == (2 * bench.SPLITS, 2)
     assert np.all(np.isfinite(residuals)) and np.all(np.isfinite(scores))
     assert np.all(np.abs(residuals) < 0.5)
+
+
+def test_coverage_never_falls_where_the_exact_estimate_hands_over():
+    """Beyond the samples drawn, a fitted curve starting below the exact estimate at
+    k = min n_i is lifted to it: pass@k is non-decreasing in k (a user's report: 48.4 % at
+    k = 100 then 45.4 % at k = 101 on a 100-sample subsample)."""
+    import numpy as np
+
+    from flopcast.workloads.reasoning.coverage import METHODS, coverage, extrapolate
+
+    rng = np.random.default_rng(3)
+    p = rng.beta(0.3, 2.0, 60)
+    n = np.full(60, 100)
+    c = rng.binomial(n, p)
+    exact = float(coverage(n, c, 100))
+    for method in METHODS:
+        ext = extrapolate(n, c, [100, 101, 150, 1000], method, reps=0)
+        assert np.all(ext.coverage >= exact - 1e-12), method
+        assert np.all(np.diff(ext.coverage) >= -1e-12), method
+
+
+def test_a_negative_seed_is_one_line_not_a_traceback(tmp_path, capsys):
+    from flopcast.cli import main
+
+    samples = tmp_path / "s.csv"
+    samples.write_text("model,benchmark,problem,samples,correct\n"
+                       + "".join(f"m,b,{i},100,{i % 7}\n" for i in range(20)))
+    with pytest.raises(SystemExit) as exit_:
+        main(["reason", "coverage", "--samples", str(samples), "--k", "100000",
+              "--seed", "-1"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.count("\n") == 1 and "seed" in err

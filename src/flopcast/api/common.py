@@ -34,6 +34,8 @@ def not_a_bool(value):
 
 #: An integer option: whole numbers within ±MAX_INT (lower bounds stay with the specs).
 Int = Annotated[int, BeforeValidator(not_a_bool), Field(ge=-MAX_INT, le=MAX_INT)]
+#: A random seed: NumPy's generators take 0 … 2**32 - 1 (a negative seed is refused).
+Seed = Annotated[int, BeforeValidator(not_a_bool), Field(ge=0, le=2**32 - 1)]
 #: A float option: finite (no nan, no inf; ranges stay with the specs).
 Finite = Annotated[float, BeforeValidator(not_a_bool), Field(allow_inf_nan=False)]
 #: A latency bound in ms: finite and above zero.

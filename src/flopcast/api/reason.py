@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from flopcast.api.common import Finite, Int, Request, Warn, ignore
+from flopcast.api.common import Finite, Int, Request, Seed, Warn, ignore
 from flopcast.errors import FlopcastError, echo
 from flopcast.specs.limits import MAX_SEQ_LEN
 
@@ -63,7 +63,7 @@ class ReasonCoverageRequest(Request):
     k: str | Int = "1,10,100,1000"
     method: str = "combined"
     reps: Int = 200
-    seed: Int = 0
+    seed: Seed = 0
 
 
 class CoverageCurve(BaseModel):

@@ -16,6 +16,7 @@ from flopcast.api.common import (
     LatencyMs,
     ModelFlags,
     Release,
+    Seed,
     Warn,
     engine_of,
     engine_version_note,
@@ -43,7 +44,7 @@ class _Load(ModelFlags):
     input_len: Int | None = None
     output_len: Int | None = None
     length_dist: str = "fixed"
-    seed: Int = 0
+    seed: Seed = 0
     slo_ttft_p99: LatencyMs | None = None
     slo_tpot_p99: LatencyMs | None = None
     calibration: str | None = None
