@@ -449,19 +449,16 @@ def extrapolate(samples, correct, k, method: Method = DEFAULT_METHOD, *, compone
     draws = np.random.default_rng(seed).integers(0, n.size, size=(int(reps), n.size))
     fit, point, boot = _predictions(method, n, c, ks.ravel(), draws, components)
     point, boot = point.reshape(ks.shape), [row.reshape(ks.shape) for row in boot]
-    if boot:
-        low, high = np.quantile(np.array(boot), [(1 - level) / 2, (1 + level) / 2], axis=0)
-    else:
-        low = high = np.full(ks.shape, np.nan)
     # coverage never falls as k grows: beyond the samples every problem has, a fitted curve
     # that starts below the exact estimate there (the unbiased estimator at k = min n_i)
     # is lifted to it, so the answer does not dip where the exact value hands over
     n_min = int(n.min())
-    floor = float(coverage(n, c, n_min))
-    beyond = ks >= n_min
-    point, low, high = (np.where(beyond, np.fmax(v, floor), v) if v is not None else v
-                        for v in (point, low, np.asarray(high)))
-    if not boot:
+    floor = np.where(ks >= n_min, float(coverage(n, c, n_min)), -np.inf)
+    point = np.maximum(point, floor)
+    if boot:
+        low, high = np.maximum(np.quantile(
+            np.array(boot), [(1 - level) / 2, (1 + level) / 2], axis=0), floor)
+    else:
         low = high = np.full(ks.shape, np.nan)
     return Extrapolation(method, ks, point, low, high, level, fit)
 
