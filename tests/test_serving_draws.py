@@ -5,12 +5,8 @@ import pytest
 
 from flopcast.api.serve import ServeRequest, run_serve
 from flopcast.errors import FlopcastError
-from flopcast.workloads.serving.draws import (
-    MAX_DRAWS,
-    draws_needed,
-    median_summary,
-    serve_draws,
-)
+from flopcast.workloads.serving.draw_counts import MAX_DRAWS, draws_needed
+from flopcast.workloads.serving.draws import median_summary, serve_draws
 from flopcast.workloads.serving.workload import (
     ArrivalSpec,
     LengthSpec,

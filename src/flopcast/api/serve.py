@@ -80,7 +80,7 @@ class ServeRequest(_Load):
     num_prefixes: Int = 0
     slo_itl_p99: LatencyMs | None = None
     #: Independent draws of a random workload, summarised by their median (None: enough to
-    #: simulate serving.draws.REQUESTS_OVER_DRAWS requests, an odd count, at most MAX_DRAWS;
+    #: simulate serving.draw_counts.REQUESTS_OVER_DRAWS requests, an odd count, at most MAX_DRAWS;
     #: 1 when the seed does not change the workload, whatever is asked).
     draws: Int | None = None
 

@@ -29,12 +29,8 @@ import numpy as np
 
 from flopcast.errors import FlopcastError
 
-# re-exported: the counts live in a NumPy-free module so the CLI can quote them in --help
-from flopcast.workloads.serving.draw_counts import (  # noqa: F401
-    MAX_DRAWS,
-    REQUESTS_OVER_DRAWS,
-    draws_needed,
-)
+# the counts live in a NumPy-free module, so the CLI can quote them in --help
+from flopcast.workloads.serving.draw_counts import draws_needed
 
 #: Summary entries whose range over the draws is reported (``draw_range``).
 RANGED = ("duration_s", "requests_per_s", "output_tokens_per_s", "total_tokens_per_s",
